@@ -1,0 +1,92 @@
+//! The command line: one subcommand per job. Each returns a `Failure` that
+//! says which exit code it deserves.
+
+mod check;
+mod serve;
+
+use std::{fmt, path::PathBuf};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "geofailover",
+    version,
+    about = "Authoritative DNS with health-checked failover to an offsite secondary"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the configured zones over UDP and TCP (SIGHUP reloads).
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/example.yaml")]
+        config: PathBuf,
+    },
+    /// Check the configuration and every zone it names, then exit.
+    Check {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/example.yaml")]
+        config: PathBuf,
+    },
+}
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The configuration or a zone is wrong: exit code 2.
+    Config(String),
+    /// Anything else: exit code 1.
+    Other(anyhow::Error),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Config(_) => 2,
+            Failure::Other(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Config(message) => write!(f, "{message}"),
+            Failure::Other(error) => write!(f, "error: {error:#}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Other(error)
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the default level. hickory's
+/// own per-query lines are off unless asked for.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,hickory_server=warn,hickory_net=warn,hickory_proto=warn",
+        )
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve { config } => serve::run(&config),
+        Command::Check { config } => check::run(&config),
+    }
+}

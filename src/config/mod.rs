@@ -1,0 +1,238 @@
+//! Configuration: the YAML file an operator writes, read into raw structs
+//! (`raw`) and then validated into a `Config` whose every field is usable
+//! as it stands. Every error names the file and, where it can, the line.
+
+mod raw;
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use hickory_proto::rr::Name;
+
+use raw::RawConfig;
+
+/// Seconds an idle TCP connection is kept when the config does not say.
+const DEFAULT_TCP_IDLE_TIMEOUT: u64 = 10;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub dns: DnsConfig,
+    pub zones: Vec<ZoneSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Served over both UDP and TCP.
+    pub listen: Vec<SocketAddr>,
+    pub tcp_idle_timeout: Duration,
+}
+
+/// One zone the config names: its origin and where its file is.
+#[derive(Debug, Clone)]
+pub struct ZoneSource {
+    pub origin: Name,
+    /// Resolved against the config file's folder.
+    pub file: PathBuf,
+    /// Where the zone is named in the config, for errors about it.
+    pub config_line: Option<usize>,
+}
+
+/// A place in a file that errors point at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}", self.file.display(), line),
+            None => write!(f, "{}", self.file.display()),
+        }
+    }
+}
+
+/// Something wrong with a configuration file.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct ConfigError {
+    pub location: Location,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads and validates the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            location: Location {
+                file: path.to_path_buf(),
+                line: None,
+            },
+            message: format!("cannot read the configuration: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates configuration text that was read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let at = |line: Option<usize>, message: String| ConfigError {
+            location: Location {
+                file: path.to_path_buf(),
+                line,
+            },
+            message,
+        };
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            at(line, yaml_message(&e))
+        })?;
+
+        if raw.dns.listen.is_empty() {
+            return Err(at(
+                line_of(text, "listen"),
+                "dns.listen is empty: expected at least one address such as 127.0.0.1:5353".into(),
+            ));
+        }
+        let mut listen = Vec::new();
+        for addr in &raw.dns.listen {
+            let parsed: SocketAddr = addr.parse().map_err(|_| {
+                at(
+                    line_of(text, addr),
+                    format!(
+                        "dns.listen: `{addr}` is not an address: expected IP:PORT such as 127.0.0.1:5353 or [::1]:53"
+                    ),
+                )
+            })?;
+            if listen.contains(&parsed) {
+                return Err(at(
+                    line_of(text, addr),
+                    format!("dns.listen: `{addr}` is listed twice"),
+                ));
+            }
+            listen.push(parsed);
+        }
+        let tcp_idle_timeout = raw.dns.tcp_idle_timeout.unwrap_or(DEFAULT_TCP_IDLE_TIMEOUT);
+        if tcp_idle_timeout == 0 {
+            return Err(at(
+                line_of(text, "tcp_idle_timeout"),
+                "dns.tcp_idle_timeout is 0: expected a number of seconds, at least 1".into(),
+            ));
+        }
+
+        if raw.zones.is_empty() {
+            return Err(at(
+                line_of(text, "zones"),
+                "zones is empty: expected at least one zone with a name and a file".into(),
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut zones: Vec<ZoneSource> = Vec::new();
+        for zone in &raw.zones {
+            let line = line_of(text, &zone.name);
+            let mut origin = Name::from_utf8(&zone.name).map_err(|e| {
+                at(
+                    line,
+                    format!(
+                        "zone name `{}` is not a domain name ({e}): expected a name such as example.com",
+                        zone.name
+                    ),
+                )
+            })?;
+            origin.set_fqdn(true);
+            if zones.iter().any(|z| z.origin == origin) {
+                return Err(at(line, format!("zone {origin} is listed twice")));
+            }
+            if zone.file.is_empty() {
+                return Err(at(
+                    line,
+                    format!("zone {origin}: file is empty: expected the path of its zone file"),
+                ));
+            }
+            zones.push(ZoneSource {
+                origin,
+                file: base.join(&zone.file),
+                config_line: line_of(text, &zone.file),
+            });
+        }
+
+        Ok(Self {
+            path: path.to_path_buf(),
+            dns: DnsConfig {
+                listen,
+                tcp_idle_timeout: Duration::from_secs(tcp_idle_timeout),
+            },
+            zones,
+        })
+    }
+}
+
+/// serde_yaml's message without its trailing "at line L column C", which
+/// the location already says.
+fn yaml_message(e: &serde_yaml::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// The first line (1-based) that mentions `needle` outside a comment, for
+/// pointing errors found after parsing at their line.
+fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| line.split('#').next().unwrap_or(line).contains(needle))
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("config/test.yaml"), text)
+    }
+
+    const GOOD: &str = "dns:\n  listen:\n    - 127.0.0.1:5353\nzones:\n  - name: example.com\n    file: ../zones/example.com.zone\n";
+
+    #[test]
+    fn good_config_resolves_zone_paths_against_the_config_folder() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.dns.listen, vec!["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(config.zones[0].origin.to_string(), "example.com.");
+        assert_eq!(
+            config.zones[0].file,
+            Path::new("config/../zones/example.com.zone")
+        );
+        assert_eq!(config.zones[0].config_line, Some(6));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = GOOD.replace("    file:", "    rotocol: udp\n    file:");
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.location.line, Some(6), "{err}");
+        assert!(err.message.contains("unknown field `rotocol`"), "{err}");
+    }
+
+    #[test]
+    fn bad_listen_address_points_at_its_line() {
+        let err = parse(&GOOD.replace("127.0.0.1:5353", "localhost")).unwrap_err();
+        assert_eq!(err.location.line, Some(3), "{err}");
+        assert!(err.message.contains("expected IP:PORT"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_zone_is_an_error() {
+        let text = format!("{GOOD}  - name: Example.COM.\n    file: other.zone\n");
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains("listed twice"), "{err}");
+    }
+}

@@ -1,0 +1,8 @@
+//! The DNS side: a hickory-server request handler over the answer table
+//! (`handler`) and the sockets it serves on (`server`).
+
+mod handler;
+mod server;
+
+pub use handler::{Handler, SharedTable};
+pub use server::{DnsServer, bind};

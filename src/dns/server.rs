@@ -1,0 +1,77 @@
+//! Binds the configured addresses (UDP and TCP on the same port) and runs
+//! hickory-server's listeners over our handler.
+
+use std::{io, net::SocketAddr, time::Duration};
+
+use hickory_server::Server;
+use tokio::net::{TcpListener, UdpSocket};
+
+use super::Handler;
+
+/// How many responses a TCP connection may have queued.
+const TCP_RESPONSE_BUFFER: usize = 32;
+
+/// One bound address: a UDP socket and a TCP listener on the same port.
+pub struct Bound {
+    pub udp: UdpSocket,
+    pub tcp: TcpListener,
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.udp.local_addr()
+    }
+}
+
+/// Binds UDP and TCP on each address. Port 0 picks a free port, the same
+/// for both protocols.
+pub async fn bind(addrs: &[SocketAddr]) -> io::Result<Vec<Bound>> {
+    let mut bound = Vec::new();
+    for &addr in addrs {
+        bound.push(
+            bind_one(addr)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?,
+        );
+    }
+    Ok(bound)
+}
+
+async fn bind_one(addr: SocketAddr) -> io::Result<Bound> {
+    // With port 0 the UDP port the kernel picks may be taken for TCP: try
+    // a few times.
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(addr).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok(Bound { udp, tcp }),
+            Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no free port")))
+}
+
+/// A running DNS server.
+pub struct DnsServer {
+    server: Server<Handler>,
+}
+
+impl DnsServer {
+    pub fn start(handler: Handler, bound: Vec<Bound>, tcp_idle_timeout: Duration) -> Self {
+        let mut server = Server::new(handler);
+        for b in bound {
+            server.register_socket(b.udp);
+            server.register_listener(b.tcp, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
+        }
+        Self { server }
+    }
+
+    /// Stops accepting queries and waits for those in flight.
+    pub async fn shutdown(mut self) -> io::Result<()> {
+        self.server
+            .shutdown_gracefully()
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+}

@@ -1,0 +1,211 @@
+//! Zones: RFC 1035 zone files read and checked (`lexer`, `parse`), then
+//! compiled with the rest of the config into the immutable answer table the
+//! DNS query path reads (`table`).
+
+mod lexer;
+mod parse;
+pub mod table;
+
+use std::{collections::HashMap, fmt};
+
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
+
+use crate::config::{Config, Location, ZoneSource};
+pub use table::AnswerTable;
+
+/// Something wrong in a zone file, or with the config's entry for it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct ZoneError {
+    pub location: Location,
+    pub message: String,
+}
+
+/// Every error found in a set of zones.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ZoneErrors(pub Vec<ZoneError>);
+
+impl fmt::Display for ZoneErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A checked zone: one SOA and at least one NS at the apex, every owner
+/// inside the origin, no CNAME beside other data, duplicates removed and
+/// each RRset's TTLs made equal (the lowest, RFC 2181 section 5.2).
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub origin: Name,
+    pub records: Vec<Record>,
+}
+
+/// Reads and checks every zone the config names; all errors are returned.
+pub fn load_all(config: &Config) -> Result<Vec<Zone>, ZoneErrors> {
+    let mut zones = Vec::new();
+    let mut errors = Vec::new();
+    for source in &config.zones {
+        match load(source, &config.path) {
+            Ok(zone) => zones.push(zone),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(zones)
+    } else {
+        Err(ZoneErrors(errors))
+    }
+}
+
+/// Reads and checks one zone. `config_path` is where it is named, for an
+/// unreadable file.
+pub fn load(source: &ZoneSource, config_path: &std::path::Path) -> Result<Zone, Vec<ZoneError>> {
+    let text = std::fs::read_to_string(&source.file).map_err(|e| {
+        vec![ZoneError {
+            location: Location {
+                file: config_path.to_path_buf(),
+                line: source.config_line,
+            },
+            message: format!(
+                "zone {}: cannot read zone file {}: {e} (expected an RFC 1035 zone file)",
+                source.origin,
+                source.file.display()
+            ),
+        }]
+    })?;
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    parse::parse_text(
+        &source.file,
+        &text,
+        &source.origin,
+        &mut records,
+        &mut errors,
+    );
+    let zone = check(&source.origin, &source.file, records, &mut errors);
+    if errors.is_empty() {
+        Ok(zone)
+    } else {
+        Err(errors)
+    }
+}
+
+fn check(
+    origin: &Name,
+    file: &std::path::Path,
+    records: Vec<parse::SourceRecord>,
+    errors: &mut Vec<ZoneError>,
+) -> Zone {
+    let apex = LowerName::new(origin);
+    // For each owner: the types seen there and the line of each's first record.
+    let mut types: HashMap<LowerName, Vec<(RecordType, Option<usize>)>> = HashMap::new();
+    let mut kept: Vec<Record> = Vec::new();
+    let mut sets: HashMap<(LowerName, RecordType), Vec<usize>> = HashMap::new();
+    let mut soa_count = 0;
+    for source in records {
+        let record = source.record;
+        let owner = LowerName::new(&record.name);
+        let line = source.location.line;
+        let mut fail = |message: String| {
+            errors.push(ZoneError {
+                location: source.location.clone(),
+                message,
+            })
+        };
+        if !apex.zone_of(&owner) {
+            fail(format!(
+                "{} is outside the zone: expected a name ending in {origin}",
+                record.name
+            ));
+            continue;
+        }
+        let rtype = record.record_type();
+        if rtype == RecordType::SOA {
+            if owner != apex {
+                fail(format!(
+                    "SOA at {}: the only SOA must be at the apex {origin}",
+                    record.name
+                ));
+                continue;
+            }
+            soa_count += 1;
+            if soa_count > 1 {
+                fail(format!("a second SOA at {origin}: expected exactly one"));
+                continue;
+            }
+        }
+        let seen = types.entry(owner).or_default();
+        let clash = if rtype == RecordType::CNAME {
+            seen.iter()
+                .find(|(t, _)| *t != RecordType::CNAME || rtype == *t)
+        } else {
+            seen.iter().find(|(t, _)| *t == RecordType::CNAME)
+        };
+        if let Some((other, other_line)) = clash {
+            let other_at = other_line
+                .map(|l| format!(" at line {l}"))
+                .unwrap_or_default();
+            let message = if *other == RecordType::CNAME && rtype == RecordType::CNAME {
+                format!(
+                    "a second CNAME at {}: the first is{other_at}; a name has at most one CNAME (RFC 2181 section 10.1)",
+                    record.name
+                )
+            } else {
+                format!(
+                    "{rtype} at {} beside a {other} record{other_at}: a name with a CNAME can have no other data (RFC 1034 section 3.6.2)",
+                    record.name
+                )
+            };
+            fail(message);
+            continue;
+        }
+        if !seen.iter().any(|(t, _)| *t == rtype) {
+            seen.push((rtype, line));
+        }
+        // RFC 2181 section 5: an RRset holds each record once.
+        let set = sets
+            .entry((LowerName::new(&record.name), rtype))
+            .or_default();
+        if !set.iter().any(|&i| kept[i].data == record.data) {
+            set.push(kept.len());
+            kept.push(record);
+        }
+    }
+    let whole_file = || Location {
+        file: file.to_path_buf(),
+        line: Some(1),
+    };
+    if soa_count == 0 {
+        errors.push(ZoneError {
+            location: whole_file(),
+            message: format!(
+                "zone {origin} has no SOA record: expected exactly one SOA at the apex"
+            ),
+        });
+    }
+    let apex_types = types.get(&apex).map(Vec::as_slice).unwrap_or_default();
+    if !apex_types.iter().any(|(t, _)| *t == RecordType::NS) {
+        errors.push(ZoneError {
+            location: whole_file(),
+            message: format!("zone {origin} has no NS record at the apex: expected at least one"),
+        });
+    }
+    // RFC 2181 section 5.2: an RRset's records share one TTL, the lowest.
+    for set in sets.values() {
+        if let Some(ttl) = set.iter().map(|&i| kept[i].ttl).min() {
+            for &i in set {
+                kept[i].ttl = ttl;
+            }
+        }
+    }
+    Zone {
+        origin: origin.clone(),
+        records: kept,
+    }
+}

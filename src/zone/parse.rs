@@ -1,0 +1,327 @@
+//! Turns lexed entries into records, applying `$ORIGIN`, `$TTL`,
+//! `$INCLUDE`, inherited owners and TTLs (RFC 1035 section 5, RFC 2308).
+//! The record data itself is parsed by hickory, one entry at a time, so
+//! every error keeps its file and line and parsing goes on after it.
+
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+};
+
+use hickory_proto::{
+    rr::{Name, Record, RecordType},
+    serialize::txt::{Parser, parse_ttl},
+};
+
+use super::{
+    ZoneError,
+    lexer::{self, Entry, Token},
+};
+use crate::config::Location;
+
+/// `$INCLUDE` may nest this deep.
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// A record and where it was written.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    pub record: Record,
+    pub location: Location,
+}
+
+/// The state that carries from one entry to the next.
+struct Cursor {
+    origin: Name,
+    default_ttl: Option<u32>,
+    last_ttl: Option<u32>,
+    last_owner: Option<Name>,
+}
+
+/// Parses the zone file at `path` (whose text is `text`) with `origin` as
+/// the starting `$ORIGIN`. Records go to `out`, problems to `errors`.
+pub fn parse_text(
+    path: &Path,
+    text: &str,
+    origin: &Name,
+    out: &mut Vec<SourceRecord>,
+    errors: &mut Vec<ZoneError>,
+) {
+    let mut cursor = Cursor {
+        origin: origin.clone(),
+        default_ttl: None,
+        last_ttl: None,
+        last_owner: None,
+    };
+    parse_into(path, text, &mut cursor, out, errors, 0);
+}
+
+fn parse_into(
+    path: &Path,
+    text: &str,
+    cursor: &mut Cursor,
+    out: &mut Vec<SourceRecord>,
+    errors: &mut Vec<ZoneError>,
+    depth: usize,
+) {
+    let at = |line: usize| Location {
+        file: path.to_path_buf(),
+        line: Some(line),
+    };
+    let entries = match lexer::entries(text) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(ZoneError {
+                location: at(e.line),
+                message: e.message,
+            });
+            return;
+        }
+    };
+    for entry in entries {
+        let first = &entry.tokens[0];
+        let result = if !entry.owner_blank && !first.quoted && first.text.starts_with('$') {
+            directive(path, &entry, cursor, out, errors, depth)
+        } else {
+            record(&entry, cursor).map(|record| {
+                out.push(SourceRecord {
+                    record,
+                    location: at(entry.line),
+                })
+            })
+        };
+        if let Err(message) = result {
+            errors.push(ZoneError {
+                location: at(entry.line),
+                message,
+            });
+        }
+    }
+}
+
+fn directive(
+    path: &Path,
+    entry: &Entry,
+    cursor: &mut Cursor,
+    out: &mut Vec<SourceRecord>,
+    errors: &mut Vec<ZoneError>,
+    depth: usize,
+) -> Result<(), String> {
+    let args = &entry.tokens[1..];
+    let name = entry.tokens[0].text.to_ascii_uppercase();
+    match name.as_str() {
+        "$ORIGIN" => {
+            let [arg] = args else {
+                return Err("$ORIGIN takes one domain name".into());
+            };
+            cursor.origin = parse_name(&arg.text, &cursor.origin)?;
+            Ok(())
+        }
+        "$TTL" => {
+            let [arg] = args else {
+                return Err("$TTL takes one TTL, such as 3600 or 1h".into());
+            };
+            let ttl = parse_ttl(&arg.text).map_err(|_| {
+                format!(
+                    "$TTL `{}` is not a TTL: expected seconds such as 3600, or 1h, 2d",
+                    arg.text
+                )
+            })?;
+            cursor.default_ttl = Some(ttl);
+            Ok(())
+        }
+        "$INCLUDE" => {
+            let (file, new_origin) = match args {
+                [file] => (file, None),
+                [file, origin] => (file, Some(parse_name(&origin.text, &cursor.origin)?)),
+                _ => return Err("$INCLUDE takes a file name and optionally an origin".into()),
+            };
+            if depth >= MAX_INCLUDE_DEPTH {
+                return Err(format!(
+                    "$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} files"
+                ));
+            }
+            let included: PathBuf = path.parent().unwrap_or(Path::new(".")).join(&file.text);
+            let text = std::fs::read_to_string(&included)
+                .map_err(|e| format!("cannot read $INCLUDE file {}: {e}", included.display()))?;
+            // RFC 1035 section 5.1: the origin reverts after the included file.
+            let saved_origin = cursor.origin.clone();
+            if let Some(origin) = new_origin {
+                cursor.origin = origin;
+            }
+            parse_into(&included, &text, cursor, out, errors, depth + 1);
+            cursor.origin = saved_origin;
+            Ok(())
+        }
+        _ => Err(format!(
+            "unknown directive `{}`: expected $ORIGIN, $TTL or $INCLUDE",
+            entry.tokens[0].text
+        )),
+    }
+}
+
+fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
+    let mut name = if text == "@" {
+        origin.clone()
+    } else {
+        Name::parse(text, Some(origin))
+            .map_err(|e| format!("`{text}` is not a domain name: {e}"))?
+    };
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
+    let mut tokens = entry.tokens.iter();
+    let owner = if entry.owner_blank {
+        cursor.last_owner.clone().ok_or(
+            "the record has no owner: the first record of a file must name its owner".to_string(),
+        )?
+    } else {
+        let Some(first) = tokens.next() else {
+            return Err("empty record".into());
+        };
+        if first.quoted {
+            return Err(format!(
+                "owner `\"{}\"` is quoted: expected a domain name",
+                first.text
+            ));
+        }
+        parse_name(&first.text, &cursor.origin)?
+    };
+    cursor.last_owner = Some(owner.clone());
+
+    let mut ttl = None;
+    let mut class_seen = false;
+    let rtype = loop {
+        let Some(token) = tokens.next() else {
+            return Err(format!(
+                "record for {owner} has no type: expected [TTL] [IN] TYPE DATA"
+            ));
+        };
+        let upper = token.text.to_ascii_uppercase();
+        if !token.quoted && ttl.is_none() && token.text.starts_with(|c: char| c.is_ascii_digit()) {
+            ttl = Some(parse_ttl(&token.text).map_err(|_| {
+                format!(
+                    "`{}` is not a TTL: expected seconds such as 3600, or 1h, 2d",
+                    token.text
+                )
+            })?);
+            continue;
+        }
+        match upper.as_str() {
+            "IN" if !class_seen => {
+                class_seen = true;
+                continue;
+            }
+            "CH" | "CS" | "HS" | "NONE" | "ANY" if !class_seen => {
+                return Err(format!("class {upper} at {owner}: only class IN is served"));
+            }
+            _ => {}
+        }
+        break RecordType::from_str(&upper).map_err(|_| {
+            format!(
+                "`{}` is not a record type: expected [TTL] [IN] TYPE, with a type such as A, AAAA, CNAME, MX, NS, SOA, SRV, TXT, CAA or PTR",
+                token.text
+            )
+        })?;
+    };
+    if rtype == RecordType::DNAME {
+        return Err(format!("DNAME at {owner}: DNAME records are not supported"));
+    }
+
+    let ttl = match ttl {
+        Some(ttl) => {
+            cursor.last_ttl = Some(ttl);
+            ttl
+        }
+        None => cursor.default_ttl.or(cursor.last_ttl).ok_or_else(|| {
+            format!("{rtype} record at {owner} has no TTL: write one on the record or a $TTL line before it")
+        })?,
+    };
+
+    let data: Vec<&Token> = tokens.collect();
+    if data.is_empty() {
+        return Err(format!("{rtype} record at {owner} has no data"));
+    }
+    // One record, on one line, absolute owner, explicit TTL: the text
+    // hickory's parser reads with the origin relative data names need.
+    let mut text = format!("{owner} {ttl} IN {rtype}");
+    for token in data {
+        text.push(' ');
+        if token.quoted {
+            text.push('"');
+            text.push_str(&token.text);
+            text.push('"');
+        } else {
+            text.push_str(&token.text);
+        }
+    }
+    text.push('\n');
+    let (_, sets) = Parser::new(text, None, Some(cursor.origin.clone()))
+        .parse()
+        .map_err(|e| format!("{rtype} record at {owner}: {e}"))?;
+    sets.into_values()
+        .next()
+        .and_then(|set| set.records_without_rrsigs().next().cloned())
+        .ok_or_else(|| format!("{rtype} record at {owner}: no record could be read"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (Vec<SourceRecord>, Vec<ZoneError>) {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        let origin = Name::from_ascii("example.com.").unwrap();
+        parse_text(Path::new("t.zone"), text, &origin, &mut out, &mut errors);
+        (out, errors)
+    }
+
+    #[test]
+    fn relative_names_ttls_and_inherited_owner() {
+        let (records, errors) = parse(
+            "$TTL 1h\n@ IN SOA ns1 host ( 1 2 3 4 5 )\n  NS ns1\nmail 60 MX 10 mx.example.net.\n  A 192.0.2.1\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[1].record.name.to_string(), "example.com.");
+        assert_eq!(records[1].record.ttl, 3600);
+        assert_eq!(records[2].record.ttl, 60);
+        assert_eq!(records[3].record.name.to_string(), "mail.example.com.");
+        assert_eq!(records[3].location.line, Some(5));
+        assert_eq!(records[3].record.ttl, 3600);
+    }
+
+    #[test]
+    fn errors_name_their_line_and_parsing_goes_on() {
+        let (records, errors) = parse("$TTL 60\na A 192.0.2.300\nb A 192.0.2.3\nc BOGUS x\n");
+        assert_eq!(records.len(), 1);
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].location.line, Some(2));
+        assert_eq!(errors[1].location.line, Some(4));
+        assert!(
+            errors[1].message.contains("not a record type"),
+            "{}",
+            errors[1].message
+        );
+    }
+
+    #[test]
+    fn multi_line_quoted_txt_keeps_each_string() {
+        let (records, errors) = parse("$TTL 60\nt TXT ( \"a b\"\n \"c\\\"d\" )\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        let hickory_proto::rr::RData::TXT(txt) = &records[0].record.data else {
+            panic!("not a TXT record: {:?}", records[0].record);
+        };
+        let strings: Vec<&[u8]> = txt.txt_data.iter().map(|s| &s[..]).collect();
+        assert_eq!(strings, [&b"a b"[..], &b"c\"d"[..]]);
+    }
+
+    #[test]
+    fn origin_directive_changes_relative_names() {
+        let (records, errors) = parse("$TTL 60\n$ORIGIN sub\nx A 192.0.2.1\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(records[0].record.name.to_string(), "x.sub.example.com.");
+    }
+}
