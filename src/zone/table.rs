@@ -183,7 +183,10 @@ impl ZoneTable {
             if qtype == RecordType::ANY {
                 // RFC 8482: one RRset is enough.
                 match node.rrsets.first() {
-                    Some((_, set)) => res.answer.extend(renamed(set, &owner)),
+                    Some((_, set)) => {
+                        res.answer.extend(renamed(set, &owner));
+                        self.additional_for(set, &mut res);
+                    }
                     None => res.authority.push(self.negative_soa.clone()),
                 }
                 return res;

@@ -1,0 +1,347 @@
+//! Shared test harness: the real geofailover binary and the reference
+//! servers (Knot, NSD), each started on a loopback port in a temporary
+//! folder and stopped by PID when dropped; and DNS queries over real UDP
+//! and TCP sockets.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use hickory_proto::{
+    op::{Edns, Message, MessageType, OpCode, Query},
+    rr::{Name, RecordType},
+};
+
+/// The repository's shipped zone files.
+pub fn repo_zones() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("zones")
+}
+
+/// The shipped example zones: (origin, file name in zones/).
+pub const EXAMPLE_ZONES: &[(&str, &str)] = &[
+    ("example.com", "example.com.zone"),
+    ("2.0.192.in-addr.arpa", "2.0.192.in-addr.arpa.zone"),
+];
+
+/// A loopback port free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("local addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed and reaped when dropped.
+pub struct Process {
+    child: Child,
+    pub name: &'static str,
+}
+
+impl Process {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.name);
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        status
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn require(binary: &str) -> String {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let path = format!("{dir}/{binary}");
+        if Path::new(&path).exists() {
+            return path;
+        }
+    }
+    panic!("{binary} is not installed: run tests/run.sh, which installs the test dependencies");
+}
+
+/// geofailover `serve`, started from a config file.
+pub struct Geofailover {
+    pub process: Process,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Geofailover {
+    /// Writes a config serving `zones` (origin, zone file path) on a port
+    /// the kernel picks, into `dir`.
+    pub fn write_config(dir: &Path, zones: &[(&str, PathBuf)]) -> PathBuf {
+        let mut text = String::from("dns:\n  listen:\n    - 127.0.0.1:0\nzones:\n");
+        for (origin, file) in zones {
+            text.push_str(&format!(
+                "  - name: {origin}\n    file: {}\n",
+                file.display()
+            ));
+        }
+        let path = dir.join("geofailover.yaml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// The example zones, from zones/.
+    pub fn example_zones() -> Vec<(&'static str, PathBuf)> {
+        EXAMPLE_ZONES
+            .iter()
+            .map(|(origin, file)| (*origin, repo_zones().join(file)))
+            .collect()
+    }
+
+    /// Starts `serve` and waits for its "listening on" line.
+    pub fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_geofailover"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start geofailover");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let mut process = Process {
+            child,
+            name: "geofailover",
+        };
+        let mut addr = None;
+        let found = wait_until(Duration::from_secs(20), || {
+            addr = log.lock().expect("log lock").iter().find_map(|line| {
+                let rest = line.split("listening on ").nth(1)?;
+                rest.split_whitespace().next()?.parse().ok()
+            });
+            addr.is_some() || process.child.try_wait().ok().flatten().is_some()
+        });
+        let lines = log.lock().expect("log lock").join("\n");
+        let addr = match (found, addr) {
+            (true, Some(addr)) => addr,
+            _ => {
+                let status = process.wait_exit(Duration::from_secs(1));
+                panic!("geofailover did not start ({status:?}); its log:\n{lines}");
+            }
+        };
+        Self { process, addr, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").join("\n")
+    }
+
+    /// Waits until the log has `count` lines containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, count: usize) -> bool {
+        wait_until(Duration::from_secs(20), || {
+            self.log
+                .lock()
+                .expect("log lock")
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count()
+                >= count
+        })
+    }
+}
+
+/// A reference server (Knot or NSD) serving zone files on loopback.
+pub struct Reference {
+    pub process: Process,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Reference {
+    /// knotd serving `zones` from `zone_dir`.
+    pub fn knot(zone_dir: &Path, zones: &[(&str, &str)]) -> Self {
+        let knotd = require("knotd");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut conf = format!(
+            "server:\n  listen: 127.0.0.1@{port}\n  rundir: {run}\n  user: root\n\
+             database:\n  storage: {run}/db\n\
+             template:\n  - id: default\n    storage: {zones}\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n\
+             log:\n  - target: stderr\n    any: warning\nzone:\n",
+            run = dir.path().display(),
+            zones = zone_dir.display()
+        );
+        for (origin, file) in zones {
+            conf.push_str(&format!("  - domain: {origin}\n    file: {file}\n"));
+        }
+        let path = dir.path().join("knot.conf");
+        std::fs::write(&path, conf).expect("write knot.conf");
+        let child = Command::new(knotd)
+            .arg("-c")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start knotd");
+        Self::ready("knotd", child, port, zones, dir)
+    }
+
+    /// nsd serving `zones` from `zone_dir` (response rate limiting off).
+    pub fn nsd(zone_dir: &Path, zones: &[(&str, &str)]) -> Self {
+        let nsd = require("nsd");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let run = dir.path().display();
+        let mut conf = format!(
+            "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n\
+             \x20 zonesdir: \"{zones}\"\n  pidfile: \"{run}/nsd.pid\"\n  database: \"\"\n\
+             \x20 zonelistfile: \"{run}/zone.list\"\n  xfrdfile: \"{run}/xfrd.state\"\n  xfrdir: \"{run}\"\n\
+             \x20 logfile: \"{run}/nsd.log\"\n  server-count: 1\n  rrl-ratelimit: 0\n  hide-version: yes\n\
+             remote-control:\n  control-enable: no\n",
+            zones = zone_dir.display()
+        );
+        for (origin, file) in zones {
+            conf.push_str(&format!("zone:\n  name: {origin}\n  zonefile: {file}\n"));
+        }
+        let path = dir.path().join("nsd.conf");
+        std::fs::write(&path, conf).expect("write nsd.conf");
+        let child = Command::new(nsd)
+            .arg("-d")
+            .arg("-c")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nsd");
+        Self::ready("nsd", child, port, zones, dir)
+    }
+
+    /// Waits until the server answers for its first zone.
+    fn ready(
+        name: &'static str,
+        child: Child,
+        port: u16,
+        zones: &[(&str, &str)],
+        dir: tempfile::TempDir,
+    ) -> Self {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut process = Process { child, name };
+        let origin = Name::from_ascii(zones[0].0).expect("origin");
+        let up = wait_until(Duration::from_secs(20), || {
+            let probe = query_message(&origin, RecordType::SOA, false);
+            matches!(udp(addr, &probe), Some(r) if !r.answers.is_empty())
+                || process.child.try_wait().ok().flatten().is_some()
+        });
+        assert!(
+            up && process.child.try_wait().ok().flatten().is_none(),
+            "{name} did not start on {addr}"
+        );
+        Self {
+            process,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+/// A standard query; `edns` adds an OPT record offering 1232 bytes.
+pub fn query_message(name: &Name, rtype: RecordType, edns: bool) -> Message {
+    let mut message = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    message.add_query(Query::query(name.clone(), rtype));
+    if edns {
+        let mut opt = Edns::new();
+        opt.set_max_payload(1232);
+        message.set_edns(opt);
+    }
+    message
+}
+
+fn rand_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(4242);
+    NEXT.fetch_add(7919, Ordering::Relaxed)
+}
+
+/// Sends raw bytes over UDP and returns the raw reply (three tries).
+pub fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .expect("timeout");
+    for _ in 0..3 {
+        socket.send_to(bytes, addr).expect("send");
+        let mut buf = vec![0u8; 65535];
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            buf.truncate(n);
+            return Some(buf);
+        }
+    }
+    None
+}
+
+/// A query over UDP; `None` when nothing came back.
+pub fn udp(addr: SocketAddr, message: &Message) -> Option<Message> {
+    let reply = udp_raw(addr, &message.to_vec().expect("encode"))?;
+    Some(Message::from_vec(&reply).expect("decode reply"))
+}
+
+/// Sends raw bytes as one TCP DNS message and returns the raw reply.
+pub fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    stream.write_all(&framed).ok()?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).ok()?;
+    let mut reply = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut reply).ok()?;
+    Some(reply)
+}
+
+/// A query over TCP.
+pub fn tcp(addr: SocketAddr, message: &Message) -> Option<Message> {
+    let reply = tcp_raw(addr, &message.to_vec().expect("encode"))?;
+    Some(Message::from_vec(&reply).expect("decode reply"))
+}

@@ -1,0 +1,268 @@
+//! The answers geofailover gives for the shipped zones, compared query by
+//! query with Knot (every section) and NSD (rcode, flags and answer), each
+//! serving the same zone files on loopback.
+
+mod common;
+
+use std::{collections::BTreeSet, fmt, path::Path};
+
+use common::{EXAMPLE_ZONES, Geofailover, Reference, query_message, repo_zones, tcp, udp};
+use geofailover::{config::Config, zone};
+use hickory_proto::{
+    op::Message,
+    rr::{Name, Record, RecordType},
+};
+
+#[derive(Clone, Debug)]
+struct Case {
+    name: Name,
+    rtype: RecordType,
+    edns: bool,
+    tcp: bool,
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}{}{}",
+            self.name,
+            self.rtype,
+            if self.edns { " +edns" } else { "" },
+            if self.tcp { " +tcp" } else { "" }
+        )
+    }
+}
+
+const TYPES: &[RecordType] = &[
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::NS,
+    RecordType::SOA,
+    RecordType::CNAME,
+    RecordType::MX,
+    RecordType::TXT,
+    RecordType::SRV,
+    RecordType::CAA,
+    RecordType::PTR,
+    RecordType::DS,
+    RecordType::ANY,
+];
+
+/// Names that are in no zone file but probe the lookup rules.
+const EXTRA_NAMES: &[&str] = &[
+    // missing names
+    "nope.example.com.",
+    "deep.nope.example.com.",
+    "99.2.0.192.in-addr.arpa.",
+    // empty non-terminals
+    "ent.example.com.",
+    "b.ent.example.com.",
+    "wild.example.com.",
+    "_tcp.example.com.",
+    // wildcard matches, also deeper than one label and with a CNAME
+    "x.wild.example.com.",
+    "a.b.wild.example.com.",
+    "x.alias.example.com.",
+    "deep.x.alias.example.com.",
+    // below a delegation
+    "y.sub.example.com.",
+    "a.b.sub.example.com.",
+    // mixed case
+    "WwW.ExAmPlE.CoM.",
+    "MAIL.example.COM.",
+    "Foo.WILD.example.com.",
+    "Y.SUB.example.com.",
+    "ExAmPlE.cOm.",
+    "BLOG.Example.com.",
+    // out of every served zone
+    "example.org.",
+    "xexample.com.",
+    "com.",
+    ".",
+    "0.192.in-addr.arpa.",
+];
+
+fn corpus() -> Vec<Case> {
+    let config = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml"))
+        .expect("example config");
+    let zones = zone::load_all(&config).expect("example zones");
+    let mut names: Vec<Name> = Vec::new();
+    for zone in &zones {
+        for record in &zone.records {
+            if !names.contains(&record.name) {
+                names.push(record.name.clone());
+            }
+        }
+    }
+    names.extend(
+        EXTRA_NAMES
+            .iter()
+            .map(|n| Name::from_ascii(n).expect("name")),
+    );
+
+    let mut cases = Vec::new();
+    for name in &names {
+        for &rtype in TYPES {
+            for edns in [false, true] {
+                cases.push(Case {
+                    name: name.clone(),
+                    rtype,
+                    edns,
+                    tcp: false,
+                });
+            }
+        }
+        for rtype in [RecordType::A, RecordType::TXT, RecordType::NS] {
+            cases.push(Case {
+                name: name.clone(),
+                rtype,
+                edns: false,
+                tcp: true,
+            });
+        }
+    }
+    cases
+}
+
+/// A response reduced to what must match: sections as sets of records in
+/// presentation form, lower-cased. Case is compared where it matters: an
+/// answer owned by the question's name must carry the question's case
+/// exactly (`qname_case_kept`). Elsewhere Knot copies the question's case
+/// into any name its compression points into the question (so the SOA
+/// owner of a mixed-case query comes back mixed-case) while we keep the
+/// zone file's case; names are case-insensitive (RFC 4343), so both are
+/// right and that case is not compared.
+#[derive(Debug, PartialEq, Eq)]
+struct Normal {
+    qname_case_kept: bool,
+    rcode: String,
+    aa: bool,
+    tc: bool,
+    edns: bool,
+    answer: BTreeSet<String>,
+    authority: BTreeSet<String>,
+    additional: BTreeSet<String>,
+}
+
+fn set(records: &[Record]) -> BTreeSet<String> {
+    records
+        .iter()
+        .filter(|r| r.record_type() != RecordType::OPT)
+        .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data).to_lowercase())
+        .collect()
+}
+
+fn normal(m: &Message, case: &Case) -> Normal {
+    let qname = case.name.to_string();
+    Normal {
+        qname_case_kept: m.queries.iter().all(|q| q.name().to_string() == qname)
+            && m.answers
+                .iter()
+                .filter(|r| r.name.to_string().eq_ignore_ascii_case(&qname))
+                .all(|r| r.name.to_string() == qname),
+        rcode: m.metadata.response_code.to_string(),
+        aa: m.metadata.authoritative,
+        tc: m.metadata.truncation,
+        edns: m.edns.is_some(),
+        answer: set(&m.answers),
+        authority: set(&m.authorities),
+        additional: set(&m.additionals),
+    }
+}
+
+fn ask(addr: std::net::SocketAddr, case: &Case) -> Message {
+    let message = query_message(&case.name, case.rtype, case.edns);
+    let reply = if case.tcp {
+        tcp(addr, &message)
+    } else {
+        udp(addr, &message)
+    };
+    reply.unwrap_or_else(|| panic!("no reply from {addr} to {case}"))
+}
+
+/// Where NSD and geofailover may answer differently, and why ours is right.
+fn nsd_difference_allowed(case: &Case) -> Option<&'static str> {
+    match case.rtype {
+        // RFC 8482 section 4.1: a server answers ANY with one RRset of its
+        // choosing. NSD picks the SOA at the apex; we pick the lowest type,
+        // as Knot does.
+        RecordType::ANY => Some("RFC 8482: ANY is answered with any one RRset"),
+        _ => None,
+    }
+}
+
+struct Servers {
+    ours: Geofailover,
+    knot: Reference,
+    nsd: Reference,
+    _dir: tempfile::TempDir,
+}
+
+fn start_all() -> Servers {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Geofailover::write_config(dir.path(), &Geofailover::example_zones());
+    Servers {
+        ours: Geofailover::start(&config),
+        knot: Reference::knot(&repo_zones(), EXAMPLE_ZONES),
+        nsd: Reference::nsd(&repo_zones(), EXAMPLE_ZONES),
+        _dir: dir,
+    }
+}
+
+#[test]
+fn corpus_answers_match_knot_in_every_section_and_nsd_in_rcode_flags_and_answer() {
+    let servers = start_all();
+    let cases = corpus();
+    assert!(
+        cases.len() >= 300,
+        "corpus has only {} queries",
+        cases.len()
+    );
+
+    let mut knot_diffs = Vec::new();
+    let mut nsd_diffs = Vec::new();
+    let (mut nxdomain, mut referrals, mut truncated, mut refused, mut wildcard, mut mixed_case) =
+        (0, 0, 0, 0, 0, 0);
+    for case in &cases {
+        let ours = normal(&ask(servers.ours.addr, case), case);
+        let knot = normal(&ask(servers.knot.addr, case), case);
+        let nsd = normal(&ask(servers.nsd.addr, case), case);
+        if ours != knot {
+            knot_diffs.push(format!("{case}\n  knot: {knot:?}\n  ours: {ours:?}"));
+        }
+        let same_as_nsd = ours.qname_case_kept == nsd.qname_case_kept
+            && ours.rcode == nsd.rcode
+            && ours.aa == nsd.aa
+            && ours.tc == nsd.tc
+            && ours.answer == nsd.answer;
+        if !same_as_nsd && nsd_difference_allowed(case).is_none() {
+            nsd_diffs.push(format!("{case}\n  nsd:  {nsd:?}\n  ours: {ours:?}"));
+        }
+        nxdomain += usize::from(ours.rcode == "Non-Existent Domain");
+        referrals += usize::from(!ours.aa && !ours.authority.is_empty() && ours.answer.is_empty());
+        truncated += usize::from(ours.tc);
+        refused += usize::from(ours.rcode == "Query Refused");
+        wildcard += usize::from(ours.answer.iter().any(|r| r.contains("192.0.2.80")));
+        mixed_case += usize::from(
+            case.name.to_string() != case.name.to_lowercase().to_string()
+                && !ours.answer.is_empty(),
+        );
+    }
+    // The corpus reaches every kind of answer, so agreement means something.
+    assert!(nxdomain > 10, "only {nxdomain} NXDOMAIN answers");
+    assert!(referrals > 10, "only {referrals} referrals");
+    assert!(truncated >= 2, "only {truncated} truncated answers");
+    assert!(refused > 10, "only {refused} REFUSED answers");
+    assert!(wildcard > 4, "only {wildcard} wildcard answers");
+    assert!(mixed_case > 4, "only {mixed_case} mixed-case answers");
+    assert!(
+        knot_diffs.is_empty() && nsd_diffs.is_empty(),
+        "{} of {} queries differ from Knot:\n{}\n\n{} differ from NSD:\n{}",
+        knot_diffs.len(),
+        cases.len(),
+        knot_diffs.join("\n"),
+        nsd_diffs.len(),
+        nsd_diffs.join("\n")
+    );
+}

@@ -1,0 +1,306 @@
+//! The real binary serving the shipped zones: answers over UDP and TCP to
+//! hickory's client and dig, the protocol edge cases (EDNS, truncation,
+//! opcodes, malformed input), and reload on SIGHUP.
+
+mod common;
+
+use std::{net::SocketAddr, path::PathBuf, process::Command, time::Duration};
+
+use common::{Geofailover, query_message, tcp, tcp_raw, udp, udp_raw, wait_until};
+use hickory_net::{
+    client::{Client, ClientHandle},
+    runtime::TokioRuntimeProvider,
+    tcp::TcpClientStream,
+    udp::UdpClientStream,
+};
+use hickory_proto::{
+    op::{Edns, Message, OpCode, ResponseCode},
+    rr::{DNSClass, Name, RData, RecordType},
+};
+
+fn start_example() -> (Geofailover, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Geofailover::write_config(dir.path(), &Geofailover::example_zones());
+    (Geofailover::start(&config), dir)
+}
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(text).expect("name")
+}
+
+fn a_records(message: &Message) -> Vec<String> {
+    message
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn hickory_client_gets_the_same_answer_over_udp_and_tcp() {
+    let (server, _dir) = start_example();
+    let provider = TokioRuntimeProvider::default();
+
+    let udp = UdpClientStream::builder(server.addr, provider.clone()).build();
+    let (mut client, bg) = Client::<TokioRuntimeProvider>::from_sender(udp);
+    tokio::spawn(bg);
+    let response = client
+        .query(name("www.example.com."), DNSClass::IN, RecordType::A)
+        .await
+        .expect("udp query");
+    assert_eq!(a_records(&response), ["192.0.2.10"]);
+    assert!(response.metadata.authoritative);
+    assert!(!response.metadata.recursion_available);
+
+    let (stream, handle) =
+        TcpClientStream::new(server.addr, None, Some(Duration::from_secs(5)), provider);
+    let (mut client, bg) =
+        Client::<TokioRuntimeProvider>::new(stream.await.expect("tcp connect"), handle);
+    tokio::spawn(bg);
+    let response = client
+        .query(name("www.example.com."), DNSClass::IN, RecordType::A)
+        .await
+        .expect("tcp query");
+    assert_eq!(a_records(&response), ["192.0.2.10"]);
+}
+
+#[test]
+fn dig_gets_answers_and_nxdomain() {
+    let (server, _dir) = start_example();
+    let dig = |args: &[&str]| {
+        let out = Command::new("dig")
+            .arg(format!("@{}", server.addr.ip()))
+            .args(["-p", &server.addr.port().to_string(), "+time=2", "+tries=2"])
+            .args(args)
+            .output()
+            .expect("dig is not installed: run tests/run.sh");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(
+        dig(&["+short", "www.example.com", "A"]).trim(),
+        "192.0.2.10"
+    );
+    assert_eq!(
+        dig(&["+short", "example.com", "MX"]).trim(),
+        "10 mail.example.com.\n20 mail2.example.net."
+    );
+    assert!(dig(&["nope.example.com", "A"]).contains("status: NXDOMAIN"));
+    // Retried over TCP after the truncated UDP answer.
+    assert_eq!(
+        dig(&["+short", "+noedns", "big.example.com", "TXT"])
+            .lines()
+            .count(),
+        6
+    );
+}
+
+fn big_txt_with_payload(payload: u16) -> Message {
+    let mut query = query_message(&name("big.example.com."), RecordType::TXT, true);
+    let mut edns = Edns::new();
+    edns.set_max_payload(payload);
+    query.set_edns(edns);
+    query
+}
+
+#[test]
+fn edns_payload_is_honoured_and_a_truncated_answer_comes_whole_over_tcp() {
+    let (server, _dir) = start_example();
+    let small = udp(server.addr, &big_txt_with_payload(600)).expect("reply");
+    assert!(small.metadata.truncation);
+    assert!(
+        small.answers.is_empty(),
+        "no partial RRset: {:?}",
+        small.answers
+    );
+    assert_eq!(small.edns.as_ref().map(Edns::max_payload), Some(1232));
+
+    let large = udp(server.addr, &big_txt_with_payload(4096)).expect("reply");
+    assert!(!large.metadata.truncation);
+    assert_eq!(large.answers.len(), 6);
+
+    let plain = query_message(&name("big.example.com."), RecordType::TXT, false);
+    let over_udp = udp(server.addr, &plain).expect("reply");
+    assert!(over_udp.metadata.truncation && over_udp.answers.is_empty());
+    assert!(over_udp.edns.is_none());
+    let over_tcp = tcp(server.addr, &plain).expect("reply");
+    assert!(!over_tcp.metadata.truncation);
+    assert_eq!(over_tcp.answers.len(), 6);
+}
+
+#[test]
+fn unknown_edns_version_gets_badvers() {
+    let (server, _dir) = start_example();
+    let mut query = query_message(&name("www.example.com."), RecordType::A, true);
+    let mut edns = Edns::new();
+    edns.set_version(1);
+    query.set_edns(edns);
+    let reply = udp(server.addr, &query).expect("reply");
+    // BADVERS and BADSIG share the code 16; the decoder names it BADSIG.
+    assert_eq!(u16::from(reply.metadata.response_code), 16);
+    assert_eq!(reply.edns.as_ref().map(Edns::version), Some(0));
+    assert!(reply.answers.is_empty());
+}
+
+#[test]
+fn unknown_opcodes_get_notimp_and_the_question_is_echoed() {
+    let (server, _dir) = start_example();
+    for opcode in [OpCode::Status, OpCode::Update, OpCode::Notify] {
+        let mut query = query_message(&name("www.example.com."), RecordType::A, false);
+        query.metadata.op_code = opcode;
+        let reply = udp(server.addr, &query).expect("reply");
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NotImp,
+            "{opcode:?}"
+        );
+        assert_eq!(reply.metadata.op_code, opcode);
+    }
+}
+
+#[test]
+fn question_letter_case_comes_back_as_asked() {
+    let (server, _dir) = start_example();
+    let query = query_message(&name("WwW.ExAmPlE.cOm."), RecordType::A, false);
+    let reply = udp(server.addr, &query).expect("reply");
+    assert_eq!(reply.queries[0].name().to_string(), "WwW.ExAmPlE.cOm.");
+    assert_eq!(reply.answers[0].name.to_string(), "WwW.ExAmPlE.cOm.");
+}
+
+#[test]
+fn two_questions_get_formerr_and_other_classes_are_refused() {
+    let (server, _dir) = start_example();
+    let mut query = query_message(&name("www.example.com."), RecordType::A, false);
+    query.add_query(hickory_proto::op::Query::query(
+        name("example.com."),
+        RecordType::MX,
+    ));
+    let reply = udp(server.addr, &query).expect("reply");
+    assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+
+    let mut query = query_message(&name("version.bind."), RecordType::TXT, false);
+    query.queries[0].set_query_class(DNSClass::CH);
+    let reply = udp(server.addr, &query).expect("reply");
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+}
+
+/// Deterministic bytes (xorshift), so a failure can be replayed.
+fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed as u8
+        })
+        .collect()
+}
+
+#[test]
+fn malformed_packets_get_formerr_or_silence_and_never_stop_the_server() {
+    let (mut server, _dir) = start_example();
+    // A valid header announcing a question that is not there.
+    let mut truncated = query_message(&name("www.example.com."), RecordType::A, false)
+        .to_vec()
+        .expect("encode");
+    truncated.truncate(17);
+    let reply = udp_raw(server.addr, &truncated).expect("a FORMERR reply");
+    let reply = Message::from_vec(&reply).expect("decode");
+    assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+
+    let mut seed = 0x9e37_79b9_7f4a_7c15;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for i in 0..2000 {
+        let mut packet = noise(&mut seed, 1 + i % 300);
+        if i % 2 == 0 && packet.len() > 12 {
+            // Keep it a query with one question, so the parser goes deeper.
+            packet[2] &= 0x07;
+            packet[4] = 0;
+            packet[5] = 1;
+        }
+        socket.send_to(&packet, server.addr).expect("send");
+    }
+    for i in 0..50 {
+        let _ = tcp_raw(server.addr, &noise(&mut seed, 1 + i * 7));
+    }
+    let query = query_message(&name("www.example.com."), RecordType::A, false);
+    let reply = udp(server.addr, &query).expect("still answering over udp");
+    assert_eq!(a_records(&reply), ["192.0.2.10"]);
+    let reply = tcp(server.addr, &query).expect("still answering over tcp");
+    assert_eq!(a_records(&reply), ["192.0.2.10"]);
+    assert!(
+        server
+            .process
+            .wait_exit(Duration::from_millis(10))
+            .is_none()
+    );
+}
+
+#[test]
+fn queries_are_not_logged_by_default() {
+    let (server, _dir) = start_example();
+    let query = query_message(&name("www.example.com."), RecordType::A, false);
+    udp(server.addr, &query).expect("reply");
+    tcp(server.addr, &query).expect("reply");
+    let log = server.log();
+    assert!(log.contains("listening on"), "{log}");
+    assert!(
+        !log.contains("www.example.com"),
+        "a per-query line was logged:\n{log}"
+    );
+}
+
+fn copy_zones(dir: &std::path::Path) -> Vec<(&'static str, PathBuf)> {
+    Geofailover::example_zones()
+        .into_iter()
+        .map(|(origin, file)| {
+            let copy = dir.join(file.file_name().expect("file name"));
+            std::fs::copy(&file, &copy).expect("copy zone");
+            (origin, copy)
+        })
+        .collect()
+}
+
+fn www(addr: SocketAddr) -> Vec<String> {
+    let query = query_message(&name("www.example.com."), RecordType::A, false);
+    a_records(&udp(addr, &query).expect("reply"))
+}
+
+#[test]
+fn sighup_swaps_in_a_good_zone_and_keeps_the_old_one_when_the_new_is_broken() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zones = copy_zones(dir.path());
+    let config = Geofailover::write_config(dir.path(), &zones);
+    let server = Geofailover::start(&config);
+    let zone_file = &zones[0].1;
+    let original = std::fs::read_to_string(zone_file).expect("read zone");
+    assert_eq!(www(server.addr), ["192.0.2.10"]);
+
+    let changed = original
+        .replace(
+            "www          30 IN  A    192.0.2.10",
+            "www          30 IN  A    192.0.2.99",
+        )
+        .replace("2026112101", "2026112102");
+    assert_ne!(changed, original);
+    std::fs::write(zone_file, &changed).expect("write zone");
+    server.process.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || www(server.addr)
+            == ["192.0.2.99"]),
+        "the reload was not applied:\n{}",
+        server.log()
+    );
+
+    std::fs::write(zone_file, changed.replace("192.0.2.99", "192.0.2.999")).expect("write zone");
+    server.process.signal("HUP");
+    assert!(server.wait_for_log("reload failed", 1), "{}", server.log());
+    assert!(
+        server.log().contains("example.com.zone:"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(www(server.addr), ["192.0.2.99"]);
+}
