@@ -1,0 +1,174 @@
+//! `geofailover check`: the shipped examples pass; each kind of bad input is
+//! rejected with exit code 2 and an error naming file and line.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+fn check(config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_geofailover"))
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .expect("run geofailover check")
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Writes a config for one zone `example.com` whose file holds `zone`.
+fn with_zone(dir: &Path, zone: &str) -> PathBuf {
+    std::fs::write(dir.join("example.com.zone"), zone).expect("write zone");
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        "dns:\n  listen: [127.0.0.1:5353]\nzones:\n  - name: example.com\n    file: example.com.zone\n",
+    )
+    .expect("write config");
+    config
+}
+
+/// Asserts exit code 2 and that stderr holds `file:line:` and `words`.
+fn assert_rejected(output: &Output, file_line: &str, words: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains(file_line),
+        "expected `{file_line}` in: {stderr}"
+    );
+    assert!(stderr.contains(words), "expected `{words}` in: {stderr}");
+}
+
+const GOOD_ZONE: &str = "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 host 1 7200 900 1209600 300\n  IN NS ns1\nns1 IN A 192.0.2.53\n";
+
+#[test]
+fn shipped_example_passes() {
+    let output = check(&repo("config/example.yaml"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("example.com. (serial 2026112101)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn zone_syntax_error_names_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = with_zone(dir.path(), &format!("{GOOD_ZONE}www IN A 192.0.2.300\n"));
+    assert_rejected(
+        &check(&config),
+        "example.com.zone:6:",
+        "A record at www.example.com.",
+    );
+}
+
+#[test]
+fn every_zone_error_is_reported_not_only_the_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = with_zone(
+        dir.path(),
+        &format!("{GOOD_ZONE}a IN A 192.0.2.300\nb IN MX x\nc IN BOGUS 1\n"),
+    );
+    let output = check(&config);
+    for line in [6, 7, 8] {
+        assert_rejected(&output, &format!("example.com.zone:{line}:"), "");
+    }
+}
+
+#[test]
+fn unclosed_parenthesis_names_the_line_it_opened_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = with_zone(dir.path(), &format!("{GOOD_ZONE}t IN TXT ( \"a\"\n\"b\"\n"));
+    assert_rejected(&check(&config), "example.com.zone:6:", "never closed");
+}
+
+#[test]
+fn zone_without_soa_is_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = with_zone(
+        dir.path(),
+        "$ORIGIN example.com.\n$TTL 300\n@ IN NS ns1\nns1 IN A 192.0.2.53\n",
+    );
+    assert_rejected(&check(&config), "example.com.zone:1:", "no SOA record");
+}
+
+#[test]
+fn cname_beside_other_data_is_rejected_at_the_later_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = with_zone(
+        dir.path(),
+        &format!("{GOOD_ZONE}www IN A 192.0.2.10\nwww IN CNAME ns1\n"),
+    );
+    assert_rejected(
+        &check(&config),
+        "example.com.zone:7:",
+        "CNAME at www.example.com. beside a A record at line 6",
+    );
+}
+
+#[test]
+fn record_outside_the_zone_is_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = with_zone(
+        dir.path(),
+        &format!("{GOOD_ZONE}www.example.org. IN A 192.0.2.10\n"),
+    );
+    assert_rejected(&check(&config), "example.com.zone:6:", "outside the zone");
+}
+
+#[test]
+fn missing_zone_file_names_the_config_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "dns:\n  listen: [127.0.0.1:5353]\nzones:\n  - name: example.com\n    file: missing.zone\n",
+    )
+    .expect("write config");
+    assert_rejected(&check(&config), "config.yaml:5:", "cannot read zone file");
+}
+
+#[test]
+fn unknown_key_in_any_table_of_the_shipped_example_is_named_with_its_line() {
+    let text = std::fs::read_to_string(repo("config/example.yaml")).expect("read example");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut tried = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let key = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+        if trimmed.starts_with('#') || !(key.contains(": ") || key.ends_with(':')) {
+            continue;
+        }
+        // A sibling key: after a list item's first key, before any other.
+        let (at, indent) = match trimmed.strip_prefix("- ") {
+            Some(_) => (i + 1, line.len() - trimmed.len() + 2),
+            None => (i, line.len() - trimmed.len()),
+        };
+        let mut edited = lines.clone();
+        let injected = format!("{}rotocol: udp", " ".repeat(indent));
+        edited.insert(at, &injected);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("example.yaml");
+        std::fs::write(&config, edited.join("\n")).expect("write config");
+        assert_rejected(
+            &check(&config),
+            &format!("example.yaml:{}:", at + 1),
+            "unknown field `rotocol`",
+        );
+        tried += 1;
+    }
+    assert!(tried >= 4, "only {tried} tables tried");
+}
+
+#[test]
+fn unreadable_config_is_a_usage_error() {
+    let output = check(Path::new("/nonexistent/geofailover.yaml"));
+    assert_rejected(&output, "/nonexistent/geofailover.yaml", "cannot read");
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages: Knot, NSD, dig, kdig) when
+# they are missing, then runs every test. Extra arguments go to cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/sbin/knotd ] || need+=(knot)
+[ -x /usr/sbin/nsd ] || need+=(nsd)
+command -v dig >/dev/null || need+=(bind9-dnsutils)
+command -v kdig >/dev/null || need+=(knot-dnsutils)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "installing test dependencies: ${need[*]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+cargo test --locked "$@"
