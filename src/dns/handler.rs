@@ -56,33 +56,36 @@ impl RequestHandler for Handler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         let builder = || MessageResponseBuilder::new(&request.queries, edns.as_ref());
 
-        let refusal = if request.metadata.op_code != OpCode::Query {
-            Some(ResponseCode::NotImp)
+        let queries = request.queries.queries();
+        let question = if request.metadata.op_code != OpCode::Query {
+            Err(ResponseCode::NotImp)
         } else if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             // RFC 6891 section 6.1.3.
-            Some(ResponseCode::BADVERS)
-        } else if request.queries.len() != 1 {
-            Some(ResponseCode::FormErr)
+            Err(ResponseCode::BADVERS)
         } else {
-            let query = &request.queries.queries()[0];
-            match (query.query_class(), query.query_type()) {
-                (DNSClass::IN, RecordType::AXFR | RecordType::IXFR) => Some(ResponseCode::Refused),
-                (DNSClass::IN, RecordType::OPT) => Some(ResponseCode::FormErr),
-                (DNSClass::IN, _) => None,
-                _ => Some(ResponseCode::Refused),
+            match queries {
+                [query] => match (query.query_class(), query.query_type()) {
+                    (DNSClass::IN, RecordType::AXFR | RecordType::IXFR) => {
+                        Err(ResponseCode::Refused)
+                    }
+                    (DNSClass::IN, RecordType::OPT) => Err(ResponseCode::FormErr),
+                    (DNSClass::IN, _) => Ok(query.original()),
+                    _ => Err(ResponseCode::Refused),
+                },
+                _ => Err(ResponseCode::FormErr),
             }
         };
-        let result = match refusal {
-            Some(rcode) => {
+        let result = match question {
+            Err(rcode) => {
                 metadata.response_code = rcode;
                 response_handle
                     .send_response(builder().build_no_records(metadata))
                     .await
             }
-            None => {
-                let query = request.queries.queries()[0].original();
-                let table = self.table.load();
-                let res = table.resolve(query.name(), query.query_type());
+            Ok(query) => {
+                // One table for the whole answer; the guard is gone before
+                // the first await.
+                let res = self.table.load().resolve(query.name(), query.query_type());
                 metadata.response_code = res.rcode;
                 metadata.authoritative = res.authoritative;
                 let limit = match request.protocol() {

@@ -78,7 +78,9 @@ fn parse_into(
         }
     };
     for entry in entries {
-        let first = &entry.tokens[0];
+        let Some(first) = entry.tokens.first() else {
+            continue;
+        };
         let result = if !entry.owner_blank && !first.quoted && first.text.starts_with('$') {
             directive(path, &entry, cursor, out, errors, depth)
         } else {
@@ -106,8 +108,8 @@ fn directive(
     errors: &mut Vec<ZoneError>,
     depth: usize,
 ) -> Result<(), String> {
-    let args = &entry.tokens[1..];
-    let name = entry.tokens[0].text.to_ascii_uppercase();
+    let (keyword, args) = entry.tokens.split_first().ok_or("empty directive")?;
+    let name = keyword.text.to_ascii_uppercase();
     match name.as_str() {
         "$ORIGIN" => {
             let [arg] = args else {
@@ -154,7 +156,7 @@ fn directive(
         }
         _ => Err(format!(
             "unknown directive `{}`: expected $ORIGIN, $TTL or $INCLUDE",
-            entry.tokens[0].text
+            keyword.text
         )),
     }
 }
