@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod engine;
 pub mod zone;

@@ -1,0 +1,649 @@
+//! Deterministic simulation of the engine: seeded random runs of check
+//! results, time steps, restarts and operator commands, with DESIGN.md's
+//! invariants checked after every step against an independent model of
+//! check health. A failing run prints its seed; replay it with
+//! `GEOFAILOVER_SIM_SEED=<seed> cargo test --test engine_sim`.
+//! `GEOFAILOVER_SIM_SEEDS=<n>` runs more seeds.
+//!
+//! Then named scenarios, each a story an operator would recognise.
+
+use geofailover::engine::{
+    Action, CheckId, CheckSpec, Command, Decision, DownRule, Engine, EngineSpec, Event, Input,
+    Persisted, Role, SiteHealth, SiteSpec,
+};
+
+/// splitmix64: small, seedable, good enough to drive a simulation.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+fn random_spec(rng: &mut Rng) -> EngineSpec {
+    let site = |rng: &mut Rng, name: &str| {
+        let n = 1 + rng.below(3) as usize;
+        let checks = (0..n)
+            .map(|i| CheckSpec {
+                name: format!("c{i}"),
+                fall: 1 + rng.below(4) as u32,
+                rise: 1 + rng.below(4) as u32,
+            })
+            .collect();
+        let down_rule = match rng.below(3) {
+            0 => DownRule::All,
+            1 => DownRule::Any,
+            _ => DownRule::AtLeast(1 + rng.below(n as u64) as u32),
+        };
+        SiteSpec {
+            name: name.into(),
+            down_rule,
+            checks,
+        }
+    };
+    EngineSpec {
+        sites: [site(rng, "primary"), site(rng, "secondary")],
+        auto_failover: rng.chance(85),
+        cooldown_ms: rng.below(120_000),
+    }
+}
+
+/// The model: check health by the plain definition, written apart from
+/// the engine's.
+#[derive(Clone)]
+struct ModelCheck {
+    up: Option<bool>,
+    run_ok: bool,
+    run: u32,
+}
+
+struct Model {
+    checks: [Vec<ModelCheck>; 2],
+}
+
+impl Model {
+    fn new(spec: &EngineSpec) -> Self {
+        let fresh = |n: usize| {
+            vec![
+                ModelCheck {
+                    up: None,
+                    run_ok: false,
+                    run: 0
+                };
+                n
+            ]
+        };
+        Self {
+            checks: [
+                fresh(spec.sites[0].checks.len()),
+                fresh(spec.sites[1].checks.len()),
+            ],
+        }
+    }
+
+    fn record(&mut self, spec: &EngineSpec, site: usize, index: usize, ok: bool) {
+        let c = &mut self.checks[site][index];
+        if c.run > 0 && c.run_ok == ok {
+            c.run += 1;
+        } else {
+            c.run_ok = ok;
+            c.run = 1;
+        }
+        let check = &spec.sites[site].checks[index];
+        if ok && c.run >= check.rise {
+            c.up = Some(true);
+        }
+        if !ok && c.run >= check.fall {
+            c.up = Some(false);
+        }
+    }
+
+    fn down_count(&self, site: usize) -> u32 {
+        self.checks[site]
+            .iter()
+            .filter(|c| c.up == Some(false))
+            .count() as u32
+    }
+
+    fn down(&self, spec: &EngineSpec, site: usize) -> bool {
+        let down = self.down_count(site);
+        match spec.sites[site].down_rule {
+            DownRule::All => down == self.checks[site].len() as u32,
+            DownRule::Any => down > 0,
+            DownRule::AtLeast(n) => down >= n,
+        }
+    }
+
+    fn healthy(&self, spec: &EngineSpec, site: usize) -> bool {
+        !self.down(spec, site) && self.checks[site].iter().all(|c| c.up == Some(true))
+    }
+}
+
+/// Everything the invariants need to remember between steps.
+struct Watch {
+    last_auto_failover: Option<u64>,
+}
+
+/// One step as the invariants see it.
+struct Step<'a> {
+    input: &'a Input,
+    decision: &'a Decision,
+    before: &'a Persisted,
+    after: &'a Persisted,
+    now: u64,
+}
+
+fn check_step(
+    spec: &EngineSpec,
+    model: &Model,
+    watch: &mut Watch,
+    step: Step<'_>,
+) -> Result<(), String> {
+    let Step {
+        input,
+        decision,
+        before,
+        after,
+        now,
+    } = step;
+    if decision.summary.is_empty() {
+        return Err("a decision without a sentence".into());
+    }
+    if after.epoch < before.epoch {
+        return Err(format!(
+            "epoch went down: {} -> {}",
+            before.epoch, after.epoch
+        ));
+    }
+    let moved = before.active != after.active;
+    let expected_actions = if moved {
+        vec![Action::Activate {
+            site: after.active,
+            epoch: after.epoch,
+        }]
+    } else {
+        Vec::new()
+    };
+    if decision.actions != expected_actions {
+        return Err(format!(
+            "actions {:?} for a step that moved={moved}",
+            decision.actions
+        ));
+    }
+    if moved && after.epoch != before.epoch + 1 {
+        return Err("a change of active site must grow the epoch by exactly one".into());
+    }
+    if !moved && after.epoch != before.epoch {
+        return Err("the epoch grew without a change of active site".into());
+    }
+    let primary_healthy = model.healthy(spec, 0);
+    let secondary_healthy = model.healthy(spec, 1);
+    if moved {
+        match (after.active, input) {
+            (
+                Role::Secondary,
+                Input::Command {
+                    command: Command::Failover { .. },
+                    ..
+                },
+            ) => {
+                if !secondary_healthy {
+                    return Err("manual failover to an unhealthy secondary".into());
+                }
+            }
+            (Role::Secondary, _) => {
+                if !secondary_healthy {
+                    return Err("automatic failover to an unhealthy secondary".into());
+                }
+                if !model.down(spec, 0) {
+                    return Err("automatic failover while the primary is not down".into());
+                }
+                if after.paused || !spec.auto_failover {
+                    return Err("automatic failover while paused or with auto-failover off".into());
+                }
+                if let Some(last) = watch.last_auto_failover
+                    && now < last + spec.cooldown_ms
+                {
+                    return Err(format!(
+                        "second automatic failover {} ms after the last, cooldown {} ms",
+                        now - last,
+                        spec.cooldown_ms
+                    ));
+                }
+                if decision.event != (Event::FailedOver { automatic: true }) {
+                    return Err(format!(
+                        "automatic failover reported as {:?}",
+                        decision.event
+                    ));
+                }
+                watch.last_auto_failover = Some(now);
+            }
+            (
+                Role::Primary,
+                Input::Command {
+                    command: Command::Failback,
+                    ..
+                },
+            ) => {
+                if !primary_healthy {
+                    return Err("fail-back to an unhealthy primary".into());
+                }
+            }
+            (Role::Primary, _) => return Err("fail-back without the operator's command".into()),
+        }
+    } else if after.active == Role::Primary
+        && model.down(spec, 0)
+        && secondary_healthy
+        && !after.paused
+        && spec.auto_failover
+        && watch
+            .last_auto_failover
+            .is_none_or(|last| now >= last + spec.cooldown_ms)
+    {
+        return Err("the primary is down and nothing blocks a failover, yet none happened".into());
+    }
+    Ok(())
+}
+
+fn run(seed: u64, steps: usize) -> Result<(), String> {
+    let mut rng = Rng(seed);
+    let spec = random_spec(&mut rng);
+    let mut engine = Engine::new(spec.clone(), Persisted::default());
+    let mut model = Model::new(&spec);
+    let mut watch = Watch {
+        last_auto_failover: None,
+    };
+    let mut now: u64 = 1_700_000_000_000;
+    // Each site's weather: the chance, in percent, that a check succeeds.
+    let mut weather = [95u64, 95u64];
+    for step in 0..steps {
+        now += rng.below(1500);
+        if rng.chance(2) {
+            let site = rng.below(2) as usize;
+            weather[site] = [0, 5, 50, 95, 100][rng.below(5) as usize];
+        }
+        if rng.chance(1) {
+            // A restart: state from the store, every check unknown again.
+            let stored = engine.persisted().clone();
+            engine = Engine::new(spec.clone(), stored.clone());
+            model = Model::new(&spec);
+            if engine.persisted().active != stored.active {
+                return Err(format!("step {step}: a restart changed the active site"));
+            }
+            continue;
+        }
+        let input = match rng.below(100) {
+            0..=79 => {
+                let site = rng.below(2) as usize;
+                let index = rng.below(spec.sites[site].checks.len() as u64) as usize;
+                let ok = rng.below(100) < weather[site];
+                model.record(&spec, site, index, ok);
+                Input::Check {
+                    id: CheckId {
+                        site: if site == 0 {
+                            Role::Primary
+                        } else {
+                            Role::Secondary
+                        },
+                        index,
+                    },
+                    ok,
+                    detail: (!ok).then(|| "connection refused".to_string()),
+                }
+            }
+            80..=89 => {
+                now += rng.below(60_000);
+                Input::Tick
+            }
+            n => Input::Command {
+                command: match n % 4 {
+                    0 => Command::Failover {
+                        reason: "drill".into(),
+                    },
+                    1 => Command::Failback,
+                    2 => Command::Pause,
+                    _ => Command::Resume,
+                },
+                actor: "sim".into(),
+            },
+        };
+        let before = engine.persisted().clone();
+        let decision = engine.step(input.clone(), now);
+        let after = engine.persisted().clone();
+        let seen = Step {
+            input: &input,
+            decision: &decision,
+            before: &before,
+            after: &after,
+            now,
+        };
+        check_step(&spec, &model, &mut watch, seen).map_err(|e| {
+            format!(
+                "step {step}: {e}\n  input: {input:?}\n  decision: {decision:?}\n  spec: {spec:?}"
+            )
+        })?;
+    }
+    Ok(())
+}
+
+#[test]
+fn random_runs_keep_every_invariant() {
+    let steps = 10_000;
+    if let Ok(seed) = std::env::var("GEOFAILOVER_SIM_SEED") {
+        let seed: u64 = seed.parse().expect("GEOFAILOVER_SIM_SEED is a number");
+        if let Err(e) = run(seed, steps) {
+            panic!("seed {seed}: {e}");
+        }
+        return;
+    }
+    let seeds: u64 = std::env::var("GEOFAILOVER_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
+    let mut moved = 0;
+    for seed in 0..seeds {
+        if let Err(e) = run(seed, steps) {
+            panic!("seed {seed} failed (replay: GEOFAILOVER_SIM_SEED={seed}): {e}");
+        }
+        moved += 1;
+    }
+    assert_eq!(moved, seeds);
+}
+
+/// The runs are not idle: they fail over, fail back, pause and refuse.
+#[test]
+fn random_runs_reach_every_kind_of_decision() {
+    let mut seen = std::collections::HashSet::new();
+    for seed in 0..16u64 {
+        let mut rng = Rng(seed);
+        let spec = random_spec(&mut rng);
+        let mut engine = Engine::new(spec.clone(), Persisted::default());
+        let mut now = 0;
+        for _ in 0..5_000 {
+            now += 1000;
+            let site = if rng.chance(50) {
+                Role::Primary
+            } else {
+                Role::Secondary
+            };
+            let index = rng.below(
+                spec.sites[if site == Role::Primary { 0 } else { 1 }]
+                    .checks
+                    .len() as u64,
+            ) as usize;
+            let input = if rng.chance(3) {
+                Input::Command {
+                    command: [Command::Failback, Command::Pause, Command::Resume]
+                        [rng.below(3) as usize]
+                        .clone(),
+                    actor: "sim".into(),
+                }
+            } else {
+                Input::Check {
+                    id: CheckId { site, index },
+                    ok: rng.chance(if (now / 60_000) % 2 == 0 { 100 } else { 0 }),
+                    detail: None,
+                }
+            };
+            seen.insert(format!("{:?}", engine.step(input, now).event));
+        }
+    }
+    for kind in [
+        "FailedOver { automatic: true }",
+        "FailedBack",
+        "Paused",
+        "Resumed",
+        "Refused",
+        "HealthChanged",
+    ] {
+        assert!(seen.contains(kind), "no {kind} decision in {seen:?}");
+    }
+}
+
+// Named scenarios ----------------------------------------------------------
+
+const MIN: u64 = 60_000;
+
+fn one_check_each(fall: u32, rise: u32) -> EngineSpec {
+    let site = |name: &str| SiteSpec {
+        name: name.into(),
+        down_rule: DownRule::All,
+        checks: vec![CheckSpec {
+            name: "health".into(),
+            fall,
+            rise,
+        }],
+    };
+    EngineSpec {
+        sites: [site("primary"), site("secondary")],
+        auto_failover: true,
+        cooldown_ms: 60 * MIN,
+    }
+}
+
+fn check(site: Role, ok: bool, detail: &str) -> Input {
+    Input::Check {
+        id: CheckId { site, index: 0 },
+        ok,
+        detail: (!detail.is_empty()).then(|| detail.to_string()),
+    }
+}
+
+fn command(command: Command) -> Input {
+    Input::Command {
+        command,
+        actor: "alice".into(),
+    }
+}
+
+/// An engine whose two sites have passed `rise` checks.
+fn healthy_pair(fall: u32, rise: u32) -> (Engine, u64) {
+    let mut engine = Engine::new(one_check_each(fall, rise), Persisted::default());
+    let mut now = 0;
+    for _ in 0..rise {
+        now += 1000;
+        engine.step(check(Role::Primary, true, ""), now);
+        engine.step(check(Role::Secondary, true, ""), now);
+    }
+    assert_eq!(engine.site_health(Role::Primary), SiteHealth::Healthy);
+    assert_eq!(engine.site_health(Role::Secondary), SiteHealth::Healthy);
+    (engine, now)
+}
+
+#[test]
+fn flapping_primary_below_fall_never_fails_over() {
+    let (mut engine, mut now) = healthy_pair(3, 3);
+    for i in 0..300 {
+        now += 1000;
+        // Two failures, then a success: never three in a row.
+        let d = engine.step(check(Role::Primary, i % 3 == 2, "HTTP 503"), now);
+        assert!(d.actions.is_empty(), "{d:?}");
+        engine.step(check(Role::Secondary, true, ""), now);
+    }
+    assert_eq!(engine.persisted().active, Role::Primary);
+}
+
+#[test]
+fn primary_timing_out_fails_over_after_fall_checks_and_never_back_by_itself() {
+    let (mut engine, mut now) = healthy_pair(3, 3);
+    let mut decisions = Vec::new();
+    for _ in 0..3 {
+        now += 1000;
+        decisions.push(engine.step(check(Role::Primary, false, "timed out after 1s"), now));
+    }
+    let last = decisions.last().expect("a decision");
+    assert_eq!(last.event, Event::FailedOver { automatic: true });
+    assert_eq!(
+        last.actions,
+        [Action::Activate {
+            site: Role::Secondary,
+            epoch: 1
+        }]
+    );
+    assert!(
+        last.summary.contains("timed out after 1s"),
+        "{}",
+        last.summary
+    );
+    assert!(decisions[..2].iter().all(|d| d.actions.is_empty()));
+
+    // The primary recovers: ready for fail-back, but nothing moves.
+    for _ in 0..10 {
+        now += 1000;
+        let d = engine.step(check(Role::Primary, true, ""), now);
+        assert!(d.actions.is_empty());
+    }
+    assert!(engine.ready_for_failback());
+    let d = engine.step(Input::Tick, now + 1);
+    assert!(d.summary.contains("ready for fail-back"), "{}", d.summary);
+    assert_eq!(engine.persisted().active, Role::Secondary);
+}
+
+#[test]
+fn both_sites_down_keeps_the_current_answer_and_says_so() {
+    let (mut engine, mut now) = healthy_pair(2, 2);
+    let mut last = None;
+    for _ in 0..2 {
+        now += 1000;
+        engine.step(check(Role::Secondary, false, "connection refused"), now);
+        last = Some(engine.step(check(Role::Primary, false, "connection refused"), now));
+    }
+    let d = last.take().expect("a decision");
+    assert!(d.actions.is_empty());
+    assert_eq!(engine.persisted().active, Role::Primary);
+    assert!(
+        d.summary.contains("keeping the current answer"),
+        "{}",
+        d.summary
+    );
+
+    // The secondary comes back while the primary is still down: now it moves.
+    for _ in 0..2 {
+        now += 1000;
+        last = Some(engine.step(check(Role::Secondary, true, ""), now));
+    }
+    assert_eq!(
+        last.expect("a decision").event,
+        Event::FailedOver { automatic: true }
+    );
+}
+
+#[test]
+fn command_failover_works_while_paused_and_automatic_failover_does_not() {
+    let (mut engine, mut now) = healthy_pair(2, 2);
+    let d = engine.step(command(Command::Pause), now);
+    assert_eq!(d.event, Event::Paused);
+    for _ in 0..5 {
+        now += 1000;
+        let d = engine.step(check(Role::Primary, false, "HTTP 500"), now);
+        assert!(d.actions.is_empty());
+        assert!(d.summary.contains("paused"), "{}", d.summary);
+    }
+    // The secondary must be healthy for a manual failover too.
+    let d = engine.step(
+        command(Command::Failover {
+            reason: "maintenance".into(),
+        }),
+        now,
+    );
+    assert_eq!(d.event, Event::FailedOver { automatic: false });
+    assert!(
+        d.summary.contains("alice") && d.summary.contains("maintenance"),
+        "{}",
+        d.summary
+    );
+    assert!(engine.persisted().paused);
+}
+
+#[test]
+fn failback_is_refused_while_the_primary_is_unhealthy() {
+    let (mut engine, mut now) = healthy_pair(2, 2);
+    for _ in 0..2 {
+        now += 1000;
+        engine.step(check(Role::Primary, false, "HTTP 502"), now);
+    }
+    assert_eq!(engine.persisted().active, Role::Secondary);
+    let d = engine.step(command(Command::Failback), now);
+    assert_eq!(d.event, Event::Refused);
+    assert!(
+        d.summary.contains("not healthy") && d.summary.contains("HTTP 502"),
+        "{}",
+        d.summary
+    );
+    assert_eq!(engine.persisted().active, Role::Secondary);
+
+    // One success is not enough: rise is 2.
+    engine.step(check(Role::Primary, true, ""), now + 1);
+    assert_eq!(
+        engine.step(command(Command::Failback), now + 2).event,
+        Event::Refused
+    );
+    engine.step(check(Role::Primary, true, ""), now + 3);
+    let d = engine.step(command(Command::Failback), now + 4);
+    assert_eq!(d.event, Event::FailedBack);
+    assert_eq!(
+        d.actions,
+        [Action::Activate {
+            site: Role::Primary,
+            epoch: 2
+        }]
+    );
+}
+
+#[test]
+fn cooldown_blocks_a_second_automatic_failover() {
+    let (mut engine, mut now) = healthy_pair(1, 1);
+    now += 1000;
+    assert_eq!(
+        engine.step(check(Role::Primary, false, "down"), now).event,
+        Event::FailedOver { automatic: true }
+    );
+    engine.step(check(Role::Primary, true, ""), now + 1);
+    assert_eq!(
+        engine.step(command(Command::Failback), now + 2).event,
+        Event::FailedBack
+    );
+    let d = engine.step(check(Role::Primary, false, "down again"), now + 3);
+    assert!(d.actions.is_empty());
+    assert!(d.summary.contains("cooldown"), "{}", d.summary);
+    let d = engine.step(Input::Tick, now + 60 * MIN - 1);
+    assert!(d.actions.is_empty(), "{}", d.summary);
+    // After the cooldown the next step moves traffic.
+    let d = engine.step(Input::Tick, now + 60 * MIN);
+    assert_eq!(
+        d.event,
+        Event::FailedOver { automatic: true },
+        "{}",
+        d.summary
+    );
+}
+
+#[test]
+fn a_restart_keeps_the_active_site_and_waits_for_fresh_checks() {
+    let (mut engine, mut now) = healthy_pair(1, 1);
+    now += 1000;
+    engine.step(check(Role::Primary, false, "down"), now);
+    let stored = engine.persisted().clone();
+    assert_eq!(stored.active, Role::Secondary);
+    let mut restarted = Engine::new(one_check_each(1, 1), stored);
+    assert_eq!(restarted.persisted().active, Role::Secondary);
+    assert_eq!(restarted.site_health(Role::Primary), SiteHealth::Degraded);
+    let d = restarted.step(Input::Tick, now + 1);
+    assert!(d.actions.is_empty());
+    assert!(
+        d.summary.contains("not ready for fail-back"),
+        "{}",
+        d.summary
+    );
+}
