@@ -3,6 +3,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dns;
 pub mod engine;
+pub mod probe;
+pub mod store;
 pub mod zone;

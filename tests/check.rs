@@ -146,6 +146,15 @@ fn unknown_key_in_any_table_of_the_shipped_example_is_named_with_its_line() {
         if trimmed.starts_with('#') || !(key.contains(": ") || key.ends_with(':')) {
             continue;
         }
+        // `addresses` maps record names to lists: any key is allowed there.
+        let indent_of = |l: &str| l.len() - l.trim_start().len();
+        let parent = lines[..i]
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty() && indent_of(l) < indent_of(line));
+        if parent.is_some_and(|p| p.trim() == "addresses:") {
+            continue;
+        }
         // A sibling key: after a list item's first key, before any other.
         let (at, indent) = match trimmed.strip_prefix("- ") {
             Some(_) => (i + 1, line.len() - trimmed.len() + 2),

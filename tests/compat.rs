@@ -6,7 +6,9 @@ mod common;
 
 use std::{collections::BTreeSet, fmt, path::Path};
 
-use common::{EXAMPLE_ZONES, Geofailover, Reference, query_message, repo_zones, tcp, udp};
+use common::{
+    EXAMPLE_ZONES, Geofailover, Reference, free_port, query_message, repo_zones, tcp, udp,
+};
 use geofailover::{config::Config, zone};
 use hickory_proto::{
     op::Message,
@@ -199,13 +201,26 @@ struct Servers {
     _dir: tempfile::TempDir,
 }
 
+/// geofailover runs the shipped example config, with both sites' checks
+/// failing, so the failover record www.example.com answers with the
+/// primary's address. Knot and NSD serve the same zone files with that
+/// answer written in as a static record: a failover record must answer
+/// exactly as a static one does.
 fn start_all() -> Servers {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Geofailover::write_config(dir.path(), &Geofailover::example_zones());
+    let zones = dir.path().join("zones");
+    std::fs::create_dir(&zones).expect("mkdir");
+    for (_, file) in EXAMPLE_ZONES {
+        std::fs::copy(repo_zones().join(file), zones.join(file)).expect("copy zone");
+    }
+    let mut example = std::fs::read_to_string(zones.join("example.com.zone")).expect("read");
+    example.push_str("www 30 IN A 192.0.2.10\n");
+    std::fs::write(zones.join("example.com.zone"), example).expect("write");
+    let config = Geofailover::example_config(dir.path(), free_port(), free_port());
     Servers {
         ours: Geofailover::start(&config),
-        knot: Reference::knot(&repo_zones(), EXAMPLE_ZONES),
-        nsd: Reference::nsd(&repo_zones(), EXAMPLE_ZONES),
+        knot: Reference::knot(&zones, EXAMPLE_ZONES),
+        nsd: Reference::nsd(&zones, EXAMPLE_ZONES),
         _dir: dir,
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::{net::SocketAddr, path::PathBuf, process::Command, time::Duration};
 
-use common::{Geofailover, query_message, tcp, tcp_raw, udp, udp_raw, wait_until};
+use common::{Geofailover, free_port, query_message, tcp, tcp_raw, udp, udp_raw, wait_until};
 use hickory_net::{
     client::{Client, ClientHandle},
     runtime::TokioRuntimeProvider,
@@ -18,9 +18,11 @@ use hickory_proto::{
     rr::{DNSClass, Name, RData, RecordType},
 };
 
+/// The shipped example config, its sites' health URLs on ports where
+/// nothing listens: both sites down, so answers stay on the primary.
 fn start_example() -> (Geofailover, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Geofailover::write_config(dir.path(), &Geofailover::example_zones());
+    let config = Geofailover::example_config(dir.path(), free_port(), free_port());
     (Geofailover::start(&config), dir)
 }
 
@@ -263,8 +265,8 @@ fn copy_zones(dir: &std::path::Path) -> Vec<(&'static str, PathBuf)> {
         .collect()
 }
 
-fn www(addr: SocketAddr) -> Vec<String> {
-    let query = query_message(&name("www.example.com."), RecordType::A, false);
+fn mail(addr: SocketAddr) -> Vec<String> {
+    let query = query_message(&name("mail.example.com."), RecordType::A, false);
     a_records(&udp(addr, &query).expect("reply"))
 }
 
@@ -276,19 +278,19 @@ fn sighup_swaps_in_a_good_zone_and_keeps_the_old_one_when_the_new_is_broken() {
     let server = Geofailover::start(&config);
     let zone_file = &zones[0].1;
     let original = std::fs::read_to_string(zone_file).expect("read zone");
-    assert_eq!(www(server.addr), ["192.0.2.10"]);
+    assert_eq!(mail(server.addr), ["192.0.2.25"]);
 
     let changed = original
         .replace(
-            "www          30 IN  A    192.0.2.10",
-            "www          30 IN  A    192.0.2.99",
+            "mail            IN  A    192.0.2.25",
+            "mail            IN  A    192.0.2.99",
         )
         .replace("2026112101", "2026112102");
     assert_ne!(changed, original);
     std::fs::write(zone_file, &changed).expect("write zone");
     server.process.signal("HUP");
     assert!(
-        wait_until(Duration::from_secs(10), || www(server.addr)
+        wait_until(Duration::from_secs(10), || mail(server.addr)
             == ["192.0.2.99"]),
         "the reload was not applied:\n{}",
         server.log()
@@ -302,5 +304,5 @@ fn sighup_swaps_in_a_good_zone_and_keeps_the_old_one_when_the_new_is_broken() {
         "{}",
         server.log()
     );
-    assert_eq!(www(server.addr), ["192.0.2.99"]);
+    assert_eq!(mail(server.addr), ["192.0.2.99"]);
 }

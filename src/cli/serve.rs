@@ -1,20 +1,27 @@
-//! `geofailover serve`: answer DNS for the configured zones until SIGTERM or
-//! ctrl-c; SIGHUP reloads the config and zones, keeping the old table when
-//! the new one has any error.
+//! `geofailover serve`: restore the stored state, answer DNS for the
+//! configured zones, run the health checks and let the engine move the
+//! failover records, until SIGTERM or ctrl-c. SIGHUP reloads the config and
+//! zones, keeping the old ones when the new have any error.
 
-use std::{path::Path, sync::Arc};
+use std::path::Path;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, oneshot},
+};
 use tracing::{error, info, warn};
 
 use super::Failure;
 use crate::{
     config::Config,
-    dns::{self, DnsServer, Handler, SharedTable},
-    zone::{self, AnswerTable},
+    control::{self, ControlEvent, Controller},
+    dns::{self, DnsServer, Handler},
+    zone::{self, AnswerTable, Zone},
 };
+
+/// Probe results and reloads waiting for the controller.
+const CONTROL_QUEUE: usize = 4096;
 
 pub fn run(path: &Path) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -24,11 +31,11 @@ pub fn run(path: &Path) -> Result<(), Failure> {
     runtime.block_on(serve(path))
 }
 
-/// Reads the config and its zones and compiles the answer table.
-fn load(path: &Path) -> Result<(Config, AnswerTable), String> {
+/// Reads the config and every zone it names, all checked.
+fn load(path: &Path) -> Result<(Config, Vec<Zone>), String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let zones = zone::load_all(&config).map_err(|e| e.to_string())?;
-    Ok((config, AnswerTable::build(zones)))
+    Ok((config, zones))
 }
 
 fn describe(table: &AnswerTable) -> String {
@@ -41,9 +48,11 @@ fn describe(table: &AnswerTable) -> String {
 }
 
 async fn serve(path: &Path) -> Result<(), Failure> {
-    let (mut config, table) = load(path).map_err(Failure::Config)?;
-    info!(config = %path.display(), "starting: serving {}", describe(&table));
-    let shared: SharedTable = Arc::new(ArcSwap::from_pointee(table));
+    let (mut config, zones) = load(path).map_err(Failure::Config)?;
+    // The stored state comes back before anything is answered.
+    let controller = Controller::start(&config, zones).map_err(|e| Failure::Other(e.into()))?;
+    let table = controller.table();
+    info!(config = %path.display(), "starting: serving {}", describe(&table.load()));
 
     let bound = dns::bind(&config.dns.listen)
         .await
@@ -53,38 +62,61 @@ async fn serve(path: &Path) -> Result<(), Failure> {
         info!("listening on {addr} (udp, tcp)");
     }
     let server = DnsServer::start(
-        Handler::new(shared.clone()),
+        Handler::new(table.clone()),
         bound,
         config.dns.tcp_idle_timeout,
     );
+
+    let (events, inbox) = mpsc::channel(CONTROL_QUEUE);
+    let probes = match controller.failover() {
+        Some(failover) => {
+            control::spawn_probes(failover, events.clone()).map_err(Failure::Config)?
+        }
+        None => Vec::new(),
+    };
+    let control = tokio::spawn(control::run(controller, inbox));
 
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(path, &shared, &mut config),
+            _ = hangup.recv() => reload(path, &events, &mut config).await,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
     info!("stopping");
+    for probe in probes {
+        probe.abort();
+    }
+    drop(events);
+    let _ = control.await;
     server.shutdown().await.context("stopping the DNS server")?;
     Ok(())
 }
 
-/// Builds the new table in full, then swaps it in; on any error the old
-/// table keeps serving.
-fn reload(path: &Path, shared: &SharedTable, config: &mut Config) {
+/// Builds the new config and zones in full, then hands them to the
+/// controller; on any error the old ones keep serving.
+async fn reload(path: &Path, events: &mpsc::Sender<ControlEvent>, config: &mut Config) {
     info!(config = %path.display(), "reloading");
     match load(path) {
-        Ok((mut new_config, table)) => {
+        Ok((mut new_config, zones)) => {
             if new_config.dns != config.dns {
                 warn!("dns listen settings changed: they take effect at the next restart");
                 new_config.dns = config.dns.clone();
             }
-            info!("reload succeeded: serving {}", describe(&table));
-            shared.store(Arc::new(table));
+            let (done, applied) = oneshot::channel();
+            let event = ControlEvent::Reload {
+                config: Box::new(new_config.clone()),
+                zones,
+                done,
+            };
+            if events.send(event).await.is_err() || applied.await.is_err() {
+                error!("reload failed: the controller has stopped");
+                return;
+            }
+            info!("reload succeeded");
             *config = new_config;
         }
         Err(e) => error!("reload failed, still serving the previous zones: {e}"),

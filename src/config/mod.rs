@@ -2,6 +2,8 @@
 //! (`raw`) and then validated into a `Config` whose every field is usable
 //! as it stands. Every error names the file and, where it can, the line.
 
+pub mod duration;
+pub mod failover;
 mod raw;
 
 use std::{
@@ -13,6 +15,9 @@ use std::{
 
 use hickory_proto::rr::Name;
 
+pub use failover::{
+    Check, CheckKind, Failover, FailoverRecord, HttpCheck, MysqlCheck, Secret, Site,
+};
 use raw::RawConfig;
 
 /// Seconds an idle TCP connection is kept when the config does not say.
@@ -23,8 +28,12 @@ const DEFAULT_TCP_IDLE_TIMEOUT: u64 = 10;
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
+    /// Where state and the journal are kept.
+    pub state_dir: PathBuf,
     pub dns: DnsConfig,
     pub zones: Vec<ZoneSource>,
+    /// Failover records, sites and policy; `None` serves the zones as they are.
+    pub failover: Option<Failover>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,8 +172,30 @@ impl Config {
             });
         }
 
+        let failover = failover::validate(path, text, raw.failover, raw.sites)?;
+        if let Some(failover) = &failover {
+            for record in &failover.records {
+                if !zones.iter().any(|z| z.origin.zone_of(&record.name)) {
+                    return Err(at(
+                        record.config_line,
+                        format!(
+                            "failover record {} is in no served zone: expected a name in {}",
+                            record.name,
+                            zones
+                                .iter()
+                                .map(|z| z.origin.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+
         Ok(Self {
             path: path.to_path_buf(),
+            state_dir: base.join(raw.state_dir.as_deref().unwrap_or("state")),
+            failover,
             dns: DnsConfig {
                 listen,
                 tcp_idle_timeout: Duration::from_secs(tcp_idle_timeout),
@@ -187,9 +218,16 @@ fn yaml_message(e: &serde_yaml::Error) -> String {
 /// The first line (1-based) that mentions `needle` outside a comment, for
 /// pointing errors found after parsing at their line.
 fn line_of(text: &str, needle: &str) -> Option<usize> {
+    line_of_from(text, 1, needle)
+}
+
+/// Like `line_of`, from line `from` on.
+fn line_of_from(text: &str, from: usize, needle: &str) -> Option<usize> {
     text.lines()
-        .position(|line| line.split('#').next().unwrap_or(line).contains(needle))
-        .map(|i| i + 1)
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, line)| line.split('#').next().unwrap_or(line).contains(needle))
+        .map(|(i, _)| i + 1)
 }
 
 #[cfg(test)]

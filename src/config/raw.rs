@@ -1,14 +1,30 @@
 //! The configuration file exactly as written: serde structs that reject
-//! unknown keys. Nothing here is checked beyond its YAML type; `super`
+//! unknown keys. Values serde can check (addresses, durations, enums) are
+//! checked here, so their errors carry a line; `super` checks the rest and
 //! turns these into a validated `Config`.
 
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
 use serde::Deserialize;
+
+use super::duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Where state and the journal live; relative to the config's folder.
+    #[serde(default)]
+    pub state_dir: Option<String>,
     pub dns: RawDns,
     pub zones: Vec<RawZone>,
+    #[serde(default)]
+    pub failover: Option<RawFailover>,
+    #[serde(default)]
+    pub sites: Vec<RawSite>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,4 +43,162 @@ pub struct RawZone {
     pub name: String,
     /// Relative paths are taken from the configuration file's folder.
     pub file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFailover {
+    pub records: Vec<RawRecord>,
+    /// Fail over automatically when the primary is down.
+    #[serde(default)]
+    pub auto: Option<bool>,
+    /// No second automatic failover for this long after one.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub cooldown: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum RawRecordType {
+    A,
+    AAAA,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecord {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: RawRecordType,
+    #[serde(default)]
+    pub ttl: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawRole {
+    Primary,
+    Secondary,
+}
+
+/// `all`, `any`, or `{at_least: N}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawDownRule {
+    All,
+    Any,
+    AtLeast(u32),
+}
+
+impl<'de> Deserialize<'de> for RawDownRule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        const EXPECTED: &str = "all, any, or {at_least: N}";
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawDownRule;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "all" => Ok(RawDownRule::All),
+                    "any" => Ok(RawDownRule::Any),
+                    other => Err(E::custom(format!("`{other}`: expected {EXPECTED}"))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let key: Option<String> = map.next_key()?;
+                match key.as_deref() {
+                    Some("at_least") => {
+                        let n: u32 = map.next_value()?;
+                        if map.next_key::<String>()?.is_some() {
+                            return Err(serde::de::Error::custom(format!(
+                                "expected only {EXPECTED}"
+                            )));
+                        }
+                        Ok(RawDownRule::AtLeast(n))
+                    }
+                    other => Err(serde::de::Error::custom(format!(
+                        "`{}`: expected {EXPECTED}",
+                        other.unwrap_or("")
+                    ))),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub name: String,
+    pub role: RawRole,
+    /// For each failover record's name, this site's addresses.
+    pub addresses: BTreeMap<String, Vec<IpAddr>>,
+    /// When the site counts as down; default `all`.
+    #[serde(default)]
+    pub down_when: Option<RawDownRule>,
+    pub checks: Vec<RawCheck>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    pub name: String,
+    #[serde(default)]
+    pub http: Option<RawHttp>,
+    #[serde(default)]
+    pub tcp: Option<RawTcp>,
+    #[serde(default)]
+    pub mysql: Option<RawMysql>,
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub fall: Option<u32>,
+    #[serde(default)]
+    pub rise: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// `http://` or `https://`, the address to connect to, and the path.
+    pub url: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    /// The Host header, and for https the TLS server name.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub expect_status: Option<Vec<u16>>,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    #[serde(default)]
+    pub tls_verify: Option<bool>,
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcp {
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMysql {
+    pub address: SocketAddr,
+    pub user: String,
+    /// A file holding the password (trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// An environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
 }

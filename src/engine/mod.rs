@@ -276,10 +276,15 @@ impl Engine {
     fn describe_site(&self, site: Role) -> String {
         let checks = &self.checks[site.index()];
         let up = checks.iter().filter(|c| c.state == CheckState::Up).count();
+        let word = match self.site_health(site) {
+            SiteHealth::Degraded if checks.iter().any(|c| c.state == CheckState::Unknown) => {
+                "waiting for checks"
+            }
+            health => health_word(health),
+        };
         let mut text = format!(
-            "{} {} ({up}/{} checks up",
+            "{} {word} ({up}/{} checks up",
             self.spec.sites[site.index()].name,
-            health_word(self.site_health(site)),
             checks.len()
         );
         for (spec, check) in self.spec.sites[site.index()].checks.iter().zip(checks) {
@@ -521,7 +526,7 @@ fn health_word(health: SiteHealth) -> &'static str {
     match health {
         SiteHealth::Healthy => "healthy",
         SiteHealth::Down => "down",
-        SiteHealth::Degraded => "not fully healthy",
+        SiteHealth::Degraded => "degraded",
     }
 }
 

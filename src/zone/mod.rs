@@ -46,7 +46,8 @@ pub struct Zone {
     pub records: Vec<Record>,
 }
 
-/// Reads and checks every zone the config names; all errors are returned.
+/// Reads and checks every zone the config names, and that the failover
+/// records fit in them; all errors are returned.
 pub fn load_all(config: &Config) -> Result<Vec<Zone>, ZoneErrors> {
     let mut zones = Vec::new();
     let mut errors = Vec::new();
@@ -57,10 +58,63 @@ pub fn load_all(config: &Config) -> Result<Vec<Zone>, ZoneErrors> {
         }
     }
     if errors.is_empty() {
+        errors = check_failover_records(config, &zones);
+    }
+    if errors.is_empty() {
         Ok(zones)
     } else {
         Err(ZoneErrors(errors))
     }
+}
+
+/// A failover record owns its name and type: the zone may not hold records
+/// of that type there, nor a CNAME, nor may the name lie below a zone cut.
+fn check_failover_records(config: &Config, zones: &[Zone]) -> Vec<ZoneError> {
+    let Some(failover) = &config.failover else {
+        return Vec::new();
+    };
+    let mut errors = Vec::new();
+    for record in &failover.records {
+        let name = LowerName::new(&record.name);
+        let Some(zone) = zones
+            .iter()
+            .filter(|z| LowerName::new(&z.origin).zone_of(&name))
+            .max_by_key(|z| z.origin.num_labels())
+        else {
+            continue;
+        };
+        let apex = LowerName::new(&zone.origin);
+        let clash = zone.records.iter().find_map(|r| {
+            let owner = LowerName::new(&r.name);
+            let rtype = r.record_type();
+            if owner == name && (rtype == record.rtype || rtype == RecordType::CNAME) {
+                Some(format!(
+                    "the zone {} already has {rtype} data at {}: remove it from the zone file, the failover record answers for that name",
+                    zone.origin, record.name
+                ))
+            } else if rtype == RecordType::NS && owner != apex && owner.zone_of(&name) {
+                Some(format!(
+                    "{} lies at or below the delegation {}: a failover record must be in the zone's own data",
+                    record.name, r.name
+                ))
+            } else {
+                None
+            }
+        });
+        if let Some(message) = clash {
+            errors.push(ZoneError {
+                location: Location {
+                    file: config.path.clone(),
+                    line: record.config_line,
+                },
+                message: format!(
+                    "failover record {} {}: {message}",
+                    record.name, record.rtype
+                ),
+            });
+        }
+    }
+    errors
 }
 
 /// Reads and checks one zone. `config_path` is where it is named, for an

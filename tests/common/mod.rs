@@ -124,6 +124,30 @@ impl Geofailover {
         path
     }
 
+    /// The shipped example config, rewritten to run in `dir`: DNS on a
+    /// port the kernel picks, state in `dir/state`, zone files from zones/,
+    /// and the two sites' health URLs on the given ports.
+    pub fn example_config(dir: &Path, primary_port: u16, secondary_port: u16) -> PathBuf {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml"),
+        )
+        .expect("read config/example.yaml");
+        let zones = format!("{}/", repo_zones().display());
+        let state = dir.join("state");
+        let text = text
+            .replace("127.0.0.1:5353", "127.0.0.1:0")
+            .replace(
+                "state_dir: ../state",
+                &format!("state_dir: {}", state.display()),
+            )
+            .replace("../zones/", &zones)
+            .replace("127.0.0.1:18081", &format!("127.0.0.1:{primary_port}"))
+            .replace("127.0.0.1:18082", &format!("127.0.0.1:{secondary_port}"));
+        let path = dir.join("example.yaml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
     /// The example zones, from zones/.
     pub fn example_zones() -> Vec<(&'static str, PathBuf)> {
         EXAMPLE_ZONES
@@ -344,4 +368,94 @@ pub fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
 pub fn tcp(addr: SocketAddr, message: &Message) -> Option<Message> {
     let reply = tcp_raw(addr, &message.to_vec().expect("encode"))?;
     Some(Message::from_vec(&reply).expect("decode reply"))
+}
+
+/// A stand-in web site: answers every HTTP request with 200 "ok" while
+/// healthy and 503 otherwise, on a loopback port, until dropped.
+pub struct StandIn {
+    pub port: u16,
+    healthy: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StandIn {
+    pub fn start(port: u16) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("stand-in site cannot listen on 127.0.0.1:{port}: {e}"));
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (healthy.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                        let mut request = [0u8; 2048];
+                        let _ = stream.read(&mut request);
+                        let reply: &[u8] = if h.load(Ordering::Relaxed) {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+                        } else {
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nConnection: close\r\n\r\ndown\n"
+                        };
+                        let _ = stream.write_all(reply);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self {
+            port,
+            healthy,
+            stop,
+        }
+    }
+
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy
+            .store(healthy, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The A records for `name` over UDP.
+pub fn a_records(addr: SocketAddr, name: &str) -> Vec<String> {
+    let query = query_message(&Name::from_ascii(name).expect("name"), RecordType::A, false);
+    match udp(addr, &query) {
+        Some(reply) => reply
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                hickory_proto::rr::RData::A(a) => Some(a.to_string()),
+                _ => None,
+            })
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The zone's SOA serial over UDP.
+pub fn soa_serial(addr: SocketAddr, zone: &str) -> u32 {
+    let query = query_message(
+        &Name::from_ascii(zone).expect("name"),
+        RecordType::SOA,
+        false,
+    );
+    let reply = udp(addr, &query).expect("SOA reply");
+    reply
+        .answers
+        .iter()
+        .find_map(|r| match &r.data {
+            hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        })
+        .expect("an SOA in the answer")
 }

@@ -1,0 +1,478 @@
+//! The failover part of the configuration: the failover records, the two
+//! sites with their addresses and checks, and the policy. Validated here
+//! into types the engine and the probes use as they are.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use hickory_proto::rr::{Name, RecordType};
+
+use super::{
+    ConfigError, Location,
+    raw::{RawCheck, RawDownRule, RawFailover, RawRecordType, RawRole, RawSite},
+};
+use crate::engine::{CheckSpec, DownRule, EngineSpec, Role, SiteSpec};
+
+pub const DEFAULT_TTL: u32 = 30;
+pub const MIN_TTL: u32 = 5;
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+pub const DEFAULT_FALL: u32 = 3;
+pub const DEFAULT_RISE: u32 = 3;
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(3600);
+
+/// Validated failover configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failover {
+    pub records: Vec<FailoverRecord>,
+    pub auto: bool,
+    pub cooldown: Duration,
+    /// Primary first.
+    pub sites: [Site; 2],
+}
+
+/// A name whose answer follows the active site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverRecord {
+    pub name: Name,
+    /// A or AAAA.
+    pub rtype: RecordType,
+    pub ttl: u32,
+    pub config_line: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub name: String,
+    pub role: Role,
+    /// The addresses for each failover record, in the records' order.
+    pub addresses: Vec<Vec<IpAddr>>,
+    pub down_rule: DownRule,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub kind: CheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub fall: u32,
+    pub rise: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    Http(HttpCheck),
+    Tcp { address: SocketAddr },
+    Mysql(MysqlCheck),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCheck {
+    pub url: String,
+    pub method: String,
+    pub host: Option<String>,
+    pub expect_status: Vec<u16>,
+    pub body_contains: Option<String>,
+    pub tls_verify: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MysqlCheck {
+    pub address: SocketAddr,
+    pub user: String,
+    pub password: Secret,
+}
+
+/// A password or token: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Reads a secret from a file (trailing newline dropped) or an environment
+/// variable; the error names where it looked, never the value.
+pub fn read_secret(file: Option<&Path>, env: Option<&str>) -> Result<Secret, String> {
+    match (file, env) {
+        (Some(file), None) => std::fs::read_to_string(file)
+            .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|e| format!("cannot read the secret file {}: {e}", file.display())),
+        (None, Some(var)) => std::env::var(var)
+            .map(Secret)
+            .map_err(|_| format!("the environment variable {var} is not set")),
+        (Some(_), Some(_)) => {
+            Err("give either a password file or an environment variable, not both".into())
+        }
+        (None, None) => Err("expected password_file or password_env".into()),
+    }
+}
+
+impl Failover {
+    pub fn site(&self, role: Role) -> &Site {
+        match role {
+            Role::Primary => &self.sites[0],
+            Role::Secondary => &self.sites[1],
+        }
+    }
+
+    /// What the engine needs of this configuration.
+    pub fn engine_spec(&self) -> EngineSpec {
+        let site = |s: &Site| SiteSpec {
+            name: s.name.clone(),
+            down_rule: s.down_rule,
+            checks: s
+                .checks
+                .iter()
+                .map(|c| CheckSpec {
+                    name: c.name.clone(),
+                    fall: c.fall,
+                    rise: c.rise,
+                })
+                .collect(),
+        };
+        EngineSpec {
+            sites: [site(&self.sites[0]), site(&self.sites[1])],
+            auto_failover: self.auto,
+            cooldown_ms: self.cooldown.as_millis() as u64,
+        }
+    }
+}
+
+/// Validates the `failover` and `sites` sections.
+pub(super) fn validate(
+    path: &Path,
+    text: &str,
+    failover: Option<RawFailover>,
+    sites: Vec<RawSite>,
+) -> Result<Option<Failover>, ConfigError> {
+    let at = |line: Option<usize>, message: String| ConfigError {
+        location: Location {
+            file: path.to_path_buf(),
+            line,
+        },
+        message,
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let failover = match (failover, sites.is_empty()) {
+        (None, true) => return Ok(None),
+        (None, false) => {
+            return Err(at(
+                super::line_of(text, "sites:"),
+                "sites are configured but there is no failover section: expected failover.records"
+                    .into(),
+            ));
+        }
+        (Some(_), true) => {
+            return Err(at(
+                super::line_of(text, "failover:"),
+                "failover is configured but there are no sites: expected a primary and a secondary site".into(),
+            ));
+        }
+        (Some(f), false) => f,
+    };
+
+    if failover.records.is_empty() {
+        return Err(at(
+            super::line_of(text, "records"),
+            "failover.records is empty: expected at least one record such as {name: www.example.com, type: A}".into(),
+        ));
+    }
+    let mut records: Vec<FailoverRecord> = Vec::new();
+    for raw in &failover.records {
+        let line = super::line_of(text, &raw.name);
+        let mut name = Name::from_utf8(&raw.name).map_err(|e| {
+            at(
+                line,
+                format!("failover record `{}` is not a domain name: {e}", raw.name),
+            )
+        })?;
+        name.set_fqdn(true);
+        let rtype = match raw.rtype {
+            RawRecordType::A => RecordType::A,
+            RawRecordType::AAAA => RecordType::AAAA,
+        };
+        let ttl = raw.ttl.unwrap_or(DEFAULT_TTL);
+        if ttl < MIN_TTL {
+            return Err(at(
+                line,
+                format!(
+                    "failover record {name} {rtype}: TTL {ttl} is below the minimum of {MIN_TTL} seconds"
+                ),
+            ));
+        }
+        if records.iter().any(|r| r.name == name && r.rtype == rtype) {
+            return Err(at(
+                line,
+                format!("failover record {name} {rtype} is listed twice"),
+            ));
+        }
+        records.push(FailoverRecord {
+            name,
+            rtype,
+            ttl,
+            config_line: line,
+        });
+    }
+
+    if sites.len() != 2 {
+        return Err(at(
+            super::line_of(text, "sites:"),
+            format!(
+                "{} sites configured: expected exactly two, one with role primary and one with role secondary",
+                sites.len()
+            ),
+        ));
+    }
+    let mut built = Vec::new();
+    for raw in sites {
+        built.push(validate_site(path, text, base, &records, raw)?);
+    }
+    let (Some(secondary), Some(primary)) = (built.pop(), built.pop()) else {
+        return Err(at(None, "expected two sites".into()));
+    };
+    let (primary, secondary) = match (primary.role, secondary.role) {
+        (Role::Primary, Role::Secondary) => (primary, secondary),
+        (Role::Secondary, Role::Primary) => (secondary, primary),
+        (role, _) => {
+            return Err(at(
+                super::line_of(text, "role:"),
+                format!("both sites have role {role}: expected one primary and one secondary"),
+            ));
+        }
+    };
+    if primary.name == secondary.name {
+        return Err(at(
+            super::line_of(text, &primary.name),
+            format!("both sites are named `{}`", primary.name),
+        ));
+    }
+    Ok(Some(Failover {
+        records,
+        auto: failover.auto.unwrap_or(true),
+        cooldown: failover.cooldown.unwrap_or(DEFAULT_COOLDOWN),
+        sites: [primary, secondary],
+    }))
+}
+
+fn validate_site(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    records: &[FailoverRecord],
+    raw: RawSite,
+) -> Result<Site, ConfigError> {
+    let site_line = super::line_of(text, &format!("name: {}", raw.name));
+    let near =
+        |needle: &str| super::line_of_from(text, site_line.unwrap_or(1), needle).or(site_line);
+    let at = |line: Option<usize>, message: String| ConfigError {
+        location: Location {
+            file: path.to_path_buf(),
+            line,
+        },
+        message: format!("site {}: {message}", raw.name),
+    };
+    let mut addresses = Vec::new();
+    for record in records {
+        let key = record.name.to_string();
+        let found = raw.addresses.iter().find(|(name, _)| {
+            name.trim_end_matches('.')
+                .eq_ignore_ascii_case(key.trim_end_matches('.'))
+        });
+        let Some((written, list)) = found else {
+            return Err(at(
+                near("addresses"),
+                format!(
+                    "no addresses for the failover record {key}: expected `{}: [address, ...]`",
+                    key.trim_end_matches('.')
+                ),
+            ));
+        };
+        if list.is_empty() {
+            return Err(at(
+                near(written),
+                format!("the address list for {key} is empty"),
+            ));
+        }
+        for ip in list {
+            let fits = matches!(
+                (record.rtype, ip),
+                (RecordType::A, IpAddr::V4(_)) | (RecordType::AAAA, IpAddr::V6(_))
+            );
+            if !fits {
+                return Err(at(
+                    near(written),
+                    format!(
+                        "{ip} cannot answer {key}, a failover record of type {}",
+                        record.rtype
+                    ),
+                ));
+            }
+        }
+        addresses.push(list.clone());
+    }
+    for written in raw.addresses.keys() {
+        let known = records.iter().any(|r| {
+            r.name
+                .to_string()
+                .trim_end_matches('.')
+                .eq_ignore_ascii_case(written.trim_end_matches('.'))
+        });
+        if !known {
+            return Err(at(
+                near(written),
+                format!("addresses for {written}, which is not a failover record"),
+            ));
+        }
+    }
+
+    if raw.checks.is_empty() {
+        return Err(at(
+            near("checks"),
+            "no checks: expected at least one".into(),
+        ));
+    }
+    let mut checks: Vec<Check> = Vec::new();
+    for check in raw.checks {
+        let line = near(&format!("name: {}", check.name));
+        if checks.iter().any(|c| c.name == check.name) {
+            return Err(at(line, format!("two checks are named `{}`", check.name)));
+        }
+        checks.push(validate_check(base, check).map_err(|m| at(line, m))?);
+    }
+    let down_rule = match raw.down_when.unwrap_or(RawDownRule::All) {
+        RawDownRule::All => DownRule::All,
+        RawDownRule::Any => DownRule::Any,
+        RawDownRule::AtLeast(n) if n >= 1 && n as usize <= checks.len() => DownRule::AtLeast(n),
+        RawDownRule::AtLeast(n) => {
+            return Err(at(
+                near("down_when"),
+                format!(
+                    "down_when at_least {n}: expected a number from 1 to {}, its number of checks",
+                    checks.len()
+                ),
+            ));
+        }
+    };
+    Ok(Site {
+        name: raw.name,
+        role: match raw.role {
+            RawRole::Primary => Role::Primary,
+            RawRole::Secondary => Role::Secondary,
+        },
+        addresses,
+        down_rule,
+        checks,
+    })
+}
+
+fn validate_check(base: &Path, raw: RawCheck) -> Result<Check, String> {
+    let name = raw.name;
+    let kind = match (raw.http, raw.tcp, raw.mysql) {
+        (Some(http), None, None) => {
+            let url = reqwest::Url::parse(&http.url)
+                .map_err(|e| format!("check {name}: `{}` is not a URL: {e}", http.url))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(format!(
+                    "check {name}: `{}`: expected an http:// or https:// URL with a host",
+                    http.url
+                ));
+            }
+            let method = http
+                .method
+                .unwrap_or_else(|| "GET".into())
+                .to_ascii_uppercase();
+            if reqwest::Method::from_bytes(method.as_bytes()).is_err() {
+                return Err(format!("check {name}: `{method}` is not an HTTP method"));
+            }
+            let expect_status = http.expect_status.unwrap_or_else(|| vec![200]);
+            if expect_status.is_empty() || expect_status.iter().any(|s| !(100..=599).contains(s)) {
+                return Err(format!(
+                    "check {name}: expect_status {expect_status:?}: expected HTTP status codes from 100 to 599"
+                ));
+            }
+            let ca_file = http.ca_file.map(|f| base.join(f));
+            if let Some(file) = &ca_file
+                && !file.is_file()
+            {
+                return Err(format!(
+                    "check {name}: ca_file {} does not exist",
+                    file.display()
+                ));
+            }
+            CheckKind::Http(HttpCheck {
+                url: url.to_string(),
+                method,
+                host: http.host,
+                expect_status,
+                body_contains: http.body_contains,
+                tls_verify: http.tls_verify.unwrap_or(true),
+                ca_file,
+            })
+        }
+        (None, Some(tcp), None) => CheckKind::Tcp {
+            address: tcp.address,
+        },
+        (None, None, Some(mysql)) => {
+            let file = mysql.password_file.as_ref().map(|f| base.join(f));
+            let password = read_secret(file.as_deref(), mysql.password_env.as_deref())
+                .map_err(|e| format!("check {name}: {e}"))?;
+            CheckKind::Mysql(MysqlCheck {
+                address: mysql.address,
+                user: mysql.user,
+                password,
+            })
+        }
+        _ => {
+            return Err(format!(
+                "check {name}: expected exactly one of http, tcp or mysql"
+            ));
+        }
+    };
+    let interval = raw.interval.unwrap_or(DEFAULT_INTERVAL);
+    let timeout = raw.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    if interval < MIN_INTERVAL {
+        return Err(format!(
+            "check {name}: interval {interval:?} is below the minimum of 100ms"
+        ));
+    }
+    if timeout.is_zero() || timeout > interval {
+        return Err(format!(
+            "check {name}: timeout {} must be above zero and at most the interval {}",
+            super::duration::show(timeout),
+            super::duration::show(interval)
+        ));
+    }
+    let fall = raw.fall.unwrap_or(DEFAULT_FALL);
+    let rise = raw.rise.unwrap_or(DEFAULT_RISE);
+    if fall == 0 || rise == 0 {
+        return Err(format!("check {name}: fall and rise must be at least 1"));
+    }
+    Ok(Check {
+        name,
+        kind,
+        interval,
+        timeout,
+        fall,
+        rise,
+    })
+}

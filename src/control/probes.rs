@@ -1,0 +1,76 @@
+//! Runs every check of both sites on its interval, each in its own task,
+//! started at a jittered offset so checks do not fire in step, with a bound
+//! on how many run at once. Results go to the controller loop.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::Semaphore, task::JoinHandle};
+
+use super::ControlEvent;
+use crate::{
+    config::Failover,
+    engine::{CheckId, Role},
+    probe::Prober,
+};
+
+/// At most this many probes run at the same moment.
+const MAX_CONCURRENT_PROBES: usize = 512;
+
+/// Builds every check's prober (an error names the check) and starts them.
+pub fn spawn_probes(
+    failover: &Failover,
+    events: tokio::sync::mpsc::Sender<ControlEvent>,
+) -> Result<Vec<JoinHandle<()>>, String> {
+    let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES));
+    let mut probers = Vec::new();
+    for role in Role::BOTH {
+        let site = failover.site(role);
+        for (index, check) in site.checks.iter().enumerate() {
+            let prober = Prober::new(check).map_err(|e| format!("site {}: {e}", site.name))?;
+            probers.push((CheckId { site: role, index }, check.interval, prober));
+        }
+    }
+    let seed = super::now_ms();
+    Ok(probers
+        .into_iter()
+        .enumerate()
+        .map(|(n, (id, interval, prober))| {
+            let limit = limit.clone();
+            let events = events.clone();
+            let offset = jitter(seed, n as u64, interval);
+            tokio::spawn(async move {
+                tokio::time::sleep(offset).await;
+                let mut ticks = tokio::time::interval(interval);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    let result = {
+                        let Ok(_permit) = limit.acquire().await else {
+                            return;
+                        };
+                        prober.run().await
+                    };
+                    let event = ControlEvent::Probe {
+                        id,
+                        ok: result.ok,
+                        detail: result.detail,
+                        latency: result.latency,
+                    };
+                    if events.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect())
+}
+
+/// A start offset in [0, interval), spread by check number.
+fn jitter(seed: u64, n: u64, interval: Duration) -> Duration {
+    let mut x = seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    let span = interval.as_millis().max(1) as u64;
+    Duration::from_millis(x % span)
+}

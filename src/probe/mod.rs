@@ -1,0 +1,205 @@
+//! Health probes: one http(s), tcp or mysql check run once, with a timeout,
+//! reporting success or a short reason for failure. The scheduler that runs
+//! them every interval is in `control`.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Once,
+    time::{Duration, Instant},
+};
+
+use crate::config::{Check, CheckKind, HttpCheck, MysqlCheck};
+
+/// How much of a response body is read to look for `body_contains`.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The outcome of one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeResult {
+    pub ok: bool,
+    /// Why it failed, or what it saw ("HTTP 200").
+    pub detail: String,
+    pub latency: Duration,
+}
+
+/// A check ready to run: clients built, secrets in place.
+pub struct Prober {
+    kind: Kind,
+    timeout: Duration,
+}
+
+enum Kind {
+    Http {
+        client: reqwest::Client,
+        check: HttpCheck,
+        url: reqwest::Url,
+    },
+    Tcp(SocketAddr),
+    Mysql(MysqlCheck),
+}
+
+/// rustls needs one process-wide crypto provider; ring keeps the build lean.
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // An error means another provider is already installed: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl Prober {
+    pub fn new(check: &Check) -> Result<Self, String> {
+        let kind = match &check.kind {
+            CheckKind::Http(http) => {
+                install_crypto_provider();
+                let mut url = reqwest::Url::parse(&http.url)
+                    .map_err(|e| format!("check {}: {e}", check.name))?;
+                let mut builder = reqwest::Client::builder()
+                    .timeout(check.timeout)
+                    .connect_timeout(check.timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .pool_max_idle_per_host(0)
+                    .no_proxy()
+                    .tls_danger_accept_invalid_certs(!http.tls_verify);
+                if let Some(file) = &http.ca_file {
+                    let pem = std::fs::read(file).map_err(|e| {
+                        format!("check {}: cannot read {}: {e}", check.name, file.display())
+                    })?;
+                    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                        format!(
+                            "check {}: {} holds no PEM certificate: {e}",
+                            check.name,
+                            file.display()
+                        )
+                    })?;
+                    builder = builder.tls_certs_merge(certs);
+                }
+                // With a Host name and an address in the URL, connect to the
+                // address but speak to the name: Host header and TLS SNI.
+                if let Some(host) = &http.host
+                    && let Some(ip) = url
+                        .host_str()
+                        .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+                {
+                    let port = url.port_or_known_default().unwrap_or(80);
+                    builder = builder.resolve(host, SocketAddr::new(ip, port));
+                    url.set_host(Some(host))
+                        .map_err(|e| format!("check {}: host `{host}`: {e}", check.name))?;
+                }
+                let client = builder.build().map_err(|e| {
+                    format!("check {}: cannot build an HTTP client: {e}", check.name)
+                })?;
+                Kind::Http {
+                    client,
+                    check: http.clone(),
+                    url,
+                }
+            }
+            CheckKind::Tcp { address } => Kind::Tcp(*address),
+            CheckKind::Mysql(mysql) => Kind::Mysql(mysql.clone()),
+        };
+        Ok(Self {
+            kind,
+            timeout: check.timeout,
+        })
+    }
+
+    /// Runs the probe once; never takes much longer than the timeout.
+    pub async fn run(&self) -> ProbeResult {
+        let start = Instant::now();
+        let outcome = tokio::time::timeout(self.timeout, self.attempt()).await;
+        let latency = start.elapsed();
+        let (ok, detail) = match outcome {
+            Ok(Ok(seen)) => (true, seen),
+            Ok(Err(why)) => (false, why),
+            Err(_) => (
+                false,
+                format!(
+                    "timed out after {}",
+                    crate::config::duration::show(self.timeout)
+                ),
+            ),
+        };
+        ProbeResult {
+            ok,
+            detail,
+            latency,
+        }
+    }
+
+    async fn attempt(&self) -> Result<String, String> {
+        match &self.kind {
+            Kind::Http { client, check, url } => http(client, check, url).await,
+            Kind::Tcp(address) => tokio::net::TcpStream::connect(address)
+                .await
+                .map(|_| "connected".to_string())
+                .map_err(|e| format!("connect to {address}: {e}")),
+            Kind::Mysql(check) => mysql(check).await,
+        }
+    }
+}
+
+async fn http(
+    client: &reqwest::Client,
+    check: &HttpCheck,
+    url: &reqwest::Url,
+) -> Result<String, String> {
+    let method = reqwest::Method::from_bytes(check.method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut response = client
+        .request(method, url.clone())
+        .send()
+        .await
+        .map_err(|e| describe_reqwest(&e))?;
+    let status = response.status().as_u16();
+    if !check.expect_status.contains(&status) {
+        return Err(format!("HTTP {status}, expected {:?}", check.expect_status));
+    }
+    if let Some(needle) = &check.body_contains {
+        let mut body = Vec::new();
+        while body.len() < MAX_BODY {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => return Err(describe_reqwest(&e)),
+            }
+        }
+        if !String::from_utf8_lossy(&body).contains(needle.as_str()) {
+            return Err(format!("HTTP {status} but the body lacks {needle:?}"));
+        }
+    }
+    Ok(format!("HTTP {status}"))
+}
+
+/// reqwest's error with its causes, which say what actually went wrong.
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn mysql(check: &MysqlCheck) -> Result<String, String> {
+    use mysql_async::prelude::Queryable;
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(check.address.ip().to_string())
+        .tcp_port(check.address.port())
+        .user(Some(check.user.clone()))
+        .pass(Some(check.password.expose().to_string()))
+        .prefer_socket(false);
+    let mut conn = mysql_async::Conn::new(opts)
+        .await
+        .map_err(|e| format!("mysql connect to {}: {e}", check.address))?;
+    let one: Option<u8> = conn
+        .query_first("SELECT 1")
+        .await
+        .map_err(|e| format!("mysql SELECT 1: {e}"))?;
+    let _ = conn.disconnect().await;
+    match one {
+        Some(1) => Ok("SELECT 1 answered".into()),
+        other => Err(format!("SELECT 1 returned {other:?}")),
+    }
+}

@@ -1,0 +1,149 @@
+//! Where the controller's state survives restarts. One trait, so a shared
+//! store for several controllers can stand beside the local one; the local
+//! one keeps a JSON file in the state directory, replaced atomically
+//! (write a temporary file, fsync, rename, fsync the directory).
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Persisted;
+
+/// Everything that must survive a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredState {
+    /// The engine's state: active site, epoch, pause, cooldown, last decision.
+    pub engine: Persisted,
+    /// The last SOA serial served for each zone (by origin), so a restart
+    /// never serves a lower one.
+    pub serials: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot read the state file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the state file {path} is corrupt ({reason}); it is not reset automatically: \
+         inspect it, then move it aside to start again from the primary"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("cannot write the state file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A place the state is kept.
+pub trait Store: Send + Sync {
+    /// The stored state, or `None` when nothing was ever stored.
+    fn load(&self) -> Result<Option<StoredState>, StoreError>;
+    /// Stores `state` durably before returning.
+    fn save(&self, state: &StoredState) -> Result<(), StoreError>;
+}
+
+/// The state as a file in a local directory.
+pub struct LocalStore {
+    dir: PathBuf,
+}
+
+impl LocalStore {
+    pub const FILE: &'static str = "state.json";
+
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(Self::FILE)
+    }
+}
+
+impl Store for LocalStore {
+    fn load(&self) -> Result<Option<StoredState>, StoreError> {
+        let path = self.path();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StoreError::Read { path, source }),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    fn save(&self, state: &StoredState) -> Result<(), StoreError> {
+        let path = self.path();
+        let fail = |source| StoreError::Write {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(&self.dir).map_err(fail)?;
+        let text =
+            serde_json::to_string_pretty(state).map_err(|e| fail(std::io::Error::other(e)))?;
+        write_atomically(&path, text.as_bytes()).map_err(fail)
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old file
+/// or the new one, never a mix.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("no file name"))?;
+    let temp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&temp, path)?;
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Role;
+
+    #[test]
+    fn saved_state_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(&dir.path().join("nested"));
+        assert_eq!(store.load().unwrap(), None);
+        let mut state = StoredState::default();
+        state.engine.active = Role::Secondary;
+        state.engine.epoch = 7;
+        state.serials.insert("example.com.".into(), 2026112105);
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap(), Some(state));
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_not_a_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        fs::write(store.path(), "{\"engine\": {\"active\": \"tertiary\"").unwrap();
+        let err = store.load().unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("move it aside"), "{err}");
+        fs::write(store.path(), "").unwrap();
+        assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
+    }
+}
