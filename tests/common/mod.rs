@@ -61,6 +61,10 @@ pub struct Process {
 }
 
 impl Process {
+    pub fn new(child: Child, name: &'static str) -> Self {
+        Self { child, name }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Failover speed: how long from the primary's first failing health check to
+# the first DNS answer naming the secondary, over N runs (default 20) of the
+# release binary with the example config's checks (interval 1 s, fall 3).
+# Each run starts from a fresh state directory, waits until both stand-in
+# sites are healthy, then makes the primary answer 503.
+#   usage: bench/failover.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-20}
+command -v dig >/dev/null || { echo "dig is needed: apt-get install bind9-dnsutils"; exit 1; }
+cargo build --release --quiet
+work=$(mktemp -d)
+trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
+
+python3 - "$work" "$runs" <<'PY'
+import http.server, os, statistics, subprocess, sys, threading, time
+
+work, runs = sys.argv[1], int(sys.argv[2])
+dns_port, ports = 15353, {"primary": 18091, "secondary": 18092}
+first_fail = {}
+
+def site(name, port):
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            down = os.path.exists(f"{work}/{name}.down")
+            if down and name not in first_fail:
+                first_fail[name] = time.monotonic()
+            self.send_response(503 if down else 200)
+            self.end_headers()
+            self.wfile.write(b"down\n" if down else b"ok\n")
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+for name, port in ports.items():
+    site(name, port)
+
+config = open("config/example.yaml").read()
+config = (config.replace("127.0.0.1:5353", f"127.0.0.1:{dns_port}")
+          .replace("state_dir: ../state", f"state_dir: {work}/state")
+          .replace("../zones/", os.path.abspath("zones") + "/")
+          .replace("127.0.0.1:18081", f"127.0.0.1:{ports['primary']}")
+          .replace("127.0.0.1:18082", f"127.0.0.1:{ports['secondary']}"))
+open(f"{work}/config.yaml", "w").write(config)
+
+def www():
+    out = subprocess.run(["dig", "@127.0.0.1", "-p", str(dns_port), "+short", "+time=1",
+                          "+tries=1", "www.example.com", "A"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+def wait(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+times = []
+for run in range(runs):
+    subprocess.run(["rm", "-rf", f"{work}/state", f"{work}/primary.down"])
+    first_fail.clear()
+    log = open(f"{work}/serve.log", "w")
+    proc = subprocess.Popen(["target/release/geofailover", "serve", "--config", f"{work}/config.yaml"],
+                            stderr=log, stdout=subprocess.DEVNULL)
+    open(f"{work}/serve.pid", "w").write(str(proc.pid))
+    healthy = lambda: open(f"{work}/serve.log").read().count("is now healthy") >= 2
+    if not (wait(lambda: www() == "192.0.2.10", 10) and wait(healthy, 15)):
+        sys.exit(f"run {run}: the controller did not become ready; see {work}/serve.log")
+    open(f"{work}/primary.down", "w").close()
+    if not wait(lambda: www() == "198.51.100.10", 20):
+        sys.exit(f"run {run}: no failover")
+    seen = time.monotonic()
+    times.append(seen - first_fail["primary"])
+    proc.terminate()
+    proc.wait()
+    print(f"run {run + 1:2}: {times[-1]:.3f} s", flush=True)
+
+print()
+print(f"failovers: {len(times)}; interval x fall = 1 s x 3 = 3.000 s")
+print(f"first failing check -> first answer naming the secondary: "
+      f"min {min(times):.3f} s, median {statistics.median(times):.3f} s, max {max(times):.3f} s")
+PY
