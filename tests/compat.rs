@@ -234,6 +234,7 @@ fn corpus_answers_match_knot_in_every_section_and_nsd_in_rcode_flags_and_answer(
         "corpus has only {} queries",
         cases.len()
     );
+    eprintln!("{} queries to each server", cases.len());
 
     let mut knot_diffs = Vec::new();
     let mut nsd_diffs = Vec::new();
