@@ -8,4 +8,5 @@ pub mod dns;
 pub mod engine;
 pub mod probe;
 pub mod store;
+pub mod web;
 pub mod zone;

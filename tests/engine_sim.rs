@@ -577,7 +577,7 @@ fn failback_is_refused_while_the_primary_is_unhealthy() {
     let d = engine.step(command(Command::Failback), now);
     assert_eq!(d.event, Event::Refused);
     assert!(
-        d.summary.contains("not healthy") && d.summary.contains("HTTP 502"),
+        d.summary.contains("primary healthy failed") && d.summary.contains("HTTP 502"),
         "{}",
         d.summary
     );

@@ -2,6 +2,8 @@
 //! says which exit code it deserves.
 
 mod check;
+mod client;
+mod demo;
 mod serve;
 
 use std::{fmt, path::PathBuf};
@@ -33,6 +35,45 @@ enum Command {
         #[arg(long, short, default_value = "config/example.yaml")]
         config: PathBuf,
     },
+    /// Show what a running controller sees and decides.
+    Status {
+        #[command(flatten)]
+        target: client::Target,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Switch traffic to the secondary while the primary may be healthy.
+    Failover {
+        #[command(flatten)]
+        target: client::Target,
+        /// Why: kept in the journal.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Move traffic back to the primary, after the pre-checks pass.
+    Failback {
+        #[command(flatten)]
+        target: client::Target,
+        /// Only show the pre-checks.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Stop automatic failover until resumed.
+    Pause {
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Allow automatic failover again.
+    Resume {
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Run the controller on loopback with two stand-in sites to try it out.
+    Demo,
 }
 
 /// Why a command did not succeed.
@@ -88,5 +129,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve { config } => serve::run(&config),
         Command::Check { config } => check::run(&config),
+        Command::Status { target, json } => client::status(&target, json),
+        Command::Failover { target, reason } => client::failover(&target, &reason),
+        Command::Failback {
+            target,
+            dry_run,
+            yes,
+        } => client::failback(&target, dry_run, yes),
+        Command::Pause { target } => client::pause(&target, false),
+        Command::Resume { target } => client::pause(&target, true),
+        Command::Demo => demo::run(),
     }
 }

@@ -3,7 +3,7 @@
 //! failover records, until SIGTERM or ctrl-c. SIGHUP reloads the config and
 //! zones, keeping the old ones when the new have any error.
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use anyhow::Context;
 use tokio::{
@@ -17,6 +17,7 @@ use crate::{
     config::Config,
     control::{self, ControlEvent, Controller},
     dns::{self, DnsServer, Handler},
+    web::{self, WebState, auth, demo::DemoSites},
     zone::{self, AnswerTable, Zone},
 };
 
@@ -28,7 +29,7 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(path))
+    runtime.block_on(serve(path, None))
 }
 
 /// Reads the config and every zone it names, all checked.
@@ -47,7 +48,9 @@ fn describe(table: &AnswerTable) -> String {
         .join(", ")
 }
 
-async fn serve(path: &Path) -> Result<(), Failure> {
+/// Runs the controller, DNS and HTTP until SIGTERM or ctrl-c; `demo` adds
+/// the demo's stand-in controls to the HTTP side.
+pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Failure> {
     let (mut config, zones) = load(path).map_err(Failure::Config)?;
     // The stored state comes back before anything is answered.
     let controller = Controller::start(&config, zones).map_err(|e| Failure::Other(e.into()))?;
@@ -62,7 +65,7 @@ async fn serve(path: &Path) -> Result<(), Failure> {
         info!("listening on {addr} (udp, tcp)");
     }
     let server = DnsServer::start(
-        Handler::new(table.clone()),
+        Handler::new(table.clone(), controller.counters()),
         bound,
         config.dns.tcp_idle_timeout,
     );
@@ -76,6 +79,34 @@ async fn serve(path: &Path) -> Result<(), Failure> {
     };
     let control = tokio::spawn(control::run(controller, inbox));
 
+    let (stop_web, web_stopped) = oneshot::channel::<()>();
+    let web = match &config.http {
+        Some(http) => {
+            let (token, created) =
+                auth::load_or_create(&http.token_file).map_err(Failure::Config)?;
+            if created {
+                info!(file = %http.token_file.display(), "created an API token file");
+            }
+            let listener = tokio::net::TcpListener::bind(http.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} for HTTP", http.listen))?;
+            let addr = listener
+                .local_addr()
+                .context("cannot read the HTTP address")?;
+            info!("status page on http://{addr}/");
+            let state = WebState {
+                control: events.clone(),
+                token: Arc::new(token),
+                protect_reads: http.protect_reads,
+                demo,
+            };
+            Some(tokio::spawn(web::serve(listener, state, async {
+                let _ = web_stopped.await;
+            })))
+        }
+        None => None,
+    };
+
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -87,6 +118,10 @@ async fn serve(path: &Path) -> Result<(), Failure> {
         }
     }
     info!("stopping");
+    let _ = stop_web.send(());
+    if let Some(web) = web {
+        let _ = web.await;
+    }
     for probe in probes {
         probe.abort();
     }

@@ -34,7 +34,32 @@ pub struct Config {
     pub zones: Vec<ZoneSource>,
     /// Failover records, sites and policy; `None` serves the zones as they are.
     pub failover: Option<Failover>,
+    /// The status page and API; `None` runs without them.
+    pub http: Option<HttpConfig>,
+    pub webhooks: Vec<Webhook>,
 }
+
+/// The status page and API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Holds the API token; created with a random one when missing.
+    pub token_file: PathBuf,
+    /// The reading endpoints need the token too.
+    pub protect_reads: bool,
+}
+
+/// Where notifications are POSTed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+/// A webhook gets this long to answer when the config does not say.
+const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_WEBHOOK_RETRIES: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsConfig {
@@ -192,9 +217,41 @@ impl Config {
             }
         }
 
+        let state_dir = base.join(raw.state_dir.as_deref().unwrap_or("state"));
+        let http = raw.http.map(|h| HttpConfig {
+            listen: h.listen,
+            token_file: h
+                .token_file
+                .map(|f| base.join(f))
+                .unwrap_or_else(|| state_dir.join("api.token")),
+            protect_reads: h.protect_reads.unwrap_or(false),
+        });
+        let mut webhooks = Vec::new();
+        for hook in raw.notify.map(|n| n.webhooks).unwrap_or_default() {
+            let line = line_of(text, &hook.url);
+            let url = reqwest::Url::parse(&hook.url)
+                .map_err(|e| at(line, format!("notify: `{}` is not a URL: {e}", hook.url)))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(at(
+                    line,
+                    format!(
+                        "notify: `{}`: expected an http:// or https:// URL",
+                        hook.url
+                    ),
+                ));
+            }
+            webhooks.push(Webhook {
+                url: hook.url,
+                timeout: hook.timeout.unwrap_or(DEFAULT_WEBHOOK_TIMEOUT),
+                retries: hook.retries.unwrap_or(DEFAULT_WEBHOOK_RETRIES),
+            });
+        }
+
         Ok(Self {
             path: path.to_path_buf(),
-            state_dir: base.join(raw.state_dir.as_deref().unwrap_or("state")),
+            http,
+            webhooks,
+            state_dir,
             failover,
             dns: DnsConfig {
                 listen,

@@ -25,6 +25,38 @@ pub struct RawConfig {
     pub failover: Option<RawFailover>,
     #[serde(default)]
     pub sites: Vec<RawSite>,
+    #[serde(default)]
+    pub http: Option<RawHttpServer>,
+    #[serde(default)]
+    pub notify: Option<RawNotify>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpServer {
+    pub listen: SocketAddr,
+    /// The API token's file; created with a random token when missing.
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// Require the token for the reading endpoints too.
+    #[serde(default)]
+    pub protect_reads: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: String,
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub retries: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

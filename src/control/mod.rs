@@ -1,10 +1,13 @@
 //! The shell around the engine: restores state before the first answer,
-//! runs the probes, feeds their results and the time to the engine, and
-//! carries out the actions it orders (store the new state durably, then
-//! swap in the new answer table).
+//! runs the probes, feeds their results, operator commands and the time to
+//! the engine, and carries out the actions it orders (journal and store the
+//! new state durably, then swap in the new answer table). It also answers
+//! status requests for the page, the API and the CLI.
 
 pub mod answers;
+mod notify;
 mod probes;
+pub mod status;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -13,12 +16,14 @@ use tracing::{error, info, warn};
 
 use crate::{
     config::{Config, Failover},
-    dns::SharedTable,
-    engine::{Action, CheckId, Decision, Engine, Input, Role},
-    store::{LocalStore, Store, StoreError, StoredState},
+    dns::{ResponseCounters, SharedTable},
+    engine::{Action, CheckId, Command, Decision, Engine, Event, Input, Role},
+    store::{Journal, JournalEntry, LocalStore, NewEntry, Store, StoreError, StoredState, journal},
     zone::Zone,
 };
+pub use notify::{Notification, Notifier};
 pub use probes::spawn_probes;
+pub use status::Status;
 
 /// How often the engine is given the time when nothing else happens.
 const TICK: Duration = Duration::from_secs(1);
@@ -31,6 +36,19 @@ pub enum ControlEvent {
         ok: bool,
         detail: String,
         latency: Duration,
+    },
+    /// An operator's command; the decision comes back.
+    Command {
+        command: Command,
+        actor: String,
+        reply: oneshot::Sender<Decision>,
+    },
+    /// A snapshot for the page, the API or the CLI.
+    Status { reply: oneshot::Sender<Box<Status>> },
+    /// Journal entries after a sequence number.
+    Events {
+        since: u64,
+        reply: oneshot::Sender<Vec<JournalEntry>>,
     },
     /// New config and zones, fully loaded and checked.
     Reload {
@@ -46,8 +64,14 @@ struct Failing {
     config: Failover,
     engine: Engine,
     store: Box<dyn Store>,
+    journal: Journal,
     /// The stored state is behind the engine's (a save failed).
     dirty: bool,
+    /// Each check's last probe time, by role then check.
+    latencies: [Vec<Option<Duration>>; 2],
+    failovers_total: u64,
+    /// Whether "ready for fail-back" was last announced.
+    ready_announced: bool,
 }
 
 pub struct Controller {
@@ -55,6 +79,8 @@ pub struct Controller {
     zones: Vec<Zone>,
     serials: BTreeMap<String, u32>,
     table: SharedTable,
+    counters: Arc<ResponseCounters>,
+    notifier: Notifier,
 }
 
 /// Milliseconds since 1970 by the wall clock.
@@ -65,10 +91,24 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+fn event_word(event: Event) -> &'static str {
+    match event {
+        Event::Steady => "steady",
+        Event::HealthChanged => "health_changed",
+        Event::FailedOver { automatic: true } => "failed_over",
+        Event::FailedOver { automatic: false } => "switched_over",
+        Event::FailedBack => "failed_back",
+        Event::Paused => "paused",
+        Event::Resumed => "resumed",
+        Event::Refused => "refused",
+    }
+}
+
 impl Controller {
     /// Restores the stored state and builds the first answer table from it:
     /// nothing is answered before this, and a restart never moves traffic.
     pub fn start(config: &Config, zones: Vec<Zone>) -> Result<Self, StoreError> {
+        let mut stored_serials = BTreeMap::new();
         let failing = match &config.failover {
             Some(failover) => {
                 let store: Box<dyn Store> = Box::new(LocalStore::new(&config.state_dir));
@@ -76,6 +116,7 @@ impl Controller {
                 let restored = stored.is_some();
                 let stored = stored.unwrap_or_default();
                 let engine = Engine::new(failover.engine_spec(), stored.engine.clone());
+                let journal = Journal::open(&config.state_dir, journal::DEFAULT_LIMIT)?;
                 info!(
                     active = %engine.persisted().active,
                     epoch = engine.persisted().epoch,
@@ -83,21 +124,23 @@ impl Controller {
                     "{}",
                     if restored { "state restored" } else { "no stored state: starting on the primary" }
                 );
-                Some((
-                    Failing {
-                        config: failover.clone(),
-                        engine,
-                        store,
-                        dirty: false,
-                    },
-                    stored.serials,
-                ))
+                stored_serials = stored.serials;
+                let latencies = [
+                    vec![None; failover.sites[0].checks.len()],
+                    vec![None; failover.sites[1].checks.len()],
+                ];
+                Some(Failing {
+                    config: failover.clone(),
+                    engine,
+                    store,
+                    journal,
+                    dirty: false,
+                    latencies,
+                    failovers_total: 0,
+                    ready_announced: false,
+                })
             }
             None => None,
-        };
-        let (failing, stored_serials) = match failing {
-            Some((f, s)) => (Some(f), s),
-            None => (None, BTreeMap::new()),
         };
         let serials = answers::serials(&zones, &stored_serials);
         let controller = Self {
@@ -105,6 +148,8 @@ impl Controller {
             zones,
             serials,
             table: SharedTable::default(),
+            counters: Arc::default(),
+            notifier: Notifier::new(config.webhooks.clone()),
         };
         controller.publish();
         // Store at once: a state directory that cannot be written is found
@@ -118,6 +163,11 @@ impl Controller {
     /// The table the DNS side reads.
     pub fn table(&self) -> SharedTable {
         self.table.clone()
+    }
+
+    /// The DNS side's response counters.
+    pub fn counters(&self) -> Arc<ResponseCounters> {
+        self.counters.clone()
     }
 
     pub fn failover(&self) -> Option<&Failover> {
@@ -145,8 +195,23 @@ impl Controller {
         self.table.store(Arc::new(table));
     }
 
+    /// Writes a journal entry; a journal that cannot be written is logged,
+    /// and the decision stands.
+    fn journal(&mut self, entry: NewEntry) {
+        if let Some(failing) = &mut self.failing
+            && let Err(e) = failing.journal.append(entry)
+        {
+            error!("{e}");
+        }
+    }
+
     /// Feeds one input to the engine and carries out what it decides.
     pub fn step(&mut self, input: Input, now: u64) -> Option<Decision> {
+        let actor = match &input {
+            Input::Command { actor, .. } => actor.clone(),
+            Input::Check { .. } | Input::Tick => "engine".to_string(),
+        };
+        let is_command = matches!(input, Input::Command { .. });
         let failing = self.failing.as_mut()?;
         let decision = failing.engine.step(input, now);
         if decision.notable {
@@ -157,52 +222,278 @@ impl Controller {
                 "{}",
                 decision.summary
             );
+            let outcome = if decision.event == Event::Refused {
+                "refused"
+            } else {
+                "ok"
+            };
+            self.journal(NewEntry {
+                at: now,
+                epoch: decision.epoch,
+                actor: actor.clone(),
+                kind: if is_command { "command" } else { "decision" },
+                event: event_word(decision.event).into(),
+                summary: decision.summary.clone(),
+                reasons: decision.reasons.clone(),
+                outcome: outcome.into(),
+            });
         }
         for action in &decision.actions {
             match action {
-                Action::Activate { site, epoch } => self.activate(*site, *epoch),
+                Action::Activate { site, epoch } => {
+                    self.activate(*site, *epoch, &decision, &actor, now)
+                }
             }
         }
         if decision.notable || self.failing.as_ref().is_some_and(|f| f.dirty) {
-            self.save();
+            self.save(now);
         }
+        self.announce_readiness(now);
         Some(decision)
     }
 
-    /// Points the failover records at `site`: the new state is stored
-    /// first, then the new table swapped in.
-    fn activate(&mut self, site: Role, epoch: u64) {
-        let Some(failing) = &self.failing else {
+    /// Points the failover records at `site`: the new state is journalled
+    /// and stored first, then the new table swapped in.
+    fn activate(&mut self, site: Role, epoch: u64, decision: &Decision, actor: &str, now: u64) {
+        let Some(failing) = &mut self.failing else {
             return;
         };
-        self.serials = answers::bump(&self.serials, &self.zones, &failing.config);
-        self.save();
+        if site == Role::Secondary {
+            failing.failovers_total += 1;
+        }
+        let name = failing.config.site(site).name.clone();
+        let serials = answers::bump(&self.serials, &self.zones, &failing.config);
+        self.serials = serials;
+        self.save(now);
         self.publish();
-        info!(
-            %site,
+        let summary = format!("answers switched to {name} (serials {:?})", self.serials);
+        info!(%site, epoch, "{summary}");
+        self.journal(NewEntry {
+            at: now,
             epoch,
-            serials = ?self.serials,
-            "answers switched to the {site} site"
-        );
+            actor: actor.to_string(),
+            kind: "action",
+            event: "answers_switched".into(),
+            summary,
+            reasons: vec![decision.summary.clone()],
+            outcome: "ok".into(),
+        });
+        self.notifier.send(Notification {
+            event: event_word(decision.event).into(),
+            epoch,
+            active: Some(name),
+            summary: decision.summary.clone(),
+            time: crate::engine::utc(now),
+            text: format!("geofailover: {}", decision.summary),
+        });
     }
 
-    fn save(&mut self) {
+    /// Tells the webhooks once each time the primary becomes ready for
+    /// fail-back.
+    fn announce_readiness(&mut self, now: u64) {
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        let ready = failing.engine.ready_for_failback();
+        if ready && !failing.ready_announced {
+            let epoch = failing.engine.persisted().epoch;
+            let summary = format!(
+                "{} is healthy again: ready for fail-back",
+                failing.config.sites[0].name
+            );
+            self.notifier.send(Notification {
+                event: "ready_for_failback".into(),
+                epoch,
+                active: Some(failing.config.sites[1].name.clone()),
+                summary: summary.clone(),
+                time: crate::engine::utc(now),
+                text: format!("geofailover: {summary}"),
+            });
+        }
+        failing.ready_announced = ready;
+    }
+
+    fn save(&mut self, now: u64) {
         let Some(failing) = &self.failing else {
             return;
         };
         let state = self.stored_state(failing);
         let result = failing.store.save(&state);
-        let dirty = match result {
-            Ok(()) => false,
-            Err(e) => {
-                // Answers still follow the decision; the save is retried
-                // at the next step.
-                error!("{e}");
-                true
-            }
-        };
+        let failure = result.err().map(|e| e.to_string());
         if let Some(failing) = &mut self.failing {
-            failing.dirty = dirty;
+            failing.dirty = failure.is_some();
+        }
+        if let Some(why) = failure {
+            // Answers still follow the decision; the save is retried at
+            // the next step.
+            error!("{why}");
+            let epoch = state.engine.epoch;
+            self.journal(NewEntry {
+                at: now,
+                epoch,
+                actor: "engine".into(),
+                kind: "action",
+                event: "state_not_saved".into(),
+                summary: "the state could not be stored".into(),
+                reasons: vec![why.clone()],
+                outcome: format!("failed: {why}"),
+            });
+            self.notifier.send(Notification {
+                event: "action_failed".into(),
+                epoch,
+                active: None,
+                summary: format!("the state could not be stored: {why}"),
+                time: crate::engine::utc(now),
+                text: format!("geofailover: the state could not be stored: {why}"),
+            });
+        }
+    }
+
+    /// An operator's command; refused outright when there is no failover.
+    pub fn command(&mut self, command: Command, actor: String, now: u64) -> Decision {
+        match self.step(Input::Command { command, actor }, now) {
+            Some(decision) => decision,
+            None => Decision {
+                at: now,
+                epoch: 0,
+                event: Event::Refused,
+                summary: "refused: the configuration has no failover section".into(),
+                reasons: Vec::new(),
+                actions: Vec::new(),
+                notable: true,
+            },
+        }
+    }
+
+    /// Records a probe's result.
+    pub fn probe(&mut self, id: CheckId, ok: bool, detail: String, latency: Duration, now: u64) {
+        if let Some(failing) = &mut self.failing
+            && let Some(slot) =
+                failing.latencies[usize::from(id.site == Role::Secondary)].get_mut(id.index)
+        {
+            *slot = Some(latency);
+        }
+        self.step(
+            Input::Check {
+                id,
+                ok,
+                detail: Some(detail),
+            },
+            now,
+        );
+    }
+
+    pub fn events(&self, since: u64) -> Vec<JournalEntry> {
+        self.failing
+            .as_ref()
+            .map(|f| f.journal.since(since, 1000))
+            .unwrap_or_default()
+    }
+
+    /// A snapshot of everything the status shows.
+    pub fn status(&self, now: u64) -> Status {
+        use status::{CheckStatus, DnsStatus, RecordStatus, SiteStatus, kind_and_target, time_of};
+        let table = self.table.load();
+        let records = match &self.failing {
+            Some(f) => {
+                let active = f.engine.persisted().active;
+                let site = f.config.site(active);
+                f.config
+                    .records
+                    .iter()
+                    .zip(&site.addresses)
+                    .map(|(r, addresses)| RecordStatus {
+                        name: r.name.to_string(),
+                        rtype: r.rtype.to_string(),
+                        ttl: r.ttl,
+                        answer: addresses.iter().map(ToString::to_string).collect(),
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let dns = DnsStatus {
+            serials: table
+                .summary()
+                .into_iter()
+                .map(|(z, s)| (z.to_string(), s))
+                .collect(),
+            records,
+            responses: self.counters.snapshot(),
+        };
+        let Some(f) = &self.failing else {
+            return Status {
+                time: crate::engine::utc(now),
+                failover_configured: false,
+                active: None,
+                active_role: None,
+                epoch: 0,
+                paused: false,
+                auto_failover: false,
+                cooldown_until: None,
+                last_decision: None,
+                ready_for_failback: false,
+                failback_prechecks: Vec::new(),
+                failovers_total: 0,
+                sites: Vec::new(),
+                dns,
+                recent_events: Vec::new(),
+            };
+        };
+        let persisted = f.engine.persisted();
+        let sites = Role::BOTH
+            .iter()
+            .enumerate()
+            .map(|(i, &role)| {
+                let site = f.config.site(role);
+                let checks = site
+                    .checks
+                    .iter()
+                    .zip(f.engine.checks(role))
+                    .zip(&f.latencies[i])
+                    .map(|((check, health), latency)| {
+                        let (kind, target) = kind_and_target(&check.kind);
+                        CheckStatus {
+                            name: check.name.clone(),
+                            kind,
+                            target,
+                            state: health.state,
+                            last_ok: health.last_ok,
+                            last_detail: health.last_detail.clone(),
+                            latency_ms: latency.map(|l| l.as_secs_f64() * 1000.0),
+                            since: time_of(health.since),
+                            interval_ms: check.interval.as_millis() as u64,
+                            fall: check.fall,
+                            rise: check.rise,
+                        }
+                    })
+                    .collect();
+                SiteStatus {
+                    name: site.name.clone(),
+                    role,
+                    active: persisted.active == role,
+                    health: f.engine.site_health(role),
+                    down_when: site.down_rule.describe(),
+                    checks,
+                }
+            })
+            .collect();
+        Status {
+            time: crate::engine::utc(now),
+            failover_configured: true,
+            active: Some(f.config.site(persisted.active).name.clone()),
+            active_role: Some(persisted.active),
+            epoch: persisted.epoch,
+            paused: persisted.paused,
+            auto_failover: f.config.auto,
+            cooldown_until: f.engine.in_cooldown(now).map(crate::engine::utc),
+            last_decision: persisted.last_decision.clone(),
+            ready_for_failback: f.engine.ready_for_failback(),
+            failback_prechecks: f.engine.failback_prechecks(),
+            failovers_total: f.failovers_total,
+            sites,
+            dns,
+            recent_events: f.journal.latest(20),
         }
     }
 
@@ -221,21 +512,30 @@ impl Controller {
         self.serials = answers::serials(&self.zones, &stored);
         self.publish();
         if self.failing.is_some() {
-            self.save();
+            self.save(now_ms());
         }
     }
 }
 
-/// The controller loop: probe results, reloads and the clock, until the
-/// channel closes.
+/// The controller loop: probe results, commands, status requests, reloads
+/// and the clock, until the channel closes.
 pub async fn run(mut controller: Controller, mut events: mpsc::Receiver<ControlEvent>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Some(ControlEvent::Probe { id, ok, detail, latency: _ }) => {
-                    controller.step(Input::Check { id, ok, detail: Some(detail) }, now_ms());
+                Some(ControlEvent::Probe { id, ok, detail, latency }) => {
+                    controller.probe(id, ok, detail, latency, now_ms());
+                }
+                Some(ControlEvent::Command { command, actor, reply }) => {
+                    let _ = reply.send(controller.command(command, actor, now_ms()));
+                }
+                Some(ControlEvent::Status { reply }) => {
+                    let _ = reply.send(Box::new(controller.status(now_ms())));
+                }
+                Some(ControlEvent::Events { since, reply }) => {
+                    let _ = reply.send(controller.events(since));
                 }
                 Some(ControlEvent::Reload { config, zones, done }) => {
                     controller.reload(&config, zones);

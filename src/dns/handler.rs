@@ -17,6 +17,7 @@ use hickory_server::{
 };
 use tracing::warn;
 
+use super::ResponseCounters;
 use crate::zone::{AnswerTable, table::Resolution};
 
 /// The largest UDP payload we send, whatever the client offers: the DNS
@@ -30,11 +31,12 @@ pub type SharedTable = Arc<ArcSwap<AnswerTable>>;
 #[derive(Clone)]
 pub struct Handler {
     table: SharedTable,
+    counters: Arc<ResponseCounters>,
 }
 
 impl Handler {
-    pub fn new(table: SharedTable) -> Self {
-        Self { table }
+    pub fn new(table: SharedTable, counters: Arc<ResponseCounters>) -> Self {
+        Self { table, counters }
     }
 }
 
@@ -112,7 +114,10 @@ impl RequestHandler for Handler {
             }
         };
         match result {
-            Ok(info) => info,
+            Ok(info) => {
+                self.counters.count(info.response_code);
+                info
+            }
             Err(error) => {
                 warn!(%error, "could not send a DNS response");
                 let mut metadata = Metadata::new(

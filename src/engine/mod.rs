@@ -176,6 +176,14 @@ pub struct Decision {
     pub notable: bool,
 }
 
+/// One condition fail-back needs, as it stands now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Precheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
 /// The engine: configuration, persisted state and check health.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -224,7 +232,30 @@ impl Engine {
             && self.site_health(Role::Primary) == SiteHealth::Healthy
     }
 
-    fn in_cooldown(&self, now: u64) -> Option<u64> {
+    /// The conditions a fail-back needs, each with how it stands.
+    pub fn failback_prechecks(&self) -> Vec<Precheck> {
+        let on_secondary = self.state.active == Role::Secondary;
+        let primary = self.site_health(Role::Primary);
+        vec![
+            Precheck {
+                name: "traffic on the secondary".into(),
+                ok: on_secondary,
+                detail: format!(
+                    "answers point at {}",
+                    self.spec.sites[self.state.active.index()].name
+                ),
+            },
+            Precheck {
+                name: "primary healthy".into(),
+                ok: primary == SiteHealth::Healthy,
+                detail: self.describe_site(Role::Primary),
+            },
+        ]
+    }
+
+    /// When the cooldown after the last automatic failover ends, if it has
+    /// not yet.
+    pub fn in_cooldown(&self, now: u64) -> Option<u64> {
         self.state.cooldown_until.filter(|until| *until > now)
     }
 
@@ -348,15 +379,19 @@ impl Engine {
                     }
                 }
             }
-            Role::Primary => format!("no action: serving {}", self.describe_site(Role::Primary)),
+            Role::Primary => format!(
+                "no action: answers point at {}; {}",
+                self.spec.sites[0].name,
+                self.describe_site(Role::Primary)
+            ),
             Role::Secondary if primary == SiteHealth::Healthy => format!(
-                "no action: serving {}; {}: ready for fail-back",
-                self.describe_site(Role::Secondary),
+                "no action: answers point at {}; {}: ready for fail-back",
+                self.spec.sites[1].name,
                 self.describe_site(Role::Primary)
             ),
             Role::Secondary => format!(
-                "no action: serving {}; {}: not ready for fail-back",
-                self.describe_site(Role::Secondary),
+                "no action: answers point at {}; {}: not ready for fail-back",
+                self.spec.sites[1].name,
                 self.describe_site(Role::Primary)
             ),
         };
@@ -399,18 +434,14 @@ impl Engine {
                 )
             }
             Command::Failback => {
-                if self.state.active == Role::Primary {
-                    return self.refuse(
-                        now,
-                        "fail-back refused: traffic is already on the primary",
-                        reasons,
-                    );
-                }
-                if self.site_health(Role::Primary) != SiteHealth::Healthy {
-                    let why = format!(
-                        "fail-back refused: {} is not healthy",
-                        self.describe_site(Role::Primary)
-                    );
+                let failed: Vec<String> = self
+                    .failback_prechecks()
+                    .into_iter()
+                    .filter(|p| !p.ok)
+                    .map(|p| format!("{} failed: {}", p.name, p.detail))
+                    .collect();
+                if !failed.is_empty() {
+                    let why = format!("fail-back refused: {}", failed.join("; "));
                     return self.refuse(now, &why, reasons);
                 }
                 let summary = format!(

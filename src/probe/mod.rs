@@ -38,28 +38,29 @@ enum Kind {
     Mysql(MysqlCheck),
 }
 
-/// rustls needs one process-wide crypto provider; ring keeps the build lean.
-fn install_crypto_provider() {
+/// A reqwest client builder, with rustls's process-wide crypto provider
+/// (ring, which keeps the build free of C) installed first: every HTTP
+/// client in the program starts here.
+pub fn http_client() -> reqwest::ClientBuilder {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // An error means another provider is already installed: fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+    reqwest::Client::builder().no_proxy()
 }
 
 impl Prober {
     pub fn new(check: &Check) -> Result<Self, String> {
         let kind = match &check.kind {
             CheckKind::Http(http) => {
-                install_crypto_provider();
                 let mut url = reqwest::Url::parse(&http.url)
                     .map_err(|e| format!("check {}: {e}", check.name))?;
-                let mut builder = reqwest::Client::builder()
+                let mut builder = http_client()
                     .timeout(check.timeout)
                     .connect_timeout(check.timeout)
                     .redirect(reqwest::redirect::Policy::none())
                     .pool_max_idle_per_host(0)
-                    .no_proxy()
                     .tls_danger_accept_invalid_certs(!http.tls_verify);
                 if let Some(file) = &http.ca_file {
                     let pem = std::fs::read(file).map_err(|e| {

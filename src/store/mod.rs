@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Persisted;
 
+pub mod journal;
+pub use journal::{Journal, JournalEntry, NewEntry};
+
 /// Everything that must survive a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -108,7 +108,10 @@ fn require(binary: &str) -> String {
 /// geofailover `serve`, started from a config file.
 pub struct Geofailover {
     pub process: Process,
+    /// The DNS address.
     pub addr: SocketAddr,
+    /// The status page and API, when the config has them.
+    pub http: Option<SocketAddr>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -140,6 +143,7 @@ impl Geofailover {
         let state = dir.join("state");
         let text = text
             .replace("127.0.0.1:5353", "127.0.0.1:0")
+            .replace("127.0.0.1:8053", "127.0.0.1:0")
             .replace(
                 "state_dir: ../state",
                 &format!("state_dir: {}", state.display()),
@@ -190,15 +194,55 @@ impl Geofailover {
             });
             addr.is_some() || process.child.try_wait().ok().flatten().is_some()
         });
-        let lines = log.lock().expect("log lock").join("\n");
         let addr = match (found, addr) {
             (true, Some(addr)) => addr,
             _ => {
                 let status = process.wait_exit(Duration::from_secs(1));
+                let lines = log.lock().expect("log lock").join("\n");
                 panic!("geofailover did not start ({status:?}); its log:\n{lines}");
             }
         };
-        Self { process, addr, log }
+        // The HTTP side starts after DNS; its line follows shortly if at all.
+        let has_http = std::fs::read_to_string(config)
+            .map(|t| t.lines().any(|l| l.starts_with("http:")))
+            .unwrap_or(false);
+        let mut http = None;
+        if has_http {
+            wait_until(Duration::from_secs(20), || {
+                http = log.lock().expect("log lock").iter().find_map(|line| {
+                    let rest = line.split("status page on http://").nth(1)?;
+                    rest.split('/').next()?.parse().ok()
+                });
+                http.is_some()
+            });
+            assert!(
+                http.is_some(),
+                "no status page line:\n{}",
+                log.lock().expect("log lock").join("\n")
+            );
+        }
+        Self {
+            process,
+            addr,
+            http,
+            log,
+        }
+    }
+
+    /// The HTTP base URL.
+    pub fn url(&self) -> String {
+        format!(
+            "http://{}",
+            self.http.expect("this config has no http section")
+        )
+    }
+
+    /// The API token the server created in its state directory.
+    pub fn token(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("state/api.token"))
+            .expect("read the API token")
+            .trim()
+            .to_string()
     }
 
     pub fn log(&self) -> String {
@@ -462,4 +506,46 @@ pub fn soa_serial(addr: SocketAddr, zone: &str) -> u32 {
             _ => None,
         })
         .expect("an SOA in the answer")
+}
+
+/// One HTTP/1.1 request over a plain socket: (status, body).
+pub fn http(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .expect("connect to the HTTP side");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("read");
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP reply: {reply}"));
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The controller's status as JSON.
+pub fn status_json(addr: SocketAddr) -> serde_json::Value {
+    let (code, body) = http("GET", addr, "/api/v1/status", None, "");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("status JSON")
 }

@@ -1,0 +1,332 @@
+//! The commands that talk to a running controller over its HTTP API:
+//! `status`, `failover`, `failback`, `pause`, `resume`. The address and the
+//! token come from the config (or `--url` and `--token-file`).
+
+use std::{
+    io::{BufRead, IsTerminal, Write},
+    path::PathBuf,
+};
+
+use anyhow::{Context, anyhow};
+use serde_json::json;
+
+use super::Failure;
+use crate::{config::Config, control::Status, web::CommandReply};
+
+/// Where the controller is and how to prove who we are.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The configuration file (for the HTTP address and the token file).
+    #[arg(long, short, default_value = "config/example.yaml")]
+    pub config: PathBuf,
+    /// The controller's base URL, instead of the config's http.listen.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The API token's file, instead of the config's http.token_file.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+}
+
+struct Client {
+    base: String,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    http: reqwest::Client,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?)
+}
+
+impl Client {
+    fn new(target: &Target) -> Result<Self, Failure> {
+        let config = if target.url.is_none() || target.token_file.is_none() {
+            Some(Config::load(&target.config).map_err(|e| Failure::Config(e.to_string()))?)
+        } else {
+            None
+        };
+        let http_config = config.as_ref().and_then(|c| c.http.clone());
+        let base = match (&target.url, &http_config) {
+            (Some(url), _) => url.trim_end_matches('/').to_string(),
+            (None, Some(http)) => format!("http://{}", http.listen),
+            (None, None) => {
+                return Err(Failure::Config(format!(
+                    "{}: there is no http section, so no API to talk to: add http.listen or pass --url",
+                    target.config.display()
+                )));
+            }
+        };
+        let token_file = target
+            .token_file
+            .clone()
+            .or_else(|| http_config.map(|h| h.token_file));
+        let token = match &token_file {
+            Some(file) => match std::fs::read_to_string(file) {
+                Ok(text) => Some(text.trim().to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(Failure::Other(anyhow!(
+                        "cannot read the API token file {}: {e}",
+                        file.display()
+                    )));
+                }
+            },
+            None => None,
+        };
+        let http = crate::probe::http_client()
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .context("cannot build an HTTP client")?;
+        Ok(Self {
+            base,
+            token,
+            token_file,
+            http,
+        })
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> Failure {
+        Failure::Other(anyhow!(
+            "cannot reach the controller at {}: is `geofailover serve` running? ({e})",
+            self.base
+        ))
+    }
+
+    fn refused_token(&self, message: &str) -> Failure {
+        let file = self
+            .token_file
+            .as_deref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "no token file".into());
+        let why = if self.token.is_none() {
+            "no token was found"
+        } else {
+            "the token was refused"
+        };
+        Failure::Other(anyhow!("{why} ({file}): {message}"))
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, serde_json::Value), Failure> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| json!({"error": String::from_utf8_lossy(&body)}));
+        if status == 401 {
+            let message = value["error"]
+                .as_str()
+                .unwrap_or("unauthorized")
+                .to_string();
+            return Err(self.refused_token(&message));
+        }
+        if status >= 400 && status != 409 {
+            let message = value["error"].as_str().unwrap_or("").to_string();
+            return Err(Failure::Other(anyhow!(
+                "the controller answered HTTP {status}: {message}"
+            )));
+        }
+        Ok((status, value))
+    }
+
+    async fn status(&self) -> Result<Status, Failure> {
+        let (_, value) = self
+            .send(self.http.get(format!("{}/api/v1/status", self.base)))
+            .await?;
+        Ok(serde_json::from_value(value).context("the controller's status was not understood")?)
+    }
+
+    async fn command(&self, path: &str, body: serde_json::Value) -> Result<CommandReply, Failure> {
+        let request = self
+            .http
+            .post(format!("{}/api/v1/{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        let (_, value) = self.send(request).await?;
+        Ok(serde_json::from_value(value).context("the controller's answer was not understood")?)
+    }
+}
+
+fn operator() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "cli".into())
+}
+
+pub fn status(target: &Target, as_json: bool) -> Result<(), Failure> {
+    let client = Client::new(target)?;
+    let status = runtime()?.block_on(client.status())?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).context("cannot print the status")?
+        );
+    } else {
+        print!("{}", render(&status));
+    }
+    Ok(())
+}
+
+/// The status as a terminal page.
+pub fn render(st: &Status) -> String {
+    let mut out = String::new();
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    match (&st.active, st.active_role) {
+        (Some(active), Some(role)) => {
+            out.push_str(&format!("active: {active} ({role}), epoch {}\n", st.epoch))
+        }
+        _ => out.push_str("active: no failover configured (DNS only)\n"),
+    }
+    if st.failover_configured {
+        out.push_str(&format!(
+            "paused: {}   automatic failover: {}   cooldown until: {}   failovers since start: {}\n",
+            yes_no(st.paused),
+            if st.auto_failover { "on" } else { "off" },
+            st.cooldown_until.as_deref().unwrap_or("-"),
+            st.failovers_total
+        ));
+    }
+    if let Some(decision) = &st.last_decision {
+        out.push_str(&format!("last decision: {decision}\n"));
+    }
+    if !st.sites.is_empty() {
+        out.push_str(&format!(
+            "\n{:<12} {:<10} {:<10} {:<6} {:<14} {:<8} LAST RESULT\n",
+            "SITE", "ROLE", "HEALTH", "ACTIVE", "CHECK", "STATE"
+        ));
+        for site in &st.sites {
+            for (i, check) in site.checks.iter().enumerate() {
+                let (name, role, health, active) = if i == 0 {
+                    (
+                        site.name.clone(),
+                        site.role.to_string(),
+                        format!("{:?}", site.health).to_lowercase(),
+                        if site.active { "*" } else { "" }.to_string(),
+                    )
+                } else {
+                    Default::default()
+                };
+                let latency = check
+                    .latency_ms
+                    .map(|l| format!(" ({l:.1} ms)"))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "{name:<12} {role:<10} {health:<10} {active:<6} {:<14} {:<8} {}{latency}\n",
+                    check.name,
+                    format!("{:?}", check.state).to_lowercase(),
+                    check.last_detail.as_deref().unwrap_or("-"),
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "\nfail-back: {}\n",
+            if st.ready_for_failback {
+                "ready"
+            } else {
+                "not ready"
+            }
+        ));
+        for p in &st.failback_prechecks {
+            out.push_str(&format!(
+                "  [{}] {}: {}\n",
+                if p.ok { "pass" } else { "FAIL" },
+                p.name,
+                p.detail
+            ));
+        }
+    }
+    out.push_str("\ndns:\n");
+    for r in &st.dns.records {
+        out.push_str(&format!(
+            "  {} {} {} -> {}\n",
+            r.name,
+            r.ttl,
+            r.rtype,
+            r.answer.join(", ")
+        ));
+    }
+    for (zone, serial) in &st.dns.serials {
+        out.push_str(&format!("  {zone} serial {serial}\n"));
+    }
+    out
+}
+
+fn report(reply: &CommandReply) -> Result<(), Failure> {
+    if reply.accepted {
+        println!("{}", reply.summary);
+        Ok(())
+    } else {
+        Err(Failure::Other(anyhow!("{}", reply.summary)))
+    }
+}
+
+pub fn failover(target: &Target, reason: &str) -> Result<(), Failure> {
+    let client = Client::new(target)?;
+    let reply = runtime()?.block_on(client.command(
+        "failover",
+        json!({"reason": reason, "operator": operator()}),
+    ))?;
+    report(&reply)
+}
+
+pub fn failback(target: &Target, dry_run: bool, yes: bool) -> Result<(), Failure> {
+    let client = Client::new(target)?;
+    let rt = runtime()?;
+    let plan =
+        rt.block_on(client.command("failback", json!({"dry_run": true, "operator": operator()})))?;
+    println!("fail-back pre-checks:");
+    for p in &plan.prechecks {
+        println!(
+            "  [{}] {}: {}",
+            if p.ok { "pass" } else { "FAIL" },
+            p.name,
+            p.detail
+        );
+    }
+    if !plan.accepted {
+        return Err(Failure::Other(anyhow!("{}", plan.summary)));
+    }
+    if dry_run {
+        println!("{}", plan.summary);
+        return Ok(());
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::Config(
+                "fail-back needs confirmation: add --yes".into(),
+            ));
+        }
+        print!("Move traffic back to the primary? [y/N] ");
+        std::io::stdout()
+            .flush()
+            .context("cannot write to the terminal")?;
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .context("cannot read the answer")?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("not failing back");
+            return Ok(());
+        }
+    }
+    let reply = rt.block_on(client.command("failback", json!({"operator": operator()})))?;
+    report(&reply)
+}
+
+pub fn pause(target: &Target, resume: bool) -> Result<(), Failure> {
+    let client = Client::new(target)?;
+    let path = if resume { "resume" } else { "pause" };
+    let reply = runtime()?.block_on(client.command(path, json!({"operator": operator()})))?;
+    report(&reply)
+}

@@ -1,0 +1,230 @@
+//! What the status page, the JSON API, the CLI and `/metrics` show: one
+//! snapshot of the controller, built on request from its current state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    config::CheckKind,
+    engine::{CheckState, Precheck, Role, SiteHealth, utc},
+    store::JournalEntry,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub time: String,
+    /// False when the config has no failover section: DNS only.
+    pub failover_configured: bool,
+    /// The active site's name.
+    pub active: Option<String>,
+    pub active_role: Option<Role>,
+    pub epoch: u64,
+    pub paused: bool,
+    pub auto_failover: bool,
+    /// RFC 3339, while a cooldown runs.
+    pub cooldown_until: Option<String>,
+    pub last_decision: Option<String>,
+    pub ready_for_failback: bool,
+    pub failback_prechecks: Vec<Precheck>,
+    pub failovers_total: u64,
+    pub sites: Vec<SiteStatus>,
+    pub dns: DnsStatus,
+    /// The newest journal entries, newest first.
+    pub recent_events: Vec<JournalEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteStatus {
+    pub name: String,
+    pub role: Role,
+    pub active: bool,
+    pub health: SiteHealth,
+    pub down_when: String,
+    pub checks: Vec<CheckStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckStatus {
+    pub name: String,
+    /// `http`, `tcp` or `mysql`.
+    pub kind: String,
+    /// Where it probes (no credentials).
+    pub target: String,
+    pub state: CheckState,
+    pub last_ok: Option<bool>,
+    pub last_detail: Option<String>,
+    pub latency_ms: Option<f64>,
+    /// RFC 3339: when the state last changed.
+    pub since: Option<String>,
+    pub interval_ms: u64,
+    pub fall: u32,
+    pub rise: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DnsStatus {
+    /// Zone origin to the SOA serial served.
+    pub serials: BTreeMap<String, u32>,
+    pub records: Vec<RecordStatus>,
+    /// Responses sent, by rcode name.
+    pub responses: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordStatus {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: u32,
+    pub answer: Vec<String>,
+}
+
+pub fn kind_and_target(kind: &CheckKind) -> (String, String) {
+    match kind {
+        CheckKind::Http(http) => (
+            if http.url.starts_with("https") {
+                "https"
+            } else {
+                "http"
+            }
+            .into(),
+            format!("{} {}", http.method, http.url),
+        ),
+        CheckKind::Tcp { address } => ("tcp".into(), address.to_string()),
+        CheckKind::Mysql(m) => ("mysql".into(), format!("{}@{}", m.user, m.address)),
+    }
+}
+
+pub fn time_of(ms: Option<u64>) -> Option<String> {
+    ms.map(utc)
+}
+
+impl Status {
+    /// Prometheus text format (version 0.0.4).
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (labels, value) in samples {
+                out.push_str(&format!("{name}{labels} {value}\n"));
+            }
+        };
+        let label = |pairs: &[(&str, &str)]| {
+            let inner: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}=\"{}\"",
+                        v.replace('\\', "\\\\")
+                            .replace('"', "\\\"")
+                            .replace('\n', "\\n")
+                    )
+                })
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        };
+        let checks: Vec<(&SiteStatus, &CheckStatus)> = self
+            .sites
+            .iter()
+            .flat_map(|s| s.checks.iter().map(move |c| (s, c)))
+            .collect();
+        family(
+            "geofailover_check_up",
+            "gauge",
+            "Whether the check counts as up (1), down (0) or unknown (-1).",
+            checks
+                .iter()
+                .map(|(s, c)| {
+                    let value = match c.state {
+                        CheckState::Up => 1.0,
+                        CheckState::Down => 0.0,
+                        CheckState::Unknown => -1.0,
+                    };
+                    (label(&[("site", &s.name), ("check", &c.name)]), value)
+                })
+                .collect(),
+        );
+        family(
+            "geofailover_check_latency_seconds",
+            "gauge",
+            "How long the check's last probe took.",
+            checks
+                .iter()
+                .filter_map(|(s, c)| {
+                    c.latency_ms
+                        .map(|ms| (label(&[("site", &s.name), ("check", &c.name)]), ms / 1000.0))
+                })
+                .collect(),
+        );
+        family(
+            "geofailover_site_healthy",
+            "gauge",
+            "Whether the site is healthy (1), down (0) or degraded (0.5).",
+            self.sites
+                .iter()
+                .map(|s| {
+                    let value = match s.health {
+                        SiteHealth::Healthy => 1.0,
+                        SiteHealth::Down => 0.0,
+                        SiteHealth::Degraded => 0.5,
+                    };
+                    (label(&[("site", &s.name)]), value)
+                })
+                .collect(),
+        );
+        family(
+            "geofailover_active_site",
+            "gauge",
+            "1 for the site the failover records point at.",
+            self.sites
+                .iter()
+                .map(|s| {
+                    (
+                        label(&[("site", &s.name), ("role", &s.role.to_string())]),
+                        if s.active { 1.0 } else { 0.0 },
+                    )
+                })
+                .collect(),
+        );
+        family(
+            "geofailover_failovers_total",
+            "counter",
+            "Changes of active site to the secondary since the controller started.",
+            vec![(String::new(), self.failovers_total as f64)],
+        );
+        family(
+            "geofailover_epoch",
+            "gauge",
+            "Grows by one at every change of active site.",
+            vec![(String::new(), self.epoch as f64)],
+        );
+        family(
+            "geofailover_paused",
+            "gauge",
+            "1 while automatic failover is paused.",
+            vec![(String::new(), if self.paused { 1.0 } else { 0.0 })],
+        );
+        family(
+            "geofailover_dns_responses_total",
+            "counter",
+            "DNS responses sent by the query handler, by rcode.",
+            self.dns
+                .responses
+                .iter()
+                .map(|(rcode, n)| (label(&[("rcode", rcode)]), *n as f64))
+                .collect(),
+        );
+        family(
+            "geofailover_soa_serial",
+            "gauge",
+            "The SOA serial served, by zone.",
+            self.dns
+                .serials
+                .iter()
+                .map(|(zone, serial)| (label(&[("zone", zone)]), f64::from(*serial)))
+                .collect(),
+        );
+        out
+    }
+}

@@ -1,0 +1,365 @@
+//! The operator surface over HTTP: the status page, the JSON API,
+//! Prometheus metrics, and the commands (failover, fail-back, pause,
+//! resume), which need the API token. Every request is answered from the
+//! controller through its channel, so the page and the API see exactly
+//! what the engine sees.
+
+pub mod auth;
+pub mod demo;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info};
+
+use crate::{
+    config::Secret,
+    control::{ControlEvent, Status},
+    engine::{Command, Decision, Event, Precheck},
+};
+
+const PAGE: &str = include_str!("page.html");
+/// How long a request waits for the controller.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest operator name or reason kept.
+const MAX_TEXT: usize = 200;
+
+#[derive(Clone)]
+pub struct WebState {
+    pub control: mpsc::Sender<ControlEvent>,
+    pub token: Arc<Secret>,
+    /// The reading endpoints need the token too.
+    pub protect_reads: bool,
+    /// The stand-in sites, in `geofailover demo` only.
+    pub demo: Option<Arc<demo::DemoSites>>,
+}
+
+/// An error as the API shows it: a status and a sentence.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+pub fn app(state: WebState) -> Router {
+    let mut router = Router::new()
+        .route("/", get(page))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/events", get(events))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/failover", post(failover))
+        .route("/api/v1/failback", post(failback))
+        .route("/api/v1/pause", post(pause))
+        .route("/api/v1/resume", post(resume));
+    if state.demo.is_some() {
+        router = router
+            .route("/api/v1/demo/site", post(demo::set_site))
+            .route("/api/v1/demo/failback", post(demo::failback));
+    }
+    router.with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: WebState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn check_token(state: &WebState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = auth::bearer(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    match given {
+        Some(given) if auth::matches(&state.token, given) => Ok(()),
+        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong API token")),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this needs the API token: Authorization: Bearer <token>",
+        )),
+    }
+}
+
+fn check_read(state: &WebState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.protect_reads {
+        check_token(state, headers)
+    } else {
+        Ok(())
+    }
+}
+
+/// Asks the controller and waits for its answer.
+async fn ask<T>(
+    state: &WebState,
+    make: impl FnOnce(oneshot::Sender<T>) -> ControlEvent,
+) -> Result<T, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    let unavailable = || {
+        error!("the controller did not answer an HTTP request");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the controller is not answering",
+        )
+    };
+    state
+        .control
+        .send(make(reply))
+        .await
+        .map_err(|_| unavailable())?;
+    tokio::time::timeout(CONTROL_TIMEOUT, answer)
+        .await
+        .map_err(|_| unavailable())?
+        .map_err(|_| unavailable())
+}
+
+pub(crate) async fn get_status(state: &WebState) -> Result<Status, ApiError> {
+    ask(state, |reply| ControlEvent::Status { reply })
+        .await
+        .map(|s| *s)
+}
+
+async fn page(State(state): State<WebState>) -> Html<String> {
+    let demo = if state.demo.is_some() {
+        "true"
+    } else {
+        "false"
+    };
+    Html(PAGE.replace("__DEMO__", demo))
+}
+
+async fn status(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    check_read(&state, &headers)?;
+    Ok(axum::Json(get_status(&state).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: u64,
+}
+
+async fn events(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    query: Result<Query<Since>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    check_read(&state, &headers)?;
+    let Query(Since { since }) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("since: {e}: expected a journal sequence number"),
+        )
+    })?;
+    let entries = ask(&state, |reply| ControlEvent::Events { since, reply }).await?;
+    Ok(axum::Json(entries).into_response())
+}
+
+async fn metrics(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    check_read(&state, &headers)?;
+    let text = get_status(&state).await?.metrics();
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// A command's request body; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    #[serde(default)]
+    operator: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn parse_body(body: &Bytes) -> Result<CommandBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CommandBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not the JSON expected ({e}): {{\"operator\": \"...\", \"reason\": \"...\", \"dry_run\": false}}"),
+        )
+    })
+}
+
+fn clean(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TEXT)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn operator(body: &CommandBody) -> String {
+    body.operator
+        .as_deref()
+        .map(clean)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "api".into())
+}
+
+/// What a command's response says.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CommandReply {
+    pub accepted: bool,
+    pub event: Event,
+    pub summary: String,
+    pub epoch: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prechecks: Vec<Precheck>,
+}
+
+async fn run_command(
+    state: &WebState,
+    command: Command,
+    actor: String,
+    prechecks: Vec<Precheck>,
+) -> Result<Response, ApiError> {
+    let span = tracing::info_span!("operator_request", %actor, ?command);
+    let _enter = span.enter();
+    let decision: Decision = ask(state, |reply| ControlEvent::Command {
+        command,
+        actor: actor.clone(),
+        reply,
+    })
+    .await?;
+    let accepted = decision.event != Event::Refused;
+    info!(accepted, "{}", decision.summary);
+    let reply = CommandReply {
+        accepted,
+        event: decision.event,
+        summary: decision.summary,
+        epoch: decision.epoch,
+        prechecks,
+    };
+    let status = if accepted {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok((status, axum::Json(reply)).into_response())
+}
+
+async fn failover(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_token(&state, &headers)?;
+    let body = parse_body(&body)?;
+    let reason = body
+        .reason
+        .as_deref()
+        .map(clean)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "a reason is required: {\"reason\": \"why the switchover\"}",
+            )
+        })?;
+    run_command(
+        &state,
+        Command::Failover { reason },
+        operator(&body),
+        Vec::new(),
+    )
+    .await
+}
+
+async fn failback(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_token(&state, &headers)?;
+    let body = parse_body(&body)?;
+    let status = get_status(&state).await?;
+    if body.dry_run {
+        let allowed = status.failback_prechecks.iter().all(|p| p.ok);
+        let summary = if allowed {
+            "fail-back would go ahead: every pre-check passes".to_string()
+        } else {
+            let failed: Vec<&str> = status
+                .failback_prechecks
+                .iter()
+                .filter(|p| !p.ok)
+                .map(|p| p.name.as_str())
+                .collect();
+            format!("fail-back would be refused: {}", failed.join(", "))
+        };
+        let reply = CommandReply {
+            accepted: allowed,
+            event: if allowed {
+                Event::Steady
+            } else {
+                Event::Refused
+            },
+            summary,
+            epoch: status.epoch,
+            prechecks: status.failback_prechecks,
+        };
+        return Ok(axum::Json(reply).into_response());
+    }
+    run_command(
+        &state,
+        Command::Failback,
+        operator(&body),
+        status.failback_prechecks,
+    )
+    .await
+}
+
+async fn pause(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_token(&state, &headers)?;
+    let body = parse_body(&body)?;
+    run_command(&state, Command::Pause, operator(&body), Vec::new()).await
+}
+
+async fn resume(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_token(&state, &headers)?;
+    let body = parse_body(&body)?;
+    run_command(&state, Command::Resume, operator(&body), Vec::new()).await
+}

@@ -1,0 +1,432 @@
+//! The operator surface against the real binary: the JSON API and its
+//! token, fail-back pre-checks, the journal, webhooks, Prometheus metrics,
+//! and the CLI against a running controller.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpListener,
+    path::Path,
+    process::Command,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::{Geofailover, StandIn, http, status_json, wait_until};
+
+/// The example config with stand-in sites, both healthy, and (optionally)
+/// a webhook; waits until both sites count as healthy.
+fn start(dir: &Path, webhook: Option<u16>) -> (Geofailover, StandIn, StandIn) {
+    let primary = StandIn::start(0);
+    let secondary = StandIn::start(0);
+    let config = Geofailover::example_config(dir, primary.port, secondary.port);
+    if let Some(port) = webhook {
+        let mut text = std::fs::read_to_string(&config).expect("read");
+        text.push_str(&format!(
+            "\nnotify:\n  webhooks:\n    - url: http://127.0.0.1:{port}/hook\n      timeout: 2s\n      retries: 1\n"
+        ));
+        std::fs::write(&config, text).expect("write");
+    }
+    let server = Geofailover::start(&config);
+    assert!(
+        server.wait_for_log("site primary is now healthy", 1)
+            && server.wait_for_log("site secondary is now healthy", 1),
+        "{}",
+        server.log()
+    );
+    (server, primary, secondary)
+}
+
+fn events(server: &Geofailover) -> Vec<serde_json::Value> {
+    let (code, body) = http(
+        "GET",
+        server.http.expect("http"),
+        "/api/v1/events?since=0",
+        None,
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("events JSON")
+}
+
+#[test]
+fn commands_without_the_token_or_with_a_wrong_one_are_401_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _p, _s) = start(dir.path(), None);
+    let addr = server.http.expect("http");
+    let before = status_json(addr);
+    let journal_before = events(&server).len();
+    let body = r#"{"reason": "test", "operator": "mallory"}"#;
+    for path in [
+        "/api/v1/failover",
+        "/api/v1/failback",
+        "/api/v1/pause",
+        "/api/v1/resume",
+    ] {
+        for token in [None, Some("wrong-token-wrong-token")] {
+            let (code, reply) = http("POST", addr, path, token, body);
+            assert_eq!(code, 401, "{path} with {token:?}: {reply}");
+            assert!(reply.contains("token"), "{reply}");
+        }
+    }
+    let after = status_json(addr);
+    assert_eq!(after["active"], before["active"]);
+    assert_eq!(after["epoch"], before["epoch"]);
+    assert_eq!(after["paused"], before["paused"]);
+    assert_eq!(events(&server).len(), journal_before, "the journal changed");
+    assert!(!server.log().contains("mallory"));
+}
+
+#[test]
+fn switchover_needs_a_reason_and_failback_is_refused_naming_the_failing_precheck() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, primary, _secondary) = start(dir.path(), None);
+    let addr = server.http.expect("http");
+    let token = Geofailover::token(dir.path());
+
+    let (code, reply) = http("POST", addr, "/api/v1/failover", Some(&token), "{}");
+    assert_eq!(code, 400, "{reply}");
+    assert!(reply.contains("reason is required"), "{reply}");
+    let (code, reply) = http("POST", addr, "/api/v1/failover", Some(&token), "{not json");
+    assert_eq!(code, 400, "{reply}");
+
+    // Traffic is on the primary: fail-back makes no sense yet.
+    let (code, reply) = http("POST", addr, "/api/v1/failback", Some(&token), "{}");
+    assert_eq!(code, 409, "{reply}");
+    assert!(reply.contains("traffic on the secondary failed"), "{reply}");
+
+    let (code, reply) = http(
+        "POST",
+        addr,
+        "/api/v1/failover",
+        Some(&token),
+        r#"{"reason": "planned maintenance", "operator": "alice"}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(status_json(addr)["active_role"], "secondary");
+
+    // The primary goes down: fail-back is refused, and the dry run says why.
+    primary.set_healthy(false);
+    assert!(wait_until(Duration::from_secs(10), || {
+        status_json(addr)["sites"][0]["health"] == "down"
+    }));
+    let (code, reply) = http(
+        "POST",
+        addr,
+        "/api/v1/failback",
+        Some(&token),
+        r#"{"dry_run": true}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+    let dry: serde_json::Value = serde_json::from_str(&reply).expect("json");
+    assert_eq!(dry["accepted"], false);
+    assert!(
+        dry["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("primary healthy"),
+        "{reply}"
+    );
+    let (code, reply) = http(
+        "POST",
+        addr,
+        "/api/v1/failback",
+        Some(&token),
+        r#"{"operator": "alice"}"#,
+    );
+    assert_eq!(code, 409, "{reply}");
+    assert!(
+        reply.contains("primary healthy failed") && reply.contains("HTTP 503"),
+        "{reply}"
+    );
+    assert_eq!(status_json(addr)["active_role"], "secondary");
+
+    // Healthy again: fail-back goes through.
+    primary.set_healthy(true);
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || status_json(addr)["ready_for_failback"] == true
+    ));
+    let (code, reply) = http(
+        "POST",
+        addr,
+        "/api/v1/failback",
+        Some(&token),
+        r#"{"operator": "alice"}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(status_json(addr)["active_role"], "primary");
+
+    // The journal has the operator's name, the reason and the outcome.
+    let journal = events(&server);
+    let switch = journal
+        .iter()
+        .find(|e| e["event"] == "switched_over")
+        .expect("the switchover is journalled");
+    assert_eq!(switch["actor"], "alice");
+    assert!(
+        switch["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("planned maintenance")
+    );
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["event"] == "refused" && e["actor"] == "alice")
+    );
+    assert!(journal.iter().any(|e| e["event"] == "answers_switched"));
+    let seqs: Vec<u64> = journal
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let last = seqs[seqs.len() - 1];
+    let (_, newer) = http(
+        "GET",
+        addr,
+        &format!("/api/v1/events?since={}", last - 1),
+        None,
+        "",
+    );
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&newer)
+            .expect("json")
+            .len(),
+        1
+    );
+    let (code, _) = http("GET", addr, "/api/v1/events?since=soon", None, "");
+    assert_eq!(code, 400);
+}
+
+/// Parses Prometheus text format strictly enough to catch malformed output:
+/// every sample belongs to a family announced by HELP and TYPE, and its
+/// value is a number. Returns (name with labels, value) pairs.
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    let mut announced = Vec::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            announced.push(rest.split(' ').next().expect("name").to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let name = parts.next().expect("name");
+            assert!(
+                announced.last().is_some_and(|n| n == name),
+                "TYPE without HELP: {line}"
+            );
+            assert!(matches!(parts.next(), Some("gauge" | "counter")), "{line}");
+        } else {
+            let (series, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line: {line}"));
+            let name = series.split('{').next().expect("name");
+            assert!(
+                announced.iter().any(|n| n == name),
+                "sample of an unannounced family: {line}"
+            );
+            if let Some(labels) = series.strip_prefix(name) {
+                if !labels.is_empty() {
+                    assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+                    for pair in labels[1..labels.len() - 1].split("\",") {
+                        let (k, v) = pair
+                            .split_once("=\"")
+                            .unwrap_or_else(|| panic!("bad label in {line}"));
+                        assert!(
+                            k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                            "{line}"
+                        );
+                        assert!(!v.trim_end_matches('"').contains('"'), "{line}");
+                    }
+                }
+            }
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number: {line}"));
+            samples.push((series.to_string(), value));
+        }
+    }
+    samples
+}
+
+#[test]
+fn metrics_are_prometheus_text_with_every_family() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _p, _s) = start(dir.path(), None);
+    common::a_records(server.addr, "www.example.com.");
+    let (code, text) = http("GET", server.http.expect("http"), "/metrics", None, "");
+    assert_eq!(code, 200, "{text}");
+    let samples = parse_prometheus(&text);
+    let value = |series: &str| {
+        samples
+            .iter()
+            .find(|(s, _)| s == series)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(
+        value("geofailover_check_up{site=\"primary\",check=\"health\"}"),
+        1.0
+    );
+    assert_eq!(value("geofailover_site_healthy{site=\"secondary\"}"), 1.0);
+    assert_eq!(
+        value("geofailover_active_site{site=\"primary\",role=\"primary\"}"),
+        1.0
+    );
+    assert_eq!(value("geofailover_failovers_total"), 0.0);
+    assert!(value("geofailover_dns_responses_total{rcode=\"NOERROR\"}") >= 1.0);
+    assert_eq!(
+        value("geofailover_soa_serial{zone=\"example.com.\"}"),
+        2026112101.0
+    );
+    assert!(value("geofailover_check_latency_seconds{site=\"primary\",check=\"health\"}") > 0.0);
+}
+
+#[test]
+fn a_webhook_hears_of_the_failover_and_of_ready_for_failback() {
+    let hook = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = hook.local_addr().expect("addr").port();
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = received.clone();
+    std::thread::spawn(move || {
+        for stream in hook.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&data).contains("\"text\"") {
+                    break;
+                }
+            }
+            sink.lock()
+                .expect("lock")
+                .push(String::from_utf8_lossy(&data).to_string());
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, primary, _secondary) = start(dir.path(), Some(port));
+    primary.set_healthy(false);
+    let heard = |what: &str| {
+        wait_until(Duration::from_secs(15), || {
+            received
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|r| r.contains(what))
+        })
+    };
+    assert!(
+        heard("\"event\":\"failed_over\""),
+        "{:?}\n{}",
+        received.lock().expect("lock"),
+        server.log()
+    );
+    assert!(
+        heard("\"text\":\"geofailover: failover"),
+        "{:?}",
+        received.lock().expect("lock")
+    );
+    primary.set_healthy(true);
+    assert!(
+        heard("\"event\":\"ready_for_failback\""),
+        "{:?}",
+        received.lock().expect("lock")
+    );
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_geofailover"))
+        .args(args)
+        .env("USER", "carol")
+        .output()
+        .expect("run the CLI");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn the_cli_shows_status_switches_over_and_refuses_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _p, _s) = start(dir.path(), None);
+    let config = dir.path().join("example.yaml");
+    let config = config.to_str().expect("utf-8");
+    let url = server.url();
+
+    let (code, out, err) = cli(&["status", "--config", config, "--url", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("active: primary (primary), epoch 0"), "{out}");
+    assert!(out.contains("www.example.com. 30 A -> 192.0.2.10"), "{out}");
+    let (code, out, _) = cli(&["status", "--json", "--config", config, "--url", &url]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).expect("json")["active"],
+        "primary"
+    );
+
+    let (code, out, err) = cli(&[
+        "failover", "--reason", "cli test", "--config", config, "--url", &url,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("failover by carol (cli test)"), "{out}");
+    assert_eq!(
+        common::a_records(server.addr, "www.example.com."),
+        ["198.51.100.10"]
+    );
+
+    let (code, out, err) = cli(&["failback", "--dry-run", "--config", config, "--url", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("[pass] primary healthy"), "{out}");
+    // No terminal to confirm on: --yes is required.
+    let (code, _, err) = cli(&["failback", "--config", config, "--url", &url]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    let (code, out, err) = cli(&["failback", "--yes", "--config", config, "--url", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("fail-back by carol"), "{out}");
+
+    let (code, _, err) = cli(&["pause", "--config", config, "--url", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status_json(server.http.expect("http"))["paused"], true);
+    let (code, _, err) = cli(&["resume", "--config", config, "--url", &url]);
+    assert_eq!(code, 0, "{err}");
+
+    let wrong = dir.path().join("wrong.token");
+    std::fs::write(&wrong, "not-the-token-not-the-token\n").expect("write");
+    let (code, _, err) = cli(&[
+        "pause",
+        "--config",
+        config,
+        "--url",
+        &url,
+        "--token-file",
+        wrong.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the token was refused") && err.contains("wrong.token"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not-the-token"),
+        "the token was printed: {err}"
+    );
+
+    drop(server);
+    let (code, _, err) = cli(&["status", "--config", config, "--url", &url]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot reach the controller") && err.contains("geofailover serve"),
+        "{err}"
+    );
+}
