@@ -226,19 +226,19 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
                 announced.iter().any(|n| n == name),
                 "sample of an unannounced family: {line}"
             );
-            if let Some(labels) = series.strip_prefix(name) {
-                if !labels.is_empty() {
-                    assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
-                    for pair in labels[1..labels.len() - 1].split("\",") {
-                        let (k, v) = pair
-                            .split_once("=\"")
-                            .unwrap_or_else(|| panic!("bad label in {line}"));
-                        assert!(
-                            k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                            "{line}"
-                        );
-                        assert!(!v.trim_end_matches('"').contains('"'), "{line}");
-                    }
+            if let Some(labels) = series.strip_prefix(name)
+                && !labels.is_empty()
+            {
+                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+                for pair in labels[1..labels.len() - 1].split("\",") {
+                    let (k, v) = pair
+                        .split_once("=\"")
+                        .unwrap_or_else(|| panic!("bad label in {line}"));
+                    assert!(
+                        k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                        "{line}"
+                    );
+                    assert!(!v.trim_end_matches('"').contains('"'), "{line}");
                 }
             }
             let value: f64 = value
