@@ -430,3 +430,64 @@ fn the_cli_shows_status_switches_over_and_refuses_clearly() {
         "{err}"
     );
 }
+
+/// The router alone, without a socket: the same rules hold.
+#[tokio::test]
+async fn the_router_refuses_commands_without_the_token() {
+    use axum::{body::Body, http::Request};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = Geofailover::example_config(dir.path(), common::free_port(), common::free_port());
+    let config = geofailover::config::Config::load(&path).expect("config");
+    let zones = geofailover::zone::load_all(&config).expect("zones");
+    let controller = geofailover::control::Controller::start(&config, zones).expect("controller");
+    let (events, inbox) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(geofailover::control::run(controller, inbox));
+    let state = geofailover::web::WebState {
+        control: events,
+        token: Arc::new(geofailover::config::Secret::new(
+            "a-token-of-sixteen-or-more".into(),
+        )),
+        protect_reads: false,
+        demo: None,
+    };
+    let request = |token: Option<&str>| {
+        let mut builder = Request::post("/api/v1/pause");
+        if let Some(token) = token {
+            builder = builder.header("Authorization", format!("Bearer {token}"));
+        }
+        builder.body(Body::empty()).expect("request")
+    };
+    let app = geofailover::web::app(state);
+    for token in [None, Some("a-token-of-sixteen-or-morf")] {
+        let response = app.clone().oneshot(request(token)).await.expect("response");
+        assert_eq!(response.status(), 401);
+    }
+    let status = app
+        .clone()
+        .oneshot(
+            Request::get("/api/v1/status")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    let body = status.into_body().collect().await.expect("body").to_bytes();
+    let status: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(status["paused"], false);
+
+    let response = app
+        .clone()
+        .oneshot(request(Some("a-token-of-sixteen-or-more")))
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    let page = app
+        .oneshot(Request::get("/").body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    let body = page.into_body().collect().await.expect("body").to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("const DEMO = false;"));
+}

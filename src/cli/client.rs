@@ -196,6 +196,9 @@ pub fn render(st: &Status) -> String {
             st.failovers_total
         ));
     }
+    if let Some(because) = &st.active_because {
+        out.push_str(&format!("active because: {because}\n"));
+    }
     if let Some(decision) = &st.last_decision {
         out.push_str(&format!("last decision: {decision}\n"));
     }

@@ -25,6 +25,8 @@ pub struct Status {
     /// RFC 3339, while a cooldown runs.
     pub cooldown_until: Option<String>,
     pub last_decision: Option<String>,
+    /// Why the active site is active: the decision that made it so.
+    pub active_because: Option<String>,
     pub ready_for_failback: bool,
     pub failback_prechecks: Vec<Precheck>,
     pub failovers_total: u64,

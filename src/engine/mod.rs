@@ -83,6 +83,9 @@ pub struct Persisted {
     pub cooldown_until: Option<u64>,
     /// The last notable decision's sentence.
     pub last_decision: Option<String>,
+    /// The sentence of the decision that made the active site active.
+    #[serde(default)]
+    pub last_change: Option<String>,
 }
 
 impl Default for Persisted {
@@ -93,6 +96,7 @@ impl Default for Persisted {
             paused: false,
             cooldown_until: None,
             last_decision: None,
+            last_change: None,
         }
     }
 }
@@ -513,6 +517,7 @@ impl Engine {
     ) -> Decision {
         self.state.active = site;
         self.state.epoch += 1;
+        self.state.last_change = Some(summary.clone());
         let actions = vec![Action::Activate {
             site,
             epoch: self.state.epoch,

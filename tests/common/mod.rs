@@ -89,8 +89,17 @@ impl Process {
 }
 
 impl Drop for Process {
+    /// SIGTERM first, so the process cleans up after itself; SIGKILL if it
+    /// has not gone within five seconds.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            if self.wait_exit(Duration::from_secs(5)).is_none() {
+                let _ = self.child.kill();
+            }
+        }
         let _ = self.child.wait();
     }
 }
