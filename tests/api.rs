@@ -491,3 +491,32 @@ async fn the_router_refuses_commands_without_the_token() {
     let body = page.into_body().collect().await.expect("body").to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("const DEMO = false;"));
 }
+
+#[test]
+fn protect_reads_puts_the_status_and_metrics_behind_the_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Geofailover::example_config(dir.path(), common::free_port(), common::free_port());
+    let text = std::fs::read_to_string(&config).expect("read");
+    let text = text.replace("# protect_reads: false", "protect_reads: true");
+    assert!(
+        text.contains("  protect_reads: true"),
+        "the example lost its protect_reads line"
+    );
+    std::fs::write(&config, text).expect("write");
+    let server = Geofailover::start(&config);
+    let addr = server.http.expect("http");
+    let token = Geofailover::token(dir.path());
+    for path in ["/api/v1/status", "/api/v1/events?since=0", "/metrics"] {
+        assert_eq!(http("GET", addr, path, None, "").0, 401, "{path}");
+        assert_eq!(
+            http("GET", addr, path, Some("nope-nope-nope-nope"), "").0,
+            401,
+            "{path}"
+        );
+        assert_eq!(http("GET", addr, path, Some(&token), "").0, 200, "{path}");
+    }
+    // The page itself loads, and asks for the token.
+    let (code, page) = http("GET", addr, "/", None, "");
+    assert_eq!(code, 200);
+    assert!(page.contains("needs the API token"));
+}
