@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod db;
 pub mod dns;
 pub mod engine;
 pub mod probe;

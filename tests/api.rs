@@ -444,7 +444,7 @@ async fn the_router_refuses_commands_without_the_token() {
     let zones = geofailover::zone::load_all(&config).expect("zones");
     let controller = geofailover::control::Controller::start(&config, zones).expect("controller");
     let (events, inbox) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(geofailover::control::run(controller, inbox));
+    tokio::spawn(geofailover::control::run(controller, events.clone(), inbox));
     let state = geofailover::web::WebState {
         control: events,
         token: Arc::new(geofailover::config::Secret::new(

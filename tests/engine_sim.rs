@@ -9,7 +9,7 @@
 
 use geofailover::engine::{
     Action, CheckId, CheckSpec, Command, Decision, DownRule, Engine, EngineSpec, Event, Input,
-    Persisted, Role, SiteHealth, SiteSpec,
+    Persisted, READ_ONLY_RETRY_MS, ReplicationRules, ReplicationView, Role, SiteHealth, SiteSpec,
 };
 
 /// splitmix64: small, seedable, good enough to drive a simulation.
@@ -56,6 +56,12 @@ fn random_spec(rng: &mut Rng) -> EngineSpec {
         sites: [site(rng, "primary"), site(rng, "secondary")],
         auto_failover: rng.chance(85),
         cooldown_ms: rng.below(120_000),
+        read_only: rng.chance(60),
+        replication: rng.chance(50).then(|| ReplicationRules {
+            max_lag_s: rng.below(10),
+            stale_ms: 1000 + rng.below(20_000),
+        }),
+        flag_clear_delay_ms: rng.below(60_000),
     }
 }
 
@@ -131,8 +137,15 @@ impl Model {
 }
 
 /// Everything the invariants need to remember between steps.
+#[derive(Default)]
 struct Watch {
     last_auto_failover: Option<u64>,
+    /// The failover being prepared: (epoch, automatic, forced).
+    awaiting: Option<(u64, bool, bool)>,
+    /// When read-only mode last could not be verified.
+    last_abort: Option<u64>,
+    /// The last replication view the engine was given, and when.
+    replication: Option<(u64, ReplicationView)>,
 }
 
 /// One step as the invariants see it.
@@ -142,6 +155,59 @@ struct Step<'a> {
     before: &'a Persisted,
     after: &'a Persisted,
     now: u64,
+}
+
+/// The automatic-failover conditions, by the model.
+fn automatic_allowed(
+    spec: &EngineSpec,
+    model: &Model,
+    watch: &Watch,
+    paused: bool,
+    now: u64,
+) -> Result<(), String> {
+    if !model.healthy(spec, 1) {
+        return Err("automatic failover to an unhealthy secondary".into());
+    }
+    if !model.down(spec, 0) {
+        return Err("automatic failover while the primary is not down".into());
+    }
+    if paused || !spec.auto_failover {
+        return Err("automatic failover while paused or with auto-failover off".into());
+    }
+    if let Some(last) = watch.last_auto_failover
+        && now < last + spec.cooldown_ms
+    {
+        return Err(format!(
+            "automatic failover {} ms after the last, cooldown {} ms",
+            now - last,
+            spec.cooldown_ms
+        ));
+    }
+    if let Some(abort) = watch.last_abort
+        && now < abort + READ_ONLY_RETRY_MS
+    {
+        return Err("automatic failover retried too soon after read-only failed".into());
+    }
+    Ok(())
+}
+
+/// Fail-back's replication conditions, by the model.
+fn replication_allows_failback(spec: &EngineSpec, watch: &Watch, now: u64) -> bool {
+    let Some(rules) = spec.replication else {
+        return true;
+    };
+    match &watch.replication {
+        Some((at, v)) if now - at <= rules.stale_ms => {
+            v.primary_error.is_none()
+                && v.secondary_error.is_none()
+                && v.io_running == Some(true)
+                && v.sql_running == Some(true)
+                && v.lag_s.is_some_and(|l| l <= rules.max_lag_s)
+                && v.missing == Some(0)
+                && v.errant.is_empty()
+        }
+        _ => false,
+    }
 }
 
 fn check_step(
@@ -166,14 +232,87 @@ fn check_step(
             before.epoch, after.epoch
         ));
     }
+    if let Input::Replication(view) = input {
+        watch.replication = Some((now, view.clone()));
+    }
     let moved = before.active != after.active;
-    let expected_actions = if moved {
-        vec![Action::Activate {
-            site: after.active,
+    if moved && after.epoch != before.epoch + 1 {
+        return Err("a change of active site must grow the epoch by exactly one".into());
+    }
+    if !moved && after.epoch != before.epoch {
+        return Err("the epoch grew without a change of active site".into());
+    }
+    let secondary_healthy = model.healthy(spec, 1);
+    let prepare = decision.actions.iter().find_map(|a| match a {
+        Action::PrepareReadOnly { site, epoch } => Some((*site, *epoch)),
+        _ => None,
+    });
+    let command = match input {
+        Input::Command { command, .. } => Some(command),
+        _ => None,
+    };
+
+    // Starting a failover that first prepares read-only mode.
+    if let Some((site, epoch)) = prepare {
+        if !spec.read_only || site != Role::Secondary || moved || decision.actions.len() != 1 {
+            return Err(format!("unexpected preparation {:?}", decision.actions));
+        }
+        if epoch != before.epoch + 1 || watch.awaiting.is_some() {
+            return Err(format!(
+                "preparation for epoch {epoch} while {:?} is awaited",
+                watch.awaiting
+            ));
+        }
+        match command {
+            Some(Command::Failover { force, .. }) => {
+                if !secondary_healthy {
+                    return Err("manual failover started towards an unhealthy secondary".into());
+                }
+                watch.awaiting = Some((epoch, false, *force));
+            }
+            Some(_) | None => {
+                automatic_allowed(spec, model, watch, after.paused, now)?;
+                watch.awaiting = Some((epoch, true, false));
+            }
+        }
+        return Ok(());
+    }
+    if decision.event == Event::FailoverAborted {
+        match (input, watch.awaiting.take()) {
+            (Input::ReadOnly { epoch, result }, Some((awaited, automatic, force)))
+                if *epoch == awaited =>
+            {
+                if result.is_ok() && secondary_healthy || force {
+                    return Err("a verified (or forced) failover was stopped".into());
+                }
+                if automatic || !force {
+                    watch.last_abort = Some(now);
+                }
+            }
+            other => return Err(format!("an abort without its read-only result: {other:?}")),
+        }
+    }
+
+    let expected_actions = match (moved, after.active) {
+        (false, _) => Vec::new(),
+        (true, Role::Secondary) => vec![Action::Activate {
+            site: Role::Secondary,
             epoch: after.epoch,
-        }]
-    } else {
-        Vec::new()
+        }],
+        (true, Role::Primary) => {
+            let mut actions = vec![Action::Activate {
+                site: Role::Primary,
+                epoch: after.epoch,
+            }];
+            if spec.read_only {
+                actions.push(Action::ClearAppFlag {
+                    site: Role::Secondary,
+                    epoch: after.epoch,
+                    not_before: now + spec.flag_clear_delay_ms,
+                });
+            }
+            actions
+        }
     };
     if decision.actions != expected_actions {
         return Err(format!(
@@ -181,16 +320,30 @@ fn check_step(
             decision.actions
         ));
     }
-    if moved && after.epoch != before.epoch + 1 {
-        return Err("a change of active site must grow the epoch by exactly one".into());
-    }
-    if !moved && after.epoch != before.epoch {
-        return Err("the epoch grew without a change of active site".into());
-    }
-    let primary_healthy = model.healthy(spec, 0);
-    let secondary_healthy = model.healthy(spec, 1);
     if moved {
         match (after.active, input) {
+            (Role::Secondary, Input::ReadOnly { epoch, result }) => {
+                let Some((awaited, automatic, force)) = watch.awaiting.take() else {
+                    return Err("DNS moved on a read-only result nobody waited for".into());
+                };
+                if *epoch != awaited || awaited != after.epoch {
+                    return Err(format!("moved for epoch {epoch}, awaited {awaited}"));
+                }
+                if !force && (result.is_err() || !secondary_healthy) {
+                    return Err("DNS moved to a secondary whose read-only mode is not verified, or that is unhealthy".into());
+                }
+                if automatic {
+                    if let Some(last) = watch.last_auto_failover
+                        && now < last + spec.cooldown_ms
+                    {
+                        return Err("a second automatic failover within the cooldown".into());
+                    }
+                    watch.last_auto_failover = Some(now);
+                }
+            }
+            (Role::Secondary, _) if spec.read_only => {
+                return Err("DNS moved to the secondary without preparing read-only mode".into());
+            }
             (
                 Role::Secondary,
                 Input::Command {
@@ -203,24 +356,7 @@ fn check_step(
                 }
             }
             (Role::Secondary, _) => {
-                if !secondary_healthy {
-                    return Err("automatic failover to an unhealthy secondary".into());
-                }
-                if !model.down(spec, 0) {
-                    return Err("automatic failover while the primary is not down".into());
-                }
-                if after.paused || !spec.auto_failover {
-                    return Err("automatic failover while paused or with auto-failover off".into());
-                }
-                if let Some(last) = watch.last_auto_failover
-                    && now < last + spec.cooldown_ms
-                {
-                    return Err(format!(
-                        "second automatic failover {} ms after the last, cooldown {} ms",
-                        now - last,
-                        spec.cooldown_ms
-                    ));
-                }
+                automatic_allowed(spec, model, watch, after.paused, now)?;
                 if decision.event != (Event::FailedOver { automatic: true }) {
                     return Err(format!(
                         "automatic failover reported as {:?}",
@@ -236,24 +372,50 @@ fn check_step(
                     ..
                 },
             ) => {
-                if !primary_healthy {
+                if !model.healthy(spec, 0) {
                     return Err("fail-back to an unhealthy primary".into());
+                }
+                if !replication_allows_failback(spec, watch, now) {
+                    return Err(format!(
+                        "fail-back while replication does not allow it: {:?}",
+                        watch.replication
+                    ));
                 }
             }
             (Role::Primary, _) => return Err("fail-back without the operator's command".into()),
         }
     } else if after.active == Role::Primary
-        && model.down(spec, 0)
-        && secondary_healthy
-        && !after.paused
-        && spec.auto_failover
-        && watch
-            .last_auto_failover
-            .is_none_or(|last| now >= last + spec.cooldown_ms)
+        && watch.awaiting.is_none()
+        && automatic_allowed(spec, model, watch, after.paused, now).is_ok()
     {
-        return Err("the primary is down and nothing blocks a failover, yet none happened".into());
+        return Err("the primary is down and nothing blocks a failover, yet none started".into());
     }
     Ok(())
+}
+
+fn random_view(rng: &mut Rng) -> ReplicationView {
+    let error = |rng: &mut Rng, text: &str| rng.chance(5).then(|| text.to_string());
+    ReplicationView {
+        primary_error: error(rng, "connect refused"),
+        secondary_error: error(rng, "connect refused"),
+        io_running: Some(rng.chance(90)),
+        sql_running: Some(rng.chance(90)),
+        lag_s: rng.chance(95).then(|| rng.below(10)),
+        last_io_error: String::new(),
+        last_sql_error: if rng.chance(5) {
+            "Duplicate entry".into()
+        } else {
+            String::new()
+        },
+        missing: rng
+            .chance(95)
+            .then(|| if rng.chance(70) { 0 } else { rng.below(5) }),
+        errant: if rng.chance(5) {
+            vec!["0-2-7".into()]
+        } else {
+            Vec::new()
+        },
+    }
 }
 
 fn run(seed: u64, steps: usize) -> Result<(), String> {
@@ -261,9 +423,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
     let spec = random_spec(&mut rng);
     let mut engine = Engine::new(spec.clone(), Persisted::default());
     let mut model = Model::new(&spec);
-    let mut watch = Watch {
-        last_auto_failover: None,
-    };
+    let mut watch = Watch::default();
     let mut now: u64 = 1_700_000_000_000;
     // Each site's weather: the chance, in percent, that a check succeeds.
     let mut weather = [95u64, 95u64];
@@ -274,17 +434,30 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             weather[site] = [0, 5, 50, 95, 100][rng.below(5) as usize];
         }
         if rng.chance(1) {
-            // A restart: state from the store, every check unknown again.
+            // A restart: state from the store, every check unknown again,
+            // a failover being prepared forgotten.
             let stored = engine.persisted().clone();
             engine = Engine::new(spec.clone(), stored.clone());
             model = Model::new(&spec);
+            watch.awaiting = None;
+            watch.replication = None;
+            watch.last_abort = None;
             if engine.persisted().active != stored.active {
                 return Err(format!("step {step}: a restart changed the active site"));
             }
             continue;
         }
-        let input = match rng.below(100) {
-            0..=79 => {
+        let input = match (watch.awaiting, rng.below(100)) {
+            // The shell reports on read-only mode, mostly verified.
+            (Some((epoch, _, _)), 0..=29) => Input::ReadOnly {
+                epoch,
+                result: if rng.chance(75) {
+                    Ok("read_only = 1".into())
+                } else {
+                    Err("Access denied".into())
+                },
+            },
+            (_, 0..=74) => {
                 let site = rng.below(2) as usize;
                 let index = rng.below(spec.sites[site].checks.len() as u64) as usize;
                 let ok = rng.below(100) < weather[site];
@@ -302,14 +475,16 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                     detail: (!ok).then(|| "connection refused".to_string()),
                 }
             }
-            80..=89 => {
+            (_, 75..=82) => Input::Replication(random_view(&mut rng)),
+            (_, 83..=89) => {
                 now += rng.below(60_000);
                 Input::Tick
             }
-            n => Input::Command {
+            (_, n) => Input::Command {
                 command: match n % 4 {
                     0 => Command::Failover {
                         reason: "drill".into(),
+                        force: rng.chance(20),
                     },
                     1 => Command::Failback,
                     2 => Command::Pause,
@@ -429,6 +604,9 @@ fn one_check_each(fall: u32, rise: u32) -> EngineSpec {
         sites: [site("primary"), site("secondary")],
         auto_failover: true,
         cooldown_ms: 60 * MIN,
+        read_only: false,
+        replication: None,
+        flag_clear_delay_ms: 0,
     }
 }
 
@@ -554,6 +732,7 @@ fn command_failover_works_while_paused_and_automatic_failover_does_not() {
     let d = engine.step(
         command(Command::Failover {
             reason: "maintenance".into(),
+            force: false,
         }),
         now,
     );
@@ -645,5 +824,92 @@ fn a_restart_keeps_the_active_site_and_waits_for_fresh_checks() {
         d.summary.contains("not ready for fail-back"),
         "{}",
         d.summary
+    );
+}
+
+#[test]
+fn read_only_must_be_verified_before_dns_moves_unless_the_operator_forces_it() {
+    let mut spec = one_check_each(1, 1);
+    spec.read_only = true;
+    spec.flag_clear_delay_ms = 35_000;
+    let mut engine = Engine::new(spec, Persisted::default());
+    engine.step(check(Role::Primary, true, ""), 1);
+    engine.step(check(Role::Secondary, true, ""), 1);
+    let d = engine.step(check(Role::Primary, false, "HTTP 500"), 2);
+    assert_eq!(d.event, Event::FailoverStarted { automatic: true });
+    assert_eq!(
+        d.actions,
+        [Action::PrepareReadOnly {
+            site: Role::Secondary,
+            epoch: 1
+        }]
+    );
+    assert_eq!(
+        engine.persisted().active,
+        Role::Primary,
+        "DNS waits for read-only"
+    );
+
+    let d = engine.step(
+        Input::ReadOnly {
+            epoch: 1,
+            result: Err("Access denied for user 'geofailover'".into()),
+        },
+        3,
+    );
+    assert_eq!(d.event, Event::FailoverAborted);
+    assert!(
+        d.summary.contains("Access denied") && d.summary.contains("DNS stays on primary"),
+        "{}",
+        d.summary
+    );
+    assert_eq!(engine.persisted().active, Role::Primary);
+    // No automatic retry for a while; the summary says when.
+    let d = engine.step(Input::Tick, 4);
+    assert!(
+        d.actions.is_empty() && d.summary.contains("next attempt"),
+        "{}",
+        d.summary
+    );
+
+    // The operator forces it.
+    let d = engine.step(
+        command(Command::Failover {
+            reason: "primary gone for good".into(),
+            force: true,
+        }),
+        5,
+    );
+    assert_eq!(d.event, Event::FailoverStarted { automatic: false });
+    let d = engine.step(
+        Input::ReadOnly {
+            epoch: 1,
+            result: Err("Access denied".into()),
+        },
+        6,
+    );
+    assert_eq!(d.event, Event::FailedOver { automatic: false });
+    assert!(
+        d.summary.contains("NOT verified") && d.summary.contains("forced"),
+        "{}",
+        d.summary
+    );
+
+    // Fail-back clears the flag only after the TTL wait.
+    engine.step(check(Role::Primary, true, ""), 7);
+    let d = engine.step(command(Command::Failback), 8);
+    assert_eq!(
+        d.actions,
+        [
+            Action::Activate {
+                site: Role::Primary,
+                epoch: 2
+            },
+            Action::ClearAppFlag {
+                site: Role::Secondary,
+                epoch: 2,
+                not_before: 35_008
+            }
+        ]
     );
 }

@@ -77,7 +77,7 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
         }
         None => Vec::new(),
     };
-    let control = tokio::spawn(control::run(controller, inbox));
+    let control = tokio::spawn(control::run(controller, events.clone(), inbox));
 
     let (stop_web, web_stopped) = oneshot::channel::<()>();
     let web = match &config.http {
@@ -125,7 +125,7 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
     for probe in probes {
         probe.abort();
     }
-    drop(events);
+    let _ = events.send(ControlEvent::Shutdown).await;
     let _ = control.await;
     server.shutdown().await.context("stopping the DNS server")?;
     Ok(())

@@ -12,9 +12,15 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::{
     ConfigError, Location,
-    raw::{RawCheck, RawDownRule, RawFailover, RawRecordType, RawRole, RawSite},
+    raw::{
+        RawCheck, RawDatabase, RawDownRule, RawFailover, RawReadOnly, RawRecordType, RawRole,
+        RawSite,
+    },
 };
-use crate::engine::{CheckSpec, DownRule, EngineSpec, Role, SiteSpec};
+use crate::{
+    db::DbTarget,
+    engine::{CheckSpec, DownRule, EngineSpec, ReplicationRules, Role, SiteSpec},
+};
 
 pub const DEFAULT_TTL: u32 = 30;
 pub const MIN_TTL: u32 = 5;
@@ -24,6 +30,10 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub const DEFAULT_FALL: u32 = 3;
 pub const DEFAULT_RISE: u32 = 3;
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(3600);
+pub const DEFAULT_REPLICATION_INTERVAL: Duration = Duration::from_secs(2);
+pub const DEFAULT_REPLICATION_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(5);
+pub const DEFAULT_FLAG_CLEAR_MARGIN: Duration = Duration::from_secs(5);
 
 /// Validated failover configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +43,63 @@ pub struct Failover {
     pub cooldown: Duration,
     /// Primary first.
     pub sites: [Site; 2],
+    pub replication: ReplicationSettings,
+    pub flag_clear_margin: Duration,
+}
+
+/// How the replication watcher runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicationSettings {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub max_lag: Duration,
+}
+
+/// A site's database and the accounts audited there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Database {
+    pub target: DbTarget,
+    pub app_accounts: Vec<String>,
+    pub strict_grants: bool,
+}
+
+/// The application's read-only flag: any of a file, SQL, an HTTP call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadOnlyFlags {
+    pub file: Option<FlagFile>,
+    pub sql: Option<FlagSql>,
+    pub http: Option<FlagHttp>,
+}
+
+impl ReadOnlyFlags {
+    pub fn is_empty(&self) -> bool {
+        self.file.is_none() && self.sql.is_none() && self.http.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagFile {
+    pub path: PathBuf,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagSql {
+    pub enable: Vec<String>,
+    pub disable: Vec<String>,
+    /// A query and the value it must return while the flag is set.
+    pub verify: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagHttp {
+    pub method: String,
+    pub url: String,
+    pub expect_status: Vec<u16>,
+    pub check_url: String,
+    pub check_contains: String,
+    pub undo_method: String,
+    pub undo_url: String,
 }
 
 /// A name whose answer follows the active site.
@@ -53,6 +120,8 @@ pub struct Site {
     pub addresses: Vec<Vec<IpAddr>>,
     pub down_rule: DownRule,
     pub checks: Vec<Check>,
+    pub database: Option<Database>,
+    pub read_only: ReadOnlyFlags,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,10 +219,21 @@ impl Failover {
                 })
                 .collect(),
         };
+        let secondary = &self.sites[1];
+        let both_databases = self.sites.iter().all(|s| s.database.is_some());
+        let max_ttl = self.records.iter().map(|r| r.ttl).max().unwrap_or(0);
+        let settings = &self.replication;
         EngineSpec {
             sites: [site(&self.sites[0]), site(&self.sites[1])],
             auto_failover: self.auto,
             cooldown_ms: self.cooldown.as_millis() as u64,
+            read_only: secondary.database.is_some() || !secondary.read_only.is_empty(),
+            replication: both_databases.then(|| ReplicationRules {
+                max_lag_s: settings.max_lag.as_secs(),
+                stale_ms: (settings.interval * 3 + settings.timeout).as_millis() as u64,
+            }),
+            flag_clear_delay_ms: u64::from(max_ttl) * 1000
+                + self.flag_clear_margin.as_millis() as u64,
         }
     }
 }
@@ -266,11 +346,33 @@ pub(super) fn validate(
             format!("both sites are named `{}`", primary.name),
         ));
     }
+    let replication = failover.replication.as_ref();
+    let settings = ReplicationSettings {
+        interval: replication
+            .and_then(|r| r.interval)
+            .unwrap_or(DEFAULT_REPLICATION_INTERVAL),
+        timeout: replication
+            .and_then(|r| r.timeout)
+            .unwrap_or(DEFAULT_REPLICATION_TIMEOUT),
+        max_lag: replication
+            .and_then(|r| r.max_lag)
+            .unwrap_or(DEFAULT_MAX_LAG),
+    };
+    if settings.interval < MIN_INTERVAL || settings.timeout.is_zero() {
+        return Err(at(
+            super::line_of(text, "replication:"),
+            "failover.replication: interval must be at least 100ms and timeout above zero".into(),
+        ));
+    }
     Ok(Some(Failover {
         records,
         auto: failover.auto.unwrap_or(true),
         cooldown: failover.cooldown.unwrap_or(DEFAULT_COOLDOWN),
         sites: [primary, secondary],
+        replication: settings,
+        flag_clear_margin: failover
+            .flag_clear_margin
+            .unwrap_or(DEFAULT_FLAG_CLEAR_MARGIN),
     }))
 }
 
@@ -373,7 +475,18 @@ fn validate_site(
             ));
         }
     };
+    let database = match raw.database {
+        Some(db) => Some(validate_database(base, db).map_err(|m| at(near("database:"), m))?),
+        None => None,
+    };
+    let read_only = match raw.read_only {
+        Some(flags) => validate_flags(base, flags, database.is_some())
+            .map_err(|m| at(near("read_only:"), m))?,
+        None => ReadOnlyFlags::default(),
+    };
     Ok(Site {
+        database,
+        read_only,
         name: raw.name,
         role: match raw.role {
             RawRole::Primary => Role::Primary,
@@ -383,6 +496,75 @@ fn validate_site(
         down_rule,
         checks,
     })
+}
+
+fn validate_database(base: &Path, raw: RawDatabase) -> Result<Database, String> {
+    let file = raw.password_file.as_ref().map(|f| base.join(f));
+    let password = read_secret(file.as_deref(), raw.password_env.as_deref())
+        .map_err(|e| format!("database: {e}"))?;
+    for account in &raw.app_accounts {
+        if account.matches('@').count() != 1 || account.starts_with('@') {
+            return Err(format!(
+                "database.app_accounts: `{account}`: expected user@host, such as app@%"
+            ));
+        }
+    }
+    Ok(Database {
+        target: DbTarget {
+            address: raw.address,
+            user: raw.user,
+            password,
+        },
+        app_accounts: raw.app_accounts,
+        strict_grants: raw.strict_grants.unwrap_or(false),
+    })
+}
+
+fn validate_flags(
+    base: &Path,
+    raw: RawReadOnly,
+    has_database: bool,
+) -> Result<ReadOnlyFlags, String> {
+    let file = raw.flag_file.map(|f| FlagFile {
+        path: base.join(f.path),
+        content: f.content.unwrap_or_else(|| "read-only\n".into()),
+    });
+    let sql = match raw.sql {
+        Some(_) if !has_database => {
+            return Err("read_only.sql runs on the site's database: add a database section".into());
+        }
+        Some(sql) => Some(FlagSql {
+            enable: sql.enable,
+            disable: sql.disable,
+            verify: sql.verify.map(|v| (v.query, v.expect)),
+        }),
+        None => None,
+    };
+    let http = match raw.http {
+        Some(h) => {
+            for url in [&h.url, &h.check_url, &h.undo_url] {
+                reqwest::Url::parse(url)
+                    .map_err(|e| format!("read_only.http: `{url}` is not a URL: {e}"))?;
+            }
+            Some(FlagHttp {
+                method: h
+                    .method
+                    .unwrap_or_else(|| "POST".into())
+                    .to_ascii_uppercase(),
+                url: h.url,
+                expect_status: h.expect_status.unwrap_or_else(|| vec![200, 204]),
+                check_url: h.check_url,
+                check_contains: h.check_contains,
+                undo_method: h
+                    .undo_method
+                    .unwrap_or_else(|| "POST".into())
+                    .to_ascii_uppercase(),
+                undo_url: h.undo_url,
+            })
+        }
+        None => None,
+    };
+    Ok(ReadOnlyFlags { file, sql, http })
 }
 
 fn validate_check(base: &Path, raw: RawCheck) -> Result<Check, String> {

@@ -16,7 +16,8 @@ use std::{
 use hickory_proto::rr::Name;
 
 pub use failover::{
-    Check, CheckKind, Failover, FailoverRecord, HttpCheck, MysqlCheck, Secret, Site,
+    Check, CheckKind, Database, Failover, FailoverRecord, FlagFile, FlagHttp, FlagSql, HttpCheck,
+    MysqlCheck, ReadOnlyFlags, Secret, Site,
 };
 use raw::RawConfig;
 

@@ -87,6 +87,25 @@ pub struct RawFailover {
     /// No second automatic failover for this long after one.
     #[serde(default, deserialize_with = "duration::optional")]
     pub cooldown: Option<Duration>,
+    /// How replication is watched when both sites have databases.
+    #[serde(default)]
+    pub replication: Option<RawReplication>,
+    /// After fail-back, the application flag is cleared when the records'
+    /// TTL and this margin have passed.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub flag_clear_margin: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplication {
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub timeout: Option<Duration>,
+    /// Most the secondary may lag for a fail-back.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub max_lag: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -174,6 +193,82 @@ pub struct RawSite {
     #[serde(default)]
     pub down_when: Option<RawDownRule>,
     pub checks: Vec<RawCheck>,
+    /// The site's database, for replication and read-only mode.
+    #[serde(default)]
+    pub database: Option<RawDatabase>,
+    /// The application's read-only flag at this site.
+    #[serde(default)]
+    pub read_only: Option<RawReadOnly>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub address: SocketAddr,
+    /// An account allowed to set read_only and read replication status.
+    pub user: String,
+    #[serde(default)]
+    pub password_file: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Application accounts (`user@host`) whose grants are audited.
+    #[serde(default)]
+    pub app_accounts: Vec<String>,
+    /// Refuse read-only mode when an application account could bypass it.
+    #[serde(default)]
+    pub strict_grants: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReadOnly {
+    #[serde(default)]
+    pub flag_file: Option<RawFlagFile>,
+    #[serde(default)]
+    pub sql: Option<RawFlagSql>,
+    #[serde(default)]
+    pub http: Option<RawFlagHttp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlagFile {
+    pub path: String,
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlagSql {
+    pub enable: Vec<String>,
+    pub disable: Vec<String>,
+    #[serde(default)]
+    pub verify: Option<RawFlagVerify>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlagVerify {
+    pub query: String,
+    pub expect: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlagHttp {
+    #[serde(default)]
+    pub method: Option<String>,
+    pub url: String,
+    #[serde(default)]
+    pub expect_status: Option<Vec<u16>>,
+    /// Must then report read-only: `check_contains` in its body.
+    pub check_url: String,
+    pub check_contains: String,
+    /// Called at fail-back to undo the flag.
+    pub undo_url: String,
+    #[serde(default)]
+    pub undo_method: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@
 pub mod answers;
 mod notify;
 mod probes;
+pub mod readonly;
 pub mod status;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -16,13 +17,18 @@ use tracing::{error, info, warn};
 
 use crate::{
     config::{Config, Failover},
+    db::{self, Observed},
     dns::{ResponseCounters, SharedTable},
-    engine::{Action, CheckId, Command, Decision, Engine, Event, Input, Role},
-    store::{Journal, JournalEntry, LocalStore, NewEntry, Store, StoreError, StoredState, journal},
+    engine::{Action, CheckId, Command, Decision, Engine, Event, Input, ReplicationView, Role},
+    store::{
+        Journal, JournalEntry, LocalStore, NewEntry, ScheduledClear, Store, StoreError,
+        StoredState, journal,
+    },
     zone::Zone,
 };
 pub use notify::{Notification, Notifier};
 pub use probes::spawn_probes;
+use readonly::StepOutcome;
 pub use status::Status;
 
 /// How often the engine is given the time when nothing else happens.
@@ -56,6 +62,24 @@ pub enum ControlEvent {
         zones: Vec<Zone>,
         done: oneshot::Sender<()>,
     },
+    /// The replication watcher looked at both databases.
+    Replication(Box<Observed>),
+    /// Read-only mode for the failover of `epoch` was prepared, or not.
+    ReadOnlyDone {
+        epoch: u64,
+        result: Result<String, String>,
+        steps: Vec<StepOutcome>,
+    },
+    /// A scheduled application-flag clear is due.
+    ClearDue { epoch: u64 },
+    /// The application flag was cleared, or not.
+    FlagCleared {
+        epoch: u64,
+        result: Result<String, String>,
+        steps: Vec<StepOutcome>,
+    },
+    /// Stop the loop.
+    Shutdown,
 }
 
 /// The failover part of the controller: absent when the config has no
@@ -72,6 +96,9 @@ struct Failing {
     failovers_total: u64,
     /// Whether "ready for fail-back" was last announced.
     ready_announced: bool,
+    /// The last replication observation, with its time.
+    observed: Option<(u64, Observed)>,
+    scheduled_clears: Vec<ScheduledClear>,
 }
 
 pub struct Controller {
@@ -81,7 +108,12 @@ pub struct Controller {
     table: SharedTable,
     counters: Arc<ResponseCounters>,
     notifier: Notifier,
+    /// The controller's own inbox, for work done in the background.
+    outbox: Option<mpsc::Sender<ControlEvent>>,
 }
+
+/// How long one read-only step may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Milliseconds since 1970 by the wall clock.
 pub fn now_ms() -> u64 {
@@ -95,6 +127,8 @@ fn event_word(event: Event) -> &'static str {
     match event {
         Event::Steady => "steady",
         Event::HealthChanged => "health_changed",
+        Event::FailoverStarted { .. } => "failover_started",
+        Event::FailoverAborted => "failover_aborted",
         Event::FailedOver { automatic: true } => "failed_over",
         Event::FailedOver { automatic: false } => "switched_over",
         Event::FailedBack => "failed_back",
@@ -125,6 +159,7 @@ impl Controller {
                     if restored { "state restored" } else { "no stored state: starting on the primary" }
                 );
                 stored_serials = stored.serials;
+                let scheduled_clears = stored.scheduled_clears;
                 let latencies = [
                     vec![None; failover.sites[0].checks.len()],
                     vec![None; failover.sites[1].checks.len()],
@@ -138,6 +173,8 @@ impl Controller {
                     latencies,
                     failovers_total: 0,
                     ready_announced: false,
+                    observed: None,
+                    scheduled_clears,
                 })
             }
             None => None,
@@ -150,6 +187,7 @@ impl Controller {
             table: SharedTable::default(),
             counters: Arc::default(),
             notifier: Notifier::new(config.webhooks.clone()),
+            outbox: None,
         };
         controller.publish();
         // Store at once: a state directory that cannot be written is found
@@ -182,6 +220,7 @@ impl Controller {
         StoredState {
             engine: failing.engine.persisted().clone(),
             serials: self.serials.clone(),
+            scheduled_clears: failing.scheduled_clears.clone(),
         }
     }
 
@@ -209,7 +248,9 @@ impl Controller {
     pub fn step(&mut self, input: Input, now: u64) -> Option<Decision> {
         let actor = match &input {
             Input::Command { actor, .. } => actor.clone(),
-            Input::Check { .. } | Input::Tick => "engine".to_string(),
+            Input::Check { .. } | Input::Replication(_) | Input::ReadOnly { .. } | Input::Tick => {
+                "engine".to_string()
+            }
         };
         let is_command = matches!(input, Input::Command { .. });
         let failing = self.failing.as_mut()?;
@@ -240,9 +281,17 @@ impl Controller {
         }
         for action in &decision.actions {
             match action {
+                Action::PrepareReadOnly { site, epoch } => {
+                    self.prepare_read_only(*site, *epoch, &actor, now)
+                }
                 Action::Activate { site, epoch } => {
                     self.activate(*site, *epoch, &decision, &actor, now)
                 }
+                Action::ClearAppFlag {
+                    site: _,
+                    epoch,
+                    not_before,
+                } => self.schedule_clear(*epoch, *not_before),
             }
         }
         if decision.notable || self.failing.as_ref().is_some_and(|f| f.dirty) {
@@ -286,6 +335,216 @@ impl Controller {
             time: crate::engine::utc(now),
             text: format!("geofailover: {}", decision.summary),
         });
+    }
+
+    /// Starts putting `site` into read-only mode in the background; the
+    /// outcome comes back as `ControlEvent::ReadOnlyDone`.
+    fn prepare_read_only(&mut self, site: Role, epoch: u64, actor: &str, now: u64) {
+        let (Some(failing), Some(outbox)) = (&self.failing, self.outbox.clone()) else {
+            return;
+        };
+        let target = failing.config.site(site).clone();
+        self.journal(NewEntry {
+            at: now,
+            epoch,
+            actor: actor.to_string(),
+            kind: "action",
+            event: "read_only_started".into(),
+            summary: format!("putting {} into read-only mode", target.name),
+            reasons: Vec::new(),
+            outcome: "ok".into(),
+        });
+        tokio::spawn(async move {
+            let (result, steps) = readonly::prepare(&target, STEP_TIMEOUT).await;
+            let _ = outbox
+                .send(ControlEvent::ReadOnlyDone {
+                    epoch,
+                    result,
+                    steps,
+                })
+                .await;
+        });
+    }
+
+    /// Journals each read-only step, then tells the engine.
+    fn read_only_done(
+        &mut self,
+        epoch: u64,
+        result: Result<String, String>,
+        steps: Vec<StepOutcome>,
+    ) {
+        self.journal_steps(epoch, &steps);
+        self.step(Input::ReadOnly { epoch, result }, now_ms());
+    }
+
+    fn journal_steps(&mut self, epoch: u64, steps: &[StepOutcome]) {
+        for step in steps {
+            self.journal(NewEntry {
+                at: step.at,
+                epoch,
+                actor: "engine".into(),
+                kind: "action",
+                event: step.step.replace(' ', "_"),
+                summary: step.detail.clone(),
+                reasons: Vec::new(),
+                outcome: if step.ok {
+                    "ok".into()
+                } else {
+                    format!("failed: {}", step.detail)
+                },
+            });
+            if step.ok {
+                info!(epoch, step = %step.step, "{}", step.detail);
+            } else {
+                warn!(epoch, step = %step.step, "{}", step.detail);
+            }
+        }
+    }
+
+    /// Remembers a flag clear (stored, so a restart does it) and starts its
+    /// timer.
+    fn schedule_clear(&mut self, epoch: u64, not_before: u64) {
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        let clear = ScheduledClear { epoch, not_before };
+        if !failing.scheduled_clears.contains(&clear) {
+            failing.scheduled_clears.push(clear.clone());
+        }
+        self.save(now_ms());
+        self.arm(clear);
+    }
+
+    fn arm(&self, clear: ScheduledClear) {
+        let Some(outbox) = self.outbox.clone() else {
+            return;
+        };
+        let wait = Duration::from_millis(clear.not_before.saturating_sub(now_ms()));
+        info!(
+            epoch = clear.epoch,
+            "the application flag is cleared at {}",
+            crate::engine::utc(clear.not_before)
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = outbox
+                .send(ControlEvent::ClearDue { epoch: clear.epoch })
+                .await;
+        });
+    }
+
+    /// A flag clear is due: carried out unless the active site changed
+    /// since (the flag then belongs to a newer failover).
+    fn clear_due(&mut self, epoch: u64) {
+        let (Some(failing), Some(outbox)) = (&mut self.failing, &self.outbox) else {
+            return;
+        };
+        let current = failing.engine.persisted().epoch;
+        let active = failing.engine.persisted().active;
+        if current != epoch || active != Role::Primary {
+            failing.scheduled_clears.retain(|c| c.epoch != epoch);
+            let summary = format!(
+                "the flag clear of epoch {epoch} is skipped: the active site changed since (epoch {current})"
+            );
+            info!("{summary}");
+            self.journal(NewEntry {
+                at: now_ms(),
+                epoch,
+                actor: "engine".into(),
+                kind: "action",
+                event: "flag_clear_skipped".into(),
+                summary,
+                reasons: Vec::new(),
+                outcome: "ok".into(),
+            });
+            self.save(now_ms());
+            return;
+        }
+        let site = failing.config.site(Role::Secondary).clone();
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            let (result, steps) = readonly::clear_flag(&site, STEP_TIMEOUT).await;
+            let _ = outbox
+                .send(ControlEvent::FlagCleared {
+                    epoch,
+                    result,
+                    steps,
+                })
+                .await;
+        });
+    }
+
+    fn flag_cleared(
+        &mut self,
+        epoch: u64,
+        result: Result<String, String>,
+        steps: Vec<StepOutcome>,
+    ) {
+        self.journal_steps(epoch, &steps);
+        let now = now_ms();
+        match result {
+            Ok(done) => {
+                if let Some(failing) = &mut self.failing {
+                    failing.scheduled_clears.retain(|c| c.epoch != epoch);
+                }
+                info!(epoch, "application flag cleared: {done}");
+                self.journal(NewEntry {
+                    at: now,
+                    epoch,
+                    actor: "engine".into(),
+                    kind: "action",
+                    event: "flag_cleared".into(),
+                    summary: format!("application flag cleared after the TTL wait: {done}"),
+                    reasons: Vec::new(),
+                    outcome: "ok".into(),
+                });
+                self.save(now);
+            }
+            Err(why) => {
+                // Kept scheduled: tried again in a minute.
+                error!(epoch, "the application flag could not be cleared: {why}");
+                self.notifier.send(Notification {
+                    event: "action_failed".into(),
+                    epoch,
+                    active: None,
+                    summary: format!("the application flag could not be cleared: {why}"),
+                    time: crate::engine::utc(now),
+                    text: format!("geofailover: the application flag could not be cleared: {why}"),
+                });
+                self.arm(ScheduledClear {
+                    epoch,
+                    not_before: now + 60_000,
+                });
+            }
+        }
+    }
+
+    /// Feeds a replication observation to the engine.
+    fn replication(&mut self, observed: Observed) {
+        let now = now_ms();
+        let view = ReplicationView {
+            primary_error: observed.primary_error.clone(),
+            secondary_error: observed.secondary_error.clone(),
+            io_running: observed.replica.as_ref().map(|r| r.io_running),
+            sql_running: observed.replica.as_ref().map(|r| r.sql_running),
+            lag_s: observed.replica.as_ref().and_then(|r| r.lag),
+            last_io_error: observed
+                .replica
+                .as_ref()
+                .map(|r| r.last_io_error.clone())
+                .unwrap_or_default(),
+            last_sql_error: observed
+                .replica
+                .as_ref()
+                .map(|r| r.last_sql_error.clone())
+                .unwrap_or_default(),
+            missing: observed.missing,
+            errant: observed.errant.clone(),
+        };
+        if let Some(failing) = &mut self.failing {
+            failing.observed = Some((now, observed));
+        }
+        self.step(Input::Replication(view), now);
     }
 
     /// Tells the webhooks once each time the primary becomes ready for
@@ -435,6 +694,9 @@ impl Controller {
                 active_because: None,
                 ready_for_failback: false,
                 failback_prechecks: Vec::new(),
+                pending_failover: None,
+                replication: None,
+                flag_clears: Vec::new(),
                 failovers_total: 0,
                 sites: Vec::new(),
                 dns,
@@ -491,7 +753,20 @@ impl Controller {
             last_decision: persisted.last_decision.clone(),
             active_because: persisted.last_change.clone(),
             ready_for_failback: f.engine.ready_for_failback(),
-            failback_prechecks: f.engine.failback_prechecks(),
+            failback_prechecks: f.engine.failback_prechecks(now),
+            pending_failover: f
+                .engine
+                .pending()
+                .map(|p| format!("epoch {}: {}", p.epoch, p.summary)),
+            replication: f
+                .observed
+                .as_ref()
+                .map(|(at, seen)| status::ReplicationStatus::from_observed(*at, seen)),
+            flag_clears: f
+                .scheduled_clears
+                .iter()
+                .map(|c| crate::engine::utc(c.not_before))
+                .collect(),
             failovers_total: f.failovers_total,
             sites,
             dns,
@@ -519,9 +794,48 @@ impl Controller {
     }
 }
 
-/// The controller loop: probe results, commands, status requests, reloads
-/// and the clock, until the channel closes.
-pub async fn run(mut controller: Controller, mut events: mpsc::Receiver<ControlEvent>) {
+/// Watches replication between the two sites' databases, when both have
+/// one, sending what it sees to the controller every interval.
+fn spawn_replication_watch(failover: &Failover, outbox: mpsc::Sender<ControlEvent>) {
+    let (Some(primary), Some(secondary)) =
+        (&failover.sites[0].database, &failover.sites[1].database)
+    else {
+        return;
+    };
+    let (primary, secondary) = (primary.target.clone(), secondary.target.clone());
+    let settings = failover.replication.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(settings.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let seen = db::observe(&primary, &secondary, settings.timeout).await;
+            if outbox
+                .send(ControlEvent::Replication(Box::new(seen)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
+/// The controller loop: probe results, commands, status requests, reloads,
+/// background work and the clock, until `Shutdown`. `outbox`
+/// is a sender to `events`, for the controller's own background work.
+pub async fn run(
+    mut controller: Controller,
+    outbox: mpsc::Sender<ControlEvent>,
+    mut events: mpsc::Receiver<ControlEvent>,
+) {
+    controller.outbox = Some(outbox.clone());
+    if let Some(failing) = &controller.failing {
+        spawn_replication_watch(&failing.config, outbox);
+        for clear in failing.scheduled_clears.clone() {
+            controller.arm(clear);
+        }
+    }
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -543,7 +857,15 @@ pub async fn run(mut controller: Controller, mut events: mpsc::Receiver<ControlE
                     controller.reload(&config, zones);
                     let _ = done.send(());
                 }
-                None => break,
+                Some(ControlEvent::Replication(seen)) => controller.replication(*seen),
+                Some(ControlEvent::ReadOnlyDone { epoch, result, steps }) => {
+                    controller.read_only_done(epoch, result, steps);
+                }
+                Some(ControlEvent::ClearDue { epoch }) => controller.clear_due(epoch),
+                Some(ControlEvent::FlagCleared { epoch, result, steps }) => {
+                    controller.flag_cleared(epoch, result, steps);
+                }
+                Some(ControlEvent::Shutdown) | None => break,
             },
             _ = tick.tick() => {
                 controller.step(Input::Tick, now_ms());

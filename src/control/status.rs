@@ -29,11 +29,57 @@ pub struct Status {
     pub active_because: Option<String>,
     pub ready_for_failback: bool,
     pub failback_prechecks: Vec<Precheck>,
+    /// A failover waiting for read-only mode to be verified.
+    pub pending_failover: Option<String>,
+    /// Replication between the sites' databases, when both have one.
+    pub replication: Option<ReplicationStatus>,
+    /// When scheduled application-flag clears are due (RFC 3339).
+    pub flag_clears: Vec<String>,
     pub failovers_total: u64,
     pub sites: Vec<SiteStatus>,
     pub dns: DnsStatus,
     /// The newest journal entries, newest first.
     pub recent_events: Vec<JournalEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicationStatus {
+    pub observed: String,
+    pub flavor: Option<String>,
+    pub primary_error: Option<String>,
+    pub secondary_error: Option<String>,
+    pub io_running: Option<bool>,
+    pub sql_running: Option<bool>,
+    pub lag_s: Option<u64>,
+    pub last_io_error: String,
+    pub last_sql_error: String,
+    pub missing_transactions: Option<u64>,
+    pub errant: Vec<String>,
+    pub primary_position: Option<String>,
+    pub secondary_position: Option<String>,
+}
+
+impl ReplicationStatus {
+    pub fn from_observed(at: u64, seen: &crate::db::Observed) -> Self {
+        let replica = seen.replica.as_ref();
+        Self {
+            observed: utc(at),
+            flavor: seen.flavor.clone(),
+            primary_error: seen.primary_error.clone(),
+            secondary_error: seen.secondary_error.clone(),
+            io_running: replica.map(|r| r.io_running),
+            sql_running: replica.map(|r| r.sql_running),
+            lag_s: replica.and_then(|r| r.lag),
+            last_io_error: replica.map(|r| r.last_io_error.clone()).unwrap_or_default(),
+            last_sql_error: replica
+                .map(|r| r.last_sql_error.clone())
+                .unwrap_or_default(),
+            missing_transactions: seen.missing,
+            errant: seen.errant.clone(),
+            primary_position: seen.primary_position.clone(),
+            secondary_position: seen.secondary_position.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,6 +253,62 @@ impl Status {
             "1 while automatic failover is paused.",
             vec![(String::new(), if self.paused { 1.0 } else { 0.0 })],
         );
+        if let Some(r) = &self.replication {
+            let flag = |b: Option<bool>| if b == Some(true) { 1.0 } else { 0.0 };
+            family(
+                "geofailover_replication_running",
+                "gauge",
+                "1 while the secondary's replication thread runs.",
+                vec![
+                    (label(&[("thread", "io")]), flag(r.io_running)),
+                    (label(&[("thread", "sql")]), flag(r.sql_running)),
+                ],
+            );
+            family(
+                "geofailover_replication_lag_seconds",
+                "gauge",
+                "Seconds the secondary lags behind the primary (Seconds_Behind_Master).",
+                r.lag_s
+                    .map(|l| (String::new(), l as f64))
+                    .into_iter()
+                    .collect(),
+            );
+            family(
+                "geofailover_replication_missing_transactions",
+                "gauge",
+                "Transactions the primary has that the secondary has not applied (by GTID).",
+                r.missing_transactions
+                    .map(|m| (String::new(), m as f64))
+                    .into_iter()
+                    .collect(),
+            );
+            family(
+                "geofailover_replication_errant_transactions",
+                "gauge",
+                "GTIDs at the secondary that did not come from the primary.",
+                vec![(String::new(), r.errant.len() as f64)],
+            );
+            let mut errors = Vec::new();
+            for (thread, text) in [("io", &r.last_io_error), ("sql", &r.last_sql_error)] {
+                if !text.is_empty() {
+                    errors.push((label(&[("thread", thread), ("error", text)]), 1.0));
+                }
+            }
+            for (side, text) in [
+                ("primary", &r.primary_error),
+                ("secondary", &r.secondary_error),
+            ] {
+                if let Some(text) = text {
+                    errors.push((label(&[("thread", side), ("error", text)]), 1.0));
+                }
+            }
+            family(
+                "geofailover_replication_error",
+                "gauge",
+                "1 for each replication or database error, with the server's text.",
+                errors,
+            );
+        }
         family(
             "geofailover_dns_responses_total",
             "counter",

@@ -54,7 +54,55 @@ pub struct EngineSpec {
     /// Milliseconds after an automatic failover during which no other
     /// automatic failover happens.
     pub cooldown_ms: u64,
+    /// The secondary has read-only steps (database, application flag) that
+    /// must be verified before DNS moves to it.
+    pub read_only: bool,
+    /// Both sites have databases: fail-back needs replication caught up.
+    pub replication: Option<ReplicationRules>,
+    /// After a fail-back, how long to wait (the records' TTL plus a
+    /// margin) before the application flag is cleared.
+    pub flag_clear_delay_ms: u64,
 }
+
+/// What fail-back asks of replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicationRules {
+    /// Most seconds the secondary may lag.
+    pub max_lag_s: u64,
+    /// An observation older than this does not count.
+    pub stale_ms: u64,
+}
+
+/// One look at both databases and the replication between them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationView {
+    pub primary_error: Option<String>,
+    pub secondary_error: Option<String>,
+    pub io_running: Option<bool>,
+    pub sql_running: Option<bool>,
+    pub lag_s: Option<u64>,
+    pub last_io_error: String,
+    pub last_sql_error: String,
+    /// Transactions the primary has that the secondary has not applied.
+    pub missing: Option<u64>,
+    /// GTIDs at the secondary that did not come from the primary.
+    pub errant: Vec<String>,
+}
+
+/// A failover waiting for the secondary's read-only mode to be verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub epoch: u64,
+    pub automatic: bool,
+    pub force: bool,
+    /// Why it started.
+    pub summary: String,
+    pub started: u64,
+}
+
+/// After read-only could not be verified, automatic failover waits this
+/// long before trying again.
+pub const READ_ONLY_RETRY_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SiteSpec {
@@ -119,14 +167,23 @@ pub enum Input {
     },
     /// An operator's command; `actor` names who gave it.
     Command { command: Command, actor: String },
+    /// What the replication watcher saw.
+    Replication(ReplicationView),
+    /// The outcome of preparing read-only mode for the failover of `epoch`:
+    /// what was verified, or why it could not be.
+    ReadOnly {
+        epoch: u64,
+        result: Result<String, String>,
+    },
     /// Time passed.
     Tick,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Move traffic to the secondary while the primary may be healthy.
-    Failover { reason: String },
+    /// Move traffic to the secondary while the primary may be healthy;
+    /// `force` moves it even when read-only mode cannot be verified.
+    Failover { reason: String, force: bool },
     /// Move traffic back to the primary.
     Failback,
     /// Stop automatic actions.
@@ -139,8 +196,18 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
+    /// Put `site` into read-only mode (database, then application flag),
+    /// verify each, and report with `Input::ReadOnly`.
+    PrepareReadOnly { site: Role, epoch: u64 },
     /// Point the failover records at `site`; `epoch` is the new epoch.
     Activate { site: Role, epoch: u64 },
+    /// Clear `site`'s application flag, not before `not_before` (ms): the
+    /// database stays read-only, it is a replica again.
+    ClearAppFlag {
+        site: Role,
+        epoch: u64,
+        not_before: u64,
+    },
 }
 
 /// The kind of conclusion a step reached.
@@ -151,6 +218,12 @@ pub enum Event {
     Steady,
     /// A check or site changed state; nothing moves.
     HealthChanged,
+    /// A failover began: read-only mode is being prepared.
+    FailoverStarted {
+        automatic: bool,
+    },
+    /// A failover stopped: read-only mode could not be verified.
+    FailoverAborted,
     /// Traffic moves to the secondary.
     FailedOver {
         automatic: bool,
@@ -195,6 +268,10 @@ pub struct Engine {
     state: Persisted,
     checks: [Vec<CheckHealth>; 2],
     last_summary: Option<String>,
+    pending: Option<Pending>,
+    /// The last replication observation and when it came.
+    replication: Option<(u64, ReplicationView)>,
+    read_only_failed_at: Option<u64>,
 }
 
 impl Engine {
@@ -210,7 +287,20 @@ impl Engine {
             last_summary: state.last_decision.clone(),
             state,
             checks,
+            pending: None,
+            replication: None,
+            read_only_failed_at: None,
         }
+    }
+
+    /// The failover being prepared, if any.
+    pub fn pending(&self) -> Option<&Pending> {
+        self.pending.as_ref()
+    }
+
+    /// The last replication observation, with its time.
+    pub fn replication(&self) -> Option<&(u64, ReplicationView)> {
+        self.replication.as_ref()
     }
 
     pub fn spec(&self) -> &EngineSpec {
@@ -236,11 +326,11 @@ impl Engine {
             && self.site_health(Role::Primary) == SiteHealth::Healthy
     }
 
-    /// The conditions a fail-back needs, each with how it stands.
-    pub fn failback_prechecks(&self) -> Vec<Precheck> {
+    /// The conditions a fail-back needs at `now`, each with how it stands.
+    pub fn failback_prechecks(&self, now: u64) -> Vec<Precheck> {
         let on_secondary = self.state.active == Role::Secondary;
         let primary = self.site_health(Role::Primary);
-        vec![
+        let mut checks = vec![
             Precheck {
                 name: "traffic on the secondary".into(),
                 ok: on_secondary,
@@ -254,7 +344,11 @@ impl Engine {
                 ok: primary == SiteHealth::Healthy,
                 detail: self.describe_site(Role::Primary),
             },
-        ]
+        ];
+        if let Some(rules) = self.spec.replication {
+            checks.extend(replication_prechecks(rules, self.replication.as_ref(), now));
+        }
+        checks
     }
 
     /// When the cooldown after the last automatic failover ends, if it has
@@ -304,6 +398,11 @@ impl Engine {
                 self.evaluate(now, event, reasons)
             }
             Input::Command { command, actor } => self.command(command, &actor, now),
+            Input::Replication(view) => {
+                self.replication = Some((now, view));
+                self.evaluate(now, Event::Steady, Vec::new())
+            }
+            Input::ReadOnly { epoch, result } => self.read_only_result(epoch, result, now),
             Input::Tick => self.evaluate(now, Event::Steady, Vec::new()),
         }
     }
@@ -337,6 +436,17 @@ impl Engine {
     fn evaluate(&mut self, now: u64, event: Event, mut reasons: Vec<String>) -> Decision {
         let primary = self.site_health(Role::Primary);
         let secondary = self.site_health(Role::Secondary);
+        if let Some(pending) = &self.pending {
+            let summary = format!(
+                "failover in progress (epoch {}): waiting for read-only mode at {} to be verified",
+                pending.epoch, self.spec.sites[1].name
+            );
+            return self.decide(now, event, summary, reasons, Vec::new());
+        }
+        let retry_at = self
+            .read_only_failed_at
+            .map(|at| at + READ_ONLY_RETRY_MS)
+            .filter(|at| *at > now);
         let summary = match self.state.active {
             Role::Primary if primary == SiteHealth::Down => {
                 let blocked = if self.state.paused {
@@ -353,6 +463,12 @@ impl Engine {
                         "{}: keeping the current answer",
                         self.describe_site(Role::Secondary)
                     ))
+                } else if let Some(at) = retry_at {
+                    Some(format!(
+                        "read-only mode at {} could not be verified; the next attempt is at {}",
+                        self.spec.sites[1].name,
+                        utc(at)
+                    ))
                 } else {
                     None
                 };
@@ -366,20 +482,12 @@ impl Engine {
                             "secondary: {}",
                             self.describe_site(Role::Secondary)
                         ));
-                        self.state.cooldown_until = Some(now + self.spec.cooldown_ms);
                         let summary = format!(
-                            "failover: {}; {}: answers now point at {}",
+                            "failover: {}; {}",
                             self.describe_site(Role::Primary),
                             self.describe_site(Role::Secondary),
-                            self.spec.sites[1].name
                         );
-                        return self.activate(
-                            Role::Secondary,
-                            Event::FailedOver { automatic: true },
-                            summary,
-                            reasons,
-                            now,
-                        );
+                        return self.begin_failover(true, false, summary, reasons, now);
                     }
                 }
             }
@@ -410,7 +518,14 @@ impl Engine {
     fn command(&mut self, command: Command, actor: &str, now: u64) -> Decision {
         let reasons = vec![format!("command from {actor}")];
         match command {
-            Command::Failover { reason } => {
+            Command::Failover { reason, force } => {
+                if self.pending.is_some() {
+                    return self.refuse(
+                        now,
+                        "failover refused: a failover is already in progress",
+                        reasons,
+                    );
+                }
                 if self.state.active == Role::Secondary {
                     return self.refuse(
                         now,
@@ -425,21 +540,13 @@ impl Engine {
                     );
                     return self.refuse(now, &why, reasons);
                 }
-                let summary = format!(
-                    "failover by {actor} ({reason}): answers now point at {}",
-                    self.spec.sites[1].name
-                );
-                self.activate(
-                    Role::Secondary,
-                    Event::FailedOver { automatic: false },
-                    summary,
-                    reasons,
-                    now,
-                )
+                let forced = if force { ", forced" } else { "" };
+                let summary = format!("failover by {actor} ({reason}{forced})");
+                self.begin_failover(false, force, summary, reasons, now)
             }
             Command::Failback => {
                 let failed: Vec<String> = self
-                    .failback_prechecks()
+                    .failback_prechecks(now)
                     .into_iter()
                     .filter(|p| !p.ok)
                     .map(|p| format!("{} failed: {}", p.name, p.detail))
@@ -452,7 +559,16 @@ impl Engine {
                     "fail-back by {actor}: answers now point at {}",
                     self.spec.sites[0].name
                 );
-                self.activate(Role::Primary, Event::FailedBack, summary, reasons, now)
+                let mut decision =
+                    self.activate(Role::Primary, Event::FailedBack, summary, reasons, now);
+                if self.spec.read_only {
+                    decision.actions.push(Action::ClearAppFlag {
+                        site: Role::Secondary,
+                        epoch: decision.epoch,
+                        not_before: now + self.spec.flag_clear_delay_ms,
+                    });
+                }
+                decision
             }
             Command::Pause => {
                 let (event, summary) = if self.state.paused {
@@ -493,6 +609,117 @@ impl Engine {
                     }
                 }
                 decision
+            }
+        }
+    }
+
+    /// Starts a failover: with read-only steps, asks for them and waits for
+    /// their verification; without, moves traffic at once.
+    fn begin_failover(
+        &mut self,
+        automatic: bool,
+        force: bool,
+        summary: String,
+        reasons: Vec<String>,
+        now: u64,
+    ) -> Decision {
+        if !self.spec.read_only {
+            if automatic {
+                self.state.cooldown_until = Some(now + self.spec.cooldown_ms);
+            }
+            let summary = format!(
+                "{summary}: answers now point at {}",
+                self.spec.sites[1].name
+            );
+            return self.activate(
+                Role::Secondary,
+                Event::FailedOver { automatic },
+                summary,
+                reasons,
+                now,
+            );
+        }
+        let epoch = self.state.epoch + 1;
+        self.pending = Some(Pending {
+            epoch,
+            automatic,
+            force,
+            summary: summary.clone(),
+            started: now,
+        });
+        let summary = format!(
+            "{summary}: putting {} into read-only mode before DNS moves",
+            self.spec.sites[1].name
+        );
+        let actions = vec![Action::PrepareReadOnly {
+            site: Role::Secondary,
+            epoch,
+        }];
+        self.decide(
+            now,
+            Event::FailoverStarted { automatic },
+            summary,
+            reasons,
+            actions,
+        )
+    }
+
+    /// Read-only mode was verified (traffic moves) or was not (it stays,
+    /// unless the operator forced the failover).
+    fn read_only_result(
+        &mut self,
+        epoch: u64,
+        result: Result<String, String>,
+        now: u64,
+    ) -> Decision {
+        let Some(pending) = self.pending.take_if(|p| p.epoch == epoch) else {
+            let summary = format!(
+                "a read-only result for epoch {epoch}, which is not being prepared: ignored"
+            );
+            return self.decide(now, Event::Steady, summary, Vec::new(), Vec::new());
+        };
+        let secondary = self.site_health(Role::Secondary);
+        let name = self.spec.sites[1].name.clone();
+        let verdict = match (&result, secondary) {
+            (_, health) if health != SiteHealth::Healthy && !pending.force => Err(format!(
+                "{} while read-only mode was prepared",
+                self.describe_site(Role::Secondary)
+            )),
+            (Ok(verified), _) => Ok(format!("read-only verified ({verified})")),
+            (Err(why), _) if pending.force => Ok(format!(
+                "read-only NOT verified ({why}), moved because the operator forced it"
+            )),
+            (Err(why), _) => Err(why.clone()),
+        };
+        match verdict {
+            Ok(how) => {
+                if pending.automatic {
+                    self.state.cooldown_until = Some(now + self.spec.cooldown_ms);
+                }
+                let summary = format!("{}; {how}: answers now point at {name}", pending.summary);
+                self.activate(
+                    Role::Secondary,
+                    Event::FailedOver {
+                        automatic: pending.automatic,
+                    },
+                    summary,
+                    vec![format!("read-only prepared for epoch {epoch}")],
+                    now,
+                )
+            }
+            Err(why) => {
+                self.read_only_failed_at = Some(now);
+                let summary = format!(
+                    "failover stopped: read-only mode at {name} could not be verified ({why}); DNS stays on {}",
+                    self.spec.sites[0].name
+                );
+                self.decide(
+                    now,
+                    Event::FailoverAborted,
+                    summary,
+                    vec![pending.summary],
+                    Vec::new(),
+                )
             }
         }
     }
@@ -548,6 +775,94 @@ impl Engine {
             notable,
         }
     }
+}
+
+/// The replication conditions of fail-back.
+fn replication_prechecks(
+    rules: ReplicationRules,
+    seen: Option<&(u64, ReplicationView)>,
+    now: u64,
+) -> Vec<Precheck> {
+    let fresh = seen.filter(|(at, _)| now.saturating_sub(*at) <= rules.stale_ms);
+    let Some((_, view)) = fresh else {
+        let detail = format!(
+            "no replication observation in the last {} s",
+            rules.stale_ms / 1000
+        );
+        return [
+            "primary database reachable",
+            "replication running",
+            "replication caught up",
+            "no errant transaction at the secondary",
+        ]
+        .into_iter()
+        .map(|name| Precheck {
+            name: name.into(),
+            ok: false,
+            detail: detail.clone(),
+        })
+        .collect();
+    };
+    let running = view.io_running == Some(true) && view.sql_running == Some(true);
+    let mut errors: Vec<String> = Vec::new();
+    if !view.last_io_error.is_empty() {
+        errors.push(format!("IO: {}", view.last_io_error));
+    }
+    if !view.last_sql_error.is_empty() {
+        errors.push(format!("SQL: {}", view.last_sql_error));
+    }
+    let caught_up =
+        running && view.lag_s.is_some_and(|lag| lag <= rules.max_lag_s) && view.missing == Some(0);
+    vec![
+        Precheck {
+            name: "primary database reachable".into(),
+            ok: view.primary_error.is_none(),
+            detail: view
+                .primary_error
+                .clone()
+                .unwrap_or_else(|| "connected".into()),
+        },
+        Precheck {
+            name: "replication running".into(),
+            ok: running && view.secondary_error.is_none(),
+            detail: match (&view.secondary_error, view.io_running, view.sql_running) {
+                (Some(e), _, _) => e.clone(),
+                (None, None, _) | (None, _, None) => "the secondary is not a replica".into(),
+                (None, Some(io), Some(sql)) => {
+                    let word = |b: bool| if b { "running" } else { "stopped" };
+                    let mut text = format!("IO thread {}, SQL thread {}", word(io), word(sql));
+                    if !errors.is_empty() {
+                        text.push_str(&format!(": {}", errors.join("; ")));
+                    }
+                    text
+                }
+            },
+        },
+        Precheck {
+            name: "replication caught up".into(),
+            ok: caught_up,
+            detail: format!(
+                "lag {} (at most {} s), {} transaction(s) missing at the secondary",
+                view.lag_s
+                    .map_or("unknown".to_string(), |l| format!("{l} s")),
+                rules.max_lag_s,
+                view.missing
+                    .map_or("unknown".to_string(), |m| m.to_string())
+            ),
+        },
+        Precheck {
+            name: "no errant transaction at the secondary".into(),
+            ok: view.errant.is_empty() && view.secondary_error.is_none(),
+            detail: if view.errant.is_empty() {
+                "none".into()
+            } else {
+                format!(
+                    "errant GTID {} at the secondary: it did not come from the primary",
+                    view.errant.join(", ")
+                )
+            },
+        },
+    ]
 }
 
 fn state_word(state: CheckState) -> &'static str {

@@ -26,6 +26,19 @@ pub struct StoredState {
     /// The last SOA serial served for each zone (by origin), so a restart
     /// never serves a lower one.
     pub serials: BTreeMap<String, u32>,
+    /// Application-flag clears still to do after a fail-back; a restart
+    /// carries them out.
+    #[serde(default)]
+    pub scheduled_clears: Vec<ScheduledClear>,
+}
+
+/// Clear the secondary's application flag at `not_before` (ms), unless the
+/// active site changed again after `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledClear {
+    pub epoch: u64,
+    pub not_before: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

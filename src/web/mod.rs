@@ -201,6 +201,9 @@ struct CommandBody {
     reason: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    /// Fail over even when read-only mode cannot be verified.
+    #[serde(default)]
+    force: bool,
 }
 
 fn parse_body(body: &Bytes) -> Result<CommandBody, ApiError> {
@@ -294,7 +297,10 @@ async fn failover(
         })?;
     run_command(
         &state,
-        Command::Failover { reason },
+        Command::Failover {
+            reason,
+            force: body.force,
+        },
         operator(&body),
         Vec::new(),
     )
