@@ -248,6 +248,43 @@ pub fn render(st: &Status) -> String {
             ));
         }
     }
+    if let Some(r) = &st.replication {
+        let thread = |b: Option<bool>| match b {
+            Some(true) => "running",
+            Some(false) => "STOPPED",
+            None => "unknown",
+        };
+        out.push_str(&format!(
+            "\nreplication ({}): IO {}, SQL {}, lag {}, {} missing at the secondary, errant: {}\n",
+            r.flavor.as_deref().unwrap_or("unknown flavour"),
+            thread(r.io_running),
+            thread(r.sql_running),
+            r.lag_s.map_or("unknown".into(), |l| format!("{l} s")),
+            r.missing_transactions
+                .map_or("unknown".into(), |m| m.to_string()),
+            if r.errant.is_empty() {
+                "none".into()
+            } else {
+                r.errant.join(", ")
+            },
+        ));
+        for (what, error) in [
+            ("primary", r.primary_error.as_deref()),
+            ("secondary", r.secondary_error.as_deref()),
+            (
+                "IO",
+                Some(r.last_io_error.as_str()).filter(|e| !e.is_empty()),
+            ),
+            (
+                "SQL",
+                Some(r.last_sql_error.as_str()).filter(|e| !e.is_empty()),
+            ),
+        ] {
+            if let Some(error) = error {
+                out.push_str(&format!("  {what} error: {error}\n"));
+            }
+        }
+    }
     out.push_str("\ndns:\n");
     for r in &st.dns.records {
         out.push_str(&format!(

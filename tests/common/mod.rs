@@ -4,6 +4,8 @@
 //! and TCP sockets.
 #![allow(dead_code)]
 
+pub mod mariadb;
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
@@ -175,9 +177,15 @@ impl Geofailover {
 
     /// Starts `serve` and waits for its "listening on" line.
     pub fn start(config: &Path) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// `start`, with extra environment variables.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_geofailover"))
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

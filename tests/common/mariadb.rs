@@ -1,0 +1,185 @@
+//! Real MariaDB servers for tests: each `mariadbd` in its own temporary
+//! folder on a free loopback port, stopped by PID when dropped; and a pair
+//! set up with GTID replication primary -> secondary, with the accounts a
+//! deployment has: a replication user, an application user without SUPER
+//! or READ ONLY ADMIN, and geofailover's own admin account.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use super::{Process, free_port, wait_until};
+
+pub const ADMIN_USER: &str = "geofailover";
+pub const ADMIN_PASSWORD: &str = "admin-secret-4711";
+pub const APP_USER: &str = "app";
+pub const APP_PASSWORD: &str = "app-secret-0815";
+
+pub struct MariaDb {
+    pub port: u16,
+    pub server_id: u32,
+    socket: PathBuf,
+    _process: Process,
+    _dir: tempfile::TempDir,
+}
+
+fn require(binary: &str) -> String {
+    for dir in ["/usr/sbin", "/usr/bin"] {
+        let path = format!("{dir}/{binary}");
+        if std::path::Path::new(&path).exists() {
+            return path;
+        }
+    }
+    panic!("{binary} is not installed: run tests/run.sh, which installs mariadb-server");
+}
+
+impl MariaDb {
+    /// A fresh server with binary logging and GTID strict mode.
+    pub fn start(server_id: u32) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        // mariadb-install-db fails now and then under load (its bootstrap
+        // server gives up); it is run one at a time and tried again.
+        static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failures = String::new();
+        let installed = (0..3).any(|_| {
+            let _ = std::fs::remove_dir_all(&data);
+            let install = Command::new(require("mariadb-install-db"))
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", data.display()))
+                .args(["--auth-root-authentication-method=normal", "--user=root"])
+                .output()
+                .expect("run mariadb-install-db");
+            if !install.status.success() {
+                failures.push_str(&String::from_utf8_lossy(&install.stdout));
+                failures.push_str(&String::from_utf8_lossy(&install.stderr));
+            }
+            install.status.success()
+        });
+        drop(guard);
+        assert!(
+            installed,
+            "mariadb-install-db failed three times: {failures}"
+        );
+        let port = free_port();
+        let socket = dir.path().join("sock");
+        let log = std::fs::File::create(dir.path().join("error.log")).expect("log file");
+        let child = Command::new(require("mariadbd"))
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+            .arg(format!("--log-bin={}", dir.path().join("binlog").display()))
+            .arg(format!("--server-id={server_id}"))
+            .args([
+                "--user=root",
+                "--skip-name-resolve",
+                "--gtid-strict-mode=ON",
+                "--log-slave-updates=ON",
+                "--innodb-buffer-pool-size=16M",
+                "--skip-slave-start",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mariadbd");
+        let server = Self {
+            port,
+            server_id,
+            socket,
+            _process: Process::new(child, "mariadbd"),
+            _dir: dir,
+        };
+        assert!(
+            wait_until(Duration::from_secs(30), || server.root("SELECT 1").is_ok()),
+            "mariadbd {server_id} did not start"
+        );
+        server
+    }
+
+    /// Runs SQL as root over the socket; the rows, tab-separated.
+    pub fn root(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new("mariadb")
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket.display()))
+            .args(["-uroot", "-N", "-B", "-e", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    /// Runs SQL as `user` over TCP, as an application would.
+    pub fn as_user(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
+        let out = Command::new("mariadb")
+            .args(["--no-defaults", "-h127.0.0.1", "-N", "-B"])
+            .arg(format!("-P{}", self.port))
+            .arg(format!("-u{user}"))
+            .arg(format!("-p{password}"))
+            .args(["-e", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    pub fn must(&self, sql: &str) -> String {
+        self.root(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// Two servers, the secondary replicating from the primary with GTIDs.
+pub struct Pair {
+    pub primary: MariaDb,
+    pub secondary: MariaDb,
+}
+
+impl Pair {
+    pub fn start() -> Self {
+        let (primary, secondary) = std::thread::scope(|s| {
+            let a = s.spawn(|| MariaDb::start(1));
+            let b = s.spawn(|| MariaDb::start(2));
+            (a.join().expect("primary"), b.join().expect("secondary"))
+        });
+        primary.must(&format!(
+            "CREATE DATABASE app;
+             CREATE TABLE app.orders (id INT PRIMARY KEY, note VARCHAR(64));
+             CREATE USER 'repl'@'%' IDENTIFIED BY 'repl-secret';
+             GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';
+             CREATE USER '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}';
+             GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO '{APP_USER}'@'%';
+             CREATE USER '{ADMIN_USER}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';
+             GRANT READ_ONLY ADMIN, SLAVE MONITOR, BINLOG MONITOR, REPLICATION SLAVE ADMIN, BINLOG ADMIN ON *.* TO '{ADMIN_USER}'@'%';
+             GRANT SELECT ON mysql.* TO '{ADMIN_USER}'@'%';"
+        ));
+        secondary.must(&format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl',
+               MASTER_PASSWORD='repl-secret', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+             START SLAVE;",
+            primary.port
+        ));
+        let pair = Self { primary, secondary };
+        pair.catch_up();
+        pair
+    }
+
+    /// Waits until the secondary has applied everything the primary wrote.
+    pub fn catch_up(&self) {
+        let position = self.primary.must("SELECT @@gtid_binlog_pos");
+        let waited = self
+            .secondary
+            .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)"));
+        assert_eq!(waited, "0", "the secondary did not reach {position}");
+    }
+}

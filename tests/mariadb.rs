@@ -1,0 +1,450 @@
+//! Read-only failover and fail-back against two real MariaDB 10.11 servers
+//! replicating with GTIDs, driven through the real binary running
+//! config/example-mysql.yaml on test ports.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use common::{
+    Geofailover, StandIn, a_records, http,
+    mariadb::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Pair},
+    status_json, wait_until,
+};
+
+const PRIMARY: &str = "192.0.2.10";
+const SECONDARY: &str = "198.51.100.10";
+
+/// config/example-mysql.yaml on this test's ports and folder.
+fn mysql_config(dir: &Path, pair: &Pair, primary_web: u16, secondary_web: u16) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-mysql.yaml"),
+    )
+    .expect("read config/example-mysql.yaml");
+    let state = dir.join("state");
+    let text = text
+        .replace(
+            "path: ../state/READONLY",
+            &format!("path: {}", state.join("READONLY").display()),
+        )
+        .replace(
+            "state_dir: ../state",
+            &format!("state_dir: {}", state.display()),
+        )
+        .replace("../zones/", &format!("{}/", common::repo_zones().display()))
+        .replace("127.0.0.1:5353", "127.0.0.1:0")
+        .replace("127.0.0.1:8053", "127.0.0.1:0")
+        .replace(
+            "127.0.0.1:3306",
+            &format!("127.0.0.1:{}", pair.primary.port),
+        )
+        .replace(
+            "127.0.0.1:3307",
+            &format!("127.0.0.1:{}", pair.secondary.port),
+        )
+        .replace("127.0.0.1:18081", &format!("127.0.0.1:{primary_web}"))
+        .replace("127.0.0.1:18082", &format!("127.0.0.1:{secondary_web}"));
+    let path = dir.join("example-mysql.yaml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+struct Setup {
+    pair: Pair,
+    primary_web: StandIn,
+    _secondary_web: StandIn,
+    server: Geofailover,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn start(admin_password: &str) -> Self {
+        let pair = Pair::start();
+        let primary_web = StandIn::start(0);
+        let secondary_web = StandIn::start(0);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = mysql_config(dir.path(), &pair, primary_web.port, secondary_web.port);
+        let server =
+            Geofailover::start_with_env(&config, &[("GEOFAILOVER_DB_PASSWORD", admin_password)]);
+        Self {
+            pair,
+            primary_web,
+            _secondary_web: secondary_web,
+            server,
+            dir,
+        }
+    }
+
+    fn api(&self) -> std::net::SocketAddr {
+        self.server.http.expect("http")
+    }
+
+    fn status(&self) -> serde_json::Value {
+        status_json(self.api())
+    }
+
+    fn wait_healthy(&self) {
+        let healthy = wait_until(Duration::from_secs(30), || {
+            let st = self.status();
+            st["sites"][0]["health"] == "healthy" && st["sites"][1]["health"] == "healthy"
+        });
+        assert!(
+            healthy,
+            "sites not healthy: {}\n{}",
+            self.status(),
+            self.server.log()
+        );
+    }
+
+    fn token(&self) -> String {
+        Geofailover::token(self.dir.path())
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        let (code, body) = http("GET", self.api(), "/api/v1/events?since=0", None, "");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("events")
+    }
+
+    fn flag(&self) -> PathBuf {
+        self.dir.path().join("state/READONLY")
+    }
+}
+
+/// Inserts rows at the primary as the application user until stopped,
+/// keeping every id whose INSERT was acknowledged.
+fn writer(pair: &Pair, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<u32>>>) {
+    let mut id = 1;
+    while !stop.load(Ordering::Relaxed) {
+        if pair
+            .primary
+            .as_user(
+                APP_USER,
+                APP_PASSWORD,
+                &format!("INSERT INTO app.orders VALUES ({id}, 'order {id}')"),
+            )
+            .is_ok()
+        {
+            acked.lock().expect("lock").push(id);
+        }
+        id += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ids(db: &common::mariadb::MariaDb) -> Vec<u32> {
+    db.must("SELECT id FROM app.orders ORDER BY id")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_loses_nothing() {
+    let setup = Setup::start(ADMIN_PASSWORD);
+    setup.wait_healthy();
+    assert_eq!(
+        setup.pair.secondary.must("SELECT @@read_only"),
+        "0",
+        "the test starts writable"
+    );
+    let st = setup.status();
+    assert_eq!(
+        st["sites"][0]["checks"][1]["last_detail"], "SELECT 1 answered",
+        "{st}"
+    );
+    assert!(
+        wait_until(
+            Duration::from_secs(15),
+            || setup.status()["replication"]["sql_running"] == true
+        ),
+        "{}",
+        setup.status()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let (s, a) = (stop.clone(), acked.clone());
+    let pair = &setup.pair;
+    std::thread::scope(|scope| {
+        scope.spawn(|| writer(pair, s, a));
+        assert!(wait_until(Duration::from_secs(10), || acked
+            .lock()
+            .expect("lock")
+            .len()
+            >= 20));
+
+        // The primary's web check starts failing.
+        setup.primary_web.set_healthy(false);
+        assert!(
+            wait_until(Duration::from_secs(20), || a_records(
+                setup.server.addr,
+                "www.example.com."
+            ) == [SECONDARY]),
+            "no failover:\n{}",
+            setup.server.log()
+        );
+        // Read-only at the secondary: database, the application's account, the flag.
+        assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
+        let refused = setup.pair.secondary.as_user(
+            APP_USER,
+            APP_PASSWORD,
+            "INSERT INTO app.orders VALUES (1000000, 'at the secondary')",
+        );
+        let error = refused.expect_err("the application's INSERT at the secondary must fail");
+        assert!(
+            error.contains("read-only") || error.contains("read_only"),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(setup.flag()).expect("flag file"),
+            "read-only\n"
+        );
+
+        // The journal shows read-only verified before the answers moved.
+        let journal = setup.events();
+        let seq = |event: &str| {
+            journal
+                .iter()
+                .find(|e| e["event"] == event)
+                .and_then(|e| e["seq"].as_u64())
+                .unwrap_or_else(|| panic!("no {event} in the journal: {journal:#?}"))
+        };
+        assert!(seq("failover_started") < seq("database_read_only"));
+        assert!(seq("database_read_only") < seq("flag_file"));
+        assert!(seq("flag_file") < seq("failed_over"));
+        assert!(seq("failed_over") < seq("answers_switched"));
+        let audit = journal
+            .iter()
+            .find(|e| e["event"] == "grant_audit")
+            .expect("a grant audit");
+        assert_eq!(audit["outcome"], "ok", "{audit}");
+        assert!(
+            audit["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no application account"),
+            "{audit}"
+        );
+
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+    });
+
+    // The primary recovers; replication catches up; fail-back.
+    setup.primary_web.set_healthy(true);
+    assert!(
+        wait_until(
+            Duration::from_secs(30),
+            || setup.status()["ready_for_failback"] == true
+        ),
+        "{}",
+        setup.status()
+    );
+    let ready = wait_until(Duration::from_secs(15), || {
+        let (_, body) = http(
+            "POST",
+            setup.api(),
+            "/api/v1/failback",
+            Some(&setup.token()),
+            r#"{"dry_run": true}"#,
+        );
+        body.contains("\"accepted\":true")
+    });
+    assert!(ready, "{}", setup.status()["failback_prechecks"]);
+    let (code, reply) = http(
+        "POST",
+        setup.api(),
+        "/api/v1/failback",
+        Some(&setup.token()),
+        r#"{"operator": "erin"}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+    // The flag stays until the TTL (5 s) and margin (1 s) have passed.
+    assert!(
+        setup.flag().exists(),
+        "the flag was cleared before the TTL wait"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || !setup.flag().exists()),
+        "the flag was not cleared:\n{}",
+        setup.server.log()
+    );
+    assert!(setup.events().iter().any(|e| e["event"] == "flag_cleared"));
+    // The database stays read-only: it is a replica again.
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
+
+    // Nothing lost: every acknowledged id at the primary, and at the
+    // secondary once it has caught up.
+    let acked = acked.lock().expect("lock").clone();
+    assert!(acked.len() > 20, "only {} writes", acked.len());
+    let at_primary = ids(&setup.pair.primary);
+    setup.pair.catch_up();
+    let at_secondary = ids(&setup.pair.secondary);
+    for id in &acked {
+        assert!(at_primary.contains(id), "id {id} missing at the primary");
+        assert!(
+            at_secondary.contains(id),
+            "id {id} missing at the secondary"
+        );
+    }
+    eprintln!("{} acknowledged writes, all at both databases", acked.len());
+}
+
+#[test]
+fn an_errant_write_at_the_secondary_blocks_failback_naming_its_gtid() {
+    let setup = Setup::start(ADMIN_PASSWORD);
+    setup.wait_healthy();
+    let token = setup.token();
+    let (code, reply) = http(
+        "POST",
+        setup.api(),
+        "/api/v1/failover",
+        Some(&token),
+        r#"{"reason": "errant test"}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+    assert!(wait_until(
+        Duration::from_secs(15),
+        || setup.status()["active_role"] == "secondary"
+    ));
+
+    // A privileged account writes at the secondary despite read_only.
+    setup
+        .pair
+        .secondary
+        .must("INSERT INTO app.orders VALUES (424242, 'written at the secondary')");
+    let gtid = setup.pair.secondary.must("SELECT @@gtid_binlog_pos");
+    assert!(
+        gtid.contains("0-2-"),
+        "the write made no GTID of the secondary's: {gtid}"
+    );
+    let named = wait_until(Duration::from_secs(15), || {
+        let (_, body) = http(
+            "POST",
+            setup.api(),
+            "/api/v1/failback",
+            Some(&token),
+            r#"{"dry_run": true}"#,
+        );
+        body.contains(&format!("errant GTID {gtid}"))
+    });
+    assert!(named, "{}", setup.status()["failback_prechecks"]);
+    let (code, reply) = http("POST", setup.api(), "/api/v1/failback", Some(&token), "{}");
+    assert_eq!(code, 409, "{reply}");
+    assert!(reply.contains(&gtid), "{reply}");
+    assert_eq!(
+        a_records(setup.server.addr, "www.example.com."),
+        [SECONDARY]
+    );
+}
+
+#[test]
+fn broken_replication_shows_in_the_status_and_metrics_with_the_server_error() {
+    let setup = Setup::start(ADMIN_PASSWORD);
+    setup.wait_healthy();
+    // The same key written at the secondary (unlogged) and then at the
+    // primary: the secondary's SQL thread stops on a duplicate key.
+    setup
+        .pair
+        .secondary
+        .must("SET SESSION sql_log_bin = 0; INSERT INTO app.orders VALUES (7, 'local')");
+    setup
+        .pair
+        .primary
+        .must("INSERT INTO app.orders VALUES (7, 'from the primary')");
+    let broken = wait_until(Duration::from_secs(20), || {
+        let r = &setup.status()["replication"];
+        r["sql_running"] == false
+            && r["last_sql_error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Duplicate entry")
+    });
+    assert!(broken, "{}", setup.status()["replication"]);
+    let (code, metrics) = http("GET", setup.api(), "/metrics", None, "");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("geofailover_replication_running{thread=\"sql\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("geofailover_replication_error{thread=\"sql\"")
+                && l.contains("Duplicate entry")
+        ),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn read_only_that_cannot_be_set_keeps_dns_on_the_primary_and_says_why() {
+    let pair = Pair::start();
+    let primary_web = StandIn::start(0);
+    let secondary_web = StandIn::start(0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = mysql_config(dir.path(), &pair, primary_web.port, secondary_web.port);
+    // The checks log in with the right password; the secondary's admin
+    // account, which sets read_only, with a wrong one.
+    let text = std::fs::read_to_string(&config).expect("read");
+    let at = text
+        .rfind("password_env: GEOFAILOVER_DB_PASSWORD")
+        .expect("the secondary's database");
+    let text = format!(
+        "{}password_env: GEOFAILOVER_ADMIN_PASSWORD{}",
+        &text[..at],
+        &text[at + "password_env: GEOFAILOVER_DB_PASSWORD".len()..]
+    );
+    std::fs::write(&config, text).expect("write");
+    let server = Geofailover::start_with_env(
+        &config,
+        &[
+            ("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD),
+            ("GEOFAILOVER_ADMIN_PASSWORD", "not-the-admin-password"),
+        ],
+    );
+    let api = server.http.expect("http");
+    assert!(wait_until(Duration::from_secs(30), || {
+        let st = status_json(api);
+        st["sites"][0]["health"] == "healthy" && st["sites"][1]["health"] == "healthy"
+    }));
+
+    primary_web.set_healthy(false);
+    let stopped = wait_until(Duration::from_secs(20), || {
+        server.log().contains("failover stopped")
+    });
+    assert!(stopped, "{}", server.log());
+    let log = server.log();
+    assert!(
+        log.contains("could not be verified") && log.contains("Access denied"),
+        "{log}"
+    );
+    assert!(log.contains("DNS stays on primary"), "{log}");
+    assert!(
+        !log.contains("not-the-admin-password"),
+        "the password was logged"
+    );
+    assert_eq!(a_records(server.addr, "www.example.com."), [PRIMARY]);
+    assert_eq!(pair.secondary.must("SELECT @@read_only"), "0");
+    assert!(
+        !dir.path().join("state/READONLY").exists(),
+        "the flag was set without read-only"
+    );
+    assert_eq!(status_json(api)["active_role"], "primary");
+    let says_when = wait_until(Duration::from_secs(10), || {
+        let decision = status_json(api)["last_decision"].clone();
+        decision.as_str().unwrap_or("").contains("next attempt")
+    });
+    assert!(says_when, "{}", status_json(api));
+    // Still down a few seconds later, still on the primary.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(a_records(server.addr, "www.example.com."), [PRIMARY]);
+}
