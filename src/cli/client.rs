@@ -310,12 +310,10 @@ fn report(reply: &CommandReply) -> Result<(), Failure> {
     }
 }
 
-pub fn failover(target: &Target, reason: &str) -> Result<(), Failure> {
+pub fn failover(target: &Target, reason: &str, force: bool) -> Result<(), Failure> {
     let client = Client::new(target)?;
-    let reply = runtime()?.block_on(client.command(
-        "failover",
-        json!({"reason": reason, "operator": operator()}),
-    ))?;
+    let body = json!({"reason": reason, "operator": operator(), "force": force});
+    let reply = runtime()?.block_on(client.command("failover", body))?;
     report(&reply)
 }
 

@@ -50,6 +50,9 @@ enum Command {
         /// Why: kept in the journal.
         #[arg(long)]
         reason: String,
+        /// Move traffic even if read-only mode cannot be verified.
+        #[arg(long)]
+        force: bool,
     },
     /// Move traffic back to the primary, after the pre-checks pass.
     Failback {
@@ -130,7 +133,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { config } => serve::run(&config),
         Command::Check { config } => check::run(&config),
         Command::Status { target, json } => client::status(&target, json),
-        Command::Failover { target, reason } => client::failover(&target, &reason),
+        Command::Failover {
+            target,
+            reason,
+            force,
+        } => client::failover(&target, &reason, force),
         Command::Failback {
             target,
             dry_run,
