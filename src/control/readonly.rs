@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::{
-    config::{FlagHttp, Site},
+    config::{Database, FlagHttp, FlagSql, Site},
     db::Db,
     engine::utc,
     store::write_atomically,
@@ -127,27 +127,7 @@ pub async fn prepare(site: &Site, timeout: Duration) -> (Result<String, String>,
         }
     }
     if let (Some(sql), Some(database)) = (&site.read_only.sql, &site.database) {
-        let result = within(timeout, "flag SQL", async {
-            let mut db = Db::connect(&database.target, timeout).await?;
-            let ran = db.run_unlogged(&sql.enable).await;
-            let check = match (&ran, &sql.verify) {
-                (Ok(()), Some((query, expect))) => match db.value(query).await {
-                    Ok(Some(v)) if &v == expect => {
-                        Ok(format!("flag SQL run; `{query}` reads back {v}"))
-                    }
-                    Ok(v) => Err(format!(
-                        "`{query}` reads back {} after the flag SQL, expected {expect}",
-                        v.as_deref().unwrap_or("no row")
-                    )),
-                    Err(e) => Err(e),
-                },
-                (Ok(()), None) => Ok(format!("flag SQL run ({} statements)", sql.enable.len())),
-                (Err(e), _) => Err(e.clone()),
-            };
-            db.close().await;
-            check
-        })
-        .await;
+        let result = within(timeout, "flag SQL", flag_sql(database, sql, true, timeout)).await;
         steps.record("flag SQL", &result);
         match result {
             Ok(v) => verified.push(v),
@@ -166,6 +146,43 @@ pub async fn prepare(site: &Site, timeout: Duration) -> (Result<String, String>,
         verified.push("nothing to set".into());
     }
     (Ok(verified.join("; ")), steps.done)
+}
+
+/// Runs the flag's `enable` (or `disable`) statements at the site's
+/// database, unlogged, then checks the verify query: it must read the
+/// expected value after `enable`, and another after `disable`.
+async fn flag_sql(
+    database: &Database,
+    sql: &FlagSql,
+    enable: bool,
+    timeout: Duration,
+) -> Result<String, String> {
+    let statements = if enable { &sql.enable } else { &sql.disable };
+    let mut db = Db::connect(&database.target, timeout).await?;
+    let ran = db.run_unlogged(statements).await;
+    let check = match (&ran, &sql.verify) {
+        (Err(e), _) => Err(e.clone()),
+        (Ok(()), None) => Ok(format!("flag SQL run ({} statements)", statements.len())),
+        (Ok(()), Some((query, expect))) => match db.value(query).await {
+            Err(e) => Err(e),
+            Ok(value) => {
+                let shown = value.as_deref().unwrap_or("no row");
+                match (enable, value.as_deref() == Some(expect.as_str())) {
+                    (true, true) | (false, false) => {
+                        Ok(format!("flag SQL run; `{query}` reads back {shown}"))
+                    }
+                    (true, false) => Err(format!(
+                        "`{query}` reads back {shown} after the flag SQL, expected {expect}"
+                    )),
+                    (false, true) => {
+                        Err(format!("`{query}` still reads {shown} after the undo SQL"))
+                    }
+                }
+            }
+        },
+    };
+    db.close().await;
+    check
 }
 
 async fn call_and_check(http: &FlagHttp, timeout: Duration) -> Result<String, String> {
@@ -244,27 +261,7 @@ pub async fn clear_flag(
         }
     }
     if let (Some(sql), Some(database)) = (&site.read_only.sql, &site.database) {
-        let result = within(timeout, "flag SQL", async {
-            let mut db = Db::connect(&database.target, timeout).await?;
-            let ran = db.run_unlogged(&sql.disable).await;
-            let check = match (&ran, &sql.verify) {
-                (Ok(()), Some((query, expect))) => match db.value(query).await {
-                    Ok(Some(v)) if &v == expect => {
-                        Err(format!("`{query}` still reads {v} after the undo SQL"))
-                    }
-                    Ok(v) => Ok(format!(
-                        "undo SQL run; `{query}` reads {}",
-                        v.as_deref().unwrap_or("no row")
-                    )),
-                    Err(e) => Err(e),
-                },
-                (Ok(()), None) => Ok(format!("undo SQL run ({} statements)", sql.disable.len())),
-                (Err(e), _) => Err(e.clone()),
-            };
-            db.close().await;
-            check
-        })
-        .await;
+        let result = within(timeout, "undo SQL", flag_sql(database, sql, false, timeout)).await;
         steps.record("clear flag SQL", &result);
         match result {
             Ok(v) => cleared.push(v),

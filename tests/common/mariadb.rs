@@ -104,38 +104,43 @@ impl MariaDb {
 
     /// Runs SQL as root over the socket; the rows, tab-separated.
     pub fn root(&self, sql: &str) -> Result<String, String> {
-        let out = Command::new("mariadb")
-            .arg("--no-defaults")
-            .arg(format!("--socket={}", self.socket.display()))
-            .args(["-uroot", "-N", "-B", "-e", sql])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
+        run_client(
+            &[
+                format!("--socket={}", self.socket.display()),
+                "-uroot".into(),
+            ],
+            sql,
+        )
     }
 
     /// Runs SQL as `user` over TCP, as an application would.
     pub fn as_user(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
-        let out = Command::new("mariadb")
-            .args(["--no-defaults", "-h127.0.0.1", "-N", "-B"])
-            .arg(format!("-P{}", self.port))
-            .arg(format!("-u{user}"))
-            .arg(format!("-p{password}"))
-            .args(["-e", sql])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
+        let args = [
+            "-h127.0.0.1".to_string(),
+            format!("-P{}", self.port),
+            format!("-u{user}"),
+            format!("-p{password}"),
+        ];
+        run_client(&args, sql)
     }
 
     pub fn must(&self, sql: &str) -> String {
         self.root(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// The `mariadb` client with `args`, running `sql`.
+fn run_client(args: &[String], sql: &str) -> Result<String, String> {
+    let out = Command::new("mariadb")
+        .args(["--no-defaults", "-N", "-B"])
+        .args(args)
+        .args(["-e", sql])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
 }
 
