@@ -5,7 +5,6 @@
 mod common;
 
 use std::{
-    path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -15,108 +14,12 @@ use std::{
 
 use common::{
     Geofailover, StandIn, a_records, http,
-    mariadb::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Pair},
+    mariadb::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Pair, Setup, mysql_config},
     status_json, wait_until,
 };
 
 const PRIMARY: &str = "192.0.2.10";
 const SECONDARY: &str = "198.51.100.10";
-
-/// config/example-mysql.yaml on this test's ports and folder.
-fn mysql_config(dir: &Path, pair: &Pair, primary_web: u16, secondary_web: u16) -> PathBuf {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-mysql.yaml"),
-    )
-    .expect("read config/example-mysql.yaml");
-    let state = dir.join("state");
-    let text = text
-        .replace(
-            "path: ../state/READONLY",
-            &format!("path: {}", state.join("READONLY").display()),
-        )
-        .replace(
-            "state_dir: ../state",
-            &format!("state_dir: {}", state.display()),
-        )
-        .replace("../zones/", &format!("{}/", common::repo_zones().display()))
-        .replace("127.0.0.1:5353", "127.0.0.1:0")
-        .replace("127.0.0.1:8053", "127.0.0.1:0")
-        .replace(
-            "127.0.0.1:3306",
-            &format!("127.0.0.1:{}", pair.primary.port),
-        )
-        .replace(
-            "127.0.0.1:3307",
-            &format!("127.0.0.1:{}", pair.secondary.port),
-        )
-        .replace("127.0.0.1:18081", &format!("127.0.0.1:{primary_web}"))
-        .replace("127.0.0.1:18082", &format!("127.0.0.1:{secondary_web}"));
-    let path = dir.join("example-mysql.yaml");
-    std::fs::write(&path, text).expect("write config");
-    path
-}
-
-struct Setup {
-    pair: Pair,
-    primary_web: StandIn,
-    _secondary_web: StandIn,
-    server: Geofailover,
-    dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn start(admin_password: &str) -> Self {
-        let pair = Pair::start();
-        let primary_web = StandIn::start(0);
-        let secondary_web = StandIn::start(0);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = mysql_config(dir.path(), &pair, primary_web.port, secondary_web.port);
-        let server =
-            Geofailover::start_with_env(&config, &[("GEOFAILOVER_DB_PASSWORD", admin_password)]);
-        Self {
-            pair,
-            primary_web,
-            _secondary_web: secondary_web,
-            server,
-            dir,
-        }
-    }
-
-    fn api(&self) -> std::net::SocketAddr {
-        self.server.http.expect("http")
-    }
-
-    fn status(&self) -> serde_json::Value {
-        status_json(self.api())
-    }
-
-    fn wait_healthy(&self) {
-        let healthy = wait_until(Duration::from_secs(30), || {
-            let st = self.status();
-            st["sites"][0]["health"] == "healthy" && st["sites"][1]["health"] == "healthy"
-        });
-        assert!(
-            healthy,
-            "sites not healthy: {}\n{}",
-            self.status(),
-            self.server.log()
-        );
-    }
-
-    fn token(&self) -> String {
-        Geofailover::token(self.dir.path())
-    }
-
-    fn events(&self) -> Vec<serde_json::Value> {
-        let (code, body) = http("GET", self.api(), "/api/v1/events?since=0", None, "");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).expect("events")
-    }
-
-    fn flag(&self) -> PathBuf {
-        self.dir.path().join("state/READONLY")
-    }
-}
 
 /// Inserts rows at the primary as the application user until stopped,
 /// keeping every id whose INSERT was acknowledged.

@@ -368,3 +368,106 @@ pub fn pause(target: &Target, resume: bool) -> Result<(), Failure> {
     let reply = runtime()?.block_on(client.command(path, json!({"operator": operator()})))?;
     report(&reply)
 }
+
+/// `geofailover drill`: starts a drill and follows it to its report;
+/// ctrl-c aborts it (the controller fails back at once).
+pub fn drill(
+    target: &Target,
+    hold: Option<String>,
+    lower_ttl: Option<String>,
+    dry_run: bool,
+    last: bool,
+) -> Result<(), Failure> {
+    let client = Client::new(target)?;
+    let rt = runtime()?;
+    if last {
+        let (_, report) = rt.block_on(
+            client.send(
+                client
+                    .http
+                    .get(format!("{}/api/v1/drill/last", client.base)),
+            ),
+        )?;
+        let report: crate::control::drill::DrillReport =
+            serde_json::from_value(report).context("the drill report was not understood")?;
+        print!("{}", report.markdown());
+        return Ok(());
+    }
+    let body =
+        json!({"hold": hold, "lower_ttl": lower_ttl, "dry_run": dry_run, "operator": operator()});
+    let request = client
+        .http
+        .post(format!("{}/api/v1/drill", client.base))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string());
+    let (_, value) = rt.block_on(client.send(request))?;
+    let reply: crate::control::DrillStartReply =
+        serde_json::from_value(value).context("the controller's answer was not understood")?;
+    println!("pre-checks:");
+    for p in &reply.prechecks {
+        println!(
+            "  [{}] {}: {}",
+            if p.ok { "pass" } else { "FAIL" },
+            p.name,
+            p.detail
+        );
+    }
+    println!("plan:");
+    for (i, step) in reply.plan.iter().enumerate() {
+        println!(
+            "  {}. {} ({}); verified: {}",
+            i + 1,
+            step.action,
+            step.target,
+            step.verified
+        );
+    }
+    if let Some(refused) = reply.refused {
+        return Err(Failure::Other(anyhow!("{refused}")));
+    }
+    let Some(id) = reply.id else {
+        return Ok(());
+    };
+    println!("drill {id} started; ctrl-c aborts it and fails back");
+    let report = rt.block_on(async {
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("cannot watch ctrl-c")?;
+        let mut aborted = false;
+        loop {
+            tokio::select! {
+                _ = interrupt.recv(), if !aborted => {
+                    aborted = true;
+                    eprintln!("aborting the drill: the controller fails back");
+                    let abort = client
+                        .http
+                        .post(format!("{}/api/v1/drill/abort", client.base))
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(json!({"operator": operator()}).to_string());
+                    let _ = client.send(abort).await;
+                }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                    let status = client.status().await?;
+                    if status.drill.is_none()
+                        && let Some(last) = status.last_drill.filter(|l| l.id == id)
+                    {
+                        let _ = last;
+                        let (_, report) = client.send(client.http.get(format!("{}/api/v1/drill/last", client.base))).await?;
+                        let report: crate::control::drill::DrillReport =
+                            serde_json::from_value(report).context("the drill report was not understood")?;
+                        return Ok::<_, Failure>(report);
+                    }
+                }
+            }
+        }
+    })?;
+    print!("{}", report.markdown());
+    if report.result == "pass" {
+        Ok(())
+    } else {
+        Err(Failure::Other(anyhow!(
+            "drill {}: {}",
+            report.result,
+            report.reason.unwrap_or_default()
+        )))
+    }
+}

@@ -75,6 +75,23 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Rehearse a failover and fail-back for real, verified and timed.
+    Drill {
+        #[command(flatten)]
+        target: client::Target,
+        /// How long to stay on the secondary (default: the config's drill.hold).
+        #[arg(long)]
+        hold: Option<String>,
+        /// Lower the failover records' TTL to this first, such as 5s.
+        #[arg(long)]
+        lower_ttl: Option<String>,
+        /// Print the plan and the pre-checks; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the last drill's report.
+        #[arg(long)]
+        last: bool,
+    },
     /// Run the controller on loopback with two stand-in sites to try it out.
     Demo,
 }
@@ -145,6 +162,13 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         } => client::failback(&target, dry_run, yes),
         Command::Pause { target } => client::pause(&target, false),
         Command::Resume { target } => client::pause(&target, true),
+        Command::Drill {
+            target,
+            hold,
+            lower_ttl,
+            dry_run,
+            last,
+        } => client::drill(&target, hold, lower_ttl, dry_run, last),
         Command::Demo => demo::run(),
     }
 }

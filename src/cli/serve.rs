@@ -53,13 +53,21 @@ fn describe(table: &AnswerTable) -> String {
 pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Failure> {
     let (mut config, zones) = load(path).map_err(Failure::Config)?;
     // The stored state comes back before anything is answered.
-    let controller = Controller::start(&config, zones).map_err(|e| Failure::Other(e.into()))?;
+    let mut controller = Controller::start(&config, zones).map_err(|e| Failure::Other(e.into()))?;
     let table = controller.table();
     info!(config = %path.display(), "starting: serving {}", describe(&table.load()));
 
     let bound = dns::bind(&config.dns.listen)
         .await
         .context("cannot open the DNS sockets")?;
+    let mut addresses = Vec::new();
+    for (configured, b) in config.dns.listen.iter().zip(&bound) {
+        addresses.push((
+            *configured,
+            b.local_addr().context("cannot read a bound address")?,
+        ));
+    }
+    controller.set_dns_addresses(addresses);
     for b in &bound {
         let addr = b.local_addr().context("cannot read a bound address")?;
         info!("listening on {addr} (udp, tcp)");
@@ -99,6 +107,7 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
                 token: Arc::new(token),
                 protect_reads: http.protect_reads,
                 demo,
+                drill_hold: config.drill.hold,
             };
             Some(tokio::spawn(web::serve(listener, state, async {
                 let _ = web_stopped.await;
@@ -118,6 +127,7 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
         }
     }
     info!("stopping");
+    finish_drill(&events).await;
     let _ = stop_web.send(());
     if let Some(web) = web {
         let _ = web.await;
@@ -156,4 +166,32 @@ async fn reload(path: &Path, events: &mpsc::Sender<ControlEvent>, config: &mut C
         }
         Err(e) => error!("reload failed, still serving the previous zones: {e}"),
     }
+}
+
+/// A drill under way is aborted and its fail-back awaited (at most two
+/// minutes) before the controller stops, so a stop leaves no drill
+/// half-done; a drill cut short anyway is finished after the next start.
+async fn finish_drill(events: &mpsc::Sender<ControlEvent>) {
+    let (reply, running) = oneshot::channel();
+    let abort = ControlEvent::DrillAbort {
+        reason: "the controller was asked to stop".into(),
+        reply,
+    };
+    if events.send(abort).await.is_err() || !running.await.unwrap_or(false) {
+        return;
+    }
+    info!("waiting for the drill to fail back before stopping");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while tokio::time::Instant::now() < deadline {
+        let (reply, answer) = oneshot::channel();
+        if events.send(ControlEvent::Status { reply }).await.is_err() {
+            return;
+        }
+        match answer.await {
+            Ok(status) if status.drill.is_none() => return,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            Err(_) => return,
+        }
+    }
+    warn!("the drill did not finish in two minutes: the next start finishes its fail-back");
 }

@@ -38,6 +38,16 @@ pub struct Config {
     /// The status page and API; `None` runs without them.
     pub http: Option<HttpConfig>,
     pub webhooks: Vec<Webhook>,
+    pub drill: DrillConfig,
+}
+
+/// How drills run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillConfig {
+    /// Verified at each switch; empty: the zones' NS records at port 53.
+    pub nameservers: Vec<SocketAddr>,
+    pub hold: Duration,
+    pub timeout: Duration,
 }
 
 /// The status page and API server.
@@ -61,6 +71,8 @@ pub struct Webhook {
 /// A webhook gets this long to answer when the config does not say.
 const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_WEBHOOK_RETRIES: u32 = 3;
+const DEFAULT_DRILL_HOLD: Duration = Duration::from_secs(30);
+const DEFAULT_DRILL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsConfig {
@@ -248,10 +260,24 @@ impl Config {
             });
         }
 
+        let drill = raw.drill.map_or(
+            DrillConfig {
+                nameservers: Vec::new(),
+                hold: DEFAULT_DRILL_HOLD,
+                timeout: DEFAULT_DRILL_TIMEOUT,
+            },
+            |d| DrillConfig {
+                nameservers: d.nameservers,
+                hold: d.hold.unwrap_or(DEFAULT_DRILL_HOLD),
+                timeout: d.timeout.unwrap_or(DEFAULT_DRILL_TIMEOUT),
+            },
+        );
+
         Ok(Self {
             path: path.to_path_buf(),
             http,
             webhooks,
+            drill,
             state_dir,
             failover,
             dns: DnsConfig {

@@ -29,6 +29,22 @@ pub struct RawConfig {
     pub http: Option<RawHttpServer>,
     #[serde(default)]
     pub notify: Option<RawNotify>,
+    #[serde(default)]
+    pub drill: Option<RawDrill>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrill {
+    /// The authoritative nameservers to verify; default: the zones' NS
+    /// records at port 53.
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub hold: Option<Duration>,
+    /// The longest each wait of a drill may take.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]

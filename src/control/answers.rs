@@ -56,8 +56,9 @@ fn file_serial(zone: &Zone) -> Option<u32> {
     })
 }
 
-/// The failover records as the active site answers them.
-pub fn failover_records(failover: &Failover, active: Role) -> Vec<Record> {
+/// The failover records as the active site answers them; `ttl` replaces
+/// the configured TTL while a drill lowers it.
+pub fn failover_records(failover: &Failover, active: Role, ttl: Option<u32>) -> Vec<Record> {
     let site = failover.site(active);
     failover
         .records
@@ -69,7 +70,7 @@ pub fn failover_records(failover: &Failover, active: Role) -> Vec<Record> {
                     std::net::IpAddr::V4(v4) => RData::A(A(*v4)),
                     std::net::IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
                 };
-                Record::from_rdata(record.name.clone(), record.ttl, rdata)
+                Record::from_rdata(record.name.clone(), ttl.unwrap_or(record.ttl), rdata)
             })
         })
         .collect()

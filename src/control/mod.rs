@@ -5,6 +5,7 @@
 //! status requests for the page, the API and the CLI.
 
 pub mod answers;
+pub mod drill;
 mod notify;
 mod probes;
 pub mod readonly;
@@ -12,7 +13,7 @@ pub mod status;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::{
@@ -21,8 +22,8 @@ use crate::{
     dns::{ResponseCounters, SharedTable},
     engine::{Action, CheckId, Command, Decision, Engine, Event, Input, ReplicationView, Role},
     store::{
-        Journal, JournalEntry, LocalStore, NewEntry, ScheduledClear, Store, StoreError,
-        StoredState, journal,
+        DrillProgress, Journal, JournalEntry, LocalStore, NewEntry, ScheduledClear, Store,
+        StoreError, StoredState, journal,
     },
     zone::Zone,
 };
@@ -78,8 +79,47 @@ pub enum ControlEvent {
         result: Result<String, String>,
         steps: Vec<StepOutcome>,
     },
+    /// Start a drill (or, with `dry_run`, show its plan).
+    DrillStart {
+        request: drill::DrillRequest,
+        dry_run: bool,
+        reply: oneshot::Sender<DrillStartReply>,
+    },
+    /// Abort the running drill: it fails back at once. Answers whether one
+    /// was running.
+    DrillAbort {
+        reason: String,
+        reply: oneshot::Sender<bool>,
+    },
+    /// A drill reached a phase (stored, so a restart can finish it).
+    DrillPhase {
+        progress: Option<DrillProgress>,
+        reply: oneshot::Sender<()>,
+    },
+    /// A drill ended with this report.
+    DrillFinished(Box<drill::DrillReport>),
+    /// The last drill's report.
+    LastDrill {
+        reply: oneshot::Sender<Option<drill::DrillReport>>,
+    },
+    /// Serve the failover records with this TTL (`None`: the configured).
+    SetTtl {
+        ttl: Option<u32>,
+        reply: oneshot::Sender<()>,
+    },
     /// Stop the loop.
     Shutdown,
+}
+
+/// The answer to a drill request.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DrillStartReply {
+    /// The drill's id, when one started.
+    pub id: Option<String>,
+    /// Why it did not start.
+    pub refused: Option<String>,
+    pub prechecks: Vec<crate::engine::Precheck>,
+    pub plan: Vec<drill::PlannedStep>,
 }
 
 /// The failover part of the controller: absent when the config has no
@@ -99,6 +139,12 @@ struct Failing {
     /// The last replication observation, with its time.
     observed: Option<(u64, Observed)>,
     scheduled_clears: Vec<ScheduledClear>,
+    ttl_override: Option<u32>,
+    drill: Option<DrillProgress>,
+    drill_abort: Option<watch::Sender<Option<String>>>,
+    last_drill: Option<drill::DrillReport>,
+    drill_config: crate::config::DrillConfig,
+    state_dir: std::path::PathBuf,
 }
 
 pub struct Controller {
@@ -110,6 +156,8 @@ pub struct Controller {
     notifier: Notifier,
     /// The controller's own inbox, for work done in the background.
     outbox: Option<mpsc::Sender<ControlEvent>>,
+    /// Each configured DNS address and the address actually bound.
+    dns_addresses: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 /// How long one read-only step may take.
@@ -160,6 +208,7 @@ impl Controller {
                 );
                 stored_serials = stored.serials;
                 let scheduled_clears = stored.scheduled_clears;
+                let (ttl_override, drill_progress) = (stored.ttl_override, stored.drill);
                 let latencies = [
                     vec![None; failover.sites[0].checks.len()],
                     vec![None; failover.sites[1].checks.len()],
@@ -175,6 +224,12 @@ impl Controller {
                     ready_announced: false,
                     observed: None,
                     scheduled_clears,
+                    ttl_override,
+                    drill: drill_progress,
+                    drill_abort: None,
+                    last_drill: drill::last(&config.state_dir),
+                    drill_config: config.drill.clone(),
+                    state_dir: config.state_dir.clone(),
                 })
             }
             None => None,
@@ -188,6 +243,7 @@ impl Controller {
             counters: Arc::default(),
             notifier: Notifier::new(config.webhooks.clone()),
             outbox: None,
+            dns_addresses: Vec::new(),
         };
         controller.publish();
         // Store at once: a state directory that cannot be written is found
@@ -221,13 +277,17 @@ impl Controller {
             engine: failing.engine.persisted().clone(),
             serials: self.serials.clone(),
             scheduled_clears: failing.scheduled_clears.clone(),
+            ttl_override: failing.ttl_override,
+            drill: failing.drill.clone(),
         }
     }
 
     /// Builds the table for the current active site and serials, swaps it in.
     fn publish(&self) {
         let records = match &self.failing {
-            Some(f) => answers::failover_records(&f.config, f.engine.persisted().active),
+            Some(f) => {
+                answers::failover_records(&f.config, f.engine.persisted().active, f.ttl_override)
+            }
             None => Vec::new(),
         };
         let table = answers::build(&self.zones, &records, &self.serials);
@@ -547,6 +607,269 @@ impl Controller {
         self.step(Input::Replication(view), now);
     }
 
+    /// Tells the controller which addresses DNS is bound to, for drills.
+    pub fn set_dns_addresses(
+        &mut self,
+        addresses: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
+    ) {
+        self.dns_addresses = addresses;
+    }
+
+    /// The nameservers a drill verifies: the configured list (a listen
+    /// address stands for where it is actually bound), or the zones' NS
+    /// records at port 53.
+    fn drill_nameservers(&self, failing: &Failing) -> Vec<std::net::SocketAddr> {
+        use hickory_proto::rr::{LowerName, RData, RecordType};
+        let actual = |addr: std::net::SocketAddr| {
+            self.dns_addresses
+                .iter()
+                .find(|(configured, _)| *configured == addr)
+                .map_or(addr, |(_, bound)| *bound)
+        };
+        if !failing.drill_config.nameservers.is_empty() {
+            return failing
+                .drill_config
+                .nameservers
+                .iter()
+                .map(|a| actual(*a))
+                .collect();
+        }
+        let table = self.table.load();
+        let mut servers = Vec::new();
+        for zone in &self.zones {
+            let origin = LowerName::new(&zone.origin);
+            let holds = failing
+                .config
+                .records
+                .iter()
+                .any(|r| origin.zone_of(&LowerName::new(&r.name)));
+            if !holds {
+                continue;
+            }
+            for record in zone.records.iter().filter(|r| r.name == zone.origin) {
+                let RData::NS(ns) = &record.data else {
+                    continue;
+                };
+                for rtype in [RecordType::A, RecordType::AAAA] {
+                    for answer in table.resolve(&ns.0, rtype).answer {
+                        let ip = match answer.data {
+                            RData::A(a) => std::net::IpAddr::V4(a.0),
+                            RData::AAAA(a) => std::net::IpAddr::V6(a.0),
+                            _ => continue,
+                        };
+                        let addr = std::net::SocketAddr::new(ip, 53);
+                        if !servers.contains(&addr) {
+                            servers.push(addr);
+                        }
+                    }
+                }
+            }
+        }
+        servers
+    }
+
+    /// Starts a drill, or refuses with the reason, or (dry run) returns the
+    /// plan and the pre-checks as they stand.
+    fn drill_start(
+        &mut self,
+        request: drill::DrillRequest,
+        dry_run: bool,
+        now: u64,
+    ) -> DrillStartReply {
+        use crate::engine::{Precheck, SiteHealth};
+        let Some(failing) = &self.failing else {
+            return DrillStartReply {
+                id: None,
+                refused: Some("drill refused: the configuration has no failover section".into()),
+                prechecks: Vec::new(),
+                plan: Vec::new(),
+            };
+        };
+        let engine = &failing.engine;
+        let persisted = engine.persisted();
+        let nameservers = self.drill_nameservers(failing);
+        let secondary_health = engine.site_health(Role::Secondary);
+        let cooldown = engine.in_cooldown(now);
+        let prechecks = vec![
+            Precheck {
+                name: "not paused".into(),
+                ok: !persisted.paused,
+                detail: if persisted.paused {
+                    "paused".into()
+                } else {
+                    "automatic actions on".into()
+                },
+            },
+            Precheck {
+                name: "no cooldown".into(),
+                ok: cooldown.is_none(),
+                detail: cooldown.map_or("none".into(), |until| {
+                    format!("cooldown until {}", crate::engine::utc(until))
+                }),
+            },
+            Precheck {
+                name: "traffic on the primary".into(),
+                ok: persisted.active == Role::Primary && engine.pending().is_none(),
+                detail: format!(
+                    "answers point at {}",
+                    failing.config.site(persisted.active).name
+                ),
+            },
+            Precheck {
+                name: "secondary healthy".into(),
+                ok: secondary_health == SiteHealth::Healthy,
+                detail: format!("{} is {:?}", failing.config.sites[1].name, secondary_health)
+                    .to_lowercase(),
+            },
+            Precheck {
+                name: "no drill running".into(),
+                ok: failing.drill.is_none(),
+                detail: failing
+                    .drill
+                    .as_ref()
+                    .map_or("none".into(), |d| format!("drill {} is {}", d.id, d.phase)),
+            },
+            Precheck {
+                name: "nameservers to verify".into(),
+                ok: !nameservers.is_empty(),
+                detail: nameservers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+        ];
+        let Some(ctx) = self.drill_context(nameservers) else {
+            return DrillStartReply {
+                id: None,
+                refused: Some("drill refused: the controller is not running".into()),
+                prechecks,
+                plan: Vec::new(),
+            };
+        };
+        let plan = drill::plan(&ctx, &request);
+        let failed: Vec<String> = prechecks
+            .iter()
+            .filter(|p| !p.ok)
+            .map(|p| format!("{}: {}", p.name, p.detail))
+            .collect();
+        if dry_run || !failed.is_empty() {
+            return DrillStartReply {
+                id: None,
+                refused: (!failed.is_empty())
+                    .then(|| format!("drill refused: {}", failed.join("; "))),
+                prechecks,
+                plan,
+            };
+        }
+        let id = crate::engine::utc(now);
+        self.spawn_drill(ctx, request, id.clone(), false);
+        DrillStartReply {
+            id: Some(id),
+            refused: None,
+            prechecks,
+            plan,
+        }
+    }
+
+    fn drill_context(&self, nameservers: Vec<std::net::SocketAddr>) -> Option<drill::DrillContext> {
+        let failing = self.failing.as_ref()?;
+        let outbox = self.outbox.clone()?;
+        let own_dns = self.dns_addresses.first().map(|(_, bound)| *bound)?;
+        let (_, abort) = watch::channel(None);
+        Some(drill::DrillContext {
+            outbox,
+            nameservers,
+            own_dns,
+            records: failing.config.records.clone(),
+            primary_addresses: failing.config.sites[0].addresses.clone(),
+            secondary_addresses: failing.config.sites[1].addresses.clone(),
+            secondary: failing.config.sites[1].clone(),
+            timeout: failing.drill_config.timeout,
+            abort,
+        })
+    }
+
+    fn spawn_drill(
+        &mut self,
+        mut ctx: drill::DrillContext,
+        request: drill::DrillRequest,
+        id: String,
+        resume: bool,
+    ) {
+        let (abort_tx, abort_rx) = watch::channel(None);
+        ctx.abort = abort_rx;
+        let zones: Vec<(String, hickory_proto::rr::Name)> = self
+            .zones
+            .iter()
+            .map(|z| (z.origin.to_string(), z.origin.clone()))
+            .collect();
+        if let Some(failing) = &mut self.failing {
+            failing.drill_abort = Some(abort_tx);
+            let started = failing.drill.as_ref().map_or(now_ms(), |d| d.started);
+            failing.drill = Some(DrillProgress {
+                id: id.clone(),
+                started,
+                phase: "starting".into(),
+            });
+        }
+        self.save(now_ms());
+        info!(drill = %id, resume, "drill started by {}", request.operator);
+        let outbox = ctx.outbox.clone();
+        tokio::spawn(async move {
+            let report = drill::run(ctx, request, id, resume, zones).await;
+            let _ = outbox
+                .send(ControlEvent::DrillFinished(Box::new(report)))
+                .await;
+        });
+    }
+
+    fn drill_finished(&mut self, report: drill::DrillReport) {
+        let now = now_ms();
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        failing.drill = None;
+        failing.drill_abort = None;
+        let saved = drill::save(&failing.state_dir, &report);
+        let summary = format!(
+            "drill {} {}{} in {:.1} s",
+            report.id,
+            report.result,
+            report
+                .reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            report.timings.total_ms as f64 / 1000.0
+        );
+        match &saved {
+            Ok(path) => info!(report = %path.display(), "{summary}"),
+            Err(e) => error!("{summary}; the report could not be kept: {e}"),
+        }
+        failing.last_drill = Some(report.clone());
+        let epoch = failing.engine.persisted().epoch;
+        self.journal(NewEntry {
+            at: now,
+            epoch,
+            actor: report.operator.clone(),
+            kind: "action",
+            event: "drill_finished".into(),
+            summary,
+            reasons: report
+                .steps
+                .iter()
+                .map(|s| format!("{}: {}", s.name, s.detail))
+                .collect(),
+            outcome: if report.result == "pass" {
+                "ok".into()
+            } else {
+                format!("failed: {}", report.result)
+            },
+        });
+        self.save(now);
+    }
+
     /// Tells the webhooks once each time the primary becomes ready for
     /// fail-back.
     fn announce_readiness(&mut self, now: u64) {
@@ -695,6 +1018,8 @@ impl Controller {
                 ready_for_failback: false,
                 failback_prechecks: Vec::new(),
                 pending_failover: None,
+                drill: None,
+                last_drill: None,
                 replication: None,
                 flag_clears: Vec::new(),
                 failovers_total: 0,
@@ -758,6 +1083,11 @@ impl Controller {
                 .engine
                 .pending()
                 .map(|p| format!("epoch {}: {}", p.epoch, p.summary)),
+            drill: f
+                .drill
+                .as_ref()
+                .map(|d| format!("drill {} ({})", d.id, d.phase)),
+            last_drill: f.last_drill.as_ref().map(status::DrillSummary::from),
             replication: f
                 .observed
                 .as_ref()
@@ -836,6 +1166,30 @@ pub async fn run(
             controller.arm(clear);
         }
     }
+    // A drill a restart interrupted: finish its fail-back.
+    let interrupted = controller.failing.as_ref().and_then(|f| f.drill.clone());
+    if let Some(progress) = interrupted {
+        let nameservers = controller
+            .failing
+            .as_ref()
+            .map(|f| controller.drill_nameservers(f))
+            .unwrap_or_default();
+        if let Some(ctx) = controller.drill_context(nameservers) {
+            let hold = controller
+                .failing
+                .as_ref()
+                .map(|f| f.drill_config.hold)
+                .unwrap_or_default();
+            let request = drill::DrillRequest {
+                hold,
+                lower_ttl: None,
+                operator: "engine".into(),
+            };
+            warn!(drill = %progress.id, phase = %progress.phase, "a drill was under way when the controller stopped: finishing its fail-back");
+            controller.spawn_drill(ctx, request, progress.id, true);
+        }
+    }
+
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -865,7 +1219,38 @@ pub async fn run(
                 Some(ControlEvent::FlagCleared { epoch, result, steps }) => {
                     controller.flag_cleared(epoch, result, steps);
                 }
+                                Some(ControlEvent::DrillStart { request, dry_run, reply }) => {
+                    let _ = reply.send(controller.drill_start(request, dry_run, now_ms()));
+                }
+                Some(ControlEvent::DrillAbort { reason, reply }) => {
+                    let abort = controller.failing.as_ref().and_then(|f| f.drill_abort.clone());
+                    if let Some(abort) = &abort {
+                        info!("drill aborted: {reason}");
+                        let _ = abort.send(Some(reason));
+                    }
+                    let _ = reply.send(abort.is_some());
+                }
+                Some(ControlEvent::DrillPhase { progress, reply }) => {
+                    if let Some(failing) = &mut controller.failing {
+                        failing.drill = progress.or_else(|| failing.drill.clone());
+                    }
+                    controller.save(now_ms());
+                    let _ = reply.send(());
+                }
+                Some(ControlEvent::DrillFinished(report)) => controller.drill_finished(*report),
+                Some(ControlEvent::LastDrill { reply }) => {
+                    let _ = reply.send(controller.failing.as_ref().and_then(|f| f.last_drill.clone()));
+                }
+                Some(ControlEvent::SetTtl { ttl, reply }) => {
+                    if let Some(failing) = &mut controller.failing {
+                        failing.ttl_override = ttl;
+                    }
+                    controller.save(now_ms());
+                    controller.publish();
+                    let _ = reply.send(());
+                }
                 Some(ControlEvent::Shutdown) | None => break,
+
             },
             _ = tick.tick() => {
                 controller.step(Input::Tick, now_ms());

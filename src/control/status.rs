@@ -31,6 +31,9 @@ pub struct Status {
     pub failback_prechecks: Vec<Precheck>,
     /// A failover waiting for read-only mode to be verified.
     pub pending_failover: Option<String>,
+    /// The drill under way.
+    pub drill: Option<String>,
+    pub last_drill: Option<DrillSummary>,
     /// Replication between the sites' databases, when both have one.
     pub replication: Option<ReplicationStatus>,
     /// When scheduled application-flag clears are due (RFC 3339).
@@ -40,6 +43,31 @@ pub struct Status {
     pub dns: DnsStatus,
     /// The newest journal entries, newest first.
     pub recent_events: Vec<JournalEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillSummary {
+    pub id: String,
+    pub result: String,
+    pub reason: Option<String>,
+    pub finished: String,
+    pub total_ms: u64,
+    pub decision_to_answer_ms: Option<u64>,
+    pub answer_to_consistent_ms: Option<u64>,
+}
+
+impl From<&super::drill::DrillReport> for DrillSummary {
+    fn from(r: &super::drill::DrillReport) -> Self {
+        Self {
+            id: r.id.clone(),
+            result: r.result.clone(),
+            reason: r.reason.clone(),
+            finished: r.finished.clone(),
+            total_ms: r.timings.total_ms,
+            decision_to_answer_ms: r.timings.decision_to_answer_ms,
+            answer_to_consistent_ms: r.timings.answer_to_consistent_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

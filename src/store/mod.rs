@@ -30,6 +30,22 @@ pub struct StoredState {
     /// carries them out.
     #[serde(default)]
     pub scheduled_clears: Vec<ScheduledClear>,
+    /// The failover records' TTL while a drill has lowered it.
+    #[serde(default)]
+    pub ttl_override: Option<u32>,
+    /// A drill under way: a restart finishes its fail-back.
+    #[serde(default)]
+    pub drill: Option<DrillProgress>,
+}
+
+/// Where a running drill is, stored at each phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillProgress {
+    pub id: String,
+    pub started: u64,
+    /// `preparing`, `switched`, `failing_back`.
+    pub phase: String,
 }
 
 /// Clear the secondary's application flag at `not_before` (ms), unless the

@@ -41,6 +41,8 @@ pub struct WebState {
     pub protect_reads: bool,
     /// The stand-in sites, in `geofailover demo` only.
     pub demo: Option<Arc<demo::DemoSites>>,
+    /// A drill's hold when the request names none.
+    pub drill_hold: Duration,
 }
 
 /// An error as the API shows it: a status and a sentence.
@@ -75,7 +77,10 @@ pub fn app(state: WebState) -> Router {
         .route("/api/v1/failover", post(failover))
         .route("/api/v1/failback", post(failback))
         .route("/api/v1/pause", post(pause))
-        .route("/api/v1/resume", post(resume));
+        .route("/api/v1/resume", post(resume))
+        .route("/api/v1/drill", post(drill))
+        .route("/api/v1/drill/abort", post(drill_abort))
+        .route("/api/v1/drill/last", get(drill_last));
     if state.demo.is_some() {
         router = router
             .route("/api/v1/demo/site", post(demo::set_site))
@@ -368,4 +373,106 @@ async fn resume(
     check_token(&state, &headers)?;
     let body = parse_body(&body)?;
     run_command(&state, Command::Resume, operator(&body), Vec::new()).await
+}
+
+/// A drill request's body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrillBody {
+    #[serde(default)]
+    operator: Option<String>,
+    /// How long to stay on the secondary, such as "30s".
+    #[serde(default)]
+    hold: Option<String>,
+    /// Lower the records' TTL to this first, such as "5s".
+    #[serde(default)]
+    lower_ttl: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn drill(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_token(&state, &headers)?;
+    let body: DrillBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DrillBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the request body is not the JSON expected ({e}): {{\"hold\": \"30s\", \"lower_ttl\": \"5s\", \"dry_run\": false}}"),
+            )
+        })?
+    };
+    let duration = |field: &str, text: &Option<String>| -> Result<Option<Duration>, ApiError> {
+        text.as_deref()
+            .map(crate::config::duration::parse)
+            .transpose()
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{field}: {e}")))
+    };
+    let hold = duration("hold", &body.hold)?;
+    let lower_ttl = duration("lower_ttl", &body.lower_ttl)?;
+    if let Some(ttl) = lower_ttl
+        && ttl.as_secs() < u64::from(crate::config::failover::MIN_TTL)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("lower_ttl: at least {} s", crate::config::failover::MIN_TTL),
+        ));
+    }
+    let request = crate::control::drill::DrillRequest {
+        hold: hold.unwrap_or(state.drill_hold),
+        lower_ttl: lower_ttl.map(|t| t.as_secs() as u32),
+        operator: body
+            .operator
+            .as_deref()
+            .map(clean)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "api".into()),
+    };
+    let dry_run = body.dry_run;
+    let reply = ask(&state, |reply| ControlEvent::DrillStart {
+        request,
+        dry_run,
+        reply,
+    })
+    .await?;
+    let code = if reply.refused.is_some() && !dry_run {
+        StatusCode::CONFLICT
+    } else if reply.id.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, axum::Json(reply)).into_response())
+}
+
+async fn drill_abort(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_token(&state, &headers)?;
+    let body = parse_body(&body)?;
+    let reason = format!("aborted by {}", operator(&body));
+    let running = ask(&state, |reply| ControlEvent::DrillAbort { reason, reply }).await?;
+    if running {
+        Ok(axum::Json(serde_json::json!({"aborted": true})).into_response())
+    } else {
+        Err(ApiError::new(StatusCode::CONFLICT, "no drill is running"))
+    }
+}
+
+async fn drill_last(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_read(&state, &headers)?;
+    match ask(&state, |reply| ControlEvent::LastDrill { reply }).await? {
+        Some(report) => Ok(axum::Json(report).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no drill has run yet")),
+    }
 }

@@ -10,7 +10,9 @@ use std::{
     time::Duration,
 };
 
-use super::{Process, free_port, wait_until};
+use std::path::Path;
+
+use super::{Geofailover, Process, StandIn, free_port, http, status_json, wait_until};
 
 pub const ADMIN_USER: &str = "geofailover";
 pub const ADMIN_PASSWORD: &str = "admin-secret-4711";
@@ -186,5 +188,101 @@ impl Pair {
             .secondary
             .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)"));
         assert_eq!(waited, "0", "the secondary did not reach {position}");
+    }
+}
+
+/// config/example-mysql.yaml on this test's ports and folder.
+pub fn mysql_config(dir: &Path, pair: &Pair, primary_web: u16, secondary_web: u16) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-mysql.yaml"),
+    )
+    .expect("read config/example-mysql.yaml");
+    let state = dir.join("state");
+    let text = text
+        .replace(
+            "path: ../state/READONLY",
+            &format!("path: {}", state.join("READONLY").display()),
+        )
+        .replace(
+            "state_dir: ../state",
+            &format!("state_dir: {}", state.display()),
+        )
+        .replace("../zones/", &format!("{}/", super::repo_zones().display()))
+        .replace("127.0.0.1:5353", "127.0.0.1:0")
+        .replace("127.0.0.1:8053", "127.0.0.1:0")
+        .replace(
+            "127.0.0.1:3306",
+            &format!("127.0.0.1:{}", pair.primary.port),
+        )
+        .replace(
+            "127.0.0.1:3307",
+            &format!("127.0.0.1:{}", pair.secondary.port),
+        )
+        .replace("127.0.0.1:18081", &format!("127.0.0.1:{primary_web}"))
+        .replace("127.0.0.1:18082", &format!("127.0.0.1:{secondary_web}"));
+    let path = dir.join("example-mysql.yaml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+pub struct Setup {
+    pub pair: Pair,
+    pub primary_web: StandIn,
+    pub secondary_web: StandIn,
+    pub server: Geofailover,
+    pub dir: tempfile::TempDir,
+}
+
+impl Setup {
+    pub fn start(admin_password: &str) -> Self {
+        let pair = Pair::start();
+        let primary_web = StandIn::start(0);
+        let secondary_web = StandIn::start(0);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = mysql_config(dir.path(), &pair, primary_web.port, secondary_web.port);
+        let server =
+            Geofailover::start_with_env(&config, &[("GEOFAILOVER_DB_PASSWORD", admin_password)]);
+        Self {
+            pair,
+            primary_web,
+            secondary_web,
+            server,
+            dir,
+        }
+    }
+
+    pub fn api(&self) -> std::net::SocketAddr {
+        self.server.http.expect("http")
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        status_json(self.api())
+    }
+
+    pub fn wait_healthy(&self) {
+        let healthy = wait_until(Duration::from_secs(30), || {
+            let st = self.status();
+            st["sites"][0]["health"] == "healthy" && st["sites"][1]["health"] == "healthy"
+        });
+        assert!(
+            healthy,
+            "sites not healthy: {}\n{}",
+            self.status(),
+            self.server.log()
+        );
+    }
+
+    pub fn token(&self) -> String {
+        Geofailover::token(self.dir.path())
+    }
+
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let (code, body) = http("GET", self.api(), "/api/v1/events?since=0", None, "");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("events")
+    }
+
+    pub fn flag(&self) -> PathBuf {
+        self.dir.path().join("state/READONLY")
     }
 }

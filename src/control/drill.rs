@@ -1,0 +1,810 @@
+//! Drills: a switchover to the secondary and a fail-back, through the same
+//! commands an operator uses, with every step verified from the outside
+//! (all authoritative nameservers, the secondary's database and flag, the
+//! checks) and timed. A failed verification, a secondary that turns
+//! unhealthy during the hold, or an abort fails back at once. The report is
+//! kept as JSON and Markdown in the state directory.
+
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use hickory_net::{
+    client::{Client, ClientHandle},
+    runtime::TokioRuntimeProvider,
+    udp::UdpClientStream,
+};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{ControlEvent, Status, now_ms};
+use crate::{
+    config::{FailoverRecord, Site},
+    db::Db,
+    engine::{Command, Event, utc},
+    store::{DrillProgress, write_atomically},
+};
+
+/// What an operator asks of a drill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillRequest {
+    pub hold: Duration,
+    /// Lower the failover records' TTL to this (seconds) first.
+    pub lower_ttl: Option<u32>,
+    pub operator: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillStep {
+    pub name: String,
+    pub started: String,
+    pub ended: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    /// From the failover command to our own answer naming the secondary.
+    pub decision_to_answer_ms: Option<u64>,
+    /// From that answer to every nameserver answering the same.
+    pub answer_to_consistent_ms: Option<u64>,
+    /// From the fail-back command to every nameserver answering the primary.
+    pub failback_to_consistent_ms: Option<u64>,
+    /// The wait for caches to drop the secondary's answer.
+    pub ttl_drain_ms: Option<u64>,
+    pub total_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub id: String,
+    pub operator: String,
+    pub started: String,
+    pub finished: String,
+    /// `pass`, `fail` or `aborted`.
+    pub result: String,
+    pub reason: Option<String>,
+    pub resumed_after_restart: bool,
+    pub steps: Vec<DrillStep>,
+    pub timings: Timings,
+    pub replication_lag_at_switch_s: Option<u64>,
+    pub missing_transactions_at_switch: Option<u64>,
+    pub nameservers: Vec<String>,
+}
+
+impl DrillReport {
+    pub fn markdown(&self) -> String {
+        let ms =
+            |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{:.3} s", v as f64 / 1000.0));
+        let mut out = format!(
+            "# Drill {}\n\n**Result: {}**{}\n\n- operator: {}\n- started: {}\n- finished: {}\n- nameservers verified: {}\n",
+            self.id,
+            self.result.to_uppercase(),
+            self.reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            self.operator,
+            self.started,
+            self.finished,
+            self.nameservers.join(", ")
+        );
+        if self.resumed_after_restart {
+            out.push_str("- finished by a restarted controller\n");
+        }
+        out.push_str(&format!(
+            "- replication at the switch: lag {}, {} transaction(s) missing at the secondary\n",
+            self.replication_lag_at_switch_s
+                .map_or("unknown".into(), |l| format!("{l} s")),
+            self.missing_transactions_at_switch
+                .map_or("unknown".into(), |m| m.to_string())
+        ));
+        out.push_str(&format!(
+            "\n## Timings\n\n| what | time |\n|---|---|\n| decision to answer change | {} |\n| answer change to all nameservers consistent | {} |\n| fail-back to all nameservers consistent | {} |\n| TTL drain | {} |\n| total | {} |\n",
+            ms(self.timings.decision_to_answer_ms),
+            ms(self.timings.answer_to_consistent_ms),
+            ms(self.timings.failback_to_consistent_ms),
+            ms(self.timings.ttl_drain_ms),
+            ms(Some(self.timings.total_ms)),
+        ));
+        out.push_str(
+            "\n## Steps\n\n| step | start | end | result | detail |\n|---|---|---|---|---|\n",
+        );
+        for s in &self.steps {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                s.name,
+                s.started,
+                s.ended,
+                if s.ok { "ok" } else { "FAILED" },
+                s.detail.replace('|', "\\|").replace('\n', " ")
+            ));
+        }
+        out
+    }
+}
+
+/// One line of a dry run's plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    pub action: String,
+    pub target: String,
+    pub verified: String,
+}
+
+/// What a drill needs of the controller's world.
+pub struct DrillContext {
+    pub outbox: mpsc::Sender<ControlEvent>,
+    pub nameservers: Vec<SocketAddr>,
+    /// Our own DNS address, the first to change.
+    pub own_dns: SocketAddr,
+    pub records: Vec<FailoverRecord>,
+    /// Per record: the primary's and the secondary's addresses.
+    pub primary_addresses: Vec<Vec<IpAddr>>,
+    pub secondary_addresses: Vec<Vec<IpAddr>>,
+    pub secondary: Site,
+    pub timeout: Duration,
+    pub abort: watch::Receiver<Option<String>>,
+}
+
+/// The steps a drill would take, for `--dry-run`.
+pub fn plan(ctx: &DrillContext, request: &DrillRequest) -> Vec<PlannedStep> {
+    let step = |action: &str, target: String, verified: &str| PlannedStep {
+        action: action.into(),
+        target,
+        verified: verified.into(),
+    };
+    let names: Vec<String> = ctx
+        .records
+        .iter()
+        .map(|r| format!("{} {}", r.name, r.rtype))
+        .collect();
+    let servers: Vec<String> = ctx.nameservers.iter().map(ToString::to_string).collect();
+    let max_ttl = ctx.records.iter().map(|r| r.ttl).max().unwrap_or(0);
+    let mut plan = Vec::new();
+    if let Some(ttl) = request.lower_ttl {
+        plan.push(step(
+            &format!(
+                "lower the failover records' TTL to {ttl} s, then wait out the old {max_ttl} s"
+            ),
+            names.join(", "),
+            "served with the lower TTL",
+        ));
+    }
+    plan.push(step(
+        "switch to the secondary (a failover command with reason \"drill\")",
+        ctx.secondary.name.clone(),
+        "read-only mode prepared and verified before the answers move",
+    ));
+    plan.push(step(
+        "verify the answers",
+        servers.join(", "),
+        "every nameserver answers the secondary's addresses with one SOA serial",
+    ));
+    let mut verified = Vec::new();
+    if ctx.secondary.database.is_some() {
+        verified.push("@@read_only reads 1");
+    }
+    if !ctx.secondary.read_only.is_empty() {
+        verified.push("the application flag is set");
+    }
+    verified.push("the secondary's checks pass");
+    plan.push(step(
+        "verify the secondary",
+        ctx.secondary.name.clone(),
+        &verified.join("; "),
+    ));
+    plan.push(step(
+        &format!("hold for {}", crate::config::duration::show(request.hold)),
+        ctx.secondary.name.clone(),
+        "the secondary stays healthy; an abort fails back at once",
+    ));
+    plan.push(step(
+        "fail back (the fail-back command, after its pre-checks)",
+        "primary".into(),
+        "every nameserver answers the primary's addresses",
+    ));
+    plan.push(step(
+        &format!("wait the records' TTL ({max_ttl} s) for caches to drain"),
+        names.join(", "),
+        "the application flag is cleared after the TTL and margin",
+    ));
+    if request.lower_ttl.is_some() {
+        plan.push(step(
+            "restore the TTL",
+            names.join(", "),
+            "served with the configured TTL",
+        ));
+    }
+    plan
+}
+
+/// Asks the controller and waits for the answer.
+async fn ask<T>(
+    outbox: &mpsc::Sender<ControlEvent>,
+    make: impl FnOnce(oneshot::Sender<T>) -> ControlEvent,
+) -> Result<T, String> {
+    let (reply, answer) = oneshot::channel();
+    outbox
+        .send(make(reply))
+        .await
+        .map_err(|_| "the controller stopped".to_string())?;
+    answer
+        .await
+        .map_err(|_| "the controller stopped".to_string())
+}
+
+async fn status(outbox: &mpsc::Sender<ControlEvent>) -> Result<Status, String> {
+    ask(outbox, |reply| ControlEvent::Status { reply })
+        .await
+        .map(|s| *s)
+}
+
+/// The addresses `server` answers for `name` and the SOA serial of `zone`.
+async fn look(
+    server: SocketAddr,
+    name: &Name,
+    rtype: RecordType,
+    zone: &Name,
+) -> Result<(BTreeSet<IpAddr>, u32), String> {
+    let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
+        .with_timeout(Some(Duration::from_secs(2)))
+        .build();
+    let (mut client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
+    let task = tokio::spawn(background);
+    let result = async {
+        let answer = client
+            .query(name.clone(), DNSClass::IN, rtype)
+            .await
+            .map_err(|e| format!("{server}: {name} {rtype}: {e}"))?;
+        let addresses = answer
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .collect();
+        let soa = client
+            .query(zone.clone(), DNSClass::IN, RecordType::SOA)
+            .await
+            .map_err(|e| format!("{server}: {zone} SOA: {e}"))?;
+        let serial = soa
+            .answers
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::SOA(s) => Some(s.serial),
+                _ => None,
+            })
+            .ok_or_else(|| format!("{server}: no SOA for {zone}"))?;
+        Ok((addresses, serial))
+    }
+    .await;
+    task.abort();
+    result
+}
+
+/// Whether every nameserver answers every failover record with `expected`
+/// and one SOA serial; the difference otherwise.
+async fn consistent(
+    ctx: &DrillContext,
+    expected: &[Vec<IpAddr>],
+    zones: &[(String, Name)],
+) -> Result<String, String> {
+    let mut serials = BTreeSet::new();
+    for server in &ctx.nameservers {
+        for (record, want) in ctx.records.iter().zip(expected) {
+            let zone = zones
+                .iter()
+                .filter(|(_, z)| z.zone_of(&record.name))
+                .max_by_key(|(_, z)| z.num_labels())
+                .map(|(_, z)| z.clone())
+                .ok_or_else(|| format!("no zone holds {}", record.name))?;
+            let (got, serial) = look(*server, &record.name, record.rtype, &zone).await?;
+            let want: BTreeSet<IpAddr> = want.iter().copied().collect();
+            if got != want {
+                return Err(format!(
+                    "{server} answers {} with {got:?}, expected {want:?}",
+                    record.name
+                ));
+            }
+            serials.insert(serial);
+        }
+    }
+    if serials.len() > 1 {
+        return Err(format!(
+            "the nameservers serve different serials: {serials:?}"
+        ));
+    }
+    Ok(format!(
+        "{} nameserver(s) answer alike, serial {}",
+        ctx.nameservers.len(),
+        serials.iter().next().map_or("-".into(), |s| s.to_string())
+    ))
+}
+
+/// Polls `probe` every 100 ms until it succeeds, the time is up, or an
+/// abort arrives; the abort's reason comes back as `Err`.
+async fn until<F, Fut>(
+    ctx: &mut DrillContext,
+    timeout: Duration,
+    mut probe: F,
+) -> Result<Result<String, String>, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(reason) = ctx.abort.borrow().clone() {
+            return Err(reason);
+        }
+        let last = probe().await;
+        if last.is_ok() || Instant::now() >= deadline {
+            return Ok(last);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = ctx.abort.changed() => {}
+        }
+    }
+}
+
+struct Recorder {
+    steps: Vec<DrillStep>,
+}
+
+impl Recorder {
+    fn record(&mut self, name: &str, started: u64, result: &Result<String, String>) -> bool {
+        let (ok, detail) = match result {
+            Ok(d) => (true, d.clone()),
+            Err(d) => (false, d.clone()),
+        };
+        tracing::info!(step = name, ok, "drill: {detail}");
+        self.steps.push(DrillStep {
+            name: name.into(),
+            started: utc(started),
+            ended: utc(now_ms()),
+            ok,
+            detail,
+        });
+        ok
+    }
+}
+
+/// Checks the secondary's database and flag from the outside.
+async fn verify_secondary(site: &Site, timeout: Duration) -> Result<String, String> {
+    let mut seen = Vec::new();
+    if let Some(database) = &site.database {
+        let mut db = Db::connect(&database.target, timeout).await?;
+        let value = db.value("SELECT @@GLOBAL.read_only").await;
+        db.close().await;
+        match value?.as_deref() {
+            Some("1") => seen.push("@@read_only = 1".to_string()),
+            other => {
+                return Err(format!(
+                    "the secondary's @@read_only reads {}",
+                    other.unwrap_or("NULL")
+                ));
+            }
+        }
+    }
+    if let Some(file) = &site.read_only.file {
+        match std::fs::read_to_string(&file.path) {
+            Ok(text) if text == file.content => {
+                seen.push(format!("flag file {} set", file.path.display()))
+            }
+            Ok(_) => {
+                return Err(format!(
+                    "the flag file {} holds other content",
+                    file.path.display()
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "the flag file {} is not there: {e}",
+                    file.path.display()
+                ));
+            }
+        }
+    }
+    if let (Some(sql), Some(database)) = (&site.read_only.sql, &site.database)
+        && let Some((query, expect)) = &sql.verify
+    {
+        let mut db = Db::connect(&database.target, timeout).await?;
+        let value = db.value(query).await;
+        db.close().await;
+        match value? {
+            Some(v) if &v == expect => seen.push(format!("`{query}` reads {v}")),
+            other => {
+                return Err(format!(
+                    "`{query}` reads {}, expected {expect}",
+                    other.as_deref().unwrap_or("no row")
+                ));
+            }
+        }
+    }
+    if let Some(http) = &site.read_only.http {
+        let client = crate::probe::http_client()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let body = client
+            .get(&http.check_url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !body.contains(&http.check_contains) {
+            return Err(format!(
+                "{} does not report {:?}",
+                http.check_url, http.check_contains
+            ));
+        }
+        seen.push(format!("{} reports read-only", http.check_url));
+    }
+    if seen.is_empty() {
+        seen.push("no read-only steps configured".into());
+    }
+    Ok(seen.join("; "))
+}
+
+/// Runs a drill (or, with `resume`, finishes one a restart interrupted).
+pub async fn run(
+    mut ctx: DrillContext,
+    request: DrillRequest,
+    id: String,
+    resume: bool,
+    zones: Vec<(String, Name)>,
+) -> DrillReport {
+    let start = now_ms();
+    let clock = Instant::now();
+    let mut rec = Recorder { steps: Vec::new() };
+    let mut timings = Timings::default();
+    let mut reason: Option<String> = None;
+    let mut failed = false;
+    let mut lag = None;
+    let mut missing = None;
+    let max_ttl = ctx.records.iter().map(|r| r.ttl).max().unwrap_or(0);
+    let outbox = ctx.outbox.clone();
+    let phase = |phase: Option<&str>| {
+        let progress = phase.map(|p| DrillProgress {
+            id: id.clone(),
+            started: start,
+            phase: p.into(),
+        });
+        let outbox = outbox.clone();
+        async move {
+            let _ = ask(&outbox, |reply| ControlEvent::DrillPhase {
+                progress,
+                reply,
+            })
+            .await;
+        }
+    };
+    let timeout = ctx.timeout;
+    let mut switched = false;
+
+    if resume {
+        reason = Some("the controller restarted during the drill".into());
+        let t = now_ms();
+        let active = status(&outbox).await.map(|s| s.active_role);
+        switched = matches!(active, Ok(Some(crate::engine::Role::Secondary)));
+        rec.record(
+            "resume after restart",
+            t,
+            &Ok(format!(
+                "traffic is on the {}",
+                if switched { "secondary" } else { "primary" }
+            )),
+        );
+    } else {
+        if let Some(ttl) = request.lower_ttl {
+            let t = now_ms();
+            let set = ask(&outbox, |reply| ControlEvent::SetTtl {
+                ttl: Some(ttl),
+                reply,
+            })
+            .await;
+            let waited = match set {
+                Ok(()) => {
+                    let wait = Duration::from_secs(u64::from(max_ttl));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => Ok(format!("TTL {ttl} s served; waited out the old {max_ttl} s")),
+                        _ = ctx.abort.changed() => Err(ctx.abort.borrow().clone().unwrap_or_else(|| "aborted".into())),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            if !rec.record("lower the TTL", t, &waited) {
+                reason = waited.err();
+            }
+        }
+        if reason.is_none() {
+            phase(Some("preparing")).await;
+            let t = now_ms();
+            let command = Command::Failover {
+                reason: format!("drill {id}"),
+                force: false,
+            };
+            let decision = ask(&outbox, |reply| ControlEvent::Command {
+                command,
+                actor: request.operator.clone(),
+                reply,
+            })
+            .await;
+            let result = match decision {
+                Ok(d) if d.event == Event::Refused => Err(d.summary),
+                Ok(d) => Ok(d.summary),
+                Err(e) => Err(e),
+            };
+            let started_ok = result.is_ok();
+            let mut outcome = result;
+            if started_ok {
+                let own = ctx.own_dns;
+                let zones2 = zones.clone();
+                let records = ctx.records.clone();
+                let secondary = ctx.secondary_addresses.clone();
+                let watched = until(&mut ctx, timeout, || {
+                    let (zones, records, secondary) =
+                        (zones2.clone(), records.clone(), secondary.clone());
+                    let outbox = outbox.clone();
+                    async move {
+                        let st = status(&outbox).await?;
+                        if st.pending_failover.is_none()
+                            && st
+                                .last_decision
+                                .as_deref()
+                                .is_some_and(|d| d.starts_with("failover stopped"))
+                        {
+                            return Ok(format!(
+                                "STOPPED: {}",
+                                st.last_decision.unwrap_or_default()
+                            ));
+                        }
+                        for (record, want) in records.iter().zip(&secondary) {
+                            let zone = zones
+                                .iter()
+                                .filter(|(_, z)| z.zone_of(&record.name))
+                                .max_by_key(|(_, z)| z.num_labels())
+                                .map(|(_, z)| z.clone())
+                                .ok_or("no zone")?;
+                            let (got, _) = look(own, &record.name, record.rtype, &zone).await?;
+                            if got != want.iter().copied().collect() {
+                                return Err(format!(
+                                    "{own} still answers {} with {got:?}",
+                                    record.name
+                                ));
+                            }
+                        }
+                        Ok(format!("{own} answers the secondary's addresses"))
+                    }
+                })
+                .await;
+                outcome = match watched {
+                    Ok(Ok(text)) if text.starts_with("STOPPED: ") => Err(text[9..].to_string()),
+                    Ok(Ok(text)) => {
+                        timings.decision_to_answer_ms = Some(now_ms().saturating_sub(t));
+                        switched = true;
+                        Ok(text)
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(abort) => {
+                        reason = Some(abort.clone());
+                        Err(abort)
+                    }
+                };
+            }
+            if !rec.record("switch to the secondary", t, &outcome) {
+                failed = true;
+            }
+            // The switch may still complete after a timeout; look again.
+            if !switched && let Ok(st) = status(&outbox).await {
+                switched = st.active_role == Some(crate::engine::Role::Secondary);
+            }
+        }
+        if switched {
+            phase(Some("switched")).await;
+            if let Ok(st) = status(&outbox).await
+                && let Some(r) = &st.replication
+            {
+                lag = r.lag_s;
+                missing = r.missing_transactions;
+            }
+        }
+        if switched && !failed && reason.is_none() {
+            let t = now_ms();
+            let expected = ctx.secondary_addresses.clone();
+            let zones2 = zones.clone();
+            let result = {
+                let deadline = Instant::now() + timeout;
+                loop {
+                    let r = consistent(&ctx, &expected, &zones2).await;
+                    if r.is_ok() || Instant::now() >= deadline || ctx.abort.borrow().is_some() {
+                        break r;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            if result.is_ok() {
+                timings.answer_to_consistent_ms = Some(now_ms().saturating_sub(t));
+            }
+            failed |= !rec.record("all nameservers answer the secondary", t, &result);
+        }
+        if switched && !failed && reason.is_none() {
+            let t = now_ms();
+            let result = verify_secondary(&ctx.secondary, timeout).await;
+            failed |= !rec.record("the secondary is read-only", t, &result);
+            let t = now_ms();
+            let result = match status(&outbox).await {
+                Ok(st) => match st
+                    .sites
+                    .iter()
+                    .find(|s| s.role == crate::engine::Role::Secondary)
+                {
+                    Some(s) if s.health == crate::engine::SiteHealth::Healthy => {
+                        Ok(format!("{} healthy ({} checks up)", s.name, s.checks.len()))
+                    }
+                    Some(s) => Err(format!("{} is {:?}", s.name, s.health)),
+                    None => Err("no secondary in the status".into()),
+                },
+                Err(e) => Err(e),
+            };
+            failed |= !rec.record("the secondary's checks pass", t, &result);
+        }
+        if switched && !failed && reason.is_none() {
+            let t = now_ms();
+            let hold_until = Instant::now() + request.hold;
+            let result = loop {
+                if let Some(abort) = ctx.abort.borrow().clone() {
+                    reason = Some(abort.clone());
+                    break Err(abort);
+                }
+                if Instant::now() >= hold_until {
+                    break Ok(format!(
+                        "held {}",
+                        crate::config::duration::show(request.hold)
+                    ));
+                }
+                let healthy = status(&outbox).await.map(|st| {
+                    st.sites
+                        .iter()
+                        .find(|s| s.role == crate::engine::Role::Secondary)
+                        .map(|s| {
+                            (
+                                s.health == crate::engine::SiteHealth::Healthy,
+                                s.name.clone(),
+                            )
+                        })
+                });
+                if let Ok(Some((false, name))) = healthy {
+                    let why = format!("{name} became unhealthy during the hold");
+                    reason = Some(why.clone());
+                    break Err(why);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = ctx.abort.changed() => {}
+                }
+            };
+            rec.record("hold", t, &result);
+        }
+    }
+
+    // Fail back whenever the switch happened, whatever went before.
+    if switched {
+        phase(Some("failing_back")).await;
+        let t = now_ms();
+        let deadline = Instant::now() + timeout.max(Duration::from_secs(5));
+        let result = loop {
+            let decision = ask(&outbox, |reply| ControlEvent::Command {
+                command: Command::Failback,
+                actor: request.operator.clone(),
+                reply,
+            })
+            .await;
+            match decision {
+                Ok(d) if d.event != Event::Refused => break Ok(d.summary),
+                Ok(d) if Instant::now() >= deadline => break Err(d.summary),
+                Err(e) => break Err(e),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        };
+        let back = rec.record("fail back", t, &result);
+        failed |= !back;
+        if back {
+            let t2 = now_ms();
+            let expected = ctx.primary_addresses.clone();
+            let deadline = Instant::now() + timeout;
+            let result = loop {
+                let r = consistent(&ctx, &expected, &zones).await;
+                if r.is_ok() || Instant::now() >= deadline {
+                    break r;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            if result.is_ok() {
+                timings.failback_to_consistent_ms = Some(now_ms().saturating_sub(t));
+            }
+            failed |= !rec.record("all nameservers answer the primary", t2, &result);
+            let t3 = now_ms();
+            tokio::time::sleep(Duration::from_secs(u64::from(max_ttl))).await;
+            timings.ttl_drain_ms = Some(now_ms().saturating_sub(t3));
+            rec.record(
+                "TTL drain",
+                t3,
+                &Ok(format!("waited the records' TTL of {max_ttl} s")),
+            );
+        }
+    }
+    let restore = request.lower_ttl.is_some() || resume;
+    if restore {
+        let t = now_ms();
+        let result = ask(&outbox, |reply| ControlEvent::SetTtl { ttl: None, reply })
+            .await
+            .map(|()| "the configured TTL is served again".to_string());
+        failed |= !rec.record("restore the TTL", t, &result);
+    }
+    phase(None).await;
+    timings.total_ms = clock.elapsed().as_millis() as u64;
+    let result = match (&reason, failed) {
+        (Some(_), _) => "aborted",
+        (None, true) => "fail",
+        (None, false) => "pass",
+    };
+    DrillReport {
+        id,
+        operator: request.operator,
+        started: utc(start),
+        finished: utc(now_ms()),
+        result: result.into(),
+        reason: reason.or_else(|| {
+            failed.then(|| {
+                rec.steps
+                    .iter()
+                    .find(|s| !s.ok)
+                    .map(|s| format!("{}: {}", s.name, s.detail))
+                    .unwrap_or_default()
+            })
+        }),
+        resumed_after_restart: resume,
+        steps: rec.steps,
+        timings,
+        replication_lag_at_switch_s: lag,
+        missing_transactions_at_switch: missing,
+        nameservers: ctx.nameservers.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Keeps a report: `drills/<id>.json`, `drills/<id>.md`, `drills/last.json`.
+pub fn save(dir: &Path, report: &DrillReport) -> Result<PathBuf, String> {
+    let drills = dir.join("drills");
+    std::fs::create_dir_all(&drills)
+        .map_err(|e| format!("cannot create {}: {e}", drills.display()))?;
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    let file = |name: String| drills.join(name);
+    let safe = report.id.replace([':', '/'], "-");
+    for (path, text) in [
+        (file(format!("{safe}.json")), json.as_str()),
+        (file(format!("{safe}.md")), report.markdown().as_str()),
+        (file("last.json".into()), json.as_str()),
+    ] {
+        write_atomically(&path, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(file(format!("{safe}.md")))
+}
+
+/// The last report kept in `dir`, if any.
+pub fn last(dir: &Path) -> Option<DrillReport> {
+    let text = std::fs::read_to_string(dir.join("drills/last.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}

@@ -1,0 +1,297 @@
+//! Drills end to end: two real MariaDB servers, stand-in web sites, the
+//! real binary running config/example-mysql.yaml. A passing drill, one
+//! whose secondary fails during the hold, a dry run, a refused one, and one
+//! whose controller is killed mid-hold.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    Geofailover, a_records, http,
+    mariadb::{ADMIN_PASSWORD, Setup},
+    wait_until,
+};
+
+const PRIMARY: &str = "192.0.2.10";
+
+/// Starts a drill through the API; returns its id.
+fn start_drill(setup: &Setup, body: &str) -> String {
+    let (code, reply) = http(
+        "POST",
+        setup.api(),
+        "/api/v1/drill",
+        Some(&setup.token()),
+        body,
+    );
+    assert_eq!(code, 202, "{reply}");
+    let reply: serde_json::Value = serde_json::from_str(&reply).expect("json");
+    reply["id"].as_str().expect("an id").to_string()
+}
+
+/// Waits for drill `id` to end and returns its report.
+fn report(setup: &Setup, id: &str, within: Duration) -> serde_json::Value {
+    let ended = wait_until(within, || {
+        let st = setup.status();
+        st["drill"].is_null() && st["last_drill"]["id"] == id
+    });
+    assert!(
+        ended,
+        "the drill did not end: {}\n{}",
+        setup.status(),
+        setup.server.log()
+    );
+    let (code, body) = http("GET", setup.api(), "/api/v1/drill/last", None, "");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("report")
+}
+
+fn step_names(report: &serde_json::Value) -> Vec<String> {
+    report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_passing_drill_verifies_every_step_and_ends_on_the_primary() {
+    let setup = Setup::start(ADMIN_PASSWORD);
+    setup.wait_healthy();
+    let id = start_drill(&setup, r#"{"hold": "2s", "operator": "frank"}"#);
+    let report = report(&setup, &id, Duration::from_secs(120));
+    assert_eq!(report["result"], "pass", "{report:#}");
+    assert_eq!(report["operator"], "frank");
+    let names = step_names(&report);
+    for step in [
+        "switch to the secondary",
+        "all nameservers answer the secondary",
+        "the secondary is read-only",
+        "the secondary's checks pass",
+        "hold",
+        "fail back",
+        "all nameservers answer the primary",
+        "TTL drain",
+    ] {
+        assert!(
+            names.iter().any(|n| n == step),
+            "no step {step:?} in {names:?}"
+        );
+    }
+    assert!(
+        report["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .all(|s| s["ok"] == true),
+        "{report:#}"
+    );
+    let timings = &report["timings"];
+    for t in [
+        "decision_to_answer_ms",
+        "answer_to_consistent_ms",
+        "failback_to_consistent_ms",
+        "ttl_drain_ms",
+        "total_ms",
+    ] {
+        assert!(timings[t].as_u64().is_some(), "no {t}: {timings}");
+    }
+    assert!(
+        report["missing_transactions_at_switch"].as_u64().is_some(),
+        "{report:#}"
+    );
+    assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+    assert!(
+        wait_until(Duration::from_secs(20), || !setup.flag().exists()),
+        "the application flag was not cleared"
+    );
+    // Kept as JSON and Markdown, and shown by the CLI.
+    let drills = setup.dir.path().join("state/drills");
+    let safe = id.replace(':', "-");
+    assert!(drills.join(format!("{safe}.json")).exists());
+    let markdown =
+        std::fs::read_to_string(drills.join(format!("{safe}.md"))).expect("markdown report");
+    assert!(markdown.contains("**Result: PASS**"), "{markdown}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geofailover"))
+        .args(["drill", "--last", "--url", &setup.server.url(), "--config"])
+        .arg(setup.dir.path().join("example-mysql.yaml"))
+        .env("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .expect("run the CLI");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && printed.contains(&format!("# Drill {id}")),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_secondary_failing_during_the_hold_aborts_the_drill_and_returns_to_the_primary() {
+    let setup = Setup::start(ADMIN_PASSWORD);
+    setup.wait_healthy();
+    let id = start_drill(&setup, r#"{"hold": "60s"}"#);
+    let holding = wait_until(Duration::from_secs(60), || {
+        setup.status()["drill"]
+            .as_str()
+            .unwrap_or("")
+            .contains("switched")
+    });
+    assert!(holding, "{}", setup.server.log());
+    setup.secondary_web.set_healthy(false);
+    let report = report(&setup, &id, Duration::from_secs(90));
+    assert_eq!(report["result"], "aborted", "{report:#}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("became unhealthy during the hold"),
+        "{report:#}"
+    );
+    assert!(step_names(&report).iter().any(|n| n == "fail back"));
+    assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+    assert_eq!(setup.status()["active_role"], "primary");
+}
+
+#[test]
+fn a_dry_run_changes_nothing_and_a_paused_controller_refuses_drills() {
+    let setup = Setup::start(ADMIN_PASSWORD);
+    setup.wait_healthy();
+    let before = setup.status();
+    let journal_before = setup.events().len();
+    let (code, reply) = http(
+        "POST",
+        setup.api(),
+        "/api/v1/drill",
+        Some(&setup.token()),
+        r#"{"dry_run": true}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+    let plan: serde_json::Value = serde_json::from_str(&reply).expect("json");
+    assert!(plan["id"].is_null());
+    assert!(
+        plan["plan"].as_array().expect("plan").len() >= 5,
+        "{plan:#}"
+    );
+    assert!(
+        plan["prechecks"]
+            .as_array()
+            .expect("prechecks")
+            .iter()
+            .all(|p| p["ok"] == true),
+        "{plan:#}"
+    );
+    let after = setup.status();
+    assert_eq!(after["epoch"], before["epoch"]);
+    assert_eq!(after["dns"]["serials"], before["dns"]["serials"]);
+    assert_eq!(setup.events().len(), journal_before, "the journal changed");
+    assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+
+    let (code, _) = http(
+        "POST",
+        setup.api(),
+        "/api/v1/pause",
+        Some(&setup.token()),
+        "{}",
+    );
+    assert_eq!(code, 200);
+    let (code, reply) = http(
+        "POST",
+        setup.api(),
+        "/api/v1/drill",
+        Some(&setup.token()),
+        "{}",
+    );
+    assert_eq!(code, 409, "{reply}");
+    assert!(
+        reply.contains("drill refused: not paused: paused"),
+        "{reply}"
+    );
+    let (code, _) = http("POST", setup.api(), "/api/v1/drill", None, "{}");
+    assert_eq!(code, 401);
+}
+
+#[test]
+fn a_drill_killed_mid_hold_is_completed_by_the_restarted_controller() {
+    let mut setup = Setup::start(ADMIN_PASSWORD);
+    setup.wait_healthy();
+    let id = start_drill(&setup, r#"{"hold": "120s"}"#);
+    let holding = wait_until(Duration::from_secs(60), || {
+        setup.status()["drill"]
+            .as_str()
+            .unwrap_or("")
+            .contains("switched")
+    });
+    assert!(holding, "{}", setup.server.log());
+    assert_eq!(
+        a_records(setup.server.addr, "www.example.com."),
+        ["198.51.100.10"]
+    );
+    setup.server.process.signal("KILL");
+    assert!(
+        setup
+            .server
+            .process
+            .wait_exit(Duration::from_secs(10))
+            .is_some()
+    );
+
+    let config = setup.dir.path().join("example-mysql.yaml");
+    setup.server =
+        Geofailover::start_with_env(&config, &[("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD)]);
+    assert!(
+        setup.server.log().contains("finishing its fail-back")
+            || setup.server.wait_for_log("finishing its fail-back", 1)
+    );
+    let report = report(&setup, &id, Duration::from_secs(120));
+    assert_eq!(report["resumed_after_restart"], true, "{report:#}");
+    assert_eq!(report["result"], "aborted");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("restarted"),
+        "{report:#}"
+    );
+    assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+}
+
+#[test]
+fn sigterm_mid_drill_fails_back_before_the_controller_stops() {
+    let mut setup = Setup::start(ADMIN_PASSWORD);
+    setup.wait_healthy();
+    let id = start_drill(&setup, r#"{"hold": "120s"}"#);
+    let holding = wait_until(Duration::from_secs(60), || {
+        setup.status()["drill"]
+            .as_str()
+            .unwrap_or("")
+            .contains("switched")
+    });
+    assert!(holding, "{}", setup.server.log());
+    setup.server.process.signal("TERM");
+    let status = setup.server.process.wait_exit(Duration::from_secs(90));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        setup.server.log()
+    );
+    let last =
+        std::fs::read_to_string(setup.dir.path().join("state/drills/last.json")).expect("a report");
+    let report: serde_json::Value = serde_json::from_str(&last).expect("json");
+    assert_eq!(report["id"], id.as_str());
+    assert_eq!(report["result"], "aborted", "{report:#}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("asked to stop"),
+        "{report:#}"
+    );
+    // Started again: on the primary, no drill left to finish.
+    let config = setup.dir.path().join("example-mysql.yaml");
+    setup.server =
+        Geofailover::start_with_env(&config, &[("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD)]);
+    assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+    assert!(setup.status()["drill"].is_null());
+}
