@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# DNS speed against the peers, side by side on this machine: geofailover,
+# NSD, Knot, gdnsd (with its failover plugin on www), PowerDNS (bind
+# backend) and PowerDNS with a LUA ifportup record on www. Each serves the
+# example zone on its own loopback port, pinned to core 1; dnsperf runs on
+# core 0 with one query mix (mostly the failover record, some static names
+# and types, about 5 % NXDOMAIN), UDP and TCP, each run twice (the better
+# kept). Prints qps, queries per server-CPU-second, average latency, server
+# RSS, and geofailover's ratio to each. Stops everything it started.
+#   usage: bench/dns.sh [SECONDS_PER_RUN]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+[ -x /usr/sbin/nsd ] || need+=(nsd)
+[ -x /usr/sbin/knotd ] || need+=(knot)
+command -v gdnsd >/dev/null || [ -x /usr/sbin/gdnsd ] || need+=(gdnsd)
+[ -x /usr/sbin/pdns_server ] || need+=(pdns-server pdns-backend-bind)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+cargo build --release --quiet
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+python3 - "$work" "$seconds" <<'PY'
+import os, re, signal, statistics, subprocess, sys, time
+
+work, seconds = sys.argv[1], int(sys.argv[2])
+repo = os.getcwd()
+zone_text = open("zones/example.com.zone").read()
+procs = []
+
+def start(name, argv, cwd=None):
+    # Its own process group, so every process it forks is counted and stopped.
+    p = subprocess.Popen(["taskset", "-c", "1"] + argv, cwd=cwd, stdout=subprocess.DEVNULL,
+                         stderr=open(f"{work}/{name}.log", "w"), start_new_session=True)
+    procs.append(p)
+    return p
+
+def group_pids(p):
+    pids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.getpgid(int(pid)) == p.pid:
+                    pids.append(int(pid))
+            except OSError:
+                pass
+    return pids
+
+def cpu_seconds(p):
+    # Process-level utime + stime: every thread, finished ones too.
+    total = 0
+    for pid in group_pids(p):
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+def rss_mb(p):
+    total = 0
+    for pid in group_pids(p):
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+def wait_port(port):
+    for _ in range(200):
+        r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+short", "+time=1", "+tries=1",
+                            "example.com", "SOA"], capture_output=True, text=True)
+        if r.stdout.strip():
+            return
+        time.sleep(0.05)
+    sys.exit(f"a server on port {port} did not start; see {work}/*.log")
+
+static_www = zone_text + "www 30 IN A 192.0.2.10\n"
+servers = []
+
+# geofailover: the example config, both sites' checks on closed ports, so
+# www (a failover record) answers with the primary.
+cfg = open("config/example.yaml").read()
+cfg = (cfg.replace("127.0.0.1:5353", "127.0.0.1:15400").replace("127.0.0.1:8053", "127.0.0.1:15490")
+       .replace("state_dir: ../state", f"state_dir: {work}/gf-state").replace("../zones/", f"{repo}/zones/")
+       .replace("127.0.0.1:18081", "127.0.0.1:15491").replace("127.0.0.1:18082", "127.0.0.1:15492"))
+open(f"{work}/gf.yaml", "w").write(cfg)
+servers.append(("geofailover", 15400, ["target/release/geofailover", "serve", "--config", f"{work}/gf.yaml"], None))
+
+os.makedirs(f"{work}/zones")
+open(f"{work}/zones/example.com.zone", "w").write(static_www)
+open(f"{work}/nsd.conf", "w").write(f"""server:
+  ip-address: 127.0.0.1@15401
+  port: 15401
+  username: ""
+  chroot: ""
+  zonesdir: "{work}/zones"
+  pidfile: "{work}/nsd.pid"
+  database: ""
+  zonelistfile: "{work}/zone.list"
+  xfrdfile: "{work}/xfrd.state"
+  xfrdir: "{work}"
+  server-count: 1
+  rrl-ratelimit: 0
+  hide-version: yes
+remote-control:
+  control-enable: no
+zone:
+  name: example.com
+  zonefile: example.com.zone
+""")
+servers.append(("NSD", 15401, ["nsd", "-d", "-c", f"{work}/nsd.conf"], None))
+
+os.makedirs(f"{work}/knot")
+open(f"{work}/knot.conf", "w").write(f"""server:
+  listen: 127.0.0.1@15402
+  rundir: {work}/knot
+  user: root
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+database:
+  storage: {work}/knot/db
+template:
+  - id: default
+    storage: {work}/zones
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+  - domain: example.com
+    file: example.com.zone
+""")
+servers.append(("Knot", 15402, ["knotd", "-c", f"{work}/knot.conf"], None))
+
+for d in ["gdnsd/zones", "gdnsd/run", "gdnsd/state"]:
+    os.makedirs(f"{work}/{d}")
+open(f"{work}/gdnsd/zones/example.com", "w").write(zone_text + "www 30 DYNA multifo!www\n")
+# The failover plugin on www; its addresses are not probed (they are not
+# on this machine): 'up' is gdnsd's built-in always-up state.
+open(f"{work}/gdnsd/config", "w").write(f"""options => {{
+  listen => [ 127.0.0.1 ]
+  dns_port => 15403
+  udp_threads => 1
+  tcp_threads => 1
+  run_dir => {work}/gdnsd/run
+  state_dir => {work}/gdnsd/state
+}}
+plugins => {{ multifo => {{ www => {{ service_types => up, primary => 192.0.2.10, secondary => 198.51.100.10 }} }} }}
+""")
+servers.append(("gdnsd+multifo", 15403, ["gdnsd", "-c", f"{work}/gdnsd", "start"], None))
+
+def pdns(name, port, zone, lua):
+    d = f"{work}/{name}"
+    os.makedirs(d)
+    open(f"{d}/example.com.zone", "w").write(zone)
+    open(f"{d}/named.conf", "w").write(f'zone "example.com" {{ type master; file "{d}/example.com.zone"; }};\n')
+    open(f"{d}/pdns.conf", "w").write(f"""launch=bind
+bind-config={d}/named.conf
+local-address=127.0.0.1
+local-port={port}
+socket-dir={d}
+guardian=no
+daemon=no
+disable-syslog=yes
+loglevel=3
+receiver-threads=1
+distributor-threads=1
+enable-lua-records={'yes' if lua else 'no'}
+""")
+    servers.append((name, port, ["pdns_server", f"--config-dir={d}"], None))
+
+pdns("PowerDNS", 15404, static_www, False)
+# The health-checked peer: ifportup probes loopback addresses only.
+pdns("PowerDNS+LUA", 15405, zone_text + "www 30 IN LUA A \"ifportup(15491, {'127.0.0.1', '127.0.0.2'})\"\n", True)
+
+# One query mix: mostly the failover record, static names and types, ~5 % NXDOMAIN.
+lines = []
+static = ["example.com SOA", "example.com NS", "example.com MX", "example.com TXT", "mail.example.com A",
+          "mail.example.com AAAA", "ns1.example.com A", "_sip._tcp.example.com SRV", "example.com CAA",
+          "shop.example.com A", "host.example.com A", "x.wild.example.com A"]
+for i in range(20000):
+    r = i % 20
+    if r == 0:
+        lines.append(f"nope{i}.example.com A")
+    elif r < 6:
+        lines.append(static[i % len(static)])
+    else:
+        lines.append("www.example.com A")
+open(f"{work}/queries", "w").write("\n".join(lines) + "\n")
+
+def dnsperf(port, mode):
+    out = subprocess.run(["taskset", "-c", "0", "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-m", mode,
+                          "-d", f"{work}/queries", "-l", str(seconds), "-c", "20", "-q", "200"],
+                         capture_output=True, text=True).stdout
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+    lat = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1))
+    lost = re.search(r"Queries lost:\s+(\d+)", out).group(1)
+    return qps, lat, int(lost)
+
+results = {}
+try:
+    for name, port, argv, cwd in servers:
+        p = start(name.replace("+", "-"), argv, cwd)
+        wait_port(port)
+        for mode in ["udp", "tcp"]:
+            best = None
+            for _ in range(2):
+                c0, t0 = cpu_seconds(p), time.monotonic()
+                qps, lat, lost = dnsperf(port, mode)
+                cpu = cpu_seconds(p) - c0
+                wall = time.monotonic() - t0
+                per_cpu = qps * wall / cpu if cpu > 0 else float("nan")
+                run = (qps, per_cpu, lat, lost)
+                if best is None or run[1] > best[1]:
+                    best = run
+            results[(name, mode)] = best + (rss_mb(p),)
+            print(f"{name:15} {mode}: {best[0]:>10.0f} qps, {best[1]:>10.0f} q/CPU-s, {best[2]*1000:.3f} ms, lost {best[3]}",
+                  flush=True)
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=20)
+finally:
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+print()
+print(f"{'server':15} {'proto':5} {'qps':>10} {'q/CPU-s':>10} {'latency':>10} {'RSS MB':>7} {'ours/them (q/CPU-s)':>20}")
+for mode in ["udp", "tcp"]:
+    ours = results[("geofailover", mode)]
+    for name, *_ in servers:
+        qps, per_cpu, lat, lost, rss = results[(name, mode)]
+        ratio = ours[1] / per_cpu if per_cpu else float("nan")
+        print(f"{name:15} {mode:5} {qps:>10.0f} {per_cpu:>10.0f} {lat*1000:>8.3f}ms {rss:>7.1f} {ratio:>19.2f}x")
+PY
