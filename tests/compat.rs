@@ -206,7 +206,7 @@ struct Servers {
 /// primary's address. Knot and NSD serve the same zone files with that
 /// answer written in as a static record: a failover record must answer
 /// exactly as a static one does.
-fn start_all() -> Servers {
+fn start_all(fast_path: bool) -> Servers {
     let dir = tempfile::tempdir().expect("tempdir");
     let zones = dir.path().join("zones");
     std::fs::create_dir(&zones).expect("mkdir");
@@ -217,6 +217,12 @@ fn start_all() -> Servers {
     example.push_str("www 30 IN A 192.0.2.10\n");
     std::fs::write(zones.join("example.com.zone"), example).expect("write");
     let config = Geofailover::example_config(dir.path(), free_port(), free_port());
+    if !fast_path {
+        let text = std::fs::read_to_string(&config).expect("read");
+        let text = text.replacen("dns:\n", "dns:\n  fast_path: false\n", 1);
+        assert!(text.contains("fast_path: false"));
+        std::fs::write(&config, text).expect("write");
+    }
     Servers {
         ours: Geofailover::start(&config),
         knot: Reference::knot(&zones, EXAMPLE_ZONES),
@@ -227,7 +233,16 @@ fn start_all() -> Servers {
 
 #[test]
 fn corpus_answers_match_knot_in_every_section_and_nsd_in_rcode_flags_and_answer() {
-    let servers = start_all();
+    compare(start_all(true));
+}
+
+/// The same corpus with the UDP fast path off: every query the general way.
+#[test]
+fn the_general_path_alone_answers_the_corpus_the_same() {
+    compare(start_all(false));
+}
+
+fn compare(servers: Servers) {
     let cases = corpus();
     assert!(
         cases.len() >= 300,

@@ -16,7 +16,7 @@ use super::Failure;
 use crate::{
     config::Config,
     control::{self, ControlEvent, Controller},
-    dns::{self, DnsServer, Handler},
+    dns::{self, DnsServer},
     web::{self, WebState, auth, demo::DemoSites},
     zone::{self, AnswerTable, Zone},
 };
@@ -55,7 +55,7 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
     // The stored state comes back before anything is answered.
     let mut controller = Controller::start(&config, zones).map_err(|e| Failure::Other(e.into()))?;
     let table = controller.table();
-    info!(config = %path.display(), "starting: serving {}", describe(&table.load()));
+    info!(config = %path.display(), "starting: serving {}", describe(&table.load().table));
 
     let bound = dns::bind(&config.dns.listen)
         .await
@@ -73,9 +73,11 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
         info!("listening on {addr} (udp, tcp)");
     }
     let server = DnsServer::start(
-        Handler::new(table.clone(), controller.counters()),
+        table.clone(),
+        controller.counters(),
         bound,
         config.dns.tcp_idle_timeout,
+        config.dns.fast_path,
     );
 
     let (events, inbox) = mpsc::channel(CONTROL_QUEUE);

@@ -79,6 +79,8 @@ pub struct DnsConfig {
     /// Served over both UDP and TCP.
     pub listen: Vec<SocketAddr>,
     pub tcp_idle_timeout: Duration,
+    /// Plain UDP queries answered from precomputed responses.
+    pub fast_path: bool,
 }
 
 /// One zone the config names: its origin and where its file is.
@@ -283,6 +285,7 @@ impl Config {
             dns: DnsConfig {
                 listen,
                 tcp_idle_timeout: Duration::from_secs(tcp_idle_timeout),
+                fast_path: raw.dns.fast_path.unwrap_or(true),
             },
             zones,
         })

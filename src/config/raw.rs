@@ -83,6 +83,9 @@ pub struct RawDns {
     /// Seconds an idle TCP connection is kept open.
     #[serde(default)]
     pub tcp_idle_timeout: Option<u64>,
+    /// Answer plain UDP queries from precomputed responses (default true).
+    #[serde(default)]
+    pub fast_path: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

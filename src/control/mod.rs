@@ -291,7 +291,7 @@ impl Controller {
             None => Vec::new(),
         };
         let table = answers::build(&self.zones, &records, &self.serials);
-        self.table.store(Arc::new(table));
+        self.table.store(Arc::new(crate::dns::Served::new(table)));
     }
 
     /// Writes a journal entry; a journal that cannot be written is logged,
@@ -651,7 +651,7 @@ impl Controller {
                     continue;
                 };
                 for rtype in [RecordType::A, RecordType::AAAA] {
-                    for answer in table.resolve(&ns.0, rtype).answer {
+                    for answer in table.table.resolve(&ns.0, rtype).answer {
                         let ip = match answer.data {
                             RData::A(a) => std::net::IpAddr::V4(a.0),
                             RData::AAAA(a) => std::net::IpAddr::V6(a.0),
@@ -996,6 +996,7 @@ impl Controller {
         };
         let dns = DnsStatus {
             serials: table
+                .table
                 .summary()
                 .into_iter()
                 .map(|(z, s)| (z.to_string(), s))

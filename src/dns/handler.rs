@@ -1,10 +1,13 @@
 //! Answers DNS messages from the current answer table. The table sits
 //! behind an atomic pointer: a query loads it once and answers from that one
 //! table, while a reload or a failover swaps in a new one without a lock.
+//!
+//! `prepare` decides the whole response; it is then either handed to
+//! hickory-server (TCP) or encoded here (`encode`: our UDP loop and the
+//! precomputed answers of `fast`), so every path sends the same bytes.
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use hickory_proto::{
     op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode},
     rr::{DNSClass, RecordType},
@@ -17,15 +20,15 @@ use hickory_server::{
 };
 use tracing::warn;
 
-use super::ResponseCounters;
+use super::{ResponseCounters, Served};
 use crate::zone::{AnswerTable, table::Resolution};
 
 /// The largest UDP payload we send, whatever the client offers: the DNS
 /// flag day 2020 value, which avoids IP fragmentation.
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 
-/// The table the query path reads; swapped whole on reload and failover.
-pub type SharedTable = Arc<ArcSwap<AnswerTable>>;
+/// What the query path reads; swapped whole on reload and failover.
+pub type SharedTable = Arc<arc_swap::ArcSwap<Served>>;
 
 /// hickory-server's request handler over our answer table.
 #[derive(Clone)]
@@ -40,6 +43,102 @@ impl Handler {
     }
 }
 
+/// A decided response, before encoding.
+pub struct Prepared {
+    pub metadata: Metadata,
+    pub edns: Option<Edns>,
+    /// `None`: header, question and OPT only.
+    pub resolution: Option<Resolution>,
+}
+
+/// Decides the response to `request` from `table`.
+pub fn prepare(table: &AnswerTable, request: &Request) -> Prepared {
+    let edns = request.edns.as_ref().map(|asked| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(MAX_UDP_PAYLOAD);
+        edns.set_version(0);
+        // RFC 3225 section 3: the DO bit is copied into the response.
+        edns.set_dnssec_ok(asked.flags().dnssec_ok);
+        edns
+    });
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    let queries = request.queries.queries();
+    let question = if request.metadata.op_code != OpCode::Query {
+        Err(ResponseCode::NotImp)
+    } else if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        // RFC 6891 section 6.1.3.
+        Err(ResponseCode::BADVERS)
+    } else {
+        match queries {
+            [query] => match (query.query_class(), query.query_type()) {
+                (DNSClass::IN, RecordType::AXFR | RecordType::IXFR) => Err(ResponseCode::Refused),
+                (DNSClass::IN, RecordType::OPT) => Err(ResponseCode::FormErr),
+                (DNSClass::IN, _) => Ok(query.original()),
+                _ => Err(ResponseCode::Refused),
+            },
+            _ => Err(ResponseCode::FormErr),
+        }
+    };
+    let query = match question {
+        Err(rcode) => {
+            metadata.response_code = rcode;
+            return Prepared {
+                metadata,
+                edns,
+                resolution: None,
+            };
+        }
+        Ok(query) => query,
+    };
+    let res = table.resolve(query.name(), query.query_type());
+    metadata.response_code = res.rcode;
+    metadata.authoritative = res.authoritative;
+    let limit = match request.protocol() {
+        Protocol::Udp => request.max_payload().min(MAX_UDP_PAYLOAD),
+        _ => u16::MAX,
+    };
+    if fits(request, edns.as_ref(), metadata, &res, limit) {
+        Prepared {
+            metadata,
+            edns,
+            resolution: Some(res),
+        }
+    } else {
+        // RFC 2181 section 9: no partial RRsets; the client retries over TCP.
+        metadata.truncation = true;
+        Prepared {
+            metadata,
+            edns,
+            resolution: None,
+        }
+    }
+}
+
+/// Encodes a prepared response to `request` into `out`.
+pub fn encode(request: &Request, prepared: &Prepared, out: &mut Vec<u8>) {
+    out.clear();
+    let mut encoder = BinEncoder::new(out);
+    let builder = MessageResponseBuilder::new(&request.queries, prepared.edns.as_ref());
+    let emitted = match &prepared.resolution {
+        Some(res) => builder
+            .build(
+                prepared.metadata,
+                res.answer.iter(),
+                res.authority.iter(),
+                [],
+                res.additional.iter(),
+            )
+            .destructive_emit(&mut encoder),
+        None => builder
+            .build_no_records(prepared.metadata)
+            .destructive_emit(&mut encoder),
+    };
+    if let Err(error) = emitted {
+        warn!(%error, "could not encode a DNS response");
+        out.clear();
+    }
+}
+
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(
@@ -47,70 +146,25 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
-        let edns = request.edns.as_ref().map(|asked| {
-            let mut edns = Edns::new();
-            edns.set_max_payload(MAX_UDP_PAYLOAD);
-            edns.set_version(0);
-            // RFC 3225 section 3: the DO bit is copied into the response.
-            edns.set_dnssec_ok(asked.flags().dnssec_ok);
-            edns
-        });
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        let builder = || MessageResponseBuilder::new(&request.queries, edns.as_ref());
-
-        let queries = request.queries.queries();
-        let question = if request.metadata.op_code != OpCode::Query {
-            Err(ResponseCode::NotImp)
-        } else if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            // RFC 6891 section 6.1.3.
-            Err(ResponseCode::BADVERS)
-        } else {
-            match queries {
-                [query] => match (query.query_class(), query.query_type()) {
-                    (DNSClass::IN, RecordType::AXFR | RecordType::IXFR) => {
-                        Err(ResponseCode::Refused)
-                    }
-                    (DNSClass::IN, RecordType::OPT) => Err(ResponseCode::FormErr),
-                    (DNSClass::IN, _) => Ok(query.original()),
-                    _ => Err(ResponseCode::Refused),
-                },
-                _ => Err(ResponseCode::FormErr),
+        // One table for the whole answer; the guard is gone before the
+        // first await.
+        let prepared = prepare(&self.table.load().table, request);
+        let builder = MessageResponseBuilder::new(&request.queries, prepared.edns.as_ref());
+        let result = match &prepared.resolution {
+            Some(res) => {
+                let response = builder.build(
+                    prepared.metadata,
+                    res.answer.iter(),
+                    res.authority.iter(),
+                    [],
+                    res.additional.iter(),
+                );
+                response_handle.send_response(response).await
             }
-        };
-        let result = match question {
-            Err(rcode) => {
-                metadata.response_code = rcode;
+            None => {
                 response_handle
-                    .send_response(builder().build_no_records(metadata))
+                    .send_response(builder.build_no_records(prepared.metadata))
                     .await
-            }
-            Ok(query) => {
-                // One table for the whole answer; the guard is gone before
-                // the first await.
-                let res = self.table.load().resolve(query.name(), query.query_type());
-                metadata.response_code = res.rcode;
-                metadata.authoritative = res.authoritative;
-                let limit = match request.protocol() {
-                    Protocol::Udp => request.max_payload().min(MAX_UDP_PAYLOAD),
-                    _ => u16::MAX,
-                };
-                if fits(request, edns.as_ref(), metadata, &res, limit) {
-                    let response = builder().build(
-                        metadata,
-                        res.answer.iter(),
-                        res.authority.iter(),
-                        [],
-                        res.additional.iter(),
-                    );
-                    response_handle.send_response(response).await
-                } else {
-                    // RFC 2181 section 9: no partial RRsets; the client
-                    // retries over TCP.
-                    metadata.truncation = true;
-                    response_handle
-                        .send_response(builder().build_no_records(metadata))
-                        .await
-                }
             }
         };
         match result {

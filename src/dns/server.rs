@@ -6,7 +6,9 @@ use std::{io, net::SocketAddr, time::Duration};
 use hickory_server::Server;
 use tokio::net::{TcpListener, UdpSocket};
 
-use super::Handler;
+use std::sync::Arc;
+
+use super::{Handler, ResponseCounters, SharedTable};
 
 /// How many responses a TCP connection may have queued.
 const TCP_RESPONSE_BUFFER: usize = 32;
@@ -52,23 +54,39 @@ async fn bind_one(addr: SocketAddr) -> io::Result<Bound> {
     Err(last.unwrap_or_else(|| io::Error::other("no free port")))
 }
 
-/// A running DNS server.
+/// A running DNS server: our UDP loops, hickory-server for TCP.
 pub struct DnsServer {
     server: Server<Handler>,
+    udp: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl DnsServer {
-    pub fn start(handler: Handler, bound: Vec<Bound>, tcp_idle_timeout: Duration) -> Self {
-        let mut server = Server::new(handler);
+    pub fn start(
+        table: SharedTable,
+        counters: Arc<ResponseCounters>,
+        bound: Vec<Bound>,
+        tcp_idle_timeout: Duration,
+        fast_path: bool,
+    ) -> Self {
+        let mut server = Server::new(Handler::new(table.clone(), counters.clone()));
+        let mut udp = Vec::new();
         for b in bound {
-            server.register_socket(b.udp);
+            udp.push(super::udp::spawn(
+                b.udp,
+                table.clone(),
+                counters.clone(),
+                fast_path,
+            ));
             server.register_listener(b.tcp, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
         }
-        Self { server }
+        Self { server, udp }
     }
 
     /// Stops accepting queries and waits for those in flight.
     pub async fn shutdown(mut self) -> io::Result<()> {
+        for task in &self.udp {
+            task.abort();
+        }
         self.server
             .shutdown_gracefully()
             .await

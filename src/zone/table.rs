@@ -90,6 +90,22 @@ impl AnswerTable {
             .collect()
     }
 
+    /// Every name the zones hold (empty non-terminals too), with the types
+    /// of the records at it.
+    pub fn names(&self) -> Vec<(Name, Vec<RecordType>)> {
+        self.zones
+            .iter()
+            .flat_map(|z| {
+                z.nodes.iter().map(|(name, node)| {
+                    (
+                        Name::from(name),
+                        node.rrsets.iter().map(|(t, _)| *t).collect(),
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Answers `qtype` for `qname` (as the client wrote it: its case is kept
     /// in owner names).
     pub fn resolve(&self, qname: &Name, qtype: RecordType) -> Resolution {
