@@ -8,7 +8,9 @@
 //! it point at it, so they follow the question's case too, as with Knot).
 //! Anything else goes the general way.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::net::SocketAddr;
+
+use rustc_hash::FxHashMap;
 
 use hickory_proto::{
     op::{Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode},
@@ -46,10 +48,12 @@ struct Template {
     owner_at: Option<usize>,
 }
 
-/// Precomputed responses by (lower-case wire name, type, EDNS).
+/// Precomputed responses by (lower-case wire name, type, EDNS). The keys
+/// are ours, not an attacker's choice of collisions to exploit beyond
+/// what the zone holds, so a fast non-keyed hash serves.
 #[derive(Default)]
 pub struct FastAnswers {
-    map: HashMap<Box<[u8]>, Template>,
+    map: FxHashMap<Box<[u8]>, Template>,
 }
 
 /// The longest wire-format name, plus type and EDNS flag.
@@ -59,7 +63,7 @@ impl FastAnswers {
     /// Encodes the answers for every name of `table` and, at each, its
     /// own types plus A, AAAA and ANY, with and without EDNS.
     pub fn build(table: &AnswerTable) -> Self {
-        let mut map = HashMap::new();
+        let mut map = FxHashMap::default();
         let anywhere: &'static [RecordType] = &[RecordType::A, RecordType::AAAA, RecordType::ANY];
         let mut out = Vec::with_capacity(512);
         for (name, types) in table.names() {
