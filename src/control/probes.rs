@@ -23,10 +23,12 @@ pub fn spawn_probes(
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES));
     let mut probers = Vec::new();
+    let mut clients = crate::probe::Clients::default();
     for role in Role::BOTH {
         let site = failover.site(role);
         for (index, check) in site.checks.iter().enumerate() {
-            let prober = Prober::new(check).map_err(|e| format!("site {}: {e}", site.name))?;
+            let prober = Prober::with_clients(check, &mut clients)
+                .map_err(|e| format!("site {}: {e}", site.name))?;
             probers.push((CheckId { site: role, index }, check.interval, prober));
         }
     }

@@ -3,7 +3,9 @@
 //! them every interval is in `control`.
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
+    path::PathBuf,
     sync::Once,
     time::{Duration, Instant},
 };
@@ -20,6 +22,35 @@ pub struct ProbeResult {
     /// Why it failed, or what it saw ("HTTP 200").
     pub detail: String,
     pub latency: Duration,
+}
+
+/// HTTP clients by (TLS verified, CA file, address override).
+#[derive(Default)]
+pub struct Clients(HashMap<ClientKey, reqwest::Client>);
+
+type ClientKey = (bool, Option<PathBuf>, Option<(String, SocketAddr)>);
+
+fn build_client(
+    http: &HttpCheck,
+    resolve: Option<(String, SocketAddr)>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = http_client()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .tls_danger_accept_invalid_certs(!http.tls_verify);
+    if let Some(file) = &http.ca_file {
+        let pem =
+            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("{} holds no PEM certificate: {e}", file.display()))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    if let Some((host, addr)) = resolve {
+        builder = builder.resolve(&host, addr);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
 /// A check ready to run: clients built, secrets in place.
@@ -52,44 +83,40 @@ pub fn http_client() -> reqwest::ClientBuilder {
 
 impl Prober {
     pub fn new(check: &Check) -> Result<Self, String> {
+        Self::with_clients(check, &mut Clients::default())
+    }
+
+    /// Like `new`, sharing one HTTP client among the checks that need the
+    /// same TLS settings and address override: a client holds TLS roots
+    /// and a connection pool, too much to keep one per check.
+    pub fn with_clients(check: &Check, clients: &mut Clients) -> Result<Self, String> {
         let kind = match &check.kind {
             CheckKind::Http(http) => {
                 let mut url = reqwest::Url::parse(&http.url)
                     .map_err(|e| format!("check {}: {e}", check.name))?;
-                let mut builder = http_client()
-                    .timeout(check.timeout)
-                    .connect_timeout(check.timeout)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .pool_max_idle_per_host(0)
-                    .tls_danger_accept_invalid_certs(!http.tls_verify);
-                if let Some(file) = &http.ca_file {
-                    let pem = std::fs::read(file).map_err(|e| {
-                        format!("check {}: cannot read {}: {e}", check.name, file.display())
-                    })?;
-                    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                        format!(
-                            "check {}: {} holds no PEM certificate: {e}",
-                            check.name,
-                            file.display()
-                        )
-                    })?;
-                    builder = builder.tls_certs_merge(certs);
-                }
                 // With a Host name and an address in the URL, connect to the
                 // address but speak to the name: Host header and TLS SNI.
+                let mut resolve = None;
                 if let Some(host) = &http.host
                     && let Some(ip) = url
                         .host_str()
                         .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
                 {
                     let port = url.port_or_known_default().unwrap_or(80);
-                    builder = builder.resolve(host, SocketAddr::new(ip, port));
+                    resolve = Some((host.clone(), SocketAddr::new(ip, port)));
                     url.set_host(Some(host))
                         .map_err(|e| format!("check {}: host `{host}`: {e}", check.name))?;
                 }
-                let client = builder.build().map_err(|e| {
-                    format!("check {}: cannot build an HTTP client: {e}", check.name)
-                })?;
+                let key = (http.tls_verify, http.ca_file.clone(), resolve.clone());
+                let client = match clients.0.get(&key) {
+                    Some(client) => client.clone(),
+                    None => {
+                        let client = build_client(http, resolve)
+                            .map_err(|e| format!("check {}: {e}", check.name))?;
+                        clients.0.insert(key, client.clone());
+                        client
+                    }
+                };
                 Kind::Http {
                     client,
                     check: http.clone(),
@@ -130,7 +157,7 @@ impl Prober {
 
     async fn attempt(&self) -> Result<String, String> {
         match &self.kind {
-            Kind::Http { client, check, url } => http(client, check, url).await,
+            Kind::Http { client, check, url } => http(client, check, url, self.timeout).await,
             Kind::Tcp(address) => tokio::net::TcpStream::connect(address)
                 .await
                 .map(|_| "connected".to_string())
@@ -144,10 +171,12 @@ async fn http(
     client: &reqwest::Client,
     check: &HttpCheck,
     url: &reqwest::Url,
+    timeout: Duration,
 ) -> Result<String, String> {
     let method = reqwest::Method::from_bytes(check.method.as_bytes()).map_err(|e| e.to_string())?;
     let mut response = client
         .request(method, url.clone())
+        .timeout(timeout)
         .send()
         .await
         .map_err(|e| describe_reqwest(&e))?;
