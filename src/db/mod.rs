@@ -129,15 +129,16 @@ fn row_map(row: Row) -> BTreeMap<String, Option<String>> {
         .iter()
         .map(|c| c.name_str().to_string())
         .collect();
-    let values = row.unwrap();
+    // Row::unwrap_raw hands over the values (None for one already taken).
+    let values = row.unwrap_raw();
     names
         .into_iter()
         .zip(values)
         .map(|(name, value)| {
             let text = match value {
-                mysql_async::Value::NULL => None,
-                mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).to_string()),
-                other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+                None | Some(mysql_async::Value::NULL) => None,
+                Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(&b).to_string()),
+                Some(other) => Some(other.as_sql(true).trim_matches('\'').to_string()),
             };
             (name, text)
         })
