@@ -59,12 +59,17 @@ fn step_names(report: &serde_json::Value) -> Vec<String> {
 fn a_passing_drill_verifies_every_step_and_ends_on_the_primary() {
     let setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
-    let id = start_drill(&setup, r#"{"hold": "2s", "operator": "frank"}"#);
+    let id = start_drill(
+        &setup,
+        r#"{"hold": "2s", "lower_ttl": "5s", "operator": "frank"}"#,
+    );
     let report = report(&setup, &id, Duration::from_secs(120));
     assert_eq!(report["result"], "pass", "{report:#}");
     assert_eq!(report["operator"], "frank");
     let names = step_names(&report);
     for step in [
+        "lower the TTL",
+        "restore the TTL",
         "switch to the secondary",
         "all nameservers answer the secondary",
         "the secondary is read-only",
@@ -102,6 +107,11 @@ fn a_passing_drill_verifies_every_step_and_ends_on_the_primary() {
         "{report:#}"
     );
     assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+    assert_eq!(
+        setup.status()["dns"]["records"][0]["ttl"],
+        5,
+        "the TTL was not restored"
+    );
     assert!(
         wait_until(Duration::from_secs(20), || !setup.flag().exists()),
         "the application flag was not cleared"

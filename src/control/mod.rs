@@ -987,7 +987,7 @@ impl Controller {
                     .map(|(r, addresses)| RecordStatus {
                         name: r.name.to_string(),
                         rtype: r.rtype.to_string(),
-                        ttl: r.ttl,
+                        ttl: f.ttl_override.unwrap_or(r.ttl),
                         answer: addresses.iter().map(ToString::to_string).collect(),
                     })
                     .collect()
