@@ -107,8 +107,17 @@ pub enum SiteHealth {
 
 /// Applies `rule` to the states of a site's checks.
 pub fn site_health(rule: DownRule, checks: &[CheckState]) -> SiteHealth {
-    let down = checks.iter().filter(|s| **s == CheckState::Down).count() as u32;
-    let total = checks.len() as u32;
+    let count = |state| checks.iter().filter(|s| **s == state).count() as u32;
+    site_health_counts(
+        rule,
+        checks.len() as u32,
+        count(CheckState::Up),
+        count(CheckState::Down),
+    )
+}
+
+/// `site_health` from how many of `total` checks are up and down.
+pub fn site_health_counts(rule: DownRule, total: u32, up: u32, down: u32) -> SiteHealth {
     let rule_holds = match rule {
         DownRule::All => total > 0 && down == total,
         DownRule::Any => down > 0,
@@ -116,7 +125,7 @@ pub fn site_health(rule: DownRule, checks: &[CheckState]) -> SiteHealth {
     };
     if rule_holds {
         SiteHealth::Down
-    } else if checks.iter().all(|s| *s == CheckState::Up) {
+    } else if up == total {
         SiteHealth::Healthy
     } else {
         SiteHealth::Degraded

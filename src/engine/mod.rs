@@ -272,12 +272,30 @@ pub struct Engine {
     /// The last replication observation and when it came.
     replication: Option<(u64, ReplicationView)>,
     read_only_failed_at: Option<u64>,
+    /// Per site: how many checks are unknown, up and down, kept as they
+    /// change so a step costs the same with 2 checks or 2,000.
+    counts: [[u32; 3]; 2],
+    /// Per site: `describe_site`'s sentence, until a check of the site
+    /// changes state or a down check reports something new.
+    described: std::cell::RefCell<[Option<String>; 2]>,
+}
+
+fn slot(state: CheckState) -> usize {
+    match state {
+        CheckState::Unknown => 0,
+        CheckState::Up => 1,
+        CheckState::Down => 2,
+    }
 }
 
 impl Engine {
     /// An engine resuming from `state`: every check starts unknown, the
     /// active site is the one stored.
     pub fn new(spec: EngineSpec, state: Persisted) -> Self {
+        let spec_counts = [
+            spec.sites[0].checks.len() as u32,
+            spec.sites[1].checks.len() as u32,
+        ];
         let checks = [
             vec![CheckHealth::new(); spec.sites[0].checks.len()],
             vec![CheckHealth::new(); spec.sites[1].checks.len()],
@@ -290,6 +308,8 @@ impl Engine {
             pending: None,
             replication: None,
             read_only_failed_at: None,
+            counts: [[spec_counts[0], 0, 0], [spec_counts[1], 0, 0]],
+            described: std::cell::RefCell::new([None, None]),
         }
     }
 
@@ -316,8 +336,13 @@ impl Engine {
     }
 
     pub fn site_health(&self, site: Role) -> SiteHealth {
-        let states: Vec<CheckState> = self.checks[site.index()].iter().map(|c| c.state).collect();
-        health::site_health(self.spec.sites[site.index()].down_rule, &states)
+        let [unknown, up, down] = self.counts[site.index()];
+        health::site_health_counts(
+            self.spec.sites[site.index()].down_rule,
+            unknown + up + down,
+            up,
+            down,
+        )
     }
 
     /// The primary is healthy while traffic is on the secondary.
@@ -374,7 +399,18 @@ impl Engine {
                 let mut event = Event::Steady;
                 let before = self.site_health(id.site);
                 let check = &mut self.checks[i][id.index];
-                if let Some(state) = check.record(ok, detail.clone(), fall, rise, now) {
+                let old = check.state;
+                let old_detail = check.last_detail.clone();
+                let changed = check.record(ok, detail.clone(), fall, rise, now);
+                if changed.is_some()
+                    || (check.state == CheckState::Down && check.last_detail != old_detail)
+                {
+                    self.described.borrow_mut()[i] = None;
+                }
+                let check = &self.checks[i][id.index];
+                if let Some(state) = changed {
+                    self.counts[i][slot(old)] -= 1;
+                    self.counts[i][slot(state)] += 1;
                     let result = if ok { "successes" } else { "failures" };
                     let why = detail.map(|d| format!(" ({d})")).unwrap_or_default();
                     reasons.push(format!(
@@ -408,6 +444,15 @@ impl Engine {
     }
 
     fn describe_site(&self, site: Role) -> String {
+        if let Some(text) = &self.described.borrow()[site.index()] {
+            return text.clone();
+        }
+        let text = self.describe_site_afresh(site);
+        self.described.borrow_mut()[site.index()] = Some(text.clone());
+        text
+    }
+
+    fn describe_site_afresh(&self, site: Role) -> String {
         let checks = &self.checks[site.index()];
         let up = checks.iter().filter(|c| c.state == CheckState::Up).count();
         let word = match self.site_health(site) {
