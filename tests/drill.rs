@@ -29,6 +29,17 @@ fn start_drill(setup: &Setup, body: &str) -> String {
     reply["id"].as_str().expect("an id").to_string()
 }
 
+/// Waits until the running drill has switched to the secondary.
+fn wait_switched(setup: &Setup) {
+    let holding = wait_until(Duration::from_secs(60), || {
+        setup.status()["drill"]
+            .as_str()
+            .unwrap_or("")
+            .contains("switched")
+    });
+    assert!(holding, "{}", setup.server.log());
+}
+
 /// Waits for drill `id` to end and returns its report.
 fn report(setup: &Setup, id: &str, within: Duration) -> serde_json::Value {
     let ended = wait_until(within, || {
@@ -142,13 +153,7 @@ fn a_secondary_failing_during_the_hold_aborts_the_drill_and_returns_to_the_prima
     let setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
     let id = start_drill(&setup, r#"{"hold": "60s"}"#);
-    let holding = wait_until(Duration::from_secs(60), || {
-        setup.status()["drill"]
-            .as_str()
-            .unwrap_or("")
-            .contains("switched")
-    });
-    assert!(holding, "{}", setup.server.log());
+    wait_switched(&setup);
     setup.secondary_web.set_healthy(false);
     let report = report(&setup, &id, Duration::from_secs(90));
     assert_eq!(report["result"], "aborted", "{report:#}");
@@ -227,13 +232,7 @@ fn a_drill_killed_mid_hold_is_completed_by_the_restarted_controller() {
     let mut setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
     let id = start_drill(&setup, r#"{"hold": "120s"}"#);
-    let holding = wait_until(Duration::from_secs(60), || {
-        setup.status()["drill"]
-            .as_str()
-            .unwrap_or("")
-            .contains("switched")
-    });
-    assert!(holding, "{}", setup.server.log());
+    wait_switched(&setup);
     assert_eq!(
         a_records(setup.server.addr, "www.example.com."),
         ["198.51.100.10"]
@@ -272,13 +271,7 @@ fn sigterm_mid_drill_fails_back_before_the_controller_stops() {
     let mut setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
     let id = start_drill(&setup, r#"{"hold": "120s"}"#);
-    let holding = wait_until(Duration::from_secs(60), || {
-        setup.status()["drill"]
-            .as_str()
-            .unwrap_or("")
-            .contains("switched")
-    });
-    assert!(holding, "{}", setup.server.log());
+    wait_switched(&setup);
     setup.server.process.signal("TERM");
     let status = setup.server.process.wait_exit(Duration::from_secs(90));
     assert!(

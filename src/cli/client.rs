@@ -145,7 +145,12 @@ impl Client {
         Ok(serde_json::from_value(value).context("the controller's status was not understood")?)
     }
 
-    async fn command(&self, path: &str, body: serde_json::Value) -> Result<CommandReply, Failure> {
+    /// POSTs `body` to `/api/v1/{path}` and reads the answer as `T`.
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<T, Failure> {
         let request = self
             .http
             .post(format!("{}/api/v1/{path}", self.base))
@@ -153,6 +158,29 @@ impl Client {
             .body(body.to_string());
         let (_, value) = self.send(request).await?;
         Ok(serde_json::from_value(value).context("the controller's answer was not understood")?)
+    }
+
+    async fn command(&self, path: &str, body: serde_json::Value) -> Result<CommandReply, Failure> {
+        self.post(path, body).await
+    }
+
+    async fn last_drill(&self) -> Result<crate::control::drill::DrillReport, Failure> {
+        let (_, report) = self
+            .send(self.http.get(format!("{}/api/v1/drill/last", self.base)))
+            .await?;
+        Ok(serde_json::from_value(report).context("the drill report was not understood")?)
+    }
+}
+
+/// Prints pre-checks as `[pass] name: detail` lines.
+fn print_prechecks(prechecks: &[crate::engine::Precheck]) {
+    for p in prechecks {
+        println!(
+            "  [{}] {}: {}",
+            if p.ok { "pass" } else { "FAIL" },
+            p.name,
+            p.detail
+        );
     }
 }
 
@@ -257,27 +285,26 @@ pub fn render(st: &Status) -> String {
         out.push_str(&format!(
             "\nreplication ({}): IO {}, SQL {}, lag {}, {} missing at the secondary, errant: {}\n",
             r.flavor.as_deref().unwrap_or("unknown flavour"),
-            thread(r.io_running),
-            thread(r.sql_running),
-            r.lag_s.map_or("unknown".into(), |l| format!("{l} s")),
-            r.missing_transactions
-                .map_or("unknown".into(), |m| m.to_string()),
-            if r.errant.is_empty() {
+            thread(r.view.io_running),
+            thread(r.view.sql_running),
+            r.view.lag_s.map_or("unknown".into(), |l| format!("{l} s")),
+            r.view.missing.map_or("unknown".into(), |m| m.to_string()),
+            if r.view.errant.is_empty() {
                 "none".into()
             } else {
-                r.errant.join(", ")
+                r.view.errant.join(", ")
             },
         ));
         for (what, error) in [
-            ("primary", r.primary_error.as_deref()),
-            ("secondary", r.secondary_error.as_deref()),
+            ("primary", r.view.primary_error.as_deref()),
+            ("secondary", r.view.secondary_error.as_deref()),
             (
                 "IO",
-                Some(r.last_io_error.as_str()).filter(|e| !e.is_empty()),
+                Some(r.view.last_io_error.as_str()).filter(|e| !e.is_empty()),
             ),
             (
                 "SQL",
-                Some(r.last_sql_error.as_str()).filter(|e| !e.is_empty()),
+                Some(r.view.last_sql_error.as_str()).filter(|e| !e.is_empty()),
             ),
         ] {
             if let Some(error) = error {
@@ -323,14 +350,7 @@ pub fn failback(target: &Target, dry_run: bool, yes: bool) -> Result<(), Failure
     let plan =
         rt.block_on(client.command("failback", json!({"dry_run": true, "operator": operator()})))?;
     println!("fail-back pre-checks:");
-    for p in &plan.prechecks {
-        println!(
-            "  [{}] {}: {}",
-            if p.ok { "pass" } else { "FAIL" },
-            p.name,
-            p.detail
-        );
-    }
+    print_prechecks(&plan.prechecks);
     if !plan.accepted {
         return Err(Failure::Other(anyhow!("{}", plan.summary)));
     }
@@ -381,37 +401,14 @@ pub fn drill(
     let client = Client::new(target)?;
     let rt = runtime()?;
     if last {
-        let (_, report) = rt.block_on(
-            client.send(
-                client
-                    .http
-                    .get(format!("{}/api/v1/drill/last", client.base)),
-            ),
-        )?;
-        let report: crate::control::drill::DrillReport =
-            serde_json::from_value(report).context("the drill report was not understood")?;
-        print!("{}", report.markdown());
+        print!("{}", rt.block_on(client.last_drill())?.markdown());
         return Ok(());
     }
     let body =
         json!({"hold": hold, "lower_ttl": lower_ttl, "dry_run": dry_run, "operator": operator()});
-    let request = client
-        .http
-        .post(format!("{}/api/v1/drill", client.base))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string());
-    let (_, value) = rt.block_on(client.send(request))?;
-    let reply: crate::control::DrillStartReply =
-        serde_json::from_value(value).context("the controller's answer was not understood")?;
+    let reply: crate::control::DrillStartReply = rt.block_on(client.post("drill", body))?;
     println!("pre-checks:");
-    for p in &reply.prechecks {
-        println!(
-            "  [{}] {}: {}",
-            if p.ok { "pass" } else { "FAIL" },
-            p.name,
-            p.detail
-        );
-    }
+    print_prechecks(&reply.prechecks);
     println!("plan:");
     for (i, step) in reply.plan.iter().enumerate() {
         println!(
@@ -438,23 +435,12 @@ pub fn drill(
                 _ = interrupt.recv(), if !aborted => {
                     aborted = true;
                     eprintln!("aborting the drill: the controller fails back");
-                    let abort = client
-                        .http
-                        .post(format!("{}/api/v1/drill/abort", client.base))
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(json!({"operator": operator()}).to_string());
-                    let _ = client.send(abort).await;
+                                        let _ = client.post::<serde_json::Value>("drill/abort", json!({"operator": operator()})).await;
                 }
                 _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
                     let status = client.status().await?;
-                    if status.drill.is_none()
-                        && let Some(last) = status.last_drill.filter(|l| l.id == id)
-                    {
-                        let _ = last;
-                        let (_, report) = client.send(client.http.get(format!("{}/api/v1/drill/last", client.base))).await?;
-                        let report: crate::control::drill::DrillReport =
-                            serde_json::from_value(report).context("the drill report was not understood")?;
-                        return Ok::<_, Failure>(report);
+                                        if status.drill.is_none() && status.last_drill.is_some_and(|l| l.id == id) {
+                        return client.last_drill().await;
                     }
                 }
             }

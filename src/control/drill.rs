@@ -616,8 +616,8 @@ pub async fn run(
             if let Ok(st) = status(&outbox).await
                 && let Some(r) = &st.replication
             {
-                lag = r.lag_s;
-                missing = r.missing_transactions;
+                lag = r.view.lag_s;
+                missing = r.view.missing;
             }
         }
         if switched && !failed && reason.is_none() {

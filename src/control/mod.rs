@@ -582,25 +582,7 @@ impl Controller {
     /// Feeds a replication observation to the engine.
     fn replication(&mut self, observed: Observed) {
         let now = now_ms();
-        let view = ReplicationView {
-            primary_error: observed.primary_error.clone(),
-            secondary_error: observed.secondary_error.clone(),
-            io_running: observed.replica.as_ref().map(|r| r.io_running),
-            sql_running: observed.replica.as_ref().map(|r| r.sql_running),
-            lag_s: observed.replica.as_ref().and_then(|r| r.lag),
-            last_io_error: observed
-                .replica
-                .as_ref()
-                .map(|r| r.last_io_error.clone())
-                .unwrap_or_default(),
-            last_sql_error: observed
-                .replica
-                .as_ref()
-                .map(|r| r.last_sql_error.clone())
-                .unwrap_or_default(),
-            missing: observed.missing,
-            errant: observed.errant.clone(),
-        };
+        let view = view_of(&observed);
         if let Some(failing) = &mut self.failing {
             failing.observed = Some((now, observed));
         }
@@ -1122,6 +1104,24 @@ impl Controller {
         if self.failing.is_some() {
             self.save(now_ms());
         }
+    }
+}
+
+/// The engine's view of one replication observation.
+pub(crate) fn view_of(observed: &Observed) -> ReplicationView {
+    let replica = observed.replica.as_ref();
+    ReplicationView {
+        primary_error: observed.primary_error.clone(),
+        secondary_error: observed.secondary_error.clone(),
+        io_running: replica.map(|r| r.io_running),
+        sql_running: replica.map(|r| r.sql_running),
+        lag_s: replica.and_then(|r| r.lag),
+        last_io_error: replica.map(|r| r.last_io_error.clone()).unwrap_or_default(),
+        last_sql_error: replica
+            .map(|r| r.last_sql_error.clone())
+            .unwrap_or_default(),
+        missing: observed.missing,
+        errant: observed.errant.clone(),
     }
 }
 

@@ -27,6 +27,18 @@ struct Steps {
 }
 
 impl Steps {
+    /// Records a step; what it verified joins `kept`, a failure comes back.
+    fn keep(
+        &mut self,
+        step: &str,
+        result: Result<String, String>,
+        kept: &mut Vec<String>,
+    ) -> Result<(), String> {
+        self.record(step, &result);
+        kept.push(result?);
+        Ok(())
+    }
+
     fn record(&mut self, step: &str, result: &Result<String, String>) {
         self.done.push(StepOutcome {
             at: super::now_ms(),
@@ -120,26 +132,20 @@ pub async fn prepare(site: &Site, timeout: Duration) -> (Result<String, String>,
             }
         }
         .await;
-        steps.record("flag file", &result);
-        match result {
-            Ok(v) => verified.push(v),
-            Err(e) => return (Err(e), steps.done),
+        if let Err(e) = steps.keep("flag file", result, &mut verified) {
+            return (Err(e), steps.done);
         }
     }
     if let (Some(sql), Some(database)) = (&site.read_only.sql, &site.database) {
         let result = within(timeout, "flag SQL", flag_sql(database, sql, true, timeout)).await;
-        steps.record("flag SQL", &result);
-        match result {
-            Ok(v) => verified.push(v),
-            Err(e) => return (Err(e), steps.done),
+        if let Err(e) = steps.keep("flag SQL", result, &mut verified) {
+            return (Err(e), steps.done);
         }
     }
     if let Some(http) = &site.read_only.http {
         let result = within(timeout, "flag HTTP call", call_and_check(http, timeout)).await;
-        steps.record("flag HTTP call", &result);
-        match result {
-            Ok(v) => verified.push(v),
-            Err(e) => return (Err(e), steps.done),
+        if let Err(e) = steps.keep("flag HTTP call", result, &mut verified) {
+            return (Err(e), steps.done);
         }
     }
     if verified.is_empty() {
@@ -254,18 +260,14 @@ pub async fn clear_flag(
                 Ok(done)
             }
         });
-        steps.record("clear flag file", &result);
-        match result {
-            Ok(v) => cleared.push(v),
-            Err(e) => return (Err(e), steps.done),
+        if let Err(e) = steps.keep("clear flag file", result, &mut cleared) {
+            return (Err(e), steps.done);
         }
     }
     if let (Some(sql), Some(database)) = (&site.read_only.sql, &site.database) {
         let result = within(timeout, "undo SQL", flag_sql(database, sql, false, timeout)).await;
-        steps.record("clear flag SQL", &result);
-        match result {
-            Ok(v) => cleared.push(v),
-            Err(e) => return (Err(e), steps.done),
+        if let Err(e) = steps.keep("clear flag SQL", result, &mut cleared) {
+            return (Err(e), steps.done);
         }
     }
     if let Some(http) = &site.read_only.http {
@@ -296,10 +298,8 @@ pub async fn clear_flag(
             }
         })
         .await;
-        steps.record("clear flag HTTP call", &result);
-        match result {
-            Ok(v) => cleared.push(v),
-            Err(e) => return (Err(e), steps.done),
+        if let Err(e) = steps.keep("clear flag HTTP call", result, &mut cleared) {
+            return (Err(e), steps.done);
         }
     }
     if cleared.is_empty() {

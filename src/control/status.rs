@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     config::CheckKind,
-    engine::{CheckState, Precheck, Role, SiteHealth, utc},
+    engine::{CheckState, Precheck, ReplicationView, Role, SiteHealth, utc},
     store::JournalEntry,
 };
 
@@ -70,42 +70,26 @@ impl From<&super::drill::DrillReport> for DrillSummary {
     }
 }
 
+/// What the replication watcher last saw: the view the engine decides on,
+/// plus when, the flavour and the GTID positions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplicationStatus {
     pub observed: String,
     pub flavor: Option<String>,
-    pub primary_error: Option<String>,
-    pub secondary_error: Option<String>,
-    pub io_running: Option<bool>,
-    pub sql_running: Option<bool>,
-    pub lag_s: Option<u64>,
-    pub last_io_error: String,
-    pub last_sql_error: String,
-    pub missing_transactions: Option<u64>,
-    pub errant: Vec<String>,
     pub primary_position: Option<String>,
     pub secondary_position: Option<String>,
+    #[serde(flatten)]
+    pub view: ReplicationView,
 }
 
 impl ReplicationStatus {
     pub fn from_observed(at: u64, seen: &crate::db::Observed) -> Self {
-        let replica = seen.replica.as_ref();
         Self {
             observed: utc(at),
             flavor: seen.flavor.clone(),
-            primary_error: seen.primary_error.clone(),
-            secondary_error: seen.secondary_error.clone(),
-            io_running: replica.map(|r| r.io_running),
-            sql_running: replica.map(|r| r.sql_running),
-            lag_s: replica.and_then(|r| r.lag),
-            last_io_error: replica.map(|r| r.last_io_error.clone()).unwrap_or_default(),
-            last_sql_error: replica
-                .map(|r| r.last_sql_error.clone())
-                .unwrap_or_default(),
-            missing_transactions: seen.missing,
-            errant: seen.errant.clone(),
             primary_position: seen.primary_position.clone(),
             secondary_position: seen.secondary_position.clone(),
+            view: super::view_of(seen),
         }
     }
 }
@@ -288,15 +272,16 @@ impl Status {
                 "gauge",
                 "1 while the secondary's replication thread runs.",
                 vec![
-                    (label(&[("thread", "io")]), flag(r.io_running)),
-                    (label(&[("thread", "sql")]), flag(r.sql_running)),
+                    (label(&[("thread", "io")]), flag(r.view.io_running)),
+                    (label(&[("thread", "sql")]), flag(r.view.sql_running)),
                 ],
             );
             family(
                 "geofailover_replication_lag_seconds",
                 "gauge",
                 "Seconds the secondary lags behind the primary (Seconds_Behind_Master).",
-                r.lag_s
+                r.view
+                    .lag_s
                     .map(|l| (String::new(), l as f64))
                     .into_iter()
                     .collect(),
@@ -305,7 +290,8 @@ impl Status {
                 "geofailover_replication_missing_transactions",
                 "gauge",
                 "Transactions the primary has that the secondary has not applied (by GTID).",
-                r.missing_transactions
+                r.view
+                    .missing
                     .map(|m| (String::new(), m as f64))
                     .into_iter()
                     .collect(),
@@ -314,17 +300,20 @@ impl Status {
                 "geofailover_replication_errant_transactions",
                 "gauge",
                 "GTIDs at the secondary that did not come from the primary.",
-                vec![(String::new(), r.errant.len() as f64)],
+                vec![(String::new(), r.view.errant.len() as f64)],
             );
             let mut errors = Vec::new();
-            for (thread, text) in [("io", &r.last_io_error), ("sql", &r.last_sql_error)] {
+            for (thread, text) in [
+                ("io", &r.view.last_io_error),
+                ("sql", &r.view.last_sql_error),
+            ] {
                 if !text.is_empty() {
                     errors.push((label(&[("thread", thread), ("error", text)]), 1.0));
                 }
             }
             for (side, text) in [
-                ("primary", &r.primary_error),
-                ("secondary", &r.secondary_error),
+                ("primary", &r.view.primary_error),
+                ("secondary", &r.view.secondary_error),
             ] {
                 if let Some(text) = text {
                     errors.push((label(&[("thread", side), ("error", text)]), 1.0));

@@ -93,11 +93,19 @@ pub fn prepare(table: &AnswerTable, request: &Request) -> Prepared {
     let res = table.resolve(query.name(), query.query_type());
     metadata.response_code = res.rcode;
     metadata.authoritative = res.authoritative;
-    let limit = match request.protocol() {
-        Protocol::Udp => request.max_payload().min(MAX_UDP_PAYLOAD),
-        _ => u16::MAX,
+    // Over TCP the whole message limit is hickory's to enforce; only a UDP
+    // answer is measured against the client's payload before it is sent.
+    let fits_udp = match request.protocol() {
+        Protocol::Udp => fits(
+            request,
+            edns.as_ref(),
+            metadata,
+            &res,
+            request.max_payload().min(MAX_UDP_PAYLOAD),
+        ),
+        _ => true,
     };
-    if fits(request, edns.as_ref(), metadata, &res, limit) {
+    if fits_udp {
         Prepared {
             metadata,
             edns,

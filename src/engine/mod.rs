@@ -84,6 +84,7 @@ pub struct ReplicationView {
     pub last_io_error: String,
     pub last_sql_error: String,
     /// Transactions the primary has that the secondary has not applied.
+    #[serde(rename = "missing_transactions")]
     pub missing: Option<u64>,
     /// GTIDs at the secondary that did not come from the primary.
     pub errant: Vec<String>,

@@ -212,13 +212,25 @@ struct CommandBody {
 }
 
 fn parse_body(body: &Bytes) -> Result<CommandBody, ApiError> {
+    parse_json(
+        body,
+        r#"{"operator": "...", "reason": "...", "dry_run": false}"#,
+    )
+}
+
+/// A request body as `T`; an empty body is `T::default()`. A bad one is a
+/// 400 that shows `example`.
+fn parse_json<T: Default + serde::de::DeserializeOwned>(
+    body: &Bytes,
+    example: &str,
+) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(CommandBody::default());
+        return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("the request body is not the JSON expected ({e}): {{\"operator\": \"...\", \"reason\": \"...\", \"dry_run\": false}}"),
+            format!("the request body is not the JSON expected ({e}): {example}"),
         )
     })
 }
@@ -397,16 +409,10 @@ async fn drill(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_token(&state, &headers)?;
-    let body: DrillBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DrillBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("the request body is not the JSON expected ({e}): {{\"hold\": \"30s\", \"lower_ttl\": \"5s\", \"dry_run\": false}}"),
-            )
-        })?
-    };
+    let body: DrillBody = parse_json(
+        &body,
+        r#"{"hold": "30s", "lower_ttl": "5s", "dry_run": false}"#,
+    )?;
     let duration = |field: &str, text: &Option<String>| -> Result<Option<Duration>, ApiError> {
         text.as_deref()
             .map(crate::config::duration::parse)
