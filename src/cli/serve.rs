@@ -78,7 +78,8 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
         bound,
         config.dns.tcp_idle_timeout,
         config.dns.fast_path,
-    );
+    )
+    .context("cannot start the UDP listeners")?;
 
     let (events, inbox) = mpsc::channel(CONTROL_QUEUE);
     let probes = match controller.failover() {

@@ -6,15 +6,18 @@
 //! flags and the question's letter case, in the question and in the first
 //! answer's owner name (written out in full there; later names that share
 //! it point at it, so they follow the question's case too, as with Knot).
-//! Anything else goes the general way.
+//! A plain query for anything else (a missing name, a wildcard match, a
+//! name outside our zones) is answered the general way once and then
+//! kept, per UDP loop, as if precomputed (`Recent`). Queries that are not
+//! plain always go the general way.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use rustc_hash::FxHashMap;
 
 use hickory_proto::{
     op::{Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode},
-    rr::RecordType,
+    rr::{Name, RecordType},
     serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder},
 };
 use hickory_server::{net::xfer::Protocol, server::Request};
@@ -59,6 +62,95 @@ pub struct FastAnswers {
 /// The longest wire-format name, plus type and EDNS flag.
 const KEY_MAX: usize = 255 + 3;
 
+/// A plain query's lookup key, on the stack.
+struct Key {
+    bytes: [u8; KEY_MAX],
+    len: usize,
+}
+
+impl Key {
+    fn of(packet: &[u8], query: &Plain) -> Self {
+        let mut bytes = [0u8; KEY_MAX];
+        let len = query.name_end - 12;
+        for (k, b) in bytes.iter_mut().zip(&packet[12..query.name_end]) {
+            *k = b.to_ascii_lowercase();
+        }
+        bytes[len] = packet[query.name_end];
+        bytes[len + 1] = packet[query.name_end + 1];
+        bytes[len + 2] = u8::from(query.payload.is_some());
+        Self {
+            bytes,
+            len: len + 3,
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Template {
+    /// Encodes, the general way, the response to a plain query for `name`
+    /// (lower case), `rtype`, with or without EDNS; `out` is scratch.
+    fn make(
+        table: &AnswerTable,
+        name: &Name,
+        rtype: RecordType,
+        edns: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<(Key, Self)> {
+        let mut query = Message::new(0, MessageType::Query, OpCode::Query);
+        query.add_query(Query::query(name.clone(), rtype));
+        if edns {
+            let mut opt = Edns::new();
+            opt.set_max_payload(MAX_UDP_PAYLOAD);
+            query.set_edns(opt);
+        }
+        let bytes = query.to_vec().ok()?;
+        let key = Key::of(&bytes, &parse(&bytes)?);
+        let request =
+            Request::from_bytes(bytes, SocketAddr::from(([0, 0, 0, 0], 0)), Protocol::Udp).ok()?;
+        let prepared = handler::prepare(table, &request);
+        handler::encode(&request, &prepared, out);
+        if out.len() < 12 {
+            return None;
+        }
+        let name = &key.as_slice()[..key.len - 3];
+        let at = 12 + name.len() + 4;
+        let answers = u16::from_be_bytes([out[6], out[7]]);
+        let owner_at = (answers > 0 && out.get(at..at + name.len()) == Some(name)).then_some(at);
+        let template = Self {
+            bytes: out.as_slice().into(),
+            rcode: prepared.metadata.response_code,
+            owner_at,
+        };
+        Some((key, template))
+    }
+
+    /// Writes this response to `packet` (a plain query) into `out`, or
+    /// `None` when it is larger than the query's EDNS payload allows.
+    fn fill(&self, packet: &[u8], query: &Plain, out: &mut Vec<u8>) -> Option<ResponseCode> {
+        if let Some(payload) = query.payload {
+            let limit = usize::from(payload.clamp(512, MAX_UDP_PAYLOAD));
+            if self.bytes.len() > limit {
+                return None;
+            }
+        }
+        out.clear();
+        out.extend_from_slice(&self.bytes);
+        out[0] = packet[0];
+        out[1] = packet[1];
+        out[2] |= packet[2] & 0x01; // RD
+        out[3] |= packet[3] & 0x10; // CD
+        let name = &packet[12..query.name_end];
+        out[12..query.name_end].copy_from_slice(name);
+        if let Some(at) = self.owner_at {
+            out[at..at + name.len()].copy_from_slice(name);
+        }
+        Some(self.rcode)
+    }
+}
+
 impl FastAnswers {
     /// Encodes the answers for every name of `table` and, at each, its
     /// own types plus A, AAAA and ANY, with and without EDNS.
@@ -76,40 +168,10 @@ impl FastAnswers {
             }
             for rtype in wanted {
                 for edns in [false, true] {
-                    let mut query = Message::new(0, MessageType::Query, OpCode::Query);
-                    query.add_query(Query::query(name.clone(), rtype));
-                    if edns {
-                        let mut opt = Edns::new();
-                        opt.set_max_payload(MAX_UDP_PAYLOAD);
-                        query.set_edns(opt);
-                    }
-                    let Ok(bytes) = query.to_vec() else { continue };
-                    let Ok(request) = Request::from_bytes(
-                        bytes.clone(),
-                        SocketAddr::from(([0, 0, 0, 0], 0)),
-                        Protocol::Udp,
-                    ) else {
-                        continue;
-                    };
-                    let prepared = handler::prepare(table, &request);
-                    handler::encode(&request, &prepared, &mut out);
-                    let Some(key) = parse(&bytes).map(|q| key_of(&bytes, &q)) else {
-                        continue;
-                    };
-                    if out.len() >= 12 {
-                        let name = &key[..key.len() - 3];
-                        let at = 12 + name.len() + 4;
-                        let answers = u16::from_be_bytes([out[6], out[7]]);
-                        let owner_at = (answers > 0 && out.get(at..at + name.len()) == Some(name))
-                            .then_some(at);
-                        map.insert(
-                            key.as_slice().into(),
-                            Template {
-                                bytes: out.as_slice().into(),
-                                rcode: prepared.metadata.response_code,
-                                owner_at,
-                            },
-                        );
+                    if let Some((key, template)) =
+                        Template::make(table, &name, rtype, edns, &mut out)
+                    {
+                        map.insert(key.as_slice().into(), template);
                     }
                 }
             }
@@ -129,33 +191,60 @@ impl FastAnswers {
     /// `None` sends it the general way.
     pub fn answer(&self, packet: &[u8], out: &mut Vec<u8>) -> Option<ResponseCode> {
         let query = parse(packet)?;
-        let mut key = [0u8; KEY_MAX];
-        let len = query.name_end - 12;
-        for (k, b) in key.iter_mut().zip(&packet[12..query.name_end]) {
-            *k = b.to_ascii_lowercase();
+        let key = Key::of(packet, &query);
+        self.map.get(key.as_slice())?.fill(packet, &query, out)
+    }
+}
+
+/// How many learned answers a UDP loop keeps before starting afresh.
+const RECENT_MAX: usize = 2048;
+
+/// The plain queries the precomputed set does not hold (missing names,
+/// wildcard matches, names outside our zones), answered the general way
+/// on first sight and then, like the precomputed ones, by copying and
+/// patching. One per UDP loop, so no lock; emptied whenever the served
+/// table changes (reload, failover) and when it is full.
+#[derive(Default)]
+pub struct Recent {
+    served: Option<Arc<Served>>,
+    map: FxHashMap<Box<[u8]>, Template>,
+    scratch: Vec<u8>,
+}
+
+impl Recent {
+    /// Answers a plain query from `served`'s precomputed answers or from
+    /// those learned here; `None` sends it the general way.
+    pub fn answer(
+        &mut self,
+        served: &Arc<Served>,
+        packet: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<ResponseCode> {
+        let query = parse(packet)?;
+        let key = Key::of(packet, &query);
+        let key = key.as_slice();
+        if let Some(template) = served.fast.map.get(key) {
+            return template.fill(packet, &query, out);
         }
-        key[len] = packet[query.name_end];
-        key[len + 1] = packet[query.name_end + 1];
-        key[len + 2] = u8::from(query.payload.is_some());
-        let template = self.map.get(&key[..len + 3])?;
-        if let Some(payload) = query.payload {
-            let limit = usize::from(payload.clamp(512, MAX_UDP_PAYLOAD));
-            if template.bytes.len() > limit {
-                return None;
+        // Holding the Arc (not its address) keeps a freed table's address
+        // from ever matching a new one.
+        if !self.served.as_ref().is_some_and(|s| Arc::ptr_eq(s, served)) {
+            self.map.clear();
+            self.served = Some(served.clone());
+        }
+        if !self.map.contains_key(key) {
+            if self.map.len() >= RECENT_MAX {
+                self.map.clear();
             }
+            let (name, rest) = key.split_at(key.len() - 3);
+            let name = Name::read(&mut BinDecoder::new(name)).ok()?;
+            let rtype = RecordType::from(u16::from_be_bytes([rest[0], rest[1]]));
+            let (learned, template) =
+                Template::make(&served.table, &name, rtype, rest[2] == 1, &mut self.scratch)?;
+            debug_assert_eq!(learned.as_slice(), key);
+            self.map.insert(key.into(), template);
         }
-        out.clear();
-        out.extend_from_slice(&template.bytes);
-        out[0] = packet[0];
-        out[1] = packet[1];
-        out[2] |= packet[2] & 0x01; // RD
-        out[3] |= packet[3] & 0x10; // CD
-        let name = &packet[12..query.name_end];
-        out[12..query.name_end].copy_from_slice(name);
-        if let Some(at) = template.owner_at {
-            out[at..at + name.len()].copy_from_slice(name);
-        }
-        Some(template.rcode)
+        self.map.get(key)?.fill(packet, &query, out)
     }
 }
 
@@ -163,17 +252,6 @@ impl FastAnswers {
 struct Plain {
     name_end: usize,
     payload: Option<u16>,
-}
-
-fn key_of(packet: &[u8], query: &Plain) -> Vec<u8> {
-    let mut key: Vec<u8> = packet[12..query.name_end]
-        .iter()
-        .map(u8::to_ascii_lowercase)
-        .collect();
-    key.push(packet[query.name_end]);
-    key.push(packet[query.name_end + 1]);
-    key.push(u8::from(query.payload.is_some()));
-    key
 }
 
 /// Recognises a plain query: a QUERY with one IN question whose name is
@@ -275,8 +353,6 @@ pub fn general(
 mod tests {
     use std::path::Path;
 
-    use hickory_proto::rr::Name;
-
     use super::*;
 
     fn served() -> Served {
@@ -327,6 +403,57 @@ mod tests {
             }
         }
         assert!(compared > 100, "only {compared} compared");
+    }
+
+    #[test]
+    fn learned_answers_are_what_the_general_path_sends_until_the_table_changes() {
+        let served = Arc::new(served());
+        let src = SocketAddr::from(([127, 0, 0, 1], 5353));
+        let mut recent = Recent::default();
+        let (mut learned, mut general) = (Vec::new(), Vec::new());
+        let misses = [
+            ("nope.example.com.", RecordType::A),
+            ("x.wild.example.com.", RecordType::A),
+            ("x.wild.example.com.", RecordType::TXT),
+            ("y.alias.example.com.", RecordType::A),
+            ("mail.example.com.", RecordType::MX),
+            ("example.org.", RecordType::A),
+        ];
+        for (name, rtype) in misses {
+            for edns in [false, true] {
+                let packet = query(name, rtype, edns);
+                assert!(
+                    served.fast.answer(&packet, &mut learned).is_none(),
+                    "{name}"
+                );
+                // First sight (learned now) and second (from the memo).
+                for _ in 0..2 {
+                    let hit = recent.answer(&served, &packet, &mut learned);
+                    let rcode = super::general(&served, &packet, src, &mut general);
+                    assert_eq!(hit, rcode, "{name} {rtype}");
+                    assert_eq!(learned, general, "{name} {rtype} edns={edns}");
+                }
+            }
+        }
+        assert_eq!(recent.map.len(), misses.len() * 2);
+
+        // Mixed case comes back as asked.
+        let packet = query("NoPe.ExAmPlE.cOm.", RecordType::A, false);
+        assert_eq!(
+            recent.answer(&served, &packet, &mut learned),
+            Some(ResponseCode::NXDomain)
+        );
+        let reply = Message::from_vec(&learned).unwrap();
+        assert_eq!(reply.queries[0].name().to_ascii(), "NoPe.ExAmPlE.cOm.");
+
+        // Another table: nothing learned from the old one is used.
+        let empty = Arc::new(Served::default());
+        let packet = query("nope.example.com.", RecordType::A, false);
+        assert_eq!(
+            recent.answer(&empty, &packet, &mut learned),
+            Some(ResponseCode::Refused)
+        );
+        assert_eq!(recent.map.len(), 1);
     }
 
     #[test]

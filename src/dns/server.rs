@@ -3,12 +3,12 @@
 
 use std::{io, net::SocketAddr, time::Duration};
 
+use std::{net::UdpSocket, sync::Arc};
+
 use hickory_server::Server;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
-use std::sync::Arc;
-
-use super::{Handler, ResponseCounters, SharedTable};
+use super::{Handler, ResponseCounters, SharedTable, udp::UdpLoop};
 
 /// How many responses a TCP connection may have queued.
 const TCP_RESPONSE_BUFFER: usize = 32;
@@ -44,7 +44,7 @@ async fn bind_one(addr: SocketAddr) -> io::Result<Bound> {
     // a few times.
     let mut last = None;
     for _ in 0..16 {
-        let udp = UdpSocket::bind(addr).await?;
+        let udp = UdpSocket::bind(addr)?;
         match TcpListener::bind(udp.local_addr()?).await {
             Ok(tcp) => return Ok(Bound { udp, tcp }),
             Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
@@ -57,7 +57,7 @@ async fn bind_one(addr: SocketAddr) -> io::Result<Bound> {
 /// A running DNS server: our UDP loops, hickory-server for TCP.
 pub struct DnsServer {
     server: Server<Handler>,
-    udp: Vec<tokio::task::JoinHandle<()>>,
+    udp: Vec<UdpLoop>,
 }
 
 impl DnsServer {
@@ -67,7 +67,7 @@ impl DnsServer {
         bound: Vec<Bound>,
         tcp_idle_timeout: Duration,
         fast_path: bool,
-    ) -> Self {
+    ) -> io::Result<Self> {
         let mut server = Server::new(Handler::new(table.clone(), counters.clone()));
         let mut udp = Vec::new();
         for b in bound {
@@ -76,16 +76,16 @@ impl DnsServer {
                 table.clone(),
                 counters.clone(),
                 fast_path,
-            ));
+            )?);
             server.register_listener(b.tcp, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
         }
-        Self { server, udp }
+        Ok(Self { server, udp })
     }
 
     /// Stops accepting queries and waits for those in flight.
     pub async fn shutdown(mut self) -> io::Result<()> {
-        for task in &self.udp {
-            task.abort();
+        for udp in self.udp.drain(..) {
+            udp.stop().await;
         }
         self.server
             .shutdown_gracefully()

@@ -1,19 +1,24 @@
-//! Our own UDP loop: each socket is drained in batches, up to `BATCH`
-//! datagrams a system call (recvmmsg), answered inline (from the
-//! precomputed answers when a query is plain, else the general way), and
-//! the replies sent back in one system call (sendmmsg). No task per
-//! datagram, no channel for replies.
+//! Our own UDP loop: one thread per socket, blocked in recvmmsg until a
+//! datagram arrives, then taking up to `BATCH` at once, answering each
+//! inline (from the precomputed or learned answers when a query is plain,
+//! else the general way) and sending the replies in one sendmmsg. Per batch that is
+//! two system calls and no readiness polling, no task per datagram, no
+//! channel for replies, no allocation.
 
 use std::{
-    io::{ErrorKind, IoSlice, IoSliceMut},
-    net::SocketAddr,
+    io::{self, ErrorKind, IoSlice, IoSliceMut},
+    net::{SocketAddr, UdpSocket},
     os::fd::AsRawFd,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
 };
 
 use hickory_proto::op::ResponseCode;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
-use tokio::{io::Interest, net::UdpSocket, task::JoinHandle};
 use tracing::debug;
 
 use super::{ResponseCounters, SharedTable, fast};
@@ -22,6 +27,8 @@ use super::{ResponseCounters, SharedTable, fast};
 const BATCH: usize = 32;
 /// The largest query read; longer ones are cut and then fail to parse.
 const MAX_QUERY: usize = 4096;
+/// How long a quiet socket waits before looking at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(200);
 
 fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
     if let Some(v4) = addr.as_sockaddr_in() {
@@ -31,128 +38,159 @@ fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-/// Starts answering on `socket`.
+/// A running UDP loop; `stop` ends it within `STOP_CHECK`.
+pub struct UdpLoop {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl UdpLoop {
+    /// Asks the loop to end and waits for it (off the async runtime).
+    pub async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+/// Starts answering on `socket` in a thread of its own.
 pub fn spawn(
     socket: UdpSocket,
     table: SharedTable,
     counters: Arc<ResponseCounters>,
     fast_path: bool,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let fd = socket.as_raw_fd();
-        let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
-        let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
-        let mut received: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
-        let mut rcodes: Vec<ResponseCode> = Vec::with_capacity(BATCH);
-        loop {
-            if socket.readable().await.is_err() {
-                return;
-            }
-            loop {
-                received.clear();
-                let got = socket.try_io(Interest::READABLE, || {
-                    // The headers hold raw pointers (not Send): made per batch.
-                    let mut recv_headers =
-                        MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-                    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
-                        .iter_mut()
-                        .map(|b| [IoSliceMut::new(&mut b[..])])
-                        .collect();
-                    let results = recvmmsg(
-                        fd,
-                        &mut recv_headers,
-                        iovs.iter_mut(),
-                        MsgFlags::MSG_DONTWAIT,
-                        None,
-                    )
-                    .map_err(std::io::Error::from)?;
+) -> io::Result<UdpLoop> {
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(STOP_CHECK))?;
+    // A full send buffer drops the reply rather than stalling the loop.
+    socket.set_write_timeout(Some(STOP_CHECK))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = std::thread::Builder::new().name("dns-udp".into()).spawn({
+        let stop = stop.clone();
+        move || serve(&socket, &table, &counters, fast_path, &stop)
+    })?;
+    Ok(UdpLoop { stop, thread })
+}
+
+fn serve(
+    socket: &UdpSocket,
+    table: &SharedTable,
+    counters: &ResponseCounters,
+    fast_path: bool,
+    stop: &AtomicBool,
+) {
+    let fd = socket.as_raw_fd();
+    let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
+    let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
+    let mut received: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    let mut to: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
+    let mut rcodes: Vec<ResponseCode> = Vec::with_capacity(BATCH);
+    let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut recent = fast::Recent::default();
+    while !stop.load(Ordering::Relaxed) {
+        received.clear();
+        {
+            let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = {
+                let mut rest = &mut bufs[..];
+                std::array::from_fn(|_| {
+                    let (first, tail) = std::mem::take(&mut rest).split_at_mut(1);
+                    rest = tail;
+                    [IoSliceMut::new(&mut first[0][..])]
+                })
+            };
+            // Blocks for the first datagram (up to STOP_CHECK), then takes
+            // whatever else is queued without waiting.
+            match recvmmsg(
+                fd,
+                &mut recv_headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) {
+                Ok(results) => {
                     for msg in results {
                         if let Some(addr) = msg.address {
                             received.push((msg.bytes, addr));
                         }
                     }
-                    Ok(())
-                });
-                match got {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    // An ICMP error for an earlier reply, and the like.
-                    Err(e) => {
+                }
+                Err(e) => {
+                    let e = io::Error::from(e);
+                    if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) {
+                        // An ICMP error for an earlier reply, and the like.
                         debug!("udp receive: {e}");
-                        continue;
                     }
-                }
-                if received.is_empty() {
                     continue;
-                }
-                // Answer each; a datagram left unanswered gets an empty slot.
-                let served = table.load();
-                let mut to: Vec<Option<SockaddrStorage>> = Vec::with_capacity(received.len());
-                rcodes.clear();
-                for (i, (len, addr)) in received.iter().enumerate() {
-                    let packet = &bufs[i][..*len];
-                    let out = &mut outs[i];
-                    out.clear();
-                    let Some(src) = to_std(addr).filter(|a| a.port() != 0) else {
-                        continue;
-                    };
-                    let fast = if fast_path {
-                        served.fast.answer(packet, out)
-                    } else {
-                        None
-                    };
-                    if let Some(rcode) = fast.or_else(|| fast::general(&served, packet, src, out)) {
-                        to.push(Some(*addr));
-                        rcodes.push(rcode);
-                    } else {
-                        out.clear();
-                    }
-                }
-                drop(served);
-                // Replies in the order of `to`: the non-empty outs.
-                let replies: Vec<[IoSlice<'_>; 1]> = outs[..received.len()]
-                    .iter()
-                    .filter(|o| !o.is_empty())
-                    .map(|o| [IoSlice::new(o)])
-                    .collect();
-                if replies.is_empty() {
-                    continue;
-                }
-                let mut sent = 0;
-                while sent < replies.len() {
-                    let result = socket.try_io(Interest::WRITABLE, || {
-                        let mut send_headers =
-                            MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-                        sendmmsg(
-                            fd,
-                            &mut send_headers,
-                            &replies[sent..],
-                            &to[sent..],
-                            [],
-                            MsgFlags::MSG_DONTWAIT,
-                        )
-                        .map(|results| results.count())
-                        .map_err(std::io::Error::from)
-                    });
-                    match result {
-                        Ok(n) if n > 0 => sent += n,
-                        Ok(_) => break,
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            if socket.writable().await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            debug!("udp send: {e}");
-                            // Skip the reply that failed, keep the rest.
-                            sent += 1;
-                        }
-                    }
-                }
-                for rcode in &rcodes[..sent.min(rcodes.len())] {
-                    counters.count(*rcode);
                 }
             }
         }
-    })
+        // Answer each; a datagram left unanswered gets an empty slot.
+        let served = table.load();
+        to.clear();
+        rcodes.clear();
+        for (i, (len, addr)) in received.iter().enumerate() {
+            let packet = &bufs[i][..*len];
+            let out = &mut outs[i];
+            out.clear();
+            let Some(src) = to_std(addr).filter(|a| a.port() != 0) else {
+                continue;
+            };
+            let fast = if fast_path {
+                recent.answer(&served, packet, out)
+            } else {
+                None
+            };
+            if let Some(rcode) = fast.or_else(|| fast::general(&served, packet, src, out)) {
+                to.push(Some(*addr));
+                rcodes.push(rcode);
+            } else {
+                out.clear();
+            }
+        }
+        drop(served);
+        if to.is_empty() {
+            continue;
+        }
+        // Replies in the order of `to`: the non-empty outs.
+        let mut replies: [[IoSlice<'_>; 1]; BATCH] = [[IoSlice::new(&[])]; BATCH];
+        for (slot, out) in replies
+            .iter_mut()
+            .zip(outs[..received.len()].iter().filter(|o| !o.is_empty()))
+        {
+            *slot = [IoSlice::new(out)];
+        }
+        let replies = &replies[..to.len()];
+        let mut sent = 0;
+        while sent < replies.len() {
+            match sendmmsg(
+                fd,
+                &mut send_headers,
+                &replies[sent..],
+                &to[sent..],
+                [],
+                MsgFlags::empty(),
+            ) {
+                Ok(results) => {
+                    let n = results.count();
+                    if n == 0 {
+                        break;
+                    }
+                    sent += n;
+                }
+                Err(e) => {
+                    let e = io::Error::from(e);
+                    if e.kind() != ErrorKind::Interrupted {
+                        debug!("udp send: {e}");
+                        // Skip the reply that failed (or timed out), keep
+                        // the rest.
+                        sent += 1;
+                    }
+                }
+            }
+        }
+        for rcode in &rcodes[..sent.min(rcodes.len())] {
+            counters.count(*rcode);
+        }
+    }
 }
