@@ -2,7 +2,8 @@
 # Health checks at scale: the release binary with 2,000 checks at a 1 s
 # interval (1,000 http against a local asyncio web server, 1,000 tcp
 # against a local listener), measured over a window after they all run:
-# the controller's share of one core and its RSS.
+# the controller's share of one core and its RSS. With PERF_DATA=FILE,
+# perf also records a profile of the controller over the window.
 #   usage: bench/probes.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,6 +94,10 @@ def rss():
 try:
     time.sleep(5)  # every check has started (jitter < 1 s) and settled
     c0, t0, h0 = cpu(), time.monotonic(), served["http"]
+    if os.environ.get("PERF_DATA"):
+        # A profile of the controller over the window (it costs CPU too).
+        subprocess.Popen(["perf", "record", "-g", "-o", os.environ["PERF_DATA"], "-p", str(p.pid), "--",
+                          "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(seconds)
     c1, t1, h1 = cpu(), time.monotonic(), served["http"]
     share = (c1 - c0) / (t1 - t0)

@@ -33,6 +33,8 @@ pub fn spawn_probes(
         }
     }
     let seed = super::now_ms();
+    // One base instant: checks given the same slot share their deadlines.
+    let base = tokio::time::Instant::now();
     Ok(probers
         .into_iter()
         .enumerate()
@@ -41,9 +43,9 @@ pub fn spawn_probes(
             let events = events.clone();
             let offset = jitter(seed, n as u64, interval);
             tokio::spawn(async move {
-                tokio::time::sleep(offset).await;
-                let mut ticks = tokio::time::interval(interval);
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut ticks = tokio::time::interval_at(base + offset, interval);
+                // A late tick is skipped, keeping the check on its slot.
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     ticks.tick().await;
                     let result = {
@@ -67,12 +69,17 @@ pub fn spawn_probes(
         .collect())
 }
 
-/// A start offset in [0, interval), spread by check number.
+/// Start offsets are whole multiples of this: checks spread over the
+/// interval, but those falling in one slot fire on one timer wake-up.
+const SLOT_MS: u64 = 10;
+
+/// A start offset in [0, interval), spread by check number, on a
+/// `SLOT_MS` grid.
 fn jitter(seed: u64, n: u64, interval: Duration) -> Duration {
     let mut x = seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
-    let span = interval.as_millis().max(1) as u64;
-    Duration::from_millis(x % span)
+    let slots = (interval.as_millis() as u64 / SLOT_MS).max(1);
+    Duration::from_millis(x % slots * SLOT_MS)
 }
