@@ -5,15 +5,17 @@
 # example zone on its own loopback port, pinned to core 1; dnsperf runs on
 # core 0 (every server thread is put back on core 1 after start: Knot pins
 # its UDP worker to core 0 itself) with one query mix (mostly the failover
-# record, some static names and types, about 5 % NXDOMAIN), UDP and TCP,
-# each run twice (the better kept). Prints qps, queries per
+# record, some static names and types, about 5 % NXDOMAIN), UDP and TCP.
+# All servers run at once and are measured in turn, round after round
+# (3 by default), the median of the rounds kept. Prints qps, queries per
 # server-CPU-second, average latency, server RSS, and geofailover's ratio
 # to each; then geofailover on the failover record alone against a static
 # name alone. Stops everything it started.
-#   usage: bench/dns.sh [SECONDS_PER_RUN]
+#   usage: bench/dns.sh [SECONDS_PER_RUN] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
+rounds=${2:-3}
 
 need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
@@ -31,10 +33,10 @@ cargo build --release --quiet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-python3 - "$work" "$seconds" <<'PY'
+python3 - "$work" "$seconds" "$rounds" <<'PY'
 import os, re, signal, statistics, subprocess, sys, time
 
-work, seconds = sys.argv[1], int(sys.argv[2])
+work, seconds, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 repo = os.getcwd()
 zone_text = open("zones/example.com.zone").read()
 procs = []
@@ -79,16 +81,28 @@ def rss_mb(p):
             pass
     return total / 1024
 
+def off_core(p):
+    # The threads of p allowed anywhere but core 1.
+    found = []
+    for pid in group_pids(p):
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                for line in open(f"/proc/{pid}/task/{tid}/status"):
+                    if line.startswith("Cpus_allowed_list:") and line.split()[1] != "1":
+                        found.append(tid)
+        except OSError:
+            pass
+    return found
+
 def pin(p):
     # Some servers set their own thread affinity (Knot puts its UDP worker
-    # on core 0, beside dnsperf): every thread back onto core 1.
+    # on core 0, beside dnsperf, and may do so again after start): every
+    # thread back onto core 1, before each run.
     for pid in group_pids(p):
-        subprocess.run(["taskset", "-a", "-p", "-c", "1", str(pid)], stdout=subprocess.DEVNULL, check=True)
-    for pid in group_pids(p):
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            for line in open(f"/proc/{pid}/task/{tid}/status"):
-                if line.startswith("Cpus_allowed_list:") and line.split()[1] != "1":
-                    sys.exit(f"thread {tid} of {pid} is not on core 1: {line.strip()}")
+        subprocess.run(["taskset", "-a", "-p", "-c", "1", str(pid)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    if off_core(p):
+        sys.exit(f"threads {off_core(p)} of {p.pid} are not on core 1")
 
 def wait_port(port):
     for _ in range(200):
@@ -225,38 +239,63 @@ def dnsperf(port, mode, queries="queries"):
     lost = re.search(r"Queries lost:\s+(\d+)", out).group(1)
     return qps, lat, int(lost)
 
+def busy_cores():
+    # Non-idle jiffies per core, from /proc/stat.
+    busy = {}
+    for line in open("/proc/stat"):
+        if line.startswith("cpu") and line[3].isdigit():
+            name, *f = line.split()
+            f = list(map(int, f))
+            busy[name] = sum(f[:8]) - f[3] - f[4]
+    return busy
+
+def quiet_core1():
+    # A server still working through queued queries (PowerDNS+LUA after
+    # its run) would take core 1 from the next one: wait until it is idle.
+    for _ in range(600):
+        b0 = busy_cores()["cpu1"]
+        time.sleep(0.1)
+        if busy_cores()["cpu1"] - b0 <= 2:
+            return
+    sys.exit("core 1 does not go quiet")
+
 def measure(p, port, mode, queries="queries"):
-    c0, t0 = cpu_seconds(p), time.monotonic()
-    qps, lat, lost = dnsperf(port, mode, queries)
-    cpu = cpu_seconds(p) - c0
-    wall = time.monotonic() - t0
+    for attempt in range(3):
+        pin(p)
+        quiet_core1()
+        c0, t0 = cpu_seconds(p), time.monotonic()
+        qps, lat, lost = dnsperf(port, mode, queries)
+        cpu = cpu_seconds(p) - c0
+        wall = time.monotonic() - t0
+        if not off_core(p):
+            break
+        print(f"  a thread left core 1 during the run: measured again", flush=True)
     per_cpu = qps * wall / cpu if cpu > 0 else float("nan")
     return (qps, per_cpu, lat, lost)
 
-results = {}
+# Every server runs from the start (idle ones cost nothing measurable);
+# the runs are interleaved, round by round, so a slow stretch of the
+# machine falls on all of them; each figure is the median of the rounds.
+runs = {}
+running = []
 try:
     for name, port, argv, cwd in servers:
         p = start(name.replace("+", "-"), argv, cwd)
         wait_port(port)
-        pin(p)
+        running.append((name, port, p))
+    for r in range(rounds):
         for mode in ["udp", "tcp"]:
-            best = None
-            for _ in range(2):
+            for name, port, p in running:
                 run = measure(p, port, mode)
-                if best is None or run[1] > best[1]:
-                    best = run
-            results[(name, mode)] = best + (rss_mb(p),)
-            print(f"{name:15} {mode}: {best[0]:>10.0f} qps, {best[1]:>10.0f} q/CPU-s, {best[2]*1000:.3f} ms, lost {best[3]}",
-                  flush=True)
-        if name == "geofailover":
-            # The failover record against a static name, alternated, the
-            # best of three each.
-            for kind in ["failover-only", "static-only"] * 3:
-                run = measure(p, port, "udp", kind)
-                if kind not in results or run[1] > results[kind][1]:
-                    results[kind] = run
-        os.killpg(p.pid, signal.SIGTERM)
-        p.wait(timeout=20)
+                runs.setdefault((name, mode), []).append(run)
+                print(f"round {r + 1} {name:15} {mode}: {run[0]:>10.0f} qps, {run[1]:>10.0f} q/CPU-s, "
+                      f"{run[2]*1000:.3f} ms, lost {run[3]}", flush=True)
+        # The failover record against a static name, in alternating order.
+        name, port, p = running[0]
+        kinds = ["failover-only", "static-only"]
+        for kind in kinds if r % 2 == 0 else kinds[::-1]:
+            runs.setdefault(kind, []).append(measure(p, port, "udp", kind))
+    rss = {name: rss_mb(p) for name, _, p in running}
 finally:
     for p in procs:
         try:
@@ -264,14 +303,19 @@ finally:
         except OSError:
             pass
 
+def median(key):
+    ordered = sorted(runs[key], key=lambda run: run[1])
+    return ordered[len(ordered) // 2]
+
+results = {key: median(key) for key in runs}
 print()
 print(f"{'server':15} {'proto':5} {'qps':>10} {'q/CPU-s':>10} {'latency':>10} {'RSS MB':>7} {'ours/them q/CPU-s':>18} {'ours/them qps':>14}")
 for mode in ["udp", "tcp"]:
     ours = results[("geofailover", mode)]
     for name, *_ in servers:
-        qps, per_cpu, lat, lost, rss = results[(name, mode)]
+        qps, per_cpu, lat, lost = results[(name, mode)]
         ratio = ours[1] / per_cpu if per_cpu else float("nan")
-        print(f"{name:15} {mode:5} {qps:>10.0f} {per_cpu:>10.0f} {lat*1000:>8.3f}ms {rss:>7.1f} {ratio:>17.2f}x {ours[0] / qps:>13.2f}x")
+        print(f"{name:15} {mode:5} {qps:>10.0f} {per_cpu:>10.0f} {lat*1000:>8.3f}ms {rss[name]:>7.1f} {ratio:>17.2f}x {ours[0] / qps:>13.2f}x")
 
 print()
 fo, st = results["failover-only"], results["static-only"]
