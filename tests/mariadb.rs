@@ -351,3 +351,194 @@ fn read_only_that_cannot_be_set_keeps_dns_on_the_primary_and_says_why() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(a_records(server.addr, "www.example.com."), [PRIMARY]);
 }
+
+/// The application's own read-only switch, as an HTTP admin endpoint:
+/// POST /admin/read-only and /admin/read-write flip it, GET /status
+/// shows it. Every request line is kept.
+struct AppSwitch {
+    port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl AppSwitch {
+    fn start() -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log, halt) = (requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut read_only = false;
+            while !halt.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut buf = [0u8; 2048];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]);
+                let line = text.lines().next().unwrap_or("").to_string();
+                let body = match line.split(' ').take(2).collect::<Vec<_>>()[..] {
+                    ["POST", "/admin/read-only"] => {
+                        read_only = true;
+                        "ok"
+                    }
+                    ["POST", "/admin/read-write"] => {
+                        read_only = false;
+                        "ok"
+                    }
+                    ["GET", "/status"] if read_only => "shop is read-only",
+                    _ => "shop is open",
+                };
+                log.lock().expect("lock").push(line);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        Self {
+            port,
+            requests,
+            stop,
+        }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for AppSwitch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn sql_and_http_flags_are_set_read_back_and_undone_without_an_errant_gtid() {
+    let switch = AppSwitch::start();
+    let base = format!("http://127.0.0.1:{}", switch.port);
+    let flags = format!(
+        r#"
+      sql:
+        enable: ["UPDATE app.settings SET value = '1' WHERE name = 'read_only'"]
+        disable: ["UPDATE app.settings SET value = '0' WHERE name = 'read_only'"]
+        verify: {{query: "SELECT value FROM app.settings WHERE name = 'read_only'", expect: "1"}}
+      http:
+        url: {base}/admin/read-only
+        check_url: {base}/status
+        check_contains: read-only
+        undo_url: {base}/admin/read-write
+"#
+    );
+    let setup = Setup::start_edited(
+        ADMIN_PASSWORD,
+        |config| {
+            let anchor = "        content: \"read-only\\n\"\n";
+            assert!(config.contains(anchor), "no flag_file in the example");
+            config.replacen(
+                anchor,
+                &format!("{anchor}{}", flags.trim_start_matches('\n')),
+                1,
+            )
+        },
+        |pair| {
+            pair.primary.must(
+                "CREATE TABLE app.settings (name VARCHAR(32) PRIMARY KEY, value VARCHAR(8));
+                 INSERT INTO app.settings VALUES ('read_only', '0');
+                 GRANT SELECT, UPDATE ON app.* TO 'geofailover'@'%';",
+            );
+            pair.catch_up();
+        },
+    );
+    setup.wait_healthy();
+    let gtid_before = setup.pair.secondary.must("SELECT @@gtid_binlog_pos");
+    let setting = || {
+        setup
+            .pair
+            .secondary
+            .must("SELECT value FROM app.settings WHERE name = 'read_only'")
+    };
+    assert_eq!(setting(), "0");
+
+    setup.primary_web.set_healthy(false);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            a_records(setup.server.addr, "www.example.com.") == [SECONDARY]
+        }),
+        "no failover:\n{}",
+        setup.server.log()
+    );
+    // Both flags set and read back before the answers moved.
+    assert_eq!(setting(), "1");
+    assert_eq!(
+        switch.requests(),
+        ["POST /admin/read-only HTTP/1.1", "GET /status HTTP/1.1"]
+    );
+    let journal = setup.events();
+    let seq = |name: &str| {
+        journal
+            .iter()
+            .find(|e| e["event"] == name)
+            .and_then(|e| e["seq"].as_u64())
+            .unwrap_or_else(|| panic!("no {name} in {journal:?}"))
+    };
+    for step in ["flag_sql", "flag_http_call"] {
+        assert!(seq(step) < seq("answers_switched"), "{step}");
+    }
+    // Run unlogged: the secondary has no transaction of its own.
+    assert_eq!(
+        setup.pair.secondary.must("SELECT @@gtid_binlog_pos"),
+        gtid_before
+    );
+
+    setup.primary_web.set_healthy(true);
+    let ready = wait_until(Duration::from_secs(30), || {
+        let (_, body) = http(
+            "POST",
+            setup.api(),
+            "/api/v1/failback",
+            Some(&setup.token()),
+            r#"{"dry_run": true}"#,
+        );
+        body.contains("\"accepted\":true")
+    });
+    assert!(ready, "{}", setup.status()["failback_prechecks"]);
+    let (code, reply) = http(
+        "POST",
+        setup.api(),
+        "/api/v1/failback",
+        Some(&setup.token()),
+        r#"{"operator": "erin"}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+    // After the TTL wait, both undone.
+    assert!(
+        wait_until(Duration::from_secs(20), || setting() == "0"
+            && switch.requests().len() == 3),
+        "flags not undone: {} {:?}\n{}",
+        setting(),
+        switch.requests(),
+        setup.server.log()
+    );
+    assert_eq!(switch.requests()[2], "POST /admin/read-write HTTP/1.1");
+    let journal = setup.events();
+    for event in ["clear_flag_sql", "clear_flag_http_call", "flag_cleared"] {
+        assert!(
+            journal.iter().any(|e| e["event"] == event),
+            "no {event} in {journal:?}"
+        );
+    }
+    assert_eq!(
+        setup.pair.secondary.must("SELECT @@gtid_binlog_pos"),
+        gtid_before,
+        "the undo wrote a transaction of the secondary's own"
+    );
+}

@@ -444,7 +444,7 @@ impl Controller {
                 epoch,
                 actor: "engine".into(),
                 kind: "action",
-                event: step.step.replace(' ', "_"),
+                event: step.step.replace(' ', "_").to_lowercase(),
                 summary: step.detail.clone(),
                 reasons: Vec::new(),
                 outcome: if step.ok {

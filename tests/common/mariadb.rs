@@ -235,11 +235,24 @@ pub struct Setup {
 
 impl Setup {
     pub fn start(admin_password: &str) -> Self {
+        Self::start_edited(admin_password, |config| config, |_| {})
+    }
+
+    /// Like `start`, with the config text edited by `edit` and `prepare`
+    /// run on the databases before the controller starts.
+    pub fn start_edited(
+        admin_password: &str,
+        edit: impl FnOnce(String) -> String,
+        prepare: impl FnOnce(&Pair),
+    ) -> Self {
         let pair = Pair::start();
+        prepare(&pair);
         let primary_web = StandIn::start(0);
         let secondary_web = StandIn::start(0);
         let dir = tempfile::tempdir().expect("tempdir");
         let config = mysql_config(dir.path(), &pair, primary_web.port, secondary_web.port);
+        let text = std::fs::read_to_string(&config).expect("read config");
+        std::fs::write(&config, edit(text)).expect("write config");
         let server =
             Geofailover::start_with_env(&config, &[("GEOFAILOVER_DB_PASSWORD", admin_password)]);
         Self {
