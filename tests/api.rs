@@ -4,28 +4,19 @@
 
 mod common;
 
-use std::{
-    io::{Read, Write},
-    net::TcpListener,
-    path::Path,
-    process::Command,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{path::Path, process::Command, sync::Arc, time::Duration};
 
-use common::{Geofailover, StandIn, http, status_json, wait_until};
+use common::{Geofailover, StandIn, WebhookSink, http, status_json, wait_until};
 
 /// The example config with stand-in sites, both healthy, and (optionally)
 /// a webhook; waits until both sites count as healthy.
-fn start(dir: &Path, webhook: Option<u16>) -> (Geofailover, StandIn, StandIn) {
+fn start(dir: &Path, webhook: Option<&WebhookSink>) -> (Geofailover, StandIn, StandIn) {
     let primary = StandIn::start(0);
     let secondary = StandIn::start(0);
     let config = Geofailover::example_config(dir, primary.port, secondary.port);
-    if let Some(port) = webhook {
+    if let Some(hook) = webhook {
         let mut text = std::fs::read_to_string(&config).expect("read");
-        text.push_str(&format!(
-            "\nnotify:\n  webhooks:\n    - url: http://127.0.0.1:{port}/hook\n      timeout: 2s\n      retries: 1\n"
-        ));
+        text.push_str(&hook.config());
         std::fs::write(&config, text).expect("write");
     }
     let server = Geofailover::start(&config);
@@ -285,60 +276,26 @@ fn metrics_are_prometheus_text_with_every_family() {
 
 #[test]
 fn a_webhook_hears_of_the_failover_and_of_ready_for_failback() {
-    let hook = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = hook.local_addr().expect("addr").port();
-    let received = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = received.clone();
-    std::thread::spawn(move || {
-        for stream in hook.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-            let mut data = Vec::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stream.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                data.extend_from_slice(&buf[..n]);
-                if String::from_utf8_lossy(&data).contains("\"text\"") {
-                    break;
-                }
-            }
-            sink.lock()
-                .expect("lock")
-                .push(String::from_utf8_lossy(&data).to_string());
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
+    let hook = WebhookSink::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (server, primary, _secondary) = start(dir.path(), Some(port));
+    let (server, primary, _secondary) = start(dir.path(), Some(&hook));
     primary.set_healthy(false);
-    let heard = |what: &str| {
-        wait_until(Duration::from_secs(15), || {
-            received
-                .lock()
-                .expect("lock")
-                .iter()
-                .any(|r| r.contains(what))
-        })
-    };
     assert!(
-        heard("\"event\":\"failed_over\""),
+        hook.heard("\"event\":\"failed_over\""),
         "{:?}\n{}",
-        received.lock().expect("lock"),
+        hook.received(),
         server.log()
     );
     assert!(
-        heard("\"text\":\"geofailover: failover"),
+        hook.heard("\"text\":\"geofailover: failover"),
         "{:?}",
-        received.lock().expect("lock")
+        hook.received()
     );
     primary.set_healthy(true);
     assert!(
-        heard("\"event\":\"ready_for_failback\""),
+        hook.heard("\"event\":\"ready_for_failback\""),
         "{:?}",
-        received.lock().expect("lock")
+        hook.received()
     );
 }
 

@@ -13,7 +13,7 @@ use std::{
 };
 
 use common::{
-    Geofailover, StandIn, a_records, http,
+    Geofailover, StandIn, WebhookSink, a_records, http,
     mariadb::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Pair, Setup, mysql_config},
     status_json, wait_until,
 };
@@ -540,5 +540,57 @@ fn sql_and_http_flags_are_set_read_back_and_undone_without_an_errant_gtid() {
         setup.pair.secondary.must("SELECT @@gtid_binlog_pos"),
         gtid_before,
         "the undo wrote a transaction of the secondary's own"
+    );
+}
+
+#[test]
+fn strict_grants_stop_a_failover_and_the_webhook_hears_why() {
+    let hook = WebhookSink::start();
+    let setup = Setup::start_edited(
+        ADMIN_PASSWORD,
+        |config| {
+            let lenient = "strict_grants: false";
+            assert!(config.contains(lenient), "no strict_grants in the example");
+            config.replacen(lenient, "strict_grants: true", 1) + &hook.config()
+        },
+        // The application's account could write despite read_only.
+        |pair| {
+            pair.primary
+                .must(&format!("GRANT READ_ONLY ADMIN ON *.* TO '{APP_USER}'@'%'"));
+            pair.catch_up();
+        },
+    );
+    setup.wait_healthy();
+    setup.primary_web.set_healthy(false);
+    assert!(
+        hook.heard("\"event\":\"action_failed\""),
+        "{:?}\n{}",
+        hook.received(),
+        setup.server.log()
+    );
+    let message = hook
+        .received()
+        .into_iter()
+        .find(|r| r.contains("action_failed"))
+        .unwrap_or_default();
+    assert!(
+        message.contains("strict_grants") && message.contains("app@%"),
+        "{message}"
+    );
+    assert!(message.contains("DNS stays on primary"), "{message}");
+    assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+    assert_eq!(setup.status()["active_role"], "primary");
+    assert!(!setup.flag().exists(), "the flag was set");
+    let journal = setup.events();
+    let audit = journal
+        .iter()
+        .find(|e| e["event"] == "grant_audit")
+        .expect("a grant audit");
+    assert!(
+        audit["outcome"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("failed"),
+        "{audit}"
     );
 }

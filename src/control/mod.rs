@@ -339,6 +339,22 @@ impl Controller {
                 outcome: outcome.into(),
             });
         }
+        if decision.event == Event::FailoverAborted {
+            // The primary is down and traffic could not move: the operator
+            // must hear of it.
+            let active = self
+                .failing
+                .as_ref()
+                .map(|f| f.config.site(f.engine.persisted().active).name.clone());
+            self.notifier.send(Notification {
+                event: "action_failed".into(),
+                epoch: decision.epoch,
+                active,
+                summary: decision.summary.clone(),
+                time: crate::engine::utc(now),
+                text: format!("geofailover: {}", decision.summary),
+            });
+        }
         for action in &decision.actions {
             match action {
                 Action::PrepareReadOnly { site, epoch } => {

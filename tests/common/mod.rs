@@ -491,6 +491,65 @@ impl Drop for StandIn {
     }
 }
 
+/// A webhook receiver on a loopback port: keeps every request it gets
+/// and answers 200.
+pub struct WebhookSink {
+    pub port: u16,
+    received: Arc<Mutex<Vec<String>>>,
+}
+
+impl WebhookSink {
+    pub fn start() -> Self {
+        let hook = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = hook.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            for stream in hook.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    if String::from_utf8_lossy(&data).contains("\"text\"") {
+                        break;
+                    }
+                }
+                sink.lock()
+                    .expect("lock")
+                    .push(String::from_utf8_lossy(&data).to_string());
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Self { port, received }
+    }
+
+    /// The config lines that send notifications here.
+    pub fn config(&self) -> String {
+        format!(
+            "\nnotify:\n  webhooks:\n    - url: http://127.0.0.1:{}/hook\n      timeout: 2s\n      retries: 1\n",
+            self.port
+        )
+    }
+
+    pub fn received(&self) -> Vec<String> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Waits up to 15 s for a request containing `what`.
+    pub fn heard(&self, what: &str) -> bool {
+        wait_until(Duration::from_secs(15), || {
+            self.received().iter().any(|r| r.contains(what))
+        })
+    }
+}
+
 /// The A records for `name` over UDP.
 pub fn a_records(addr: SocketAddr, name: &str) -> Vec<String> {
     let query = query_message(&Name::from_ascii(name).expect("name"), RecordType::A, false);
