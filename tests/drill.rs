@@ -1,7 +1,8 @@
 //! Drills end to end: two real MariaDB servers, stand-in web sites, the
 //! real binary running config/example-mysql.yaml. A passing drill, one
-//! whose secondary fails during the hold, a dry run, a refused one, and one
-//! whose controller is killed mid-hold.
+//! whose secondary fails during the hold, a dry run, refused ones (paused,
+//! in cooldown), the zones' NS as the default nameservers, and one whose
+//! controller is killed mid-hold.
 
 mod common;
 
@@ -297,4 +298,88 @@ fn sigterm_mid_drill_fails_back_before_the_controller_stops() {
         Geofailover::start_with_env(&config, &[("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD)]);
     assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
     assert!(setup.status()["drill"].is_null());
+}
+
+#[test]
+fn without_listed_nameservers_the_zones_ns_are_verified_and_a_cooldown_refuses_drills() {
+    let setup = Setup::start_edited(
+        ADMIN_PASSWORD,
+        |config| {
+            let kept: Vec<&str> = config
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("nameservers:"))
+                .collect();
+            assert!(kept.len() < config.lines().count(), "no drill nameservers");
+            kept.join("\n") + "\n"
+        },
+        |_| {},
+    );
+    setup.wait_healthy();
+    let dry_run = || {
+        let (code, reply) = http(
+            "POST",
+            setup.api(),
+            "/api/v1/drill",
+            Some(&setup.token()),
+            r#"{"dry_run": true}"#,
+        );
+        assert_eq!(code, 200, "{reply}");
+        let plan: serde_json::Value = serde_json::from_str(&reply).expect("json");
+        plan["prechecks"]
+            .as_array()
+            .expect("prechecks")
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or("").to_string(),
+                    (
+                        p["ok"] == true,
+                        p["detail"].as_str().unwrap_or("").to_string(),
+                    ),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    // example.com's NS records, ns1 (A and AAAA) and ns2, at port 53.
+    assert_eq!(
+        dry_run()["nameservers to verify"],
+        (
+            true,
+            "192.0.2.53:53, [2001:db8::53]:53, 198.51.100.53:53".to_string()
+        )
+    );
+    assert_eq!(dry_run()["no cooldown"], (true, "none".to_string()));
+
+    // An automatic failover and a fail-back: the cooldown (1 h) follows.
+    setup.primary_web.set_healthy(false);
+    let moved = wait_until(Duration::from_secs(20), || {
+        a_records(setup.server.addr, "www.example.com.") != [PRIMARY]
+    });
+    assert!(moved, "no failover:\n{}", setup.server.log());
+    setup.primary_web.set_healthy(true);
+    let back = wait_until(Duration::from_secs(30), || {
+        let (code, _) = http(
+            "POST",
+            setup.api(),
+            "/api/v1/failback",
+            Some(&setup.token()),
+            r#"{"operator": "erin"}"#,
+        );
+        code == 200
+    });
+    assert!(back, "{}", setup.status());
+    let (ok, detail) = dry_run()["no cooldown"].clone();
+    assert!(!ok && detail.starts_with("cooldown until "), "{detail}");
+    let (code, reply) = http(
+        "POST",
+        setup.api(),
+        "/api/v1/drill",
+        Some(&setup.token()),
+        "{}",
+    );
+    assert_eq!(code, 409, "{reply}");
+    assert!(
+        reply.contains("drill refused: no cooldown: cooldown until"),
+        "{reply}"
+    );
 }
