@@ -19,7 +19,7 @@ use std::{
 
 use hickory_proto::op::ResponseCode;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
-use tracing::debug;
+use tracing::{debug, error};
 
 use super::{ResponseCounters, SharedTable, fast};
 
@@ -67,7 +67,18 @@ pub fn spawn(
     let stop = Arc::new(AtomicBool::new(false));
     let thread = std::thread::Builder::new().name("dns-udp".into()).spawn({
         let stop = stop.clone();
-        move || serve(&socket, &table, &counters, fast_path, &stop)
+        move || {
+            // A panic answering one datagram must not end UDP service:
+            // the loop starts again (the datagrams of that batch are lost).
+            while !stop.load(Ordering::Relaxed) {
+                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    serve(&socket, &table, &counters, fast_path, &stop)
+                }));
+                if served.is_err() {
+                    error!("the UDP loop panicked; it starts again");
+                }
+            }
+        }
     })?;
     Ok(UdpLoop { stop, thread })
 }
