@@ -53,6 +53,58 @@ impl UdpLoop {
     }
 }
 
+/// Sets an integer socket option.
+fn set_int_option(socket: &UdpSocket, level: i32, name: i32, value: i32) -> io::Result<()> {
+    use nix::libc;
+    // SAFETY: a socket descriptor we own, a pointer to a c_int that lives
+    // across the call, and that c_int's size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Turns path MTU discovery off for answers (IP_PMTUDISC_OMIT, as gdnsd
+/// does): the kernel neither sets DF nor believes ICMP "fragmentation
+/// needed", so a forged one cannot make us fragment answers, which are at
+/// most 1232 bytes anyway.
+fn omit_path_mtu_discovery(socket: &UdpSocket) -> io::Result<()> {
+    use nix::libc;
+    if socket.local_addr()?.is_ipv6() {
+        set_int_option(
+            socket,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_OMIT,
+        )?;
+        // A dual-stack socket also sends IPv4; a v6-only one refuses this.
+        let _ = set_int_option(
+            socket,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_OMIT,
+        );
+        Ok(())
+    } else {
+        set_int_option(
+            socket,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_OMIT,
+        )
+    }
+}
+
 /// Starts answering on `socket` in a thread of its own.
 pub fn spawn(
     socket: UdpSocket,
@@ -60,6 +112,7 @@ pub fn spawn(
     counters: Arc<ResponseCounters>,
     fast_path: bool,
 ) -> io::Result<UdpLoop> {
+    omit_path_mtu_discovery(&socket)?;
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(STOP_CHECK))?;
     // A full send buffer drops the reply rather than stalling the loop.
@@ -202,6 +255,48 @@ fn serve(
         }
         for rcode in &rcodes[..sent.min(rcodes.len())] {
             counters.count(*rcode);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int_option(socket: &UdpSocket, level: i32, name: i32) -> i32 {
+        use nix::libc;
+        let mut value: libc::c_int = -1;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: as in set_int_option, with a writable c_int and its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&raw mut value).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn answers_go_out_without_path_mtu_discovery() {
+        use nix::libc;
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        omit_path_mtu_discovery(&v4).unwrap();
+        assert_eq!(
+            int_option(&v4, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+            libc::IP_PMTUDISC_OMIT
+        );
+        // IPv6 where the machine has it.
+        if let Ok(v6) = UdpSocket::bind("[::1]:0") {
+            omit_path_mtu_discovery(&v6).unwrap();
+            assert_eq!(
+                int_option(&v6, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
+                libc::IPV6_PMTUDISC_OMIT
+            );
         }
     }
 }
