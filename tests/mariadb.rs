@@ -350,6 +350,34 @@ fn read_only_that_cannot_be_set_keeps_dns_on_the_primary_and_says_why() {
     // Still down a few seconds later, still on the primary.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(a_records(server.addr, "www.example.com."), [PRIMARY]);
+
+    // The operator moves traffic anyway, knowingly.
+    let (code, reply) = http(
+        "POST",
+        api,
+        "/api/v1/failover",
+        Some(&Geofailover::token(dir.path())),
+        r#"{"reason": "primary down, read-only impossible", "operator": "dana", "force": true}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            a_records(server.addr, "www.example.com.") == [SECONDARY]
+        }),
+        "{}",
+        server.log()
+    );
+    let (_, events) = http("GET", api, "/api/v1/events?since=0", None, "");
+    assert!(
+        events.contains("read-only NOT verified") && events.contains("forced"),
+        "{events}"
+    );
+    assert!(
+        !events.contains("not-the-admin-password"),
+        "the password reached the journal"
+    );
+    // Nothing pretends the database is read-only.
+    assert_eq!(pair.secondary.must("SELECT @@read_only"), "0");
 }
 
 /// The application's own read-only switch, as an HTTP admin endpoint:
