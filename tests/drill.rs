@@ -6,7 +6,10 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use common::{
     Geofailover, a_records, http,
@@ -382,4 +385,66 @@ fn without_listed_nameservers_the_zones_ns_are_verified_and_a_cooldown_refuses_d
         reply.contains("drill refused: no cooldown: cooldown until"),
         "{reply}"
     );
+}
+
+#[test]
+fn ctrl_c_in_the_drill_command_aborts_the_drill_and_fails_back() {
+    let setup = Setup::start(ADMIN_PASSWORD);
+    setup.wait_healthy();
+    let config = setup.dir.path().join("example-mysql.yaml");
+    let url = format!("http://{}", setup.api());
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_geofailover"))
+        .args(["drill", "--hold", "60s", "--config"])
+        .arg(&config)
+        .args(["--url", &url])
+        .env("USER", "frank")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the CLI");
+    let holding = wait_until(Duration::from_secs(60), || {
+        let switched = setup.status()["drill"]
+            .as_str()
+            .unwrap_or("")
+            .contains("switched");
+        switched || cli.try_wait().expect("wait").is_some()
+    });
+    assert!(holding, "{}", setup.server.log());
+    if cli.try_wait().expect("wait").is_some() {
+        let out = cli.wait_with_output().expect("output");
+        panic!(
+            "the CLI ended before ctrl-c:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &cli.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    let ended = wait_until(Duration::from_secs(60), || {
+        cli.try_wait().expect("wait").is_some()
+    });
+    if !ended {
+        let _ = cli.kill();
+    }
+    let out = cli.wait_with_output().expect("output");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(ended, "the CLI did not end:\n{stdout}\n{stderr}");
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("aborting the drill"), "{stdout}\n{stderr}");
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("drill ")?.split(" started").next())
+        .expect("the drill's id")
+        .to_string();
+    let report = report(&setup, &id, Duration::from_secs(30));
+    assert_eq!(report["result"], "aborted", "{report:#}");
+    assert!(step_names(&report).iter().any(|n| n == "fail back"));
+    assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+    assert!(stdout.contains("aborted"), "no report printed:\n{stdout}");
 }

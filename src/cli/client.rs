@@ -43,12 +43,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 impl Client {
     fn new(target: &Target) -> Result<Self, Failure> {
-        let config = if target.url.is_none() || target.token_file.is_none() {
-            Some(Config::load(&target.config).map_err(|e| Failure::Config(e.to_string()))?)
+        let http_config = if target.url.is_none() || target.token_file.is_none() {
+            Config::load_http(&target.config).map_err(|e| Failure::Config(e.to_string()))?
         } else {
             None
         };
-        let http_config = config.as_ref().and_then(|c| c.http.clone());
         let base = match (&target.url, &http_config) {
             (Some(url), _) => url.trim_end_matches('/').to_string(),
             (None, Some(http)) => format!("http://{}", http.listen),
@@ -427,19 +426,22 @@ pub fn drill(
     };
     println!("drill {id} started; ctrl-c aborts it and fails back");
     let report = rt.block_on(async {
-        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .context("cannot watch ctrl-c")?;
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("cannot watch ctrl-c")?;
         let mut aborted = false;
         loop {
             tokio::select! {
                 _ = interrupt.recv(), if !aborted => {
                     aborted = true;
                     eprintln!("aborting the drill: the controller fails back");
-                                        let _ = client.post::<serde_json::Value>("drill/abort", json!({"operator": operator()})).await;
+                    let abort = json!({"operator": operator()});
+                    let _ = client.post::<serde_json::Value>("drill/abort", abort).await;
                 }
                 _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
                     let status = client.status().await?;
-                                        if status.drill.is_none() && status.last_drill.is_some_and(|l| l.id == id) {
+                    let ended = status.last_drill.is_some_and(|l| l.id == id);
+                    if status.drill.is_none() && ended {
                         return client.last_drill().await;
                     }
                 }

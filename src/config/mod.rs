@@ -117,17 +117,56 @@ pub struct ConfigError {
     pub message: String,
 }
 
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        location: Location {
+            file: path.to_path_buf(),
+            line: None,
+        },
+        message: format!("cannot read the configuration: {e}"),
+    })
+}
+
+/// The state folder and the HTTP server's settings, paths made relative
+/// to the configuration's folder `base`.
+fn http_section(
+    base: &Path,
+    state_dir: Option<&str>,
+    http: Option<raw::RawHttpServer>,
+) -> (PathBuf, Option<HttpConfig>) {
+    let state_dir = base.join(state_dir.unwrap_or("state"));
+    let http = http.map(|h| HttpConfig {
+        listen: h.listen,
+        token_file: h
+            .token_file
+            .map(|f| base.join(f))
+            .unwrap_or_else(|| state_dir.join("api.token")),
+        protect_reads: h.protect_reads.unwrap_or(false),
+    });
+    (state_dir, http)
+}
+
 impl Config {
     /// Reads and validates the configuration at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        Self::parse(path, &read(path)?)
+    }
+
+    /// Only what a client of the API needs from the configuration at
+    /// `path`: its `http` section. The rest is parsed (an unknown key is
+    /// still an error) but not validated, so secrets the controller needs,
+    /// such as database passwords, need not be at hand.
+    pub fn load_http(path: &Path) -> Result<Option<HttpConfig>, ConfigError> {
+        let text = read(path)?;
+        let raw: RawConfig = serde_yaml::from_str(&text).map_err(|e| ConfigError {
             location: Location {
                 file: path.to_path_buf(),
-                line: None,
+                line: e.location().map(|l| l.line()),
             },
-            message: format!("cannot read the configuration: {e}"),
+            message: yaml_message(&e),
         })?;
-        Self::parse(path, &text)
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(http_section(base, raw.state_dir.as_deref(), raw.http).1)
     }
 
     /// Validates configuration text that was read from `path`.
@@ -232,15 +271,7 @@ impl Config {
             }
         }
 
-        let state_dir = base.join(raw.state_dir.as_deref().unwrap_or("state"));
-        let http = raw.http.map(|h| HttpConfig {
-            listen: h.listen,
-            token_file: h
-                .token_file
-                .map(|f| base.join(f))
-                .unwrap_or_else(|| state_dir.join("api.token")),
-            protect_reads: h.protect_reads.unwrap_or(false),
-        });
+        let (state_dir, http) = http_section(base, raw.state_dir.as_deref(), raw.http);
         let mut webhooks = Vec::new();
         for hook in raw.notify.map(|n| n.webhooks).unwrap_or_default() {
             let line = line_of(text, &hook.url);
@@ -326,6 +357,30 @@ mod tests {
     }
 
     const GOOD: &str = "dns:\n  listen:\n    - 127.0.0.1:5353\nzones:\n  - name: example.com\n    file: ../zones/example.com.zone\n";
+
+    #[test]
+    fn a_client_reads_the_http_section_without_the_controllers_secrets() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-mysql.yaml");
+        // The database password's variable is deliberately not set here.
+        let text = std::fs::read_to_string(&example)
+            .unwrap()
+            .replace("GEOFAILOVER_DB_PASSWORD", "GEOFAILOVER_UNSET_IN_THIS_TEST");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let full = Config::load(&path).unwrap_err();
+        assert!(
+            full.message.contains("GEOFAILOVER_UNSET_IN_THIS_TEST"),
+            "{full}"
+        );
+        let http = Config::load_http(&path).unwrap().expect("an http section");
+        assert_eq!(http.listen, "127.0.0.1:8053".parse().unwrap());
+        assert_eq!(http.token_file, dir.path().join("../state/api.token"));
+        // Still a YAML error with its line for a broken file.
+        std::fs::write(&path, "http: [\n").unwrap();
+        let broken = Config::load_http(&path).unwrap_err();
+        assert!(broken.location.line.is_some(), "{broken}");
+    }
 
     #[test]
     fn good_config_resolves_zone_paths_against_the_config_folder() {
