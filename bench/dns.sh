@@ -7,9 +7,10 @@
 # its UDP worker to core 0 itself) with one query mix (mostly the failover
 # record, some static names and types, about 5 % NXDOMAIN), UDP and TCP.
 # All servers run at once and are measured in turn, round after round
-# (3 by default), the median of the rounds kept. Prints qps, queries per
-# server-CPU-second, average latency, server RSS, and geofailover's ratio
-# to each; then geofailover on the failover record alone against a static
+# (3 by default); of each server's runs, the one with the median queries
+# per server-CPU-second is kept. Prints its qps, queries per
+# server-CPU-second and average latency, the server's RSS after all rounds,
+# and geofailover's ratio to each; then geofailover on the failover record alone against a static
 # name alone. Stops everything it started.
 #   usage: bench/dns.sh [SECONDS_PER_RUN] [ROUNDS]
 set -euo pipefail
@@ -270,6 +271,8 @@ def measure(p, port, mode, queries="queries"):
         if not off_core(p):
             break
         print(f"  a thread left core 1 during the run: measured again", flush=True)
+    else:
+        sys.exit(f"threads of {p.pid} keep leaving core 1: no fair figure")
     per_cpu = qps * wall / cpu if cpu > 0 else float("nan")
     return (qps, per_cpu, lat, lost)
 

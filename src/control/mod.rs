@@ -136,6 +136,9 @@ struct Failing {
     failovers_total: u64,
     /// Whether "ready for fail-back" was last announced.
     ready_announced: bool,
+    /// The webhooks heard of a stopped failover in this outage: retries
+    /// (every 30 s) that stop the same way are not announced again.
+    abort_announced: bool,
     /// The last replication observation, with its time.
     observed: Option<(u64, Observed)>,
     scheduled_clears: Vec<ScheduledClear>,
@@ -222,6 +225,7 @@ impl Controller {
                     latencies,
                     failovers_total: 0,
                     ready_announced: false,
+                    abort_announced: false,
                     observed: None,
                     scheduled_clears,
                     ttl_override,
@@ -339,13 +343,17 @@ impl Controller {
                 outcome: outcome.into(),
             });
         }
-        if decision.event == Event::FailoverAborted {
+        let failing = self.failing.as_mut()?;
+        if failing.engine.site_health(Role::Primary) != crate::engine::SiteHealth::Down
+            || failing.engine.persisted().active != Role::Primary
+        {
+            failing.abort_announced = false;
+        }
+        if decision.event == Event::FailoverAborted && !failing.abort_announced {
             // The primary is down and traffic could not move: the operator
-            // must hear of it.
-            let active = self
-                .failing
-                .as_ref()
-                .map(|f| f.config.site(f.engine.persisted().active).name.clone());
+            // must hear of it, once per outage.
+            failing.abort_announced = true;
+            let active = Some(failing.config.site(Role::Primary).name.clone());
             self.notifier.send(Notification {
                 event: "action_failed".into(),
                 epoch: decision.epoch,

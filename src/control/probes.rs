@@ -44,7 +44,8 @@ pub fn spawn_probes(
             let offset = jitter(seed, n as u64, interval);
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval_at(base + offset, interval);
-                // A late tick is skipped, keeping the check on its slot.
+                // After a late tick (a probe that ran long), the next ones return
+                // to the check's slot.
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     ticks.tick().await;

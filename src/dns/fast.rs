@@ -7,11 +7,16 @@
 //! answer's owner name (written out in full there; later names that share
 //! it point at it, so they follow the question's case too, as with Knot).
 //! A plain query for anything else (a missing name, a wildcard match, a
-//! name outside our zones) is answered the general way once and then
-//! kept, per UDP loop, as if precomputed (`Recent`). Queries that are not
-//! plain always go the general way.
+//! name outside our zones) is answered the general way until it is seen a
+//! second time, then kept, per UDP loop, as if precomputed (`Recent`).
+//! Queries that are not plain always go the general way.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+    net::SocketAddr,
+    sync::{Arc, Weak},
+};
 
 use rustc_hash::FxHashMap;
 
@@ -198,17 +203,38 @@ impl FastAnswers {
 
 /// How many learned answers a UDP loop keeps before starting afresh.
 const RECENT_MAX: usize = 2048;
+/// Slots of the "seen once" filter: a name is learned on its second sight.
+const SEEN_SLOTS: usize = 4096;
 
 /// The plain queries the precomputed set does not hold (missing names,
-/// wildcard matches, names outside our zones), answered the general way
-/// on first sight and then, like the precomputed ones, by copying and
-/// patching. One per UDP loop, so no lock; emptied whenever the served
-/// table changes (reload, failover) and when it is full.
-#[derive(Default)]
+/// wildcard matches, names outside our zones): answered the general way
+/// on first sight, learned on the second and from then on answered, like
+/// the precomputed ones, by copying and patching. A flood of names never
+/// asked twice (random subdomains) costs one hash each beyond the general
+/// path. The names are the sender's choice, so the hashing is keyed
+/// (std's random SipHash). One per UDP loop, so no lock; emptied whenever
+/// the served table changes (reload, failover) and when it is full.
 pub struct Recent {
-    served: Option<Arc<Served>>,
-    map: FxHashMap<Box<[u8]>, Template>,
+    /// The table the learned answers came from. A `Weak` keeps its
+    /// allocation, so a new table can never reuse the address, but not
+    /// its contents.
+    served: Weak<Served>,
+    map: HashMap<Box<[u8]>, Template>,
+    hasher: RandomState,
+    seen: Box<[u64]>,
     scratch: Vec<u8>,
+}
+
+impl Default for Recent {
+    fn default() -> Self {
+        Self {
+            served: Weak::new(),
+            map: HashMap::default(),
+            hasher: RandomState::new(),
+            seen: vec![0; SEEN_SLOTS].into_boxed_slice(),
+            scratch: Vec::new(),
+        }
+    }
 }
 
 impl Recent {
@@ -226,25 +252,37 @@ impl Recent {
         if let Some(template) = served.fast.map.get(key) {
             return template.fill(packet, &query, out);
         }
-        // Holding the Arc (not its address) keeps a freed table's address
-        // from ever matching a new one.
-        if !self.served.as_ref().is_some_and(|s| Arc::ptr_eq(s, served)) {
+        if !std::ptr::eq(self.served.as_ptr(), Arc::as_ptr(served)) {
             self.map.clear();
-            self.served = Some(served.clone());
+            self.seen.fill(0);
+            self.served = Arc::downgrade(served);
         }
-        if !self.map.contains_key(key) {
-            if self.map.len() >= RECENT_MAX {
-                self.map.clear();
-            }
-            let (name, rest) = key.split_at(key.len() - 3);
-            let name = Name::read(&mut BinDecoder::new(name)).ok()?;
-            let rtype = RecordType::from(u16::from_be_bytes([rest[0], rest[1]]));
-            let (learned, template) =
-                Template::make(&served.table, &name, rtype, rest[2] == 1, &mut self.scratch)?;
-            debug_assert_eq!(learned.as_slice(), key);
-            self.map.insert(key.into(), template);
+        if let Some(template) = self.map.get(key) {
+            return template.fill(packet, &query, out);
         }
-        self.map.get(key)?.fill(packet, &query, out)
+        // First sight: remember it and go the general way.
+        let hash = self.hasher.hash_one(key) | 1;
+        let slot = &mut self.seen[hash as usize % SEEN_SLOTS];
+        if *slot != hash {
+            *slot = hash;
+            return None;
+        }
+        if self.map.len() >= RECENT_MAX {
+            self.map.clear();
+        }
+        let (name, rest) = key.split_at(key.len() - 3);
+        let name = Name::read(&mut BinDecoder::new(name)).ok()?;
+        let rtype = RecordType::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let (learned, template) =
+            Template::make(&served.table, &name, rtype, rest[2] == 1, &mut self.scratch)?;
+        if learned.as_slice() != key {
+            // Not the query it was asked for (a name that does not come
+            // back the same way): never kept.
+            return None;
+        }
+        let answered = template.fill(packet, &query, out);
+        self.map.insert(key.into(), template);
+        answered
     }
 }
 
@@ -426,7 +464,9 @@ mod tests {
                     served.fast.answer(&packet, &mut learned).is_none(),
                     "{name}"
                 );
-                // First sight (learned now) and second (from the memo).
+                // First sight: the general way.
+                assert_eq!(recent.answer(&served, &packet, &mut learned), None);
+                // Second (learned now) and third (from the memo).
                 for _ in 0..2 {
                     let hit = recent.answer(&served, &packet, &mut learned);
                     let rcode = super::general(&served, &packet, src, &mut general);
@@ -449,10 +489,18 @@ mod tests {
         // Another table: nothing learned from the old one is used.
         let empty = Arc::new(Served::default());
         let packet = query("nope.example.com.", RecordType::A, false);
+        assert_eq!(recent.answer(&empty, &packet, &mut learned), None);
         assert_eq!(
             recent.answer(&empty, &packet, &mut learned),
             Some(ResponseCode::Refused)
         );
+        assert_eq!(recent.map.len(), 1);
+
+        // Names asked once each are never learned.
+        for i in 0..1000 {
+            let packet = query(&format!("once{i}.example.com."), RecordType::A, false);
+            assert_eq!(recent.answer(&empty, &packet, &mut learned), None);
+        }
         assert_eq!(recent.map.len(), 1);
     }
 

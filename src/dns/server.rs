@@ -84,6 +84,9 @@ impl DnsServer {
 
     /// Stops accepting queries and waits for those in flight.
     pub async fn shutdown(mut self) -> io::Result<()> {
+        for udp in &self.udp {
+            udp.signal_stop();
+        }
         for udp in self.udp.drain(..) {
             udp.stop().await;
         }

@@ -19,7 +19,7 @@ use std::{
 
 use hickory_proto::op::ResponseCode;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use super::{ResponseCounters, SharedTable, fast};
 
@@ -38,18 +38,31 @@ fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-/// A running UDP loop; `stop` ends it within `STOP_CHECK`.
+/// A running UDP loop; `stop` (or dropping it) ends it within
+/// `STOP_CHECK`.
 pub struct UdpLoop {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl UdpLoop {
-    /// Asks the loop to end and waits for it (off the async runtime).
-    pub async fn stop(self) {
+    /// Asks the loop to end, without waiting.
+    pub fn signal_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
-        let thread = self.thread;
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+
+    /// Asks the loop to end and waits for it (off the async runtime).
+    pub async fn stop(mut self) {
+        self.signal_stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Drop for UdpLoop {
+    fn drop(&mut self) {
+        self.signal_stop();
     }
 }
 
@@ -112,11 +125,12 @@ pub fn spawn(
     counters: Arc<ResponseCounters>,
     fast_path: bool,
 ) -> io::Result<UdpLoop> {
-    omit_path_mtu_discovery(&socket)?;
+    if let Err(e) = omit_path_mtu_discovery(&socket) {
+        // Some kernels and sandboxes lack the option: answers still go out.
+        warn!("cannot turn path MTU discovery off for UDP answers: {e}");
+    }
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(STOP_CHECK))?;
-    // A full send buffer drops the reply rather than stalling the loop.
-    socket.set_write_timeout(Some(STOP_CHECK))?;
     let stop = Arc::new(AtomicBool::new(false));
     let thread = std::thread::Builder::new().name("dns-udp".into()).spawn({
         let stop = stop.clone();
@@ -133,7 +147,10 @@ pub fn spawn(
             }
         }
     })?;
-    Ok(UdpLoop { stop, thread })
+    Ok(UdpLoop {
+        stop,
+        thread: Some(thread),
+    })
 }
 
 fn serve(
@@ -146,7 +163,10 @@ fn serve(
     let fd = socket.as_raw_fd();
     let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
-    let mut received: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    // Per datagram received: its buffer's index, length and sender.
+    let mut received: Vec<(usize, usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    // Per reply, in sending order: the buffer index, address, rcode.
+    let mut answered: Vec<usize> = Vec::with_capacity(BATCH);
     let mut to: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
     let mut rcodes: Vec<ResponseCode> = Vec::with_capacity(BATCH);
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
@@ -173,9 +193,9 @@ fn serve(
                 None,
             ) {
                 Ok(results) => {
-                    for msg in results {
+                    for (i, msg) in results.enumerate() {
                         if let Some(addr) = msg.address {
-                            received.push((msg.bytes, addr));
+                            received.push((i, msg.bytes, addr));
                         }
                     }
                 }
@@ -189,15 +209,15 @@ fn serve(
                 }
             }
         }
-        // Answer each; a datagram left unanswered gets an empty slot.
         let served = table.load();
+        answered.clear();
         to.clear();
         rcodes.clear();
-        for (i, (len, addr)) in received.iter().enumerate() {
-            let packet = &bufs[i][..*len];
+        for &(i, len, addr) in &received {
+            let packet = &bufs[i][..len];
             let out = &mut outs[i];
             out.clear();
-            let Some(src) = to_std(addr).filter(|a| a.port() != 0) else {
+            let Some(src) = to_std(&addr).filter(|a| a.port() != 0) else {
                 continue;
             };
             let fast = if fast_path {
@@ -205,26 +225,26 @@ fn serve(
             } else {
                 None
             };
-            if let Some(rcode) = fast.or_else(|| fast::general(&served, packet, src, out)) {
-                to.push(Some(*addr));
-                rcodes.push(rcode);
-            } else {
-                out.clear();
+            match fast.or_else(|| fast::general(&served, packet, src, out)) {
+                Some(rcode) if !out.is_empty() => {
+                    answered.push(i);
+                    to.push(Some(addr));
+                    rcodes.push(rcode);
+                }
+                _ => {}
             }
         }
         drop(served);
-        if to.is_empty() {
+        if answered.is_empty() {
             continue;
         }
-        // Replies in the order of `to`: the non-empty outs.
         let mut replies: [[IoSlice<'_>; 1]; BATCH] = [[IoSlice::new(&[])]; BATCH];
-        for (slot, out) in replies
-            .iter_mut()
-            .zip(outs[..received.len()].iter().filter(|o| !o.is_empty()))
-        {
-            *slot = [IoSlice::new(out)];
+        for (slot, &i) in replies.iter_mut().zip(&answered) {
+            *slot = [IoSlice::new(&outs[i])];
         }
-        let replies = &replies[..to.len()];
+        let replies = &replies[..answered.len()];
+        // Never waits: with the send buffer full, a reply is dropped, as
+        // the network may drop it anyway, and the loop goes on receiving.
         let mut sent = 0;
         while sent < replies.len() {
             match sendmmsg(
@@ -233,12 +253,15 @@ fn serve(
                 &replies[sent..],
                 &to[sent..],
                 [],
-                MsgFlags::empty(),
+                MsgFlags::MSG_DONTWAIT,
             ) {
                 Ok(results) => {
                     let n = results.count();
                     if n == 0 {
                         break;
+                    }
+                    for rcode in &rcodes[sent..sent + n] {
+                        counters.count(*rcode);
                     }
                     sent += n;
                 }
@@ -246,15 +269,11 @@ fn serve(
                     let e = io::Error::from(e);
                     if e.kind() != ErrorKind::Interrupted {
                         debug!("udp send: {e}");
-                        // Skip the reply that failed (or timed out), keep
-                        // the rest.
+                        // Skip the reply that failed, keep the rest.
                         sent += 1;
                     }
                 }
             }
-        }
-        for rcode in &rcodes[..sent.min(rcodes.len())] {
-            counters.count(*rcode);
         }
     }
 }
