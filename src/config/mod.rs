@@ -199,6 +199,14 @@ impl Config {
                     ),
                 )
             })?;
+            if parsed.ip().is_unspecified() {
+                return Err(at(
+                    line_of(text, addr),
+                    format!(
+                        "dns.listen: `{addr}` is a wildcard address: on a host with several addresses a UDP answer could leave from another one than the query reached, and be dropped; list each address to serve on, such as 203.0.113.53:53"
+                    ),
+                ));
+            }
             if listen.contains(&parsed) {
                 return Err(at(
                     line_of(text, addr),
@@ -380,6 +388,16 @@ mod tests {
         std::fs::write(&path, "http: [\n").unwrap();
         let broken = Config::load_http(&path).unwrap_err();
         assert!(broken.location.line.is_some(), "{broken}");
+    }
+
+    #[test]
+    fn a_wildcard_listen_address_is_refused_with_its_line() {
+        for wildcard in ["0.0.0.0:53", "\"[::]:53\""] {
+            let text = GOOD.replace("127.0.0.1:5353", wildcard);
+            let error = parse(&text).unwrap_err();
+            assert_eq!(error.location.line, Some(3), "{error}");
+            assert!(error.message.contains("wildcard"), "{error}");
+        }
     }
 
     #[test]
