@@ -306,3 +306,74 @@ fn sighup_swaps_in_a_good_zone_and_keeps_the_old_one_when_the_new_is_broken() {
     );
     assert_eq!(mail(server.addr), ["192.0.2.99"]);
 }
+
+#[test]
+fn ipv6_and_ipv4_listeners_answer_alike() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback on this machine: nothing to test");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Geofailover::example_config(dir.path(), free_port(), free_port());
+    let text = std::fs::read_to_string(&config).expect("read");
+    let text = text.replacen(
+        "    - 127.0.0.1:0\n",
+        "    - 127.0.0.1:0\n    - \"[::1]:0\"\n",
+        1,
+    );
+    assert!(text.contains("[::1]:0"), "no dns.listen to extend");
+    std::fs::write(&config, text).expect("write");
+    let server = Geofailover::start(&config);
+    let v6: SocketAddr = wait_for_listener(&server, |a| a.is_ipv6());
+    for addr in [server.addr, v6] {
+        for transport in ["+notcp", "+tcp"] {
+            for (query, want) in [
+                ("www.example.com", "192.0.2.10"),
+                ("mail.example.com", "192.0.2.25"),
+            ] {
+                let out = Command::new("dig")
+                    .arg(format!("@{}", addr.ip()))
+                    .args(["-p", &addr.port().to_string(), "+short", "+time=2"])
+                    .args([transport, query, "A"])
+                    .output()
+                    .expect("dig");
+                let got = String::from_utf8_lossy(&out.stdout);
+                assert_eq!(got.trim(), want, "{query} at {addr} {transport}");
+            }
+        }
+        // A missing name, asked twice (the second from the learned answer).
+        for _ in 0..2 {
+            let out = Command::new("dig")
+                .arg(format!("@{}", addr.ip()))
+                .args(["-p", &addr.port().to_string(), "+time=2"])
+                .args(["nope.example.com", "A"])
+                .output()
+                .expect("dig");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("status: NXDOMAIN"),
+                "at {addr}"
+            );
+        }
+    }
+}
+
+/// The address of the listener `which` picks, from the log (waited for:
+/// the lines come one after another).
+fn wait_for_listener(server: &Geofailover, which: impl Fn(&SocketAddr) -> bool) -> SocketAddr {
+    let find = || {
+        server
+            .log()
+            .lines()
+            .filter_map(|line| {
+                let rest = line.split("listening on ").nth(1)?;
+                rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+            })
+            .find(|a| which(a))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || find().is_some()),
+        "no such listener:\n{}",
+        server.log()
+    );
+    find().expect("found")
+}
