@@ -621,4 +621,26 @@ fn strict_grants_stop_a_failover_and_the_webhook_hears_why() {
             .starts_with("failed"),
         "{audit}"
     );
+
+    // The engine tries again 30 s later and stops the same way; the
+    // webhook is not told twice about the same outage.
+    let stopped_twice = wait_until(Duration::from_secs(50), || {
+        setup
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "failover_aborted")
+            .count()
+            >= 2
+    });
+    assert!(stopped_twice, "{:?}", setup.events());
+    let told = || {
+        hook.received()
+            .iter()
+            .filter(|r| r.contains("\"event\":\"action_failed\""))
+            .count()
+    };
+    // Delivery is in the background: give a second message time to come.
+    let told_again = wait_until(Duration::from_secs(3), || told() > 1);
+    assert!(!told_again, "{:?}", hook.received());
+    assert_eq!(told(), 1, "{:?}", hook.received());
 }
