@@ -386,6 +386,8 @@ fn read_only_that_cannot_be_set_keeps_dns_on_the_primary_and_says_why() {
 struct AppSwitch {
     port: u16,
     requests: Arc<Mutex<Vec<String>>>,
+    /// While set, POST /admin/read-write fails with 503.
+    refusing: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
@@ -397,7 +399,8 @@ impl AppSwitch {
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (log, halt) = (requests.clone(), stop.clone());
+        let refusing = Arc::new(AtomicBool::new(false));
+        let (log, halt, refuse) = (requests.clone(), stop.clone(), refusing.clone());
         std::thread::spawn(move || {
             let mut read_only = false;
             while !halt.load(Ordering::Relaxed) {
@@ -411,7 +414,12 @@ impl AppSwitch {
                 let n = stream.read(&mut buf).unwrap_or(0);
                 let text = String::from_utf8_lossy(&buf[..n]);
                 let line = text.lines().next().unwrap_or("").to_string();
+                let mut status = "200 OK";
                 let body = match line.split(' ').take(2).collect::<Vec<_>>()[..] {
+                    ["POST", "/admin/read-write"] if refuse.load(Ordering::Relaxed) => {
+                        status = "503 Service Unavailable";
+                        "busy"
+                    }
                     ["POST", "/admin/read-only"] => {
                         read_only = true;
                         "ok"
@@ -425,7 +433,7 @@ impl AppSwitch {
                 };
                 log.lock().expect("lock").push(line);
                 let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = stream.write_all(reply.as_bytes());
@@ -434,8 +442,17 @@ impl AppSwitch {
         Self {
             port,
             requests,
+            refusing,
             stop,
         }
+    }
+
+    /// The application's flag section for this switch.
+    fn config(&self) -> String {
+        let base = format!("http://127.0.0.1:{}", self.port);
+        format!(
+            "      http:\n        url: {base}/admin/read-only\n        check_url: {base}/status\n        check_contains: read-only\n        undo_url: {base}/admin/read-write\n"
+        )
     }
 
     fn requests(&self) -> Vec<String> {
@@ -452,20 +469,14 @@ impl Drop for AppSwitch {
 #[test]
 fn sql_and_http_flags_are_set_read_back_and_undone_without_an_errant_gtid() {
     let switch = AppSwitch::start();
-    let base = format!("http://127.0.0.1:{}", switch.port);
-    let flags = format!(
-        r#"
+    let flags = r#"
       sql:
         enable: ["UPDATE app.settings SET value = '1' WHERE name = 'read_only'"]
         disable: ["UPDATE app.settings SET value = '0' WHERE name = 'read_only'"]
-        verify: {{query: "SELECT value FROM app.settings WHERE name = 'read_only'", expect: "1"}}
-      http:
-        url: {base}/admin/read-only
-        check_url: {base}/status
-        check_contains: read-only
-        undo_url: {base}/admin/read-write
+        verify: {query: "SELECT value FROM app.settings WHERE name = 'read_only'", expect: "1"}
 "#
-    );
+    .to_string()
+        + &switch.config();
     let setup = Setup::start_edited(
         ADMIN_PASSWORD,
         |config| {
@@ -643,4 +654,81 @@ fn strict_grants_stop_a_failover_and_the_webhook_hears_why() {
     let told_again = wait_until(Duration::from_secs(3), || told() > 1);
     assert!(!told_again, "{:?}", hook.received());
     assert_eq!(told(), 1, "{:?}", hook.received());
+}
+
+#[test]
+fn a_flag_that_cannot_be_cleared_is_notified_and_cleared_on_the_retry() {
+    let switch = AppSwitch::start();
+    let hook = WebhookSink::start();
+    let setup = Setup::start_edited(
+        ADMIN_PASSWORD,
+        |config| {
+            let anchor = "        content: \"read-only\\n\"\n";
+            assert!(config.contains(anchor), "no flag_file in the example");
+            config.replacen(anchor, &format!("{anchor}{}", switch.config()), 1) + &hook.config()
+        },
+        |_| {},
+    );
+    setup.wait_healthy();
+    setup.primary_web.set_healthy(false);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            a_records(setup.server.addr, "www.example.com.") == [SECONDARY]
+        }),
+        "no failover:\n{}",
+        setup.server.log()
+    );
+    // The application will not leave read-only mode for now.
+    switch.refusing.store(true, Ordering::Relaxed);
+    setup.primary_web.set_healthy(true);
+    let back = wait_until(Duration::from_secs(30), || {
+        let (code, _) = http(
+            "POST",
+            setup.api(),
+            "/api/v1/failback",
+            Some(&setup.token()),
+            r#"{"operator": "erin"}"#,
+        );
+        code == 200
+    });
+    assert!(back, "{}", setup.status());
+    assert!(
+        hook.heard("the application flag could not be cleared"),
+        "{:?}\n{}",
+        hook.received(),
+        setup.server.log()
+    );
+    let failed = setup
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "clear_flag_http_call")
+        .expect("a clear_flag_http_call entry");
+    assert!(
+        failed["outcome"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("failed"),
+        "{failed}"
+    );
+    assert!(
+        failed["summary"].as_str().unwrap_or("").contains("503"),
+        "{failed}"
+    );
+
+    // The application is ready again: the retry, a minute later, clears it.
+    switch.refusing.store(false, Ordering::Relaxed);
+    assert!(
+        wait_until(Duration::from_secs(90), || setup
+            .events()
+            .iter()
+            .any(|e| e["event"] == "flag_cleared")),
+        "{:?}",
+        switch.requests()
+    );
+    let undo = "POST /admin/read-write HTTP/1.1".to_string();
+    assert!(
+        switch.requests().iter().filter(|r| **r == undo).count() >= 2,
+        "{:?}",
+        switch.requests()
+    );
 }
