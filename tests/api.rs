@@ -478,3 +478,53 @@ fn protect_reads_puts_the_status_and_metrics_behind_the_token() {
     assert_eq!(code, 200);
     assert!(page.contains("needs the API token"));
 }
+
+#[test]
+fn a_state_that_cannot_be_stored_is_told_once_and_stored_again_when_it_can() {
+    let hook = WebhookSink::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, primary, _secondary) = start(dir.path(), Some(&hook));
+    // The state file's place is taken by a folder: every save fails.
+    let file = dir.path().join("state/state.json");
+    assert!(file.exists(), "no state file after start");
+    std::fs::remove_file(&file).expect("remove");
+    std::fs::create_dir_all(file.join("blocked")).expect("a folder in its place");
+    primary.set_healthy(false);
+    assert!(
+        hook.heard("the state could not be stored"),
+        "{:?}\n{}",
+        hook.received(),
+        server.log()
+    );
+    // The answers still follow the decision.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            common::a_records(server.addr, "www.example.com.") == ["198.51.100.10"]
+        }),
+        "{}",
+        server.log()
+    );
+    // Steps keep coming (a check result every second): told once only.
+    let told = || {
+        hook.received()
+            .iter()
+            .filter(|r| r.contains("could not be stored"))
+            .count()
+    };
+    assert!(
+        !wait_until(Duration::from_secs(3), || told() > 1),
+        "{:?}",
+        hook.received()
+    );
+
+    std::fs::remove_dir_all(&file).expect("clear the folder");
+    assert!(
+        wait_until(Duration::from_secs(10), || file.is_file()),
+        "{}",
+        server.log()
+    );
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
+    assert_eq!(stored["engine"]["active"], "secondary", "{stored}");
+    assert!(server.log().contains("the state is stored again"));
+}

@@ -14,7 +14,7 @@ pub mod status;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     config::{Config, Failover},
@@ -908,12 +908,19 @@ impl Controller {
         let state = self.stored_state(failing);
         let result = failing.store.save(&state);
         let failure = result.err().map(|e| e.to_string());
+        let was_dirty = failing.dirty;
         if let Some(failing) = &mut self.failing {
             failing.dirty = failure.is_some();
         }
-        if let Some(why) = failure {
+        match &failure {
+            // Told once per failing spell, not at every retry.
+            Some(why) if was_dirty => debug!("still cannot store the state: {why}"),
+            None if was_dirty => info!("the state is stored again"),
+            _ => {}
+        }
+        if let Some(why) = failure.filter(|_| !was_dirty) {
             // Answers still follow the decision; the save is retried at
-            // the next step.
+            // every step until it succeeds.
             error!("{why}");
             let epoch = state.engine.epoch;
             self.journal(NewEntry {
