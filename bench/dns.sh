@@ -278,7 +278,8 @@ def measure(p, port, mode, queries="queries"):
 
 # Every server runs from the start (idle ones cost nothing measurable);
 # the runs are interleaved, round by round, so a slow stretch of the
-# machine falls on all of them; each figure is the median of the rounds.
+# machine falls on all of them; of each server's runs, the one with the
+# median queries per CPU-second is kept.
 runs = {}
 running = []
 try:

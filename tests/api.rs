@@ -526,5 +526,24 @@ fn a_state_that_cannot_be_stored_is_told_once_and_stored_again_when_it_can() {
     let stored: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
     assert_eq!(stored["engine"]["active"], "secondary", "{stored}");
-    assert!(server.log().contains("the state is stored again"));
+    assert!(
+        server.wait_for_log("the state is stored again", 1),
+        "{}",
+        server.log()
+    );
+    let (_, events) = http(
+        "GET",
+        server.http.expect("http"),
+        "/api/v1/events?since=0",
+        None,
+        "",
+    );
+    let events: Vec<serde_json::Value> = serde_json::from_str(&events).expect("json");
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    let failed = names.iter().position(|n| *n == "state_not_saved");
+    let saved = names.iter().position(|n| *n == "state_saved");
+    assert!(
+        matches!((failed, saved), (Some(f), Some(s)) if f < s),
+        "{names:?}"
+    );
 }

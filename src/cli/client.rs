@@ -405,6 +405,12 @@ pub fn drill(
     }
     let body =
         json!({"hold": hold, "lower_ttl": lower_ttl, "dry_run": dry_run, "operator": operator()});
+    // Watched before the drill starts, so no ctrl-c goes unanswered.
+    let mut interrupt = rt
+        .block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        })
+        .context("cannot watch ctrl-c")?;
     let reply: crate::control::DrillStartReply = rt.block_on(client.post("drill", body))?;
     println!("pre-checks:");
     print_prechecks(&reply.prechecks);
@@ -426,9 +432,6 @@ pub fn drill(
     };
     println!("drill {id} started; ctrl-c aborts it and fails back");
     let report = rt.block_on(async {
-        let mut interrupt =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-                .context("cannot watch ctrl-c")?;
         let mut aborted = false;
         loop {
             tokio::select! {

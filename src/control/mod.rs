@@ -131,6 +131,8 @@ struct Failing {
     journal: Journal,
     /// The stored state is behind the engine's (a save failed).
     dirty: bool,
+    /// The epoch whose failed save was last told (journal, webhook).
+    unsaved_announced: Option<u64>,
     /// Each check's last probe time, by role then check.
     latencies: [Vec<Option<Duration>>; 2],
     failovers_total: u64,
@@ -226,6 +228,7 @@ impl Controller {
                     failovers_total: 0,
                     ready_announced: false,
                     abort_announced: false,
+                    unsaved_announced: None,
                     observed: None,
                     scheduled_clears,
                     ttl_override,
@@ -344,7 +347,8 @@ impl Controller {
             });
         }
         let failing = self.failing.as_mut()?;
-        if failing.engine.site_health(Role::Primary) != crate::engine::SiteHealth::Down
+        if is_command
+            || failing.engine.site_health(Role::Primary) != crate::engine::SiteHealth::Down
             || failing.engine.persisted().active != Role::Primary
         {
             failing.abort_announced = false;
@@ -908,39 +912,55 @@ impl Controller {
         let state = self.stored_state(failing);
         let result = failing.store.save(&state);
         let failure = result.err().map(|e| e.to_string());
-        let was_dirty = failing.dirty;
+        let epoch = state.engine.epoch;
+        // Told once per failing spell and epoch, not at every retry; a new
+        // decision (another epoch) that cannot be stored is told again.
+        let announced = failing.unsaved_announced;
         if let Some(failing) = &mut self.failing {
             failing.dirty = failure.is_some();
+            failing.unsaved_announced = failure.as_ref().map(|_| epoch);
         }
-        match &failure {
-            // Told once per failing spell, not at every retry.
-            Some(why) if was_dirty => debug!("still cannot store the state: {why}"),
-            None if was_dirty => info!("the state is stored again"),
-            _ => {}
-        }
-        if let Some(why) = failure.filter(|_| !was_dirty) {
-            // Answers still follow the decision; the save is retried at
-            // every step until it succeeds.
-            error!("{why}");
-            let epoch = state.engine.epoch;
-            self.journal(NewEntry {
-                at: now,
-                epoch,
-                actor: "engine".into(),
-                kind: "action",
-                event: "state_not_saved".into(),
-                summary: "the state could not be stored".into(),
-                reasons: vec![why.clone()],
-                outcome: format!("failed: {why}"),
-            });
-            self.notifier.send(Notification {
-                event: "action_failed".into(),
-                epoch,
-                active: None,
-                summary: format!("the state could not be stored: {why}"),
-                time: crate::engine::utc(now),
-                text: format!("geofailover: the state could not be stored: {why}"),
-            });
+        match failure {
+            Some(why) if announced == Some(epoch) => {
+                debug!("still cannot store the state: {why}");
+            }
+            Some(why) => {
+                // Answers still follow the decision; the save is retried
+                // at every step until it succeeds.
+                error!("{why}");
+                self.journal(NewEntry {
+                    at: now,
+                    epoch,
+                    actor: "engine".into(),
+                    kind: "action",
+                    event: "state_not_saved".into(),
+                    summary: "the state could not be stored".into(),
+                    reasons: vec![why.clone()],
+                    outcome: format!("failed: {why}"),
+                });
+                self.notifier.send(Notification {
+                    event: "action_failed".into(),
+                    epoch,
+                    active: None,
+                    summary: format!("the state could not be stored: {why}"),
+                    time: crate::engine::utc(now),
+                    text: format!("geofailover: the state could not be stored: {why}"),
+                });
+            }
+            None if announced.is_some() => {
+                info!(epoch, "the state is stored again");
+                self.journal(NewEntry {
+                    at: now,
+                    epoch,
+                    actor: "engine".into(),
+                    kind: "action",
+                    event: "state_saved".into(),
+                    summary: "the state is stored again".into(),
+                    reasons: Vec::new(),
+                    outcome: "ok".into(),
+                });
+            }
+            None => {}
         }
     }
 

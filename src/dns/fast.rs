@@ -261,12 +261,16 @@ impl Recent {
             return template.fill(packet, &query, out);
         }
         // First sight: remember it and go the general way.
-        let hash = self.hasher.hash_one(key) | 1;
-        let slot = &mut self.seen[hash as usize % SEEN_SLOTS];
-        if *slot != hash {
-            *slot = hash;
+        let hash = self.hasher.hash_one(key);
+        let slot = (hash as usize) % SEEN_SLOTS;
+        let mark = hash | 1; // never the empty slot's 0
+        if self.seen[slot] != mark {
+            self.seen[slot] = mark;
             return None;
         }
+        // Whatever happens now, this sighting is used up: a name that
+        // cannot be learned goes back to costing one hash.
+        self.seen[slot] = 0;
         if self.map.len() >= RECENT_MAX {
             self.map.clear();
         }

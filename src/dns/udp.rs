@@ -165,7 +165,8 @@ fn serve(
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
     // Per datagram received: its buffer's index, length and sender.
     let mut received: Vec<(usize, usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
-    // Per reply, in sending order: the buffer index, address, rcode.
+    // Per reply, in sending order: its buffer's index, and (in `to` and
+    // `rcodes`) its address and rcode.
     let mut answered: Vec<usize> = Vec::with_capacity(BATCH);
     let mut to: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
     let mut rcodes: Vec<ResponseCode> = Vec::with_capacity(BATCH);
