@@ -360,17 +360,7 @@ fn without_listed_nameservers_the_zones_ns_are_verified_and_a_cooldown_refuses_d
     });
     assert!(moved, "no failover:\n{}", setup.server.log());
     setup.primary_web.set_healthy(true);
-    let back = wait_until(Duration::from_secs(30), || {
-        let (code, _) = http(
-            "POST",
-            setup.api(),
-            "/api/v1/failback",
-            Some(&setup.token()),
-            r#"{"operator": "erin"}"#,
-        );
-        code == 200
-    });
-    assert!(back, "{}", setup.status());
+    setup.fail_back();
     let (ok, detail) = dry_run()["no cooldown"].clone();
     assert!(!ok && detail.starts_with("cooldown until "), "{detail}");
     let (code, reply) = http(

@@ -151,25 +151,7 @@ fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_loses_no
         "{}",
         setup.status()
     );
-    let ready = wait_until(Duration::from_secs(15), || {
-        let (_, body) = http(
-            "POST",
-            setup.api(),
-            "/api/v1/failback",
-            Some(&setup.token()),
-            r#"{"dry_run": true}"#,
-        );
-        body.contains("\"accepted\":true")
-    });
-    assert!(ready, "{}", setup.status()["failback_prechecks"]);
-    let (code, reply) = http(
-        "POST",
-        setup.api(),
-        "/api/v1/failback",
-        Some(&setup.token()),
-        r#"{"operator": "erin"}"#,
-    );
-    assert_eq!(code, 200, "{reply}");
+    setup.fail_back();
     assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
     // The flag stays until the TTL (5 s) and margin (1 s) have passed.
     assert!(
@@ -508,13 +490,7 @@ fn sql_and_http_flags_are_set_read_back_and_undone_without_an_errant_gtid() {
     assert_eq!(setting(), "0");
 
     setup.primary_web.set_healthy(false);
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            a_records(setup.server.addr, "www.example.com.") == [SECONDARY]
-        }),
-        "no failover:\n{}",
-        setup.server.log()
-    );
+    setup.wait_for_answer(SECONDARY);
     // Both flags set and read back before the answers moved.
     assert_eq!(setting(), "1");
     assert_eq!(
@@ -539,25 +515,7 @@ fn sql_and_http_flags_are_set_read_back_and_undone_without_an_errant_gtid() {
     );
 
     setup.primary_web.set_healthy(true);
-    let ready = wait_until(Duration::from_secs(30), || {
-        let (_, body) = http(
-            "POST",
-            setup.api(),
-            "/api/v1/failback",
-            Some(&setup.token()),
-            r#"{"dry_run": true}"#,
-        );
-        body.contains("\"accepted\":true")
-    });
-    assert!(ready, "{}", setup.status()["failback_prechecks"]);
-    let (code, reply) = http(
-        "POST",
-        setup.api(),
-        "/api/v1/failback",
-        Some(&setup.token()),
-        r#"{"operator": "erin"}"#,
-    );
-    assert_eq!(code, 200, "{reply}");
+    setup.fail_back();
     // After the TTL wait, both undone.
     assert!(
         wait_until(Duration::from_secs(20), || setting() == "0"
@@ -671,27 +629,11 @@ fn a_flag_that_cannot_be_cleared_is_notified_and_cleared_on_the_retry() {
     );
     setup.wait_healthy();
     setup.primary_web.set_healthy(false);
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            a_records(setup.server.addr, "www.example.com.") == [SECONDARY]
-        }),
-        "no failover:\n{}",
-        setup.server.log()
-    );
+    setup.wait_for_answer(SECONDARY);
     // The application will not leave read-only mode for now.
     switch.refusing.store(true, Ordering::Relaxed);
     setup.primary_web.set_healthy(true);
-    let back = wait_until(Duration::from_secs(30), || {
-        let (code, _) = http(
-            "POST",
-            setup.api(),
-            "/api/v1/failback",
-            Some(&setup.token()),
-            r#"{"operator": "erin"}"#,
-        );
-        code == 200
-    });
-    assert!(back, "{}", setup.status());
+    setup.fail_back();
     assert!(
         hook.heard("the application flag could not be cleared"),
         "{:?}\n{}",

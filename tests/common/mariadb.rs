@@ -298,4 +298,40 @@ impl Setup {
     pub fn flag(&self) -> PathBuf {
         self.dir.path().join("state/READONLY")
     }
+
+    /// Waits until the failover record www.example.com answers `address`.
+    pub fn wait_for_answer(&self, address: &str) {
+        let answered = wait_until(Duration::from_secs(20), || {
+            super::a_records(self.server.addr, "www.example.com.") == [address]
+        });
+        assert!(
+            answered,
+            "www.example.com never answered {address}:\n{}",
+            self.server.log()
+        );
+    }
+
+    /// Fails back as operator "erin" once the pre-checks pass (polled with
+    /// dry runs).
+    pub fn fail_back(&self) {
+        let ready = wait_until(Duration::from_secs(30), || {
+            let (_, body) = http(
+                "POST",
+                self.api(),
+                "/api/v1/failback",
+                Some(&self.token()),
+                r#"{"dry_run": true}"#,
+            );
+            body.contains("\"accepted\":true")
+        });
+        assert!(ready, "{}", self.status()["failback_prechecks"]);
+        let (code, reply) = http(
+            "POST",
+            self.api(),
+            "/api/v1/failback",
+            Some(&self.token()),
+            r#"{"operator": "erin"}"#,
+        );
+        assert_eq!(code, 200, "{reply}");
+    }
 }
