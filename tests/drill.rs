@@ -21,13 +21,7 @@ const PRIMARY: &str = "192.0.2.10";
 
 /// Starts a drill through the API; returns its id.
 fn start_drill(setup: &Setup, body: &str) -> String {
-    let (code, reply) = http(
-        "POST",
-        setup.api(),
-        "/api/v1/drill",
-        Some(&setup.token()),
-        body,
-    );
+    let (code, reply) = setup.post("/api/v1/drill", body);
     assert_eq!(code, 202, "{reply}");
     let reply: serde_json::Value = serde_json::from_str(&reply).expect("json");
     reply["id"].as_str().expect("an id").to_string()
@@ -179,13 +173,7 @@ fn a_dry_run_changes_nothing_and_a_paused_controller_refuses_drills() {
     setup.wait_healthy();
     let before = setup.status();
     let journal_before = setup.events().len();
-    let (code, reply) = http(
-        "POST",
-        setup.api(),
-        "/api/v1/drill",
-        Some(&setup.token()),
-        r#"{"dry_run": true}"#,
-    );
+    let (code, reply) = setup.post("/api/v1/drill", r#"{"dry_run": true}"#);
     assert_eq!(code, 200, "{reply}");
     let plan: serde_json::Value = serde_json::from_str(&reply).expect("json");
     assert!(plan["id"].is_null());
@@ -207,21 +195,9 @@ fn a_dry_run_changes_nothing_and_a_paused_controller_refuses_drills() {
     assert_eq!(setup.events().len(), journal_before, "the journal changed");
     assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
 
-    let (code, _) = http(
-        "POST",
-        setup.api(),
-        "/api/v1/pause",
-        Some(&setup.token()),
-        "{}",
-    );
+    let (code, _) = setup.post("/api/v1/pause", "{}");
     assert_eq!(code, 200);
-    let (code, reply) = http(
-        "POST",
-        setup.api(),
-        "/api/v1/drill",
-        Some(&setup.token()),
-        "{}",
-    );
+    let (code, reply) = setup.post("/api/v1/drill", "{}");
     assert_eq!(code, 409, "{reply}");
     assert!(
         reply.contains("drill refused: not paused: paused"),
@@ -319,13 +295,7 @@ fn without_listed_nameservers_the_zones_ns_are_verified_and_a_cooldown_refuses_d
     );
     setup.wait_healthy();
     let dry_run = || {
-        let (code, reply) = http(
-            "POST",
-            setup.api(),
-            "/api/v1/drill",
-            Some(&setup.token()),
-            r#"{"dry_run": true}"#,
-        );
+        let (code, reply) = setup.post("/api/v1/drill", r#"{"dry_run": true}"#);
         assert_eq!(code, 200, "{reply}");
         let plan: serde_json::Value = serde_json::from_str(&reply).expect("json");
         plan["prechecks"]
@@ -363,13 +333,7 @@ fn without_listed_nameservers_the_zones_ns_are_verified_and_a_cooldown_refuses_d
     setup.fail_back();
     let (ok, detail) = dry_run()["no cooldown"].clone();
     assert!(!ok && detail.starts_with("cooldown until "), "{detail}");
-    let (code, reply) = http(
-        "POST",
-        setup.api(),
-        "/api/v1/drill",
-        Some(&setup.token()),
-        "{}",
-    );
+    let (code, reply) = setup.post("/api/v1/drill", "{}");
     assert_eq!(code, 409, "{reply}");
     assert!(
         reply.contains("drill refused: no cooldown: cooldown until"),

@@ -188,14 +188,7 @@ fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_loses_no
 fn an_errant_write_at_the_secondary_blocks_failback_naming_its_gtid() {
     let setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
-    let token = setup.token();
-    let (code, reply) = http(
-        "POST",
-        setup.api(),
-        "/api/v1/failover",
-        Some(&token),
-        r#"{"reason": "errant test"}"#,
-    );
+    let (code, reply) = setup.post("/api/v1/failover", r#"{"reason": "errant test"}"#);
     assert_eq!(code, 200, "{reply}");
     assert!(wait_until(
         Duration::from_secs(15),
@@ -213,17 +206,11 @@ fn an_errant_write_at_the_secondary_blocks_failback_naming_its_gtid() {
         "the write made no GTID of the secondary's: {gtid}"
     );
     let named = wait_until(Duration::from_secs(15), || {
-        let (_, body) = http(
-            "POST",
-            setup.api(),
-            "/api/v1/failback",
-            Some(&token),
-            r#"{"dry_run": true}"#,
-        );
+        let (_, body) = setup.post("/api/v1/failback", r#"{"dry_run": true}"#);
         body.contains(&format!("errant GTID {gtid}"))
     });
     assert!(named, "{}", setup.status()["failback_prechecks"]);
-    let (code, reply) = http("POST", setup.api(), "/api/v1/failback", Some(&token), "{}");
+    let (code, reply) = setup.post("/api/v1/failback", "{}");
     assert_eq!(code, 409, "{reply}");
     assert!(reply.contains(&gtid), "{reply}");
     assert_eq!(

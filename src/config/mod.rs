@@ -117,6 +117,18 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// The YAML of `text` (read from `path`) into the raw structure; an error
+/// names its line.
+fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    serde_yaml::from_str(text).map_err(|e| ConfigError {
+        location: Location {
+            file: path.to_path_buf(),
+            line: e.location().map(|l| l.line()),
+        },
+        message: yaml_message(&e),
+    })
+}
+
 fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError {
         location: Location {
@@ -158,13 +170,7 @@ impl Config {
     /// such as database passwords, need not be at hand.
     pub fn load_http(path: &Path) -> Result<Option<HttpConfig>, ConfigError> {
         let text = read(path)?;
-        let raw: RawConfig = serde_yaml::from_str(&text).map_err(|e| ConfigError {
-            location: Location {
-                file: path.to_path_buf(),
-                line: e.location().map(|l| l.line()),
-            },
-            message: yaml_message(&e),
-        })?;
+        let raw = parse_raw(path, &text)?;
         let base = path.parent().unwrap_or(Path::new("."));
         Ok(http_section(base, raw.state_dir.as_deref(), raw.http).1)
     }
@@ -178,10 +184,7 @@ impl Config {
             },
             message,
         };
-        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
-            let line = e.location().map(|l| l.line());
-            at(line, yaml_message(&e))
-        })?;
+        let raw = parse_raw(path, text)?;
 
         if raw.dns.listen.is_empty() {
             return Err(at(

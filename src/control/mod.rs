@@ -358,14 +358,13 @@ impl Controller {
             // must hear of it, once per outage.
             failing.abort_announced = true;
             let active = Some(failing.config.site(Role::Primary).name.clone());
-            self.notifier.send(Notification {
-                event: "action_failed".into(),
-                epoch: decision.epoch,
+            self.notifier.send(Notification::new(
+                "action_failed",
+                decision.epoch,
                 active,
-                summary: decision.summary.clone(),
-                time: crate::engine::utc(now),
-                text: format!("geofailover: {}", decision.summary),
-            });
+                decision.summary.clone(),
+                now,
+            ));
         }
         for action in &decision.actions {
             match action {
@@ -415,14 +414,13 @@ impl Controller {
             reasons: vec![decision.summary.clone()],
             outcome: "ok".into(),
         });
-        self.notifier.send(Notification {
-            event: event_word(decision.event).into(),
+        self.notifier.send(Notification::new(
+            event_word(decision.event),
             epoch,
-            active: Some(name),
-            summary: decision.summary.clone(),
-            time: crate::engine::utc(now),
-            text: format!("geofailover: {}", decision.summary),
-        });
+            Some(name),
+            decision.summary.clone(),
+            now,
+        ));
     }
 
     /// Starts putting `site` into read-only mode in the background; the
@@ -591,14 +589,13 @@ impl Controller {
             Err(why) => {
                 // Kept scheduled: tried again in a minute.
                 error!(epoch, "the application flag could not be cleared: {why}");
-                self.notifier.send(Notification {
-                    event: "action_failed".into(),
+                self.notifier.send(Notification::new(
+                    "action_failed",
                     epoch,
-                    active: None,
-                    summary: format!("the application flag could not be cleared: {why}"),
-                    time: crate::engine::utc(now),
-                    text: format!("geofailover: the application flag could not be cleared: {why}"),
-                });
+                    None,
+                    format!("the application flag could not be cleared: {why}"),
+                    now,
+                ));
                 self.arm(ScheduledClear {
                     epoch,
                     not_before: now + 60_000,
@@ -893,14 +890,13 @@ impl Controller {
                 "{} is healthy again: ready for fail-back",
                 failing.config.sites[0].name
             );
-            self.notifier.send(Notification {
-                event: "ready_for_failback".into(),
+            self.notifier.send(Notification::new(
+                "ready_for_failback",
                 epoch,
-                active: Some(failing.config.sites[1].name.clone()),
-                summary: summary.clone(),
-                time: crate::engine::utc(now),
-                text: format!("geofailover: {summary}"),
-            });
+                Some(failing.config.sites[1].name.clone()),
+                summary,
+                now,
+            ));
         }
         failing.ready_announced = ready;
     }
@@ -938,14 +934,13 @@ impl Controller {
                     reasons: vec![why.clone()],
                     outcome: format!("failed: {why}"),
                 });
-                self.notifier.send(Notification {
-                    event: "action_failed".into(),
+                self.notifier.send(Notification::new(
+                    "action_failed",
                     epoch,
-                    active: None,
-                    summary: format!("the state could not be stored: {why}"),
-                    time: crate::engine::utc(now),
-                    text: format!("geofailover: the state could not be stored: {why}"),
-                });
+                    None,
+                    format!("the state could not be stored: {why}"),
+                    now,
+                ));
             }
             None if announced.is_some() => {
                 info!(epoch, "the state is stored again");

@@ -22,6 +22,20 @@ pub struct Notification {
     pub text: String,
 }
 
+impl Notification {
+    /// A notification at `now` (ms), its Slack `text` made from `summary`.
+    pub fn new(event: &str, epoch: u64, active: Option<String>, summary: String, now: u64) -> Self {
+        Self {
+            event: event.to_string(),
+            epoch,
+            active,
+            text: format!("geofailover: {summary}"),
+            summary,
+            time: crate::engine::utc(now),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Notifier {
     hooks: Vec<Webhook>,

@@ -268,6 +268,11 @@ impl Setup {
         self.server.http.expect("http")
     }
 
+    /// POSTs `body` to the API's `path` with the token: (status, body).
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        http("POST", self.api(), path, Some(&self.token()), body)
+    }
+
     pub fn status(&self) -> serde_json::Value {
         status_json(self.api())
     }
@@ -315,23 +320,11 @@ impl Setup {
     /// dry runs).
     pub fn fail_back(&self) {
         let ready = wait_until(Duration::from_secs(30), || {
-            let (_, body) = http(
-                "POST",
-                self.api(),
-                "/api/v1/failback",
-                Some(&self.token()),
-                r#"{"dry_run": true}"#,
-            );
+            let (_, body) = self.post("/api/v1/failback", r#"{"dry_run": true}"#);
             body.contains("\"accepted\":true")
         });
         assert!(ready, "{}", self.status()["failback_prechecks"]);
-        let (code, reply) = http(
-            "POST",
-            self.api(),
-            "/api/v1/failback",
-            Some(&self.token()),
-            r#"{"operator": "erin"}"#,
-        );
+        let (code, reply) = self.post("/api/v1/failback", r#"{"operator": "erin"}"#);
         assert_eq!(code, 200, "{reply}");
     }
 }
