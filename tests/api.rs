@@ -480,7 +480,7 @@ fn protect_reads_puts_the_status_and_metrics_behind_the_token() {
 }
 
 #[test]
-fn a_state_that_cannot_be_stored_is_told_once_and_stored_again_when_it_can() {
+fn a_state_that_cannot_be_stored_is_told_once_per_decision_and_stored_again_when_it_can() {
     let hook = WebhookSink::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, primary, _secondary) = start(dir.path(), Some(&hook));
@@ -504,18 +504,37 @@ fn a_state_that_cannot_be_stored_is_told_once_and_stored_again_when_it_can() {
         "{}",
         server.log()
     );
-    // Steps keep coming (a check result every second): told once only.
+    // Steps keep coming (a check result every second): each decision
+    // (epoch) that cannot be stored is told once only, the failover's too.
     let told = || {
         hook.received()
             .iter()
             .filter(|r| r.contains("could not be stored"))
-            .count()
+            .filter_map(|r| {
+                r.split("\"epoch\":")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect::<Vec<u64>>()
     };
+    let failover_epoch = status_json(server.http.expect("http"))["epoch"]
+        .as_u64()
+        .expect("epoch");
     assert!(
-        !wait_until(Duration::from_secs(3), || told() > 1),
+        wait_until(Duration::from_secs(10), || told().contains(&failover_epoch)),
         "{:?}",
         hook.received()
     );
+    let repeated = wait_until(Duration::from_secs(3), || {
+        let epochs = told();
+        let mut unique = epochs.clone();
+        unique.dedup();
+        unique.len() != epochs.len()
+    });
+    assert!(!repeated, "{:?}", hook.received());
 
     std::fs::remove_dir_all(&file).expect("clear the folder");
     assert!(
