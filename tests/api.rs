@@ -399,9 +399,10 @@ async fn the_router_refuses_commands_without_the_token() {
     let path = Geofailover::example_config(dir.path(), common::free_port(), common::free_port());
     let config = geofailover::config::Config::load(&path).expect("config");
     let zones = geofailover::zone::load_all(&config).expect("zones");
-    let controller = geofailover::control::Controller::start(&config, zones).expect("controller");
     let (events, inbox) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(geofailover::control::run(controller, events.clone(), inbox));
+    let controller = geofailover::control::Controller::start(&config, zones, events.clone())
+        .expect("controller");
+    tokio::spawn(geofailover::control::run(controller, inbox));
     let state = geofailover::web::WebState {
         control: events,
         token: Arc::new(geofailover::config::Secret::new(

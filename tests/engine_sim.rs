@@ -62,6 +62,8 @@ fn random_spec(rng: &mut Rng) -> EngineSpec {
             stale_ms: 1000 + rng.below(20_000),
         }),
         flag_clear_delay_ms: rng.below(60_000),
+        prepare_timeout_ms: 5_000 + rng.below(60_000),
+        settle_ms: 1_000 + rng.below(20_000),
     }
 }
 
@@ -136,12 +138,26 @@ impl Model {
     }
 }
 
+/// A failover being prepared, as the invariants follow it.
+#[derive(Debug, Clone, Copy)]
+struct Awaiting {
+    epoch: u64,
+    automatic: bool,
+    force: bool,
+    /// The engine asked for read-only mode in this run (not before a
+    /// restart): a result may come.
+    live: bool,
+    /// When it is given up if no result came.
+    deadline: u64,
+}
+
 /// Everything the invariants need to remember between steps.
 #[derive(Default)]
 struct Watch {
     last_auto_failover: Option<u64>,
-    /// The failover being prepared: (epoch, automatic, forced).
-    awaiting: Option<(u64, bool, bool)>,
+    awaiting: Option<Awaiting>,
+    /// When the engine last restarted.
+    restarted_at: Option<u64>,
     /// When read-only mode last could not be verified.
     last_abort: Option<u64>,
     /// The last replication view the engine was given, and when.
@@ -252,10 +268,36 @@ fn check_step(
         _ => None,
     };
 
-    // Starting a failover that first prepares read-only mode.
+    // Starting a failover that first prepares read-only mode, or resuming
+    // one a restart interrupted.
     if let Some((site, epoch)) = prepare {
         if !spec.read_only || site != Role::Secondary || moved || decision.actions.len() != 1 {
             return Err(format!("unexpected preparation {:?}", decision.actions));
+        }
+        if decision.event == Event::FailoverResumed {
+            let Some(awaiting) = watch
+                .awaiting
+                .as_mut()
+                .filter(|a| !a.live && a.epoch == epoch)
+            else {
+                return Err(format!(
+                    "resumed epoch {epoch} while {:?} is awaited",
+                    watch.awaiting
+                ));
+            };
+            let primary_down = model.down(spec, 0) && !after.paused;
+            if awaiting.automatic && !primary_down {
+                return Err(
+                    "resumed an automatic failover while the primary is not down, or paused".into(),
+                );
+            }
+            let forced_to_a_live_site = awaiting.force && !model.down(spec, 1);
+            if !(secondary_healthy || forced_to_a_live_site) {
+                return Err("resumed a failover towards an unhealthy secondary".into());
+            }
+            awaiting.live = true;
+            awaiting.deadline = now + spec.prepare_timeout_ms;
+            return Ok(());
         }
         if epoch != before.epoch + 1 || watch.awaiting.is_some() {
             return Err(format!(
@@ -263,34 +305,72 @@ fn check_step(
                 watch.awaiting
             ));
         }
-        match command {
+        let (automatic, force) = match command {
             Some(Command::Failover { force, .. }) => {
                 if !secondary_healthy {
                     return Err("manual failover started towards an unhealthy secondary".into());
                 }
-                watch.awaiting = Some((epoch, false, *force));
+                (false, *force)
             }
             Some(_) | None => {
                 automatic_allowed(spec, model, watch, after.paused, now)?;
-                watch.awaiting = Some((epoch, true, false));
+                (true, false)
             }
+        };
+        watch.awaiting = Some(Awaiting {
+            epoch,
+            automatic,
+            force,
+            live: true,
+            deadline: now + spec.prepare_timeout_ms,
+        });
+        return Ok(());
+    }
+    let undo = |epoch: u64| {
+        vec![Action::UndoReadOnly {
+            site: Role::Secondary,
+            epoch,
+        }]
+    };
+    if decision.event == Event::FailoverRolledBack {
+        let Some(awaiting) = watch.awaiting.take().filter(|a| !a.live) else {
+            return Err("a roll-back of a failover that was not interrupted".into());
+        };
+        let settled = watch
+            .restarted_at
+            .is_some_and(|at| now >= at + spec.settle_ms);
+        let allowed = model.down(spec, 1)
+            || (awaiting.automatic && (model.healthy(spec, 0) || after.paused))
+            || settled;
+        if !allowed {
+            return Err("rolled back a failover whose conditions may still hold".into());
+        }
+        if decision.actions != undo(awaiting.epoch) || moved {
+            return Err(format!("roll-back with actions {:?}", decision.actions));
         }
         return Ok(());
     }
     if decision.event == Event::FailoverAborted {
         match (input, watch.awaiting.take()) {
-            (Input::ReadOnly { epoch, result }, Some((awaited, automatic, force)))
-                if *epoch == awaited =>
+            (Input::ReadOnly { epoch, result }, Some(awaiting))
+                if *epoch == awaiting.epoch && awaiting.live =>
             {
-                if result.is_ok() && secondary_healthy || force {
+                if result.is_ok() && secondary_healthy || awaiting.force {
                     return Err("a verified (or forced) failover was stopped".into());
                 }
-                if automatic || !force {
-                    watch.last_abort = Some(now);
-                }
             }
-            other => return Err(format!("an abort without its read-only result: {other:?}")),
+            (_, Some(awaiting)) if awaiting.live && now >= awaiting.deadline => {}
+            other => {
+                return Err(format!(
+                    "an abort without its read-only result or deadline: {other:?}"
+                ));
+            }
         }
+        watch.last_abort = Some(now);
+        if decision.actions != undo(decision.epoch + 1) || moved {
+            return Err(format!("abort with actions {:?}", decision.actions));
+        }
+        return Ok(());
     }
 
     let expected_actions = match (moved, after.active) {
@@ -323,7 +403,14 @@ fn check_step(
     if moved {
         match (after.active, input) {
             (Role::Secondary, Input::ReadOnly { epoch, result }) => {
-                let Some((awaited, automatic, force)) = watch.awaiting.take() else {
+                let Some(Awaiting {
+                    epoch: awaited,
+                    automatic,
+                    force,
+                    live: true,
+                    ..
+                }) = watch.awaiting.take()
+                else {
                     return Err("DNS moved on a read-only result nobody waited for".into());
                 };
                 if *epoch != awaited || awaited != after.epoch {
@@ -381,6 +468,10 @@ fn check_step(
                         watch.replication
                     ));
                 }
+                // An operator's fail-back ends the cooldown and the wait
+                // after a failed read-only attempt.
+                watch.last_auto_failover = None;
+                watch.last_abort = None;
             }
             (Role::Primary, _) => return Err("fail-back without the operator's command".into()),
         }
@@ -418,7 +509,9 @@ fn random_view(rng: &mut Rng) -> ReplicationView {
     }
 }
 
-fn run(seed: u64, steps: usize) -> Result<(), String> {
+/// One seeded run; the kinds of decision it reached.
+fn run(seed: u64, steps: usize) -> Result<std::collections::HashSet<String>, String> {
+    let mut seen = std::collections::HashSet::new();
     let mut rng = Rng(seed);
     let spec = random_spec(&mut rng);
     let mut engine = Engine::new(spec.clone(), Persisted::default());
@@ -434,12 +527,20 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             weather[site] = [0, 5, 50, 95, 100][rng.below(5) as usize];
         }
         if rng.chance(1) {
-            // A restart: state from the store, every check unknown again,
-            // a failover being prepared forgotten.
+            // A restart: state from the store (a failover being prepared
+            // included), every check unknown again.
             let stored = engine.persisted().clone();
             engine = Engine::new(spec.clone(), stored.clone());
             model = Model::new(&spec);
-            watch.awaiting = None;
+            if let Some(awaiting) = &mut watch.awaiting {
+                awaiting.live = false;
+            }
+            if stored.pending.map(|p| p.epoch) != watch.awaiting.map(|a| a.epoch) {
+                return Err(format!(
+                    "step {step}: the stored pending failover is not the awaited one"
+                ));
+            }
+            watch.restarted_at = Some(now);
             watch.replication = None;
             watch.last_abort = None;
             if engine.persisted().active != stored.active {
@@ -448,8 +549,15 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             continue;
         }
         let input = match (watch.awaiting, rng.below(100)) {
-            // The shell reports on read-only mode, mostly verified.
-            (Some((epoch, _, _)), 0..=29) => Input::ReadOnly {
+            // The shell reports on read-only mode, mostly verified (and
+            // never for a preparation the engine has not asked for since
+            // its restart).
+            (
+                Some(Awaiting {
+                    epoch, live: true, ..
+                }),
+                0..=29,
+            ) => Input::ReadOnly {
                 epoch,
                 result: if rng.chance(75) {
                     Ok("read_only = 1".into())
@@ -495,6 +603,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
         };
         let before = engine.persisted().clone();
         let decision = engine.step(input.clone(), now);
+        seen.insert(format!("{:?}", decision.event));
         let after = engine.persisted().clone();
         let seen = Step {
             input: &input,
@@ -509,7 +618,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             )
         })?;
     }
-    Ok(())
+    Ok(seen)
 }
 
 #[test]
@@ -526,14 +635,18 @@ fn random_runs_keep_every_invariant() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(64);
-    let mut moved = 0;
+    let mut seen = std::collections::HashSet::new();
     for seed in 0..seeds {
-        if let Err(e) = run(seed, steps) {
-            panic!("seed {seed} failed (replay: GEOFAILOVER_SIM_SEED={seed}): {e}");
+        match run(seed, steps) {
+            Ok(kinds) => seen.extend(kinds),
+            Err(e) => panic!("seed {seed} failed (replay: GEOFAILOVER_SIM_SEED={seed}): {e}"),
         }
-        moved += 1;
     }
-    assert_eq!(moved, seeds);
+    // The runs reach restarts in the middle of a failover, and both ways
+    // out of one, and deadlines.
+    for kind in ["FailoverResumed", "FailoverRolledBack", "FailoverAborted"] {
+        assert!(seen.contains(kind), "no {kind} in {seen:?}");
+    }
 }
 
 /// The runs are not idle: they fail over, fail back, pause and refuse.
@@ -607,6 +720,8 @@ fn one_check_each(fall: u32, rise: u32) -> EngineSpec {
         read_only: false,
         replication: None,
         flag_clear_delay_ms: 0,
+        prepare_timeout_ms: 30_000,
+        settle_ms: 10_000,
     }
 }
 
@@ -781,31 +896,157 @@ fn failback_is_refused_while_the_primary_is_unhealthy() {
 }
 
 #[test]
-fn cooldown_blocks_a_second_automatic_failover() {
+fn an_operators_failback_ends_the_cooldown_so_the_next_outage_fails_over_at_once() {
     let (mut engine, mut now) = healthy_pair(1, 1);
     now += 1000;
     assert_eq!(
         engine.step(check(Role::Primary, false, "down"), now).event,
         Event::FailedOver { automatic: true }
     );
+    assert!(engine.in_cooldown(now + 1).is_some());
     engine.step(check(Role::Primary, true, ""), now + 1);
     assert_eq!(
         engine.step(command(Command::Failback), now + 2).event,
         Event::FailedBack
     );
+    assert_eq!(engine.in_cooldown(now + 2), None);
+    // A new outage within the hour: failed over at once.
     let d = engine.step(check(Role::Primary, false, "down again"), now + 3);
-    assert!(d.actions.is_empty());
-    assert!(d.summary.contains("cooldown"), "{}", d.summary);
-    let d = engine.step(Input::Tick, now + 60 * MIN - 1);
-    assert!(d.actions.is_empty(), "{}", d.summary);
-    // After the cooldown the next step moves traffic.
-    let d = engine.step(Input::Tick, now + 60 * MIN);
     assert_eq!(
         d.event,
         Event::FailedOver { automatic: true },
         "{}",
         d.summary
     );
+}
+
+#[test]
+fn a_blocked_failover_says_why_while_the_primary_is_down() {
+    let (mut engine, mut now) = healthy_pair(1, 1);
+    engine.step(command(Command::Pause), now);
+    now += 1000;
+    let d = engine.step(check(Role::Primary, false, "HTTP 503"), now);
+    assert!(d.actions.is_empty());
+    assert_eq!(engine.failover_blocked(), Some("paused"), "{}", d.summary);
+    // The primary recovers: nothing is blocked any more.
+    engine.step(check(Role::Primary, true, ""), now + 1);
+    assert_eq!(engine.failover_blocked(), None);
+    // The secondary is down too: blocked, naming it.
+    engine.step(command(Command::Resume), now + 2);
+    engine.step(check(Role::Secondary, false, "timed out"), now + 3);
+    engine.step(check(Role::Primary, false, "HTTP 503"), now + 4);
+    let why = engine.failover_blocked().expect("blocked");
+    assert!(why.contains("secondary down"), "{why}");
+}
+
+fn read_only_pair() -> (Engine, u64) {
+    let mut spec = one_check_each(1, 1);
+    spec.read_only = true;
+    let mut engine = Engine::new(spec, Persisted::default());
+    engine.step(check(Role::Primary, true, ""), 1);
+    engine.step(check(Role::Secondary, true, ""), 1);
+    (engine, 1)
+}
+
+#[test]
+fn a_failover_interrupted_by_a_restart_is_resumed_when_its_conditions_still_hold() {
+    let (mut engine, now) = read_only_pair();
+    let d = engine.step(check(Role::Primary, false, "HTTP 500"), now + 1);
+    assert_eq!(d.event, Event::FailoverStarted { automatic: true });
+    let stored = engine.persisted().clone();
+    assert_eq!(stored.pending.as_ref().map(|p| p.epoch), Some(1));
+
+    let mut spec = one_check_each(1, 1);
+    spec.read_only = true;
+    let mut restarted = Engine::new(spec, stored);
+    // Before the checks tell, nothing happens.
+    let d = restarted.step(Input::Tick, now + 2);
+    assert!(d.actions.is_empty(), "{}", d.summary);
+    assert!(
+        d.summary.contains("waiting for the checks"),
+        "{}",
+        d.summary
+    );
+    // A result for the epoch now is not one the engine asked for.
+    let d = restarted.step(
+        Input::ReadOnly {
+            epoch: 1,
+            result: Ok("read_only = 1".into()),
+        },
+        now + 3,
+    );
+    assert_eq!(restarted.persisted().active, Role::Primary, "{}", d.summary);
+    restarted.step(check(Role::Secondary, true, ""), now + 4);
+    let d = restarted.step(check(Role::Primary, false, "HTTP 500"), now + 5);
+    assert_eq!(d.event, Event::FailoverResumed, "{}", d.summary);
+    assert_eq!(
+        d.actions,
+        [Action::PrepareReadOnly {
+            site: Role::Secondary,
+            epoch: 1
+        }]
+    );
+    let d = restarted.step(
+        Input::ReadOnly {
+            epoch: 1,
+            result: Ok("read_only = 1".into()),
+        },
+        now + 6,
+    );
+    assert_eq!(d.event, Event::FailedOver { automatic: true });
+    assert_eq!(
+        restarted.persisted().epoch,
+        1,
+        "one epoch for the one failover"
+    );
+    assert_eq!(restarted.persisted().pending, None);
+}
+
+#[test]
+fn a_failover_interrupted_by_a_restart_is_rolled_back_when_the_primary_recovered() {
+    let (mut engine, now) = read_only_pair();
+    engine.step(check(Role::Primary, false, "HTTP 500"), now + 1);
+    let mut spec = one_check_each(1, 1);
+    spec.read_only = true;
+    let mut restarted = Engine::new(spec, engine.persisted().clone());
+    let d = restarted.step(check(Role::Primary, true, ""), now + 2);
+    assert_eq!(d.event, Event::FailoverRolledBack, "{}", d.summary);
+    assert_eq!(
+        d.actions,
+        [Action::UndoReadOnly {
+            site: Role::Secondary,
+            epoch: 1
+        }]
+    );
+    assert!(d.summary.contains("healthy again"), "{}", d.summary);
+    assert_eq!(restarted.persisted().active, Role::Primary);
+    assert_eq!(restarted.persisted().pending, None);
+}
+
+#[test]
+fn a_preparation_past_its_deadline_is_given_up_and_undone() {
+    let (mut engine, now) = read_only_pair();
+    engine.step(check(Role::Primary, false, "HTTP 500"), now + 1);
+    let d = engine.step(Input::Tick, now + 1 + 30_000 - 1);
+    assert!(d.actions.is_empty(), "{}", d.summary);
+    let d = engine.step(Input::Tick, now + 1 + 30_000);
+    assert_eq!(d.event, Event::FailoverAborted, "{}", d.summary);
+    assert_eq!(
+        d.actions,
+        [Action::UndoReadOnly {
+            site: Role::Secondary,
+            epoch: 1
+        }]
+    );
+    // The late result changes nothing.
+    let d = engine.step(
+        Input::ReadOnly {
+            epoch: 1,
+            result: Ok("read_only = 1".into()),
+        },
+        now + 40_000,
+    );
+    assert_eq!(engine.persisted().active, Role::Primary, "{}", d.summary);
 }
 
 #[test]

@@ -52,8 +52,10 @@ fn describe(table: &AnswerTable) -> String {
 /// the demo's stand-in controls to the HTTP side.
 pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Failure> {
     let (mut config, zones) = load(path).map_err(Failure::Config)?;
+    let (events, inbox) = mpsc::channel(CONTROL_QUEUE);
     // The stored state comes back before anything is answered.
-    let mut controller = Controller::start(&config, zones).map_err(|e| Failure::Other(e.into()))?;
+    let mut controller =
+        Controller::start(&config, zones, events.clone()).map_err(|e| Failure::Other(e.into()))?;
     let table = controller.table();
     info!(config = %path.display(), "starting: serving {}", describe(&table.load().table));
 
@@ -81,14 +83,8 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
     )
     .context("cannot start the UDP listeners")?;
 
-    let (events, inbox) = mpsc::channel(CONTROL_QUEUE);
-    let probes = match controller.failover() {
-        Some(failover) => {
-            control::spawn_probes(failover, events.clone()).map_err(Failure::Config)?
-        }
-        None => Vec::new(),
-    };
-    let control = tokio::spawn(control::run(controller, events.clone(), inbox));
+    controller.start_tasks().map_err(Failure::Config)?;
+    let control = tokio::spawn(control::run(controller, inbox));
 
     let (stop_web, web_stopped) = oneshot::channel::<()>();
     let web = match &config.http {
@@ -135,9 +131,6 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
     if let Some(web) = web {
         let _ = web.await;
     }
-    for probe in probes {
-        probe.abort();
-    }
     let _ = events.send(ControlEvent::Shutdown).await;
     let _ = control.await;
     server.shutdown().await.context("stopping the DNS server")?;
@@ -145,29 +138,56 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
 }
 
 /// Builds the new config and zones in full, then hands them to the
-/// controller; on any error the old ones keep serving.
+/// controller, which applies them together or not at all; on any error
+/// the old ones keep serving. Settings that need a restart are named and
+/// keep their old values.
 async fn reload(path: &Path, events: &mpsc::Sender<ControlEvent>, config: &mut Config) {
     info!(config = %path.display(), "reloading");
-    match load(path) {
-        Ok((mut new_config, zones)) => {
-            if new_config.dns != config.dns {
-                warn!("dns listen settings changed: they take effect at the next restart");
-                new_config.dns = config.dns.clone();
-            }
-            let (done, applied) = oneshot::channel();
-            let event = ControlEvent::Reload {
-                config: Box::new(new_config.clone()),
-                zones,
-                done,
-            };
-            if events.send(event).await.is_err() || applied.await.is_err() {
-                error!("reload failed: the controller has stopped");
-                return;
-            }
+    let (mut new_config, zones) = match load(path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            error!("reload failed, still serving the previous configuration: {e}");
+            return;
+        }
+    };
+    let mut restart = Vec::new();
+    if new_config.dns != config.dns {
+        restart.push("dns (listen addresses, TCP idle timeout, fast path)");
+        new_config.dns = config.dns.clone();
+    }
+    if new_config.http != config.http {
+        restart.push("http (listen address, token file, protect_reads)");
+        new_config.http = config.http.clone();
+    }
+    if new_config.state_dir != config.state_dir {
+        restart.push("state_dir");
+        new_config.state_dir = config.state_dir.clone();
+    }
+    if !restart.is_empty() {
+        warn!(
+            "these settings changed and take effect at the next restart: {}",
+            restart.join(", ")
+        );
+    }
+    let (done, applied) = oneshot::channel();
+    let event = ControlEvent::Reload {
+        config: Box::new(new_config.clone()),
+        zones,
+        done,
+    };
+    if events.send(event).await.is_err() {
+        error!("reload failed: the controller has stopped");
+        return;
+    }
+    match applied.await {
+        Ok(Ok(_)) => {
             info!("reload succeeded");
             *config = new_config;
         }
-        Err(e) => error!("reload failed, still serving the previous zones: {e}"),
+        Ok(Err(why)) => {
+            error!("reload refused, still serving the previous configuration: {why}")
+        }
+        Err(_) => error!("reload failed: the controller has stopped"),
     }
 }
 

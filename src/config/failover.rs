@@ -34,6 +34,8 @@ pub const DEFAULT_REPLICATION_INTERVAL: Duration = Duration::from_secs(2);
 pub const DEFAULT_REPLICATION_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(5);
 pub const DEFAULT_FLAG_CLEAR_MARGIN: Duration = Duration::from_secs(5);
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_READINESS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Validated failover configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +47,34 @@ pub struct Failover {
     pub sites: [Site; 2],
     pub replication: ReplicationSettings,
     pub flag_clear_margin: Duration,
+    /// The longest one read-only step may take.
+    pub step_timeout: Duration,
+    /// How often the failover readiness checks run.
+    pub readiness_interval: Duration,
+}
+
+/// One part of a site's read-only mode, in the order they are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadOnlyStep {
+    /// The database's `read_only` (MySQL: `super_read_only`), with the
+    /// audit of the application accounts' grants.
+    Database,
+    FlagFile,
+    FlagSql,
+    FlagHttp,
+}
+
+impl ReadOnlyStep {
+    /// As the journal names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadOnlyStep::Database => "database read_only",
+            ReadOnlyStep::FlagFile => "flag file",
+            ReadOnlyStep::FlagSql => "flag SQL",
+            ReadOnlyStep::FlagHttp => "flag HTTP call",
+        }
+    }
 }
 
 /// How the replication watcher runs.
@@ -196,6 +226,26 @@ pub fn read_secret(file: Option<&Path>, env: Option<&str>) -> Result<Secret, Str
     }
 }
 
+impl Site {
+    /// The read-only steps this site has, in the order they are set.
+    pub fn read_only_steps(&self) -> Vec<ReadOnlyStep> {
+        let mut steps = Vec::new();
+        if self.database.is_some() {
+            steps.push(ReadOnlyStep::Database);
+        }
+        if self.read_only.file.is_some() {
+            steps.push(ReadOnlyStep::FlagFile);
+        }
+        if self.read_only.sql.is_some() && self.database.is_some() {
+            steps.push(ReadOnlyStep::FlagSql);
+        }
+        if self.read_only.http.is_some() {
+            steps.push(ReadOnlyStep::FlagHttp);
+        }
+        steps
+    }
+}
+
 impl Failover {
     pub fn site(&self, role: Role) -> &Site {
         match role {
@@ -234,7 +284,28 @@ impl Failover {
             }),
             flag_clear_delay_ms: u64::from(max_ttl) * 1000
                 + self.flag_clear_margin.as_millis() as u64,
+            prepare_timeout_ms: self.prepare_timeout().as_millis() as u64,
+            settle_ms: self.settle_time().as_millis() as u64,
         }
+    }
+
+    /// How long preparing the secondary's read-only mode may take: each
+    /// step its timeout, plus a margin for storing progress.
+    pub fn prepare_timeout(&self) -> Duration {
+        let steps = self.sites[1].read_only_steps().len().max(1) as u32;
+        self.step_timeout * (steps + 1)
+    }
+
+    /// How long after a start every check has had the results it needs to
+    /// count up or down, with a margin.
+    pub fn settle_time(&self) -> Duration {
+        self.sites
+            .iter()
+            .flat_map(|s| &s.checks)
+            .map(|c| c.interval * c.fall.max(c.rise) + c.timeout)
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(2)
     }
 }
 
@@ -358,6 +429,22 @@ pub(super) fn validate(
             .and_then(|r| r.max_lag)
             .unwrap_or(DEFAULT_MAX_LAG),
     };
+    let step_timeout = failover.step_timeout.unwrap_or(DEFAULT_STEP_TIMEOUT);
+    if step_timeout < Duration::from_secs(1) {
+        return Err(at(
+            super::line_of(text, "step_timeout"),
+            "failover.step_timeout: expected at least 1s".into(),
+        ));
+    }
+    let readiness_interval = failover
+        .readiness_interval
+        .unwrap_or(DEFAULT_READINESS_INTERVAL);
+    if readiness_interval < Duration::from_secs(1) {
+        return Err(at(
+            super::line_of(text, "readiness_interval"),
+            "failover.readiness_interval: expected at least 1s".into(),
+        ));
+    }
     if settings.interval < MIN_INTERVAL || settings.timeout.is_zero() {
         return Err(at(
             super::line_of(text, "replication:"),
@@ -373,6 +460,8 @@ pub(super) fn validate(
         flag_clear_margin: failover
             .flag_clear_margin
             .unwrap_or(DEFAULT_FLAG_CLEAR_MARGIN),
+        step_timeout,
+        readiness_interval,
     }))
 }
 
@@ -415,22 +504,47 @@ fn validate_site(
                 format!("the address list for {key} is empty"),
             ));
         }
+        // One list per name: a name that is a failover record for A and
+        // AAAA lists both families, and each type answers its own.
+        let family = |ip: &IpAddr| match ip {
+            IpAddr::V4(_) => RecordType::A,
+            IpAddr::V6(_) => RecordType::AAAA,
+        };
         for ip in list {
-            let fits = matches!(
-                (record.rtype, ip),
-                (RecordType::A, IpAddr::V4(_)) | (RecordType::AAAA, IpAddr::V6(_))
-            );
-            if !fits {
+            let answered = records
+                .iter()
+                .any(|r| r.name == record.name && r.rtype == family(ip));
+            if !answered {
                 return Err(at(
                     near(written),
                     format!(
-                        "{ip} cannot answer {key}, a failover record of type {}",
-                        record.rtype
+                        "{ip} cannot answer {key}: it is a failover record of type {} only (add a record of type {} for the name to serve both)",
+                        record.rtype,
+                        family(ip)
                     ),
                 ));
             }
         }
-        addresses.push(list.clone());
+        let own: Vec<IpAddr> = list
+            .iter()
+            .copied()
+            .filter(|ip| family(ip) == record.rtype)
+            .collect();
+        if own.is_empty() {
+            return Err(at(
+                near(written),
+                format!(
+                    "no {} address for {key}, a failover record of type {}",
+                    if record.rtype == RecordType::A {
+                        "IPv4"
+                    } else {
+                        "IPv6"
+                    },
+                    record.rtype
+                ),
+            ));
+        }
+        addresses.push(own);
     }
     for written in raw.addresses.keys() {
         let known = records.iter().any(|r| {

@@ -17,7 +17,7 @@ use hickory_proto::rr::Name;
 
 pub use failover::{
     Check, CheckKind, Database, Failover, FailoverRecord, FlagFile, FlagHttp, FlagSql, HttpCheck,
-    MysqlCheck, ReadOnlyFlags, Secret, Site,
+    MysqlCheck, ReadOnlyFlags, ReadOnlyStep, Secret, Site,
 };
 use raw::RawConfig;
 

@@ -113,6 +113,13 @@ pub struct RawFailover {
     /// TTL and this margin have passed.
     #[serde(default, deserialize_with = "duration::optional")]
     pub flag_clear_margin: Option<Duration>,
+    /// The longest each read-only step (database, flag file, flag SQL,
+    /// flag HTTP call) may take.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub step_timeout: Option<Duration>,
+    /// How often the failover readiness checks run.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub readiness_interval: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]

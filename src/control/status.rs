@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     config::CheckKind,
+    db::Observed,
     engine::{CheckState, Precheck, ReplicationView, Role, SiteHealth, utc},
     store::JournalEntry,
 };
@@ -31,6 +32,14 @@ pub struct Status {
     pub failback_prechecks: Vec<Precheck>,
     /// A failover waiting for read-only mode to be verified.
     pub pending_failover: Option<String>,
+    /// Why the primary is down and no failover starts, while that lasts.
+    pub failover_blocked: Option<String>,
+    /// Whether a failover could run now (its read-only steps checked
+    /// without changing anything), once the checks have run.
+    pub failover_ready: Option<super::readiness::Readiness>,
+    /// Warnings of the current failover's read-only steps, such as a
+    /// grant audit that could not run.
+    pub read_only_warnings: Vec<String>,
     /// The drill under way.
     pub drill: Option<String>,
     pub last_drill: Option<DrillSummary>,
@@ -89,7 +98,7 @@ impl ReplicationStatus {
             flavor: seen.flavor.clone(),
             primary_position: seen.primary_position.clone(),
             secondary_position: seen.secondary_position.clone(),
-            view: super::view_of(seen),
+            view: view_of(seen),
         }
     }
 }
@@ -138,6 +147,164 @@ pub struct RecordStatus {
     pub rtype: String,
     pub ttl: u32,
     pub answer: Vec<String>,
+}
+
+/// The engine's view of one replication observation.
+pub(crate) fn view_of(observed: &Observed) -> ReplicationView {
+    let replica = observed.replica.as_ref();
+    ReplicationView {
+        primary_error: observed.primary_error.clone(),
+        secondary_error: observed.secondary_error.clone(),
+        io_running: replica.map(|r| r.io_running),
+        sql_running: replica.map(|r| r.sql_running),
+        lag_s: replica.and_then(|r| r.lag),
+        last_io_error: replica.map(|r| r.last_io_error.clone()).unwrap_or_default(),
+        last_sql_error: replica
+            .map(|r| r.last_sql_error.clone())
+            .unwrap_or_default(),
+        missing: observed.missing,
+        errant: observed.errant.clone(),
+    }
+}
+
+impl super::Controller {
+    /// A snapshot of everything the status shows.
+    pub fn status(&self, now: u64) -> Status {
+        let table = self.table.load();
+        let records = match &self.failing {
+            Some(f) => {
+                let active = f.engine.persisted().active;
+                let site = f.config.site(active);
+                f.config
+                    .records
+                    .iter()
+                    .zip(&site.addresses)
+                    .map(|(r, addresses)| RecordStatus {
+                        name: r.name.to_string(),
+                        rtype: r.rtype.to_string(),
+                        ttl: f.ttl_override.unwrap_or(r.ttl),
+                        answer: addresses.iter().map(ToString::to_string).collect(),
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let dns = DnsStatus {
+            serials: table
+                .table
+                .summary()
+                .into_iter()
+                .map(|(z, s)| (z.to_string(), s))
+                .collect(),
+            records,
+            responses: self.counters.snapshot(),
+        };
+        let Some(f) = &self.failing else {
+            return Status {
+                time: crate::engine::utc(now),
+                failover_configured: false,
+                active: None,
+                active_role: None,
+                epoch: 0,
+                paused: false,
+                auto_failover: false,
+                cooldown_until: None,
+                last_decision: None,
+                active_because: None,
+                ready_for_failback: false,
+                failback_prechecks: Vec::new(),
+                pending_failover: None,
+                failover_blocked: None,
+                failover_ready: None,
+                read_only_warnings: Vec::new(),
+                drill: None,
+                last_drill: None,
+                replication: None,
+                flag_clears: Vec::new(),
+                failovers_total: 0,
+                sites: Vec::new(),
+                dns,
+                recent_events: Vec::new(),
+            };
+        };
+        let persisted = f.engine.persisted();
+        let sites = Role::BOTH
+            .iter()
+            .enumerate()
+            .map(|(i, &role)| {
+                let site = f.config.site(role);
+                let checks = site
+                    .checks
+                    .iter()
+                    .zip(f.engine.checks(role))
+                    .zip(&f.latencies[i])
+                    .map(|((check, health), latency)| {
+                        let (kind, target) = kind_and_target(&check.kind);
+                        CheckStatus {
+                            name: check.name.clone(),
+                            kind,
+                            target,
+                            state: health.state,
+                            last_ok: health.last_ok,
+                            last_detail: health.last_detail.clone(),
+                            latency_ms: latency.map(|l| l.as_secs_f64() * 1000.0),
+                            since: time_of(health.since),
+                            interval_ms: check.interval.as_millis() as u64,
+                            fall: check.fall,
+                            rise: check.rise,
+                        }
+                    })
+                    .collect();
+                SiteStatus {
+                    name: site.name.clone(),
+                    role,
+                    active: persisted.active == role,
+                    health: f.engine.site_health(role),
+                    down_when: site.down_rule.describe(),
+                    checks,
+                }
+            })
+            .collect();
+        Status {
+            time: crate::engine::utc(now),
+            failover_configured: true,
+            active: Some(f.config.site(persisted.active).name.clone()),
+            active_role: Some(persisted.active),
+            epoch: persisted.epoch,
+            paused: persisted.paused,
+            auto_failover: f.config.auto,
+            cooldown_until: f.engine.in_cooldown(now).map(crate::engine::utc),
+            last_decision: persisted.last_decision.clone(),
+            active_because: persisted.last_change.clone(),
+            ready_for_failback: f.engine.ready_for_failback(),
+            failback_prechecks: f.engine.failback_prechecks(now),
+            pending_failover: f
+                .engine
+                .pending()
+                .map(|p| format!("epoch {}: {}", p.epoch, p.summary)),
+            failover_blocked: f.engine.failover_blocked().map(str::to_string),
+            failover_ready: f.readiness.clone(),
+            read_only_warnings: f.warnings.clone(),
+            drill: f
+                .drill
+                .as_ref()
+                .map(|d| format!("drill {} ({})", d.id, d.phase)),
+            last_drill: f.last_drill.as_ref().map(DrillSummary::from),
+            replication: f
+                .observed
+                .as_ref()
+                .map(|(at, seen)| ReplicationStatus::from_observed(*at, seen)),
+            flag_clears: f
+                .scheduled_clears
+                .iter()
+                .map(|c| crate::engine::utc(c.not_before))
+                .collect(),
+            failovers_total: f.failovers_total,
+            sites,
+            dns,
+            recent_events: f.journal.latest(20),
+        }
+    }
 }
 
 pub fn kind_and_target(kind: &CheckKind) -> (String, String) {
@@ -258,6 +425,28 @@ impl Status {
             "gauge",
             "Grows by one at every change of active site.",
             vec![(String::new(), self.epoch as f64)],
+        );
+        family(
+            "geofailover_failover_ready",
+            "gauge",
+            "1 when every read-only step of a failover could run now, 0 when one could not (absent before the first check).",
+            self.failover_ready
+                .iter()
+                .map(|r| (String::new(), if r.ready { 1.0 } else { 0.0 }))
+                .collect(),
+        );
+        family(
+            "geofailover_failover_blocked",
+            "gauge",
+            "1 while the primary is down and no failover can start.",
+            vec![(
+                String::new(),
+                if self.failover_blocked.is_some() {
+                    1.0
+                } else {
+                    0.0
+                },
+            )],
         );
         family(
             "geofailover_paused",

@@ -4,7 +4,10 @@
 //! order. Everything that decides when traffic moves lives here, so it can
 //! be simulated step by step (see tests/engine_sim.rs).
 
+mod failover;
 pub mod health;
+mod prechecks;
+mod rules;
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +65,12 @@ pub struct EngineSpec {
     /// After a fail-back, how long to wait (the records' TTL plus a
     /// margin) before the application flag is cleared.
     pub flag_clear_delay_ms: u64,
+    /// How long preparing read-only mode may take before the failover is
+    /// given up and what it set undone.
+    pub prepare_timeout_ms: u64,
+    /// How long after a start the checks need to count up or down: a
+    /// failover under way at a restart waits this long for them.
+    pub settle_ms: u64,
 }
 
 /// What fail-back asks of replication.
@@ -90,8 +99,11 @@ pub struct ReplicationView {
     pub errant: Vec<String>,
 }
 
-/// A failover waiting for the secondary's read-only mode to be verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A failover between its decision and DNS moving. It is part of the
+/// stored state from before its first step, so a restart resumes it (the
+/// conditions still hold) or rolls it back (they do not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pending {
     pub epoch: u64,
     pub automatic: bool,
@@ -99,6 +111,9 @@ pub struct Pending {
     /// Why it started.
     pub summary: String,
     pub started: u64,
+    /// Given up, and what its preparation set undone, when read-only mode
+    /// is not verified by then.
+    pub deadline: u64,
 }
 
 /// After read-only could not be verified, automatic failover waits this
@@ -135,6 +150,9 @@ pub struct Persisted {
     /// The sentence of the decision that made the active site active.
     #[serde(default)]
     pub last_change: Option<String>,
+    /// A failover decided but not finished.
+    #[serde(default)]
+    pub pending: Option<Pending>,
 }
 
 impl Default for Persisted {
@@ -146,6 +164,7 @@ impl Default for Persisted {
             cooldown_until: None,
             last_decision: None,
             last_change: None,
+            pending: None,
         }
     }
 }
@@ -198,8 +217,13 @@ pub enum Command {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Put `site` into read-only mode (database, then application flag),
-    /// verify each, and report with `Input::ReadOnly`.
+    /// verify each, and report with `Input::ReadOnly`. Steps a stopped
+    /// controller finished for this epoch are verified, not run again.
     PrepareReadOnly { site: Role, epoch: u64 },
+    /// The failover of `epoch` stopped: undo the application flags its
+    /// preparation set at `site` (the database stays read-only: it is a
+    /// replica).
+    UndoReadOnly { site: Role, epoch: u64 },
     /// Point the failover records at `site`; `epoch` is the new epoch.
     Activate { site: Role, epoch: u64 },
     /// Clear `site`'s application flag, not before `not_before` (ms): the
@@ -225,6 +249,11 @@ pub enum Event {
     },
     /// A failover stopped: read-only mode could not be verified.
     FailoverAborted,
+    /// A failover under way at a restart goes on: its conditions still hold.
+    FailoverResumed,
+    /// A failover under way at a restart is undone: its conditions no
+    /// longer hold.
+    FailoverRolledBack,
     /// Traffic moves to the secondary.
     FailedOver {
         automatic: bool,
@@ -269,7 +298,13 @@ pub struct Engine {
     state: Persisted,
     checks: [Vec<CheckHealth>; 2],
     last_summary: Option<String>,
-    pending: Option<Pending>,
+    /// The stored state held a pending failover: it waits for the checks
+    /// before it is resumed or rolled back.
+    resuming: bool,
+    /// Until when a resumed failover waits for the checks.
+    resume_deadline: Option<u64>,
+    /// Why the primary is down and no failover starts, while that lasts.
+    blocked: Option<String>,
     /// The last replication observation and when it came.
     replication: Option<(u64, ReplicationView)>,
     read_only_failed_at: Option<u64>,
@@ -304,9 +339,11 @@ impl Engine {
         Self {
             spec,
             last_summary: state.last_decision.clone(),
+            resuming: state.pending.is_some(),
+            resume_deadline: None,
+            blocked: None,
             state,
             checks,
-            pending: None,
             replication: None,
             read_only_failed_at: None,
             counts: [[spec_counts[0], 0, 0], [spec_counts[1], 0, 0]],
@@ -316,7 +353,37 @@ impl Engine {
 
     /// The failover being prepared, if any.
     pub fn pending(&self) -> Option<&Pending> {
-        self.pending.as_ref()
+        self.state.pending.as_ref()
+    }
+
+    /// Why no failover starts although the primary is down, while that
+    /// lasts (paused, automatic failover off, cooldown, the secondary not
+    /// healthy, waiting to retry read-only mode).
+    pub fn failover_blocked(&self) -> Option<&str> {
+        self.blocked.as_deref()
+    }
+
+    /// Takes over from `old` (the same state under an earlier
+    /// configuration): the health of each check `same` maps to one of
+    /// `old`'s, the last replication observation and the wait after a
+    /// failed read-only attempt.
+    pub fn carry_over(&mut self, old: &Engine, same: impl Fn(Role, usize) -> Option<usize>) {
+        for role in Role::BOTH {
+            let i = role.index();
+            for (index, check) in self.checks[i].iter_mut().enumerate() {
+                if let Some(before) = same(role, index).and_then(|j| old.checks[i].get(j)) {
+                    *check = before.clone();
+                }
+            }
+            let mut counts = [0u32; 3];
+            for check in &self.checks[i] {
+                counts[slot(check.state)] += 1;
+            }
+            self.counts[i] = counts;
+        }
+        self.described = std::cell::RefCell::new([None, None]);
+        self.replication = old.replication.clone();
+        self.read_only_failed_at = old.read_only_failed_at;
     }
 
     /// The last replication observation, with its time.
@@ -350,31 +417,6 @@ impl Engine {
     pub fn ready_for_failback(&self) -> bool {
         self.state.active == Role::Secondary
             && self.site_health(Role::Primary) == SiteHealth::Healthy
-    }
-
-    /// The conditions a fail-back needs at `now`, each with how it stands.
-    pub fn failback_prechecks(&self, now: u64) -> Vec<Precheck> {
-        let on_secondary = self.state.active == Role::Secondary;
-        let primary = self.site_health(Role::Primary);
-        let mut checks = vec![
-            Precheck {
-                name: "traffic on the secondary".into(),
-                ok: on_secondary,
-                detail: format!(
-                    "answers point at {}",
-                    self.spec.sites[self.state.active.index()].name
-                ),
-            },
-            Precheck {
-                name: "primary healthy".into(),
-                ok: primary == SiteHealth::Healthy,
-                detail: self.describe_site(Role::Primary),
-            },
-        ];
-        if let Some(rules) = self.spec.replication {
-            checks.extend(replication_prechecks(rules, self.replication.as_ref(), now));
-        }
-        checks
     }
 
     /// When the cooldown after the last automatic failover ends, if it has
@@ -478,298 +520,6 @@ impl Engine {
         text
     }
 
-    /// The automatic rules, after health was updated.
-    fn evaluate(&mut self, now: u64, event: Event, mut reasons: Vec<String>) -> Decision {
-        let primary = self.site_health(Role::Primary);
-        let secondary = self.site_health(Role::Secondary);
-        if let Some(pending) = &self.pending {
-            let summary = format!(
-                "failover in progress (epoch {}): waiting for read-only mode at {} to be verified",
-                pending.epoch, self.spec.sites[1].name
-            );
-            return self.decide(now, event, summary, reasons, Vec::new());
-        }
-        let retry_at = self
-            .read_only_failed_at
-            .map(|at| at + READ_ONLY_RETRY_MS)
-            .filter(|at| *at > now);
-        let summary = match self.state.active {
-            Role::Primary if primary == SiteHealth::Down => {
-                let blocked = if self.state.paused {
-                    Some("paused".to_string())
-                } else if !self.spec.auto_failover {
-                    Some("automatic failover is off".to_string())
-                } else if let Some(until) = self.in_cooldown(now) {
-                    Some(format!(
-                        "in cooldown after the last automatic failover, until {}",
-                        utc(until)
-                    ))
-                } else if secondary != SiteHealth::Healthy {
-                    Some(format!(
-                        "{}: keeping the current answer",
-                        self.describe_site(Role::Secondary)
-                    ))
-                } else if let Some(at) = retry_at {
-                    Some(format!(
-                        "read-only mode at {} could not be verified; the next attempt is at {}",
-                        self.spec.sites[1].name,
-                        utc(at)
-                    ))
-                } else {
-                    None
-                };
-                match blocked {
-                    Some(why) => {
-                        format!("no failover: {}; {why}", self.describe_site(Role::Primary))
-                    }
-                    None => {
-                        reasons.push(format!("primary: {}", self.describe_site(Role::Primary)));
-                        reasons.push(format!(
-                            "secondary: {}",
-                            self.describe_site(Role::Secondary)
-                        ));
-                        let summary = format!(
-                            "failover: {}; {}",
-                            self.describe_site(Role::Primary),
-                            self.describe_site(Role::Secondary),
-                        );
-                        return self.begin_failover(true, false, summary, reasons, now);
-                    }
-                }
-            }
-            Role::Primary => format!(
-                "no action: answers point at {}; {}",
-                self.spec.sites[0].name,
-                self.describe_site(Role::Primary)
-            ),
-            Role::Secondary if primary == SiteHealth::Healthy => format!(
-                "no action: answers point at {}; {}: ready for fail-back",
-                self.spec.sites[1].name,
-                self.describe_site(Role::Primary)
-            ),
-            Role::Secondary => format!(
-                "no action: answers point at {}; {}: not ready for fail-back",
-                self.spec.sites[1].name,
-                self.describe_site(Role::Primary)
-            ),
-        };
-        let summary = if self.state.paused {
-            format!("{summary} (paused)")
-        } else {
-            summary
-        };
-        self.decide(now, event, summary, reasons, Vec::new())
-    }
-
-    fn command(&mut self, command: Command, actor: &str, now: u64) -> Decision {
-        let reasons = vec![format!("command from {actor}")];
-        match command {
-            Command::Failover { reason, force } => {
-                if self.pending.is_some() {
-                    return self.refuse(
-                        now,
-                        "failover refused: a failover is already in progress",
-                        reasons,
-                    );
-                }
-                if self.state.active == Role::Secondary {
-                    return self.refuse(
-                        now,
-                        "failover refused: traffic is already on the secondary",
-                        reasons,
-                    );
-                }
-                if self.site_health(Role::Secondary) != SiteHealth::Healthy {
-                    let why = format!(
-                        "failover refused: {} is not healthy",
-                        self.describe_site(Role::Secondary)
-                    );
-                    return self.refuse(now, &why, reasons);
-                }
-                let forced = if force { ", forced" } else { "" };
-                let summary = format!("failover by {actor} ({reason}{forced})");
-                self.begin_failover(false, force, summary, reasons, now)
-            }
-            Command::Failback => {
-                let failed: Vec<String> = self
-                    .failback_prechecks(now)
-                    .into_iter()
-                    .filter(|p| !p.ok)
-                    .map(|p| format!("{} failed: {}", p.name, p.detail))
-                    .collect();
-                if !failed.is_empty() {
-                    let why = format!("fail-back refused: {}", failed.join("; "));
-                    return self.refuse(now, &why, reasons);
-                }
-                let summary = format!(
-                    "fail-back by {actor}: answers now point at {}",
-                    self.spec.sites[0].name
-                );
-                let mut decision =
-                    self.activate(Role::Primary, Event::FailedBack, summary, reasons, now);
-                if self.spec.read_only {
-                    decision.actions.push(Action::ClearAppFlag {
-                        site: Role::Secondary,
-                        epoch: decision.epoch,
-                        not_before: now + self.spec.flag_clear_delay_ms,
-                    });
-                }
-                decision
-            }
-            Command::Pause => {
-                let (event, summary) = if self.state.paused {
-                    (
-                        Event::Steady,
-                        format!("already paused; {actor} asked again"),
-                    )
-                } else {
-                    (
-                        Event::Paused,
-                        format!("paused by {actor}: no automatic failover until resumed"),
-                    )
-                };
-                self.state.paused = true;
-                self.decide(now, event, summary, reasons, Vec::new())
-            }
-            Command::Resume => {
-                let (event, summary) = if self.state.paused {
-                    (
-                        Event::Resumed,
-                        format!("resumed by {actor}: automatic failover allowed"),
-                    )
-                } else {
-                    (
-                        Event::Steady,
-                        format!("not paused; {actor} asked to resume"),
-                    )
-                };
-                self.state.paused = false;
-                let decision = self.decide(now, event, summary, reasons, Vec::new());
-                // A primary already down is acted on now, not at its next check.
-                if self.state.active == Role::Primary
-                    && self.site_health(Role::Primary) == SiteHealth::Down
-                {
-                    let follow = self.evaluate(now, Event::Steady, Vec::new());
-                    if !follow.actions.is_empty() {
-                        return follow;
-                    }
-                }
-                decision
-            }
-        }
-    }
-
-    /// Starts a failover: with read-only steps, asks for them and waits for
-    /// their verification; without, moves traffic at once.
-    fn begin_failover(
-        &mut self,
-        automatic: bool,
-        force: bool,
-        summary: String,
-        reasons: Vec<String>,
-        now: u64,
-    ) -> Decision {
-        if !self.spec.read_only {
-            if automatic {
-                self.state.cooldown_until = Some(now + self.spec.cooldown_ms);
-            }
-            let summary = format!(
-                "{summary}: answers now point at {}",
-                self.spec.sites[1].name
-            );
-            return self.activate(
-                Role::Secondary,
-                Event::FailedOver { automatic },
-                summary,
-                reasons,
-                now,
-            );
-        }
-        let epoch = self.state.epoch + 1;
-        self.pending = Some(Pending {
-            epoch,
-            automatic,
-            force,
-            summary: summary.clone(),
-            started: now,
-        });
-        let summary = format!(
-            "{summary}: putting {} into read-only mode before DNS moves",
-            self.spec.sites[1].name
-        );
-        let actions = vec![Action::PrepareReadOnly {
-            site: Role::Secondary,
-            epoch,
-        }];
-        self.decide(
-            now,
-            Event::FailoverStarted { automatic },
-            summary,
-            reasons,
-            actions,
-        )
-    }
-
-    /// Read-only mode was verified (traffic moves) or was not (it stays,
-    /// unless the operator forced the failover).
-    fn read_only_result(
-        &mut self,
-        epoch: u64,
-        result: Result<String, String>,
-        now: u64,
-    ) -> Decision {
-        let Some(pending) = self.pending.take_if(|p| p.epoch == epoch) else {
-            let summary = format!(
-                "a read-only result for epoch {epoch}, which is not being prepared: ignored"
-            );
-            return self.decide(now, Event::Steady, summary, Vec::new(), Vec::new());
-        };
-        let secondary = self.site_health(Role::Secondary);
-        let name = self.spec.sites[1].name.clone();
-        let verdict = match (&result, secondary) {
-            (_, health) if health != SiteHealth::Healthy && !pending.force => Err(format!(
-                "{} while read-only mode was prepared",
-                self.describe_site(Role::Secondary)
-            )),
-            (Ok(verified), _) => Ok(format!("read-only verified ({verified})")),
-            (Err(why), _) if pending.force => Ok(format!(
-                "read-only NOT verified ({why}), moved because the operator forced it"
-            )),
-            (Err(why), _) => Err(why.clone()),
-        };
-        match verdict {
-            Ok(how) => {
-                if pending.automatic {
-                    self.state.cooldown_until = Some(now + self.spec.cooldown_ms);
-                }
-                let summary = format!("{}; {how}: answers now point at {name}", pending.summary);
-                self.activate(
-                    Role::Secondary,
-                    Event::FailedOver {
-                        automatic: pending.automatic,
-                    },
-                    summary,
-                    vec![format!("read-only prepared for epoch {epoch}")],
-                    now,
-                )
-            }
-            Err(why) => {
-                self.read_only_failed_at = Some(now);
-                let summary = format!(
-                    "failover stopped: read-only mode at {name} could not be verified ({why}); DNS stays on {}",
-                    self.spec.sites[0].name
-                );
-                self.decide(
-                    now,
-                    Event::FailoverAborted,
-                    summary,
-                    vec![pending.summary],
-                    Vec::new(),
-                )
-            }
-        }
-    }
-
     fn refuse(&mut self, now: u64, summary: &str, reasons: Vec<String>) -> Decision {
         self.decide(
             now,
@@ -778,24 +528,6 @@ impl Engine {
             reasons,
             Vec::new(),
         )
-    }
-
-    fn activate(
-        &mut self,
-        site: Role,
-        event: Event,
-        summary: String,
-        reasons: Vec<String>,
-        now: u64,
-    ) -> Decision {
-        self.state.active = site;
-        self.state.epoch += 1;
-        self.state.last_change = Some(summary.clone());
-        let actions = vec![Action::Activate {
-            site,
-            epoch: self.state.epoch,
-        }];
-        self.decide(now, event, summary, reasons, actions)
     }
 
     fn decide(
@@ -821,94 +553,6 @@ impl Engine {
             notable,
         }
     }
-}
-
-/// The replication conditions of fail-back.
-fn replication_prechecks(
-    rules: ReplicationRules,
-    seen: Option<&(u64, ReplicationView)>,
-    now: u64,
-) -> Vec<Precheck> {
-    let fresh = seen.filter(|(at, _)| now.saturating_sub(*at) <= rules.stale_ms);
-    let Some((_, view)) = fresh else {
-        let detail = format!(
-            "no replication observation in the last {} s",
-            rules.stale_ms / 1000
-        );
-        return [
-            "primary database reachable",
-            "replication running",
-            "replication caught up",
-            "no errant transaction at the secondary",
-        ]
-        .into_iter()
-        .map(|name| Precheck {
-            name: name.into(),
-            ok: false,
-            detail: detail.clone(),
-        })
-        .collect();
-    };
-    let running = view.io_running == Some(true) && view.sql_running == Some(true);
-    let mut errors: Vec<String> = Vec::new();
-    if !view.last_io_error.is_empty() {
-        errors.push(format!("IO: {}", view.last_io_error));
-    }
-    if !view.last_sql_error.is_empty() {
-        errors.push(format!("SQL: {}", view.last_sql_error));
-    }
-    let caught_up =
-        running && view.lag_s.is_some_and(|lag| lag <= rules.max_lag_s) && view.missing == Some(0);
-    vec![
-        Precheck {
-            name: "primary database reachable".into(),
-            ok: view.primary_error.is_none(),
-            detail: view
-                .primary_error
-                .clone()
-                .unwrap_or_else(|| "connected".into()),
-        },
-        Precheck {
-            name: "replication running".into(),
-            ok: running && view.secondary_error.is_none(),
-            detail: match (&view.secondary_error, view.io_running, view.sql_running) {
-                (Some(e), _, _) => e.clone(),
-                (None, None, _) | (None, _, None) => "the secondary is not a replica".into(),
-                (None, Some(io), Some(sql)) => {
-                    let word = |b: bool| if b { "running" } else { "stopped" };
-                    let mut text = format!("IO thread {}, SQL thread {}", word(io), word(sql));
-                    if !errors.is_empty() {
-                        text.push_str(&format!(": {}", errors.join("; ")));
-                    }
-                    text
-                }
-            },
-        },
-        Precheck {
-            name: "replication caught up".into(),
-            ok: caught_up,
-            detail: format!(
-                "lag {} (at most {} s), {} transaction(s) missing at the secondary",
-                view.lag_s
-                    .map_or("unknown".to_string(), |l| format!("{l} s")),
-                rules.max_lag_s,
-                view.missing
-                    .map_or("unknown".to_string(), |m| m.to_string())
-            ),
-        },
-        Precheck {
-            name: "no errant transaction at the secondary".into(),
-            ok: view.errant.is_empty() && view.secondary_error.is_none(),
-            detail: if view.errant.is_empty() {
-                "none".into()
-            } else {
-                format!(
-                    "errant GTID {} at the secondary: it did not come from the primary",
-                    view.errant.join(", ")
-                )
-            },
-        },
-    ]
 }
 
 fn state_word(state: CheckState) -> &'static str {

@@ -70,8 +70,10 @@ impl Journal {
     pub const ROTATED: &'static str = "journal.1.jsonl";
 
     /// Opens (or creates) the journal in `dir`, reading back its entries to
-    /// continue the numbering.
-    pub fn open(dir: &Path, limit: u64) -> Result<Self, StoreError> {
+    /// continue the numbering after `after` at least (the last number the
+    /// stored state knows of). A last line cut short by a crash is cut off
+    /// the file, so the next entry starts on a line of its own.
+    pub fn open(dir: &Path, limit: u64, after: u64) -> Result<Self, StoreError> {
         let path = dir.join(Self::FILE);
         let write_error = |source| StoreError::Write {
             path: path.clone(),
@@ -79,13 +81,33 @@ impl Journal {
         };
         fs::create_dir_all(dir).map_err(write_error)?;
         let mut recent = VecDeque::new();
-        let mut next_seq = 1;
+        let mut next_seq = after + 1;
         for file in [dir.join(Self::ROTATED), path.clone()] {
-            let text = match fs::read_to_string(&file) {
-                Ok(text) => text,
+            let text = match fs::read(&file) {
+                Ok(bytes) => bytes,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(source) => return Err(StoreError::Read { path: file, source }),
             };
+            let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            if complete < text.len() {
+                warn!(
+                    "{}: cutting off a last line left incomplete by a crash ({} bytes)",
+                    file.display(),
+                    text.len() - complete
+                );
+                OpenOptions::new()
+                    .write(true)
+                    .open(&file)
+                    .and_then(|f| {
+                        f.set_len(complete as u64)?;
+                        f.sync_all()
+                    })
+                    .map_err(|source| StoreError::Write {
+                        path: file.clone(),
+                        source,
+                    })?;
+            }
+            let text = String::from_utf8_lossy(&text[..complete]);
             for (n, line) in text.lines().enumerate() {
                 match serde_json::from_str::<JournalEntry>(line) {
                     Ok(entry) => {
@@ -95,7 +117,7 @@ impl Journal {
                             recent.pop_front();
                         }
                     }
-                    // A line cut short by a crash mid-append; the rest stands.
+                    // A damaged line in the middle: the rest stands.
                     Err(e) => warn!(
                         "{}:{}: skipping an unreadable journal line: {e}",
                         file.display(),
@@ -118,6 +140,11 @@ impl Journal {
             next_seq,
             recent,
         })
+    }
+
+    /// The last sequence number handed out (0 before any).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
     }
 
     /// Appends an entry durably and returns it numbered.
@@ -212,7 +239,7 @@ mod tests {
     #[test]
     fn numbering_continues_after_reopen_and_a_torn_line_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(dir.path(), DEFAULT_LIMIT).unwrap();
+        let mut journal = Journal::open(dir.path(), DEFAULT_LIMIT, 0).unwrap();
         assert_eq!(journal.append(entry("one")).unwrap().seq, 1);
         assert_eq!(journal.append(entry("two")).unwrap().seq, 2);
         drop(journal);
@@ -221,18 +248,40 @@ mod tests {
             .open(dir.path().join(Journal::FILE))
             .unwrap();
         file.write_all(b"{\"seq\": 3, \"at\"").unwrap();
-        let mut journal = Journal::open(dir.path(), DEFAULT_LIMIT).unwrap();
+        let mut journal = Journal::open(dir.path(), DEFAULT_LIMIT, 0).unwrap();
         assert_eq!(journal.since(0, 10).len(), 2);
         let three = journal.append(entry("three")).unwrap();
         assert_eq!(three.seq, 3);
         assert_eq!(three.time, "2026-11-22T00:00:00Z");
         assert_eq!(journal.since(2, 10), vec![three]);
+        drop(journal);
+        // The torn line was cut off, not glued to the next entry: every
+        // line of the file reads back, numbered without a repeat.
+        let text = fs::read_to_string(dir.path().join(Journal::FILE)).unwrap();
+        let seqs: Vec<u64> = text
+            .lines()
+            .map(|l| serde_json::from_str::<JournalEntry>(l).expect(l).seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
+    }
+
+    #[test]
+    fn numbering_never_repeats_when_the_journal_files_are_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), DEFAULT_LIMIT, 0).unwrap();
+        journal.append(entry("one")).unwrap();
+        journal.append(entry("two")).unwrap();
+        let stored = journal.last_seq();
+        drop(journal);
+        fs::remove_file(dir.path().join(Journal::FILE)).unwrap();
+        let mut journal = Journal::open(dir.path(), DEFAULT_LIMIT, stored).unwrap();
+        assert_eq!(journal.append(entry("three")).unwrap().seq, 3);
     }
 
     #[test]
     fn a_full_journal_rotates_and_keeps_counting() {
         let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(dir.path(), 600).unwrap();
+        let mut journal = Journal::open(dir.path(), 600, 0).unwrap();
         for i in 0..10 {
             journal.append(entry(&format!("entry {i}"))).unwrap();
         }
@@ -240,7 +289,7 @@ mod tests {
         let size = fs::metadata(dir.path().join(Journal::FILE)).unwrap().len();
         assert!(size <= 600, "{size}");
         drop(journal);
-        let mut journal = Journal::open(dir.path(), 600).unwrap();
+        let mut journal = Journal::open(dir.path(), 600, 0).unwrap();
         assert_eq!(journal.append(entry("after")).unwrap().seq, 11);
         assert_eq!(journal.latest(1)[0].summary, "after");
     }

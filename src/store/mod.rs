@@ -12,7 +12,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Persisted;
+use crate::{config::ReadOnlyStep, engine::Persisted};
 
 pub mod journal;
 pub use journal::{Journal, JournalEntry, NewEntry};
@@ -36,6 +36,35 @@ pub struct StoredState {
     /// A drill under way: a restart finishes its fail-back.
     #[serde(default)]
     pub drill: Option<DrillProgress>,
+    /// The read-only steps of the pending (or stopped) failover that were
+    /// started and finished: a restart verifies the finished ones instead
+    /// of running them again, and an undo knows what to undo.
+    #[serde(default)]
+    pub read_only: Option<ReadOnlyProgress>,
+    /// The last journal sequence number handed out: numbering goes on
+    /// from here even if the journal files were lost.
+    #[serde(default)]
+    pub journal_seq: u64,
+}
+
+/// Which read-only steps of the failover of `epoch` have started and
+/// finished, each stored before the next begins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadOnlyProgress {
+    pub epoch: u64,
+    pub started: Vec<ReadOnlyStep>,
+    pub done: Vec<ReadOnlyStep>,
+}
+
+impl ReadOnlyProgress {
+    pub fn new(epoch: u64) -> Self {
+        Self {
+            epoch,
+            started: Vec::new(),
+            done: Vec::new(),
+        }
+    }
 }
 
 /// Where a running drill is, stored at each phase.

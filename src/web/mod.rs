@@ -276,7 +276,8 @@ async fn run_command(
         actor: actor.clone(),
         reply,
     })
-    .await?;
+    .await?
+    .map_err(|why| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, why))?;
     let accepted = decision.event != Event::Refused;
     info!(accepted, "{}", decision.summary);
     let reply = CommandReply {

@@ -21,10 +21,11 @@ use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod control;
+
 use super::{ControlEvent, Status, now_ms};
 use crate::{
     config::{FailoverRecord, Site},
-    db::Db,
     engine::{Command, Event, utc},
     store::{DrillProgress, write_atomically},
 };
@@ -378,78 +379,11 @@ impl Recorder {
     }
 }
 
-/// Checks the secondary's database and flag from the outside.
+/// Reads back each of the secondary's read-only steps from the outside.
 async fn verify_secondary(site: &Site, timeout: Duration) -> Result<String, String> {
     let mut seen = Vec::new();
-    if let Some(database) = &site.database {
-        let mut db = Db::connect(&database.target, timeout).await?;
-        let value = db.value("SELECT @@GLOBAL.read_only").await;
-        db.close().await;
-        match value?.as_deref() {
-            Some("1") => seen.push("@@read_only = 1".to_string()),
-            other => {
-                return Err(format!(
-                    "the secondary's @@read_only reads {}",
-                    other.unwrap_or("NULL")
-                ));
-            }
-        }
-    }
-    if let Some(file) = &site.read_only.file {
-        match std::fs::read_to_string(&file.path) {
-            Ok(text) if text == file.content => {
-                seen.push(format!("flag file {} set", file.path.display()))
-            }
-            Ok(_) => {
-                return Err(format!(
-                    "the flag file {} holds other content",
-                    file.path.display()
-                ));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "the flag file {} is not there: {e}",
-                    file.path.display()
-                ));
-            }
-        }
-    }
-    if let (Some(sql), Some(database)) = (&site.read_only.sql, &site.database)
-        && let Some((query, expect)) = &sql.verify
-    {
-        let mut db = Db::connect(&database.target, timeout).await?;
-        let value = db.value(query).await;
-        db.close().await;
-        match value? {
-            Some(v) if &v == expect => seen.push(format!("`{query}` reads {v}")),
-            other => {
-                return Err(format!(
-                    "`{query}` reads {}, expected {expect}",
-                    other.as_deref().unwrap_or("no row")
-                ));
-            }
-        }
-    }
-    if let Some(http) = &site.read_only.http {
-        let client = crate::probe::http_client()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let body = client
-            .get(&http.check_url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !body.contains(&http.check_contains) {
-            return Err(format!(
-                "{} does not report {:?}",
-                http.check_url, http.check_contains
-            ));
-        }
-        seen.push(format!("{} reports read-only", http.check_url));
+    for step in site.read_only_steps() {
+        seen.push(super::steps::verify(step, site, timeout).await?);
     }
     if seen.is_empty() {
         seen.push("no read-only steps configured".into());
@@ -540,7 +474,8 @@ pub async fn run(
                 actor: request.operator.clone(),
                 reply,
             })
-            .await;
+            .await
+            .and_then(|decided| decided);
             let result = match decision {
                 Ok(d) if d.event == Event::Refused => Err(d.summary),
                 Ok(d) => Ok(d.summary),
@@ -710,7 +645,8 @@ pub async fn run(
                 actor: request.operator.clone(),
                 reply,
             })
-            .await;
+            .await
+            .and_then(|decided| decided);
             match decision {
                 Ok(d) if d.event != Event::Refused => break Ok(d.summary),
                 Ok(d) if Instant::now() >= deadline => break Err(d.summary),

@@ -1,0 +1,202 @@
+//! Deciding: every input goes to the engine; its decision is logged and
+//! journalled, the new state stored, then its actions carried out (see
+//! `act`). An operator's command is carried out only when its new state
+//! could be stored; otherwise it is answered with the error and nothing
+//! changes.
+
+use std::time::Duration;
+
+use tracing::{error, info};
+
+use super::{Controller, status::view_of};
+use crate::{
+    db::Observed,
+    engine::{CheckId, Command, Decision, Event, Input, Role},
+    store::NewEntry,
+};
+
+pub(super) fn event_word(event: Event) -> &'static str {
+    match event {
+        Event::Steady => "steady",
+        Event::HealthChanged => "health_changed",
+        Event::FailoverStarted { .. } => "failover_started",
+        Event::FailoverAborted => "failover_aborted",
+        Event::FailoverResumed => "failover_resumed",
+        Event::FailoverRolledBack => "failover_rolled_back",
+        Event::FailedOver { automatic: true } => "failed_over",
+        Event::FailedOver { automatic: false } => "switched_over",
+        Event::FailedBack => "failed_back",
+        Event::Paused => "paused",
+        Event::Resumed => "resumed",
+        Event::Refused => "refused",
+    }
+}
+
+impl Controller {
+    /// Writes a journal entry; a journal that cannot be written is logged,
+    /// and the decision stands.
+    pub(super) fn journal(&mut self, entry: NewEntry) {
+        if let Some(failing) = &mut self.failing
+            && let Err(e) = failing.journal.append(entry)
+        {
+            error!("{e}");
+        }
+    }
+
+    /// Feeds one input to the engine and carries out what it decides.
+    pub fn step(&mut self, input: Input, now: u64) -> Option<Decision> {
+        let actor = match &input {
+            Input::Command { actor, .. } => actor.clone(),
+            Input::Check { .. } | Input::Replication(_) | Input::ReadOnly { .. } | Input::Tick => {
+                "engine".to_string()
+            }
+        };
+        let is_command = matches!(input, Input::Command { .. });
+        let failing = self.failing.as_mut()?;
+        let decision = failing.engine.step(input, now);
+        self.carry_out(&decision, &actor, is_command, false, now);
+        Some(decision)
+    }
+
+    /// An operator's command. Refused outright when there is no failover;
+    /// an error, with nothing changed, when its new state cannot be stored.
+    pub fn command(
+        &mut self,
+        command: Command,
+        actor: String,
+        now: u64,
+    ) -> Result<Decision, String> {
+        let Some(failing) = &mut self.failing else {
+            return Ok(Decision {
+                at: now,
+                epoch: 0,
+                event: Event::Refused,
+                summary: "refused: the configuration has no failover section".into(),
+                reasons: Vec::new(),
+                actions: Vec::new(),
+                notable: true,
+            });
+        };
+        let before = failing.engine.clone();
+        let input = Input::Command {
+            command,
+            actor: actor.clone(),
+        };
+        let decision = failing.engine.step(input, now);
+        if decision.event != Event::Refused
+            && failing.engine.persisted() != before.persisted()
+            && let Err(why) = self.store_decision(&decision)
+        {
+            if let Some(failing) = &mut self.failing {
+                failing.engine = before;
+            }
+            let summary = format!(
+                "not carried out: {} (the new state could not be stored: {why})",
+                decision.summary
+            );
+            error!(%actor, "{summary}");
+            self.journal(NewEntry {
+                at: now,
+                epoch: decision.epoch,
+                actor,
+                kind: "command",
+                event: "command_failed".into(),
+                summary: summary.clone(),
+                reasons: decision.reasons.clone(),
+                outcome: format!("failed: {why}"),
+            });
+            return Err(summary);
+        }
+        self.carry_out(&decision, &actor, true, true, now);
+        Ok(decision)
+    }
+
+    /// Logs and journals a decision, stores the state it leads to before
+    /// anything is done on it (unless `prepared`: a command's was), tells
+    /// who must hear, then runs its actions.
+    fn carry_out(
+        &mut self,
+        decision: &Decision,
+        actor: &str,
+        is_command: bool,
+        prepared: bool,
+        now: u64,
+    ) {
+        if decision.notable {
+            info!(
+                event = ?decision.event,
+                epoch = decision.epoch,
+                reasons = ?decision.reasons,
+                "{}",
+                decision.summary
+            );
+            let outcome = if decision.event == Event::Refused {
+                "refused"
+            } else {
+                "ok"
+            };
+            self.journal(NewEntry {
+                at: now,
+                epoch: decision.epoch,
+                actor: actor.to_string(),
+                kind: if is_command { "command" } else { "decision" },
+                event: event_word(decision.event).into(),
+                summary: decision.summary.clone(),
+                reasons: decision.reasons.clone(),
+                outcome: outcome.into(),
+            });
+        }
+        if !prepared {
+            self.prepare_state(decision);
+        }
+        if decision.notable || self.failing.as_ref().is_some_and(|f| f.dirty) {
+            self.save(now);
+        }
+        self.announce(decision, is_command, now);
+        self.run_actions(decision, actor, now);
+    }
+
+    /// Stores the state a command leads to, with what its actions change
+    /// in the stored state (serials, read-only progress).
+    fn store_decision(&mut self, decision: &Decision) -> Result<(), String> {
+        let serials = self.serials.clone();
+        let progress = self.failing.as_ref().and_then(|f| f.read_only.clone());
+        self.prepare_state(decision);
+        let result = self.try_save();
+        if result.is_err() {
+            self.serials = serials;
+            if let Some(failing) = &mut self.failing {
+                failing.read_only = progress;
+            }
+        }
+        result
+    }
+
+    /// Records a probe's result.
+    pub fn probe(&mut self, id: CheckId, ok: bool, detail: String, latency: Duration, now: u64) {
+        if let Some(failing) = &mut self.failing
+            && let Some(slot) =
+                failing.latencies[usize::from(id.site == Role::Secondary)].get_mut(id.index)
+        {
+            *slot = Some(latency);
+        }
+        self.step(
+            Input::Check {
+                id,
+                ok,
+                detail: Some(detail),
+            },
+            now,
+        );
+    }
+
+    /// Feeds a replication observation to the engine.
+    pub(super) fn replication(&mut self, observed: Observed) {
+        let now = super::now_ms();
+        let view = view_of(&observed);
+        if let Some(failing) = &mut self.failing {
+            failing.observed = Some((now, observed));
+        }
+        self.step(Input::Replication(view), now);
+    }
+}

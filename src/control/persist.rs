@@ -1,0 +1,91 @@
+//! Storing the state: the engine's, with what the shell keeps beside it
+//! (serials, read-only progress, flag clears, a drill under way, the
+//! journal's numbering). A save that fails is told once per decision
+//! (journal, webhook, error log) and retried at every step until it works.
+
+use tracing::{debug, error, info};
+
+use super::{Controller, Failing, Notification};
+use crate::store::{NewEntry, StoredState};
+
+impl Controller {
+    pub(super) fn stored_state(&self, failing: &Failing) -> StoredState {
+        StoredState {
+            engine: failing.engine.persisted().clone(),
+            serials: self.serials.clone(),
+            scheduled_clears: failing.scheduled_clears.clone(),
+            ttl_override: failing.ttl_override,
+            drill: failing.drill.clone(),
+            read_only: failing.read_only.clone(),
+            journal_seq: failing.journal.last_seq(),
+        }
+    }
+
+    /// Stores the state now; the error says why it could not be.
+    pub(super) fn try_save(&mut self) -> Result<(), String> {
+        let Some(failing) = &self.failing else {
+            return Ok(());
+        };
+        let state = self.stored_state(failing);
+        failing.store.save(&state).map_err(|e| e.to_string())
+    }
+
+    /// Stores the state; a failure is told once per decision (epoch) and
+    /// the state kept dirty, so the next step tries again.
+    pub(super) fn save(&mut self, now: u64) {
+        let Some(failing) = &self.failing else {
+            return;
+        };
+        let epoch = failing.engine.persisted().epoch;
+        let failure = self.try_save().err();
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        // Told once per failing spell and epoch, not at every retry; a new
+        // decision (another epoch) that cannot be stored is told again.
+        let announced = failing.announced.unsaved;
+        failing.dirty = failure.is_some();
+        failing.announced.unsaved = failure.as_ref().map(|_| epoch);
+        match failure {
+            Some(why) if announced == Some(epoch) => {
+                debug!("still cannot store the state: {why}");
+            }
+            Some(why) => {
+                // Answers still follow the decision; the save is retried
+                // at every step until it succeeds.
+                error!("{why}");
+                self.journal(NewEntry {
+                    at: now,
+                    epoch,
+                    actor: "engine".into(),
+                    kind: "action",
+                    event: "state_not_saved".into(),
+                    summary: "the state could not be stored".into(),
+                    reasons: vec![why.clone()],
+                    outcome: format!("failed: {why}"),
+                });
+                self.notifier.send(Notification::new(
+                    "action_failed",
+                    epoch,
+                    None,
+                    format!("the state could not be stored: {why}"),
+                    now,
+                ));
+            }
+            None if announced.is_some() => {
+                info!(epoch, "the state is stored again");
+                self.journal(NewEntry {
+                    at: now,
+                    epoch,
+                    actor: "engine".into(),
+                    kind: "action",
+                    event: "state_saved".into(),
+                    summary: "the state is stored again".into(),
+                    reasons: Vec::new(),
+                    outcome: "ok".into(),
+                });
+            }
+            None => {}
+        }
+    }
+}

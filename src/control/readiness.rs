@@ -1,0 +1,138 @@
+//! Failover readiness, known before the disaster: at start and then every
+//! `failover.readiness_interval`, each read-only step of the secondary is
+//! checked for whether it could run, changing nothing (the controller's
+//! privileges there, the flag file's folder, the flag SQL's tables, the
+//! flag URLs), and so is the state directory. `geofailover check --live`
+//! runs the same checks once.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::{Controller, Notification, now_ms, steps};
+use crate::{
+    config::Failover,
+    engine::{Precheck, Role, utc},
+    store::NewEntry,
+};
+
+/// Whether a failover could run now, and each condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// RFC 3339.
+    pub checked: String,
+    pub items: Vec<Precheck>,
+}
+
+impl Readiness {
+    /// "yes", or "no, because …" naming each failed condition.
+    pub fn sentence(&self) -> String {
+        if self.ready {
+            return "yes".into();
+        }
+        let failed: Vec<String> = self
+            .items
+            .iter()
+            .filter(|i| !i.ok)
+            .map(|i| format!("{}: {}", i.name, i.detail))
+            .collect();
+        format!("no, because {}", failed.join("; "))
+    }
+}
+
+/// The state directory takes a new file (one is created and removed).
+fn state_dir_writable(dir: &Path) -> Precheck {
+    let probe = dir.join(".geofailover-ready-check");
+    let result = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe));
+    Precheck {
+        name: "state directory".into(),
+        ok: result.is_ok(),
+        detail: match result {
+            Ok(()) => format!("{} is writable", dir.display()),
+            Err(e) => format!("{} cannot be written: {e}", dir.display()),
+        },
+    }
+}
+
+/// Runs every readiness check once.
+pub async fn check(failover: &Failover, state_dir: &Path) -> Readiness {
+    let site = failover.site(Role::Secondary);
+    let mut items = Vec::new();
+    let steps_of_site = site.read_only_steps();
+    if steps_of_site.is_empty() {
+        items.push(Precheck {
+            name: "read-only mode".into(),
+            ok: true,
+            detail: format!(
+                "nothing to prepare: {} has no database and no application flag",
+                site.name
+            ),
+        });
+    }
+    for step in steps_of_site {
+        items.extend(steps::ready(step, site, failover.step_timeout).await);
+    }
+    items.push(state_dir_writable(state_dir));
+    Readiness {
+        ready: items.iter().all(|i| i.ok),
+        checked: utc(now_ms()),
+        items,
+    }
+}
+
+impl Controller {
+    /// Keeps the latest readiness; a change to "not ready" is logged,
+    /// journalled and sent to the webhooks, and the way back journalled.
+    pub(super) fn readiness(&mut self, readiness: Readiness) {
+        let now = now_ms();
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        let before = failing.announced.ready;
+        failing.announced.ready = Some(readiness.ready);
+        let epoch = failing.engine.persisted().epoch;
+        let sentence = readiness.sentence();
+        failing.readiness = Some(readiness.clone());
+        match (before, readiness.ready) {
+            (Some(true) | None, false) => {
+                warn!("failover ready: {sentence}");
+                self.journal(NewEntry {
+                    at: now,
+                    epoch,
+                    actor: "engine".into(),
+                    kind: "check",
+                    event: "failover_not_ready".into(),
+                    summary: format!("failover ready: {sentence}"),
+                    reasons: Vec::new(),
+                    outcome: "failed".into(),
+                });
+                self.notifier.send(Notification::new(
+                    "failover_not_ready",
+                    epoch,
+                    None,
+                    format!("a failover would fail now: {sentence}"),
+                    now,
+                ));
+            }
+            (Some(false), true) => {
+                info!("failover ready: yes");
+                self.journal(NewEntry {
+                    at: now,
+                    epoch,
+                    actor: "engine".into(),
+                    kind: "check",
+                    event: "failover_ready".into(),
+                    summary: "failover ready: yes".into(),
+                    reasons: Vec::new(),
+                    outcome: "ok".into(),
+                });
+            }
+            (None, true) => info!("failover ready: yes"),
+            (Some(true), true) | (Some(false), false) => {}
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! A reload applies the new zones and the new failover section together,
+//! or neither: the zones were checked against the new failover records,
+//! so serving them with the old ones could mix a failover record's
+//! answers with static records of the same name. Refused (nothing
+//! changes) while a failover or a drill is under way, when a check cannot
+//! run, or when the failover section appears or goes (a restart).
+
+use tracing::info;
+
+use super::{Controller, answers, now_ms};
+use crate::{
+    config::{Config, Failover},
+    engine::{Engine, Role},
+    store::NewEntry,
+    zone::Zone,
+};
+
+/// Each check of `new` that is the same (role, name and settings) in
+/// `old`: its index there.
+fn same_check(old: &Failover, new: &Failover, role: Role, index: usize) -> Option<usize> {
+    let check = new.site(role).checks.get(index)?;
+    old.site(role).checks.iter().position(|c| c == check)
+}
+
+impl Controller {
+    /// Applies `config` and `zones`; says what changed, or why nothing did.
+    pub(super) fn reload(
+        &mut self,
+        config: &Config,
+        zones: Vec<Zone>,
+    ) -> Result<Vec<String>, String> {
+        let mut changes = Vec::new();
+        match (&mut self.failing, &config.failover) {
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => {
+                return Err("adding or removing the failover section needs a restart".into());
+            }
+            (Some(failing), Some(new)) if failing.config != *new => {
+                if let Some(pending) = failing.engine.pending() {
+                    return Err(format!(
+                        "the failover settings cannot change while the failover of epoch {} is under way; reload again once it has finished",
+                        pending.epoch
+                    ));
+                }
+                if let Some(drill) = &failing.drill {
+                    return Err(format!(
+                        "the failover settings cannot change while drill {} runs; reload again once it has finished",
+                        drill.id
+                    ));
+                }
+                self.tasks.start(new, &self.state_dir, &self.outbox)?;
+                let old = std::mem::replace(&mut failing.config, new.clone());
+                let mut engine = Engine::new(new.engine_spec(), failing.engine.persisted().clone());
+                engine.carry_over(&failing.engine, |role, index| {
+                    same_check(&old, new, role, index)
+                });
+                failing.engine = engine;
+                failing.latencies = [Role::Primary, Role::Secondary].map(|role| {
+                    (0..new.site(role).checks.len())
+                        .map(|i| {
+                            same_check(&old, new, role, i).and_then(|j| {
+                                failing.latencies[usize::from(role == Role::Secondary)][j]
+                            })
+                        })
+                        .collect()
+                });
+                let active = failing.engine.persisted().active;
+                let ttl = failing.ttl_override;
+                let answers_changed = answers::failover_records(&old, active, ttl)
+                    != answers::failover_records(new, active, ttl);
+                changes.push("failover settings".to_string());
+                if answers_changed {
+                    self.serials = answers::bump(&self.serials, &self.zones, new);
+                    changes.push("the failover records' answers".to_string());
+                }
+            }
+            (Some(_), Some(_)) => {}
+        }
+        self.zones = zones;
+        let stored = self.serials.clone();
+        self.serials = answers::serials(&self.zones, &stored);
+        self.notifier = super::Notifier::new(config.webhooks.clone());
+        self.drill_config = config.drill.clone();
+        self.publish();
+        if self.failing.is_some() {
+            let now = now_ms();
+            self.save(now);
+            let summary = format!(
+                "reloaded: zones{}",
+                changes.iter().map(|c| format!(", {c}")).collect::<String>()
+            );
+            info!("{summary}");
+            let epoch = self.engine().map_or(0, |e| e.persisted().epoch);
+            self.journal(NewEntry {
+                at: now,
+                epoch,
+                actor: "operator".into(),
+                kind: "command",
+                event: "reloaded".into(),
+                summary,
+                reasons: Vec::new(),
+                outcome: "ok".into(),
+            });
+        }
+        Ok(changes)
+    }
+}

@@ -1,0 +1,121 @@
+//! What fail-back needs, each condition with how it stands: traffic on
+//! the secondary, the primary healthy, and (with databases) replication
+//! running, caught up and free of errant transactions, by a fresh
+//! observation.
+
+use super::{Engine, Precheck, ReplicationRules, ReplicationView, Role, SiteHealth};
+
+impl Engine {
+    /// The conditions a fail-back needs at `now`, each with how it stands.
+    pub fn failback_prechecks(&self, now: u64) -> Vec<Precheck> {
+        let on_secondary = self.state.active == Role::Secondary;
+        let primary = self.site_health(Role::Primary);
+        let mut checks = vec![
+            Precheck {
+                name: "traffic on the secondary".into(),
+                ok: on_secondary,
+                detail: format!(
+                    "answers point at {}",
+                    self.spec.sites[self.state.active.index()].name
+                ),
+            },
+            Precheck {
+                name: "primary healthy".into(),
+                ok: primary == SiteHealth::Healthy,
+                detail: self.describe_site(Role::Primary),
+            },
+        ];
+        if let Some(rules) = self.spec.replication {
+            checks.extend(replication_prechecks(rules, self.replication.as_ref(), now));
+        }
+        checks
+    }
+}
+
+/// The replication conditions of fail-back.
+fn replication_prechecks(
+    rules: ReplicationRules,
+    seen: Option<&(u64, ReplicationView)>,
+    now: u64,
+) -> Vec<Precheck> {
+    let fresh = seen.filter(|(at, _)| now.saturating_sub(*at) <= rules.stale_ms);
+    let Some((_, view)) = fresh else {
+        let detail = format!(
+            "no replication observation in the last {} s",
+            rules.stale_ms / 1000
+        );
+        return [
+            "primary database reachable",
+            "replication running",
+            "replication caught up",
+            "no errant transaction at the secondary",
+        ]
+        .into_iter()
+        .map(|name| Precheck {
+            name: name.into(),
+            ok: false,
+            detail: detail.clone(),
+        })
+        .collect();
+    };
+    let running = view.io_running == Some(true) && view.sql_running == Some(true);
+    let mut errors: Vec<String> = Vec::new();
+    if !view.last_io_error.is_empty() {
+        errors.push(format!("IO: {}", view.last_io_error));
+    }
+    if !view.last_sql_error.is_empty() {
+        errors.push(format!("SQL: {}", view.last_sql_error));
+    }
+    let caught_up =
+        running && view.lag_s.is_some_and(|lag| lag <= rules.max_lag_s) && view.missing == Some(0);
+    vec![
+        Precheck {
+            name: "primary database reachable".into(),
+            ok: view.primary_error.is_none(),
+            detail: view
+                .primary_error
+                .clone()
+                .unwrap_or_else(|| "connected".into()),
+        },
+        Precheck {
+            name: "replication running".into(),
+            ok: running && view.secondary_error.is_none(),
+            detail: match (&view.secondary_error, view.io_running, view.sql_running) {
+                (Some(e), _, _) => e.clone(),
+                (None, None, _) | (None, _, None) => "the secondary is not a replica".into(),
+                (None, Some(io), Some(sql)) => {
+                    let word = |b: bool| if b { "running" } else { "stopped" };
+                    let mut text = format!("IO thread {}, SQL thread {}", word(io), word(sql));
+                    if !errors.is_empty() {
+                        text.push_str(&format!(": {}", errors.join("; ")));
+                    }
+                    text
+                }
+            },
+        },
+        Precheck {
+            name: "replication caught up".into(),
+            ok: caught_up,
+            detail: format!(
+                "lag {} (at most {} s), {} transaction(s) missing at the secondary",
+                view.lag_s
+                    .map_or("unknown".to_string(), |l| format!("{l} s")),
+                rules.max_lag_s,
+                view.missing
+                    .map_or("unknown".to_string(), |m| m.to_string())
+            ),
+        },
+        Precheck {
+            name: "no errant transaction at the secondary".into(),
+            ok: view.errant.is_empty() && view.secondary_error.is_none(),
+            detail: if view.errant.is_empty() {
+                "none".into()
+            } else {
+                format!(
+                    "errant GTID {} at the secondary: it did not come from the primary",
+                    view.errant.join(", ")
+                )
+            },
+        },
+    ]
+}
