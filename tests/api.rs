@@ -567,3 +567,53 @@ fn a_state_that_cannot_be_stored_is_told_once_per_decision_and_stored_again_when
         "{names:?}"
     );
 }
+
+#[test]
+fn a_command_whose_state_cannot_be_stored_answers_an_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _primary, _secondary) = start(dir.path(), None);
+    let api = server.http.expect("http");
+    let token = Geofailover::token(dir.path());
+    let file = dir.path().join("state/state.json");
+    std::fs::remove_file(&file).expect("remove");
+    std::fs::create_dir_all(file.join("blocked")).expect("a folder in its place");
+
+    let (code, reply) = http(
+        "POST",
+        api,
+        "/api/v1/pause",
+        Some(&token),
+        r#"{"operator": "erin"}"#,
+    );
+    assert_eq!(code, 500, "{reply}");
+    assert!(
+        reply.contains("not carried out") && reply.contains("could not be stored"),
+        "{reply}"
+    );
+    assert_eq!(status_json(api)["paused"], false);
+    let journal = events(&server);
+    let failed = journal
+        .iter()
+        .find(|e| e["event"] == "command_failed")
+        .expect("command_failed journalled");
+    assert_eq!(failed["actor"], "erin", "{failed}");
+    assert!(
+        !journal.iter().any(|e| e["event"] == "paused"),
+        "{journal:?}"
+    );
+
+    // Once the state can be stored again, the same command works.
+    std::fs::remove_dir_all(&file).expect("clear the folder");
+    let (code, reply) = http(
+        "POST",
+        api,
+        "/api/v1/pause",
+        Some(&token),
+        r#"{"operator": "erin"}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(status_json(api)["paused"], true);
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
+    assert_eq!(stored["engine"]["paused"], true, "{stored}");
+}

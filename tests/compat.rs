@@ -215,6 +215,7 @@ fn start_all(fast_path: bool) -> Servers {
     }
     let mut example = std::fs::read_to_string(zones.join("example.com.zone")).expect("read");
     example.push_str("www 30 IN A 192.0.2.10\n");
+    example.push_str("www 30 IN AAAA 2001:db8:10::10\n");
     std::fs::write(zones.join("example.com.zone"), example).expect("write");
     let config = Geofailover::example_config(dir.path(), free_port(), free_port());
     if !fast_path {

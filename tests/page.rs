@@ -109,3 +109,41 @@ fn after_a_switchover_the_page_shows_the_secondary_active_and_why() {
     );
     eprintln!("screenshot of the status page: {}", shot.display());
 }
+
+#[test]
+fn a_blocked_failover_shows_a_red_line_and_readiness_shows_yes() {
+    let primary = StandIn::start(0);
+    let secondary = StandIn::start(0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Geofailover::example_config(dir.path(), primary.port, secondary.port);
+    let server = Geofailover::start(&config);
+    let addr = server.http.expect("http");
+    assert!(wait_until(Duration::from_secs(15), || {
+        let st = status_json(addr);
+        st["sites"][0]["health"] == "healthy" && st["sites"][1]["health"] == "healthy"
+    }));
+    let token = Geofailover::token(dir.path());
+    let (code, reply) = http("POST", addr, "/api/v1/pause", Some(&token), "{}");
+    assert_eq!(code, 200, "{reply}");
+    primary.set_healthy(false);
+    assert!(wait_until(Duration::from_secs(15), || {
+        status_json(addr)["failover_blocked"].is_string()
+    }));
+
+    let profile = tempfile::tempdir().expect("tempdir");
+    let dom = headless(profile.path())
+        .arg("--dump-dom")
+        .arg(format!("{}/", server.url()))
+        .output()
+        .expect("run chromium");
+    let html = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        html.contains(r#"<div id="blocked" class="alert">the primary is down and no failover starts: paused</div>"#),
+        "no red blocked line:\n{html}"
+    );
+    assert!(
+        html.contains("failover ready: "),
+        "no readiness line:\n{html}"
+    );
+    assert!(html.contains(">yes</span>"), "readiness not yes:\n{html}");
+}

@@ -1,11 +1,14 @@
-//! `geofailover check`: validate the config and every zone without serving.
+//! `geofailover check`: validate the config and every zone without serving;
+//! with `--live`, also run the failover readiness checks once.
 
 use std::path::Path;
 
-use super::Failure;
-use crate::{config::Config, zone};
+use anyhow::Context;
 
-pub fn run(path: &Path) -> Result<(), Failure> {
+use super::Failure;
+use crate::{config::Config, control::readiness, zone};
+
+pub fn run(path: &Path, live: bool) -> Result<(), Failure> {
     let config = Config::load(path).map_err(|e| Failure::Config(e.to_string()))?;
     let zones = zone::load_all(&config).map_err(|e| Failure::Config(e.to_string()))?;
     let table = zone::AnswerTable::build(zones);
@@ -15,5 +18,29 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         .map(|(origin, serial)| format!("{origin} (serial {serial})"))
         .collect();
     println!("{}: ok: {}", path.display(), zones.join(", "));
-    Ok(())
+    if !live {
+        return Ok(());
+    }
+    let Some(failover) = &config.failover else {
+        println!("no failover section: no failover steps to check");
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let found = runtime.block_on(readiness::check(failover, &config.state_dir));
+    for item in &found.items {
+        let mark = if item.ok { "ok    " } else { "FAILED" };
+        println!("{mark} {}: {}", item.name, item.detail);
+    }
+    if found.ready {
+        println!("failover ready: yes");
+        Ok(())
+    } else {
+        Err(Failure::Other(anyhow::anyhow!(
+            "failover ready: {}",
+            found.sentence()
+        )))
+    }
 }

@@ -223,6 +223,19 @@ pub fn render(st: &Status) -> String {
             st.failovers_total
         ));
     }
+    if let Some(blocked) = &st.failover_blocked {
+        out.push_str(&format!("FAILOVER BLOCKED: {blocked}\n"));
+    }
+    if let Some(ready) = &st.failover_ready {
+        out.push_str(&format!(
+            "failover ready: {} (checked {})\n",
+            ready.sentence(),
+            ready.checked
+        ));
+    }
+    for warning in &st.read_only_warnings {
+        out.push_str(&format!("read-only warning: {warning}\n"));
+    }
     if let Some(because) = &st.active_because {
         out.push_str(&format!("active because: {because}\n"));
     }

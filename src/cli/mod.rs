@@ -34,6 +34,12 @@ enum Command {
         /// The configuration file.
         #[arg(long, short, default_value = "config/example.yaml")]
         config: PathBuf,
+        /// Also check, changing nothing, that every step of a failover
+        /// could run now (privileges at the secondary's database, the flag
+        /// file's folder, the flag SQL's tables, the flag URLs, the state
+        /// directory); exit 1 when one could not.
+        #[arg(long)]
+        live: bool,
     },
     /// Show what a running controller sees and decides.
     Status {
@@ -148,7 +154,7 @@ pub fn init_logging() {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve { config } => serve::run(&config),
-        Command::Check { config } => check::run(&config),
+        Command::Check { config, live } => check::run(&config, live),
         Command::Status { target, json } => client::status(&target, json),
         Command::Failover {
             target,

@@ -394,6 +394,45 @@ mod tests {
     }
 
     #[test]
+    fn one_name_is_a_failover_record_for_a_and_aaaa_each_answering_its_family() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml");
+        let config = Config::load(&example).unwrap();
+        let failover = config.failover.expect("failover");
+        let types: Vec<String> = failover
+            .records
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.rtype))
+            .collect();
+        assert_eq!(types, ["www.example.com. A", "www.example.com. AAAA"]);
+        let primary = &failover.sites[0].addresses;
+        assert_eq!(
+            primary[0],
+            ["192.0.2.10".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            primary[1],
+            ["2001:db8:10::10".parse::<std::net::IpAddr>().unwrap()]
+        );
+
+        // An IPv6 address for a name that is a failover record of type A
+        // only: refused, saying how to serve both.
+        let text = std::fs::read_to_string(&example).unwrap();
+        let aaaa = "    - name: www.example.com\n      type: AAAA\n      ttl: 30\n";
+        assert!(text.contains(aaaa));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("example.yaml");
+        std::fs::write(&path, text.replacen(aaaa, "", 1)).unwrap();
+        let error = Config::load(&path).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("2001:db8:10::10 cannot answer www.example.com.: it is a failover record of type A only"),
+            "{error}"
+        );
+        assert!(error.location.line.is_some(), "{error}");
+    }
+
+    #[test]
     fn a_wildcard_listen_address_is_refused_with_its_line() {
         for wildcard in ["0.0.0.0:53", "\"[::]:53\""] {
             let text = GOOD.replace("127.0.0.1:5353", wildcard);

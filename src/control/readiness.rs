@@ -42,18 +42,26 @@ impl Readiness {
     }
 }
 
-/// The state directory takes a new file (one is created and removed).
+/// The state directory takes a new file (one is created and removed);
+/// one not made yet needs its nearest existing parent to take it.
 fn state_dir_writable(dir: &Path) -> Precheck {
-    let probe = dir.join(".geofailover-ready-check");
-    let result = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&probe, b""))
-        .and_then(|()| std::fs::remove_file(&probe));
+    let existing = dir
+        .ancestors()
+        .find(|d| d.is_dir())
+        .unwrap_or(Path::new("."));
+    let probe = existing.join(".geofailover-ready-check");
+    let result = std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe));
+    let made = if existing == dir {
+        String::new()
+    } else {
+        format!(" (to be made in {})", existing.display())
+    };
     Precheck {
         name: "state directory".into(),
         ok: result.is_ok(),
         detail: match result {
-            Ok(()) => format!("{} is writable", dir.display()),
-            Err(e) => format!("{} cannot be written: {e}", dir.display()),
+            Ok(()) => format!("{} is writable{made}", dir.display()),
+            Err(e) => format!("{} cannot be written{made}: {e}", dir.display()),
         },
     }
 }

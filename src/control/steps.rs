@@ -193,22 +193,31 @@ pub async fn ready(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Vec<Pr
             let audit = !database.app_accounts.is_empty();
             let result = within(timeout, name, async {
                 let mut db = Db::connect(&database.target, timeout).await?;
-                let missing = db.failover_privileges(audit).await;
+                let lacking = db.failover_privileges().await;
                 db.close().await;
-                missing
+                lacking
             })
             .await;
             match result {
                 Err(e) => vec![check(false, e)],
-                Ok(missing) if missing.is_empty() => vec![check(
+                Ok((Some(read_only), _)) => vec![check(false, read_only)],
+                Ok((None, Some(audit_lacks))) if audit && database.strict_grants => {
+                    vec![check(false, format!("{audit_lacks} (strict_grants)"))]
+                }
+                Ok((None, Some(audit_lacks))) if audit => vec![check(
                     true,
-                    if audit {
-                        "the controller's account may set read_only and read the application accounts' grants".into()
-                    } else {
-                        "the controller's account may set read_only".into()
-                    },
+                    format!(
+                        "the controller's account may set read_only; warning: {audit_lacks}, so the grant audit will not run"
+                    ),
                 )],
-                Ok(missing) => missing.into_iter().map(|m| check(false, m)).collect(),
+                Ok((None, _)) if audit => vec![check(
+                    true,
+                    "the controller's account may set read_only and read the application accounts' grants".into(),
+                )],
+                Ok((None, _)) => vec![check(
+                    true,
+                    "the controller's account may set read_only".into(),
+                )],
             }
         }
         ReadOnlyStep::FlagFile => match &site.read_only.file {

@@ -341,12 +341,13 @@ impl Db {
         Ok(found)
     }
 
-    /// Whether the connected account may do what a failover asks of it
-    /// here: set the server read-only, and (with application accounts to
-    /// audit) read their grants. Each missing privilege as a sentence.
-    pub async fn failover_privileges(&mut self, audit: bool) -> Result<Vec<String>, String> {
+    /// What the connected account lacks for a failover here: to set the
+    /// server read-only, and (separately) to read the application
+    /// accounts' grants for the audit. Each as a sentence.
+    pub async fn failover_privileges(
+        &mut self,
+    ) -> Result<(Option<String>, Option<String>), String> {
         let grants = self.grants(None).await?;
-        let mut missing = Vec::new();
         let read_only = match self.flavor {
             // Since 10.11.1 SUPER no longer implies READ_ONLY ADMIN.
             Flavor::MariaDb { major, minor } if (major, minor) >= (10, 11) => {
@@ -361,22 +362,18 @@ impl Db {
                 grants_hold(&grants, "SUPER") || grants_hold(&grants, "SYSTEM_VARIABLES_ADMIN")
             }
         };
-        if !read_only {
-            let needed = match self.flavor {
-                Flavor::MariaDb { .. } => "READ_ONLY ADMIN",
-                Flavor::MySql { .. } => "SUPER or SYSTEM_VARIABLES_ADMIN",
-            };
-            missing.push(format!(
-                "the controller's account cannot set read_only: it lacks {needed} ON *.*"
-            ));
-        }
-        if audit && !grants_hold_on(&grants, "SELECT", "mysql") {
-            missing.push(
-                "the controller's account cannot audit the application accounts' grants: it lacks SELECT ON mysql.*"
-                    .into(),
-            );
-        }
-        Ok(missing)
+        let needed = match self.flavor {
+            Flavor::MariaDb { .. } => "READ_ONLY ADMIN",
+            Flavor::MySql { .. } => "SUPER or SYSTEM_VARIABLES_ADMIN",
+        };
+        let read_only = (!read_only).then(|| {
+            format!("the controller's account cannot set read_only: it lacks {needed} ON *.*")
+        });
+        let audit = (!grants_hold_on(&grants, "SELECT", "mysql")).then(|| {
+            "the controller's account cannot read the application accounts' grants: it lacks SELECT ON mysql.*"
+                .to_string()
+        });
+        Ok((read_only, audit))
     }
 
     /// Runs statements without writing them to the binary log, so a flag
@@ -414,6 +411,29 @@ impl Db {
             Flavor::MySql { .. } => "SELECT @@GLOBAL.gtid_executed",
         };
         Ok(self.value(sql).await?.unwrap_or_default().replace('\n', ""))
+    }
+
+    /// Waits up to `wait` (at most a second) for a replica to have applied
+    /// the primary's `position` (MariaDB) or `executed` set (MySQL); it
+    /// is not an error when it has not.
+    async fn wait_for(
+        &mut self,
+        position: &str,
+        executed: &str,
+        wait: Duration,
+    ) -> Result<(), String> {
+        let seconds = wait.min(Duration::from_secs(1)).as_secs_f64();
+        let sql = match self.flavor {
+            Flavor::MariaDb { .. } => {
+                let position = gtid::MariaPosition::parse(position)?;
+                format!("SELECT MASTER_GTID_WAIT('{position}', {seconds:.3})")
+            }
+            Flavor::MySql { .. } => {
+                let executed = gtid::GtidSet::parse(executed)?;
+                format!("SELECT WAIT_FOR_EXECUTED_GTID_SET('{executed}', {seconds:.3})")
+            }
+        };
+        self.value(&sql).await.map(|_| ())
     }
 
     /// The GTID position this server has written to its binary log.
@@ -518,6 +538,12 @@ pub async fn observe(primary: &DbTarget, secondary: &DbTarget, timeout: Duration
     if let Some(mut db) = secondary_db {
         let result: Result<(), String> = async {
             seen.replica = db.replica_status().await?;
+            // Give the secondary a moment to reach the primary's position
+            // as just read, so a steady writer at the primary does not
+            // make it look behind by the transaction in flight.
+            if let Some((_, state, position)) = &primary_reads {
+                db.wait_for(position, state, timeout / 2).await?;
+            }
             // What the secondary applied, read after the primary's
             // position: under writes it can only be further along.
             let applied = db.applied_position().await?;

@@ -23,8 +23,8 @@ pub struct MariaDb {
     pub port: u16,
     pub server_id: u32,
     socket: PathBuf,
-    _process: Process,
-    _dir: tempfile::TempDir,
+    process: Process,
+    dir: tempfile::TempDir,
 }
 
 fn require(binary: &str) -> String {
@@ -68,15 +68,33 @@ impl MariaDb {
         );
         let port = free_port();
         let socket = dir.path().join("sock");
-        let log = std::fs::File::create(dir.path().join("error.log")).expect("log file");
+        let process = Self::spawn(dir.path(), port, server_id);
+        let server = Self {
+            port,
+            server_id,
+            socket,
+            process,
+            dir,
+        };
+        server.wait_up();
+        server
+    }
+
+    /// `mariadbd` on the data in `dir`.
+    fn spawn(dir: &Path, port: u16, server_id: u32) -> Process {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("error.log"))
+            .expect("log file");
         let child = Command::new(require("mariadbd"))
             .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--datadir={}", dir.join("data").display()))
             .arg(format!("--port={port}"))
             .arg("--bind-address=127.0.0.1")
-            .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-            .arg(format!("--log-bin={}", dir.path().join("binlog").display()))
+            .arg(format!("--socket={}", dir.join("sock").display()))
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .arg(format!("--log-bin={}", dir.join("binlog").display()))
             .arg(format!("--server-id={server_id}"))
             .args([
                 "--user=root",
@@ -90,18 +108,32 @@ impl MariaDb {
             .stderr(log)
             .spawn()
             .expect("start mariadbd");
-        let server = Self {
-            port,
-            server_id,
-            socket,
-            _process: Process::new(child, "mariadbd"),
-            _dir: dir,
-        };
+        Process::new(child, "mariadbd")
+    }
+
+    fn wait_up(&self) {
         assert!(
-            wait_until(Duration::from_secs(30), || server.root("SELECT 1").is_ok()),
-            "mariadbd {server_id} did not start"
+            wait_until(Duration::from_secs(30), || self.root("SELECT 1").is_ok()),
+            "mariadbd {} did not start",
+            self.server_id
         );
-        server
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and waits until
+    /// it is gone.
+    pub fn crash(&mut self) {
+        self.process.signal("KILL");
+        assert!(
+            self.process.wait_exit(Duration::from_secs(10)).is_some(),
+            "mariadbd {} did not die",
+            self.server_id
+        );
+    }
+
+    /// Starts the server again on its data and port, after `crash`.
+    pub fn restart(&mut self) {
+        self.process = Self::spawn(self.dir.path(), self.port, self.server_id);
+        self.wait_up();
     }
 
     /// Runs SQL as root over the socket; the rows, tab-separated.

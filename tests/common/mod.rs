@@ -436,10 +436,13 @@ pub fn tcp(addr: SocketAddr, message: &Message) -> Option<Message> {
 }
 
 /// A stand-in web site: answers every HTTP request with 200 "ok" while
-/// healthy and 503 otherwise, on a loopback port, until dropped.
+/// healthy and 503 otherwise, on a loopback port, until dropped. Made
+/// silent, it accepts connections and never answers, as a host whose
+/// network went quiet.
 pub struct StandIn {
     pub port: u16,
     healthy: Arc<std::sync::atomic::AtomicBool>,
+    silent: Arc<std::sync::atomic::AtomicBool>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -451,11 +454,17 @@ impl StandIn {
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let healthy = Arc::new(AtomicBool::new(true));
+        let silent = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (healthy.clone(), stop.clone());
+        let (h, q, s) = (healthy.clone(), silent.clone(), stop.clone());
         std::thread::spawn(move || {
+            let mut held = Vec::new();
             while !s.load(Ordering::Relaxed) {
+                if !q.load(Ordering::Relaxed) {
+                    held.clear();
+                }
                 match listener.accept() {
+                    Ok((stream, _)) if q.load(Ordering::Relaxed) => held.push(stream),
                     Ok((mut stream, _)) => {
                         let _ = stream.set_nonblocking(false);
                         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
@@ -475,6 +484,7 @@ impl StandIn {
         Self {
             port,
             healthy,
+            silent,
             stop,
         }
     }
@@ -483,9 +493,105 @@ impl StandIn {
         self.healthy
             .store(healthy, std::sync::atomic::Ordering::Relaxed);
     }
+
+    /// Silent: connections are accepted and never answered.
+    pub fn set_silent(&self, silent: bool) {
+        self.silent
+            .store(silent, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A TCP relay on a loopback port to `target`, for faults a refusal
+/// would not show: silenced, it keeps accepting and holding connections
+/// but passes nothing either way; with `stall_after`, each connection
+/// passes only its client's first N writes and then nothing more (a
+/// server that completed the handshake and stopped answering).
+pub struct Relay {
+    pub port: u16,
+    silent: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    pub fn start(target: SocketAddr) -> Self {
+        Self::start_with(target, usize::MAX)
+    }
+
+    pub fn stall_after(target: SocketAddr, client_writes: usize) -> Self {
+        Self::start_with(target, client_writes)
+    }
+
+    fn start_with(target: SocketAddr, client_writes: usize) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let silent = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (q, s) = (silent.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                for (from, to, limit) in [
+                    (client.try_clone(), server.try_clone(), client_writes),
+                    (server.try_clone(), client.try_clone(), usize::MAX),
+                ] {
+                    let (Ok(mut from), Ok(mut to)) = (from, to) else {
+                        continue;
+                    };
+                    let (q, s) = (q.clone(), s.clone());
+                    std::thread::spawn(move || {
+                        let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+                        let mut buf = [0u8; 16384];
+                        let mut passed = 0;
+                        while !s.load(Ordering::Relaxed) {
+                            match from.read(&mut buf) {
+                                Ok(0) => return,
+                                Ok(n) => {
+                                    passed += 1;
+                                    if passed > limit || q.load(Ordering::Relaxed) {
+                                        continue;
+                                    }
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self { port, silent, stop }
+    }
+
+    pub fn set_silent(&self, silent: bool) {
+        self.silent
+            .store(silent, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
