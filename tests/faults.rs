@@ -42,6 +42,10 @@ struct Example {
 
 impl Example {
     fn start(webhook: Option<&WebhookSink>) -> Self {
+        Self::start_edited(webhook, |config| config)
+    }
+
+    fn start_edited(webhook: Option<&WebhookSink>, edit: impl FnOnce(String) -> String) -> Self {
         let primary = StandIn::start(0);
         let secondary = StandIn::start(0);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -59,7 +63,7 @@ impl Example {
         if let Some(hook) = webhook {
             text.push_str(&hook.config());
         }
-        std::fs::write(&config, text).expect("write");
+        std::fs::write(&config, edit(text)).expect("write");
         let server = Geofailover::start(&config);
         assert!(
             server.wait_for_log("site primary is now healthy", 1)
@@ -156,6 +160,23 @@ impl Example {
 
     fn zone_file(&self) -> PathBuf {
         self.dir.path().join("zones/example.com.zone")
+    }
+
+    /// The stored state, as JSON.
+    fn stored(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.path().join("state/state.json"))
+            .expect("read the state file");
+        serde_json::from_str(&text).expect("state JSON")
+    }
+
+    /// The secondary's flag file, as the config names it.
+    fn flag_file(&self) -> PathBuf {
+        let text = std::fs::read_to_string(&self.config).expect("read");
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("path: "))
+            .expect("a flag file path");
+        PathBuf::from(line.trim_start().trim_start_matches("path: "))
     }
 }
 
@@ -468,4 +489,156 @@ fn a_reload_applies_the_zones_and_the_failover_section_together_or_refuses_and_k
         "{}",
         example.server.log()
     );
+}
+
+/// The example with the secondary's application flag as a file and an
+/// HTTP switch (no database), the switch hanging when asked to go
+/// read-only.
+fn with_flags(switch: &common::AppSwitch) -> Example {
+    let flag = tempfile::tempdir()
+        .expect("tempdir")
+        .keep()
+        .join("READONLY");
+    let flags = format!(
+        "    read_only:\n      flag_file:\n        path: {}\n{}",
+        flag.display(),
+        switch.config()
+    );
+    Example::start_edited(None, |config| {
+        let anchor = "      www.example.com: [198.51.100.10, 2001:db8:20::10]\n";
+        assert!(config.contains(anchor));
+        config.replacen(anchor, &format!("{anchor}{flags}"), 1)
+    })
+}
+
+#[test]
+fn a_controller_killed_mid_failover_rolls_it_back_when_the_primary_recovered_meanwhile() {
+    let switch = common::AppSwitch::start();
+    let mut example = with_flags(&switch);
+    let flag = example.flag_file();
+    switch.hanging.store(true, Ordering::Relaxed);
+    example.primary.set_healthy(false);
+    let held = wait_until(Duration::from_secs(20), || {
+        example.stored()["read_only"]["started"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|step| step == "flag_http"))
+    });
+    assert!(held, "{}\n{}", example.stored(), example.server.log());
+    assert!(flag.exists(), "the flag file was not set first");
+
+    // Killed mid-failover; the primary is back before the restart.
+    example.server.process.signal("KILL");
+    assert!(
+        example
+            .server
+            .process
+            .wait_exit(Duration::from_secs(10))
+            .is_some()
+    );
+    switch.hanging.store(false, Ordering::Relaxed);
+    example.primary.set_healthy(true);
+    example.server = Geofailover::start(&example.config);
+
+    let rolled_back = wait_until(Duration::from_secs(20), || {
+        example
+            .events()
+            .iter()
+            .any(|e| e["event"] == "read_only_undone")
+    });
+    assert!(
+        rolled_back,
+        "{:?}\n{}",
+        example.events(),
+        example.server.log()
+    );
+    let events = example.events();
+    let back = events
+        .iter()
+        .find(|e| e["event"] == "failover_rolled_back")
+        .expect("a roll-back decision");
+    assert!(
+        back["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("healthy again"),
+        "{back}"
+    );
+    assert!(!flag.exists(), "the flag file was left behind");
+    assert!(
+        switch
+            .requests()
+            .iter()
+            .any(|r| r == "POST /admin/read-write HTTP/1.1"),
+        "{:?}",
+        switch.requests()
+    );
+    assert_eq!(example.www(), [PRIMARY]);
+    assert_eq!(example.status()["epoch"], 0);
+    assert_eq!(
+        example.stored()["engine"]["pending"],
+        serde_json::Value::Null
+    );
+    assert_eq!(example.stored()["read_only"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_read_only_preparation_that_fails_half_way_undoes_what_it_set_and_says_so() {
+    let switch = common::AppSwitch::start();
+    let example = with_flags(&switch);
+    let flag = example.flag_file();
+    // The application refuses to go read-only: the flag file was set
+    // before it, and must not stay.
+    drop(switch);
+    example.primary.set_healthy(false);
+    let undone = wait_until(Duration::from_secs(20), || {
+        example
+            .events()
+            .iter()
+            .any(|e| e["event"] == "read_only_undone")
+    });
+    assert!(undone, "{:?}\n{}", example.events(), example.server.log());
+    assert!(
+        !flag.exists(),
+        "the flag file stayed after a failed failover"
+    );
+    let events = example.events();
+    let undo = events
+        .iter()
+        .find(|e| e["event"] == "read_only_undone")
+        .expect("undone");
+    assert!(
+        undo["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("removed"),
+        "{undo}"
+    );
+    assert!(events.iter().any(|e| e["event"] == "failover_aborted"));
+    assert_eq!(example.www(), [PRIMARY]);
+}
+
+#[test]
+fn readiness_finds_a_flag_folder_that_cannot_be_written_and_check_live_fails() {
+    let example = Example::start_edited(None, |config| {
+        let anchor = "      www.example.com: [198.51.100.10, 2001:db8:20::10]\n";
+        config.replacen(
+            anchor,
+            &format!("{anchor}    read_only:\n      flag_file:\n        path: /nonexistent-geofailover/READONLY\n"),
+            1,
+        )
+    });
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || example.status()["failover_ready"]["ready"] == false
+    ));
+    let ready = example.status()["failover_ready"].to_string();
+    assert!(ready.contains("/nonexistent-geofailover"), "{ready}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geofailover"))
+        .args(["check", "--live", "--config"])
+        .arg(&example.config)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED flag file:"), "{stdout}");
 }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use common::{
-    Geofailover, StandIn, WebhookSink, a_records, http,
+    AppSwitch, Geofailover, StandIn, WebhookSink, a_records, http,
     mariadb::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Pair, Setup, mysql_config},
     status_json, wait_until,
 };
@@ -50,7 +50,8 @@ fn ids(db: &common::mariadb::MariaDb) -> Vec<u32> {
 }
 
 #[test]
-fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_loses_nothing() {
+fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_under_a_writer_loses_nothing()
+ {
     let setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
     assert_eq!(
@@ -137,22 +138,34 @@ fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_loses_no
             "{audit}"
         );
 
+        // The primary recovers; replication catches up; fail-back, with
+        // the writer still writing at the primary: no transaction of the
+        // primary's may look missing or errant at the secondary.
+        setup.primary_web.set_healthy(true);
+        assert!(
+            wait_until(
+                Duration::from_secs(30),
+                || setup.status()["ready_for_failback"] == true
+            ),
+            "{}",
+            setup.status()
+        );
+        let before = acked.lock().expect("lock").len();
+        setup.fail_back();
+        assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+        assert!(
+            acked.lock().expect("lock").len() > before,
+            "the writer was not writing during the fail-back"
+        );
+        assert_eq!(
+            setup.status()["replication"]["errant"],
+            serde_json::json!([]),
+            "{}",
+            setup.status()["replication"]
+        );
         std::thread::sleep(Duration::from_millis(300));
         stop.store(true, Ordering::Relaxed);
     });
-
-    // The primary recovers; replication catches up; fail-back.
-    setup.primary_web.set_healthy(true);
-    assert!(
-        wait_until(
-            Duration::from_secs(30),
-            || setup.status()["ready_for_failback"] == true
-        ),
-        "{}",
-        setup.status()
-    );
-    setup.fail_back();
-    assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
     // The flag stays until the TTL (5 s) and margin (1 s) have passed.
     assert!(
         setup.flag().exists(),
@@ -185,7 +198,7 @@ fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_loses_no
 }
 
 #[test]
-fn an_errant_write_at_the_secondary_blocks_failback_naming_its_gtid() {
+fn an_errant_write_at_the_secondary_blocks_failback_even_behind_later_replicated_writes() {
     let setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
     let (code, reply) = setup.post("/api/v1/failover", r#"{"reason": "errant test"}"#);
@@ -195,21 +208,40 @@ fn an_errant_write_at_the_secondary_blocks_failback_naming_its_gtid() {
         || setup.status()["active_role"] == "secondary"
     ));
 
-    // A privileged account writes at the secondary despite read_only.
-    setup
-        .pair
-        .secondary
-        .must("INSERT INTO app.orders VALUES (424242, 'written at the secondary')");
+    // A privileged account writes at the secondary despite read_only; with
+    // strict mode off (MariaDB's default) replication goes on after it.
+    setup.pair.secondary.must(
+        "SET GLOBAL gtid_strict_mode = 0;
+         INSERT INTO app.orders VALUES (424242, 'written at the secondary')",
+    );
     let gtid = setup.pair.secondary.must("SELECT @@gtid_binlog_pos");
     assert!(
         gtid.contains("0-2-"),
         "the write made no GTID of the secondary's: {gtid}"
     );
-    let named = wait_until(Duration::from_secs(15), || {
-        let (_, body) = setup.post("/api/v1/failback", r#"{"dry_run": true}"#);
-        body.contains(&format!("errant GTID {gtid}"))
-    });
-    assert!(named, "{}", setup.status()["failback_prechecks"]);
+    let named = |gtid: &str| {
+        wait_until(Duration::from_secs(15), || {
+            let (_, body) = setup.post("/api/v1/failback", r#"{"dry_run": true}"#);
+            body.contains(&format!("errant GTID {gtid}"))
+        })
+    };
+    assert!(named(&gtid), "{}", setup.status()["failback_prechecks"]);
+
+    // Writes at the primary replicate after it: the secondary's position
+    // now shows only the primary's GTID, which hides the errant one.
+    for id in [500_001, 500_002] {
+        setup
+            .pair
+            .primary
+            .must(&format!("INSERT INTO app.orders VALUES ({id}, 'later')"));
+    }
+    setup.pair.catch_up();
+    assert_eq!(
+        setup.pair.secondary.must("SELECT @@gtid_binlog_pos"),
+        setup.pair.primary.must("SELECT @@gtid_binlog_pos"),
+        "the position no longer shows the errant write"
+    );
+    assert!(named(&gtid), "{}", setup.status()["failback_prechecks"]);
     let (code, reply) = setup.post("/api/v1/failback", "{}");
     assert_eq!(code, 409, "{reply}");
     assert!(reply.contains(&gtid), "{reply}");
@@ -347,92 +379,6 @@ fn read_only_that_cannot_be_set_keeps_dns_on_the_primary_and_says_why() {
     );
     // Nothing pretends the database is read-only.
     assert_eq!(pair.secondary.must("SELECT @@read_only"), "0");
-}
-
-/// The application's own read-only switch, as an HTTP admin endpoint:
-/// POST /admin/read-only and /admin/read-write flip it, GET /status
-/// shows it. Every request line is kept.
-struct AppSwitch {
-    port: u16,
-    requests: Arc<Mutex<Vec<String>>>,
-    /// While set, POST /admin/read-write fails with 503.
-    refusing: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-}
-
-impl AppSwitch {
-    fn start() -> Self {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("addr").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let refusing = Arc::new(AtomicBool::new(false));
-        let (log, halt, refuse) = (requests.clone(), stop.clone(), refusing.clone());
-        std::thread::spawn(move || {
-            let mut read_only = false;
-            while !halt.load(Ordering::Relaxed) {
-                let Ok((mut stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut buf = [0u8; 2048];
-                let n = stream.read(&mut buf).unwrap_or(0);
-                let text = String::from_utf8_lossy(&buf[..n]);
-                let line = text.lines().next().unwrap_or("").to_string();
-                let mut status = "200 OK";
-                let body = match line.split(' ').take(2).collect::<Vec<_>>()[..] {
-                    ["POST", "/admin/read-write"] if refuse.load(Ordering::Relaxed) => {
-                        status = "503 Service Unavailable";
-                        "busy"
-                    }
-                    ["POST", "/admin/read-only"] => {
-                        read_only = true;
-                        "ok"
-                    }
-                    ["POST", "/admin/read-write"] => {
-                        read_only = false;
-                        "ok"
-                    }
-                    ["GET", "/status"] if read_only => "shop is read-only",
-                    _ => "shop is open",
-                };
-                log.lock().expect("lock").push(line);
-                let reply = format!(
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(reply.as_bytes());
-            }
-        });
-        Self {
-            port,
-            requests,
-            refusing,
-            stop,
-        }
-    }
-
-    /// The application's flag section for this switch.
-    fn config(&self) -> String {
-        let base = format!("http://127.0.0.1:{}", self.port);
-        format!(
-            "      http:\n        url: {base}/admin/read-only\n        check_url: {base}/status\n        check_contains: read-only\n        undo_url: {base}/admin/read-write\n"
-        )
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for AppSwitch {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
 }
 
 #[test]

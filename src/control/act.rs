@@ -98,22 +98,31 @@ async fn prepare_steps(
 }
 
 /// Undoes `started` (newest first); `label` names the undo in the journal.
+/// A step that started but never finished may not have taken effect: an
+/// undo of it that fails is told, not counted as a failure.
 async fn undo_steps(
     site: &Site,
     started: &[ReadOnlyStep],
+    finished: &[ReadOnlyStep],
     label: &str,
     timeout: Duration,
 ) -> Vec<StepOutcome> {
     let mut outcomes = Vec::new();
     for step in started.iter().rev() {
         let result = steps::undo(*step, site, timeout).await;
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(e) if !finished.contains(step) => (
+                true,
+                format!("not undone ({e}); it had not finished, so it may never have taken effect"),
+            ),
+            Err(e) => (false, e),
+        };
         outcomes.push(StepOutcome {
             at: now_ms(),
             step: format!("{label} {}", step.name()),
-            ok: result.is_ok(),
-            detail: match result {
-                Ok(d) | Err(d) => d,
-            },
+            ok,
+            detail,
         });
     }
     outcomes
@@ -298,9 +307,11 @@ impl Controller {
         let Some(failing) = &mut self.failing else {
             return;
         };
-        let started = match &failing.read_only {
-            Some(progress) if progress.epoch == epoch => progress.started.clone(),
-            _ => Vec::new(),
+        let (started, finished) = match &failing.read_only {
+            Some(progress) if progress.epoch == epoch => {
+                (progress.started.clone(), progress.done.clone())
+            }
+            _ => (Vec::new(), Vec::new()),
         };
         if started.is_empty() {
             failing.read_only = None;
@@ -311,7 +322,7 @@ impl Controller {
         let timeout = failing.config.step_timeout;
         let outbox = self.outbox.clone();
         tokio::spawn(async move {
-            let outcomes = undo_steps(&target, &started, "undo", timeout).await;
+            let outcomes = undo_steps(&target, &started, &finished, "undo", timeout).await;
             let _ = outbox.send(ControlEvent::Undone { epoch, outcomes }).await;
         });
     }
@@ -462,7 +473,7 @@ impl Controller {
                 .into_iter()
                 .filter(|s| *s != ReadOnlyStep::Database)
                 .collect();
-            let steps = undo_steps(&site, &flags, "clear", timeout).await;
+            let steps = undo_steps(&site, &flags, &flags, "clear", timeout).await;
             let failed: Vec<String> = steps
                 .iter()
                 .filter(|s| !s.ok)

@@ -149,18 +149,23 @@ impl MariaDb {
 
     /// Runs SQL as `user` over TCP, as an application would.
     pub fn as_user(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
-        let args = [
-            "-h127.0.0.1".to_string(),
-            format!("-P{}", self.port),
-            format!("-u{user}"),
-            format!("-p{password}"),
-        ];
-        run_client(&args, sql)
+        as_user_at(self.port, user, password, sql)
     }
 
     pub fn must(&self, sql: &str) -> String {
         self.root(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
+}
+
+/// Runs SQL as `user` over TCP at a loopback `port`.
+pub fn as_user_at(port: u16, user: &str, password: &str, sql: &str) -> Result<String, String> {
+    let args = [
+        "-h127.0.0.1".to_string(),
+        format!("-P{port}"),
+        format!("-u{user}"),
+        format!("-p{password}"),
+    ];
+    run_client(&args, sql)
 }
 
 /// The `mariadb` client with `args`, running `sql`.
@@ -324,6 +329,36 @@ impl Setup {
 
     pub fn token(&self) -> String {
         Geofailover::token(self.dir.path())
+    }
+
+    /// The config file the controller runs.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("example-mysql.yaml")
+    }
+
+    /// The stored state, as JSON.
+    pub fn stored(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.path().join("state/state.json"))
+            .expect("read the state file");
+        serde_json::from_str(&text).expect("state JSON")
+    }
+
+    /// Kills the controller with SIGKILL and starts it again on the same
+    /// config and state.
+    pub fn kill_and_restart(&mut self, before_restart: impl FnOnce()) {
+        self.server.process.signal("KILL");
+        assert!(
+            self.server
+                .process
+                .wait_exit(Duration::from_secs(10))
+                .is_some(),
+            "geofailover did not die"
+        );
+        before_restart();
+        self.server = Geofailover::start_with_env(
+            &self.config(),
+            &[("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD)],
+        );
     }
 
     pub fn events(&self) -> Vec<serde_json::Value> {

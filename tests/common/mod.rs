@@ -11,7 +11,10 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -509,9 +512,10 @@ impl Drop for StandIn {
 
 /// A TCP relay on a loopback port to `target`, for faults a refusal
 /// would not show: silenced, it keeps accepting and holding connections
-/// but passes nothing either way; with `stall_after`, each connection
-/// passes only its client's first N writes and then nothing more (a
-/// server that completed the handshake and stopped answering).
+/// but passes nothing either way; with `stall_on`, each connection stops
+/// passing anything from the client on once the client sends bytes that
+/// contain the needle (a server that took the connection and then
+/// stopped answering at that statement).
 pub struct Relay {
     pub port: u16,
     silent: Arc<std::sync::atomic::AtomicBool>,
@@ -520,14 +524,14 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(target: SocketAddr) -> Self {
-        Self::start_with(target, usize::MAX)
+        Self::start_with(target, None)
     }
 
-    pub fn stall_after(target: SocketAddr, client_writes: usize) -> Self {
-        Self::start_with(target, client_writes)
+    pub fn stall_on(target: SocketAddr, needle: &'static [u8]) -> Self {
+        Self::start_with(target, Some(needle))
     }
 
-    fn start_with(target: SocketAddr, client_writes: usize) -> Self {
+    fn start_with(target: SocketAddr, needle: Option<&'static [u8]>) -> Self {
         use std::sync::atomic::{AtomicBool, Ordering};
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -545,9 +549,9 @@ impl Relay {
                 let Ok(server) = TcpStream::connect(target) else {
                     continue;
                 };
-                for (from, to, limit) in [
-                    (client.try_clone(), server.try_clone(), client_writes),
-                    (server.try_clone(), client.try_clone(), usize::MAX),
+                for (from, to, needle) in [
+                    (client.try_clone(), server.try_clone(), needle),
+                    (server.try_clone(), client.try_clone(), None),
                 ] {
                     let (Ok(mut from), Ok(mut to)) = (from, to) else {
                         continue;
@@ -556,13 +560,15 @@ impl Relay {
                     std::thread::spawn(move || {
                         let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
                         let mut buf = [0u8; 16384];
-                        let mut passed = 0;
+                        let mut stalled = false;
                         while !s.load(Ordering::Relaxed) {
                             match from.read(&mut buf) {
                                 Ok(0) => return,
                                 Ok(n) => {
-                                    passed += 1;
-                                    if passed > limit || q.load(Ordering::Relaxed) {
+                                    stalled |= needle.is_some_and(|needle| {
+                                        buf[..n].windows(needle.len()).any(|w| w == needle)
+                                    });
+                                    if stalled || q.load(Ordering::Relaxed) {
                                         continue;
                                     }
                                     if to.write_all(&buf[..n]).is_err() {
@@ -594,6 +600,107 @@ impl Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The application's own read-only switch, as an HTTP admin endpoint:
+/// POST /admin/read-only and /admin/read-write flip it, GET /status
+/// shows it. Every request line is kept.
+pub struct AppSwitch {
+    pub port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+    /// While set, POST /admin/read-write fails with 503.
+    pub refusing: Arc<AtomicBool>,
+    /// While set, POST /admin/read-only is read and never answered (the
+    /// connection is held open), as an application that hangs.
+    pub hanging: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl AppSwitch {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let refusing = Arc::new(AtomicBool::new(false));
+        let hanging = Arc::new(AtomicBool::new(false));
+        let (log, halt, refuse, hang) = (
+            requests.clone(),
+            stop.clone(),
+            refusing.clone(),
+            hanging.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut read_only = false;
+            let mut held = Vec::new();
+            while !halt.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut buf = [0u8; 2048];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]);
+                let line = text.lines().next().unwrap_or("").to_string();
+                if hang.load(Ordering::Relaxed) && line.starts_with("POST /admin/read-only") {
+                    log.lock().expect("lock").push(line);
+                    held.push(stream);
+                    continue;
+                }
+                let mut status = "200 OK";
+                let body = match line.split(' ').take(2).collect::<Vec<_>>()[..] {
+                    ["POST", "/admin/read-write"] if refuse.load(Ordering::Relaxed) => {
+                        status = "503 Service Unavailable";
+                        "busy"
+                    }
+                    ["POST", "/admin/read-only"] => {
+                        read_only = true;
+                        "ok"
+                    }
+                    ["POST", "/admin/read-write"] => {
+                        read_only = false;
+                        "ok"
+                    }
+                    ["GET", "/status"] if read_only => "shop is read-only",
+                    _ => "shop is open",
+                };
+                log.lock().expect("lock").push(line);
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        Self {
+            port,
+            requests,
+            refusing,
+            hanging,
+            stop,
+        }
+    }
+
+    /// The application's flag section for this switch.
+    pub fn config(&self) -> String {
+        let base = format!("http://127.0.0.1:{}", self.port);
+        format!(
+            "      http:\n        url: {base}/admin/read-only\n        check_url: {base}/status\n        check_contains: read-only\n        undo_url: {base}/admin/read-write\n"
+        )
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for AppSwitch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
