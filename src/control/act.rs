@@ -15,11 +15,13 @@ use super::{
 };
 use crate::{
     config::{ReadOnlyStep, Site},
-    engine::{Action, Decision, Role},
+    engine::{Action, Decision, Input, Role},
     store::{NewEntry, ReadOnlyProgress, ScheduledClear},
 };
 
-/// Asks the controller and waits until it has taken (and stored) it.
+/// Tells the controller where a step is and waits until it has stored
+/// it; `Err` when the preparation is to stop (the failover was given up,
+/// or the controller stopped).
 async fn ask(outbox: &mpsc::Sender<ControlEvent>, epoch: u64, event: PlanEvent) -> Result<(), ()> {
     let (reply, stored) = oneshot::channel();
     outbox
@@ -30,8 +32,20 @@ async fn ask(outbox: &mpsc::Sender<ControlEvent>, epoch: u64, event: PlanEvent) 
         })
         .await
         .map_err(|_| ())?;
-    stored.await.map_err(|_| ())
+    match stored.await {
+        Ok(true) => Ok(()),
+        Ok(false) | Err(_) => Err(()),
+    }
 }
+
+/// The preparation's last word to the controller.
+async fn finish(outbox: &mpsc::Sender<ControlEvent>, epoch: u64, result: Result<String, String>) {
+    let _ = outbox
+        .send(ControlEvent::ReadOnlyDone { epoch, result })
+        .await;
+}
+
+const STOPPED: &str = "the preparation was stopped: the failover was given up meanwhile";
 
 /// Runs the read-only steps of `site` for the failover of `epoch`: those
 /// `progress` has as done are read back (and run again only if they no
@@ -52,7 +66,7 @@ async fn prepare_steps(
                 .await
                 .is_err()
             {
-                return;
+                return finish(&outbox, epoch, Err(STOPPED.into())).await;
             }
             if let Ok(detail) = result {
                 verified.push(detail);
@@ -63,38 +77,21 @@ async fn prepare_steps(
             .await
             .is_err()
         {
-            return;
+            return finish(&outbox, epoch, Err(STOPPED.into())).await;
         }
         let report = steps::set(step, &site, timeout).await;
         let result = report.result.clone();
-        if ask(&outbox, epoch, PlanEvent::Done(step, report))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        match result {
-            Ok(detail) => verified.push(detail),
-            Err(why) => {
-                let _ = outbox
-                    .send(ControlEvent::ReadOnlyDone {
-                        epoch,
-                        result: Err(why),
-                    })
-                    .await;
-                return;
-            }
+        let go_on = ask(&outbox, epoch, PlanEvent::Done(step, report)).await;
+        match (result, go_on) {
+            (Err(why), _) => return finish(&outbox, epoch, Err(why)).await,
+            (Ok(_), Err(())) => return finish(&outbox, epoch, Err(STOPPED.into())).await,
+            (Ok(detail), Ok(())) => verified.push(detail),
         }
     }
     if verified.is_empty() {
         verified.push("nothing to set".into());
     }
-    let _ = outbox
-        .send(ControlEvent::ReadOnlyDone {
-            epoch,
-            result: Ok(verified.join("; ")),
-        })
-        .await;
+    finish(&outbox, epoch, Ok(verified.join("; "))).await;
 }
 
 /// Undoes `started` (newest first); `label` names the undo in the journal.
@@ -208,6 +205,7 @@ impl Controller {
         };
         let resumed = !progress.started.is_empty();
         failing.read_only = Some(progress.clone());
+        failing.preparing = Some(epoch);
         failing.warnings.clear();
         let timeout = failing.config.step_timeout;
         self.save(now);
@@ -244,14 +242,19 @@ impl Controller {
     }
 
     /// A read-only step started, ran or was read back: journalled, and
-    /// stored before the step goes on.
-    pub(super) fn plan_event(&mut self, epoch: u64, event: super::PlanEvent) {
+    /// stored before the step goes on. Whether to go on: not once the
+    /// failover of `epoch` was given up.
+    pub(super) fn plan_event(&mut self, epoch: u64, event: super::PlanEvent) -> bool {
         let now = now_ms();
         let Some(failing) = &mut self.failing else {
-            return;
+            return false;
         };
+        let pending = failing.engine.pending().is_some_and(|p| p.epoch == epoch);
+        if !pending && matches!(event, PlanEvent::Starting(_)) {
+            return false;
+        }
         let Some(progress) = failing.read_only.as_mut().filter(|p| p.epoch == epoch) else {
-            return;
+            return false;
         };
         let mut new_warnings = Vec::new();
         let mut lines = Vec::new();
@@ -298,6 +301,22 @@ impl Controller {
                 now,
             ));
         }
+        pending
+    }
+
+    /// The preparation of `epoch` ended: an undo ordered meanwhile runs
+    /// now, then the engine hears the result.
+    pub(super) fn read_only_done(&mut self, epoch: u64, result: Result<String, String>) {
+        if let Some(failing) = &mut self.failing {
+            if failing.preparing == Some(epoch) {
+                failing.preparing = None;
+            }
+            if failing.undo_waiting == Some(epoch) {
+                failing.undo_waiting = None;
+                self.undo(Role::Secondary, epoch);
+            }
+        }
+        self.step(Input::ReadOnly { epoch, result }, now_ms());
     }
 
     /// Undoes, in the background, the read-only steps the failover of
@@ -307,6 +326,11 @@ impl Controller {
         let Some(failing) = &mut self.failing else {
             return;
         };
+        if failing.preparing == Some(epoch) {
+            // A step may be in flight: undone once the preparation stops.
+            failing.undo_waiting = Some(epoch);
+            return;
+        }
         let (started, finished) = match &failing.read_only {
             Some(progress) if progress.epoch == epoch => {
                 (progress.started.clone(), progress.done.clone())

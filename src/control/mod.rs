@@ -54,8 +54,10 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// What the controller loop reacts to.
 pub enum ControlEvent {
-    /// A probe finished.
+    /// A probe finished; `generation` tells which start of the probes it
+    /// belongs to (a reload starts new ones).
     Probe {
+        generation: u64,
         id: CheckId,
         ok: bool,
         detail: String,
@@ -85,13 +87,15 @@ pub enum ControlEvent {
     /// The replication watcher looked at both databases.
     Replication(Box<Observed>),
     /// A read-only step of the failover of `epoch` is about to run, ran,
-    /// or was read back; the reply comes once that is stored.
+    /// or was read back; the reply comes once that is stored, and says
+    /// whether to go on (not when the failover was given up meanwhile).
     Plan {
         epoch: u64,
         event: PlanEvent,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<bool>,
     },
-    /// Read-only mode for the failover of `epoch` was prepared, or not.
+    /// Read-only mode for the failover of `epoch` was prepared, or not;
+    /// the last word of its preparation, also when it was told to stop.
     ReadOnlyDone {
         epoch: u64,
         result: Result<String, String>,
@@ -188,6 +192,10 @@ struct Failing {
     ttl_override: Option<u32>,
     /// The read-only steps of the pending or stopped failover.
     read_only: Option<ReadOnlyProgress>,
+    /// The epoch whose read-only steps are running in the background.
+    preparing: Option<u64>,
+    /// An undo ordered while those steps ran: done once they stop.
+    undo_waiting: Option<u64>,
     drill: Option<DrillProgress>,
     drill_abort: Option<watch::Sender<Option<String>>>,
     last_drill: Option<drill::DrillReport>,
@@ -265,6 +273,8 @@ impl Controller {
                     scheduled_clears: stored.scheduled_clears,
                     ttl_override: stored.ttl_override,
                     read_only: stored.read_only,
+                    preparing: None,
+                    undo_waiting: None,
                     drill: stored.drill,
                     drill_abort: None,
                     last_drill: drill::last(&config.state_dir),
@@ -405,11 +415,18 @@ impl Controller {
     fn handle(&mut self, event: ControlEvent) {
         match event {
             ControlEvent::Probe {
+                generation,
                 id,
                 ok,
                 detail,
                 latency,
-            } => self.probe(id, ok, detail, latency, now_ms()),
+            } => {
+                // A result from before a reload may name a check that is
+                // now another.
+                if generation == self.tasks.generation() {
+                    self.probe(id, ok, detail, latency, now_ms());
+                }
+            }
             ControlEvent::Command {
                 command,
                 actor,
@@ -436,12 +453,9 @@ impl Controller {
                 event,
                 reply,
             } => {
-                self.plan_event(epoch, event);
-                let _ = reply.send(());
+                let _ = reply.send(self.plan_event(epoch, event));
             }
-            ControlEvent::ReadOnlyDone { epoch, result } => {
-                self.step(Input::ReadOnly { epoch, result }, now_ms());
-            }
+            ControlEvent::ReadOnlyDone { epoch, result } => self.read_only_done(epoch, result),
             ControlEvent::Undone { epoch, outcomes } => self.undone(epoch, outcomes),
             ControlEvent::ClearDue { epoch } => self.clear_due(epoch),
             ControlEvent::FlagCleared {

@@ -19,6 +19,7 @@ const MAX_CONCURRENT_PROBES: usize = 512;
 /// Builds every check's prober (an error names the check) and starts them.
 pub fn spawn_probes(
     failover: &Failover,
+    generation: u64,
     events: tokio::sync::mpsc::Sender<ControlEvent>,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES));
@@ -56,6 +57,7 @@ pub fn spawn_probes(
                         prober.run().await
                     };
                     let event = ControlEvent::Probe {
+                        generation,
                         id,
                         ok: result.ok,
                         detail: result.detail,

@@ -12,6 +12,8 @@ use crate::{config::Failover, db};
 #[derive(Default)]
 pub(super) struct Tasks {
     running: Vec<JoinHandle<()>>,
+    /// Grows at every start: probe results carry it.
+    generation: u64,
 }
 
 impl Tasks {
@@ -23,14 +25,19 @@ impl Tasks {
         state_dir: &Path,
         outbox: &mpsc::Sender<ControlEvent>,
     ) -> Result<(), String> {
-        let probes = spawn_probes(failover, outbox.clone())?;
+        let probes = spawn_probes(failover, self.generation + 1, outbox.clone())?;
         self.stop();
+        self.generation += 1;
         self.running = probes;
         self.running
             .extend(replication_watch(failover, outbox.clone()));
         self.running
             .push(readiness_checks(failover, state_dir, outbox.clone()));
         Ok(())
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn stop(&mut self) {
