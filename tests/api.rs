@@ -9,23 +9,9 @@ use std::{path::Path, process::Command, sync::Arc, time::Duration};
 use common::{Geofailover, StandIn, WebhookSink, http, status_json, wait_until};
 
 /// The example config with stand-in sites, both healthy, and (optionally)
-/// a webhook; waits until both sites count as healthy.
+/// a webhook.
 fn start(dir: &Path, webhook: Option<&WebhookSink>) -> (Geofailover, StandIn, StandIn) {
-    let primary = StandIn::start(0);
-    let secondary = StandIn::start(0);
-    let config = Geofailover::example_config(dir, primary.port, secondary.port);
-    if let Some(hook) = webhook {
-        let mut text = std::fs::read_to_string(&config).expect("read");
-        text.push_str(&hook.config());
-        std::fs::write(&config, text).expect("write");
-    }
-    let server = Geofailover::start(&config);
-    assert!(
-        server.wait_for_log("site primary is now healthy", 1)
-            && server.wait_for_log("site secondary is now healthy", 1),
-        "{}",
-        server.log()
-    );
+    let (server, primary, secondary, _) = common::start_example(dir, webhook, |text| text);
     (server, primary, secondary)
 }
 

@@ -46,31 +46,19 @@ impl Example {
     }
 
     fn start_edited(webhook: Option<&WebhookSink>, edit: impl FnOnce(String) -> String) -> Self {
-        let primary = StandIn::start(0);
-        let secondary = StandIn::start(0);
         let dir = tempfile::tempdir().expect("tempdir");
         let zones = dir.path().join("zones");
         std::fs::create_dir(&zones).expect("mkdir");
         for (_, file) in common::EXAMPLE_ZONES {
             std::fs::copy(repo_zones().join(file), zones.join(file)).expect("copy zone");
         }
-        let config = Geofailover::example_config(dir.path(), primary.port, secondary.port);
-        let mut text = std::fs::read_to_string(&config).expect("read");
-        text = text.replace(
-            &format!("{}/", repo_zones().display()),
-            &format!("{}/", zones.display()),
-        );
-        if let Some(hook) = webhook {
-            text.push_str(&hook.config());
-        }
-        std::fs::write(&config, edit(text)).expect("write");
-        let server = Geofailover::start(&config);
-        assert!(
-            server.wait_for_log("site primary is now healthy", 1)
-                && server.wait_for_log("site secondary is now healthy", 1),
-            "{}",
-            server.log()
-        );
+        let (server, primary, secondary, config) =
+            common::start_example(dir.path(), webhook, |text| {
+                edit(text.replace(
+                    &format!("{}/", repo_zones().display()),
+                    &format!("{}/", zones.display()),
+                ))
+            });
         Self {
             server,
             primary,

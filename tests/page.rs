@@ -7,7 +7,7 @@ mod common;
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
-use common::{Geofailover, StandIn, http, status_json, wait_until};
+use common::{Geofailover, http, status_json, wait_until};
 
 fn chromium() -> &'static str {
     for path in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
@@ -41,16 +41,9 @@ fn headless(profile: &std::path::Path) -> Command {
 
 #[test]
 fn after_a_switchover_the_page_shows_the_secondary_active_and_why() {
-    let primary = StandIn::start(0);
-    let secondary = StandIn::start(0);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Geofailover::example_config(dir.path(), primary.port, secondary.port);
-    let server = Geofailover::start(&config);
+    let (server, _primary, _secondary, _) = common::start_example(dir.path(), None, |t| t);
     let addr = server.http.expect("http");
-    assert!(wait_until(Duration::from_secs(15), || {
-        let st = status_json(addr);
-        st["sites"][0]["health"] == "healthy" && st["sites"][1]["health"] == "healthy"
-    }));
     let token = Geofailover::token(dir.path());
     let (code, reply) = http(
         "POST",
@@ -112,16 +105,9 @@ fn after_a_switchover_the_page_shows_the_secondary_active_and_why() {
 
 #[test]
 fn a_blocked_failover_shows_a_red_line_and_readiness_shows_yes() {
-    let primary = StandIn::start(0);
-    let secondary = StandIn::start(0);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Geofailover::example_config(dir.path(), primary.port, secondary.port);
-    let server = Geofailover::start(&config);
+    let (server, primary, _secondary, _) = common::start_example(dir.path(), None, |t| t);
     let addr = server.http.expect("http");
-    assert!(wait_until(Duration::from_secs(15), || {
-        let st = status_json(addr);
-        st["sites"][0]["health"] == "healthy" && st["sites"][1]["health"] == "healthy"
-    }));
     let token = Geofailover::token(dir.path());
     let (code, reply) = http("POST", addr, "/api/v1/pause", Some(&token), "{}");
     assert_eq!(code, 200, "{reply}");

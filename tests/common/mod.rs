@@ -283,6 +283,32 @@ impl Geofailover {
     }
 }
 
+/// The shipped example config in `dir` with stand-in sites (both
+/// healthy), an optional webhook, and `edit` applied to its text; starts
+/// the binary and waits until both sites count as healthy.
+pub fn start_example(
+    dir: &Path,
+    webhook: Option<&WebhookSink>,
+    edit: impl FnOnce(String) -> String,
+) -> (Geofailover, StandIn, StandIn, PathBuf) {
+    let primary = StandIn::start(0);
+    let secondary = StandIn::start(0);
+    let config = Geofailover::example_config(dir, primary.port, secondary.port);
+    let mut text = std::fs::read_to_string(&config).expect("read");
+    if let Some(hook) = webhook {
+        text.push_str(&hook.config());
+    }
+    std::fs::write(&config, edit(text)).expect("write");
+    let server = Geofailover::start(&config);
+    assert!(
+        server.wait_for_log("site primary is now healthy", 1)
+            && server.wait_for_log("site secondary is now healthy", 1),
+        "{}",
+        server.log()
+    );
+    (server, primary, secondary, config)
+}
+
 /// A reference server (Knot or NSD) serving zone files on loopback.
 pub struct Reference {
     pub process: Process,
