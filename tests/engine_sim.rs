@@ -142,6 +142,7 @@ impl Model {
 #[derive(Debug, Clone, Copy)]
 struct Awaiting {
     epoch: u64,
+    attempt: u64,
     automatic: bool,
     force: bool,
     /// The engine asked for read-only mode in this run (not before a
@@ -156,6 +157,8 @@ struct Awaiting {
 struct Watch {
     last_auto_failover: Option<u64>,
     awaiting: Option<Awaiting>,
+    /// The last failover attempt's id: each new one must be higher.
+    last_attempt: u64,
     /// When the engine last restarted.
     restarted_at: Option<u64>,
     /// When read-only mode last could not be verified.
@@ -248,8 +251,8 @@ fn check_step(
             before.epoch, after.epoch
         ));
     }
-    if let Input::Replication(view) = input {
-        watch.replication = Some((now, view.clone()));
+    if let Input::Replication { view, at } = input {
+        watch.replication = Some((*at, view.clone()));
     }
     let moved = before.active != after.active;
     if moved && after.epoch != before.epoch + 1 {
@@ -260,7 +263,11 @@ fn check_step(
     }
     let secondary_healthy = model.healthy(spec, 1);
     let prepare = decision.actions.iter().find_map(|a| match a {
-        Action::PrepareReadOnly { site, epoch } => Some((*site, *epoch)),
+        Action::PrepareReadOnly {
+            site,
+            epoch,
+            attempt,
+        } => Some((*site, *epoch, *attempt)),
         _ => None,
     });
     let command = match input {
@@ -270,7 +277,7 @@ fn check_step(
 
     // Starting a failover that first prepares read-only mode, or resuming
     // one a restart interrupted.
-    if let Some((site, epoch)) = prepare {
+    if let Some((site, epoch, attempt)) = prepare {
         if !spec.read_only || site != Role::Secondary || moved || decision.actions.len() != 1 {
             return Err(format!("unexpected preparation {:?}", decision.actions));
         }
@@ -278,7 +285,7 @@ fn check_step(
             let Some(awaiting) = watch
                 .awaiting
                 .as_mut()
-                .filter(|a| !a.live && a.epoch == epoch)
+                .filter(|a| !a.live && a.epoch == epoch && a.attempt == attempt)
             else {
                 return Err(format!(
                     "resumed epoch {epoch} while {:?} is awaited",
@@ -305,6 +312,13 @@ fn check_step(
                 watch.awaiting
             ));
         }
+        if attempt <= watch.last_attempt {
+            return Err(format!(
+                "attempt {attempt} after attempt {}: attempts must not repeat",
+                watch.last_attempt
+            ));
+        }
+        watch.last_attempt = attempt;
         let (automatic, force) = match command {
             Some(Command::Failover { force, .. }) => {
                 if !secondary_healthy {
@@ -319,6 +333,7 @@ fn check_step(
         };
         watch.awaiting = Some(Awaiting {
             epoch,
+            attempt,
             automatic,
             force,
             live: true,
@@ -326,10 +341,10 @@ fn check_step(
         });
         return Ok(());
     }
-    let undo = |epoch: u64| {
+    let undo = |attempt: u64| {
         vec![Action::UndoReadOnly {
             site: Role::Secondary,
-            epoch,
+            attempt,
         }]
     };
     if decision.event == Event::FailoverRolledBack {
@@ -345,29 +360,30 @@ fn check_step(
         if !allowed {
             return Err("rolled back a failover whose conditions may still hold".into());
         }
-        if decision.actions != undo(awaiting.epoch) || moved {
+        if decision.actions != undo(awaiting.attempt) || moved {
             return Err(format!("roll-back with actions {:?}", decision.actions));
         }
         return Ok(());
     }
     if decision.event == Event::FailoverAborted {
-        match (input, watch.awaiting.take()) {
-            (Input::ReadOnly { epoch, result }, Some(awaiting))
-                if *epoch == awaiting.epoch && awaiting.live =>
+        let stopped = match (input, watch.awaiting.take()) {
+            (Input::ReadOnly { attempt, result }, Some(awaiting))
+                if *attempt == awaiting.attempt && awaiting.live =>
             {
                 if result.is_ok() && secondary_healthy || awaiting.force {
                     return Err("a verified (or forced) failover was stopped".into());
                 }
+                awaiting.attempt
             }
-            (_, Some(awaiting)) if awaiting.live && now >= awaiting.deadline => {}
+            (_, Some(awaiting)) if awaiting.live && now >= awaiting.deadline => awaiting.attempt,
             other => {
                 return Err(format!(
                     "an abort without its read-only result or deadline: {other:?}"
                 ));
             }
-        }
+        };
         watch.last_abort = Some(now);
-        if decision.actions != undo(decision.epoch + 1) || moved {
+        if decision.actions != undo(stopped) || moved {
             return Err(format!("abort with actions {:?}", decision.actions));
         }
         return Ok(());
@@ -402,9 +418,10 @@ fn check_step(
     }
     if moved {
         match (after.active, input) {
-            (Role::Secondary, Input::ReadOnly { epoch, result }) => {
+            (Role::Secondary, Input::ReadOnly { attempt, result }) => {
                 let Some(Awaiting {
                     epoch: awaited,
+                    attempt: awaited_attempt,
                     automatic,
                     force,
                     live: true,
@@ -413,8 +430,10 @@ fn check_step(
                 else {
                     return Err("DNS moved on a read-only result nobody waited for".into());
                 };
-                if *epoch != awaited || awaited != after.epoch {
-                    return Err(format!("moved for epoch {epoch}, awaited {awaited}"));
+                if *attempt != awaited_attempt || awaited != after.epoch {
+                    return Err(format!(
+                        "moved for attempt {attempt}, awaited {awaited_attempt} (epoch {awaited})"
+                    ));
                 }
                 if !force && (result.is_err() || !secondary_healthy) {
                     return Err("DNS moved to a secondary whose read-only mode is not verified, or that is unhealthy".into());
@@ -535,7 +554,7 @@ fn run(seed: u64, steps: usize) -> Result<std::collections::HashSet<String>, Str
             if let Some(awaiting) = &mut watch.awaiting {
                 awaiting.live = false;
             }
-            if stored.pending.map(|p| p.epoch) != watch.awaiting.map(|a| a.epoch) {
+            if stored.pending.map(|p| p.attempt) != watch.awaiting.map(|a| a.attempt) {
                 return Err(format!(
                     "step {step}: the stored pending failover is not the awaited one"
                 ));
@@ -554,11 +573,13 @@ fn run(seed: u64, steps: usize) -> Result<std::collections::HashSet<String>, Str
             // its restart).
             (
                 Some(Awaiting {
-                    epoch, live: true, ..
+                    attempt,
+                    live: true,
+                    ..
                 }),
                 0..=29,
             ) => Input::ReadOnly {
-                epoch,
+                attempt,
                 result: if rng.chance(75) {
                     Ok("read_only = 1".into())
                 } else {
@@ -583,7 +604,11 @@ fn run(seed: u64, steps: usize) -> Result<std::collections::HashSet<String>, Str
                     detail: (!ok).then(|| "connection refused".to_string()),
                 }
             }
-            (_, 75..=82) => Input::Replication(random_view(&mut rng)),
+            (_, 75..=82) => Input::Replication {
+                view: random_view(&mut rng),
+                // The round began up to a few seconds before it reported.
+                at: now.saturating_sub(rng.below(3_000)),
+            },
             (_, 83..=89) => {
                 now += rng.below(60_000);
                 Input::Tick
@@ -970,7 +995,7 @@ fn a_failover_interrupted_by_a_restart_is_resumed_when_its_conditions_still_hold
     // A result for the epoch now is not one the engine asked for.
     let d = restarted.step(
         Input::ReadOnly {
-            epoch: 1,
+            attempt: 1,
             result: Ok("read_only = 1".into()),
         },
         now + 3,
@@ -983,12 +1008,13 @@ fn a_failover_interrupted_by_a_restart_is_resumed_when_its_conditions_still_hold
         d.actions,
         [Action::PrepareReadOnly {
             site: Role::Secondary,
-            epoch: 1
+            epoch: 1,
+            attempt: 1
         }]
     );
     let d = restarted.step(
         Input::ReadOnly {
-            epoch: 1,
+            attempt: 1,
             result: Ok("read_only = 1".into()),
         },
         now + 6,
@@ -1015,7 +1041,7 @@ fn a_failover_interrupted_by_a_restart_is_rolled_back_when_the_primary_recovered
         d.actions,
         [Action::UndoReadOnly {
             site: Role::Secondary,
-            epoch: 1
+            attempt: 1
         }]
     );
     assert!(d.summary.contains("healthy again"), "{}", d.summary);
@@ -1035,13 +1061,13 @@ fn a_preparation_past_its_deadline_is_given_up_and_undone() {
         d.actions,
         [Action::UndoReadOnly {
             site: Role::Secondary,
-            epoch: 1
+            attempt: 1
         }]
     );
     // The late result changes nothing.
     let d = engine.step(
         Input::ReadOnly {
-            epoch: 1,
+            attempt: 1,
             result: Ok("read_only = 1".into()),
         },
         now + 40_000,
@@ -1082,7 +1108,8 @@ fn read_only_must_be_verified_before_dns_moves_unless_the_operator_forces_it() {
         d.actions,
         [Action::PrepareReadOnly {
             site: Role::Secondary,
-            epoch: 1
+            epoch: 1,
+            attempt: 1
         }]
     );
     assert_eq!(
@@ -1093,7 +1120,7 @@ fn read_only_must_be_verified_before_dns_moves_unless_the_operator_forces_it() {
 
     let d = engine.step(
         Input::ReadOnly {
-            epoch: 1,
+            attempt: 1,
             result: Err("Access denied for user 'geofailover'".into()),
         },
         3,
@@ -1122,9 +1149,18 @@ fn read_only_must_be_verified_before_dns_moves_unless_the_operator_forces_it() {
         5,
     );
     assert_eq!(d.event, Event::FailoverStarted { automatic: false });
+    // A new attempt, with an id of its own: the first's result would not do.
     let d = engine.step(
         Input::ReadOnly {
-            epoch: 1,
+            attempt: 1,
+            result: Err("Access denied".into()),
+        },
+        6,
+    );
+    assert_eq!(d.event, Event::Steady, "{}", d.summary);
+    let d = engine.step(
+        Input::ReadOnly {
+            attempt: 2,
             result: Err("Access denied".into()),
         },
         6,

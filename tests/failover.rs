@@ -20,6 +20,7 @@ fn primary_failure_moves_www_to_the_secondary_in_time_and_it_stays_after_recover
     let primary = StandIn::start(18081);
     let secondary = StandIn::start(18082);
     let dir = tempfile::tempdir().expect("tempdir");
+    let _memory = common::state_in_memory(dir.path());
     let config = Geofailover::example_config(dir.path(), primary.port, secondary.port);
     let mut server = Geofailover::start(&config);
 

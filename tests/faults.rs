@@ -8,23 +8,18 @@
 mod common;
 
 use std::{
-    net::{SocketAddr, TcpStream, UdpSocket},
+    net::SocketAddr,
     path::PathBuf,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
 use common::{
-    Geofailover, StandIn, WebhookSink, a_records, http, query_message, repo_zones, soa_serial,
-    status_json, wait_until,
+    Geofailover, StandIn, WebhookSink, a_records,
+    flood::{self, Flood},
+    http, query_message, repo_zones, soa_serial, status_json, wait_until,
 };
-use hickory_proto::{
-    op::{Message, ResponseCode},
-    rr::{Name, RData, RecordType},
-};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 const PRIMARY: &str = "192.0.2.10";
 const SECONDARY: &str = "198.51.100.10";
@@ -33,6 +28,8 @@ const SECONDARY: &str = "198.51.100.10";
 /// them), with stand-in sites and an optional webhook; waits until both
 /// sites are healthy.
 struct Example {
+    /// The state folder's memory, for the tests with a time bound.
+    _memory: Option<tempfile::TempDir>,
     server: Geofailover,
     primary: StandIn,
     _secondary: StandIn,
@@ -45,8 +42,25 @@ impl Example {
         Self::start_edited(webhook, |config| config)
     }
 
+    /// The example with its state in memory (see `state_in_memory`), for
+    /// a test that holds the failover to a time bound.
+    fn start_timed() -> Self {
+        Self::start_with(None, |config| config, true)
+    }
+
     fn start_edited(webhook: Option<&WebhookSink>, edit: impl FnOnce(String) -> String) -> Self {
+        Self::start_with(webhook, edit, false)
+    }
+
+    fn start_with(
+        webhook: Option<&WebhookSink>,
+        edit: impl FnOnce(String) -> String,
+        in_memory: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let memory = in_memory
+            .then(|| common::state_in_memory(dir.path()))
+            .flatten();
         let zones = dir.path().join("zones");
         std::fs::create_dir(&zones).expect("mkdir");
         for (_, file) in common::EXAMPLE_ZONES {
@@ -60,6 +74,7 @@ impl Example {
                 ))
             });
         Self {
+            _memory: memory,
             server,
             primary,
             _secondary: secondary,
@@ -157,20 +172,15 @@ impl Example {
         serde_json::from_str(&text).expect("state JSON")
     }
 
-    /// The secondary's flag file, as the config names it.
+    /// The secondary's flag file (`READONLY` beside the config).
     fn flag_file(&self) -> PathBuf {
-        let text = std::fs::read_to_string(&self.config).expect("read");
-        let line = text
-            .lines()
-            .find(|l| l.trim_start().starts_with("path: "))
-            .expect("a flag file path");
-        PathBuf::from(line.trim_start().trim_start_matches("path: "))
+        self.dir.path().join("READONLY")
     }
 }
 
 #[test]
 fn a_silent_primary_fails_over_within_interval_times_fall_plus_timeout_plus_a_second() {
-    let example = Example::start(None);
+    let example = Example::start_timed();
     assert_eq!(example.www(), [PRIMARY]);
     // It accepts connections and never answers: every check times out.
     example.primary.set_silent(true);
@@ -188,147 +198,28 @@ fn a_silent_primary_fails_over_within_interval_times_fall_plus_timeout_plus_a_se
     assert!(detail.contains("timed out"), "{detail}");
 }
 
-/// What a flooding client saw.
-#[derive(Default, Debug)]
-struct Seen {
-    answers: u64,
-    wrong: Vec<String>,
-    unanswered: u64,
-}
-
-fn check_reply(reply: &[u8], id: u16, seen: &Mutex<Seen>) {
-    let mut seen = seen.lock().expect("lock");
-    match Message::from_vec(reply) {
-        Ok(m) if m.metadata.id == id && m.metadata.response_code == ResponseCode::NoError => {
-            let got: Vec<String> = m
-                .answers
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::A(a) => Some(a.to_string()),
-                    _ => None,
-                })
-                .collect();
-            if got == [PRIMARY] || got == [SECONDARY] {
-                seen.answers += 1;
-            } else {
-                seen.wrong.push(format!("answer {got:?}"));
-            }
-        }
-        Ok(m) => seen.wrong.push(format!(
-            "id {} rcode {:?}",
-            m.metadata.id, m.metadata.response_code
-        )),
-        Err(e) => seen.wrong.push(format!("malformed: {e}")),
-    }
-}
-
-fn flood_udp(server: SocketAddr, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>) {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    let name = Name::from_ascii("www.example.com.").expect("name");
-    let mut buf = vec![0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        let query = query_message(&name, RecordType::A, false);
-        let id = query.metadata.id;
-        socket
-            .send_to(&query.to_vec().expect("encode"), server)
-            .expect("send");
-        match socket.recv_from(&mut buf) {
-            Ok((n, _)) => check_reply(&buf[..n], id, &seen),
-            Err(_) => seen.lock().expect("lock").unanswered += 1,
-        }
-    }
-}
-
-fn flood_tcp(server: SocketAddr, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>) {
-    use std::io::{Read, Write};
-    let name = Name::from_ascii("www.example.com.").expect("name");
-    let mut stream: Option<TcpStream> = None;
-    while !stop.load(Ordering::Relaxed) {
-        let conn = match &mut stream {
-            Some(conn) => conn,
-            None => {
-                let conn = TcpStream::connect(server).expect("connect");
-                conn.set_read_timeout(Some(Duration::from_secs(2)))
-                    .expect("timeout");
-                stream.insert(conn)
-            }
-        };
-        let query = query_message(&name, RecordType::A, false);
-        let id = query.metadata.id;
-        let bytes = query.to_vec().expect("encode");
-        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&bytes);
-        let mut len = [0u8; 2];
-        let answered = conn.write_all(&framed).is_ok() && conn.read_exact(&mut len).is_ok();
-        let mut reply = vec![0u8; u16::from_be_bytes(len) as usize];
-        if answered && conn.read_exact(&mut reply).is_ok() {
-            check_reply(&reply, id, &seen);
-        } else {
-            // The server may close an idle or long-lived connection;
-            // a query it never answered is counted.
-            seen.lock().expect("lock").unanswered += u64::from(answered);
-            stream = None;
-        }
-    }
-}
-
 #[test]
 fn a_query_flood_during_a_failover_gets_only_well_formed_answers_and_the_switch_keeps_its_bound() {
-    let example = Example::start(None);
-    let stop = Arc::new(AtomicBool::new(false));
-    let udp_seen = Arc::new(Mutex::new(Seen::default()));
-    let tcp_seen = Arc::new(Mutex::new(Seen::default()));
-    let mut flooders = Vec::new();
-    for _ in 0..3 {
-        let (stop, seen, addr) = (stop.clone(), udp_seen.clone(), example.server.addr);
-        flooders.push(std::thread::spawn(move || flood_udp(addr, stop, seen)));
-    }
-    for _ in 0..2 {
-        let (stop, seen, addr) = (stop.clone(), tcp_seen.clone(), example.server.addr);
-        flooders.push(std::thread::spawn(move || flood_tcp(addr, stop, seen)));
-    }
-    assert!(wait_until(Duration::from_secs(5), || {
-        udp_seen.lock().expect("lock").answers > 100 && tcp_seen.lock().expect("lock").answers > 100
-    }));
-
+    let example = Example::start_timed();
+    let flood = Flood::start(example.server.addr, 3, 2);
     example.primary.set_healthy(false);
     // interval 1 s x fall 3 + timeout 1 s + 1 s.
     let bound = Duration::from_secs(5);
     let took = example.wait_for(SECONDARY, Duration::from_secs(20));
-    // The flood goes on a moment after the switch.
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for flooder in flooders {
-        flooder.join().expect("flooder");
-    }
+    let (udp, tcp) = flood.stop();
     let took =
         took.unwrap_or_else(|| panic!("no failover under the flood:\n{}", example.server.log()));
-    let (udp, tcp) = (
-        udp_seen.lock().expect("lock"),
-        tcp_seen.lock().expect("lock"),
-    );
     eprintln!(
         "switched in {took:?} under a flood of {} UDP and {} TCP queries",
         udp.answers, tcp.answers
     );
-    assert!(took <= bound, "took {took:?}");
-    for (what, seen) in [("UDP", &*udp), ("TCP", &*tcp)] {
-        assert!(
-            seen.wrong.is_empty(),
-            "{what}: {:?}",
-            &seen.wrong[..seen.wrong.len().min(5)]
-        );
-        assert_eq!(seen.unanswered, 0, "{what}: unanswered queries");
-        assert!(seen.answers > 1000, "{what}: only {} answers", seen.answers);
-    }
+    assert!(took <= bound, "took {took:?}:\n{}", example.server.log());
+    flood::assert_all_answered(&udp, &tcp);
 }
 
 #[test]
 fn an_operators_failback_rearms_automatic_failover_for_the_next_outage() {
-    let example = Example::start(None);
+    let example = Example::start_timed();
     example.primary.set_healthy(false);
     assert!(
         example
@@ -483,19 +374,19 @@ fn a_reload_applies_the_zones_and_the_failover_section_together_or_refuses_and_k
 /// HTTP switch (no database), the switch hanging when asked to go
 /// read-only.
 fn with_flags(switch: &common::AppSwitch) -> Example {
-    let flag = tempfile::tempdir()
-        .expect("tempdir")
-        .keep()
-        .join("READONLY");
+    with_flags_edited(switch, |config| config)
+}
+
+/// `with_flags`, with `edit` applied to the config too.
+fn with_flags_edited(switch: &common::AppSwitch, edit: impl FnOnce(String) -> String) -> Example {
     let flags = format!(
-        "    read_only:\n      flag_file:\n        path: {}\n{}",
-        flag.display(),
+        "    read_only:\n      flag_file:\n        path: READONLY\n{}",
         switch.config()
     );
     Example::start_edited(None, |config| {
         let anchor = "      www.example.com: [198.51.100.10, 2001:db8:20::10]\n";
         assert!(config.contains(anchor));
-        config.replacen(anchor, &format!("{anchor}{flags}"), 1)
+        edit(config.replacen(anchor, &format!("{anchor}{flags}"), 1))
     })
 }
 
@@ -629,4 +520,133 @@ fn readiness_finds_a_flag_folder_that_cannot_be_written_and_check_live_fails() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAILED flag file:"), "{stdout}");
+}
+
+#[test]
+fn a_forced_failover_after_a_stopped_one_keeps_its_own_flag_whatever_the_first_ones_undo_does() {
+    let switch = common::AppSwitch::start();
+    let example = with_flags(&switch);
+    let flag = example.flag_file();
+    // The application cannot go read-only: each attempt sets the flag
+    // file, then fails at the HTTP call and is undone.
+    switch.failing.store(true, Ordering::Relaxed);
+    example.primary.set_healthy(false);
+    assert!(
+        wait_until(Duration::from_secs(20), || example
+            .events()
+            .iter()
+            .any(|e| e["event"] == "read_only_undone")),
+        "{}",
+        example.server.log()
+    );
+    assert!(!flag.exists());
+    // The operator moves traffic anyway: a new attempt of its own.
+    let (code, reply) = example.post(
+        "/api/v1/failover",
+        r#"{"reason": "the shop must stay up", "force": true, "operator": "erin"}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+    assert!(
+        example
+            .wait_for(SECONDARY, Duration::from_secs(20))
+            .is_some()
+    );
+    // Its flag stays: nothing of the first attempt undoes it.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(flag.exists(), "{:?}", example.events());
+    let attempts: Vec<String> = example
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "read_only_started")
+        .map(|e| e["summary"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(attempts.len() >= 2, "{attempts:?}");
+    assert!(
+        attempts[0].contains("attempt 1") && attempts[1].contains("attempt 2"),
+        "{attempts:?}"
+    );
+}
+
+#[test]
+fn a_failover_right_after_a_failback_keeps_its_flag_when_the_old_clear_falls_due() {
+    let switch = common::AppSwitch::start();
+    let example = with_flags_edited(&switch, |config| {
+        config
+            .replace("      ttl: 30\n", "      ttl: 5\n")
+            .replace("  auto: true", "  flag_clear_margin: 1s\n  auto: true")
+    });
+    let flag = example.flag_file();
+    example.primary.set_healthy(false);
+    assert!(
+        example
+            .wait_for(SECONDARY, Duration::from_secs(20))
+            .is_some()
+    );
+    example.primary.set_healthy(true);
+    assert!(wait_until(
+        Duration::from_secs(20),
+        || example.status()["ready_for_failback"] == true
+    ));
+    let (code, reply) = example.post("/api/v1/failback", r#"{"operator": "erin"}"#);
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(
+        example.status()["flag_clears"].as_array().map(Vec::len),
+        Some(1)
+    );
+    // Down again before the clear (TTL 5 s + 1 s) is due, and the
+    // application slow to go read-only: the clear falls due while the
+    // new failover is being prepared, and must leave its flag alone.
+    switch.hanging.store(true, Ordering::Relaxed);
+    example.primary.set_healthy(false);
+    assert!(wait_until(Duration::from_secs(20), || switch
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("POST /admin/read-only"))
+        .count()
+        == 2));
+    assert_eq!(example.status()["flag_clears"], serde_json::json!([]));
+    let removed = wait_until(Duration::from_secs(7), || !flag.exists());
+    assert!(!removed, "the old clear removed the new failover's flag");
+    switch.hanging.store(false, Ordering::Relaxed);
+    assert!(
+        example
+            .wait_for(SECONDARY, Duration::from_secs(20))
+            .is_some()
+    );
+    assert!(flag.exists());
+    assert!(
+        !switch
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("POST /admin/read-write")),
+        "{:?}",
+        switch.requests()
+    );
+}
+
+#[test]
+fn a_failover_whose_state_cannot_be_stored_sets_nothing() {
+    let switch = common::AppSwitch::start();
+    let example = with_flags(&switch);
+    let file = example.dir.path().join("state/state.json");
+    std::fs::remove_file(&file).expect("remove");
+    std::fs::create_dir_all(file.join("blocked")).expect("a folder in its place");
+    example.primary.set_healthy(false);
+    let stopped = wait_until(Duration::from_secs(20), || {
+        example.events().iter().any(|e| {
+            e["event"] == "failover_aborted"
+                && e["summary"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("could not be stored before its first step")
+        })
+    });
+    assert!(stopped, "{:?}\n{}", example.events(), example.server.log());
+    assert!(!example.flag_file().exists(), "a step ran unstored");
+    assert!(
+        !switch.requests().iter().any(|r| r.starts_with("POST")),
+        "{:?}",
+        switch.requests()
+    );
+    assert_eq!(example.www(), [PRIMARY]);
 }

@@ -3,7 +3,8 @@
 //! config/example-mysql.yaml on test ports: an audit that cannot run,
 //! privileges found missing before any failover, the controller killed
 //! between read-only and DNS, the primary's `mariadbd` killed mid-write,
-//! and a database that stops answering in the middle of a session.
+//! the whole primary gone silent under a query flood, and a database that
+//! stops answering in the middle of a session.
 
 mod common;
 
@@ -12,11 +13,13 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use common::{
-    AppSwitch, Relay, WebhookSink, http,
+    AppSwitch, Relay, WebhookSink,
+    flood::{self, Flood},
+    http,
     mariadb::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Setup, as_user_at},
     wait_until,
 };
@@ -349,4 +352,101 @@ fn a_database_that_stops_answering_mid_session_costs_the_watcher_its_timeout_not
         "{}",
         setup.status()["replication"]
     );
+}
+
+#[test]
+fn a_silent_primary_under_a_query_flood_fails_over_within_the_bound_and_loses_no_acknowledged_row()
+{
+    let relay: std::cell::OnceCell<(Relay, u16)> = std::cell::OnceCell::new();
+    let setup = Setup::start_with(
+        ADMIN_PASSWORD,
+        |config| {
+            // The controller reaches the primary's database (its check and
+            // its replication watch) through a relay that can go silent.
+            let (relay, port) = relay.get().expect("relay");
+            config.replace(
+                &format!("address: 127.0.0.1:{port}\n"),
+                &format!("address: 127.0.0.1:{}\n", relay.port),
+            )
+        },
+        |pair| {
+            let target = ([127, 0, 0, 1], pair.primary.port).into();
+            let _ = relay.set((Relay::start(target), pair.primary.port));
+        },
+        true,
+    );
+    setup.wait_healthy();
+    let (relay, _) = relay.get().expect("relay");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let port = setup.pair.primary.port;
+    let writer = {
+        let (stop, acked) = (stop.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut id = 1;
+            while !stop.load(Ordering::Relaxed) {
+                let sql = format!("INSERT INTO app.orders VALUES ({id}, 'order {id}')");
+                if as_user_at(port, APP_USER, APP_PASSWORD, &sql).is_ok() {
+                    acked.lock().expect("lock").push(id);
+                }
+                id += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    assert!(wait_until(Duration::from_secs(15), || acked
+        .lock()
+        .expect("lock")
+        .len()
+        >= 20));
+    let flood = Flood::start(setup.server.addr, 2, 2);
+
+    // The whole primary goes quiet for the controller: its web site and
+    // its database accept connections and never answer.
+    setup.primary_web.set_silent(true);
+    relay.set_silent(true);
+    let silent = Instant::now();
+    setup.wait_for_answer(SECONDARY);
+    let took = silent.elapsed();
+    let (udp, tcp) = flood.stop();
+    // interval 1 s x fall 3 + timeout 1 s + 1 s.
+    eprintln!(
+        "a silent primary was failed over from in {took:?} under {} UDP and {} TCP queries",
+        udp.answers, tcp.answers
+    );
+    assert!(took <= Duration::from_secs(5), "took {took:?}");
+    flood::assert_all_answered(&udp, &tcp);
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+
+    // The primary answers again; fail-back; every acknowledged row at both.
+    setup.primary_web.set_silent(false);
+    relay.set_silent(false);
+    assert!(
+        wait_until(
+            Duration::from_secs(40),
+            || setup.status()["ready_for_failback"] == true
+        ),
+        "{}",
+        setup.status()
+    );
+    setup.fail_back();
+    setup.wait_for_answer(PRIMARY);
+    let acked = acked.lock().expect("lock").clone();
+    setup.pair.catch_up();
+    let ids: Vec<u32> = setup
+        .pair
+        .secondary
+        .must("SELECT id FROM app.orders")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for id in &acked {
+        assert!(
+            ids.contains(id),
+            "acknowledged id {id} missing at the secondary"
+        );
+    }
 }

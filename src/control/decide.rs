@@ -47,9 +47,10 @@ impl Controller {
     pub fn step(&mut self, input: Input, now: u64) -> Option<Decision> {
         let actor = match &input {
             Input::Command { actor, .. } => actor.clone(),
-            Input::Check { .. } | Input::Replication(_) | Input::ReadOnly { .. } | Input::Tick => {
-                "engine".to_string()
-            }
+            Input::Check { .. }
+            | Input::Replication { .. }
+            | Input::ReadOnly { .. }
+            | Input::Tick => "engine".to_string(),
         };
         let is_command = matches!(input, Input::Command { .. });
         let failing = self.failing.as_mut()?;
@@ -111,9 +112,11 @@ impl Controller {
         Ok(decision)
     }
 
-    /// Logs and journals a decision, stores the state it leads to before
-    /// anything is done on it (unless `prepared`: a command's was), tells
-    /// who must hear, then runs its actions.
+    /// Logs a decision, stores the state it leads to before anything is
+    /// done on it (unless `prepared`: a command's was), serves a change
+    /// of answers at once, then journals it, tells who must hear, and runs
+    /// its other actions. Only the state's fsync stands between a decision
+    /// and its answers; the journal's follows.
     fn carry_out(
         &mut self,
         decision: &Decision,
@@ -130,6 +133,21 @@ impl Controller {
                 "{}",
                 decision.summary
             );
+        }
+        if !prepared {
+            self.prepare_state(decision);
+        }
+        if decision.notable || self.failing.as_ref().is_some_and(|f| f.dirty) {
+            self.save(now);
+        }
+        if decision
+            .actions
+            .iter()
+            .any(|a| matches!(a, crate::engine::Action::Activate { .. }))
+        {
+            self.publish();
+        }
+        if decision.notable {
             let outcome = if decision.event == Event::Refused {
                 "refused"
             } else {
@@ -145,12 +163,6 @@ impl Controller {
                 reasons: decision.reasons.clone(),
                 outcome: outcome.into(),
             });
-        }
-        if !prepared {
-            self.prepare_state(decision);
-        }
-        if decision.notable || self.failing.as_ref().is_some_and(|f| f.dirty) {
-            self.save(now);
         }
         self.announce(decision, is_command, now);
         self.run_actions(decision, actor, now);
@@ -190,13 +202,14 @@ impl Controller {
         );
     }
 
-    /// Feeds a replication observation to the engine.
-    pub(super) fn replication(&mut self, observed: Observed) {
+    /// Feeds a replication observation, from a round that began at
+    /// `at`, to the engine.
+    pub(super) fn replication(&mut self, observed: Observed, at: u64) {
         let now = super::now_ms();
         let view = view_of(&observed);
         if let Some(failing) = &mut self.failing {
-            failing.observed = Some((now, observed));
+            failing.observed = Some((at, observed));
         }
-        self.step(Input::Replication(view), now);
+        self.step(Input::Replication { view, at }, now);
     }
 }

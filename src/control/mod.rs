@@ -21,6 +21,7 @@ mod decide;
 pub mod drill;
 mod notify;
 mod persist;
+mod preparation;
 mod probes;
 pub mod readiness;
 mod reload;
@@ -84,27 +85,30 @@ pub enum ControlEvent {
         zones: Vec<Zone>,
         done: oneshot::Sender<Result<Vec<String>, String>>,
     },
-    /// The replication watcher looked at both databases.
-    Replication(Box<Observed>),
+    /// The replication watcher looked at both databases, in a round that
+    /// began at `at`.
+    Replication { seen: Box<Observed>, at: u64 },
     /// A read-only step of the failover of `epoch` is about to run, ran,
     /// or was read back; the reply comes once that is stored, and says
     /// whether to go on (not when the failover was given up meanwhile).
     Plan {
-        epoch: u64,
+        attempt: u64,
         event: PlanEvent,
         reply: oneshot::Sender<bool>,
     },
-    /// Read-only mode for the failover of `epoch` was prepared, or not;
-    /// the last word of its preparation, also when it was told to stop.
+    /// Read-only mode for failover `attempt` was prepared, or not; the
+    /// last word of its preparation, also when it was told to stop.
     ReadOnlyDone {
-        epoch: u64,
+        attempt: u64,
         result: Result<String, String>,
     },
-    /// The steps a stopped failover had set were undone.
+    /// The steps a stopped attempt had set were undone, or not.
     Undone {
-        epoch: u64,
-        outcomes: Vec<StepOutcome>,
+        attempt: u64,
+        outcomes: Vec<(ReadOnlyStep, StepOutcome)>,
     },
+    /// A failed undo is due to be tried again.
+    UndoRetry { attempt: u64 },
     /// A scheduled application-flag clear is due.
     ClearDue { epoch: u64 },
     /// The application flag was cleared, or not.
@@ -190,12 +194,18 @@ struct Failing {
     warnings: Vec<String>,
     scheduled_clears: Vec<ScheduledClear>,
     ttl_override: Option<u32>,
-    /// The read-only steps of the pending or stopped failover.
+    /// The read-only steps of the pending or stopped failover attempt.
     read_only: Option<ReadOnlyProgress>,
-    /// The epoch whose read-only steps are running in the background.
+    /// The attempt whose read-only steps run in the background.
     preparing: Option<u64>,
     /// An undo ordered while those steps ran: done once they stop.
     undo_waiting: Option<u64>,
+    /// The attempt whose undo runs in the background.
+    undoing: Option<u64>,
+    /// A flag clear runs in the background.
+    clearing: bool,
+    /// Read-only steps waiting for that undo or clear to end.
+    waiting: Option<preparation::Waiting>,
     drill: Option<DrillProgress>,
     drill_abort: Option<watch::Sender<Option<String>>>,
     last_drill: Option<drill::DrillReport>,
@@ -275,6 +285,9 @@ impl Controller {
                     read_only: stored.read_only,
                     preparing: None,
                     undo_waiting: None,
+                    undoing: None,
+                    clearing: false,
+                    waiting: None,
                     drill: stored.drill,
                     drill_abort: None,
                     last_drill: drill::last(&config.state_dir),
@@ -365,9 +378,9 @@ impl Controller {
             return;
         };
         let persisted = failing.engine.persisted();
-        let pending = failing.engine.pending().map(|p| p.epoch);
+        let pending = failing.engine.pending().map(|p| p.attempt);
         if let Some(progress) = failing.read_only.clone()
-            && pending != Some(progress.epoch)
+            && pending != Some(progress.attempt)
         {
             if persisted.active == crate::engine::Role::Secondary
                 && progress.epoch == persisted.epoch
@@ -376,10 +389,10 @@ impl Controller {
                 failing.read_only = None;
             } else {
                 warn!(
-                    epoch = progress.epoch,
-                    "the read-only steps of a stopped failover were not all undone: undoing them"
+                    attempt = progress.attempt,
+                    "the read-only steps of a stopped failover attempt were not all undone: undoing them"
                 );
-                self.undo(crate::engine::Role::Secondary, progress.epoch);
+                self.undo(crate::engine::Role::Secondary, progress.attempt);
             }
         }
         if let Some(failing) = &self.failing {
@@ -447,16 +460,17 @@ impl Controller {
             } => {
                 let _ = done.send(self.reload(&config, zones));
             }
-            ControlEvent::Replication(seen) => self.replication(*seen),
+            ControlEvent::Replication { seen, at } => self.replication(*seen, at),
             ControlEvent::Plan {
-                epoch,
+                attempt,
                 event,
                 reply,
             } => {
-                let _ = reply.send(self.plan_event(epoch, event));
+                let _ = reply.send(self.plan_event(attempt, event));
             }
-            ControlEvent::ReadOnlyDone { epoch, result } => self.read_only_done(epoch, result),
-            ControlEvent::Undone { epoch, outcomes } => self.undone(epoch, outcomes),
+            ControlEvent::ReadOnlyDone { attempt, result } => self.read_only_done(attempt, result),
+            ControlEvent::Undone { attempt, outcomes } => self.undone(attempt, outcomes),
+            ControlEvent::UndoRetry { attempt } => self.undo_retry(attempt),
             ControlEvent::ClearDue { epoch } => self.clear_due(epoch),
             ControlEvent::FlagCleared {
                 epoch,

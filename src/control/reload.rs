@@ -42,6 +42,17 @@ impl Controller {
                         pending.epoch
                     ));
                 }
+                let unsettled = failing.read_only.is_some()
+                    || failing.preparing.is_some()
+                    || failing.undoing.is_some()
+                    || failing.clearing
+                    || !failing.scheduled_clears.is_empty();
+                if unsettled {
+                    return Err(
+                        "the failover settings cannot change while read-only steps are being set, undone or cleared (the flags they touch are those of the old settings); reload again once they have finished"
+                            .into(),
+                    );
+                }
                 if let Some(drill) = &failing.drill {
                     return Err(format!(
                         "the failover settings cannot change while drill {} runs; reload again once it has finished",

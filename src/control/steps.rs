@@ -67,19 +67,32 @@ async fn within<T>(
     })?
 }
 
+/// Runs file work (which a hung file system could block for ever) on a
+/// blocking thread, bounded by `timeout`.
+async fn blocking(
+    timeout: Duration,
+    what: &str,
+    work: impl FnOnce() -> Result<String, String> + Send + 'static,
+) -> Result<String, String> {
+    within(timeout, what, async {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| format!("{what}: {e}"))?
+    })
+    .await
+}
+
 /// Runs `step` at `site` and verifies it by reading back.
 pub async fn set(step: ReadOnlyStep, site: &Site, timeout: Duration) -> StepReport {
     let name = step.name();
     match (step, &site.database, &site.read_only) {
-        (ReadOnlyStep::Database, Some(database), _) => {
-            match within(timeout, name, set_database(database, timeout)).await {
-                Ok(report) => report,
-                Err(e) => StepReport::of(name, Err(e)),
-            }
-        }
+        (ReadOnlyStep::Database, Some(database), _) => set_database(database, timeout).await,
         (ReadOnlyStep::FlagFile, _, flags) if flags.file.is_some() => {
-            let file = flags.file.as_ref().map(set_file);
-            StepReport::of(name, file.unwrap_or_else(|| Err(missing(step))))
+            let result = match flags.file.clone() {
+                Some(file) => blocking(timeout, name, move || set_file(&file)).await,
+                None => Err(missing(step)),
+            };
+            StepReport::of(name, result)
         }
         (ReadOnlyStep::FlagSql, Some(database), flags) if flags.sql.is_some() => {
             let result = match &flags.sql {
@@ -116,8 +129,8 @@ pub async fn verify(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Resul
             })
             .await
         }
-        (ReadOnlyStep::FlagFile, _) => match &site.read_only.file {
-            Some(file) => read_back_file(file),
+        (ReadOnlyStep::FlagFile, _) => match site.read_only.file.clone() {
+            Some(file) => blocking(timeout, name, move || read_back_file(&file)).await,
             None => Err(missing(step)),
         },
         (ReadOnlyStep::FlagSql, Some(database)) => match &site.read_only.sql {
@@ -158,8 +171,8 @@ pub async fn undo(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Result<
         ReadOnlyStep::Database => {
             Ok("the database stays read-only: the secondary is a replica".into())
         }
-        ReadOnlyStep::FlagFile => match &site.read_only.file {
-            Some(file) => remove_file(file),
+        ReadOnlyStep::FlagFile => match site.read_only.file.clone() {
+            Some(file) => blocking(timeout, &name, move || remove_file(&file)).await,
             None => Err(missing(step)),
         },
         ReadOnlyStep::FlagSql => match (&site.read_only.sql, &site.database) {
@@ -220,11 +233,14 @@ pub async fn ready(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Vec<Pr
                 )],
             }
         }
-        ReadOnlyStep::FlagFile => match &site.read_only.file {
-            Some(file) => vec![match folder_writable(file) {
-                Ok(d) => check(true, d),
-                Err(e) => check(false, e),
-            }],
+        ReadOnlyStep::FlagFile => match site.read_only.file.clone() {
+            Some(file) => {
+                let result = blocking(timeout, name, move || folder_writable(&file)).await;
+                vec![match result {
+                    Ok(d) => check(true, d),
+                    Err(e) => check(false, e),
+                }]
+            }
             None => vec![check(false, missing(step))],
         },
         ReadOnlyStep::FlagSql => match (&site.read_only.sql, &site.database) {
@@ -251,27 +267,35 @@ pub async fn ready(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Vec<Pr
 }
 
 /// `read_only` set and read back, then the audit of the application
-/// accounts' grants.
-async fn set_database(database: &Database, timeout: Duration) -> Result<StepReport, String> {
-    let mut db = Db::connect(&database.target, timeout).await?;
-    let set = db.set_read_only().await;
-    let audit = match (&set, database.app_accounts.is_empty()) {
-        (Ok(_), false) => Some(db.bypassing_accounts(&database.app_accounts).await),
-        (Ok(_), true) | (Err(_), _) => None,
-    };
-    db.close().await;
+/// accounts' grants, each bounded by `timeout` on its own: an audit that
+/// cannot run or takes too long is a warning (a refusal with
+/// `strict_grants`), never a reason to stay on a dead primary.
+async fn set_database(database: &Database, timeout: Duration) -> StepReport {
     let step = ReadOnlyStep::Database.name();
+    let set = within(timeout, step, async {
+        let mut db = Db::connect(&database.target, timeout).await?;
+        let set = db.set_read_only().await;
+        db.close().await;
+        set
+    })
+    .await;
     let mut report = StepReport::of(step, set);
-    if report.result.is_err() {
-        return Ok(report);
+    if report.result.is_err() || database.app_accounts.is_empty() {
+        return report;
     }
+    let audit = within(timeout, "grant audit", async {
+        let mut db = Db::connect(&database.target, timeout).await?;
+        let found = db.bypassing_accounts(&database.app_accounts).await;
+        db.close().await;
+        found
+    })
+    .await;
     let (result, warning) = match audit {
-        None => return Ok(report),
-        Some(Ok(bypassing)) if bypassing.is_empty() => (
+        Ok(bypassing) if bypassing.is_empty() => (
             Ok("no application account can bypass read_only".to_string()),
             None,
         ),
-        Some(Ok(bypassing)) => {
+        Ok(bypassing) => {
             let text = format!(
                 "application accounts could still write despite read_only: {}",
                 bypassing.join(", ")
@@ -282,7 +306,7 @@ async fn set_database(database: &Database, timeout: Duration) -> Result<StepRepo
                 (Ok(format!("warning: {text}")), Some(text))
             }
         }
-        Some(Err(e)) => {
+        Err(e) => {
             let text = format!("the grant audit could not run: {e}");
             if database.strict_grants {
                 (Err(format!("{text} (strict_grants)")), None)
@@ -296,7 +320,7 @@ async fn set_database(database: &Database, timeout: Duration) -> Result<StepRepo
     if let Err(e) = result {
         report.result = Err(e);
     }
-    Ok(report)
+    report
 }
 
 fn set_file(file: &FlagFile) -> Result<String, String> {
@@ -409,6 +433,13 @@ async fn sql_runnable(
     timeout: Duration,
 ) -> Result<String, String> {
     let mut db = Db::connect(&database.target, timeout).await?;
+    if let crate::db::Flavor::MySql { .. } = db.flavor {
+        db.close().await;
+        return Err(
+            "on MySQL the database step sets super_read_only first, which refuses the flag SQL's writes: keep the application flag in a file or behind HTTP"
+                .into(),
+        );
+    }
     let result = async {
         for statement in sql.enable.iter().chain(&sql.disable) {
             db.explain(statement).await?;

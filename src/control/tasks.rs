@@ -71,9 +71,13 @@ fn replication_watch(
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            let at = super::now_ms();
             let seen = db::observe(&primary, &secondary, settings.timeout).await;
             if outbox
-                .send(ControlEvent::Replication(Box::new(seen)))
+                .send(ControlEvent::Replication {
+                    seen: Box::new(seen),
+                    at,
+                })
                 .await
                 .is_err()
             {

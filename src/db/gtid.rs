@@ -291,8 +291,9 @@ mod tests {
 
     #[test]
     fn mysql_sets_are_parsed_subtracted_and_counted() {
-        // @@gtid_executed at a MySQL 8.0.36 replica (recorded): the
-        // primary's source, and one errant transaction of its own.
+        // @@gtid_executed as MySQL prints it (upper-case uuid, a line
+        // break after the comma; the uuids are the manual's examples): the
+        // primary's source, and one errant transaction of the replica's.
         let replica = GtidSet::parse(
             "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-57,\n8f0e4d2a-71ca-11e1-9e33-c80aa9429563:1",
         )

@@ -34,8 +34,11 @@ impl Engine {
             );
         }
         let epoch = self.state.epoch + 1;
+        self.state.attempts += 1;
+        let attempt = self.state.attempts;
         self.state.pending = Some(Pending {
             epoch,
+            attempt,
             automatic,
             force,
             summary: summary.clone(),
@@ -49,6 +52,7 @@ impl Engine {
         let actions = vec![Action::PrepareReadOnly {
             site: Role::Secondary,
             epoch,
+            attempt,
         }];
         self.decide(
             now,
@@ -97,6 +101,7 @@ impl Engine {
                     let actions = vec![Action::PrepareReadOnly {
                         site: Role::Secondary,
                         epoch: pending.epoch,
+                        attempt: pending.attempt,
                     }];
                     self.decide(now, Event::FailoverResumed, summary, reasons, actions)
                 }
@@ -111,7 +116,7 @@ impl Engine {
                     reasons.push(pending.summary.clone());
                     let actions = vec![Action::UndoReadOnly {
                         site: Role::Secondary,
-                        epoch: pending.epoch,
+                        attempt: pending.attempt,
                     }];
                     self.decide(now, Event::FailoverRolledBack, summary, reasons, actions)
                 }
@@ -127,7 +132,7 @@ impl Engine {
             );
             let actions = vec![Action::UndoReadOnly {
                 site: Role::Secondary,
-                epoch: pending.epoch,
+                attempt: pending.attempt,
             }];
             return self.decide(
                 now,
@@ -187,7 +192,7 @@ impl Engine {
     /// unless the operator forced the failover, and what was set is undone).
     pub(super) fn read_only_result(
         &mut self,
-        epoch: u64,
+        attempt: u64,
         result: Result<String, String>,
         now: u64,
     ) -> Decision {
@@ -196,13 +201,14 @@ impl Engine {
                 .state
                 .pending
                 .as_ref()
-                .is_some_and(|p| p.epoch == epoch);
+                .is_some_and(|p| p.attempt == attempt);
         let Some(pending) = self.state.pending.take_if(|_| awaited) else {
             let summary = format!(
-                "a read-only result for epoch {epoch}, which is not being prepared: ignored"
+                "a read-only result for failover attempt {attempt}, which is not being prepared: ignored"
             );
             return self.decide(now, Event::Steady, summary, Vec::new(), Vec::new());
         };
+        let epoch = pending.epoch;
         let secondary = self.site_health(Role::Secondary);
         let name = self.spec.sites[1].name.clone();
         let verdict = match (&result, secondary) {
@@ -240,7 +246,7 @@ impl Engine {
                 );
                 let actions = vec![Action::UndoReadOnly {
                     site: Role::Secondary,
-                    epoch,
+                    attempt,
                 }];
                 self.decide(
                     now,

@@ -105,7 +105,11 @@ pub struct ReplicationView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pending {
+    /// The epoch the failover leads to.
     pub epoch: u64,
+    /// Which failover attempt this is: every attempt has its own, so the
+    /// steps of one are never taken for another's.
+    pub attempt: u64,
     pub automatic: bool,
     pub force: bool,
     /// Why it started.
@@ -153,6 +157,9 @@ pub struct Persisted {
     /// A failover decided but not finished.
     #[serde(default)]
     pub pending: Option<Pending>,
+    /// How many failover attempts were ever started: the last one's id.
+    #[serde(default)]
+    pub attempts: u64,
 }
 
 impl Default for Persisted {
@@ -165,6 +172,7 @@ impl Default for Persisted {
             last_decision: None,
             last_change: None,
             pending: None,
+            attempts: 0,
         }
     }
 }
@@ -188,11 +196,13 @@ pub enum Input {
     /// An operator's command; `actor` names who gave it.
     Command { command: Command, actor: String },
     /// What the replication watcher saw.
-    Replication(ReplicationView),
-    /// The outcome of preparing read-only mode for the failover of `epoch`:
+    /// What the replication watcher saw, in a round that began at `at`
+    /// (freshness counts from when it looked, not when it reported).
+    Replication { view: ReplicationView, at: u64 },
+    /// The outcome of preparing read-only mode for failover `attempt`:
     /// what was verified, or why it could not be.
     ReadOnly {
-        epoch: u64,
+        attempt: u64,
         result: Result<String, String>,
     },
     /// Time passed.
@@ -219,11 +229,15 @@ pub enum Action {
     /// Put `site` into read-only mode (database, then application flag),
     /// verify each, and report with `Input::ReadOnly`. Steps a stopped
     /// controller finished for this epoch are verified, not run again.
-    PrepareReadOnly { site: Role, epoch: u64 },
-    /// The failover of `epoch` stopped: undo the application flags its
+    PrepareReadOnly {
+        site: Role,
+        epoch: u64,
+        attempt: u64,
+    },
+    /// Failover `attempt` stopped: undo the application flags its
     /// preparation set at `site` (the database stays read-only: it is a
     /// replica).
-    UndoReadOnly { site: Role, epoch: u64 },
+    UndoReadOnly { site: Role, attempt: u64 },
     /// Point the failover records at `site`; `epoch` is the new epoch.
     Activate { site: Role, epoch: u64 },
     /// Clear `site`'s application flag, not before `not_before` (ms): the
@@ -477,11 +491,11 @@ impl Engine {
                 self.evaluate(now, event, reasons)
             }
             Input::Command { command, actor } => self.command(command, &actor, now),
-            Input::Replication(view) => {
-                self.replication = Some((now, view));
+            Input::Replication { view, at } => {
+                self.replication = Some((at.min(now), view));
                 self.evaluate(now, Event::Steady, Vec::new())
             }
-            Input::ReadOnly { epoch, result } => self.read_only_result(epoch, result, now),
+            Input::ReadOnly { attempt, result } => self.read_only_result(attempt, result, now),
             Input::Tick => self.evaluate(now, Event::Steady, Vec::new()),
         }
     }

@@ -173,14 +173,20 @@ impl Journal {
             path: self.path.clone(),
             source,
         };
-        self.file.write_all(line.as_bytes()).map_err(fail)?;
-        self.file.sync_data().map_err(fail)?;
+        if let Err(e) = self.file.write_all(line.as_bytes()) {
+            // A part written (a full disk) is cut off again, so the next
+            // entry starts on a line of its own.
+            let _ = self.file.set_len(self.size);
+            return Err(fail(e));
+        }
+        // Written: the number is used, even if it cannot be made durable.
         self.size += line.len() as u64;
         self.next_seq += 1;
         self.recent.push_back(entry.clone());
         if self.recent.len() > RECENT {
             self.recent.pop_front();
         }
+        self.file.sync_data().map_err(fail)?;
         Ok(entry)
     }
 

@@ -47,24 +47,16 @@ pub struct StoredState {
     pub journal_seq: u64,
 }
 
-/// Which read-only steps of the failover of `epoch` have started and
-/// finished, each stored before the next begins.
+/// Which read-only steps of failover `attempt` (leading to `epoch`) have
+/// started and finished, each stored before the next begins; after the
+/// attempt stopped, the steps still to undo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadOnlyProgress {
+    pub attempt: u64,
     pub epoch: u64,
     pub started: Vec<ReadOnlyStep>,
     pub done: Vec<ReadOnlyStep>,
-}
-
-impl ReadOnlyProgress {
-    pub fn new(epoch: u64) -> Self {
-        Self {
-            epoch,
-            started: Vec::new(),
-            done: Vec::new(),
-        }
-    }
 }
 
 /// Where a running drill is, stored at each phase.

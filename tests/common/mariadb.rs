@@ -263,6 +263,8 @@ pub fn mysql_config(dir: &Path, pair: &Pair, primary_web: u16, secondary_web: u1
 }
 
 pub struct Setup {
+    /// The state folder's memory, when it is kept there.
+    _memory: Option<tempfile::TempDir>,
     pub pair: Pair,
     pub primary_web: StandIn,
     pub secondary_web: StandIn,
@@ -282,17 +284,32 @@ impl Setup {
         edit: impl FnOnce(String) -> String,
         prepare: impl FnOnce(&Pair),
     ) -> Self {
+        Self::start_with(admin_password, edit, prepare, false)
+    }
+
+    /// `start_edited`; `in_memory` keeps the state folder in memory (see
+    /// `state_in_memory`), for tests that hold a failover to a time bound.
+    pub fn start_with(
+        admin_password: &str,
+        edit: impl FnOnce(String) -> String,
+        prepare: impl FnOnce(&Pair),
+        in_memory: bool,
+    ) -> Self {
         let pair = Pair::start();
         prepare(&pair);
         let primary_web = StandIn::start(0);
         let secondary_web = StandIn::start(0);
         let dir = tempfile::tempdir().expect("tempdir");
+        let memory = in_memory
+            .then(|| super::state_in_memory(dir.path()))
+            .flatten();
         let config = mysql_config(dir.path(), &pair, primary_web.port, secondary_web.port);
         let text = std::fs::read_to_string(&config).expect("read config");
         std::fs::write(&config, edit(text)).expect("write config");
         let server =
             Geofailover::start_with_env(&config, &[("GEOFAILOVER_DB_PASSWORD", admin_password)]);
         Self {
+            _memory: memory,
             pair,
             primary_web,
             secondary_web,

@@ -4,6 +4,7 @@
 //! and TCP sockets.
 #![allow(dead_code)]
 
+pub mod flood;
 pub mod mariadb;
 
 use std::{
@@ -281,6 +282,23 @@ impl Geofailover {
                 >= count
         })
     }
+}
+
+/// Keeps `dir/state` in memory (a folder in /dev/shm it links to), for
+/// the tests that hold a failover to a time bound: the answers change
+/// only once the state is fsynced, and this machine's shared disk stalls
+/// an fsync for seconds now and then (up to 11 s was measured while the
+/// suite ran), which is the disk's time, not the controller's.
+/// `bench/failover.sh` measures with the state on disk. Without /dev/shm,
+/// the state stays on disk.
+pub fn state_in_memory(dir: &Path) -> Option<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        return None;
+    }
+    let memory = tempfile::tempdir_in(shm).ok()?;
+    std::os::unix::fs::symlink(memory.path(), dir.join("state")).ok()?;
+    Some(memory)
 }
 
 /// The shipped example config in `dir` with stand-in sites (both
@@ -637,8 +655,11 @@ pub struct AppSwitch {
     requests: Arc<Mutex<Vec<String>>>,
     /// While set, POST /admin/read-write fails with 503.
     pub refusing: Arc<AtomicBool>,
-    /// While set, POST /admin/read-only is read and never answered (the
-    /// connection is held open), as an application that hangs.
+    /// While set, POST /admin/read-only fails with 503.
+    pub failing: Arc<AtomicBool>,
+    /// While set, POST /admin/read-only is read and not answered (the
+    /// connection is held open), as an application that hangs; cleared,
+    /// the held requests are answered.
     pub hanging: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
@@ -651,17 +672,28 @@ impl AppSwitch {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let refusing = Arc::new(AtomicBool::new(false));
+        let failing = Arc::new(AtomicBool::new(false));
         let hanging = Arc::new(AtomicBool::new(false));
-        let (log, halt, refuse, hang) = (
+        let (log, halt, refuse, fail, hang) = (
             requests.clone(),
             stop.clone(),
             refusing.clone(),
+            failing.clone(),
             hanging.clone(),
         );
         std::thread::spawn(move || {
             let mut read_only = false;
-            let mut held = Vec::new();
+            let mut held: Vec<std::net::TcpStream> = Vec::new();
             while !halt.load(Ordering::Relaxed) {
+                // Unhung: the held requests are answered, late.
+                if !hang.load(Ordering::Relaxed) && !held.is_empty() {
+                    read_only = true;
+                    for mut stream in held.drain(..) {
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        );
+                    }
+                }
                 let Ok((mut stream, _)) = listener.accept() else {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
@@ -680,6 +712,10 @@ impl AppSwitch {
                 let mut status = "200 OK";
                 let body = match line.split(' ').take(2).collect::<Vec<_>>()[..] {
                     ["POST", "/admin/read-write"] if refuse.load(Ordering::Relaxed) => {
+                        status = "503 Service Unavailable";
+                        "busy"
+                    }
+                    ["POST", "/admin/read-only"] if fail.load(Ordering::Relaxed) => {
                         status = "503 Service Unavailable";
                         "busy"
                     }
@@ -706,6 +742,7 @@ impl AppSwitch {
             port,
             requests,
             refusing,
+            failing,
             hanging,
             stop,
         }
