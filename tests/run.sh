@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian packages: Knot, NSD, dig, openssl, Chromium, MariaDB) when
+# Installs what the tests need (Debian packages: Knot, NSD, dig, openssl, Chromium, MariaDB, etcd) when
 # they are missing, then runs every test. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ command -v dig >/dev/null || need+=(bind9-dnsutils)
 command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server mariadb-client)
+[ -x /usr/bin/etcd ] || need+=(etcd-server)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo

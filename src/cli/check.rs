@@ -8,8 +8,8 @@ use anyhow::Context;
 use super::Failure;
 use crate::{config::Config, control::readiness, zone};
 
-pub fn run(path: &Path, live: bool) -> Result<(), Failure> {
-    let config = Config::load(path).map_err(|e| Failure::Config(e.to_string()))?;
+pub fn run(path: &Path, live: bool, node: Option<&str>) -> Result<(), Failure> {
+    let config = Config::load_as(path, node).map_err(|e| Failure::Config(e.to_string()))?;
     let zones = zone::load_all(&config).map_err(|e| Failure::Config(e.to_string()))?;
     let table = zone::AnswerTable::build(zones);
     let zones: Vec<String> = table

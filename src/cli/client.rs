@@ -25,6 +25,10 @@ pub struct Target {
     /// The API token's file, instead of the config's http.token_file.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// With several nodes: the node to talk to (any node carries out
+    /// commands, through the leader).
+    #[arg(long)]
+    pub node: Option<String>,
 }
 
 struct Client {
@@ -44,7 +48,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 impl Client {
     fn new(target: &Target) -> Result<Self, Failure> {
         let http_config = if target.url.is_none() || target.token_file.is_none() {
-            Config::load_http(&target.config).map_err(|e| Failure::Config(e.to_string()))?
+            Config::load_http(&target.config, target.node.as_deref())
+                .map_err(|e| Failure::Config(e.to_string()))?
         } else {
             None
         };

@@ -78,7 +78,7 @@ pub fn run() -> Result<(), Failure> {
             dir = dir.display(),
             config = config.display(),
         );
-        serve::serve(&config, Some(sites)).await
+        serve::serve(&config, None, Some(sites)).await
     });
     let _ = std::fs::remove_dir_all(&dir);
     result

@@ -28,6 +28,9 @@ enum Command {
         /// The configuration file.
         #[arg(long, short, default_value = "config/example.yaml")]
         config: PathBuf,
+        /// With several nodes: which of them this controller is.
+        #[arg(long)]
+        node: Option<String>,
     },
     /// Check the configuration and every zone it names, then exit.
     Check {
@@ -40,6 +43,9 @@ enum Command {
         /// directory); exit 1 when one could not.
         #[arg(long)]
         live: bool,
+        /// With several nodes: check as this one.
+        #[arg(long)]
+        node: Option<String>,
     },
     /// Show what a running controller sees and decides.
     Status {
@@ -153,8 +159,8 @@ pub fn init_logging() {
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Serve { config } => serve::run(&config),
-        Command::Check { config, live } => check::run(&config, live),
+        Command::Serve { config, node } => serve::run(&config, node.as_deref()),
+        Command::Check { config, live, node } => check::run(&config, live, node.as_deref()),
         Command::Status { target, json } => client::status(&target, json),
         Command::Failover {
             target,

@@ -24,17 +24,18 @@ use crate::{
 /// Probe results and reloads waiting for the controller.
 const CONTROL_QUEUE: usize = 4096;
 
-pub fn run(path: &Path) -> Result<(), Failure> {
+pub fn run(path: &Path, node: Option<&str>) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(path, None))
+    runtime.block_on(serve(path, node, None))
 }
 
-/// Reads the config and every zone it names, all checked.
-fn load(path: &Path) -> Result<(Config, Vec<Zone>), String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
+/// Reads the config (as `node`, with several nodes) and every zone it
+/// names, all checked.
+fn load(path: &Path, node: Option<&str>) -> Result<(Config, Vec<Zone>), String> {
+    let config = Config::load_as(path, node).map_err(|e| e.to_string())?;
     let zones = zone::load_all(&config).map_err(|e| e.to_string())?;
     Ok((config, zones))
 }
@@ -50,8 +51,12 @@ fn describe(table: &AnswerTable) -> String {
 
 /// Runs the controller, DNS and HTTP until SIGTERM or ctrl-c; `demo` adds
 /// the demo's stand-in controls to the HTTP side.
-pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Failure> {
-    let (mut config, zones) = load(path).map_err(Failure::Config)?;
+pub async fn serve(
+    path: &Path,
+    node: Option<&str>,
+    demo: Option<Arc<DemoSites>>,
+) -> Result<(), Failure> {
+    let (mut config, zones) = load(path, node).map_err(Failure::Config)?;
     let (events, inbox) = mpsc::channel(CONTROL_QUEUE);
     // The stored state comes back before anything is answered.
     let mut controller =
@@ -120,7 +125,7 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(path, &events, &mut config).await,
+            _ = hangup.recv() => reload(path, node, &events, &mut config).await,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -141,9 +146,14 @@ pub async fn serve(path: &Path, demo: Option<Arc<DemoSites>>) -> Result<(), Fail
 /// controller, which applies them together or not at all; on any error
 /// the old ones keep serving. Settings that need a restart are named and
 /// keep their old values.
-async fn reload(path: &Path, events: &mpsc::Sender<ControlEvent>, config: &mut Config) {
+async fn reload(
+    path: &Path,
+    node: Option<&str>,
+    events: &mpsc::Sender<ControlEvent>,
+    config: &mut Config,
+) {
     info!(config = %path.display(), "reloading");
-    let (mut new_config, zones) = match load(path) {
+    let (mut new_config, zones) = match load(path, node) {
         Ok(loaded) => loaded,
         Err(e) => {
             error!("reload failed, still serving the previous configuration: {e}");

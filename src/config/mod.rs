@@ -2,6 +2,7 @@
 //! (`raw`) and then validated into a `Config` whose every field is usable
 //! as it stands. Every error names the file and, where it can, the line.
 
+pub mod cluster;
 pub mod duration;
 pub mod failover;
 mod raw;
@@ -15,6 +16,7 @@ use std::{
 
 use hickory_proto::rr::Name;
 
+pub use cluster::{ClusterConfig, EtcdConfig, Node, Place};
 pub use failover::{
     Check, CheckKind, Database, Failover, FailoverRecord, FlagFile, FlagHttp, FlagSql, HttpCheck,
     MysqlCheck, ReadOnlyFlags, ReadOnlyStep, Secret, Site,
@@ -39,6 +41,9 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     pub webhooks: Vec<Webhook>,
     pub drill: DrillConfig,
+    /// Several controllers sharing one decision through etcd; `None` for
+    /// one controller with its state in `state_dir` (`store: local`).
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// How drills run.
@@ -161,22 +166,69 @@ fn http_section(
 impl Config {
     /// Reads and validates the configuration at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        Self::parse(path, &read(path)?)
+        Self::load_as(path, None)
+    }
+
+    /// Reads and validates the configuration at `path` for the node named
+    /// `node` (`--node`), which overrides the config's `node:`.
+    pub fn load_as(path: &Path, node: Option<&str>) -> Result<Self, ConfigError> {
+        Self::parse_as(path, &read(path)?, node)
     }
 
     /// Only what a client of the API needs from the configuration at
     /// `path`: its `http` section. The rest is parsed (an unknown key is
     /// still an error) but not validated, so secrets the controller needs,
     /// such as database passwords, need not be at hand.
-    pub fn load_http(path: &Path) -> Result<Option<HttpConfig>, ConfigError> {
+    /// With several nodes, the address is that of `node` (or the config's
+    /// `node:`); the token file is the shared one.
+    pub fn load_http(path: &Path, node: Option<&str>) -> Result<Option<HttpConfig>, ConfigError> {
         let text = read(path)?;
         let raw = parse_raw(path, &text)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Ok(http_section(base, raw.state_dir.as_deref(), raw.http).1)
+        let (state_dir, http) = http_section(base, raw.state_dir.as_deref(), raw.http);
+        if raw.nodes.is_empty() {
+            return Ok(http);
+        }
+        let Some(name) = node.or(raw.node.as_deref()) else {
+            return Err(ConfigError {
+                location: Location {
+                    file: path.to_path_buf(),
+                    line: line_of(&text, "nodes:"),
+                },
+                message: "which node to talk to? expected --node NAME or --url".into(),
+            });
+        };
+        let Some(listen) = raw
+            .nodes
+            .iter()
+            .find(|n| n.name == name)
+            .and_then(|n| n.http)
+        else {
+            return Err(ConfigError {
+                location: Location {
+                    file: path.to_path_buf(),
+                    line: line_of(&text, "nodes:"),
+                },
+                message: format!("node `{name}` is not listed with an http address"),
+            });
+        };
+        Ok(Some(match http {
+            Some(http) => HttpConfig { listen, ..http },
+            None => HttpConfig {
+                listen,
+                token_file: state_dir.join("api.token"),
+                protect_reads: false,
+            },
+        }))
     }
 
     /// Validates configuration text that was read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        Self::parse_as(path, text, None)
+    }
+
+    /// `parse`, for the node named `node`.
+    pub fn parse_as(path: &Path, text: &str, node: Option<&str>) -> Result<Self, ConfigError> {
         let at = |line: Option<usize>, message: String| ConfigError {
             location: Location {
                 file: path.to_path_buf(),
@@ -184,9 +236,30 @@ impl Config {
             },
             message,
         };
-        let raw = parse_raw(path, text)?;
-
-        if raw.dns.listen.is_empty() {
+        let mut raw = parse_raw(path, text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let shared_state_dir = base.join(raw.state_dir.as_deref().unwrap_or("state"));
+        let cluster = cluster::validate(
+            path,
+            text,
+            &shared_state_dir,
+            cluster::RawCluster {
+                store: raw.store.take(),
+                node: raw.node.take(),
+                nodes: std::mem::take(&mut raw.nodes),
+                quorum: raw.quorum,
+            },
+            node,
+        )?;
+        if let Some(cluster) = &cluster {
+            if !raw.dns.listen.is_empty() {
+                return Err(at(
+                    line_of(text, "listen"),
+                    "dns.listen with several nodes: each node's addresses are its own `dns` under nodes".into(),
+                ));
+            }
+            raw.dns.listen = cluster.me().dns.iter().map(ToString::to_string).collect();
+        } else if raw.dns.listen.is_empty() {
             return Err(at(
                 line_of(text, "listen"),
                 "dns.listen is empty: expected at least one address such as 127.0.0.1:5353".into(),
@@ -232,7 +305,6 @@ impl Config {
                 "zones is empty: expected at least one zone with a name and a file".into(),
             ));
         }
-        let base = path.parent().unwrap_or(Path::new("."));
         let mut zones: Vec<ZoneSource> = Vec::new();
         for zone in &raw.zones {
             let line = line_of(text, &zone.name);
@@ -282,7 +354,23 @@ impl Config {
             }
         }
 
-        let (state_dir, http) = http_section(base, raw.state_dir.as_deref(), raw.http);
+        let (mut state_dir, mut http) = http_section(base, raw.state_dir.as_deref(), raw.http);
+        if let Some(cluster) = &cluster {
+            let me = cluster.me();
+            state_dir = me.state_dir.clone();
+            http = match (http, me.http) {
+                (Some(mut http), Some(listen)) => {
+                    http.listen = listen;
+                    Some(http)
+                }
+                (None, Some(listen)) => Some(HttpConfig {
+                    listen,
+                    token_file: state_dir.join("api.token"),
+                    protect_reads: false,
+                }),
+                (_, None) => None,
+            };
+        }
         let mut webhooks = Vec::new();
         for hook in raw.notify.map(|n| n.webhooks).unwrap_or_default() {
             let line = line_of(text, &hook.url);
@@ -319,6 +407,7 @@ impl Config {
 
         Ok(Self {
             path: path.to_path_buf(),
+            cluster,
             http,
             webhooks,
             drill,
@@ -384,12 +473,14 @@ mod tests {
             full.message.contains("GEOFAILOVER_UNSET_IN_THIS_TEST"),
             "{full}"
         );
-        let http = Config::load_http(&path).unwrap().expect("an http section");
+        let http = Config::load_http(&path, None)
+            .unwrap()
+            .expect("an http section");
         assert_eq!(http.listen, "127.0.0.1:8053".parse().unwrap());
         assert_eq!(http.token_file, dir.path().join("../state/api.token"));
         // Still a YAML error with its line for a broken file.
         std::fs::write(&path, "http: [\n").unwrap();
-        let broken = Config::load_http(&path).unwrap_err();
+        let broken = Config::load_http(&path, None).unwrap_err();
         assert!(broken.location.line.is_some(), "{broken}");
     }
 

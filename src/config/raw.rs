@@ -31,6 +31,16 @@ pub struct RawConfig {
     pub notify: Option<RawNotify>,
     #[serde(default)]
     pub drill: Option<RawDrill>,
+    /// `local` (the default) or `{etcd: ...}`.
+    #[serde(default)]
+    pub store: Option<super::cluster::RawStore>,
+    /// Which of `nodes` this controller is (`--node` overrides).
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub nodes: Vec<super::cluster::RawNode>,
+    #[serde(default)]
+    pub quorum: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,7 +88,9 @@ pub struct RawWebhook {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDns {
-    /// Each address is served over both UDP and TCP.
+    /// Each address is served over both UDP and TCP (with several nodes,
+    /// each node's own `dns` instead).
+    #[serde(default)]
     pub listen: Vec<String>,
     /// Seconds an idle TCP connection is kept open.
     #[serde(default)]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{config::ReadOnlyStep, engine::Persisted};
 
+pub mod etcd;
 pub mod journal;
 pub use journal::{Journal, JournalEntry, NewEntry};
 

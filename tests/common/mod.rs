@@ -4,6 +4,7 @@
 //! and TCP sockets.
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod flood;
 pub mod mariadb;
 
@@ -868,11 +869,24 @@ pub fn http(
     token: Option<&str>,
     body: &str,
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .expect("connect to the HTTP side");
+    try_http(method, addr, path, token, body)
+        .unwrap_or_else(|e| panic!("{method} http://{addr}{path}: {e}"))
+}
+
+/// `http`, with an error instead of a panic when the server cannot be
+/// reached or does not answer.
+pub fn try_http(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Result<(u16, String), String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("timeout");
+        .map_err(|e| e.to_string())?;
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
@@ -880,19 +894,23 @@ pub fn http(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).expect("send");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
     let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("read");
+    stream
+        .read_to_string(&mut reply)
+        .map_err(|e| e.to_string())?;
     let status = reply
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP reply: {reply}"));
+        .ok_or_else(|| format!("not an HTTP reply: {reply}"))?;
     let body = reply
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 /// The controller's status as JSON.
