@@ -387,6 +387,7 @@ async fn the_router_refuses_commands_without_the_token() {
     let zones = geofailover::zone::load_all(&config).expect("zones");
     let (events, inbox) = tokio::sync::mpsc::channel(64);
     let controller = geofailover::control::Controller::start(&config, zones, events.clone())
+        .await
         .expect("controller");
     tokio::spawn(geofailover::control::run(controller, inbox));
     let state = geofailover::web::WebState {

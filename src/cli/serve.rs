@@ -59,8 +59,9 @@ pub async fn serve(
     let (mut config, zones) = load(path, node).map_err(Failure::Config)?;
     let (events, inbox) = mpsc::channel(CONTROL_QUEUE);
     // The stored state comes back before anything is answered.
-    let mut controller =
-        Controller::start(&config, zones, events.clone()).map_err(|e| Failure::Other(e.into()))?;
+    let mut controller = Controller::start(&config, zones, events.clone())
+        .await
+        .map_err(|e| Failure::Other(e.into()))?;
     let table = controller.table();
     info!(config = %path.display(), "starting: serving {}", describe(&table.load().table));
 

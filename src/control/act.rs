@@ -52,17 +52,17 @@ impl Controller {
         }
     }
 
-    pub(super) fn run_actions(&mut self, decision: &Decision, actor: &str, now: u64) {
+    pub(super) async fn run_actions(&mut self, decision: &Decision, actor: &str, now: u64) {
         for action in &decision.actions {
             match action {
                 Action::PrepareReadOnly {
                     site,
                     epoch,
                     attempt,
-                } => self.prepare(*site, *epoch, *attempt, actor, now),
-                Action::UndoReadOnly { site, attempt } => self.undo(*site, *attempt),
+                } => self.prepare(*site, *epoch, *attempt, actor, now).await,
+                Action::UndoReadOnly { site, attempt } => self.undo(*site, *attempt).await,
                 Action::Activate { site, epoch } => {
-                    self.activate(*site, *epoch, decision, actor, now)
+                    self.activate(*site, *epoch, decision, actor, now).await
                 }
                 Action::ClearAppFlag {
                     site: _,
@@ -79,7 +79,14 @@ impl Controller {
     /// The failover records point at `site`: the new state (serials
     /// included) was stored with the decision and the new table is in;
     /// journalled and told here.
-    fn activate(&mut self, site: Role, epoch: u64, decision: &Decision, actor: &str, now: u64) {
+    async fn activate(
+        &mut self,
+        site: Role,
+        epoch: u64,
+        decision: &Decision,
+        actor: &str,
+        now: u64,
+    ) {
         let Some(failing) = &mut self.failing else {
             return;
         };
@@ -152,7 +159,7 @@ impl Controller {
     /// A flag clear is due: carried out unless the active site changed
     /// since or a failover is under way (the flag then belongs to a newer
     /// failover), or it was dropped meanwhile.
-    pub(super) fn clear_due(&mut self, epoch: u64) {
+    pub(super) async fn clear_due(&mut self, epoch: u64) {
         let Some(failing) = &mut self.failing else {
             return;
         };
@@ -178,7 +185,7 @@ impl Controller {
                 reasons: Vec::new(),
                 outcome: "ok".into(),
             });
-            self.save(now_ms());
+            self.save(now_ms()).await;
             return;
         }
         failing.clearing = true;
@@ -222,7 +229,7 @@ impl Controller {
         });
     }
 
-    pub(super) fn flag_cleared(
+    pub(super) async fn flag_cleared(
         &mut self,
         epoch: u64,
         result: Result<String, String>,
@@ -256,7 +263,7 @@ impl Controller {
                     reasons: Vec::new(),
                     outcome: "ok".into(),
                 });
-                self.save(now);
+                self.save(now).await;
             }
             Err(why) => {
                 // Kept scheduled: tried again in a minute.

@@ -44,7 +44,7 @@ impl Controller {
     }
 
     /// Feeds one input to the engine and carries out what it decides.
-    pub fn step(&mut self, input: Input, now: u64) -> Option<Decision> {
+    pub async fn step(&mut self, input: Input, now: u64) -> Option<Decision> {
         let actor = match &input {
             Input::Command { actor, .. } => actor.clone(),
             Input::Check { .. }
@@ -55,13 +55,14 @@ impl Controller {
         let is_command = matches!(input, Input::Command { .. });
         let failing = self.failing.as_mut()?;
         let decision = failing.engine.step(input, now);
-        self.carry_out(&decision, &actor, is_command, false, now);
+        self.carry_out(&decision, &actor, is_command, false, now)
+            .await;
         Some(decision)
     }
 
     /// An operator's command. Refused outright when there is no failover;
     /// an error, with nothing changed, when its new state cannot be stored.
-    pub fn command(
+    pub async fn command(
         &mut self,
         command: Command,
         actor: String,
@@ -86,7 +87,7 @@ impl Controller {
         let decision = failing.engine.step(input, now);
         if decision.event != Event::Refused
             && failing.engine.persisted() != before.persisted()
-            && let Err(why) = self.store_decision(&decision)
+            && let Err(why) = self.store_decision(&decision).await
         {
             if let Some(failing) = &mut self.failing {
                 failing.engine = before;
@@ -108,7 +109,7 @@ impl Controller {
             });
             return Err(summary);
         }
-        self.carry_out(&decision, &actor, true, true, now);
+        self.carry_out(&decision, &actor, true, true, now).await;
         Ok(decision)
     }
 
@@ -117,7 +118,7 @@ impl Controller {
     /// of answers at once, then journals it, tells who must hear, and runs
     /// its other actions. Only the state's fsync stands between a decision
     /// and its answers; the journal's follows.
-    fn carry_out(
+    async fn carry_out(
         &mut self,
         decision: &Decision,
         actor: &str,
@@ -138,7 +139,7 @@ impl Controller {
             self.prepare_state(decision);
         }
         if decision.notable || self.failing.as_ref().is_some_and(|f| f.dirty) {
-            self.save(now);
+            self.save(now).await;
         }
         if decision
             .actions
@@ -165,16 +166,16 @@ impl Controller {
             });
         }
         self.announce(decision, is_command, now);
-        self.run_actions(decision, actor, now);
+        self.run_actions(decision, actor, now).await;
     }
 
     /// Stores the state a command leads to, with what its actions change
     /// in the stored state (serials, read-only progress).
-    fn store_decision(&mut self, decision: &Decision) -> Result<(), String> {
+    async fn store_decision(&mut self, decision: &Decision) -> Result<(), String> {
         let serials = self.serials.clone();
         let progress = self.failing.as_ref().and_then(|f| f.read_only.clone());
         self.prepare_state(decision);
-        let result = self.try_save();
+        let result = self.try_save().await;
         if result.is_err() {
             self.serials = serials;
             if let Some(failing) = &mut self.failing {
@@ -185,7 +186,14 @@ impl Controller {
     }
 
     /// Records a probe's result.
-    pub fn probe(&mut self, id: CheckId, ok: bool, detail: String, latency: Duration, now: u64) {
+    pub async fn probe(
+        &mut self,
+        id: CheckId,
+        ok: bool,
+        detail: String,
+        latency: Duration,
+        now: u64,
+    ) {
         if let Some(failing) = &mut self.failing
             && let Some(slot) =
                 failing.latencies[usize::from(id.site == Role::Secondary)].get_mut(id.index)
@@ -199,17 +207,18 @@ impl Controller {
                 detail: Some(detail),
             },
             now,
-        );
+        )
+        .await;
     }
 
     /// Feeds a replication observation, from a round that began at
     /// `at`, to the engine.
-    pub(super) fn replication(&mut self, observed: Observed, at: u64) {
+    pub(super) async fn replication(&mut self, observed: Observed, at: u64) {
         let now = super::now_ms();
         let view = view_of(&observed);
         if let Some(failing) = &mut self.failing {
             failing.observed = Some((at, observed));
         }
-        self.step(Input::Replication { view, at }, now);
+        self.step(Input::Replication { view, at }, now).await;
     }
 }

@@ -231,7 +231,7 @@ impl Controller {
     /// Restores the stored state and builds the first answer table from it:
     /// nothing is answered before this, and a restart never moves traffic.
     /// `outbox` is the sender of the inbox `run` reads.
-    pub fn start(
+    pub async fn start(
         config: &Config,
         zones: Vec<Zone>,
         outbox: mpsc::Sender<ControlEvent>,
@@ -240,7 +240,7 @@ impl Controller {
         let failing = match &config.failover {
             Some(failover) => {
                 let store: Box<dyn Store> = Box::new(LocalStore::new(&config.state_dir));
-                let stored = store.load()?;
+                let stored = store.load().await?;
                 let restored = stored.is_some();
                 let stored = stored.unwrap_or_default();
                 let engine = Engine::new(failover.engine_spec(), stored.engine.clone());
@@ -313,7 +313,10 @@ impl Controller {
         // Store at once: a state directory that cannot be written is found
         // now, not at the first failover.
         if let Some(failing) = &controller.failing {
-            failing.store.save(&controller.stored_state(failing))?;
+            failing
+                .store
+                .save(&controller.stored_state(failing))
+                .await?;
         }
         Ok(controller)
     }
@@ -373,7 +376,7 @@ impl Controller {
 
     /// Work left by a controller that stopped: the undo of a stopped
     /// failover's steps, flag clears, a drill's fail-back.
-    fn resume_background_work(&mut self) {
+    async fn resume_background_work(&mut self) {
         let Some(failing) = &mut self.failing else {
             return;
         };
@@ -392,7 +395,8 @@ impl Controller {
                     attempt = progress.attempt,
                     "the read-only steps of a stopped failover attempt were not all undone: undoing them"
                 );
-                self.undo(crate::engine::Role::Secondary, progress.attempt);
+                self.undo(crate::engine::Role::Secondary, progress.attempt)
+                    .await;
             }
         }
         if let Some(failing) = &self.failing {
@@ -400,24 +404,24 @@ impl Controller {
                 self.arm(clear);
             }
         }
-        self.resume_drill();
+        self.resume_drill().await;
     }
 }
 
 /// The controller loop: probe results, commands, status requests, reloads,
 /// background work and the clock, until `Shutdown`.
 pub async fn run(mut controller: Controller, mut events: mpsc::Receiver<ControlEvent>) {
-    controller.resume_background_work();
+    controller.resume_background_work().await;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             event = events.recv() => match event {
                 Some(ControlEvent::Shutdown) | None => break,
-                Some(event) => controller.handle(event),
+                Some(event) => controller.handle(event).await,
             },
             _ = tick.tick() => {
-                controller.step(Input::Tick, now_ms());
+                controller.step(Input::Tick, now_ms()).await;
             }
         }
     }
@@ -425,7 +429,7 @@ pub async fn run(mut controller: Controller, mut events: mpsc::Receiver<ControlE
 }
 
 impl Controller {
-    fn handle(&mut self, event: ControlEvent) {
+    async fn handle(&mut self, event: ControlEvent) {
         match event {
             ControlEvent::Probe {
                 generation,
@@ -437,7 +441,7 @@ impl Controller {
                 // A result from before a reload may name a check that is
                 // now another.
                 if generation == self.tasks.generation() {
-                    self.probe(id, ok, detail, latency, now_ms());
+                    self.probe(id, ok, detail, latency, now_ms()).await;
                 }
             }
             ControlEvent::Command {
@@ -445,7 +449,7 @@ impl Controller {
                 actor,
                 reply,
             } => {
-                let _ = reply.send(self.command(command, actor, now_ms()));
+                let _ = reply.send(self.command(command, actor, now_ms()).await);
             }
             ControlEvent::Status { reply } => {
                 let _ = reply.send(Box::new(self.status(now_ms())));
@@ -458,32 +462,34 @@ impl Controller {
                 zones,
                 done,
             } => {
-                let _ = done.send(self.reload(&config, zones));
+                let _ = done.send(self.reload(&config, zones).await);
             }
-            ControlEvent::Replication { seen, at } => self.replication(*seen, at),
+            ControlEvent::Replication { seen, at } => self.replication(*seen, at).await,
             ControlEvent::Plan {
                 attempt,
                 event,
                 reply,
             } => {
-                let _ = reply.send(self.plan_event(attempt, event));
+                let _ = reply.send(self.plan_event(attempt, event).await);
             }
-            ControlEvent::ReadOnlyDone { attempt, result } => self.read_only_done(attempt, result),
-            ControlEvent::Undone { attempt, outcomes } => self.undone(attempt, outcomes),
-            ControlEvent::UndoRetry { attempt } => self.undo_retry(attempt),
-            ControlEvent::ClearDue { epoch } => self.clear_due(epoch),
+            ControlEvent::ReadOnlyDone { attempt, result } => {
+                self.read_only_done(attempt, result).await
+            }
+            ControlEvent::Undone { attempt, outcomes } => self.undone(attempt, outcomes).await,
+            ControlEvent::UndoRetry { attempt } => self.undo_retry(attempt).await,
+            ControlEvent::ClearDue { epoch } => self.clear_due(epoch).await,
             ControlEvent::FlagCleared {
                 epoch,
                 result,
                 steps,
-            } => self.flag_cleared(epoch, result, steps),
+            } => self.flag_cleared(epoch, result, steps).await,
             ControlEvent::Readiness(readiness) => self.readiness(*readiness),
             ControlEvent::DrillStart {
                 request,
                 dry_run,
                 reply,
             } => {
-                let _ = reply.send(self.drill_start(request, dry_run, now_ms()));
+                let _ = reply.send(self.drill_start(request, dry_run, now_ms()).await);
             }
             ControlEvent::DrillAbort { reason, reply } => {
                 let _ = reply.send(self.drill_abort(reason));
@@ -492,10 +498,10 @@ impl Controller {
                 if let Some(failing) = &mut self.failing {
                     failing.drill = progress.or_else(|| failing.drill.clone());
                 }
-                self.save(now_ms());
+                self.save(now_ms()).await;
                 let _ = reply.send(());
             }
-            ControlEvent::DrillFinished(report) => self.drill_finished(*report),
+            ControlEvent::DrillFinished(report) => self.drill_finished(*report).await,
             ControlEvent::LastDrill { reply } => {
                 let _ = reply.send(self.failing.as_ref().and_then(|f| f.last_drill.clone()));
             }
@@ -503,7 +509,7 @@ impl Controller {
                 if let Some(failing) = &mut self.failing {
                     failing.ttl_override = ttl;
                 }
-                self.save(now_ms());
+                self.save(now_ms()).await;
                 self.publish();
                 let _ = reply.send(());
             }

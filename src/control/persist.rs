@@ -22,22 +22,22 @@ impl Controller {
     }
 
     /// Stores the state now; the error says why it could not be.
-    pub(super) fn try_save(&mut self) -> Result<(), String> {
+    pub(super) async fn try_save(&mut self) -> Result<(), String> {
         let Some(failing) = &self.failing else {
             return Ok(());
         };
         let state = self.stored_state(failing);
-        failing.store.save(&state).map_err(|e| e.to_string())
+        failing.store.save(&state).await.map_err(|e| e.to_string())
     }
 
     /// Stores the state; a failure is told once per decision (epoch) and
     /// the state kept dirty, so the next step tries again.
-    pub(super) fn save(&mut self, now: u64) {
+    pub(super) async fn save(&mut self, now: u64) {
         let Some(failing) = &self.failing else {
             return;
         };
         let epoch = failing.engine.persisted().epoch;
-        let failure = self.try_save().err();
+        let failure = self.try_save().await.err();
         let Some(failing) = &mut self.failing else {
             return;
         };

@@ -148,7 +148,14 @@ impl Controller {
     /// controller left them, or afresh (taking over what an undo of an
     /// earlier attempt could not remove). Nothing runs before the attempt
     /// is stored; nothing runs while an undo or a flag clear does.
-    pub(super) fn prepare(&mut self, site: Role, epoch: u64, attempt: u64, actor: &str, now: u64) {
+    pub(super) async fn prepare(
+        &mut self,
+        site: Role,
+        epoch: u64,
+        attempt: u64,
+        actor: &str,
+        now: u64,
+    ) {
         let Some(failing) = &mut self.failing else {
             return;
         };
@@ -190,10 +197,10 @@ impl Controller {
             reasons: Vec::new(),
             outcome: "ok".into(),
         });
-        if let Err(why) = self.try_save() {
+        if let Err(why) = self.try_save().await {
             // Steps must not run before the attempt is stored: a crash
             // would leave them set with nothing to undo them.
-            self.save(now);
+            self.save(now).await;
             let outbox = self.outbox.clone();
             tokio::spawn(async move {
                 let why = format!("the failover could not be stored before its first step: {why}");
@@ -250,7 +257,7 @@ impl Controller {
     /// A read-only step started, ran or was read back: journalled, and
     /// stored before the step goes on. Whether to go on: not once the
     /// attempt was given up, nor when a start cannot be stored.
-    pub(super) fn plan_event(&mut self, attempt: u64, event: PlanEvent) -> bool {
+    pub(super) async fn plan_event(&mut self, attempt: u64, event: PlanEvent) -> bool {
         let now = now_ms();
         let Some(failing) = &mut self.failing else {
             return false;
@@ -300,9 +307,9 @@ impl Controller {
                 });
             }
         }
-        let stored = self.try_save();
+        let stored = self.try_save().await;
         if stored.is_err() {
-            self.save(now);
+            self.save(now).await;
         }
         self.journal_steps(epoch, &lines);
         for warning in new_warnings {
@@ -320,22 +327,23 @@ impl Controller {
 
     /// The preparation of `attempt` ended: an undo ordered meanwhile runs
     /// now, then the engine hears the result.
-    pub(super) fn read_only_done(&mut self, attempt: u64, result: Result<String, String>) {
+    pub(super) async fn read_only_done(&mut self, attempt: u64, result: Result<String, String>) {
         if let Some(failing) = &mut self.failing {
             if failing.preparing == Some(attempt) {
                 failing.preparing = None;
             }
             if failing.undo_waiting == Some(attempt) {
                 failing.undo_waiting = None;
-                self.undo(Role::Secondary, attempt);
+                self.undo(Role::Secondary, attempt).await;
             }
         }
-        self.step(Input::ReadOnly { attempt, result }, now_ms());
+        self.step(Input::ReadOnly { attempt, result }, now_ms())
+            .await;
     }
 
     /// Undoes, in the background, the read-only steps failover `attempt`
     /// started: the application flags; the database stays read-only.
-    pub(super) fn undo(&mut self, site: Role, attempt: u64) {
+    pub(super) async fn undo(&mut self, site: Role, attempt: u64) {
         let Some(failing) = &mut self.failing else {
             return;
         };
@@ -353,7 +361,7 @@ impl Controller {
         };
         if progress.started.is_empty() {
             failing.read_only = None;
-            self.save(now_ms());
+            self.save(now_ms()).await;
             return;
         }
         failing.undoing = Some(attempt);
@@ -372,7 +380,11 @@ impl Controller {
     /// The undo of a stopped attempt's steps finished: what was undone is
     /// forgotten, what was not is kept (stored) and tried again in a
     /// minute, unless a new attempt takes it over first.
-    pub(super) fn undone(&mut self, attempt: u64, outcomes: Vec<(ReadOnlyStep, StepOutcome)>) {
+    pub(super) async fn undone(
+        &mut self,
+        attempt: u64,
+        outcomes: Vec<(ReadOnlyStep, StepOutcome)>,
+    ) {
         let now = now_ms();
         let Some(failing) = &mut self.failing else {
             return;
@@ -448,13 +460,13 @@ impl Controller {
                 });
             }
         }
-        self.save(now);
+        self.save(now).await;
         self.start_waiting();
     }
 
     /// A failed undo's minute is up: tried again, unless the attempt's
     /// steps were taken over by a newer one or are being prepared again.
-    pub(super) fn undo_retry(&mut self, attempt: u64) {
+    pub(super) async fn undo_retry(&mut self, attempt: u64) {
         let Some(failing) = &self.failing else {
             return;
         };
@@ -463,7 +475,7 @@ impl Controller {
             .pending()
             .is_some_and(|p| p.attempt == attempt);
         if !pending {
-            self.undo(Role::Secondary, attempt);
+            self.undo(Role::Secondary, attempt).await;
         }
     }
 }

@@ -24,7 +24,7 @@ fn same_check(old: &Failover, new: &Failover, role: Role, index: usize) -> Optio
 
 impl Controller {
     /// Applies `config` and `zones`; says what changed, or why nothing did.
-    pub(super) fn reload(
+    pub(super) async fn reload(
         &mut self,
         config: &Config,
         zones: Vec<Zone>,
@@ -95,7 +95,7 @@ impl Controller {
         self.publish();
         if self.failing.is_some() {
             let now = now_ms();
-            self.save(now);
+            self.save(now).await;
             let summary = format!(
                 "reloaded: zones{}",
                 changes.iter().map(|c| format!(", {c}")).collect::<String>()

@@ -7,6 +7,7 @@
 mod failover;
 pub mod health;
 mod prechecks;
+pub mod quorum;
 mod rules;
 
 use serde::{Deserialize, Serialize};
@@ -319,6 +320,13 @@ pub struct Engine {
     resume_deadline: Option<u64>,
     /// Why the primary is down and no failover starts, while that lasts.
     blocked: Option<String>,
+    /// With several controllers: the sites' health as the quorum of
+    /// vantage points sees it, which decisions use instead of this
+    /// controller's own checks.
+    agreed: Option<[quorum::Agreed; 2]>,
+    /// Whether this engine decides (one controller, or the leader); a
+    /// follower keeps its checks and the agreed state but decides nothing.
+    deciding: bool,
     /// The last replication observation and when it came.
     replication: Option<(u64, ReplicationView)>,
     read_only_failed_at: Option<u64>,
@@ -356,6 +364,8 @@ impl Engine {
             resuming: state.pending.is_some(),
             resume_deadline: None,
             blocked: None,
+            agreed: None,
+            deciding: true,
             state,
             checks,
             replication: None,
@@ -417,7 +427,17 @@ impl Engine {
         &self.checks[site.index()]
     }
 
+    /// A site's health as decisions see it: the quorum's verdict with
+    /// several controllers, else this controller's checks.
     pub fn site_health(&self, site: Role) -> SiteHealth {
+        match &self.agreed {
+            Some(agreed) => agreed[site.index()].health,
+            None => self.local_health(site),
+        }
+    }
+
+    /// A site's health by this controller's own checks: its vantage point.
+    pub fn local_health(&self, site: Role) -> SiteHealth {
         let [unknown, up, down] = self.counts[site.index()];
         health::site_health_counts(
             self.spec.sites[site.index()].down_rule,
@@ -500,7 +520,45 @@ impl Engine {
         }
     }
 
+    /// This controller's own sentence for a site: what its checks see.
+    pub fn local_description(&self, site: Role) -> String {
+        if let Some(text) = &self.described.borrow()[site.index()] {
+            return text.clone();
+        }
+        let text = self.describe_site_afresh(site);
+        self.described.borrow_mut()[site.index()] = Some(text.clone());
+        text
+    }
+
+    /// Takes the quorum's verdict on both sites (`None`: this controller's
+    /// own checks decide again).
+    pub fn set_agreed(&mut self, agreed: Option<[quorum::Agreed; 2]>) {
+        self.agreed = agreed;
+    }
+
+    /// Whether this engine decides; a follower's does not.
+    pub fn set_deciding(&mut self, deciding: bool) {
+        self.deciding = deciding;
+    }
+
+    pub fn deciding(&self) -> bool {
+        self.deciding
+    }
+
+    /// Takes the state agreed elsewhere (a follower hears the leader's
+    /// decisions); a failover under way in it is resumed or rolled back
+    /// if this engine comes to decide.
+    pub fn adopt(&mut self, state: Persisted) {
+        self.resuming = state.pending.is_some();
+        self.resume_deadline = None;
+        self.last_summary = state.last_decision.clone();
+        self.state = state;
+    }
+
     fn describe_site(&self, site: Role) -> String {
+        if let Some(agreed) = &self.agreed {
+            return agreed[site.index()].text.clone();
+        }
         if let Some(text) = &self.described.borrow()[site.index()] {
             return text.clone();
         }
@@ -512,7 +570,7 @@ impl Engine {
     fn describe_site_afresh(&self, site: Role) -> String {
         let checks = &self.checks[site.index()];
         let up = checks.iter().filter(|c| c.state == CheckState::Up).count();
-        let word = match self.site_health(site) {
+        let word = match self.local_health(site) {
             SiteHealth::Degraded if checks.iter().any(|c| c.state == CheckState::Unknown) => {
                 "waiting for checks"
             }

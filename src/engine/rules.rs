@@ -14,6 +14,10 @@ impl Engine {
         let primary = self.site_health(Role::Primary);
         let secondary = self.site_health(Role::Secondary);
         self.blocked = None;
+        if !self.deciding {
+            let summary = "following the leader: this controller decides nothing".to_string();
+            return self.decide(now, event, summary, reasons, Vec::new());
+        }
         if let Some(pending) = self.state.pending.clone() {
             return self.evaluate_pending(pending, now, event, reasons);
         }

@@ -96,14 +96,22 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The shared store cannot be reached.
+    #[error("the shared store is unavailable: {0}")]
+    Unavailable(String),
+    /// A write of a controller that is no longer the leader: refused.
+    #[error("the write was refused: this node is no longer the leader ({0})")]
+    Fenced(String),
 }
 
-/// A place the state is kept.
+/// A place the state is kept: the local state directory, or etcd shared
+/// by several controllers (`cluster::EtcdStore`).
+#[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// The stored state, or `None` when nothing was ever stored.
-    fn load(&self) -> Result<Option<StoredState>, StoreError>;
+    async fn load(&self) -> Result<Option<StoredState>, StoreError>;
     /// Stores `state` durably before returning.
-    fn save(&self, state: &StoredState) -> Result<(), StoreError>;
+    async fn save(&self, state: &StoredState) -> Result<(), StoreError>;
 }
 
 /// The state as a file in a local directory.
@@ -125,8 +133,9 @@ impl LocalStore {
     }
 }
 
-impl Store for LocalStore {
-    fn load(&self) -> Result<Option<StoredState>, StoreError> {
+impl LocalStore {
+    /// The stored state, read now.
+    pub fn load_now(&self) -> Result<Option<StoredState>, StoreError> {
         let path = self.path();
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
@@ -141,7 +150,8 @@ impl Store for LocalStore {
             })
     }
 
-    fn save(&self, state: &StoredState) -> Result<(), StoreError> {
+    /// Stores `state` now, on the calling thread.
+    pub fn save_now(&self, state: &StoredState) -> Result<(), StoreError> {
         let path = self.path();
         let fail = |source| StoreError::Write {
             path: path.clone(),
@@ -151,6 +161,26 @@ impl Store for LocalStore {
         let text =
             serde_json::to_string_pretty(state).map_err(|e| fail(std::io::Error::other(e)))?;
         write_atomically(&path, text.as_bytes()).map_err(fail)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for LocalStore {
+    async fn load(&self) -> Result<Option<StoredState>, StoreError> {
+        self.load_now()
+    }
+
+    /// The write and its fsyncs run on a blocking thread, so a slow disk
+    /// holds up only the decision waiting for it.
+    async fn save(&self, state: &StoredState) -> Result<(), StoreError> {
+        let store = LocalStore::new(&self.dir);
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || store.save_now(&state))
+            .await
+            .map_err(|e| StoreError::Write {
+                path: self.path(),
+                source: std::io::Error::other(e),
+            })?
     }
 }
 
@@ -180,13 +210,13 @@ mod tests {
     fn saved_state_loads_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(&dir.path().join("nested"));
-        assert_eq!(store.load().unwrap(), None);
+        assert_eq!(store.load_now().unwrap(), None);
         let mut state = StoredState::default();
         state.engine.active = Role::Secondary;
         state.engine.epoch = 7;
         state.serials.insert("example.com.".into(), 2026112105);
-        store.save(&state).unwrap();
-        assert_eq!(store.load().unwrap(), Some(state));
+        store.save_now(&state).unwrap();
+        assert_eq!(store.load_now().unwrap(), Some(state));
     }
 
     #[test]
@@ -194,10 +224,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path());
         fs::write(store.path(), "{\"engine\": {\"active\": \"tertiary\"").unwrap();
-        let err = store.load().unwrap_err();
+        let err = store.load_now().unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("move it aside"), "{err}");
         fs::write(store.path(), "").unwrap();
-        assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(store.load_now(), Err(StoreError::Corrupt { .. })));
     }
 }

@@ -68,7 +68,7 @@ impl Controller {
 
     /// Starts a drill, or refuses with the reason, or (dry run) returns the
     /// plan and the pre-checks as they stand.
-    pub(in crate::control) fn drill_start(
+    pub(in crate::control) async fn drill_start(
         &mut self,
         request: DrillRequest,
         dry_run: bool,
@@ -153,7 +153,7 @@ impl Controller {
             };
         }
         let id = crate::engine::utc(now);
-        self.spawn_drill(ctx, request, id.clone(), false);
+        self.spawn_drill(ctx, request, id.clone(), false).await;
         DrillStartReply {
             id: Some(id),
             refused: None,
@@ -180,7 +180,7 @@ impl Controller {
         })
     }
 
-    fn spawn_drill(
+    async fn spawn_drill(
         &mut self,
         mut ctx: DrillContext,
         request: DrillRequest,
@@ -203,7 +203,7 @@ impl Controller {
                 phase: "starting".into(),
             });
         }
-        self.save(now_ms());
+        self.save(now_ms()).await;
         info!(drill = %id, resume, "drill started by {}", request.operator);
         let outbox = ctx.outbox.clone();
         tokio::spawn(async move {
@@ -214,7 +214,7 @@ impl Controller {
         });
     }
 
-    pub(in crate::control) fn drill_finished(&mut self, report: DrillReport) {
+    pub(in crate::control) async fn drill_finished(&mut self, report: DrillReport) {
         let now = now_ms();
         let Some(failing) = &mut self.failing else {
             return;
@@ -257,7 +257,7 @@ impl Controller {
                 format!("failed: {}", report.result)
             },
         });
-        self.save(now);
+        self.save(now).await;
     }
 
     /// Aborts the running drill (it fails back at once); whether one ran.
@@ -271,7 +271,7 @@ impl Controller {
     }
 
     /// A drill a restart interrupted: its fail-back is finished.
-    pub(in crate::control) fn resume_drill(&mut self) {
+    pub(in crate::control) async fn resume_drill(&mut self) {
         let interrupted = self.failing.as_ref().and_then(|f| f.drill.clone());
         let Some(progress) = interrupted else {
             return;
@@ -288,7 +288,7 @@ impl Controller {
                 operator: "engine".into(),
             };
             warn!(drill = %progress.id, phase = %progress.phase, "a drill was under way when the controller stopped: finishing its fail-back");
-            self.spawn_drill(ctx, request, progress.id, true);
+            self.spawn_drill(ctx, request, progress.id, true).await;
         }
     }
 }
