@@ -80,6 +80,9 @@ pub async fn serve(
         let addr = b.local_addr().context("cannot read a bound address")?;
         info!("listening on {addr} (udp, tcp)");
     }
+    if bound.is_empty() {
+        info!("this node serves no DNS (a witness): it checks the sites and votes");
+    }
     let server = DnsServer::start(
         table.clone(),
         controller.counters(),
@@ -173,6 +176,10 @@ async fn reload(
     if new_config.state_dir != config.state_dir {
         restart.push("state_dir");
         new_config.state_dir = config.state_dir.clone();
+    }
+    if new_config.cluster != config.cluster {
+        restart.push("store, node, nodes and quorum");
+        new_config.cluster = config.cluster.clone();
     }
     if !restart.is_empty() {
         warn!(

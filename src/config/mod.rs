@@ -146,27 +146,48 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 
 /// The state folder and the HTTP server's settings, paths made relative
 /// to the configuration's folder `base`.
+/// With several nodes, `listen` is the node's own address, which takes
+/// the place of `http.listen`.
 fn http_section(
     base: &Path,
     state_dir: Option<&str>,
     http: Option<raw::RawHttpServer>,
-) -> (PathBuf, Option<HttpConfig>) {
+    listen: Option<SocketAddr>,
+) -> Result<(PathBuf, Option<HttpConfig>), String> {
     let state_dir = base.join(state_dir.unwrap_or("state"));
-    let http = http.map(|h| HttpConfig {
-        listen: h.listen,
-        token_file: h
-            .token_file
-            .map(|f| base.join(f))
-            .unwrap_or_else(|| state_dir.join("api.token")),
-        protect_reads: h.protect_reads.unwrap_or(false),
-    });
-    (state_dir, http)
+    let http = match (http, listen) {
+        (Some(h), _) => Some(HttpConfig {
+            listen: listen
+                .or(h.listen)
+                .ok_or("http.listen is missing: expected an address such as 127.0.0.1:8053")?,
+            token_file: h
+                .token_file
+                .map(|f| base.join(f))
+                .unwrap_or_else(|| state_dir.join("api.token")),
+            protect_reads: h.protect_reads.unwrap_or(false),
+        }),
+        (None, Some(listen)) => Some(HttpConfig {
+            listen,
+            token_file: state_dir.join("api.token"),
+            protect_reads: false,
+        }),
+        (None, None) => None,
+    };
+    Ok((state_dir, http))
 }
 
 impl Config {
     /// Reads and validates the configuration at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::load_as(path, None)
+    }
+
+    /// The nodes a configuration lists (none for one controller), read
+    /// without validating anything else.
+    pub fn node_names(path: &Path) -> Result<Vec<String>, ConfigError> {
+        let text = read(path)?;
+        let raw = parse_raw(path, &text)?;
+        Ok(raw.nodes.into_iter().map(|n| n.name).collect())
     }
 
     /// Reads and validates the configuration at `path` for the node named
@@ -185,9 +206,17 @@ impl Config {
         let text = read(path)?;
         let raw = parse_raw(path, &text)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let (state_dir, http) = http_section(base, raw.state_dir.as_deref(), raw.http);
+        let fail = |message: String| ConfigError {
+            location: Location {
+                file: path.to_path_buf(),
+                line: line_of(&text, "http:"),
+            },
+            message,
+        };
         if raw.nodes.is_empty() {
-            return Ok(http);
+            return http_section(base, raw.state_dir.as_deref(), raw.http, None)
+                .map(|(_, http)| http)
+                .map_err(fail);
         }
         let Some(name) = node.or(raw.node.as_deref()) else {
             return Err(ConfigError {
@@ -212,14 +241,9 @@ impl Config {
                 message: format!("node `{name}` is not listed with an http address"),
             });
         };
-        Ok(Some(match http {
-            Some(http) => HttpConfig { listen, ..http },
-            None => HttpConfig {
-                listen,
-                token_file: state_dir.join("api.token"),
-                protect_reads: false,
-            },
-        }))
+        http_section(base, raw.state_dir.as_deref(), raw.http, Some(listen))
+            .map(|(_, http)| http)
+            .map_err(fail)
     }
 
     /// Validates configuration text that was read from `path`.
@@ -354,22 +378,12 @@ impl Config {
             }
         }
 
-        let (mut state_dir, mut http) = http_section(base, raw.state_dir.as_deref(), raw.http);
+        let http_listen = cluster.as_ref().and_then(|c| c.me().http);
+        let (mut state_dir, http) =
+            http_section(base, raw.state_dir.as_deref(), raw.http, http_listen)
+                .map_err(|message| at(line_of(text, "http:"), message))?;
         if let Some(cluster) = &cluster {
-            let me = cluster.me();
-            state_dir = me.state_dir.clone();
-            http = match (http, me.http) {
-                (Some(mut http), Some(listen)) => {
-                    http.listen = listen;
-                    Some(http)
-                }
-                (None, Some(listen)) => Some(HttpConfig {
-                    listen,
-                    token_file: state_dir.join("api.token"),
-                    protect_reads: false,
-                }),
-                (_, None) => None,
-            };
+            state_dir = cluster.me().state_dir.clone();
         }
         let mut webhooks = Vec::new();
         for hook in raw.notify.map(|n| n.webhooks).unwrap_or_default() {

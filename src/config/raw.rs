@@ -19,6 +19,8 @@ pub struct RawConfig {
     /// Where state and the journal live; relative to the config's folder.
     #[serde(default)]
     pub state_dir: Option<String>,
+    /// With several nodes, only the settings every node shares.
+    #[serde(default)]
     pub dns: RawDns,
     pub zones: Vec<RawZone>,
     #[serde(default)]
@@ -60,7 +62,9 @@ pub struct RawDrill {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttpServer {
-    pub listen: SocketAddr,
+    /// With several nodes, each node's own `http` instead.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
     /// The API token's file; created with a random token when missing.
     #[serde(default)]
     pub token_file: Option<String>,
@@ -85,7 +89,7 @@ pub struct RawWebhook {
     pub retries: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDns {
     /// Each address is served over both UDP and TCP (with several nodes,

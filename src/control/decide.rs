@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{Controller, status::view_of};
 use crate::{
@@ -36,10 +36,12 @@ impl Controller {
     /// Writes a journal entry; a journal that cannot be written is logged,
     /// and the decision stands.
     pub(super) fn journal(&mut self, entry: NewEntry) {
-        if let Some(failing) = &mut self.failing
-            && let Err(e) = failing.journal.append(entry)
-        {
-            error!("{e}");
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        match failing.journal.append(entry) {
+            Ok(written) => self.share(&written),
+            Err(e) => error!("{e}"),
         }
     }
 
@@ -53,9 +55,32 @@ impl Controller {
             | Input::Tick => "engine".to_string(),
         };
         let is_command = matches!(input, Input::Command { .. });
+        let leading = self.cluster.as_ref().is_some_and(|c| c.leading);
         let failing = self.failing.as_mut()?;
+        if !leading {
+            let decision = failing.engine.step(input, now);
+            self.carry_out(&decision, &actor, is_command, false, now)
+                .await;
+            return Some(decision);
+        }
+        // The leader of several nodes acts only on what it could write to
+        // the agreed state: a decision it cannot store is not taken, so
+        // no node ever answers what the others do not.
+        let before = failing.engine.clone();
         let decision = failing.engine.step(input, now);
-        self.carry_out(&decision, &actor, is_command, false, now)
+        if failing.engine.persisted() != before.persisted()
+            && let Err(why) = self.store_decision(&decision).await
+        {
+            if let Some(failing) = &mut self.failing {
+                failing.engine = before;
+            }
+            warn!(
+                "not carried out: {} (the agreed state could not be written: {why})",
+                decision.summary
+            );
+            return Some(decision);
+        }
+        self.carry_out(&decision, &actor, is_command, true, now)
             .await;
         Some(decision)
     }
@@ -138,7 +163,7 @@ impl Controller {
         if !prepared {
             self.prepare_state(decision);
         }
-        if decision.notable || self.failing.as_ref().is_some_and(|f| f.dirty) {
+        if (decision.notable && !prepared) || self.failing.as_ref().is_some_and(|f| f.dirty) {
             self.save(now).await;
         }
         if decision
@@ -209,6 +234,7 @@ impl Controller {
             now,
         )
         .await;
+        self.publish_view().await;
     }
 
     /// Feeds a replication observation, from a round that began at

@@ -17,6 +17,7 @@ mod act;
 mod announce;
 pub mod answers;
 mod clock;
+pub mod cluster;
 mod decide;
 pub mod drill;
 mod notify;
@@ -32,7 +33,7 @@ mod tasks;
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::{
     config::{Config, DrillConfig, Failover, ReadOnlyStep},
@@ -147,6 +148,11 @@ pub enum ControlEvent {
         ttl: Option<u32>,
         reply: oneshot::Sender<()>,
     },
+    /// A change in the cluster (several controllers), from this node's
+    /// member task.
+    Cluster(Box<cluster::member::Event>),
+    /// A request forwarded to the leader had no answer in time.
+    ForwardTimeout { id: String },
     /// Stop the loop.
     Shutdown,
 }
@@ -225,6 +231,8 @@ pub struct Controller {
     tasks: tasks::Tasks,
     state_dir: PathBuf,
     drill_config: DrillConfig,
+    /// With several controllers: this node's part in the cluster.
+    cluster: Option<cluster::Cluster>,
 }
 
 impl Controller {
@@ -237,13 +245,24 @@ impl Controller {
         outbox: mpsc::Sender<ControlEvent>,
     ) -> Result<Self, StoreError> {
         let mut stored_serials = BTreeMap::new();
+        let (store, cluster) = shared_store(config, &outbox)?;
         let failing = match &config.failover {
             Some(failover) => {
-                let store: Box<dyn Store> = Box::new(LocalStore::new(&config.state_dir));
-                let stored = store.load().await?;
+                let stored = match (store.load().await, &cluster) {
+                    (Ok(stored), _) => stored,
+                    // Without etcd at start, the copy of the last agreed
+                    // state is served until etcd answers.
+                    (Err(e), Some(_)) => {
+                        error!("{e}: serving the copy of the last agreed state kept here");
+                        LocalStore::new(&config.state_dir).load_now()?
+                    }
+                    (Err(e), None) => return Err(e),
+                };
                 let restored = stored.is_some();
                 let stored = stored.unwrap_or_default();
-                let engine = Engine::new(failover.engine_spec(), stored.engine.clone());
+                let mut engine = Engine::new(failover.engine_spec(), stored.engine.clone());
+                // With several nodes, deciding waits for the leadership.
+                engine.set_deciding(cluster.is_none());
                 let journal = Journal::open(
                     &config.state_dir,
                     journal::DEFAULT_LIMIT,
@@ -308,11 +327,16 @@ impl Controller {
             tasks: tasks::Tasks::default(),
             state_dir: config.state_dir.clone(),
             drill_config: config.drill.clone(),
+            cluster,
         };
+        controller.notifier.mute(controller.cluster.is_some());
         controller.publish();
         // Store at once: a state directory that cannot be written is found
-        // now, not at the first failover.
-        if let Some(failing) = &controller.failing {
+        // now, not at the first failover. (With several nodes only the
+        // leader writes, once it leads.)
+        if let Some(failing) = &controller.failing
+            && controller.cluster.is_none()
+        {
             failing
                 .store
                 .save(&controller.stored_state(failing))
@@ -367,10 +391,32 @@ impl Controller {
         self.dns_addresses = addresses;
     }
 
+    /// Journal entries after `since`, oldest first: with several nodes
+    /// the shared journal's, else this controller's.
     pub fn events(&self, since: u64) -> Vec<JournalEntry> {
+        if let Some(cluster) = &self.cluster {
+            return cluster
+                .journal
+                .iter()
+                .filter(|e| e.seq > since)
+                .take(1000)
+                .cloned()
+                .collect();
+        }
         self.failing
             .as_ref()
             .map(|f| f.journal.since(since, 1000))
+            .unwrap_or_default()
+    }
+
+    /// The newest `n` journal entries, newest first.
+    fn recent_events(&self, n: usize) -> Vec<JournalEntry> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.journal.iter().rev().take(n).cloned().collect();
+        }
+        self.failing
+            .as_ref()
+            .map(|f| f.journal.latest(n))
             .unwrap_or_default()
     }
 
@@ -411,7 +457,10 @@ impl Controller {
 /// The controller loop: probe results, commands, status requests, reloads,
 /// background work and the clock, until `Shutdown`.
 pub async fn run(mut controller: Controller, mut events: mpsc::Receiver<ControlEvent>) {
-    controller.resume_background_work().await;
+    // With several nodes, the leader does this once it leads.
+    if controller.cluster.is_none() {
+        controller.resume_background_work().await;
+    }
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -426,6 +475,9 @@ pub async fn run(mut controller: Controller, mut events: mpsc::Receiver<ControlE
         }
     }
     controller.tasks.stop();
+    if let Some(cluster) = &controller.cluster {
+        let _ = cluster.member.send(cluster::member::Request::Resign).await;
+    }
 }
 
 impl Controller {
@@ -449,7 +501,12 @@ impl Controller {
                 actor,
                 reply,
             } => {
-                let _ = reply.send(self.command(command, actor, now_ms()).await);
+                if self.follows() {
+                    let request = cluster::member::Forwarded::Command { command, actor };
+                    self.forward(request, cluster::Waiter::Command(reply)).await;
+                } else {
+                    let _ = reply.send(self.command(command, actor, now_ms()).await);
+                }
             }
             ControlEvent::Status { reply } => {
                 let _ = reply.send(Box::new(self.status(now_ms())));
@@ -489,11 +546,25 @@ impl Controller {
                 dry_run,
                 reply,
             } => {
-                let _ = reply.send(self.drill_start(request, dry_run, now_ms()).await);
+                if self.follows() {
+                    let request = cluster::member::Forwarded::DrillStart { request, dry_run };
+                    self.forward(request, cluster::Waiter::DrillStart(reply))
+                        .await;
+                } else {
+                    let _ = reply.send(self.drill_start(request, dry_run, now_ms()).await);
+                }
             }
             ControlEvent::DrillAbort { reason, reply } => {
-                let _ = reply.send(self.drill_abort(reason));
+                if self.follows() {
+                    let request = cluster::member::Forwarded::DrillAbort { reason };
+                    self.forward(request, cluster::Waiter::DrillAbort(reply))
+                        .await;
+                } else {
+                    let _ = reply.send(self.drill_abort(reason));
+                }
             }
+            ControlEvent::Cluster(event) => self.cluster_event(*event).await,
+            ControlEvent::ForwardTimeout { id } => self.forward_timeout(id).await,
             ControlEvent::DrillPhase { progress, reply } => {
                 if let Some(failing) = &mut self.failing {
                     failing.drill = progress.or_else(|| failing.drill.clone());
@@ -516,4 +587,31 @@ impl Controller {
             ControlEvent::Shutdown => {}
         }
     }
+}
+
+/// The store the state lives in: the state directory, or etcd with this
+/// node's member task (which starts here) and its fence.
+fn shared_store(
+    config: &Config,
+    outbox: &mpsc::Sender<ControlEvent>,
+) -> Result<(Box<dyn Store>, Option<cluster::Cluster>), StoreError> {
+    let Some(settings) = &config.cluster else {
+        return Ok((Box::new(LocalStore::new(&config.state_dir)), None));
+    };
+    let etcd =
+        Arc::new(crate::store::etcd::Etcd::new(&settings.etcd).map_err(StoreError::Unavailable)?);
+    let fence = Arc::new(std::sync::Mutex::new(crate::store::shared::Fence::default()));
+    let store = crate::store::shared::EtcdStore::new(
+        etcd.clone(),
+        crate::store::shared::Keys::new(&settings.etcd.prefix),
+        fence.clone(),
+    );
+    let member = cluster::member::spawn(etcd, settings, fence.clone(), outbox.clone());
+    let cluster = cluster::Cluster::new(
+        settings.clone(),
+        member,
+        fence,
+        LocalStore::new(&config.state_dir),
+    );
+    Ok((Box::new(store), Some(cluster)))
 }

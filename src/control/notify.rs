@@ -41,6 +41,8 @@ pub struct Notifier {
     hooks: Vec<Webhook>,
     /// `None` when no client could be built: notifications are off.
     client: Option<reqwest::Client>,
+    /// With several nodes, only the leader notifies: the others are muted.
+    muted: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Notifier {
@@ -54,13 +56,23 @@ impl Notifier {
                     warn!("cannot build the notification client ({e}): notifications are off")
                 })
                 .ok(),
+            muted: std::sync::Arc::default(),
         }
+    }
+
+    /// Mutes (a follower) or unmutes (the leader) the notifications.
+    pub fn mute(&self, muted: bool) {
+        self.muted
+            .store(muted, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn send(&self, notification: Notification) {
         let Some(client) = &self.client else {
             return;
         };
+        if self.muted.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         for hook in &self.hooks {
             let client = client.clone();
             let hook = hook.clone();

@@ -6,7 +6,7 @@
 use tracing::{debug, error, info};
 
 use super::{Controller, Failing, Notification};
-use crate::store::{NewEntry, StoredState};
+use crate::store::{NewEntry, StoreError, StoredState};
 
 impl Controller {
     pub(super) fn stored_state(&self, failing: &Failing) -> StoredState {
@@ -21,13 +21,29 @@ impl Controller {
         }
     }
 
-    /// Stores the state now; the error says why it could not be.
+    /// Stores the state now; the error says why it could not be. A write
+    /// refused because this node no longer leads ends its deciding at once.
     pub(super) async fn try_save(&mut self) -> Result<(), String> {
         let Some(failing) = &self.failing else {
             return Ok(());
         };
+        // With several nodes only the leader writes the agreed state; a
+        // follower has nothing of its own to store.
+        if self.follows() {
+            return Ok(());
+        }
         let state = self.stored_state(failing);
-        failing.store.save(&state).await.map_err(|e| e.to_string())
+        match failing.store.save(&state).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Fenced(why)) => {
+                let text =
+                    format!("the write was refused: this node is no longer the leader ({why})");
+                error!("{text}");
+                self.depose(&text).await;
+                Err(text)
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Stores the state; a failure is told once per decision (epoch) and

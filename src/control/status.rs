@@ -50,8 +50,13 @@ pub struct Status {
     pub failovers_total: u64,
     pub sites: Vec<SiteStatus>,
     pub dns: DnsStatus,
-    /// The newest journal entries, newest first.
+    /// The newest journal entries, newest first (with several nodes, the
+    /// shared journal's).
     pub recent_events: Vec<JournalEntry>,
+    /// With several nodes: this node, the leader, every vantage point's
+    /// view, the quorum's verdict, etcd.
+    #[serde(default)]
+    pub cluster: Option<super::cluster::ClusterStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,6 +230,7 @@ impl super::Controller {
                 sites: Vec::new(),
                 dns,
                 recent_events: Vec::new(),
+                cluster: self.cluster_status(),
             };
         };
         let persisted = f.engine.persisted();
@@ -302,7 +308,8 @@ impl super::Controller {
             failovers_total: f.failovers_total,
             sites,
             dns,
-            recent_events: f.journal.latest(20),
+            recent_events: self.recent_events(20),
+            cluster: self.cluster_status(),
         }
     }
 }
@@ -513,6 +520,66 @@ impl Status {
                 "gauge",
                 "1 for each replication or database error, with the server's text.",
                 errors,
+            );
+        }
+        if let Some(c) = &self.cluster {
+            let health = |h: SiteHealth| match h {
+                SiteHealth::Healthy => 1.0,
+                SiteHealth::Down => 0.0,
+                SiteHealth::Degraded => 0.5,
+            };
+            family(
+                "geofailover_etcd_up",
+                "gauge",
+                "1 while this node reaches etcd; 0: it serves the last agreed answer and decides nothing.",
+                vec![(String::new(), if c.etcd.up { 1.0 } else { 0.0 })],
+            );
+            family(
+                "geofailover_leader",
+                "gauge",
+                "1 while this node leads the cluster.",
+                vec![(String::new(), if c.leading { 1.0 } else { 0.0 })],
+            );
+            family(
+                "geofailover_cluster_node_live",
+                "gauge",
+                "1 for each node whose view is in etcd (its lease lives).",
+                c.nodes
+                    .iter()
+                    .map(|n| {
+                        (
+                            label(&[("node", &n.name), ("place", &n.place.to_string())]),
+                            if n.live { 1.0 } else { 0.0 },
+                        )
+                    })
+                    .collect(),
+            );
+            let site_names: Vec<String> = self.sites.iter().map(|s| s.name.clone()).collect();
+            family(
+                "geofailover_vantage_site_healthy",
+                "gauge",
+                "What each live node sees of each site: healthy (1), down (0), degraded (0.5).",
+                c.nodes
+                    .iter()
+                    .flat_map(|n| {
+                        n.view.iter().flatten().zip(&site_names).map(|(v, site)| {
+                            (
+                                label(&[("node", &n.name), ("site", site)]),
+                                health(v.health),
+                            )
+                        })
+                    })
+                    .collect(),
+            );
+            family(
+                "geofailover_agreed_site_healthy",
+                "gauge",
+                "The quorum's verdict on each site: healthy (1), down (0), degraded (0.5).",
+                c.agreed
+                    .iter()
+                    .zip(&site_names)
+                    .map(|(a, site)| (label(&[("site", site)]), health(a.health)))
+                    .collect(),
             );
         }
         family(

@@ -210,7 +210,8 @@ pub enum Input {
     Tick,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     /// Move traffic to the secondary while the primary may be healthy;
     /// `force` moves it even when read-only mode cannot be verified.

@@ -64,6 +64,8 @@ pub enum Op {
     Delete(String),
     /// Deletes every key that starts with this prefix.
     DeletePrefix(String),
+    /// Deletes the keys from the first (included) to the second (not).
+    DeleteRange(String, String),
     Get(String),
 }
 
@@ -154,6 +156,9 @@ fn op_json(op: &Op) -> Value {
         Op::Delete(key) => json!({"request_delete_range": {"key": B64.encode(key)}}),
         Op::DeletePrefix(prefix) => json!({"request_delete_range": {
             "key": B64.encode(prefix), "range_end": B64.encode(prefix_end(prefix))
+        }}),
+        Op::DeleteRange(from, to) => json!({"request_delete_range": {
+            "key": B64.encode(from), "range_end": B64.encode(to)
         }}),
         Op::Get(key) => json!({"request_range": {"key": B64.encode(key)}}),
     }

@@ -16,6 +16,7 @@ use crate::{config::ReadOnlyStep, engine::Persisted};
 
 pub mod etcd;
 pub mod journal;
+pub mod shared;
 pub use journal::{Journal, JournalEntry, NewEntry};
 
 /// Everything that must survive a restart.

@@ -4,6 +4,7 @@
 //! and TCP sockets.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod etcd;
 pub mod flood;
 pub mod mariadb;
@@ -187,9 +188,18 @@ impl Geofailover {
 
     /// `start`, with extra environment variables.
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_geofailover"))
-            .args(["serve", "--config"])
-            .arg(config)
+        Self::start_node(config, None, env)
+    }
+
+    /// `start_with_env` as one node of a cluster (`--node NAME`); a node
+    /// that serves no DNS (a witness) has 0.0.0.0:0 as its DNS address.
+    pub fn start_node(config: &Path, node: Option<&str>, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_geofailover"));
+        command.args(["serve", "--config"]).arg(config);
+        if let Some(node) = node {
+            command.args(["--node", node]);
+        }
+        let mut child = command
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
@@ -211,6 +221,9 @@ impl Geofailover {
         let mut addr = None;
         let found = wait_until(Duration::from_secs(20), || {
             addr = log.lock().expect("log lock").iter().find_map(|line| {
+                if line.contains("serves no DNS") {
+                    return Some(SocketAddr::from(([0, 0, 0, 0], 0)));
+                }
                 let rest = line.split("listening on ").nth(1)?;
                 rest.split_whitespace().next()?.parse().ok()
             });

@@ -14,8 +14,8 @@ use crate::{
 
 impl Controller {
     /// The nameservers a drill verifies: the configured list (a listen
-    /// address stands for where it is actually bound), or the zones' NS
-    /// records at port 53.
+    /// address stands for where it is actually bound); with several nodes,
+    /// every node's DNS addresses; else the zones' NS records at port 53.
     fn drill_nameservers(&self, failing: &Failing) -> Vec<std::net::SocketAddr> {
         use hickory_proto::rr::{LowerName, RData, RecordType};
         let actual = |addr: std::net::SocketAddr| {
@@ -30,6 +30,14 @@ impl Controller {
                 .nameservers
                 .iter()
                 .map(|a| actual(*a))
+                .collect();
+        }
+        if let Some(cluster) = &self.cluster {
+            return cluster
+                .config
+                .nodes
+                .iter()
+                .flat_map(|n| n.dns.iter().map(|a| actual(*a)))
                 .collect();
         }
         let table = self.table.load();
@@ -165,7 +173,13 @@ impl Controller {
     fn drill_context(&self, nameservers: Vec<std::net::SocketAddr>) -> Option<DrillContext> {
         let failing = self.failing.as_ref()?;
         let outbox = self.outbox.clone();
-        let own_dns = self.dns_addresses.first().map(|(_, bound)| *bound)?;
+        // A node without DNS of its own (a witness) watches the first
+        // nameserver instead.
+        let own_dns = self
+            .dns_addresses
+            .first()
+            .map(|(_, bound)| *bound)
+            .or_else(|| nameservers.first().copied())?;
         let (_, abort) = watch::channel(None);
         Some(DrillContext {
             outbox,

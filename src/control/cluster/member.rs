@@ -1,0 +1,639 @@
+//! This node's membership in the cluster, in the background: it holds a
+//! lease (kept alive every third of its TTL), publishes the node's view
+//! under it, campaigns for the `leader` key when nobody holds it, watches
+//! everything below the prefix and tells the controller what changed. It
+//! also carries out the controller's writes that are not the agreed state
+//! (which `EtcdStore` writes): the shared journal, forwarded commands and
+//! their replies. A leader that cannot renew its lease steps down before
+//! the lease can have expired at etcd, so two nodes never act at once.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::super::{ControlEvent, DrillStartReply, drill::DrillRequest};
+use crate::{
+    config::ClusterConfig,
+    engine::{Command, Decision},
+    store::{
+        JournalEntry, StoredState,
+        etcd::{Compare, Etcd, EtcdError, Kv, Op, WatchEvent},
+        shared::{Fence, KeyKind, Keys, NodeView, parse_state},
+    },
+};
+
+/// The shared journal keeps this many entries.
+const JOURNAL_KEPT: u64 = 1000;
+
+/// An operator's request given at a follower, for the leader to carry out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forwarded {
+    Command {
+        command: Command,
+        actor: String,
+    },
+    DrillStart {
+        request: DrillRequest,
+        dry_run: bool,
+    },
+    DrillAbort {
+        reason: String,
+    },
+}
+
+/// The leader's answer to a forwarded request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardedReply {
+    Command(Result<Decision, String>),
+    DrillStart(Box<DrillStartReply>),
+    DrillAbort(bool),
+}
+
+/// What the controller asks of the member task.
+#[derive(Debug)]
+pub enum Request {
+    /// Publish this node's view under its lease.
+    View(Box<NodeView>),
+    /// Append to the shared journal, as the leader.
+    Journal(Box<JournalEntry>),
+    /// Leave a request for the leader.
+    Forward { id: String, request: Forwarded },
+    /// Give up on a forwarded request: its key goes, and its reply's.
+    Forget { id: String },
+    /// The leader's answer to a forwarded request.
+    Reply { id: String, reply: ForwardedReply },
+    /// Give up leadership and the lease, at a clean stop.
+    Resign,
+}
+
+/// What the member task tells the controller.
+#[derive(Debug)]
+pub enum Event {
+    /// etcd answers again, or stopped answering (why).
+    Etcd {
+        up: bool,
+        detail: String,
+    },
+    /// Everything below the prefix, read afresh (at start and after a lost
+    /// watch).
+    Snapshot {
+        leader: Option<String>,
+        views: Vec<(String, Option<NodeView>)>,
+        state: Option<(StoredState, i64)>,
+        journal: Vec<JournalEntry>,
+    },
+    /// This node leads now, from the agreed state at `revision`.
+    Leading {
+        state: Option<StoredState>,
+        revision: i64,
+    },
+    /// This node no longer leads (why).
+    Deposed(String),
+    /// Who leads, by the `leader` key.
+    Leader(Option<String>),
+    View {
+        node: String,
+        view: Option<NodeView>,
+    },
+    State {
+        state: StoredState,
+        revision: i64,
+    },
+    Journal(Box<JournalEntry>),
+    /// A request given at a follower, for the leader.
+    Forwarded {
+        id: String,
+        request: Forwarded,
+    },
+    Reply {
+        id: String,
+        reply: ForwardedReply,
+    },
+}
+
+fn text(kv: &Kv) -> String {
+    String::from_utf8_lossy(&kv.value).into_owned()
+}
+
+struct Member {
+    etcd: Arc<Etcd>,
+    keys: Keys,
+    node: String,
+    ttl: Duration,
+    timeout: Duration,
+    fence: Arc<Mutex<Fence>>,
+    outbox: mpsc::Sender<ControlEvent>,
+    lease: Option<i64>,
+    /// When the lease was last granted or renewed.
+    renewed: Instant,
+    leading: bool,
+    /// Who holds the `leader` key, as last seen.
+    leader: Option<String>,
+    /// The state's revision as last seen.
+    state_revision: i64,
+    view: Option<NodeView>,
+    etcd_up: Option<bool>,
+    next_journal: u64,
+    /// Forwarded requests this node left, waiting for their replies.
+    forwarded: Vec<String>,
+}
+
+/// Starts the member task; requests go in through the returned sender.
+pub fn spawn(
+    etcd: Arc<Etcd>,
+    config: &ClusterConfig,
+    fence: Arc<Mutex<Fence>>,
+    outbox: mpsc::Sender<ControlEvent>,
+) -> mpsc::Sender<Request> {
+    let (requests, inbox) = mpsc::channel(1024);
+    let member = Member {
+        etcd,
+        keys: Keys::new(&config.etcd.prefix),
+        node: config.node.clone(),
+        ttl: config.etcd.lease_ttl,
+        timeout: config.etcd.timeout,
+        fence,
+        outbox,
+        lease: None,
+        renewed: Instant::now(),
+        leading: false,
+        leader: None,
+        state_revision: 0,
+        view: None,
+        etcd_up: None,
+        next_journal: 1,
+        forwarded: Vec::new(),
+    };
+    tokio::spawn(member.run(inbox));
+    requests
+}
+
+impl Member {
+    async fn tell(&self, event: Event) {
+        let _ = self
+            .outbox
+            .send(ControlEvent::Cluster(Box::new(event)))
+            .await;
+    }
+
+    async fn contact(&mut self, result: &Result<(), EtcdError>) {
+        let up = result.is_ok();
+        if self.etcd_up != Some(up) {
+            self.etcd_up = Some(up);
+            let detail = match result {
+                Ok(()) => "etcd answers".to_string(),
+                Err(e) => e.to_string(),
+            };
+            self.tell(Event::Etcd { up, detail }).await;
+        }
+    }
+
+    async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
+        let mut ticks = tokio::time::interval(self.ttl / 3);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch: Option<mpsc::Receiver<WatchEvent>> = None;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    let result = self.keep_lease().await;
+                    self.contact(&result).await;
+                    if result.is_ok() && watch.is_none() {
+                        match self.snapshot().await {
+                            Ok(revision) => watch = Some(self.etcd.watch(&self.keys.all(), revision + 1)),
+                            Err(e) => self.contact(&Err(e)).await,
+                        }
+                    }
+                    if result.is_ok() && !self.leading {
+                        let mine = self.leader.as_deref() == Some(self.node.as_str());
+                        if self.leader.is_none() || mine {
+                            let campaign = self.campaign().await;
+                            self.contact(&campaign).await;
+                        }
+                    }
+                }
+                event = async { match &mut watch { Some(w) => w.recv().await, None => std::future::pending().await } } => {
+                    match event {
+                        Some(WatchEvent::Reset) | None => watch = None,
+                        Some(event) => self.watched(event).await,
+                    }
+                }
+                request = inbox.recv() => match request {
+                    Some(Request::Resign) | None => {
+                        self.resign().await;
+                        return;
+                    }
+                    Some(request) => {
+                        let result = self.carry_out(request).await;
+                        self.contact(&result).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Keeps the lease alive, or gets a new one; steps down in time when
+    /// it cannot.
+    async fn keep_lease(&mut self) -> Result<(), EtcdError> {
+        if let Some(lease) = self.lease {
+            match self.etcd.keep_alive(lease).await {
+                Ok(ttl) if ttl > 0 => {
+                    self.renewed = Instant::now();
+                    return Ok(());
+                }
+                Ok(_) => {
+                    warn!("this node's lease expired at etcd");
+                    self.lease = None;
+                    self.step_down("its lease expired").await;
+                }
+                Err(e) => {
+                    // Another try may still come in time; past that, the
+                    // lease may be gone at etcd: stop acting now.
+                    if self.renewed.elapsed() + self.timeout >= self.ttl {
+                        self.step_down("etcd could not renew its lease in time")
+                            .await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let lease = self.etcd.grant(self.ttl).await?;
+        self.lease = Some(lease);
+        self.renewed = Instant::now();
+        debug!(lease, "lease granted");
+        if let Some(view) = self.view.clone() {
+            self.publish(&view).await?;
+        }
+        Ok(())
+    }
+
+    async fn step_down(&mut self, why: &str) {
+        if let Ok(mut fence) = self.fence.lock() {
+            fence.lease = 0;
+        }
+        if self.leading {
+            self.leading = false;
+            warn!("no longer the leader: {why}");
+            self.tell(Event::Deposed(why.to_string())).await;
+        }
+    }
+
+    /// Takes the `leader` key if nobody holds it.
+    async fn campaign(&mut self) -> Result<(), EtcdError> {
+        let Some(lease) = self.lease else {
+            return Ok(());
+        };
+        let take = [
+            Op::Put {
+                key: self.keys.leader(),
+                value: self.node.as_bytes().to_vec(),
+                lease: Some(lease),
+            },
+            Op::Get(self.keys.state()),
+        ];
+        let mut result = self
+            .etcd
+            .txn(
+                &[Compare::Absent(self.keys.leader())],
+                &take,
+                &[Op::Get(self.keys.leader())],
+            )
+            .await?;
+        if !result.succeeded {
+            // Still held by this node's own lease (it stepped down while
+            // etcd was out of reach, and the lease outlived that): it
+            // leads again, from the agreed state as it stands.
+            let held = result.read.first().cloned().flatten();
+            if held.as_ref().is_some_and(|kv| kv.lease == lease) {
+                result = self
+                    .etcd
+                    .txn(&[Compare::Lease(self.keys.leader(), lease)], &take, &[])
+                    .await?;
+            } else {
+                self.leader = held.map(|kv| text(&kv));
+                return Ok(());
+            }
+            if !result.succeeded {
+                return Ok(());
+            }
+        }
+        let read = result.read.first().cloned().flatten();
+        let revision = read.as_ref().map_or(0, |kv| kv.mod_revision);
+        let state = match read.map(|kv| parse_state(&kv.value)).transpose() {
+            Ok(state) => state,
+            Err(e) => {
+                // Nobody can build on a state it cannot read: give the
+                // leadership back rather than overwrite it.
+                warn!("the agreed state cannot be read: {e}");
+                let _ = self
+                    .etcd
+                    .txn(
+                        &[Compare::Lease(self.keys.leader(), lease)],
+                        &[Op::Delete(self.keys.leader())],
+                        &[],
+                    )
+                    .await;
+                return Ok(());
+            }
+        };
+        if let Ok(mut fence) = self.fence.lock() {
+            *fence = Fence { lease, revision };
+        }
+        self.leading = true;
+        self.leader = Some(self.node.clone());
+        self.state_revision = revision;
+        let (journal, _) = self.etcd.get_prefix(&self.keys.journals()).await?;
+        self.next_journal = journal
+            .iter()
+            .filter_map(|kv| match self.keys.kind(&kv.key) {
+                KeyKind::Journal(seq) => Some(seq + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(1)
+            .max(state.as_ref().map_or(0, |s| s.journal_seq) + 1);
+        info!(node = %self.node, "this node is the leader");
+        self.tell(Event::Leading { state, revision }).await;
+        Ok(())
+    }
+
+    /// Reads everything afresh; the revision read at.
+    async fn snapshot(&mut self) -> Result<i64, EtcdError> {
+        let (kvs, revision) = self.etcd.get_prefix(&self.keys.all()).await?;
+        let mut leader = None;
+        let mut views = Vec::new();
+        let mut state = None;
+        let mut journal = Vec::new();
+        let mut forwarded = Vec::new();
+        for kv in &kvs {
+            match self.keys.kind(&kv.key) {
+                KeyKind::Leader => leader = Some(text(kv)),
+                KeyKind::State => match parse_state(&kv.value) {
+                    Ok(parsed) => {
+                        self.state_revision = kv.mod_revision;
+                        state = Some((parsed, kv.mod_revision));
+                    }
+                    Err(e) => warn!("the agreed state cannot be read: {e}"),
+                },
+                KeyKind::View(node) => {
+                    views.push((node.to_string(), serde_json::from_slice(&kv.value).ok()))
+                }
+                KeyKind::Journal(_) => {
+                    if let Ok(entry) = serde_json::from_slice(&kv.value) {
+                        journal.push(entry);
+                    }
+                }
+                KeyKind::Command(id) => {
+                    if let Ok(request) = serde_json::from_slice(&kv.value) {
+                        forwarded.push((id.to_string(), request));
+                    }
+                }
+                KeyKind::Reply(_) | KeyKind::Other => {}
+            }
+        }
+        if self.leading && leader.as_deref() != Some(self.node.as_str()) {
+            self.step_down("the leader key is not this node's").await;
+        }
+        self.leader = leader.clone();
+        self.tell(Event::Snapshot {
+            leader,
+            views,
+            state,
+            journal,
+        })
+        .await;
+        if self.leading {
+            for (id, request) in forwarded {
+                self.tell(Event::Forwarded { id, request }).await;
+            }
+        }
+        Ok(revision)
+    }
+
+    async fn watched(&mut self, event: WatchEvent) {
+        let (key, kv) = match &event {
+            WatchEvent::Put(kv) => (kv.key.clone(), Some(kv.clone())),
+            WatchEvent::Delete { key, .. } => (key.clone(), None),
+            WatchEvent::Reset => return,
+        };
+        let keys = self.keys.clone();
+        match keys.kind(&key) {
+            KeyKind::Leader => {
+                let leader = kv.as_ref().map(text);
+                if self.leading && leader.as_deref() != Some(self.node.as_str()) {
+                    self.step_down("another node holds the leader key").await;
+                }
+                self.leader = leader.clone();
+                self.tell(Event::Leader(leader)).await;
+                if self.leader.is_none() {
+                    let campaign = self.campaign().await;
+                    self.contact(&campaign).await;
+                }
+            }
+            KeyKind::State => {
+                if let Some(kv) = kv {
+                    self.state_revision = kv.mod_revision;
+                    match parse_state(&kv.value) {
+                        Ok(state) => {
+                            self.tell(Event::State {
+                                state,
+                                revision: kv.mod_revision,
+                            })
+                            .await
+                        }
+                        Err(e) => warn!("the agreed state cannot be read: {e}"),
+                    }
+                }
+            }
+            KeyKind::View(node) => {
+                let view = kv.and_then(|kv| serde_json::from_slice(&kv.value).ok());
+                self.tell(Event::View {
+                    node: node.to_string(),
+                    view,
+                })
+                .await;
+            }
+            KeyKind::Journal(_) => {
+                if let Some(entry) = kv.and_then(|kv| serde_json::from_slice(&kv.value).ok()) {
+                    self.tell(Event::Journal(Box::new(entry))).await;
+                }
+            }
+            KeyKind::Command(id) => {
+                if self.leading
+                    && let Some(request) = kv.and_then(|kv| serde_json::from_slice(&kv.value).ok())
+                {
+                    self.tell(Event::Forwarded {
+                        id: id.to_string(),
+                        request,
+                    })
+                    .await;
+                }
+            }
+            KeyKind::Reply(id) => {
+                debug!(
+                    id,
+                    known = self.forwarded.iter().any(|f| f == id),
+                    "a reply"
+                );
+                if self.forwarded.iter().any(|f| f == id)
+                    && let Some(reply) = kv.and_then(|kv| serde_json::from_slice(&kv.value).ok())
+                {
+                    let id = id.to_string();
+                    self.forwarded.retain(|f| *f != id);
+                    let _ = self
+                        .etcd
+                        .txn(&[], &[Op::Delete(self.keys.reply(&id))], &[])
+                        .await;
+                    self.tell(Event::Reply { id, reply }).await;
+                }
+            }
+            KeyKind::Other => {}
+        }
+    }
+
+    async fn publish(&self, view: &NodeView) -> Result<(), EtcdError> {
+        let value = serde_json::to_vec(view).unwrap_or_default();
+        self.etcd
+            .put(&self.keys.view(&self.node), &value, self.lease)
+            .await
+            .map(|_| ())
+    }
+
+    async fn carry_out(&mut self, request: Request) -> Result<(), EtcdError> {
+        match request {
+            Request::View(view) => {
+                self.view = Some(*view.clone());
+                if self.lease.is_some() {
+                    self.publish(&view).await?;
+                }
+                Ok(())
+            }
+            Request::Journal(entry) => {
+                let lease = self.fence.lock().map(|f| f.lease).unwrap_or(0);
+                if !self.leading || lease == 0 {
+                    return Ok(());
+                }
+                let seq = self.next_journal;
+                let mut entry = *entry;
+                entry.seq = seq;
+                let mut ops = vec![Op::Put {
+                    key: self.keys.journal(seq),
+                    value: serde_json::to_vec(&entry).unwrap_or_default(),
+                    lease: None,
+                }];
+                if seq > JOURNAL_KEPT && seq.is_multiple_of(100) {
+                    ops.push(Op::DeleteRange(
+                        self.keys.journal(0),
+                        self.keys.journal(seq - JOURNAL_KEPT),
+                    ));
+                }
+                let result = self
+                    .etcd
+                    .txn(&[Compare::Lease(self.keys.leader(), lease)], &ops, &[])
+                    .await?;
+                if result.succeeded {
+                    self.next_journal += 1;
+                } else {
+                    debug!(
+                        seq,
+                        "a journal entry was not shared: this node no longer leads"
+                    );
+                }
+                Ok(())
+            }
+            Request::Forward { id, request } => {
+                self.forwarded.push(id.clone());
+                let value = serde_json::to_vec(&request).unwrap_or_default();
+                self.etcd
+                    .put(&self.keys.command(&id), &value, self.lease)
+                    .await
+                    .map(|_| ())
+            }
+            Request::Forget { id } => {
+                self.forwarded.retain(|f| *f != id);
+                self.etcd
+                    .txn(
+                        &[],
+                        &[
+                            Op::Delete(self.keys.command(&id)),
+                            Op::Delete(self.keys.reply(&id)),
+                        ],
+                        &[],
+                    )
+                    .await
+                    .map(|_| ())
+            }
+            Request::Reply { id, reply } => {
+                let lease = self.fence.lock().map(|f| f.lease).unwrap_or(0);
+                debug!(id, lease, "a reply to send");
+                if lease == 0 {
+                    return Ok(());
+                }
+                let value = serde_json::to_vec(&reply).unwrap_or_default();
+                self.etcd
+                    .txn(
+                        &[Compare::Lease(self.keys.leader(), lease)],
+                        &[
+                            Op::Put {
+                                key: self.keys.reply(&id),
+                                value,
+                                lease: Some(lease),
+                            },
+                            Op::Delete(self.keys.command(&id)),
+                        ],
+                        &[],
+                    )
+                    .await
+                    .map(|_| ())
+            }
+            Request::Resign => Ok(()),
+        }
+    }
+
+    /// At a clean stop: the leader key and the view go with the lease.
+    async fn resign(&mut self) {
+        self.step_down("the controller stops").await;
+        if let Some(lease) = self.lease.take() {
+            let _ = self.etcd.revoke(lease).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Event as EngineEvent;
+
+    #[test]
+    fn requests_and_replies_read_back_as_written() {
+        let request = Forwarded::Command {
+            command: Command::Failover {
+                reason: "drill".into(),
+                force: false,
+            },
+            actor: "erin".into(),
+        };
+        let text = serde_json::to_vec(&request).unwrap();
+        let back: Forwarded = serde_json::from_slice(&text).unwrap();
+        assert!(matches!(back, Forwarded::Command { actor, .. } if actor == "erin"));
+        let reply = ForwardedReply::Command(Ok(Decision {
+            at: 1,
+            epoch: 2,
+            event: EngineEvent::Paused,
+            summary: "paused".into(),
+            reasons: vec![],
+            actions: vec![],
+            notable: true,
+        }));
+        let text = serde_json::to_vec(&reply).unwrap();
+        let back: ForwardedReply = serde_json::from_slice(&text)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&text)));
+        assert!(matches!(back, ForwardedReply::Command(Ok(d)) if d.epoch == 2));
+    }
+}

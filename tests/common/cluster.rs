@@ -1,0 +1,268 @@
+//! A cluster as the tests run it: a real three-member etcd, stand-in
+//! sites, and config/example-cluster.yaml's three nodes (ns1 at the
+//! primary site, ns2 at the secondary, a witness), each the real binary
+//! with `--node`, on loopback ports of their own.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use super::{
+    Geofailover, StandIn, a_records, etcd::Etcd, free_port, repo_zones, soa_serial, status_json,
+    try_http, wait_until,
+};
+
+pub const NODES: [&str; 3] = ["ns1", "ns2", "witness"];
+
+pub struct Node {
+    pub name: &'static str,
+    /// Running, or stopped by the test.
+    pub server: Option<Geofailover>,
+    pub dns: Option<SocketAddr>,
+    pub http: SocketAddr,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub etcd: Etcd,
+    pub primary: StandIn,
+    pub secondary: StandIn,
+    pub config: PathBuf,
+    pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    /// Starts etcd, the stand-in sites and the three nodes, with `edit`
+    /// applied to the config; waits until a leader leads and every node
+    /// sees both sites healthy.
+    pub fn start(edit: impl FnOnce(String) -> String) -> Self {
+        Self::start_with(edit, &[])
+    }
+
+    pub fn start_with(edit: impl FnOnce(String) -> String, env: &[(&str, &str)]) -> Self {
+        let etcd = Etcd::start(3);
+        let primary = StandIn::start(0);
+        let secondary = StandIn::start(0);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-cluster.yaml"),
+        )
+        .expect("read config/example-cluster.yaml");
+        let endpoints = etcd.endpoints().join(", ");
+        let mut text = text
+            .replace(
+                "state_dir: ../state",
+                &format!("state_dir: {}", dir.path().join("state").display()),
+            )
+            .replace(
+                "token_file: ../state/api.token",
+                &format!(
+                    "token_file: {}",
+                    dir.path().join("state/api.token").display()
+                ),
+            )
+            .replace("../zones/", &format!("{}/", repo_zones().display()))
+            .replace(
+                "[http://127.0.0.1:2379, http://127.0.0.1:22379, http://127.0.0.1:32379]",
+                &format!("[{endpoints}]"),
+            )
+            .replace("lease_ttl: 5s", "lease_ttl: 3s")
+            .replace("timeout: 2s ", "timeout: 1s ")
+            .replace("127.0.0.1:18081", &format!("127.0.0.1:{}", primary.port))
+            .replace("127.0.0.1:18082", &format!("127.0.0.1:{}", secondary.port));
+        let mut nodes = Vec::new();
+        for (name, dns, http) in [
+            ("ns1", Some("127.0.0.1:5301"), "127.0.0.1:8101"),
+            ("ns2", Some("127.0.0.1:5302"), "127.0.0.1:8102"),
+            ("witness", None, "127.0.0.1:8103"),
+        ] {
+            let http_port = free_port();
+            text = text.replace(http, &format!("127.0.0.1:{http_port}"));
+            let dns = dns.map(|d| {
+                let port = free_port();
+                text = text.replace(d, &format!("127.0.0.1:{port}"));
+                SocketAddr::from(([127, 0, 0, 1], port))
+            });
+            nodes.push(Node {
+                name,
+                server: None,
+                dns,
+                http: SocketAddr::from(([127, 0, 0, 1], http_port)),
+            });
+        }
+        let config = dir.path().join("example-cluster.yaml");
+        std::fs::write(&config, edit(text)).expect("write config");
+        let mut cluster = Self {
+            nodes,
+            etcd,
+            primary,
+            secondary,
+            config,
+            dir,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        for name in NODES {
+            cluster.start_node(name);
+        }
+        cluster.wait_settled();
+        cluster
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes.iter().find(|n| n.name == name).expect("node")
+    }
+
+    fn node_mut(&mut self, name: &str) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .expect("node")
+    }
+
+    pub fn start_node(&mut self, name: &str) {
+        let env: Vec<(String, String)> = self.env.clone();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let server = Geofailover::start_node(&self.config, Some(name), &env);
+        self.node_mut(name).server = Some(server);
+    }
+
+    /// Kills the node with SIGKILL.
+    pub fn kill(&mut self, name: &str) {
+        if let Some(mut server) = self.node_mut(name).server.take() {
+            server.process.signal("KILL");
+            let _ = server.process.wait_exit(Duration::from_secs(10));
+        }
+    }
+
+    pub fn server(&self, name: &str) -> &Geofailover {
+        self.node(name).server.as_ref().expect("a running node")
+    }
+
+    /// The node's status, when it answers.
+    pub fn status(&self, name: &str) -> Option<serde_json::Value> {
+        let (code, body) =
+            try_http("GET", self.node(name).http, "/api/v1/status", None, "").ok()?;
+        (code == 200)
+            .then(|| serde_json::from_str(&body).ok())
+            .flatten()
+    }
+
+    /// The leader, as every running node agrees.
+    pub fn leader(&self) -> Option<String> {
+        let mut leaders = self.nodes.iter().filter(|n| n.server.is_some()).map(|n| {
+            self.status(n.name)
+                .and_then(|s| s["cluster"]["leader"].as_str().map(str::to_string))
+        });
+        let first = leaders.next()??;
+        leaders
+            .all(|l| l.as_deref() == Some(first.as_str()))
+            .then_some(first)
+    }
+
+    /// Waits until a leader leads and every running node has the views of
+    /// all running nodes, with both sites healthy by the quorum.
+    pub fn wait_settled(&self) {
+        let running = self.nodes.iter().filter(|n| n.server.is_some()).count();
+        let settled = wait_until(Duration::from_secs(40), || {
+            self.leader().is_some()
+                && self.nodes.iter().filter(|n| n.server.is_some()).all(|n| {
+                    self.status(n.name).is_some_and(|s| {
+                        let live = s["cluster"]["nodes"]
+                            .as_array()
+                            .map_or(0, |ns| ns.iter().filter(|x| x["live"] == true).count());
+                        live == running
+                            && s["cluster"]["agreed"][0]["health"] == "healthy"
+                            && s["cluster"]["agreed"][1]["health"] == "healthy"
+                    })
+                })
+        });
+        assert!(settled, "the cluster did not settle:\n{}", self.logs());
+    }
+
+    /// What every DNS-serving node answers for www.example.com A.
+    pub fn answers(&self) -> Vec<(&'static str, Vec<String>)> {
+        self.nodes
+            .iter()
+            .filter(|n| n.server.is_some())
+            .filter_map(|n| {
+                n.dns
+                    .map(|dns| (n.name, a_records(dns, "www.example.com.")))
+            })
+            .collect()
+    }
+
+    /// Waits until every running DNS node answers `address`, with one
+    /// serial; the serial.
+    pub fn wait_all_answer(&self, address: &str, within: Duration) -> Option<u32> {
+        let mut serial = None;
+        let done = wait_until(within, || {
+            let answers = self.answers();
+            if answers.is_empty() || !answers.iter().all(|(_, a)| a == &[address]) {
+                return false;
+            }
+            let serials: Vec<u32> = self
+                .nodes
+                .iter()
+                .filter(|n| n.server.is_some())
+                .filter_map(|n| n.dns.map(|dns| soa_serial(dns, "example.com.")))
+                .collect();
+            serial = serials.first().copied();
+            serials.windows(2).all(|w| w[0] == w[1])
+        });
+        done.then_some(serial).flatten()
+    }
+
+    /// The shared journal, as `node` shows it.
+    pub fn events(&self, node: &str) -> Vec<serde_json::Value> {
+        let (code, body) = super::http(
+            "GET",
+            self.node(node).http,
+            "/api/v1/events?since=0",
+            None,
+            "",
+        );
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("events")
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("state/api.token"))
+            .expect("the API token")
+            .trim()
+            .to_string()
+    }
+
+    /// POSTs to a node's API with the token.
+    pub fn post(&self, node: &str, path: &str, body: &str) -> (u16, String) {
+        super::http(
+            "POST",
+            self.node(node).http,
+            path,
+            Some(&self.token()),
+            body,
+        )
+    }
+
+    /// Every running node's log, for a failure message.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                n.server
+                    .as_ref()
+                    .map(|s| format!("--- {} ---\n{}", n.name, s.log()))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn status_json(&self, node: &str) -> serde_json::Value {
+        status_json(self.node(node).http)
+    }
+}
