@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
 use common::cluster::Cluster;
 
@@ -173,4 +173,126 @@ fn without_etcd_quorum_every_node_keeps_its_answer_decides_nothing_and_says_so()
     for node in ["ns1", "ns2", "witness"] {
         assert_eq!(cluster.status_json(node)["epoch"], 0, "{node}");
     }
+}
+
+/// Waits until the running nodes agree on a leader other than `old`.
+fn new_leader(cluster: &Cluster, old: &str) -> String {
+    let mut leader = None;
+    let found = common::wait_until(Duration::from_secs(20), || {
+        leader = cluster.leader().filter(|l| l != old);
+        leader.is_some()
+    });
+    assert!(found, "no new leader after {old}:\n{}", cluster.logs());
+    leader.unwrap_or_default()
+}
+
+#[test]
+fn the_leader_killed_between_read_only_and_activation_another_node_finishes_without_redoing_it() {
+    let switch = common::AppSwitch::start();
+    let mut cluster = Cluster::start(|config| Cluster::with_flags(config, &switch));
+    let leader = cluster.leader().expect("a leader");
+    // The application hangs when asked to go read-only: the failover is
+    // held after the flag file is set, before DNS moves.
+    switch.hanging.store(true, Ordering::Relaxed);
+    cluster.primary.set_healthy(false);
+    assert!(
+        common::wait_until(Duration::from_secs(20), || switch
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("POST /admin/read-only"))),
+        "{}",
+        cluster.logs()
+    );
+    assert!(cluster.flag_file().exists());
+    cluster.kill(&leader);
+    let successor = new_leader(&cluster, &leader);
+    switch.hanging.store(false, Ordering::Relaxed);
+    cluster
+        .wait_all_answer(SECONDARY, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{:?}\n{}", cluster.answers(), cluster.logs()));
+
+    // The shared journal follows the answers within moments.
+    assert!(common::wait_until(Duration::from_secs(5), || cluster
+        .events(&successor)
+        .iter()
+        .any(|e| e["event"] == "failed_over")));
+    let events = cluster.events(&successor);
+    let named = |event: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["event"] == event).collect()
+    };
+    assert_eq!(named("failover_resumed").len(), 1, "{events:#?}");
+    // The flag file, set by the first leader, was read back, not set again.
+    let flag_file = named("flag_file");
+    assert_eq!(flag_file.len(), 2, "{flag_file:#?}");
+    assert!(
+        flag_file[1]["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("verified, set earlier"),
+        "{flag_file:#?}"
+    );
+    let failed_over = named("failed_over");
+    assert_eq!(failed_over.len(), 1, "{events:#?}");
+    assert_eq!(failed_over[0]["epoch"], 1);
+    for node in ["ns1", "ns2", "witness"]
+        .into_iter()
+        .filter(|n| *n != leader)
+    {
+        assert_eq!(cluster.status_json(node)["epoch"], 1, "{node}");
+    }
+}
+
+#[test]
+fn a_paused_old_leader_cannot_write_once_another_leads() {
+    let switch = common::AppSwitch::start();
+    let mut cluster = Cluster::start(|config| Cluster::with_flags(config, &switch));
+    let leader = cluster.leader().expect("a leader");
+    switch.hanging.store(true, Ordering::Relaxed);
+    cluster.primary.set_healthy(false);
+    assert!(common::wait_until(Duration::from_secs(20), || switch
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("POST /admin/read-only"))));
+    // The leader stops in the middle of its failover (a long pause, or a
+    // partition): its lease runs out and another node leads and finishes.
+    cluster.freeze(&leader);
+    let successor = new_leader(&cluster, &leader);
+    switch.hanging.store(false, Ordering::Relaxed);
+    let serial = cluster
+        .wait_all_answer(SECONDARY, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{:?}\n{}", cluster.answers(), cluster.logs()));
+    let agreed = cluster.status_json(&successor);
+
+    // The old leader goes on where it stopped: it finds it no longer
+    // leads (its lease is gone, or its write is refused: whichever comes
+    // first) and changes nothing of the agreed state.
+    cluster.thaw(&leader);
+    let stopped = cluster
+        .server(&leader)
+        .wait_for_log("this node is no longer the leader", 1);
+    assert!(stopped, "{}", cluster.server(&leader).log());
+    assert_eq!(
+        cluster.wait_all_answer(SECONDARY, Duration::from_secs(10)),
+        Some(serial),
+        "{:?}",
+        cluster.answers()
+    );
+    let now = cluster.status_json(&successor);
+    assert_eq!(now["epoch"], agreed["epoch"]);
+    assert_eq!(now["cluster"]["leader"], successor.as_str());
+    assert_eq!(cluster.status_json(&leader)["cluster"]["leading"], false);
+}
+
+#[test]
+fn the_primary_sites_node_and_etcd_member_die_with_the_primary_and_the_others_fail_over() {
+    let mut cluster = Cluster::start(|config| config);
+    cluster.kill("ns1");
+    cluster.etcd.members[0].kill();
+    cluster.primary.set_healthy(false);
+    cluster
+        .wait_all_answer(SECONDARY, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{:?}\n{}", cluster.answers(), cluster.logs()));
+    let status = cluster.status_json("ns2");
+    assert_eq!(status["epoch"], 1, "{status}");
+    assert_ne!(status["cluster"]["leader"], "ns1");
 }

@@ -150,3 +150,91 @@ fn reads_writes_swaps_leases_and_watches_against_a_real_cluster() {
         started.elapsed()
     );
 }
+
+/// The agreed state's writes are fenced: a node whose leadership passed to
+/// another cannot write, and its refused write names the new leader.
+#[test]
+fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
+    use geofailover::store::{
+        Store, StoreError, StoredState,
+        shared::{EtcdStore, Fence, Keys},
+    };
+    use std::sync::Mutex;
+    let cluster = Cluster::start(1);
+    let etcd = client(&cluster);
+    let keys = Keys::new("/fence");
+    runtime().block_on(async {
+        // ns1 leads and writes.
+        let lease1 = etcd.grant(Duration::from_secs(2)).await.expect("grant");
+        let took = etcd
+            .txn(
+                &[Compare::Absent(keys.leader())],
+                &[Op::Put {
+                    key: keys.leader(),
+                    value: b"ns1".to_vec(),
+                    lease: Some(lease1),
+                }],
+                &[],
+            )
+            .await
+            .expect("txn");
+        assert!(took.succeeded);
+        let fence1 = Arc::new(Mutex::new(Fence {
+            lease: lease1,
+            revision: 0,
+        }));
+        let ns1 = EtcdStore::new(etcd.clone(), keys.clone(), fence1);
+        let mut state = StoredState::default();
+        state.engine.epoch = 1;
+        ns1.save(&state).await.expect("the leader writes");
+
+        // Its lease runs out (a long pause); ns2 takes the lead and writes.
+        let mut gone = false;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if etcd.get(&keys.leader()).await.expect("get").0.is_none() {
+                gone = true;
+                break;
+            }
+        }
+        assert!(gone);
+        let lease2 = etcd.grant(Duration::from_secs(5)).await.expect("grant");
+        let took = etcd
+            .txn(
+                &[Compare::Absent(keys.leader())],
+                &[
+                    Op::Put {
+                        key: keys.leader(),
+                        value: b"ns2".to_vec(),
+                        lease: Some(lease2),
+                    },
+                    Op::Get(keys.state()),
+                ],
+                &[],
+            )
+            .await
+            .expect("txn");
+        let revision = took.read[0].as_ref().expect("the state").mod_revision;
+        let ns2 = EtcdStore::new(
+            etcd.clone(),
+            keys.clone(),
+            Arc::new(Mutex::new(Fence {
+                lease: lease2,
+                revision,
+            })),
+        );
+        state.engine.epoch = 2;
+        ns2.save(&state).await.expect("the new leader writes");
+
+        // ns1 wakes up and writes what it had decided: refused.
+        let mut stale = StoredState::default();
+        stale.engine.epoch = 7;
+        let refused = ns1.save(&stale).await;
+        match refused {
+            Err(StoreError::Fenced(why)) => assert!(why.contains("the leader is now ns2"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let kept = ns2.load().await.expect("load").expect("a state");
+        assert_eq!(kept.engine.epoch, 2);
+    });
+}

@@ -206,7 +206,7 @@ fn a_controller_killed_between_read_only_and_dns_resumes_the_failover_without_re
         assert_eq!(runs.len(), 2, "{step}: {runs:?}");
         let second = runs[1]["summary"].as_str().unwrap_or_default();
         assert!(
-            second.starts_with("verified, set before the restart"),
+            second.starts_with("verified, set earlier"),
             "{step}: {second}"
         );
     }

@@ -296,7 +296,9 @@ impl Controller {
             }
             PlanEvent::Verified(step, result) => {
                 let detail = match &result {
-                    Ok(d) => format!("verified, set before the restart: {d}"),
+                    Ok(d) => format!(
+                        "verified, set earlier (before a restart or a change of leader): {d}"
+                    ),
                     Err(e) => format!("no longer in place ({e}): set again"),
                 };
                 lines.push(StepOutcome {

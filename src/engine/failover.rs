@@ -92,7 +92,7 @@ impl Engine {
                     resumed.deadline = now + self.spec.prepare_timeout_ms;
                     self.state.pending = Some(resumed);
                     let summary = format!(
-                        "resuming the failover of epoch {} after a restart ({}): the conditions still hold; finishing read-only mode at {secondary_name}",
+                        "resuming the failover of epoch {} after a restart or a change of leader ({}): the conditions still hold; finishing read-only mode at {secondary_name}",
                         pending.epoch, pending.summary
                     );
                     let mut reasons = reasons;

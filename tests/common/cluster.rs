@@ -20,6 +20,9 @@ pub struct Node {
     pub name: &'static str,
     /// Running, or stopped by the test.
     pub server: Option<Geofailover>,
+    /// Stopped with SIGSTOP, as a process paused (or a node partitioned)
+    /// for a while.
+    pub frozen: Option<Geofailover>,
     pub dns: Option<SocketAddr>,
     pub http: SocketAddr,
 }
@@ -89,6 +92,7 @@ impl Cluster {
             nodes.push(Node {
                 name,
                 server: None,
+                frozen: None,
                 dns,
                 http: SocketAddr::from(([127, 0, 0, 1], http_port)),
             });
@@ -140,6 +144,25 @@ impl Cluster {
         }
     }
 
+    /// Stops the node with SIGSTOP: it answers nothing, holds its lease
+    /// no more, and knows nothing of it until `thaw`.
+    pub fn freeze(&mut self, name: &str) {
+        let node = self.node_mut(name);
+        if let Some(server) = node.server.take() {
+            server.process.signal("STOP");
+            node.frozen = Some(server);
+        }
+    }
+
+    /// SIGCONT for a frozen node.
+    pub fn thaw(&mut self, name: &str) {
+        let node = self.node_mut(name);
+        if let Some(server) = node.frozen.take() {
+            server.process.signal("CONT");
+            node.server = Some(server);
+        }
+    }
+
     pub fn server(&self, name: &str) -> &Geofailover {
         self.node(name).server.as_ref().expect("a running node")
     }
@@ -151,6 +174,22 @@ impl Cluster {
         (code == 200)
             .then(|| serde_json::from_str(&body).ok())
             .flatten()
+    }
+
+    /// The secondary site's application flag as a file (`READONLY` beside
+    /// the config) and behind `switch`, added to the config text.
+    pub fn with_flags(config: String, switch: &super::AppSwitch) -> String {
+        let anchor = "      www.example.com: [198.51.100.10, 2001:db8:20::10]\n";
+        assert!(config.contains(anchor));
+        let flags = format!(
+            "    read_only:\n      flag_file:\n        path: READONLY\n{}",
+            switch.config()
+        );
+        config.replacen(anchor, &format!("{anchor}{flags}"), 1)
+    }
+
+    pub fn flag_file(&self) -> PathBuf {
+        self.dir.path().join("READONLY")
     }
 
     /// The leader, as every running node agrees.

@@ -279,7 +279,7 @@ impl Member {
         }
         if self.leading {
             self.leading = false;
-            warn!("no longer the leader: {why}");
+            warn!("this node is no longer the leader: {why}");
             self.tell(Event::Deposed(why.to_string())).await;
         }
     }
