@@ -296,3 +296,41 @@ fn the_primary_sites_node_and_etcd_member_die_with_the_primary_and_the_others_fa
     assert_eq!(status["epoch"], 1, "{status}");
     assert_ne!(status["cluster"]["leader"], "ns1");
 }
+
+#[test]
+fn one_vantage_point_cut_off_from_the_primary_causes_no_failover_and_is_named() {
+    let cluster = Cluster::start_apart("ns2", |config| config);
+    let (_, namespace) = cluster.apart.as_ref().expect("a namespace");
+    let primary = std::net::SocketAddr::new(namespace.host_ip.into(), cluster.primary.port);
+    // ns2's own link to the primary's web site breaks (its packets are
+    // dropped: its checks time out); the others still reach it.
+    namespace.cut(primary);
+    let disagrees = common::wait_until(Duration::from_secs(20), || {
+        cluster.status("ns1").is_some_and(|s| {
+            s["cluster"]["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|n| n["name"] == "ns2" && n["view"][0]["health"] == "down")
+        })
+    });
+    assert!(disagrees, "{}", cluster.logs());
+    // No failover, from any node; the verdict names the view apart.
+    let moved = common::wait_until(Duration::from_secs(6), || {
+        cluster.answers().iter().any(|(_, a)| a != &[PRIMARY])
+    });
+    assert!(!moved, "{:?}", cluster.answers());
+    for node in ["ns1", "ns2", "witness"] {
+        let status = cluster.status_json(node);
+        assert_eq!(status["epoch"], 0, "{node}");
+        let verdict = status["cluster"]["agreed"][0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            verdict.contains("primary healthy for 2 of 3") && verdict.contains("ns2: primary down"),
+            "{node}: {verdict}"
+        );
+    }
+    namespace.mend(primary);
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian packages: Knot, NSD, dig, openssl, Chromium, MariaDB, etcd) when
+# Installs what the tests need (Debian packages: Knot, NSD, dig, openssl, Chromium, MariaDB, etcd,
+# iproute2 and iptables for the cluster's cut links) when
 # they are missing, then runs every test. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server mariadb-client)
 [ -x /usr/bin/etcd ] || need+=(etcd-server)
+command -v ip >/dev/null || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo

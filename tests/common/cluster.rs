@@ -4,14 +4,14 @@
 //! with `--node`, on loopback ports of their own.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use super::{
-    Geofailover, StandIn, a_records, etcd::Etcd, free_port, repo_zones, soa_serial, status_json,
-    try_http, wait_until,
+    Geofailover, StandIn, a_records, etcd::Etcd, free_port, netns::Namespace, repo_zones,
+    soa_serial, status_json, try_http, wait_until,
 };
 
 pub const NODES: [&str; 3] = ["ns1", "ns2", "witness"];
@@ -28,6 +28,8 @@ pub struct Node {
 }
 
 pub struct Cluster {
+    /// The node in a network namespace of its own, and the namespace.
+    pub apart: Option<(&'static str, Namespace)>,
     pub nodes: Vec<Node>,
     pub etcd: Etcd,
     pub primary: StandIn,
@@ -46,9 +48,28 @@ impl Cluster {
     }
 
     pub fn start_with(edit: impl FnOnce(String) -> String, env: &[(&str, &str)]) -> Self {
-        let etcd = Etcd::start(3);
-        let primary = StandIn::start(0);
-        let secondary = StandIn::start(0);
+        Self::start_inner(edit, env, None)
+    }
+
+    /// `start`, with the node `apart` in a network namespace of its own:
+    /// etcd and the sites listen on this side's end of its link, which
+    /// every node reaches, so its links can be cut one by one.
+    pub fn start_apart(apart: &'static str, edit: impl FnOnce(String) -> String) -> Self {
+        Self::start_inner(edit, &[], Some((apart, Namespace::create())))
+    }
+
+    fn start_inner(
+        edit: impl FnOnce(String) -> String,
+        env: &[(&str, &str)],
+        apart: Option<(&'static str, Namespace)>,
+    ) -> Self {
+        let host: IpAddr = match &apart {
+            Some((_, namespace)) => namespace.host_ip.into(),
+            None => [127, 0, 0, 1].into(),
+        };
+        let etcd = Etcd::start_on(&[host; 3]);
+        let primary = StandIn::start_on(host, 0);
+        let secondary = StandIn::start_on(host, 0);
         let dir = tempfile::tempdir().expect("tempdir");
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-cluster.yaml"),
@@ -74,27 +95,31 @@ impl Cluster {
             )
             .replace("lease_ttl: 5s", "lease_ttl: 3s")
             .replace("timeout: 2s ", "timeout: 1s ")
-            .replace("127.0.0.1:18081", &format!("127.0.0.1:{}", primary.port))
-            .replace("127.0.0.1:18082", &format!("127.0.0.1:{}", secondary.port));
+            .replace("127.0.0.1:18081", &format!("{host}:{}", primary.port))
+            .replace("127.0.0.1:18082", &format!("{host}:{}", secondary.port));
         let mut nodes = Vec::new();
         for (name, dns, http) in [
             ("ns1", Some("127.0.0.1:5301"), "127.0.0.1:8101"),
             ("ns2", Some("127.0.0.1:5302"), "127.0.0.1:8102"),
             ("witness", None, "127.0.0.1:8103"),
         ] {
+            let ip: IpAddr = match &apart {
+                Some((node, namespace)) if *node == name => namespace.ns_ip.into(),
+                _ => [127, 0, 0, 1].into(),
+            };
             let http_port = free_port();
-            text = text.replace(http, &format!("127.0.0.1:{http_port}"));
+            text = text.replace(http, &format!("{ip}:{http_port}"));
             let dns = dns.map(|d| {
                 let port = free_port();
-                text = text.replace(d, &format!("127.0.0.1:{port}"));
-                SocketAddr::from(([127, 0, 0, 1], port))
+                text = text.replace(d, &format!("{ip}:{port}"));
+                SocketAddr::new(ip, port)
             });
             nodes.push(Node {
                 name,
                 server: None,
                 frozen: None,
                 dns,
-                http: SocketAddr::from(([127, 0, 0, 1], http_port)),
+                http: SocketAddr::new(ip, http_port),
             });
         }
         let config = dir.path().join("example-cluster.yaml");
@@ -106,6 +131,7 @@ impl Cluster {
             secondary,
             config,
             dir,
+            apart,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -132,7 +158,12 @@ impl Cluster {
     pub fn start_node(&mut self, name: &str) {
         let env: Vec<(String, String)> = self.env.clone();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let server = Geofailover::start_node(&self.config, Some(name), &env);
+        let namespace = self
+            .apart
+            .as_ref()
+            .filter(|(node, _)| *node == name)
+            .map(|(_, namespace)| namespace);
+        let server = Geofailover::start_in(namespace, &self.config, Some(name), &env);
         self.node_mut(name).server = Some(server);
     }
 

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod etcd;
 pub mod flood;
 pub mod mariadb;
+pub mod netns;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -194,7 +195,21 @@ impl Geofailover {
     /// `start_with_env` as one node of a cluster (`--node NAME`); a node
     /// that serves no DNS (a witness) has 0.0.0.0:0 as its DNS address.
     pub fn start_node(config: &Path, node: Option<&str>, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_geofailover"));
+        Self::start_in(None, config, node, env)
+    }
+
+    /// `start_node`, inside a network namespace when one is given.
+    pub fn start_in(
+        namespace: Option<&netns::Namespace>,
+        config: &Path,
+        node: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let binary = env!("CARGO_BIN_EXE_geofailover");
+        let mut command = match namespace {
+            Some(namespace) => namespace.command(binary),
+            None => Command::new(binary),
+        };
         command.args(["serve", "--config"]).arg(config);
         if let Some(node) = node {
             command.args(["--node", node]);
@@ -455,7 +470,13 @@ fn rand_id() -> u16 {
 
 /// Sends raw bytes over UDP and returns the raw reply (three tries).
 pub fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // A loopback source cannot reach a namespace's address.
+    let local = if addr.ip().is_loopback() {
+        "127.0.0.1:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let socket = UdpSocket::bind(local).expect("bind");
     socket
         .set_read_timeout(Some(Duration::from_millis(700)))
         .expect("timeout");
@@ -509,9 +530,14 @@ pub struct StandIn {
 
 impl StandIn {
     pub fn start(port: u16) -> Self {
+        Self::start_on([127, 0, 0, 1].into(), port)
+    }
+
+    /// A stand-in on an address of the test's choosing.
+    pub fn start_on(ip: std::net::IpAddr, port: u16) -> Self {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("stand-in site cannot listen on 127.0.0.1:{port}: {e}"));
+        let listener = TcpListener::bind((ip, port))
+            .unwrap_or_else(|e| panic!("stand-in site cannot listen on {ip}:{port}: {e}"));
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let healthy = Arc::new(AtomicBool::new(true));

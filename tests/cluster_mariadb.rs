@@ -1,0 +1,158 @@
+//! Several nodes and real databases: the cluster of config/
+//! example-cluster.yaml, with the sites' MariaDB pair of
+//! config/example-mysql.yaml (real GTID replication), and a writer
+//! counting acknowledged rows at the primary.
+
+mod common;
+
+use std::{
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use common::{
+    cluster::Cluster,
+    mariadb::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Pair, as_user_at},
+    wait_until,
+};
+
+const PRIMARY: &str = "192.0.2.10";
+const SECONDARY: &str = "198.51.100.10";
+
+/// The cluster config with the failover and sites of
+/// config/example-mysql.yaml, on `pair`'s ports.
+fn with_databases(config: String, pair: &Pair, dir: &Path) -> String {
+    let mysql = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-mysql.yaml"),
+    )
+    .expect("read config/example-mysql.yaml");
+    let sites = &mysql[mysql.find("failover:").expect("failover")..];
+    let sites = sites
+        .replace(
+            "127.0.0.1:3306",
+            &format!("127.0.0.1:{}", pair.primary.port),
+        )
+        .replace(
+            "127.0.0.1:3307",
+            &format!("127.0.0.1:{}", pair.secondary.port),
+        )
+        .replace(
+            "path: ../state/READONLY",
+            &format!("path: {}", dir.join("READONLY").display()),
+        );
+    // The stand-in sites' ports, as the cluster config has them.
+    let port_of = |site: &str| {
+        let at = config.find(&format!("name: {site}\n")).expect("site");
+        let url = &config[at..];
+        let url = &url[url.find("url: http://").expect("url") + 12..];
+        url[..url.find('/').expect("path")].to_string()
+    };
+    let sites = sites
+        .replace("127.0.0.1:18081", &port_of("primary"))
+        .replace("127.0.0.1:18082", &port_of("secondary"));
+    let head = &config[..config.find("failover:").expect("failover")];
+    format!("{head}{sites}")
+}
+
+#[test]
+fn the_primary_dies_under_a_writer_one_failover_read_only_set_once_and_nothing_acknowledged_lost() {
+    let pair = Pair::start();
+    let flags = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::start_with(
+        |config| with_databases(config, &pair, flags.path()),
+        &[("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD)],
+    );
+    assert!(
+        cluster
+            .wait_all_answer(PRIMARY, Duration::from_secs(10))
+            .is_some()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let port = pair.primary.port;
+    let writer = {
+        let (stop, acked) = (stop.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut id = 1;
+            while !stop.load(Ordering::Relaxed) {
+                let sql = format!("INSERT INTO app.orders VALUES ({id}, 'order {id}')");
+                if as_user_at(port, APP_USER, APP_PASSWORD, &sql).is_ok() {
+                    acked.lock().expect("lock").push(id);
+                }
+                id += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    assert!(wait_until(Duration::from_secs(15), || acked
+        .lock()
+        .expect("lock")
+        .len()
+        >= 20));
+
+    cluster.primary.set_healthy(false);
+    cluster
+        .wait_all_answer(SECONDARY, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{:?}\n{}", cluster.answers(), cluster.logs()));
+    assert_eq!(pair.secondary.must("SELECT @@read_only"), "1");
+    let leader = cluster.leader().expect("a leader");
+    assert!(wait_until(Duration::from_secs(5), || cluster
+        .events(&leader)
+        .iter()
+        .any(|e| e["event"] == "failed_over")));
+    let events = cluster.events(&leader);
+    let count = |event: &str| events.iter().filter(|e| e["event"] == event).count();
+    assert_eq!(count("failed_over"), 1, "{events:#?}");
+    assert_eq!(
+        count("database_read_only"),
+        1,
+        "read-only set more than once: {events:#?}"
+    );
+    for node in ["ns1", "ns2", "witness"] {
+        assert_eq!(cluster.status_json(node)["epoch"], 1, "{node}");
+    }
+
+    // The primary comes back; fail-back at a follower; nothing lost.
+    cluster.primary.set_healthy(true);
+    let follower = ["ns1", "ns2", "witness"]
+        .into_iter()
+        .find(|n| *n != leader)
+        .expect("a follower");
+    assert!(
+        wait_until(Duration::from_secs(40), || {
+            let (_, body) = cluster.post(follower, "/api/v1/failback", r#"{"dry_run": true}"#);
+            body.contains("\"accepted\":true")
+        }),
+        "{}",
+        cluster.status_json(follower)["failback_prechecks"]
+    );
+    let (code, reply) = cluster.post(follower, "/api/v1/failback", r#"{"operator": "erin"}"#);
+    assert_eq!(code, 200, "{reply}");
+    cluster
+        .wait_all_answer(PRIMARY, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{:?}\n{}", cluster.answers(), cluster.logs()));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let acked = acked.lock().expect("lock").clone();
+    pair.catch_up();
+    let ids = |db: &common::mariadb::MariaDb| -> Vec<u32> {
+        db.must("SELECT id FROM app.orders")
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    let (at_primary, at_secondary) = (ids(&pair.primary), ids(&pair.secondary));
+    for id in &acked {
+        assert!(at_primary.contains(id), "id {id} lost at the primary");
+        assert!(
+            at_secondary.contains(id),
+            "id {id} missing at the secondary"
+        );
+    }
+    eprintln!("{} acknowledged writes, all at both databases", acked.len());
+}
