@@ -334,3 +334,39 @@ fn one_vantage_point_cut_off_from_the_primary_causes_no_failover_and_is_named() 
     }
     namespace.mend(primary);
 }
+
+#[test]
+fn the_leader_tells_the_webhooks_when_a_nodes_view_is_gone() {
+    let hook = common::WebhookSink::start();
+    let mut cluster = Cluster::start(|config| config + &hook.config());
+    let leader = cluster.leader().expect("a leader");
+    let follower = ["ns1", "ns2", "witness"]
+        .into_iter()
+        .find(|n| *n != leader)
+        .expect("a follower");
+    cluster.kill(follower);
+    assert!(
+        hook.heard("node_lost"),
+        "{:?}\n{}",
+        hook.received(),
+        cluster.logs()
+    );
+    let told: Vec<String> = hook
+        .received()
+        .into_iter()
+        .filter(|r| r.contains("node_lost"))
+        .collect();
+    assert_eq!(told.len(), 1, "only the leader tells: {told:?}");
+    assert!(told[0].contains(&format!("node {follower}")), "{told:?}");
+    // The cluster's view on every live node says it is gone.
+    let gone = common::wait_until(Duration::from_secs(5), || {
+        cluster.status(&leader).is_some_and(|s| {
+            s["cluster"]["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|n| n["name"] == follower && n["live"] == false)
+        })
+    });
+    assert!(gone);
+}

@@ -1190,3 +1190,131 @@ fn read_only_must_be_verified_before_dns_moves_unless_the_operator_forces_it() {
         ]
     );
 }
+
+// Several vantage points and changes of leader -----------------------------
+
+/// Three nodes, each checking both sites on its own (one check each, so a
+/// node's view of a site is that check's state); sometimes a node's own
+/// network fails and it sees both sites down. A leader's engine decides
+/// on the quorum's verdict; leaders change at random, and a deposed
+/// leader's engine keeps stepping, but a decision reaches the agreed
+/// state only through a compare-and-swap on the revision its engine was
+/// built on, as the etcd store does.
+#[test]
+fn several_vantage_points_and_leader_changes_keep_one_decision_per_epoch() {
+    use geofailover::engine::quorum::{VantageView, agree};
+    let seeds: u64 = std::env::var("GEOFAILOVER_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
+    let mut failovers = 0;
+    let mut refused = 0;
+    for seed in 0..seeds {
+        let mut rng = Rng(seed ^ 0x5eed);
+        let spec = one_check_each(1 + rng.below(3) as u32, 1 + rng.below(3) as u32);
+        let quorum = 2;
+        // Each node's model of the two checks, and whether it is blind.
+        let mut models: Vec<Model> = (0..3).map(|_| Model::new(&spec)).collect();
+        let mut blind = [false; 3];
+        let mut agreed_state = Persisted::default();
+        let mut revision: u64 = 0;
+        // (engine, revision it is built on); the leader's is engines[leader].
+        let mut leader = 0usize;
+        let mut engines: Vec<(Engine, u64)> = (0..3)
+            .map(|_| (Engine::new(spec.clone(), agreed_state.clone()), revision))
+            .collect();
+        let mut epochs_decided = std::collections::BTreeSet::new();
+        let mut now = 1_700_000_000_000u64;
+        let mut weather = [95u64, 95u64];
+        for step in 0..4_000 {
+            now += rng.below(1500);
+            if rng.chance(2) {
+                weather[rng.below(2) as usize] = [0, 50, 100][rng.below(3) as usize];
+            }
+            if rng.chance(1) {
+                let node = rng.below(3) as usize;
+                blind[node] = !blind[node];
+            }
+            // A node probes one site.
+            let node = rng.below(3) as usize;
+            let site = rng.below(2) as usize;
+            let ok = !blind[node] && rng.below(100) < weather[site];
+            models[node].record(&spec, site, 0, ok);
+            let views: Vec<VantageView> = (0..3)
+                .map(|n| {
+                    let health = [0, 1].map(|s| {
+                        if models[n].down(&spec, s) {
+                            SiteHealth::Down
+                        } else if models[n].healthy(&spec, s) {
+                            SiteHealth::Healthy
+                        } else {
+                            SiteHealth::Degraded
+                        }
+                    });
+                    VantageView {
+                        node: format!("n{n}"),
+                        health,
+                        detail: [String::new(), String::new()],
+                    }
+                })
+                .collect();
+            let verdict = agree(&views, quorum, ["primary", "secondary"]);
+            let sees = |s: usize, h: SiteHealth| {
+                views
+                    .iter()
+                    .filter(|v| !v.blind() && v.health[s] == h)
+                    .count()
+            };
+            // Leadership changes now and then; the new leader's engine is
+            // built on the agreed state as it stands.
+            if rng.chance(3) {
+                leader = (leader + 1 + rng.below(2) as usize) % 3;
+                engines[leader] = (Engine::new(spec.clone(), agreed_state.clone()), revision);
+            }
+            // Every engine steps (a deposed one does not know yet).
+            for (n, (engine, base)) in engines.iter_mut().enumerate() {
+                engine.set_agreed(Some(verdict.clone()));
+                let before = engine.persisted().clone();
+                let decision = engine.step(Input::Tick, now);
+                if engine.persisted() == &before {
+                    continue;
+                }
+                // The compare-and-swap: the leader key held by the writer's
+                // lease, and the state at the revision it built on.
+                if n != leader || *base != revision {
+                    refused += 1;
+                    assert_ne!(n, leader, "seed {seed} step {step}: the leader was refused");
+                    *engine = Engine::new(spec.clone(), agreed_state.clone());
+                    *base = revision;
+                    continue;
+                }
+                let after = engine.persisted().clone();
+                if after.active != agreed_state.active {
+                    assert_eq!(
+                        after.epoch,
+                        agreed_state.epoch + 1,
+                        "seed {seed} step {step}"
+                    );
+                    assert!(
+                        epochs_decided.insert(after.epoch),
+                        "seed {seed} step {step}: epoch {} decided twice",
+                        after.epoch
+                    );
+                    if decision.event == (Event::FailedOver { automatic: true }) {
+                        failovers += 1;
+                        assert!(
+                            sees(0, SiteHealth::Down) >= quorum,
+                            "seed {seed} step {step}: a minority view decided: {views:?}"
+                        );
+                        assert!(sees(1, SiteHealth::Healthy) >= quorum);
+                    }
+                }
+                agreed_state = after;
+                revision += 1;
+                *base = revision;
+            }
+        }
+    }
+    assert!(failovers > 0, "no automatic failover in any run");
+    assert!(refused > 0, "no deposed leader ever tried to write");
+}

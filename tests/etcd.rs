@@ -238,3 +238,64 @@ fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
         assert_eq!(kept.engine.epoch, 2);
     });
 }
+
+/// etcd's authentication: the client signs in with the configured user and
+/// password file's secret; a wrong password is a clear refusal that does
+/// not show the password.
+#[test]
+fn a_client_signs_in_with_a_user_and_a_wrong_password_is_refused_clearly() {
+    use geofailover::config::Secret;
+    let cluster = Cluster::start(1);
+    let addr = cluster.endpoints()[0]
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let setup = |path: &str, body: &str| {
+        let (code, reply) = common::http("POST", addr, path, None, body);
+        assert_eq!(code, 200, "{path}: {reply}");
+    };
+    setup(
+        "/v3/auth/user/add",
+        r#"{"name": "root", "password": "root-secret-1"}"#,
+    );
+    setup("/v3/auth/user/grant", r#"{"user": "root", "role": "root"}"#);
+    setup("/v3/auth/enable", "{}");
+    let with = |password: &str| {
+        Arc::new(
+            Etcd::new(&EtcdConfig {
+                endpoints: cluster.endpoints(),
+                prefix: "/test".into(),
+                lease_ttl: Duration::from_secs(2),
+                timeout: Duration::from_secs(1),
+                tls: None,
+                auth: Some(("root".into(), Secret::new(password.into()))),
+            })
+            .expect("client"),
+        )
+    };
+    runtime().block_on(async {
+        let etcd = with("root-secret-1");
+        etcd.put("/test/a", b"1", None).await.expect("signed in");
+        assert_eq!(
+            etcd.get("/test/a").await.expect("get").0.map(|kv| kv.value),
+            Some(b"1".to_vec())
+        );
+        let wrong = with("not-the-password").put("/test/a", b"2", None).await;
+        match wrong {
+            Err(EtcdError::Refused(why)) => {
+                assert!(why.contains("authentication as root failed"), "{why}");
+                assert!(
+                    !why.contains("not-the-password"),
+                    "the password was shown: {why}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without a user, nothing is read.
+        let anonymous = client(&cluster).get("/test/a").await;
+        assert!(
+            matches!(anonymous, Err(EtcdError::Refused(_))),
+            "{anonymous:?}"
+        );
+    });
+}

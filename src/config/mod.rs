@@ -465,6 +465,7 @@ fn line_of_from(text: &str, from: usize, needle: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::cluster::Place;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("config/test.yaml"), text)
@@ -535,6 +536,75 @@ mod tests {
             "{error}"
         );
         assert!(error.location.line.is_some(), "{error}");
+    }
+
+    #[test]
+    fn the_cluster_settings_are_checked_with_their_lines() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-cluster.yaml");
+        let text = std::fs::read_to_string(&example).unwrap();
+        let at = |edited: &str, node: Option<&str>| {
+            Config::parse_as(&example, edited, node).map(|c| c.cluster.expect("a cluster"))
+        };
+        let cluster = at(&text, Some("witness")).unwrap();
+        assert_eq!(cluster.quorum, 2);
+        assert_eq!(cluster.me().place, Place::Witness);
+        assert!(cluster.me().dns.is_empty());
+        assert!(cluster.me().state_dir.ends_with("state/witness"));
+        let ns1 = Config::parse_as(&example, &text, Some("ns1")).unwrap();
+        assert_eq!(ns1.dns.listen, ["127.0.0.1:5301".parse().unwrap()]);
+        assert_eq!(
+            ns1.http.map(|h| h.listen),
+            Some("127.0.0.1:8101".parse().unwrap())
+        );
+
+        let cases = [
+            (
+                text.replace(
+                    "    place: witness             # checks the sites and votes, serves no DNS",
+                    "    place: witness\n    dns: [127.0.0.1:5303]",
+                ),
+                "a witness serves no DNS",
+            ),
+            (
+                text.replace("nodes:  ", "quorum: 1\nnodes:  "),
+                "quorum 1: expected from 2",
+            ),
+            (
+                text.replace("lease_ttl: 5s", "lease_ttl: 1s"),
+                "expected a lease of at least 2s",
+            ),
+            (
+                text.replace("prefix: /geofailover/example.com", "prefix: geofailover"),
+                "expected a path such as /geofailover/example.com",
+            ),
+            (
+                text.replace(
+                    "    endpoints: [http://127.0.0.1:2379,",
+                    "    endpoints: [127.0.0.1:2379,",
+                ),
+                "is not a URL",
+            ),
+        ];
+        for (edited, expected) in cases {
+            let error = at(&edited, Some("ns1")).unwrap_err();
+            assert!(error.message.contains(expected), "{error}");
+            assert!(error.location.line.is_some(), "{error}");
+        }
+        let error = at(&text, Some("ns9")).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("`ns9` is not one of the nodes listed"),
+            "{error}"
+        );
+        let error = at(&text, None).unwrap_err();
+        assert!(error.message.contains("--node NAME"), "{error}");
+        // Nodes without a shared store.
+        let cut = text.find("store:").unwrap();
+        let end = text.find("nodes:").unwrap();
+        let local = format!("{}{}", &text[..cut], &text[end..]);
+        let error = Config::parse_as(&example, &local, Some("ns1")).unwrap_err();
+        assert!(error.message.contains("need a shared store"), "{error}");
     }
 
     #[test]
