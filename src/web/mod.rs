@@ -19,7 +19,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info};
+use tracing::{Instrument, error, info};
 
 use crate::{
     config::Secret,
@@ -269,17 +269,19 @@ async fn run_command(
     actor: String,
     prechecks: Vec<Precheck>,
 ) -> Result<Response, ApiError> {
+    // The span covers this request's own lines only: entered across an
+    // await it would also cover whatever else ran on the thread meanwhile.
     let span = tracing::info_span!("operator_request", %actor, ?command);
-    let _enter = span.enter();
     let decision: Decision = ask(state, |reply| ControlEvent::Command {
         command,
         actor: actor.clone(),
         reply,
     })
+    .instrument(span.clone())
     .await?
     .map_err(|why| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, why))?;
     let accepted = decision.event != Event::Refused;
-    info!(accepted, "{}", decision.summary);
+    span.in_scope(|| info!(accepted, "{}", decision.summary));
     let reply = CommandReply {
         accepted,
         event: decision.event,
