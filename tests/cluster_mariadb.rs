@@ -5,18 +5,11 @@
 
 mod common;
 
-use std::{
-    path::Path,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use common::{
     cluster::Cluster,
-    mariadb::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Pair, as_user_at},
+    mariadb::{ADMIN_PASSWORD, Pair, Writer, assert_nothing_lost},
     wait_until,
 };
 
@@ -72,28 +65,7 @@ fn the_primary_dies_under_a_writer_one_failover_read_only_set_once_and_nothing_a
             .is_some()
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::<u32>::new()));
-    let port = pair.primary.port;
-    let writer = {
-        let (stop, acked) = (stop.clone(), acked.clone());
-        std::thread::spawn(move || {
-            let mut id = 1;
-            while !stop.load(Ordering::Relaxed) {
-                let sql = format!("INSERT INTO app.orders VALUES ({id}, 'order {id}')");
-                if as_user_at(port, APP_USER, APP_PASSWORD, &sql).is_ok() {
-                    acked.lock().expect("lock").push(id);
-                }
-                id += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    assert!(wait_until(Duration::from_secs(15), || acked
-        .lock()
-        .expect("lock")
-        .len()
-        >= 20));
+    let writer = Writer::start(pair.primary.port, 20);
 
     cluster.primary.set_healthy(false);
     cluster
@@ -136,23 +108,7 @@ fn the_primary_dies_under_a_writer_one_failover_read_only_set_once_and_nothing_a
     cluster
         .wait_all_answer(PRIMARY, Duration::from_secs(10))
         .unwrap_or_else(|| panic!("{:?}\n{}", cluster.answers(), cluster.logs()));
-    stop.store(true, Ordering::Relaxed);
-    writer.join().expect("writer");
-    let acked = acked.lock().expect("lock").clone();
-    pair.catch_up();
-    let ids = |db: &common::mariadb::MariaDb| -> Vec<u32> {
-        db.must("SELECT id FROM app.orders")
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
-    };
-    let (at_primary, at_secondary) = (ids(&pair.primary), ids(&pair.secondary));
-    for id in &acked {
-        assert!(at_primary.contains(id), "id {id} lost at the primary");
-        assert!(
-            at_secondary.contains(id),
-            "id {id} missing at the secondary"
-        );
-    }
+    let acked = writer.stop();
+    assert_nothing_lost(&pair, &acked);
     eprintln!("{} acknowledged writes, all at both databases", acked.len());
 }

@@ -4,59 +4,19 @@
 
 mod common;
 
-use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::atomic::Ordering, time::Duration};
 
 use common::{
     AppSwitch, Geofailover, StandIn, WebhookSink, a_records, http,
-    mariadb::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Pair, Setup, mysql_config},
+    mariadb::{
+        ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Pair, Setup, Writer, assert_nothing_lost,
+        mysql_config,
+    },
     status_json, wait_until,
 };
 
 const PRIMARY: &str = "192.0.2.10";
 const SECONDARY: &str = "198.51.100.10";
-
-/// Sets its flag when dropped, also while a panic unwinds.
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Inserts rows at the primary as the application user until stopped,
-/// keeping every id whose INSERT was acknowledged.
-fn writer(pair: &Pair, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<u32>>>) {
-    let mut id = 1;
-    while !stop.load(Ordering::Relaxed) {
-        if pair
-            .primary
-            .as_user(
-                APP_USER,
-                APP_PASSWORD,
-                &format!("INSERT INTO app.orders VALUES ({id}, 'order {id}')"),
-            )
-            .is_ok()
-        {
-            acked.lock().expect("lock").push(id);
-        }
-        id += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn ids(db: &common::mariadb::MariaDb) -> Vec<u32> {
-    db.must("SELECT id FROM app.orders ORDER BY id")
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
 
 #[test]
 fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_under_a_writer_loses_nothing()
@@ -82,102 +42,87 @@ fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_under_a_
         setup.status()
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let (s, a) = (stop.clone(), acked.clone());
-    let pair = &setup.pair;
-    std::thread::scope(|scope| {
-        scope.spawn(|| writer(pair, s, a));
-        // A failing assertion below must stop the writer, or the scope
-        // would wait for it forever.
-        let _stop_writer = StopOnDrop(stop.clone());
-        assert!(wait_until(Duration::from_secs(10), || acked
-            .lock()
-            .expect("lock")
-            .len()
-            >= 20));
+    let writer = Writer::start(setup.pair.primary.port, 20);
 
-        // The primary's web check starts failing.
-        setup.primary_web.set_healthy(false);
-        assert!(
-            wait_until(Duration::from_secs(20), || a_records(
-                setup.server.addr,
-                "www.example.com."
-            ) == [SECONDARY]),
-            "no failover:\n{}",
-            setup.server.log()
-        );
-        // Read-only at the secondary: database, the application's account, the flag.
-        assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
-        let refused = setup.pair.secondary.as_user(
-            APP_USER,
-            APP_PASSWORD,
-            "INSERT INTO app.orders VALUES (1000000, 'at the secondary')",
-        );
-        let error = refused.expect_err("the application's INSERT at the secondary must fail");
-        assert!(
-            error.contains("read-only") || error.contains("read_only"),
-            "{error}"
-        );
-        assert_eq!(
-            std::fs::read_to_string(setup.flag()).expect("flag file"),
-            "read-only\n"
-        );
+    // The primary's web check starts failing.
+    setup.primary_web.set_healthy(false);
+    assert!(
+        wait_until(Duration::from_secs(20), || a_records(
+            setup.server.addr,
+            "www.example.com."
+        ) == [SECONDARY]),
+        "no failover:\n{}",
+        setup.server.log()
+    );
+    // Read-only at the secondary: database, the application's account, the flag.
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
+    let refused = setup.pair.secondary.as_user(
+        APP_USER,
+        APP_PASSWORD,
+        "INSERT INTO app.orders VALUES (1000000, 'at the secondary')",
+    );
+    let error = refused.expect_err("the application's INSERT at the secondary must fail");
+    assert!(
+        error.contains("read-only") || error.contains("read_only"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(setup.flag()).expect("flag file"),
+        "read-only\n"
+    );
 
-        // The journal shows read-only verified before the answers moved.
-        let journal = setup.events();
-        let seq = |event: &str| {
-            journal
-                .iter()
-                .find(|e| e["event"] == event)
-                .and_then(|e| e["seq"].as_u64())
-                .unwrap_or_else(|| panic!("no {event} in the journal: {journal:#?}"))
-        };
-        assert!(seq("failover_started") < seq("database_read_only"));
-        assert!(seq("database_read_only") < seq("flag_file"));
-        assert!(seq("flag_file") < seq("failed_over"));
-        assert!(seq("failed_over") < seq("answers_switched"));
-        let audit = journal
+    // The journal shows read-only verified before the answers moved.
+    let journal = setup.events();
+    let seq = |event: &str| {
+        journal
             .iter()
-            .find(|e| e["event"] == "grant_audit")
-            .expect("a grant audit");
-        assert_eq!(audit["outcome"], "ok", "{audit}");
-        assert!(
-            audit["summary"]
-                .as_str()
-                .unwrap_or("")
-                .contains("no application account"),
-            "{audit}"
-        );
+            .find(|e| e["event"] == event)
+            .and_then(|e| e["seq"].as_u64())
+            .unwrap_or_else(|| panic!("no {event} in the journal: {journal:#?}"))
+    };
+    assert!(seq("failover_started") < seq("database_read_only"));
+    assert!(seq("database_read_only") < seq("flag_file"));
+    assert!(seq("flag_file") < seq("failed_over"));
+    assert!(seq("failed_over") < seq("answers_switched"));
+    let audit = journal
+        .iter()
+        .find(|e| e["event"] == "grant_audit")
+        .expect("a grant audit");
+    assert_eq!(audit["outcome"], "ok", "{audit}");
+    assert!(
+        audit["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no application account"),
+        "{audit}"
+    );
 
-        // The primary recovers; replication catches up; fail-back, with
-        // the writer still writing at the primary: no transaction of the
-        // primary's may look missing or errant at the secondary.
-        let before = acked.lock().expect("lock").len();
-        setup.primary_web.set_healthy(true);
-        assert!(
-            wait_until(
-                Duration::from_secs(30),
-                || setup.status()["ready_for_failback"] == true
-            ),
-            "{}",
-            setup.status()
-        );
-        setup.fail_back();
-        assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
-        assert!(
-            acked.lock().expect("lock").len() > before,
-            "the writer was not writing while fail-back was prepared"
-        );
-        assert_eq!(
-            setup.status()["replication"]["errant"],
-            serde_json::json!([]),
-            "{}",
-            setup.status()["replication"]
-        );
-        std::thread::sleep(Duration::from_millis(300));
-        stop.store(true, Ordering::Relaxed);
-    });
+    // The primary recovers; replication catches up; fail-back, with
+    // the writer still writing at the primary: no transaction of the
+    // primary's may look missing or errant at the secondary.
+    let before = writer.acked().len();
+    setup.primary_web.set_healthy(true);
+    assert!(
+        wait_until(
+            Duration::from_secs(30),
+            || setup.status()["ready_for_failback"] == true
+        ),
+        "{}",
+        setup.status()
+    );
+    setup.fail_back();
+    assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);
+    assert!(
+        writer.acked().len() > before,
+        "the writer was not writing while fail-back was prepared"
+    );
+    assert_eq!(
+        setup.status()["replication"]["errant"],
+        serde_json::json!([]),
+        "{}",
+        setup.status()["replication"]
+    );
+    let acked = writer.stop();
     // The flag stays until the TTL (5 s) and margin (1 s) have passed.
     assert!(
         setup.flag().exists(),
@@ -194,18 +139,8 @@ fn failover_makes_the_secondary_read_only_before_dns_moves_and_failback_under_a_
 
     // Nothing lost: every acknowledged id at the primary, and at the
     // secondary once it has caught up.
-    let acked = acked.lock().expect("lock").clone();
     assert!(acked.len() > 20, "only {} writes", acked.len());
-    let at_primary = ids(&setup.pair.primary);
-    setup.pair.catch_up();
-    let at_secondary = ids(&setup.pair.secondary);
-    for id in &acked {
-        assert!(at_primary.contains(id), "id {id} missing at the primary");
-        assert!(
-            at_secondary.contains(id),
-            "id {id} missing at the secondary"
-        );
-    }
+    assert_nothing_lost(&setup.pair, &acked);
     eprintln!("{} acknowledged writes, all at both databases", acked.len());
 }
 

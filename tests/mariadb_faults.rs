@@ -9,10 +9,7 @@
 mod common;
 
 use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -20,7 +17,7 @@ use common::{
     AppSwitch, Relay, WebhookSink,
     flood::{self, Flood},
     http,
-    mariadb::{ADMIN_PASSWORD, APP_PASSWORD, APP_USER, Setup, as_user_at},
+    mariadb::{ADMIN_PASSWORD, Setup, Writer, assert_nothing_lost},
     wait_until,
 };
 
@@ -237,36 +234,13 @@ fn the_primary_database_killed_mid_write_fails_over_and_every_acknowledged_row_i
         || setup.status()["replication"]["sql_running"] == true
     ));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::<u32>::new()));
-    let port = setup.pair.primary.port;
-    let writer = {
-        let (stop, acked) = (stop.clone(), acked.clone());
-        std::thread::spawn(move || {
-            let mut id = 1;
-            while !stop.load(Ordering::Relaxed) {
-                let sql = format!("INSERT INTO app.orders VALUES ({id}, 'order {id}')");
-                if as_user_at(port, APP_USER, APP_PASSWORD, &sql).is_ok() {
-                    acked.lock().expect("lock").push(id);
-                }
-                id += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    assert!(wait_until(Duration::from_secs(15), || acked
-        .lock()
-        .expect("lock")
-        .len()
-        >= 30));
+    let writer = Writer::start(setup.pair.primary.port, 30);
 
     // A crash in the middle of the writes.
     setup.pair.primary.crash();
     setup.wait_for_answer(SECONDARY);
     assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
-    stop.store(true, Ordering::Relaxed);
-    writer.join().expect("writer");
-    let acked = acked.lock().expect("lock").clone();
+    let acked = writer.stop();
 
     // The primary comes back on its data; replication resumes; fail-back.
     setup.pair.primary.restart();
@@ -281,25 +255,7 @@ fn the_primary_database_killed_mid_write_fails_over_and_every_acknowledged_row_i
     setup.fail_back();
     setup.wait_for_answer(PRIMARY);
 
-    let ids = |db: &common::mariadb::MariaDb| -> Vec<u32> {
-        db.must("SELECT id FROM app.orders")
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
-    };
-    let at_primary = ids(&setup.pair.primary);
-    setup.pair.catch_up();
-    let at_secondary = ids(&setup.pair.secondary);
-    for id in &acked {
-        assert!(
-            at_primary.contains(id),
-            "acknowledged id {id} lost at the primary"
-        );
-        assert!(
-            at_secondary.contains(id),
-            "acknowledged id {id} missing at the secondary"
-        );
-    }
+    assert_nothing_lost(&setup.pair, &acked);
     eprintln!(
         "{} acknowledged writes before the crash, all at both databases",
         acked.len()
@@ -378,28 +334,7 @@ fn a_silent_primary_under_a_query_flood_fails_over_within_the_bound_and_loses_no
     setup.wait_healthy();
     let (relay, _) = relay.get().expect("relay");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::<u32>::new()));
-    let port = setup.pair.primary.port;
-    let writer = {
-        let (stop, acked) = (stop.clone(), acked.clone());
-        std::thread::spawn(move || {
-            let mut id = 1;
-            while !stop.load(Ordering::Relaxed) {
-                let sql = format!("INSERT INTO app.orders VALUES ({id}, 'order {id}')");
-                if as_user_at(port, APP_USER, APP_PASSWORD, &sql).is_ok() {
-                    acked.lock().expect("lock").push(id);
-                }
-                id += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    assert!(wait_until(Duration::from_secs(15), || acked
-        .lock()
-        .expect("lock")
-        .len()
-        >= 20));
+    let writer = Writer::start(setup.pair.primary.port, 20);
     let flood = Flood::start(setup.server.addr, 2, 2);
 
     // The whole primary goes quiet for the controller: its web site and
@@ -418,8 +353,7 @@ fn a_silent_primary_under_a_query_flood_fails_over_within_the_bound_and_loses_no
     assert!(took <= Duration::from_secs(5), "took {took:?}");
     flood::assert_all_answered(&udp, &tcp);
     assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
-    stop.store(true, Ordering::Relaxed);
-    writer.join().expect("writer");
+    let acked = writer.stop();
 
     // The primary answers again; fail-back; every acknowledged row at both.
     setup.primary_web.set_silent(false);
@@ -434,19 +368,5 @@ fn a_silent_primary_under_a_query_flood_fails_over_within_the_bound_and_loses_no
     );
     setup.fail_back();
     setup.wait_for_answer(PRIMARY);
-    let acked = acked.lock().expect("lock").clone();
-    setup.pair.catch_up();
-    let ids: Vec<u32> = setup
-        .pair
-        .secondary
-        .must("SELECT id FROM app.orders")
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    for id in &acked {
-        assert!(
-            ids.contains(id),
-            "acknowledged id {id} missing at the secondary"
-        );
-    }
+    assert_nothing_lost(&setup.pair, &acked);
 }

@@ -157,6 +157,100 @@ impl MariaDb {
     }
 }
 
+/// An application writing rows at a database as the application user,
+/// one every 10 ms, keeping the id of every INSERT that was acknowledged;
+/// stopped when dropped.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acked: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts writing at the database on `port` and waits until `first`
+    /// writes were acknowledged.
+    pub fn start(port: u16, first: usize) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, acked) = (stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let mut id = 1;
+                while !stop.load(Ordering::Relaxed) {
+                    let sql = format!("INSERT INTO app.orders VALUES ({id}, 'order {id}')");
+                    if as_user_at(port, APP_USER, APP_PASSWORD, &sql).is_ok() {
+                        acked.lock().expect("lock").push(id);
+                    }
+                    id += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        let writer = Self {
+            stop,
+            acked,
+            thread: Some(thread),
+        };
+        assert!(
+            wait_until(Duration::from_secs(15), || writer.acked().len() >= first),
+            "only {} writes acknowledged",
+            writer.acked().len()
+        );
+        writer
+    }
+
+    /// The ids acknowledged so far.
+    pub fn acked(&self) -> Vec<u32> {
+        self.acked.lock().expect("lock").clone()
+    }
+
+    /// Stops writing; every id acknowledged.
+    pub fn stop(mut self) -> Vec<u32> {
+        self.halt();
+        self.acked()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// The ids in `app.orders`.
+pub fn ids(db: &MariaDb) -> Vec<u32> {
+    db.must("SELECT id FROM app.orders")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Asserts every acknowledged id is at both databases (the secondary
+/// first catching up).
+pub fn assert_nothing_lost(pair: &Pair, acked: &[u32]) {
+    let at_primary = ids(&pair.primary);
+    pair.catch_up();
+    let at_secondary = ids(&pair.secondary);
+    for id in acked {
+        assert!(
+            at_primary.contains(id),
+            "acknowledged id {id} lost at the primary"
+        );
+        assert!(
+            at_secondary.contains(id),
+            "acknowledged id {id} missing at the secondary"
+        );
+    }
+}
+
 /// Runs SQL as `user` over TCP at a loopback `port`.
 pub fn as_user_at(port: u16, user: &str, password: &str, sql: &str) -> Result<String, String> {
     let args = [
