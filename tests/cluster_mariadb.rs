@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 
 use common::{
     cluster::Cluster,
-    mariadb::{ADMIN_PASSWORD, Pair, Writer, assert_nothing_lost},
+    mariadb::{ADMIN_PASSWORD, Pair, Writer, assert_nothing_lost, mysql_example},
     wait_until,
 };
 
@@ -19,34 +19,15 @@ const SECONDARY: &str = "198.51.100.10";
 /// The cluster config with the failover and sites of
 /// config/example-mysql.yaml, on `pair`'s ports.
 fn with_databases(config: String, pair: &Pair, dir: &Path) -> String {
-    let mysql = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-mysql.yaml"),
-    )
-    .expect("read config/example-mysql.yaml");
-    let sites = &mysql[mysql.find("failover:").expect("failover")..];
-    let sites = sites
-        .replace(
-            "127.0.0.1:3306",
-            &format!("127.0.0.1:{}", pair.primary.port),
-        )
-        .replace(
-            "127.0.0.1:3307",
-            &format!("127.0.0.1:{}", pair.secondary.port),
-        )
-        .replace(
-            "path: ../state/READONLY",
-            &format!("path: {}", dir.join("READONLY").display()),
-        );
-    // The stand-in sites' ports, as the cluster config has them.
-    let port_of = |site: &str| {
+    // The stand-in sites' addresses, as the cluster config has them.
+    let address_of = |site: &str| {
         let at = config.find(&format!("name: {site}\n")).expect("site");
         let url = &config[at..];
         let url = &url[url.find("url: http://").expect("url") + 12..];
         url[..url.find('/').expect("path")].to_string()
     };
-    let sites = sites
-        .replace("127.0.0.1:18081", &port_of("primary"))
-        .replace("127.0.0.1:18082", &port_of("secondary"));
+    let mysql = mysql_example(pair, dir, &address_of("primary"), &address_of("secondary"));
+    let sites = &mysql[mysql.find("failover:").expect("failover")..];
     let head = &config[..config.find("failover:").expect("failover")];
     format!("{head}{sites}")
 }

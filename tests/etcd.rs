@@ -163,7 +163,7 @@ fn reads_writes_swaps_leases_and_watches_against_a_real_cluster() {
 #[test]
 fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
     use geofailover::store::{
-        Store, StoreError, StoredState,
+        LocalStore, Store, StoreError, StoredState,
         shared::{EtcdStore, Fence, Keys},
     };
     use std::sync::Mutex;
@@ -190,7 +190,13 @@ fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
             lease: lease1,
             revision: 0,
         }));
-        let ns1 = EtcdStore::new(etcd.clone(), keys.clone(), fence1);
+        let copy1 = tempfile::tempdir().expect("tempdir");
+        let ns1 = EtcdStore::new(
+            etcd.clone(),
+            keys.clone(),
+            fence1,
+            LocalStore::new(copy1.path()),
+        );
         let mut state = StoredState::default();
         state.engine.epoch = 1;
         ns1.save(&state).await.expect("the leader writes");
@@ -222,6 +228,7 @@ fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
             .await
             .expect("txn");
         let revision = took.read[0].as_ref().expect("the state").mod_revision;
+        let copy2 = tempfile::tempdir().expect("tempdir");
         let ns2 = EtcdStore::new(
             etcd.clone(),
             keys.clone(),
@@ -229,6 +236,7 @@ fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
                 lease: lease2,
                 revision,
             })),
+            LocalStore::new(copy2.path()),
         );
         state.engine.epoch = 2;
         ns2.save(&state).await.expect("the new leader writes");
@@ -243,6 +251,13 @@ fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
         }
         let kept = ns2.load().await.expect("load").expect("a state");
         assert_eq!(kept.engine.epoch, 2);
+        // ns1's copy is what it wrote under its fence, not the refused state.
+        let copy = LocalStore::new(copy1.path())
+            .load()
+            .await
+            .expect("load")
+            .expect("a copy");
+        assert_eq!(copy.engine.epoch, 1);
     });
 }
 

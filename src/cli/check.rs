@@ -10,23 +10,24 @@ use crate::{config::Config, control::readiness, zone};
 
 pub fn run(path: &Path, live: bool, node: Option<&str>) -> Result<(), Failure> {
     let bad = |e: crate::config::ConfigError| Failure::Config(e.to_string());
-    // With several nodes and none named, every node's settings are checked.
+    // With several nodes and none named, every node's settings are
+    // checked; the zones and the live checks are the first node's.
     let names = Config::node_names(path).map_err(bad)?;
-    if node.is_none() && !names.is_empty() {
+    let config = if node.is_none() && !names.is_empty() {
+        let mut first = None;
         for name in &names {
-            Config::load_as(path, Some(name)).map_err(bad)?;
+            let config = Config::load_as(path, Some(name)).map_err(bad)?;
+            first.get_or_insert(config);
         }
         println!(
             "{}: the cluster's settings are valid for every node: {}",
             path.display(),
             names.join(", ")
         );
-        let Some(first) = names.first() else {
-            return Ok(());
-        };
-        return run(path, live, Some(first));
-    }
-    let config = Config::load_as(path, node).map_err(bad)?;
+        first.ok_or_else(|| Failure::Config("no nodes".into()))?
+    } else {
+        Config::load_as(path, node).map_err(bad)?
+    };
     let zones = zone::load_all(&config).map_err(|e| Failure::Config(e.to_string()))?;
     let table = zone::AnswerTable::build(zones);
     let zones: Vec<String> = table

@@ -198,13 +198,17 @@ impl Controller {
     /// in the stored state (serials, read-only progress).
     async fn store_decision(&mut self, decision: &Decision) -> Result<(), String> {
         let serials = self.serials.clone();
-        let progress = self.failing.as_ref().and_then(|f| f.read_only.clone());
+        let kept = self
+            .failing
+            .as_ref()
+            .map(|f| (f.read_only.clone(), f.scheduled_clears.clone()));
         self.prepare_state(decision);
         let result = self.try_save().await;
         if result.is_err() {
             self.serials = serials;
-            if let Some(failing) = &mut self.failing {
+            if let (Some(failing), Some((progress, clears))) = (&mut self.failing, kept) {
                 failing.read_only = progress;
+                failing.scheduled_clears = clears;
             }
         }
         result

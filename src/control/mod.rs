@@ -33,7 +33,7 @@ mod tasks;
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::{
     config::{Config, DrillConfig, Failover, ReadOnlyStep},
@@ -248,16 +248,9 @@ impl Controller {
         let (store, cluster) = shared_store(config, &outbox)?;
         let failing = match &config.failover {
             Some(failover) => {
-                let stored = match (store.load().await, &cluster) {
-                    (Ok(stored), _) => stored,
-                    // Without etcd at start, the copy of the last agreed
-                    // state is served until etcd answers.
-                    (Err(e), Some(_)) => {
-                        error!("{e}: serving the copy of the last agreed state kept here");
-                        LocalStore::new(&config.state_dir).load_now()?
-                    }
-                    (Err(e), None) => return Err(e),
-                };
+                // Without etcd at start, the store serves its copy of the
+                // last agreed state until etcd answers.
+                let stored = store.load().await?;
                 let restored = stored.is_some();
                 let stored = stored.unwrap_or_default();
                 let mut engine = Engine::new(failover.engine_spec(), stored.engine.clone());
@@ -605,13 +598,9 @@ fn shared_store(
         etcd.clone(),
         crate::store::shared::Keys::new(&settings.etcd.prefix),
         fence.clone(),
-    );
-    let member = cluster::member::spawn(etcd, settings, fence.clone(), outbox.clone());
-    let cluster = cluster::Cluster::new(
-        settings.clone(),
-        member,
-        fence,
         LocalStore::new(&config.state_dir),
     );
+    let member = cluster::member::spawn(etcd, settings, fence.clone(), outbox.clone());
+    let cluster = cluster::Cluster::new(settings.clone(), member, fence);
     Ok((Box::new(store), Some(cluster)))
 }

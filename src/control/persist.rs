@@ -35,10 +35,8 @@ impl Controller {
         let state = self.stored_state(failing);
         match failing.store.save(&state).await {
             Ok(()) => Ok(()),
-            Err(StoreError::Fenced(why)) => {
-                let text =
-                    format!("the write was refused: this node is no longer the leader ({why})");
-                error!("{text}");
+            Err(e @ StoreError::Fenced(_)) => {
+                let text = e.to_string();
                 self.depose(&text).await;
                 Err(text)
             }
@@ -49,20 +47,26 @@ impl Controller {
     /// Stores the state; a failure is told once per decision (epoch) and
     /// the state kept dirty, so the next step tries again.
     pub(super) async fn save(&mut self, now: u64) {
+        let _ = self.store_state(now).await;
+    }
+
+    /// As `save`, for a step that must not go on unless the state is
+    /// stored: the error says why it could not be.
+    pub(super) async fn store_state(&mut self, now: u64) -> Result<(), String> {
         let Some(failing) = &self.failing else {
-            return;
+            return Ok(());
         };
         let epoch = failing.engine.persisted().epoch;
         let failure = self.try_save().await.err();
         let Some(failing) = &mut self.failing else {
-            return;
+            return Ok(());
         };
         // Told once per failing spell and epoch, not at every retry; a new
         // decision (another epoch) that cannot be stored is told again.
         let announced = failing.announced.unsaved;
         failing.dirty = failure.is_some();
         failing.announced.unsaved = failure.as_ref().map(|_| epoch);
-        match failure {
+        match failure.clone() {
             Some(why) if announced == Some(epoch) => {
                 debug!("still cannot store the state: {why}");
             }
@@ -103,5 +107,6 @@ impl Controller {
             }
             None => {}
         }
+        failure.map_or(Ok(()), Err)
     }
 }

@@ -197,10 +197,9 @@ impl Controller {
             reasons: Vec::new(),
             outcome: "ok".into(),
         });
-        if let Err(why) = self.try_save().await {
+        if let Err(why) = self.store_state(now).await {
             // Steps must not run before the attempt is stored: a crash
             // would leave them set with nothing to undo them.
-            self.save(now).await;
             let outbox = self.outbox.clone();
             tokio::spawn(async move {
                 let why = format!("the failover could not be stored before its first step: {why}");
@@ -309,10 +308,7 @@ impl Controller {
                 });
             }
         }
-        let stored = self.try_save().await;
-        if stored.is_err() {
-            self.save(now).await;
-        }
+        let stored = self.store_state(now).await;
         self.journal_steps(epoch, &lines);
         for warning in new_warnings {
             warn!(epoch, "{warning}");

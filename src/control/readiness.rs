@@ -82,7 +82,7 @@ pub async fn check(failover: &Failover, state_dir: &Path) -> Readiness {
         });
     }
     for step in steps_of_site {
-        items.extend(steps::ready(step, site, failover.step_timeout).await);
+        items.push(steps::ready(step, site, failover.step_timeout).await);
     }
     items.push(state_dir_writable(state_dir));
     Readiness {

@@ -91,6 +91,8 @@ impl Controller {
         let stored = self.serials.clone();
         self.serials = answers::serials(&self.zones, &stored);
         self.notifier = super::Notifier::new(config.webhooks.clone());
+        // With several nodes, only the leader notifies.
+        self.notifier.mute(self.follows());
         self.drill_config = config.drill.clone();
         self.publish();
         if self.failing.is_some() {

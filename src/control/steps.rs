@@ -191,78 +191,64 @@ pub async fn undo(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Result<
 /// Whether `step` could run now at `site`, without changing anything:
 /// the account's privileges, the flag file's folder, the flag SQL's
 /// tables, the flag URLs.
-pub async fn ready(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Vec<Precheck> {
+pub async fn ready(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Precheck {
     let name = step.name();
-    let check = |ok: bool, detail: String| Precheck {
-        name: name.to_string(),
-        ok,
-        detail,
-    };
-    match step {
-        ReadOnlyStep::Database => {
-            let Some(database) = &site.database else {
-                return vec![check(false, missing(step))];
-            };
-            let audit = !database.app_accounts.is_empty();
-            let result = within(timeout, name, async {
-                let mut db = Db::connect(&database.target, timeout).await?;
-                let lacking = db.failover_privileges().await;
-                db.close().await;
-                lacking
-            })
-            .await;
-            match result {
-                Err(e) => vec![check(false, e)],
-                Ok((Some(read_only), _)) => vec![check(false, read_only)],
-                Ok((None, Some(audit_lacks))) if audit && database.strict_grants => {
-                    vec![check(false, format!("{audit_lacks} (strict_grants)"))]
-                }
-                Ok((None, Some(audit_lacks))) if audit => vec![check(
-                    true,
-                    format!(
-                        "the controller's account may set read_only; warning: {audit_lacks}, so the grant audit will not run"
-                    ),
-                )],
-                Ok((None, _)) if audit => vec![check(
-                    true,
-                    "the controller's account may set read_only and read the application accounts' grants".into(),
-                )],
-                Ok((None, _)) => vec![check(
-                    true,
-                    "the controller's account may set read_only".into(),
-                )],
-            }
-        }
+    let result = match step {
+        ReadOnlyStep::Database => match &site.database {
+            Some(database) => database_ready(database, timeout).await,
+            None => Err(missing(step)),
+        },
         ReadOnlyStep::FlagFile => match site.read_only.file.clone() {
-            Some(file) => {
-                let result = blocking(timeout, name, move || folder_writable(&file)).await;
-                vec![match result {
-                    Ok(d) => check(true, d),
-                    Err(e) => check(false, e),
-                }]
-            }
-            None => vec![check(false, missing(step))],
+            Some(file) => blocking(timeout, name, move || folder_writable(&file)).await,
+            None => Err(missing(step)),
         },
         ReadOnlyStep::FlagSql => match (&site.read_only.sql, &site.database) {
             (Some(sql), Some(database)) => {
-                let result = within(timeout, name, sql_runnable(database, sql, timeout)).await;
-                vec![match result {
-                    Ok(d) => check(true, d),
-                    Err(e) => check(false, e),
-                }]
+                within(timeout, name, sql_runnable(database, sql, timeout)).await
             }
-            _ => vec![check(false, missing(step))],
+            _ => Err(missing(step)),
         },
         ReadOnlyStep::FlagHttp => match &site.read_only.http {
-            Some(http) => {
-                let result = within(timeout, name, http_answering(http, timeout)).await;
-                vec![match result {
-                    Ok(d) => check(true, d),
-                    Err(e) => check(false, e),
-                }]
-            }
-            None => vec![check(false, missing(step))],
+            Some(http) => within(timeout, name, http_answering(http, timeout)).await,
+            None => Err(missing(step)),
         },
+    };
+    let (ok, detail) = match result {
+        Ok(detail) => (true, detail),
+        Err(why) => (false, why),
+    };
+    Precheck {
+        name: name.to_string(),
+        ok,
+        detail,
+    }
+}
+
+/// The controller's account may set `read_only` and, when there are
+/// application accounts to audit, read their grants (lacking the latter
+/// is a warning unless `strict_grants`).
+async fn database_ready(database: &Database, timeout: Duration) -> Result<String, String> {
+    let audit = !database.app_accounts.is_empty();
+    let lacking = within(timeout, ReadOnlyStep::Database.name(), async {
+        let mut db = Db::connect(&database.target, timeout).await?;
+        let lacking = db.failover_privileges().await;
+        db.close().await;
+        lacking
+    })
+    .await?;
+    match lacking {
+        (Some(read_only), _) => Err(read_only),
+        (None, Some(audit_lacks)) if audit && database.strict_grants => {
+            Err(format!("{audit_lacks} (strict_grants)"))
+        }
+        (None, Some(audit_lacks)) if audit => Ok(format!(
+            "the controller's account may set read_only; warning: {audit_lacks}, so the grant audit will not run"
+        )),
+        (None, _) if audit => Ok(
+            "the controller's account may set read_only and read the application accounts' grants"
+                .into(),
+        ),
+        (None, _) => Ok("the controller's account may set read_only".into()),
     }
 }
 

@@ -39,11 +39,7 @@ fn build_client(
         .pool_max_idle_per_host(0)
         .tls_danger_accept_invalid_certs(!http.tls_verify);
     if let Some(file) = &http.ca_file {
-        let pem =
-            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("{} holds no PEM certificate: {e}", file.display()))?;
-        builder = builder.tls_certs_merge(certs);
+        builder = builder.tls_certs_merge(read_ca(file)?);
     }
     if let Some((host, addr)) = resolve {
         builder = builder.resolve(&host, addr);
@@ -51,6 +47,13 @@ fn build_client(
     builder
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// The certificates of a PEM file (one or a bundle).
+pub fn read_ca(file: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{} holds no PEM certificate: {e}", file.display()))
 }
 
 /// A check ready to run: clients built, secrets in place.

@@ -35,7 +35,6 @@ pub enum EtcdError {
 pub struct Kv {
     pub key: String,
     pub value: Vec<u8>,
-    pub create_revision: i64,
     pub mod_revision: i64,
     pub lease: i64,
 }
@@ -49,8 +48,6 @@ pub enum Compare {
     ModRevision(String, i64),
     /// The key exists and is held by this lease.
     Lease(String, i64),
-    /// The key's value is this.
-    Value(String, Vec<u8>),
 }
 
 /// An operation of a transaction.
@@ -62,8 +59,6 @@ pub enum Op {
         lease: Option<i64>,
     },
     Delete(String),
-    /// Deletes every key that starts with this prefix.
-    DeletePrefix(String),
     /// Deletes the keys from the first (included) to the second (not).
     DeleteRange(String, String),
     Get(String),
@@ -109,7 +104,6 @@ fn kv_of(v: &Value) -> Kv {
     Kv {
         key: String::from_utf8_lossy(&decode(&v["key"])).into_owned(),
         value: decode(&v["value"]),
-        create_revision: number(&v["create_revision"]),
         mod_revision: number(&v["mod_revision"]),
         lease: number(&v["lease"]),
     }
@@ -138,9 +132,6 @@ fn compare_json(c: &Compare) -> Value {
         Compare::Lease(key, lease) => json!({
             "key": B64.encode(key), "target": "LEASE", "result": "EQUAL", "lease": lease.to_string()
         }),
-        Compare::Value(key, value) => json!({
-            "key": B64.encode(key), "target": "VALUE", "result": "EQUAL", "value": B64.encode(value)
-        }),
     }
 }
 
@@ -154,9 +145,6 @@ fn op_json(op: &Op) -> Value {
             json!({ "request_put": put })
         }
         Op::Delete(key) => json!({"request_delete_range": {"key": B64.encode(key)}}),
-        Op::DeletePrefix(prefix) => json!({"request_delete_range": {
-            "key": B64.encode(prefix), "range_end": B64.encode(prefix_end(prefix))
-        }}),
         Op::DeleteRange(from, to) => json!({"request_delete_range": {
             "key": B64.encode(from), "range_end": B64.encode(to)
         }}),
@@ -171,6 +159,25 @@ async fn read_json(answer: reqwest::Response, base: &str) -> Result<Value, EtcdE
         .map_err(|e| EtcdError::Unavailable(format!("{base}: {e}")))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| EtcdError::Unavailable(format!("{base}: an answer that is not JSON: {e}")))
+}
+
+/// A watch running in the background; dropped, it stops.
+pub struct Watch {
+    events: mpsc::Receiver<WatchEvent>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    /// The next change; `None` once the watch has ended.
+    pub async fn recv(&mut self) -> Option<WatchEvent> {
+        self.events.recv().await
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 pub struct Etcd {
@@ -192,9 +199,7 @@ impl Etcd {
             let read = |path: &std::path::Path| {
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
             };
-            let ca = reqwest::Certificate::from_pem(&read(&tls.ca_file)?)
-                .map_err(|e| format!("{}: {e}", tls.ca_file.display()))?;
-            builder = builder.tls_certs_only([ca]);
+            builder = builder.tls_certs_only(crate::probe::read_ca(&tls.ca_file)?);
             if let Some((cert, key)) = &tls.identity {
                 let mut pem = read(cert)?;
                 pem.extend(read(key)?);
@@ -411,18 +416,14 @@ impl Etcd {
     }
 
     /// Watches every key starting with `prefix` from `revision` on, in
-    /// the background; changes arrive in order on the receiver. A lost
-    /// watch is opened again (a `Reset` first); the task ends when the
-    /// receiver is dropped.
-    pub fn watch(
-        self: &std::sync::Arc<Self>,
-        prefix: &str,
-        revision: i64,
-    ) -> mpsc::Receiver<WatchEvent> {
+    /// the background; changes arrive in order. A lost watch is opened
+    /// again (a `Reset` first); dropping the `Watch` ends it, even while
+    /// its connection hangs.
+    pub fn watch(self: &std::sync::Arc<Self>, prefix: &str, revision: i64) -> Watch {
         let (events, receiver) = mpsc::channel(256);
         let etcd = self.clone();
         let prefix = prefix.to_string();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut next = revision;
             loop {
                 let result = etcd.watch_once(&prefix, &mut next, &events).await;
@@ -438,7 +439,10 @@ impl Etcd {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        receiver
+        Watch {
+            events: receiver,
+            task,
+        }
     }
 
     /// One watch stream, until it ends; `next` follows the events seen.
@@ -478,7 +482,7 @@ impl Etcd {
         loop {
             // A quiet watch gets a progress notification every ten
             // minutes or so; a dead connection is noticed by the lease
-            // keep-alives, which reopen it through `Reset`.
+            // keep-alives, whose failure drops the watch.
             let chunk = answer
                 .chunk()
                 .await
@@ -538,7 +542,6 @@ mod tests {
             Kv {
                 key: "/p/state".into(),
                 value: b"{}".to_vec(),
-                create_revision: 4,
                 mod_revision: 9,
                 lease: 7_587_878,
             }

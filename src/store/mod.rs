@@ -113,6 +113,8 @@ pub trait Store: Send + Sync {
     async fn load(&self) -> Result<Option<StoredState>, StoreError>;
     /// Stores `state` durably before returning.
     async fn save(&self, state: &StoredState) -> Result<(), StoreError>;
+    /// A state another node stored, kept where this store keeps a copy.
+    async fn keep_copy(&self, _state: &StoredState) {}
 }
 
 /// The state as a file in a local directory.

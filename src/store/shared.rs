@@ -14,13 +14,18 @@
 //! `leader` key is held by the leader's lease (its fencing token) and, for
 //! the state, while the state is still at the revision the leader last
 //! wrote or read: a deposed or partitioned leader's write fails.
+//!
+//! Each node keeps a copy of the last agreed state it wrote or read in its
+//! state directory, served when etcd cannot be reached at start.
 
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use tracing::{error, warn};
+
 use super::{
-    Store, StoreError, StoredState,
+    LocalStore, Store, StoreError, StoredState,
     etcd::{Compare, Etcd, EtcdError, Op},
 };
 use crate::{config::Place, engine::quorum::VantageView};
@@ -127,16 +132,23 @@ pub struct Fence {
     pub revision: i64,
 }
 
-/// The agreed state in etcd, written only under the fence.
+/// The agreed state in etcd, written only under the fence, with this
+/// node's copy of it.
 pub struct EtcdStore {
     etcd: Arc<Etcd>,
     keys: Keys,
     fence: Arc<Mutex<Fence>>,
+    copy: LocalStore,
 }
 
 impl EtcdStore {
-    pub fn new(etcd: Arc<Etcd>, keys: Keys, fence: Arc<Mutex<Fence>>) -> Self {
-        Self { etcd, keys, fence }
+    pub fn new(etcd: Arc<Etcd>, keys: Keys, fence: Arc<Mutex<Fence>>, copy: LocalStore) -> Self {
+        Self {
+            etcd,
+            keys,
+            fence,
+            copy,
+        }
     }
 
     fn fence(&self) -> Fence {
@@ -160,13 +172,24 @@ pub fn parse_state(value: &[u8]) -> Result<StoredState, StoreError> {
 
 #[async_trait::async_trait]
 impl Store for EtcdStore {
+    /// The agreed state; without etcd, this node's copy of it.
     async fn load(&self) -> Result<Option<StoredState>, StoreError> {
-        let (kv, _) = self
-            .etcd
-            .get(&self.keys.state())
-            .await
-            .map_err(unavailable)?;
-        kv.map(|kv| parse_state(&kv.value)).transpose()
+        match self.etcd.get(&self.keys.state()).await {
+            Ok((kv, _)) => kv.map(|kv| parse_state(&kv.value)).transpose(),
+            Err(e) => {
+                error!(
+                    "{}: serving the copy of the last agreed state kept here",
+                    unavailable(e)
+                );
+                self.copy.load().await
+            }
+        }
+    }
+
+    async fn keep_copy(&self, state: &StoredState) {
+        if let Err(e) = self.copy.save(state).await {
+            warn!("cannot keep a copy of the agreed state: {e}");
+        }
     }
 
     async fn save(&self, state: &StoredState) -> Result<(), StoreError> {
@@ -198,6 +221,7 @@ impl Store for EtcdStore {
             {
                 f.revision = result.revision;
             }
+            self.keep_copy(state).await;
             return Ok(());
         }
         let leader = result

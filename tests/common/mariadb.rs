@@ -322,25 +322,21 @@ impl Pair {
     }
 }
 
-/// config/example-mysql.yaml on this test's ports and folder.
-pub fn mysql_config(dir: &Path, pair: &Pair, primary_web: u16, secondary_web: u16) -> PathBuf {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-mysql.yaml"),
-    )
-    .expect("read config/example-mysql.yaml");
-    let state = dir.join("state");
-    let text = text
+/// config/example-mysql.yaml with `pair`'s database ports, the flag file
+/// in `flag_dir` and the sites' web checks at `primary_web` and
+/// `secondary_web` (addresses).
+pub fn mysql_example(
+    pair: &Pair,
+    flag_dir: &Path,
+    primary_web: &str,
+    secondary_web: &str,
+) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-mysql.yaml"))
+        .expect("read config/example-mysql.yaml")
         .replace(
             "path: ../state/READONLY",
-            &format!("path: {}", state.join("READONLY").display()),
+            &format!("path: {}", flag_dir.join("READONLY").display()),
         )
-        .replace(
-            "state_dir: ../state",
-            &format!("state_dir: {}", state.display()),
-        )
-        .replace("../zones/", &format!("{}/", super::repo_zones().display()))
-        .replace("127.0.0.1:5353", "127.0.0.1:0")
-        .replace("127.0.0.1:8053", "127.0.0.1:0")
         .replace(
             "127.0.0.1:3306",
             &format!("127.0.0.1:{}", pair.primary.port),
@@ -349,8 +345,26 @@ pub fn mysql_config(dir: &Path, pair: &Pair, primary_web: u16, secondary_web: u1
             "127.0.0.1:3307",
             &format!("127.0.0.1:{}", pair.secondary.port),
         )
-        .replace("127.0.0.1:18081", &format!("127.0.0.1:{primary_web}"))
-        .replace("127.0.0.1:18082", &format!("127.0.0.1:{secondary_web}"));
+        .replace("127.0.0.1:18081", primary_web)
+        .replace("127.0.0.1:18082", secondary_web)
+}
+
+/// config/example-mysql.yaml on this test's ports and folder.
+pub fn mysql_config(dir: &Path, pair: &Pair, primary_web: u16, secondary_web: u16) -> PathBuf {
+    let state = dir.join("state");
+    let text = mysql_example(
+        pair,
+        &state,
+        &format!("127.0.0.1:{primary_web}"),
+        &format!("127.0.0.1:{secondary_web}"),
+    )
+    .replace(
+        "state_dir: ../state",
+        &format!("state_dir: {}", state.display()),
+    )
+    .replace("../zones/", &format!("{}/", super::repo_zones().display()))
+    .replace("127.0.0.1:5353", "127.0.0.1:0")
+    .replace("127.0.0.1:8053", "127.0.0.1:0");
     let path = dir.join("example-mysql.yaml");
     std::fs::write(&path, text).expect("write config");
     path

@@ -22,7 +22,7 @@ use crate::{
     engine::{Command, Decision},
     store::{
         JournalEntry, StoredState,
-        etcd::{Compare, Etcd, EtcdError, Kv, Op, WatchEvent},
+        etcd::{Compare, Etcd, EtcdError, Kv, Op, Watch, WatchEvent},
         shared::{Fence, KeyKind, Keys, NodeView, parse_state},
     },
 };
@@ -85,7 +85,7 @@ pub enum Event {
     /// watch).
     Snapshot {
         leader: Option<String>,
-        views: Vec<(String, Option<NodeView>)>,
+        views: Vec<(String, NodeView)>,
         state: Option<(StoredState, i64)>,
         journal: Vec<JournalEntry>,
     },
@@ -131,14 +131,14 @@ struct Member {
     fence: Arc<Mutex<Fence>>,
     outbox: mpsc::Sender<ControlEvent>,
     lease: Option<i64>,
-    /// When the lease was last granted or renewed.
+    /// When the lease was last granted or renewed (when the request that
+    /// did it was sent: etcd counts the TTL from no earlier than that).
     renewed: Instant,
-    leading: bool,
     /// Who holds the `leader` key, as last seen.
     leader: Option<String>,
-    /// The state's revision as last seen.
-    state_revision: i64,
     view: Option<NodeView>,
+    /// `view` is published under the current lease.
+    view_published: bool,
     etcd_up: Option<bool>,
     next_journal: u64,
     /// Forwarded requests this node left, waiting for their replies.
@@ -163,10 +163,9 @@ pub fn spawn(
         outbox,
         lease: None,
         renewed: Instant::now(),
-        leading: false,
         leader: None,
-        state_revision: 0,
         view: None,
+        view_published: false,
         etcd_up: None,
         next_journal: 1,
         forwarded: Vec::new(),
@@ -176,6 +175,13 @@ pub fn spawn(
 }
 
 impl Member {
+    /// This node leads while its fence holds a lease: the controller
+    /// clears it when a write of its own is refused, and the member when
+    /// the lease is lost.
+    fn leading(&self) -> bool {
+        self.fence.lock().map(|f| f.lease != 0).unwrap_or(false)
+    }
+
     async fn tell(&self, event: Event) {
         let _ = self
             .outbox
@@ -198,19 +204,31 @@ impl Member {
     async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
         let mut ticks = tokio::time::interval(self.ttl / 3);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut watch: Option<mpsc::Receiver<WatchEvent>> = None;
+        let mut watch: Option<Watch> = None;
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
                     let result = self.keep_lease().await;
                     self.contact(&result).await;
-                    if result.is_ok() && watch.is_none() {
+                    if result.is_err() {
+                        // What changed meanwhile is read afresh once etcd
+                        // answers again.
+                        watch = None;
+                        continue;
+                    }
+                    if !self.view_published
+                        && let Some(view) = self.view.clone()
+                    {
+                        let published = self.publish(&view).await;
+                        self.contact(&published).await;
+                    }
+                    if watch.is_none() {
                         match self.snapshot().await {
                             Ok(revision) => watch = Some(self.etcd.watch(&self.keys.all(), revision + 1)),
                             Err(e) => self.contact(&Err(e)).await,
                         }
                     }
-                    if result.is_ok() && !self.leading {
+                    if !self.leading() {
                         let mine = self.leader.as_deref() == Some(self.node.as_str());
                         if self.leader.is_none() || mine {
                             let campaign = self.campaign().await;
@@ -242,17 +260,22 @@ impl Member {
     /// it cannot.
     async fn keep_lease(&mut self) -> Result<(), EtcdError> {
         if let Some(lease) = self.lease {
-            match self.etcd.keep_alive(lease).await {
-                Ok(ttl) if ttl > 0 => {
-                    self.renewed = Instant::now();
+            // The answer must come while the lease surely still holds at
+            // etcd (a fifth of the TTL kept as margin); a leader that does
+            // not hear in time stops acting.
+            let sent = Instant::now();
+            let deadline = (self.renewed + self.ttl - self.ttl / 5).saturating_duration_since(sent);
+            match tokio::time::timeout(deadline, self.etcd.keep_alive(lease)).await {
+                Ok(Ok(ttl)) if ttl > 0 => {
+                    self.renewed = sent;
                     return Ok(());
                 }
-                Ok(_) => {
+                Ok(Ok(_)) => {
                     warn!("this node's lease expired at etcd");
                     self.lease = None;
                     self.step_down("its lease expired").await;
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     // Another try may still come in time; past that, the
                     // lease may be gone at etcd: stop acting now.
                     if self.renewed.elapsed() + self.timeout >= self.ttl {
@@ -261,24 +284,31 @@ impl Member {
                     }
                     return Err(e);
                 }
+                Err(_) => {
+                    self.step_down("etcd could not renew its lease in time")
+                        .await;
+                    return Err(EtcdError::Unavailable(format!(
+                        "no answer to the lease keep-alive within {} ms",
+                        deadline.as_millis()
+                    )));
+                }
             }
         }
+        let sent = Instant::now();
         let lease = self.etcd.grant(self.ttl).await?;
         self.lease = Some(lease);
-        self.renewed = Instant::now();
+        self.renewed = sent;
+        self.view_published = false;
         debug!(lease, "lease granted");
-        if let Some(view) = self.view.clone() {
-            self.publish(&view).await?;
-        }
         Ok(())
     }
 
     async fn step_down(&mut self, why: &str) {
+        let was = self.leading();
         if let Ok(mut fence) = self.fence.lock() {
             fence.lease = 0;
         }
-        if self.leading {
-            self.leading = false;
+        if was {
             warn!("this node is no longer the leader: {why}");
             self.tell(Event::Deposed(why.to_string())).await;
         }
@@ -345,9 +375,7 @@ impl Member {
         if let Ok(mut fence) = self.fence.lock() {
             *fence = Fence { lease, revision };
         }
-        self.leading = true;
         self.leader = Some(self.node.clone());
-        self.state_revision = revision;
         let (journal, _) = self.etcd.get_prefix(&self.keys.journals()).await?;
         self.next_journal = journal
             .iter()
@@ -375,14 +403,13 @@ impl Member {
             match self.keys.kind(&kv.key) {
                 KeyKind::Leader => leader = Some(text(kv)),
                 KeyKind::State => match parse_state(&kv.value) {
-                    Ok(parsed) => {
-                        self.state_revision = kv.mod_revision;
-                        state = Some((parsed, kv.mod_revision));
-                    }
+                    Ok(parsed) => state = Some((parsed, kv.mod_revision)),
                     Err(e) => warn!("the agreed state cannot be read: {e}"),
                 },
                 KeyKind::View(node) => {
-                    views.push((node.to_string(), serde_json::from_slice(&kv.value).ok()))
+                    if let Ok(view) = serde_json::from_slice(&kv.value) {
+                        views.push((node.to_string(), view));
+                    }
                 }
                 KeyKind::Journal(_) => {
                     if let Ok(entry) = serde_json::from_slice(&kv.value) {
@@ -397,7 +424,7 @@ impl Member {
                 KeyKind::Reply(_) | KeyKind::Other => {}
             }
         }
-        if self.leading && leader.as_deref() != Some(self.node.as_str()) {
+        if self.leading() && leader.as_deref() != Some(self.node.as_str()) {
             self.step_down("the leader key is not this node's").await;
         }
         self.leader = leader.clone();
@@ -408,7 +435,7 @@ impl Member {
             journal,
         })
         .await;
-        if self.leading {
+        if self.leading() {
             for (id, request) in forwarded {
                 self.tell(Event::Forwarded { id, request }).await;
             }
@@ -417,16 +444,16 @@ impl Member {
     }
 
     async fn watched(&mut self, event: WatchEvent) {
-        let (key, kv) = match &event {
-            WatchEvent::Put(kv) => (kv.key.clone(), Some(kv.clone())),
-            WatchEvent::Delete { key, .. } => (key.clone(), None),
+        let (key, kv) = match event {
+            WatchEvent::Put(kv) => (kv.key.clone(), Some(kv)),
+            WatchEvent::Delete { key, .. } => (key, None),
             WatchEvent::Reset => return,
         };
         let keys = self.keys.clone();
         match keys.kind(&key) {
             KeyKind::Leader => {
                 let leader = kv.as_ref().map(text);
-                if self.leading && leader.as_deref() != Some(self.node.as_str()) {
+                if self.leading() && leader.as_deref() != Some(self.node.as_str()) {
                     self.step_down("another node holds the leader key").await;
                 }
                 self.leader = leader.clone();
@@ -438,7 +465,6 @@ impl Member {
             }
             KeyKind::State => {
                 if let Some(kv) = kv {
-                    self.state_revision = kv.mod_revision;
                     match parse_state(&kv.value) {
                         Ok(state) => {
                             self.tell(Event::State {
@@ -465,7 +491,7 @@ impl Member {
                 }
             }
             KeyKind::Command(id) => {
-                if self.leading
+                if self.leading()
                     && let Some(request) = kv.and_then(|kv| serde_json::from_slice(&kv.value).ok())
                 {
                     self.tell(Event::Forwarded {
@@ -497,26 +523,30 @@ impl Member {
         }
     }
 
-    async fn publish(&self, view: &NodeView) -> Result<(), EtcdError> {
+    async fn publish(&mut self, view: &NodeView) -> Result<(), EtcdError> {
         let value = serde_json::to_vec(view).unwrap_or_default();
         self.etcd
             .put(&self.keys.view(&self.node), &value, self.lease)
-            .await
-            .map(|_| ())
+            .await?;
+        self.view_published = true;
+        Ok(())
     }
 
     async fn carry_out(&mut self, request: Request) -> Result<(), EtcdError> {
         match request {
             Request::View(view) => {
-                self.view = Some(*view.clone());
-                if self.lease.is_some() {
+                self.view = Some(*view);
+                self.view_published = false;
+                if let Some(view) = self.view.clone()
+                    && self.lease.is_some()
+                {
                     self.publish(&view).await?;
                 }
                 Ok(())
             }
             Request::Journal(entry) => {
                 let lease = self.fence.lock().map(|f| f.lease).unwrap_or(0);
-                if !self.leading || lease == 0 {
+                if lease == 0 {
                     return Ok(());
                 }
                 let seq = self.next_journal;
@@ -592,6 +622,7 @@ impl Member {
                     .await
                     .map(|_| ())
             }
+            // Handled by `run`, which stops after it.
             Request::Resign => Ok(()),
         }
     }

@@ -28,7 +28,7 @@ use crate::{
         utc,
     },
     store::{
-        JournalEntry, LocalStore, NewEntry, StoredState,
+        JournalEntry, NewEntry, StoredState,
         shared::{Fence, NodeView},
     },
 };
@@ -64,8 +64,6 @@ pub(super) struct Cluster {
     published: Option<VantageView>,
     waiting: HashMap<String, Waiter>,
     next_id: u64,
-    /// The local copy of the last agreed state.
-    cache: LocalStore,
 }
 
 impl Cluster {
@@ -73,7 +71,6 @@ impl Cluster {
         config: ClusterConfig,
         member: mpsc::Sender<Request>,
         fence: Arc<Mutex<Fence>>,
-        cache: LocalStore,
     ) -> Self {
         Self {
             config,
@@ -89,7 +86,6 @@ impl Cluster {
             published: None,
             waiting: HashMap::new(),
             next_id: 1,
-            cache,
         }
     }
 
@@ -246,6 +242,7 @@ impl Controller {
         failing.ttl_override = state.ttl_override;
         failing.read_only = state.read_only.clone();
         failing.drill = state.drill.clone();
+        failing.store.keep_copy(&state).await;
         let stored = self.serials.clone();
         self.serials = state.serials.clone();
         for (zone, serial) in stored {
@@ -254,16 +251,6 @@ impl Controller {
         }
         if changed {
             self.publish();
-        }
-        if let Some(cluster) = &self.cluster {
-            let cache = LocalStore::new(&self.state_dir);
-            let _ = &cluster.cache;
-            let state = state.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = cache.save_now(&state) {
-                    warn!("cannot keep a copy of the agreed state: {e}");
-                }
-            });
         }
     }
 
@@ -293,10 +280,7 @@ impl Controller {
             } => {
                 if let Some(cluster) = self.cluster_mut() {
                     cluster.leader = leader;
-                    cluster.views = views
-                        .into_iter()
-                        .filter_map(|(node, view)| view.map(|v| (node, v)))
-                        .collect();
+                    cluster.views = views.into_iter().collect();
                     cluster.journal.clear();
                     for entry in journal {
                         cluster.remember(entry);
