@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod duration;
 pub mod failover;
 mod raw;
+pub mod transfer;
 
 use std::{
     fmt,
@@ -22,6 +23,7 @@ pub use failover::{
     MysqlCheck, ReadOnlyFlags, ReadOnlyStep, Secret, Site,
 };
 use raw::RawConfig;
+pub use transfer::{Allow, NotifyTarget, Prefix, TsigAlgorithm, TsigKey, ZoneTransfer};
 
 /// Seconds an idle TCP connection is kept when the config does not say.
 const DEFAULT_TCP_IDLE_TIMEOUT: u64 = 10;
@@ -31,6 +33,8 @@ const DEFAULT_TCP_IDLE_TIMEOUT: u64 = 10;
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
+    /// Keys for zone transfers and NOTIFY.
+    pub tsig_keys: Vec<TsigKey>,
     /// Where state and the journal are kept.
     pub state_dir: PathBuf,
     pub dns: DnsConfig,
@@ -96,6 +100,8 @@ pub struct ZoneSource {
     pub file: PathBuf,
     /// Where the zone is named in the config, for errors about it.
     pub config_line: Option<usize>,
+    /// Who may transfer it and whom to notify of its changes.
+    pub transfer: ZoneTransfer,
 }
 
 /// A place in a file that errors point at.
@@ -329,6 +335,14 @@ impl Config {
                 "zones is empty: expected at least one zone with a name and a file".into(),
             ));
         }
+        let tsig_keys = transfer::keys(std::mem::take(&mut raw.tsig_keys), base).map_err(
+            |(key, message)| {
+                at(
+                    line_of_from(text, line_of(text, "tsig_keys").unwrap_or(1), &key),
+                    message,
+                )
+            },
+        )?;
         let mut zones: Vec<ZoneSource> = Vec::new();
         for zone in &raw.zones {
             let line = line_of(text, &zone.name);
@@ -351,10 +365,32 @@ impl Config {
                     format!("zone {origin}: file is empty: expected the path of its zone file"),
                 ));
             }
+            let mut transfer = ZoneTransfer::default();
+            for entry in &zone.allow_transfer {
+                transfer
+                    .allow
+                    .push(transfer::allow(entry, &tsig_keys).map_err(|e| {
+                        at(
+                            line_of_from(text, line.unwrap_or(1), entry),
+                            format!("zone {origin}: {e}"),
+                        )
+                    })?);
+            }
+            for entry in &zone.notify {
+                transfer
+                    .notify
+                    .push(transfer::notify(entry, &tsig_keys).map_err(|e| {
+                        at(
+                            line_of_from(text, line.unwrap_or(1), entry),
+                            format!("zone {origin}: {e}"),
+                        )
+                    })?);
+            }
             zones.push(ZoneSource {
                 origin,
                 file: base.join(&zone.file),
                 config_line: line_of(text, &zone.file),
+                transfer,
             });
         }
 
@@ -421,6 +457,7 @@ impl Config {
 
         Ok(Self {
             path: path.to_path_buf(),
+            tsig_keys,
             cluster,
             http,
             webhooks,

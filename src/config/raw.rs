@@ -43,6 +43,9 @@ pub struct RawConfig {
     pub nodes: Vec<super::cluster::RawNode>,
     #[serde(default)]
     pub quorum: Option<usize>,
+    /// Keys for zone transfers and NOTIFY.
+    #[serde(default)]
+    pub tsig_keys: Vec<super::transfer::RawTsigKey>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +113,12 @@ pub struct RawZone {
     pub name: String,
     /// Relative paths are taken from the configuration file's folder.
     pub file: String,
+    /// Who may transfer the zone (AXFR, IXFR): `ADDRESS[/LEN] [key NAME]`.
+    #[serde(default)]
+    pub allow_transfer: Vec<String>,
+    /// Secondaries told of each change: `IP:PORT [key NAME]`.
+    #[serde(default)]
+    pub notify: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -220,6 +220,10 @@ struct Failing {
 pub struct Controller {
     failing: Option<Failing>,
     zones: Vec<Zone>,
+    /// The zones' versions, for IXFR.
+    history: std::sync::Mutex<crate::dns::transfer::History>,
+    /// The secondaries notified of the zones' changes.
+    secondaries: crate::dns::notify::Secondaries,
     serials: BTreeMap<String, u32>,
     table: SharedTable,
     counters: Arc<ResponseCounters>,
@@ -308,8 +312,17 @@ impl Controller {
             None => None,
         };
         let serials = answers::serials(&zones, &stored_serials);
+        let mut history = crate::dns::transfer::History::default();
+        history.load(&zones, config);
+        let mut secondaries = crate::dns::notify::Secondaries::default();
+        // A node that serves no DNS (a witness) is nobody's primary.
+        if !config.dns.listen.is_empty() {
+            secondaries.configure(config);
+        }
         let controller = Self {
             failing,
+            secondaries,
+            history: std::sync::Mutex::new(history),
             zones,
             serials,
             table: SharedTable::default(),
@@ -376,7 +389,13 @@ impl Controller {
             None => Vec::new(),
         };
         let table = answers::build(&self.zones, &records, &self.serials);
-        self.table.store(Arc::new(crate::dns::Served::new(table)));
+        let transfers = match self.history.lock() {
+            Ok(mut history) => history.record(&records, &self.serials),
+            Err(_) => Arc::default(),
+        };
+        self.table
+            .store(Arc::new(crate::dns::Served::new(table, transfers)));
+        self.secondaries.serve(&self.serials);
     }
 
     /// Tells the controller which addresses DNS is bound to, for drills.

@@ -87,6 +87,12 @@ impl Controller {
             }
             (Some(_), Some(_)) => {}
         }
+        if let Ok(mut history) = self.history.lock() {
+            history.load(&zones, config);
+        }
+        if !config.dns.listen.is_empty() {
+            self.secondaries.configure(config);
+        }
         self.zones = zones;
         let stored = self.serials.clone();
         self.serials = answers::serials(&self.zones, &stored);

@@ -143,6 +143,9 @@ pub struct DnsStatus {
     pub records: Vec<RecordStatus>,
     /// Responses sent, by rcode name.
     pub responses: BTreeMap<String, u64>,
+    /// The secondaries notified of each zone's changes.
+    #[serde(default)]
+    pub secondaries: Vec<crate::dns::notify::SecondaryStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,6 +206,7 @@ impl super::Controller {
                 .collect(),
             records,
             responses: self.counters.snapshot(),
+            secondaries: self.secondaries.status(),
         };
         let Some(f) = &self.failing else {
             return Status {
@@ -600,6 +604,39 @@ impl Status {
                 .serials
                 .iter()
                 .map(|(zone, serial)| (label(&[("zone", zone)]), f64::from(*serial)))
+                .collect(),
+        );
+        let secondary = |s: &crate::dns::notify::SecondaryStatus| {
+            label(&[("zone", &s.zone), ("secondary", &s.address)])
+        };
+        family(
+            "geofailover_secondary_notified_serial",
+            "gauge",
+            "The last serial a secondary acknowledged a NOTIFY for (-1: none yet).",
+            self.dns
+                .secondaries
+                .iter()
+                .map(|s| (secondary(s), s.notified_serial.map_or(-1.0, f64::from)))
+                .collect(),
+        );
+        family(
+            "geofailover_secondary_serial",
+            "gauge",
+            "The serial a secondary's SOA answered with (-1: no answer yet).",
+            self.dns
+                .secondaries
+                .iter()
+                .map(|s| (secondary(s), s.answered_serial.map_or(-1.0, f64::from)))
+                .collect(),
+        );
+        family(
+            "geofailover_secondary_caught_up",
+            "gauge",
+            "Whether a secondary answers the serial served here (1) or not (0).",
+            self.dns
+                .secondaries
+                .iter()
+                .map(|s| (secondary(s), if s.caught_up { 1.0 } else { 0.0 }))
                 .collect(),
         );
         out

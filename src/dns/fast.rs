@@ -21,31 +21,40 @@ use std::{
 use rustc_hash::FxHashMap;
 
 use hickory_proto::{
-    op::{Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode},
+    op::{Edns, Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, RecordType},
-    serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder},
+    serialize::binary::{BinDecodable, BinDecoder},
 };
 use hickory_server::{net::xfer::Protocol, server::Request};
 
-use super::handler::{self, MAX_UDP_PAYLOAD};
+use super::{
+    handler::{self, MAX_UDP_PAYLOAD},
+    transfer::Transfers,
+};
 use crate::zone::AnswerTable;
 
 /// The table and its precomputed answers, swapped together.
 pub struct Served {
     pub table: AnswerTable,
     pub fast: FastAnswers,
+    /// The zones' versions and who may transfer them.
+    pub transfers: Arc<Transfers>,
 }
 
 impl Served {
-    pub fn new(table: AnswerTable) -> Self {
+    pub fn new(table: AnswerTable, transfers: Arc<Transfers>) -> Self {
         let fast = FastAnswers::build(&table);
-        Self { table, fast }
+        Self {
+            table,
+            fast,
+            transfers,
+        }
     }
 }
 
 impl Default for Served {
     fn default() -> Self {
-        Self::new(AnswerTable::default())
+        Self::new(AnswerTable::default(), Arc::default())
     }
 }
 
@@ -369,28 +378,11 @@ pub fn general(
     src: SocketAddr,
     out: &mut Vec<u8>,
 ) -> Option<ResponseCode> {
-    let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
-    if header.metadata.message_type == MessageType::Response {
-        return None;
-    }
-    match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
-        Ok(request) => {
-            let prepared = handler::prepare(&served.table, &request);
-            handler::encode(&request, &prepared, out);
-            (!out.is_empty()).then_some(prepared.metadata.response_code)
-        }
-        Err(_) => {
-            let mut metadata = Metadata::response_from_request(&header.metadata);
-            metadata.response_code = ResponseCode::FormErr;
-            out.clear();
-            let reply = Header {
-                metadata,
-                counts: HeaderCounts::default(),
-            };
-            reply.emit(&mut BinEncoder::new(out)).ok()?;
-            Some(ResponseCode::FormErr)
-        }
-    }
+    let mut messages = Vec::with_capacity(1);
+    let rcode = handler::respond(served, packet, src, Protocol::Udp, &mut messages)?;
+    out.clear();
+    out.extend_from_slice(messages.first()?);
+    Some(rcode)
 }
 
 #[cfg(test)]
@@ -403,7 +395,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml");
         let config = crate::config::Config::load(&path).unwrap();
         let zones = crate::zone::load_all(&config).unwrap();
-        Served::new(AnswerTable::build(zones))
+        Served::new(AnswerTable::build(zones), Arc::default())
     }
 
     fn query(name: &str, rtype: RecordType, edns: bool) -> Vec<u8> {

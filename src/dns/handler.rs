@@ -2,25 +2,26 @@
 //! behind an atomic pointer: a query loads it once and answers from that one
 //! table, while a reload or a failover swaps in a new one without a lock.
 //!
-//! `prepare` decides the whole response; it is then either handed to
-//! hickory-server (TCP) or encoded here (`encode`: our UDP loop and the
-//! precomputed answers of `fast`), so every path sends the same bytes.
+//! `respond` answers one message, for the UDP loop's general way and for
+//! TCP: TSIG checked, transfers handed to `transfer`, everything else
+//! decided by `prepare` and written by `encode` (which the precomputed
+//! answers of `fast` use too), so every path sends the same bytes.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use hickory_proto::{
     op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode},
     rr::{DNSClass, RecordType},
-    serialize::binary::BinEncoder,
+    serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder},
 };
-use hickory_server::{
-    net::{runtime::Time, xfer::Protocol},
-    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
-    zone_handler::MessageResponseBuilder,
-};
+use hickory_server::{net::xfer::Protocol, server::Request, zone_handler::MessageResponseBuilder};
 use tracing::warn;
 
-use super::{ResponseCounters, Served};
+use super::{
+    Served,
+    transfer::{self, Signing},
+    tsig::{self, TsigError, Verified},
+};
 use crate::zone::{AnswerTable, table::Resolution};
 
 /// The largest UDP payload we send, whatever the client offers: the DNS
@@ -29,19 +30,6 @@ pub const MAX_UDP_PAYLOAD: u16 = 1232;
 
 /// What the query path reads; swapped whole on reload and failover.
 pub type SharedTable = Arc<arc_swap::ArcSwap<Served>>;
-
-/// hickory-server's request handler over our answer table.
-#[derive(Clone)]
-pub struct Handler {
-    table: SharedTable,
-    counters: Arc<ResponseCounters>,
-}
-
-impl Handler {
-    pub fn new(table: SharedTable, counters: Arc<ResponseCounters>) -> Self {
-        Self { table, counters }
-    }
-}
 
 /// A decided response, before encoding.
 pub struct Prepared {
@@ -122,6 +110,123 @@ pub fn prepare(table: &AnswerTable, request: &Request) -> Prepared {
     }
 }
 
+/// Answers one message: the response's messages go into `out` (a
+/// transfer over TCP takes many), each signed when the request was. A
+/// message too short for a header, or a response, gets nothing; one that
+/// does not parse gets FORMERR; a TSIG that does not verify gets NOTAUTH
+/// with its TSIG error (RFC 8945 section 5.2).
+pub fn respond(
+    served: &Served,
+    packet: &[u8],
+    src: SocketAddr,
+    protocol: Protocol,
+    out: &mut Vec<Vec<u8>>,
+) -> Option<ResponseCode> {
+    let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
+    if header.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let formerr = |out: &mut Vec<Vec<u8>>| {
+        let mut metadata = Metadata::response_from_request(&header.metadata);
+        metadata.response_code = ResponseCode::FormErr;
+        let mut bytes = Vec::with_capacity(12);
+        Header {
+            metadata,
+            counts: HeaderCounts::default(),
+        }
+        .emit(&mut BinEncoder::new(&mut bytes))
+        .ok()?;
+        out.push(bytes);
+        Some(ResponseCode::FormErr)
+    };
+    let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
+        return formerr(out);
+    };
+    // A TSIG is the last record of the additional section.
+    let verified = match header.counts.additionals {
+        0 => Verified::Unsigned,
+        _ => tsig::verify_request(packet, &served.transfers.keys, tsig::now()),
+    };
+    let signing = match &verified {
+        Verified::Unsigned => None,
+        Verified::Signed { key, record } => Some(Signing {
+            key,
+            request_mac: &record.mac,
+        }),
+        Verified::Malformed => return formerr(out),
+        Verified::Failed { error, record, key } => {
+            transfer::log_refusal(
+                src.ip(),
+                &format!("a request signed with key {}: {}", record.key, error.text()),
+            );
+            let mut metadata = Metadata::response_from_request(&request.metadata);
+            metadata.response_code = ResponseCode::NotAuth;
+            let mut bytes = Vec::with_capacity(128);
+            MessageResponseBuilder::new(&request.queries, None)
+                .build_no_records(metadata)
+                .destructive_emit(&mut BinEncoder::new(&mut bytes))
+                .ok()?;
+            let now = tsig::now();
+            // BADTIME tells the signer our time, and is signed.
+            let other = match error {
+                TsigError::BadTime => {
+                    let mut t = ((now >> 32) as u16).to_be_bytes().to_vec();
+                    t.extend_from_slice(&(now as u32).to_be_bytes());
+                    t
+                }
+                _ => Vec::new(),
+            };
+            tsig::sign(
+                &mut bytes,
+                &record.key,
+                &record.algorithm,
+                key.as_ref(),
+                Some(&record.mac),
+                false,
+                now,
+                *error as u16,
+                &other,
+            );
+            out.push(bytes);
+            return Some(ResponseCode::NotAuth);
+        }
+    };
+    if request.metadata.op_code == OpCode::Query
+        && let Some(qtype) = transfer::asked(&request)
+    {
+        return Some(transfer::answer(
+            &served.transfers,
+            &request,
+            qtype,
+            signing,
+            out,
+        ));
+    }
+    let prepared = prepare(&served.table, &request);
+    let mut bytes = Vec::with_capacity(512);
+    encode(&request, &prepared, &mut bytes);
+    if bytes.is_empty() {
+        return None;
+    }
+    if let Some(signing) = signing {
+        let algorithm =
+            hickory_proto::rr::Name::from_ascii(signing.key.algorithm.name()).unwrap_or_default();
+        tsig::sign(
+            &mut bytes,
+            &signing.key.name,
+            &algorithm,
+            Some(signing.key),
+            Some(signing.request_mac),
+            false,
+            tsig::now(),
+            0,
+            &[],
+        );
+    }
+    out.push(bytes);
+    Some(prepared.metadata.response_code)
+}
+
 /// Encodes a prepared response to `request` into `out`.
 pub fn encode(request: &Request, prepared: &Prepared, out: &mut Vec<u8>) {
     out.clear();
@@ -144,56 +249,6 @@ pub fn encode(request: &Request, prepared: &Prepared, out: &mut Vec<u8>) {
     if let Err(error) = emitted {
         warn!(%error, "could not encode a DNS response");
         out.clear();
-    }
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        // One table for the whole answer; the guard is gone before the
-        // first await.
-        let prepared = prepare(&self.table.load().table, request);
-        let builder = MessageResponseBuilder::new(&request.queries, prepared.edns.as_ref());
-        let result = match &prepared.resolution {
-            Some(res) => {
-                let response = builder.build(
-                    prepared.metadata,
-                    res.answer.iter(),
-                    res.authority.iter(),
-                    [],
-                    res.additional.iter(),
-                );
-                response_handle.send_response(response).await
-            }
-            None => {
-                response_handle
-                    .send_response(builder.build_no_records(prepared.metadata))
-                    .await
-            }
-        };
-        match result {
-            Ok(info) => {
-                self.counters.count(info.response_code);
-                info
-            }
-            Err(error) => {
-                warn!(%error, "could not send a DNS response");
-                let mut metadata = Metadata::new(
-                    request.metadata.id,
-                    MessageType::Response,
-                    request.metadata.op_code,
-                );
-                metadata.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        }
     }
 }
 

@@ -4,10 +4,14 @@
 mod counters;
 mod fast;
 mod handler;
+pub mod notify;
 mod server;
+mod tcp;
+pub mod transfer;
+pub mod tsig;
 mod udp;
 
 pub use counters::ResponseCounters;
 pub use fast::{FastAnswers, Served};
-pub use handler::{Handler, SharedTable};
+pub use handler::SharedTable;
 pub use server::{DnsServer, bind};

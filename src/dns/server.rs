@@ -1,17 +1,13 @@
 //! Binds the configured addresses (UDP and TCP on the same port) and runs
-//! hickory-server's listeners over our handler.
+//! our UDP loops and TCP side over them.
 
 use std::{io, net::SocketAddr, time::Duration};
 
 use std::{net::UdpSocket, sync::Arc};
 
-use hickory_server::Server;
 use tokio::net::TcpListener;
 
-use super::{Handler, ResponseCounters, SharedTable, udp::UdpLoop};
-
-/// How many responses a TCP connection may have queued.
-const TCP_RESPONSE_BUFFER: usize = 32;
+use super::{ResponseCounters, SharedTable, tcp::TcpServer, udp::UdpLoop};
 
 /// One bound address: a UDP socket and a TCP listener on the same port.
 pub struct Bound {
@@ -54,9 +50,9 @@ async fn bind_one(addr: SocketAddr) -> io::Result<Bound> {
     Err(last.unwrap_or_else(|| io::Error::other("no free port")))
 }
 
-/// A running DNS server: our UDP loops, hickory-server for TCP.
+/// A running DNS server: UDP loops and the TCP side.
 pub struct DnsServer {
-    server: Server<Handler>,
+    tcp: TcpServer,
     udp: Vec<UdpLoop>,
 }
 
@@ -68,8 +64,8 @@ impl DnsServer {
         tcp_idle_timeout: Duration,
         fast_path: bool,
     ) -> io::Result<Self> {
-        let mut server = Server::new(Handler::new(table.clone(), counters.clone()));
         let mut udp = Vec::new();
+        let mut listeners = Vec::new();
         for b in bound {
             udp.push(super::udp::spawn(
                 b.udp,
@@ -77,9 +73,10 @@ impl DnsServer {
                 counters.clone(),
                 fast_path,
             )?);
-            server.register_listener(b.tcp, tcp_idle_timeout, TCP_RESPONSE_BUFFER);
+            listeners.push(b.tcp);
         }
-        Ok(Self { server, udp })
+        let tcp = TcpServer::start(listeners, table, counters, tcp_idle_timeout);
+        Ok(Self { tcp, udp })
     }
 
     /// Stops accepting queries and waits for those in flight.
@@ -90,9 +87,7 @@ impl DnsServer {
         for udp in self.udp.drain(..) {
             udp.stop().await;
         }
-        self.server
-            .shutdown_gracefully()
-            .await
-            .map_err(|e| io::Error::other(e.to_string()))
+        self.tcp.shutdown().await;
+        Ok(())
     }
 }

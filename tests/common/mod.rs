@@ -9,6 +9,7 @@ pub mod etcd;
 pub mod flood;
 pub mod mariadb;
 pub mod netns;
+pub mod secondary;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
