@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian packages: Knot, NSD, dig, openssl, Chromium, MariaDB, etcd,
+# Installs what the tests need (Debian packages: Knot and kdig, NSD, BIND, dig, openssl, Chromium, MariaDB, etcd,
 # iproute2 and iptables for the cluster's cut links) when
 # they are missing, then runs every test. Extra arguments go to cargo test.
 set -euo pipefail
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/sbin/knotd ] || need+=(knot)
 [ -x /usr/sbin/nsd ] || need+=(nsd)
+[ -x /usr/sbin/named ] || need+=(bind9)
+command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v dig >/dev/null || need+=(bind9-dnsutils)
 command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/bin/chromium ] || need+=(chromium)

@@ -226,3 +226,311 @@ fn bind_follows_a_failover_with_a_key() {
 fn bind_follows_a_failover_without_a_key() {
     follows_a_failover(Kind::Bind, false);
 }
+
+/// dig's output for a transfer from geofailover, with extra arguments.
+fn dig(addr: SocketAddr, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args(["-p", &addr.port().to_string(), "@127.0.0.1"])
+        .args(args)
+        .output()
+        .expect("dig");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The records of a transfer's answer, by dig +noall +answer.
+fn records(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty() && !l.contains("\tTSIG\t"))
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn a_ten_thousand_record_zone_transfers_in_many_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut zone = std::fs::read_to_string(common::repo_zones().join("example.com.zone"))
+        .expect("read the example zone");
+    for i in 0..10_000 {
+        zone.push_str(&format!(
+            "h{i} 300 IN A 10.{}.{}.{}\n",
+            i >> 16,
+            (i >> 8) & 255,
+            i & 255
+        ));
+    }
+    let zone_file = dir.path().join("example.com.zone");
+    std::fs::write(&zone_file, zone).expect("write the zone");
+    let port = free_port();
+    let key = format!(" key {KEY_NAME}");
+    let config = dir.path().join("geofailover.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "dns:\n  listen: [127.0.0.1:0]\nstate_dir: {state}\n\
+             tsig_keys:\n  - name: {KEY_NAME}\n    algorithm: hmac-sha256\n    secret_file: {secret}\n\
+             zones:\n  - name: example.com\n    file: {file}\n    allow_transfer: [\"127.0.0.1{key}\"]\n    notify: [\"127.0.0.1:{port}{key}\"]\n",
+            state = dir.path().join("state").display(),
+            secret = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/transfer.key")
+                .display(),
+            file = zone_file.display()
+        ),
+    )
+    .expect("write the config");
+    let server = common::Geofailover::start(&config);
+    let text = dig(
+        server.addr,
+        &[
+            "example.com",
+            "axfr",
+            "-y",
+            &format!("hmac-sha256:{KEY_NAME}:{}", key_secret()),
+        ],
+    );
+    let got = records(&text);
+    assert!(got.len() > 10_000, "{} records:\n{text}", got.len());
+    let messages: usize = text
+        .lines()
+        .find_map(|l| l.split("messages ").nth(1))
+        .and_then(|m| m.split(',').next())
+        .and_then(|m| m.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no XFR size line:\n{text}"));
+    assert!(messages > 4, "one transfer in {messages} messages");
+    assert!(!text.contains("Couldn't verify"), "{text}");
+    let secondary = Secondary::start_on(Kind::Knot, "example.com", server.addr, true, port);
+    let serial = soa_serial(server.addr, "example.com.");
+    assert!(
+        secondary.wait_serial(serial, Duration::from_secs(30)),
+        "{}",
+        secondary.log()
+    );
+    for name in [
+        "h0.example.com.",
+        "h4321.example.com.",
+        "h9999.example.com.",
+    ] {
+        let name = Name::from_ascii(name).expect("name");
+        assert_eq!(
+            answer(secondary.addr, &name, RecordType::A),
+            answer(server.addr, &name, RecordType::A)
+        );
+    }
+    assert_eq!(
+        answer(
+            secondary.addr,
+            &Name::from_ascii("h4321.example.com.").expect("name"),
+            RecordType::A
+        )
+        .1,
+        BTreeSet::from(["h4321.example.com. 300 IN A 10.0.16.225".to_string()])
+    );
+}
+
+#[test]
+fn a_wrong_key_and_an_unlisted_address_get_nothing_of_the_zone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _primary, _secondary, _config) = start_example(dir.path(), None, |text| {
+        with_transfers(text, free_port(), true)
+    });
+    let good = format!("hmac-sha256:{KEY_NAME}:{}", key_secret());
+    assert!(
+        records(&dig(
+            server.addr,
+            &["+noall", "+answer", "example.com", "axfr", "-y", &good]
+        ))
+        .len()
+            > 10
+    );
+
+    // A wrong secret: NOTAUTH with BADSIG, no records.
+    let wrong = format!("hmac-sha256:{KEY_NAME}:AAAAZWugaz9Ya621xr8mqbWOYHw17OWlgKfJ6f5M9KE=");
+    let text = dig(server.addr, &["example.com", "axfr", "-y", &wrong]);
+    assert!(
+        text.contains("BADSIG") && records(&text).is_empty(),
+        "{text}"
+    );
+    // An unknown key: BADKEY.
+    let unknown = format!("hmac-sha256:other-key:{}", key_secret());
+    let text = dig(server.addr, &["example.com", "axfr", "-y", &unknown]);
+    assert!(
+        text.contains("BADKEY") && records(&text).is_empty(),
+        "{text}"
+    );
+    // No key where one is required, and the right key from an unlisted
+    // address: REFUSED, no records.
+    let text = dig(
+        server.addr,
+        &["+noall", "+answer", "+comments", "example.com", "axfr"],
+    );
+    assert!(
+        records(&text).is_empty() && text.contains("Transfer failed"),
+        "{text}"
+    );
+    for _ in 0..3 {
+        let text = dig(
+            server.addr,
+            &[
+                "-b",
+                "127.0.0.2",
+                "+noall",
+                "+answer",
+                "example.com",
+                "axfr",
+                "-y",
+                &good,
+            ],
+        );
+        assert!(
+            records(&text).is_empty() && text.contains("Transfer failed"),
+            "{text}"
+        );
+        let text = dig(
+            server.addr,
+            &[
+                "-b",
+                "127.0.0.2",
+                "example.com",
+                "ixfr=1",
+                "+notcp",
+                "-y",
+                &good,
+            ],
+        );
+        assert!(records(&text).is_empty(), "{text}");
+    }
+    // kdig, the other client, sees the same refusal.
+    let out = Command::new("kdig")
+        .args([
+            "-p",
+            &server.addr.port().to_string(),
+            "@127.0.0.1",
+            "-b",
+            "127.0.0.2",
+            "example.com",
+            "axfr",
+            "-y",
+            &good,
+        ])
+        .output()
+        .expect("kdig");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("REFUSED") && !text.contains("\tSOA\t"),
+        "{text}"
+    );
+    // Told once per source per minute, not per packet.
+    let log = server.log();
+    assert_eq!(
+        log.matches("refused: a transfer of example.com. with key transfer-key., which is not allowed from 127.0.0.2")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains(&key_secret()));
+}
+
+#[test]
+fn ixfr_answers_the_difference_and_a_secondary_that_was_down_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let (server, primary, _secondary_site, _config) =
+        start_example(dir.path(), None, |text| with_transfers(text, port, true));
+    let key = format!("hmac-sha256:{KEY_NAME}:{}", key_secret());
+    let mut secondary = Secondary::start_on(Kind::Nsd, "example.com", server.addr, true, port);
+    let before = soa_serial(server.addr, "example.com.");
+    assert!(
+        secondary.wait_serial(before, Duration::from_secs(30)),
+        "{}",
+        secondary.log()
+    );
+
+    // Down during the failover.
+    secondary.stop();
+    primary.set_healthy(false);
+    assert!(wait_until(Duration::from_secs(20), || a_records(
+        server.addr,
+        "www.example.com."
+    ) == [SECONDARY_WWW]));
+    let after = soa_serial(server.addr, "example.com.");
+    assert_ne!(before, after);
+
+    // dig ixfr=BEFORE: the condensed difference, www's addresses swapped.
+    let text = dig(
+        server.addr,
+        &[
+            "+noall",
+            "+answer",
+            "example.com",
+            &format!("ixfr={before}"),
+            "-y",
+            &key,
+        ],
+    );
+    let got = records(&text);
+    assert_eq!(got.len(), 8, "{text}");
+    assert!(
+        got[1].contains(&before.to_string()) && got[2].contains(PRIMARY_WWW),
+        "{text}"
+    );
+    assert!(got.iter().any(|r| r.contains(SECONDARY_WWW)), "{text}");
+    // Over UDP, the current SOA alone.
+    let text = dig(
+        server.addr,
+        &[
+            "+noall",
+            "+answer",
+            "+notcp",
+            "example.com",
+            &format!("ixfr={before}"),
+            "-y",
+            &key,
+        ],
+    );
+    assert_eq!(records(&text).len(), 1, "{text}");
+    assert!(text.contains(&after.to_string()), "{text}");
+    // Up to date: the SOA alone.
+    let text = dig(
+        server.addr,
+        &[
+            "+noall",
+            "+answer",
+            "example.com",
+            &format!("ixfr={after}"),
+            "-y",
+            &key,
+        ],
+    );
+    assert_eq!(records(&text).len(), 1, "{text}");
+
+    let http = server.http.expect("http");
+    assert!(wait_until(Duration::from_secs(5), || {
+        status_json(http)["dns"]["secondaries"][0]["error"].is_string()
+    }));
+    assert_eq!(
+        status_json(http)["dns"]["secondaries"][0]["caught_up"],
+        false
+    );
+    // Back: it catches up by itself.
+    secondary.restart();
+    assert!(
+        secondary.wait_serial(after, Duration::from_secs(30)),
+        "{}",
+        secondary.log()
+    );
+    assert_eq!(
+        a_records(secondary.addr, "www.example.com."),
+        [SECONDARY_WWW]
+    );
+    assert!(
+        wait_until(
+            Duration::from_secs(30),
+            || status_json(http)["dns"]["secondaries"][0]["caught_up"] == true
+        ),
+        "{}",
+        status_json(http)["dns"]
+    );
+}

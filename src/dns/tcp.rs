@@ -131,6 +131,11 @@ async fn serve(
                 return;
             }
         };
+        if messages.is_empty() {
+            // Not a query we can answer (no header, a response): nothing
+            // more is expected of this connection.
+            return;
+        }
         for message in &messages {
             let Ok(length) = u16::try_from(message.len()) else {
                 warn!("a TCP answer over 64 KiB was not sent");

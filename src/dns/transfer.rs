@@ -325,6 +325,10 @@ impl<'a> Writer<'a> {
                 )
                 .destructive_emit(&mut encoder)
                 .map(|info| usize::from(info.counts().answers));
+            // A record that did not fit was rolled back, but its bytes may
+            // still be in the buffer past the message's end.
+            let end = encoder.offset();
+            bytes.truncate(end);
             match written {
                 Ok(n) if n > 0 => {
                     // Not a truncated answer: the rest follows.
