@@ -45,17 +45,86 @@ const GOOD_ZONE: &str = "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 host 1 720
 
 #[test]
 fn shipped_example_passes() {
-    let output = check(&repo("config/example.yaml"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    for example in ["config/example.yaml", "config/example-secondaries.yaml"] {
+        let output = check(&repo(example));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("example.com. (serial 2026112101)"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn transfer_settings_name_known_keys_and_readable_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = with_zone(dir.path(), GOOD_ZONE);
+    let text = std::fs::read_to_string(&base).expect("read");
+    let with = |keys: &str, entries: &str| {
+        let path = dir.path().join("transfer.yaml");
+        std::fs::write(
+            &path,
+            text.replace("zones:\n", &format!("{keys}zones:\n"))
+                .replace(
+                    "file: example.com.zone\n",
+                    &format!("file: example.com.zone\n{entries}"),
+                ),
+        )
+        .expect("write");
+        check(&path)
+    };
+    std::fs::write(dir.path().join("k.key"), "AQIDBA==\n").expect("write key");
+    let keys = "tsig_keys:\n  - name: k\n    algorithm: hmac-sha256\n    secret_file: k.key\n";
+    let good = with(
+        keys,
+        "    allow_transfer: [\"10.0.0.0/8 key k\"]\n    notify: [\"192.0.2.53:53 key k\"]\n",
+    );
     assert!(
-        output.status.success(),
+        good.status.success(),
         "{}",
-        String::from_utf8_lossy(&output.stderr)
+        String::from_utf8_lossy(&good.stderr)
     );
-    assert!(
-        stdout.contains("example.com. (serial 2026112101)"),
-        "{stdout}"
-    );
+    for (keys, entries, expected) in [
+        (
+            keys,
+            "    allow_transfer: [\"10.0.0.0/33\"]\n",
+            "transfer.yaml:10: zone example.com.: allow_transfer: `10.0.0.0/33`: the prefix length must be 0 to 32",
+        ),
+        (
+            keys,
+            "    notify: [\"192.0.2.53\"]\n",
+            "transfer.yaml:10: zone example.com.: notify: `192.0.2.53` is not an address with a port",
+        ),
+        (
+            keys,
+            "    notify: [\"192.0.2.53:53 key other\"]\n",
+            "key other. is not one of tsig_keys (k.)",
+        ),
+        (
+            &keys.replace("hmac-sha256", "hmac-md5"),
+            "",
+            "algorithm `hmac-md5` is not supported",
+        ),
+        (
+            &keys.replace("k.key", "gone.key"),
+            "",
+            "cannot read the secret file",
+        ),
+    ] {
+        let out = with(keys, entries);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in {stderr}"
+        );
+        assert!(!stderr.contains("AQIDBA"), "{stderr}");
+    }
 }
 
 #[test]

@@ -534,3 +534,47 @@ fn ixfr_answers_the_difference_and_a_secondary_that_was_down_catches_up() {
         status_json(http)["dns"]
     );
 }
+
+#[test]
+fn a_drill_verifies_the_secondaries_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let (server, _primary, _secondary_site, _config) =
+        start_example(dir.path(), None, |text| with_transfers(text, port, true));
+    let secondary = Secondary::start_on(Kind::Knot, "example.com", server.addr, true, port);
+    let serial = soa_serial(server.addr, "example.com.");
+    assert!(
+        secondary.wait_serial(serial, Duration::from_secs(30)),
+        "{}",
+        secondary.log()
+    );
+    let http = server.http.expect("http");
+    let token = common::Geofailover::token(dir.path());
+    let (code, reply) = common::http(
+        "POST",
+        http,
+        "/api/v1/drill",
+        Some(&token),
+        r#"{"hold": "1s", "lower_ttl": "5s"}"#,
+    );
+    assert_eq!(code, 202, "{reply}");
+    let id: serde_json::Value = serde_json::from_str(&reply).expect("json");
+    let ended = wait_until(Duration::from_secs(120), || {
+        let st = status_json(http);
+        st["drill"].is_null() && st["last_drill"]["id"] == id["id"]
+    });
+    assert!(ended, "{}", server.log());
+    let (_, body) = common::http("GET", http, "/api/v1/drill/last", None, "");
+    let report: serde_json::Value = serde_json::from_str(&body).expect("report");
+    assert_eq!(report["result"], "pass", "{report:#}");
+    let verified = report["nameservers"].to_string();
+    assert!(verified.contains(&secondary.addr.to_string()), "{verified}");
+    let step = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "all nameservers answer the secondary")
+        .expect("the step")
+        .to_string();
+    assert!(step.contains("2 nameserver(s) answer alike"), "{step}");
+}

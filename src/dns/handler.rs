@@ -81,7 +81,7 @@ pub fn prepare(table: &AnswerTable, request: &Request) -> Prepared {
     let res = table.resolve(query.name(), query.query_type());
     metadata.response_code = res.rcode;
     metadata.authoritative = res.authoritative;
-    // Over TCP the whole message limit is hickory's to enforce; only a UDP
+    // Over TCP the whole message limit is the encoder's (64 KiB); only a UDP
     // answer is measured against the client's payload before it is sent.
     let fits_udp = match request.protocol() {
         Protocol::Udp => fits(

@@ -137,6 +137,18 @@ impl Secondaries {
         });
     }
 
+    /// Every secondary's address, once.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        let mut addresses: Vec<SocketAddr> = self
+            .status()
+            .iter()
+            .filter_map(|s| s.address.parse().ok())
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        addresses
+    }
+
     pub fn status(&self) -> Vec<SecondaryStatus> {
         self.status
             .lock()

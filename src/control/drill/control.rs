@@ -13,10 +13,22 @@ use crate::{
 };
 
 impl Controller {
-    /// The nameservers a drill verifies: the configured list (a listen
-    /// address stands for where it is actually bound); with several nodes,
-    /// every node's DNS addresses; else the zones' NS records at port 53.
+    /// The nameservers a drill verifies: geofailover's own (below) and
+    /// every secondary it notifies.
     fn drill_nameservers(&self, failing: &Failing) -> Vec<std::net::SocketAddr> {
+        let mut servers = self.own_nameservers(failing);
+        for secondary in self.secondaries.addresses() {
+            if !servers.contains(&secondary) {
+                servers.push(secondary);
+            }
+        }
+        servers
+    }
+
+    /// The configured list (a listen address stands for where it is
+    /// actually bound); with several nodes, every node's DNS addresses;
+    /// else the zones' NS records at port 53.
+    fn own_nameservers(&self, failing: &Failing) -> Vec<std::net::SocketAddr> {
         use hickory_proto::rr::{LowerName, RData, RecordType};
         let actual = |addr: std::net::SocketAddr| {
             self.dns_addresses
