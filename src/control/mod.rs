@@ -589,8 +589,13 @@ impl Controller {
                 let _ = reply.send(self.failing.as_ref().and_then(|f| f.last_drill.clone()));
             }
             ControlEvent::SetTtl { ttl, reply } => {
-                if let Some(failing) = &mut self.failing {
+                // A new TTL is a new version of the zones: secondaries
+                // follow it by the serial.
+                if let Some(failing) = &mut self.failing
+                    && failing.ttl_override != ttl
+                {
                     failing.ttl_override = ttl;
+                    self.serials = answers::bump(&self.serials, &self.zones, &failing.config);
                 }
                 self.save(now_ms()).await;
                 self.publish();

@@ -1,7 +1,7 @@
 //! DNS over TCP (RFC 7766): length-prefixed messages on a connection kept
 //! while queries come within the idle timeout. Each request is answered
-//! by `handler::respond` on a blocking thread (a zone transfer may take a
-//! while to encode), and every message of its response is written in
+//! by `handler::respond` (a zone transfer on a blocking thread: it may take
+//! a while to encode), and every message of its response is written in
 //! order, so a transfer is as many frames as it needs.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -14,7 +14,7 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use super::{ResponseCounters, SharedTable, handler};
+use super::{ResponseCounters, SharedTable, handler, transfer};
 use hickory_server::net::xfer::Protocol;
 
 /// How long a stop waits for connections still answering.
@@ -118,18 +118,24 @@ async fn serve(
             Ok(Err(_)) | Err(_) => return,
         }
         let served = table.load_full();
-        let answered = tokio::task::spawn_blocking(move || {
+        let transfer = transfer::asks_transfer(&packet);
+        let answer = move || {
             let mut messages = Vec::new();
             let rcode = handler::respond(&served, &packet, src, Protocol::Tcp, &mut messages);
             (rcode, messages)
-        })
-        .await;
-        let (rcode, messages) = match answered {
-            Ok(answered) => answered,
-            Err(e) => {
-                warn!("a TCP answer failed: {e}");
-                return;
+        };
+        // A query is answered here; a transfer, which may take a while to
+        // encode, on a blocking thread.
+        let (rcode, messages) = if transfer {
+            match tokio::task::spawn_blocking(answer).await {
+                Ok(answered) => answered,
+                Err(e) => {
+                    warn!("a TCP answer failed: {e}");
+                    return;
+                }
             }
+        } else {
+            answer()
         };
         if messages.is_empty() {
             // Not a query we can answer (no header, a response): nothing

@@ -348,6 +348,28 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Whether a message's one question asks for AXFR or IXFR, from its
+/// bytes (without parsing the rest).
+pub fn asks_transfer(packet: &[u8]) -> bool {
+    if packet.len() < 12 || packet[4..6] != [0, 1] {
+        return false;
+    }
+    let mut at = 12;
+    while let Some(&len) = packet.get(at) {
+        if len == 0 {
+            let qtype = packet
+                .get(at + 1..at + 3)
+                .map(|t| u16::from_be_bytes([t[0], t[1]]));
+            return matches!(qtype, Some(251 | 252));
+        }
+        if len & 0xC0 != 0 {
+            return false;
+        }
+        at += 1 + usize::from(len);
+    }
+    false
+}
+
 /// Whether a parsed request asks for a transfer, and which.
 pub fn asked(request: &Request) -> Option<RecordType> {
     match request.queries.queries() {
@@ -485,5 +507,42 @@ impl History {
             keys: self.keys.clone(),
             zones,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::{
+        op::{Message, MessageType, OpCode, Query},
+        rr::Name,
+    };
+
+    fn query(rtype: RecordType) -> Vec<u8> {
+        let mut message = Message::new(7, MessageType::Query, OpCode::Query);
+        message.add_query(Query::query(
+            Name::from_ascii("example.com.").unwrap(),
+            rtype,
+        ));
+        message.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_transfer_is_told_from_its_bytes() {
+        assert!(asks_transfer(&query(RecordType::AXFR)));
+        assert!(asks_transfer(&query(RecordType::IXFR)));
+        assert!(!asks_transfer(&query(RecordType::SOA)));
+        let axfr = query(RecordType::AXFR);
+        for cut in 0..axfr.len() - 1 {
+            assert!(!asks_transfer(&axfr[..cut]) || cut >= axfr.len() - 3);
+        }
+    }
+
+    #[test]
+    fn serials_compare_as_rfc_1982_says() {
+        assert!(newer(2, 1));
+        assert!(!newer(1, 1));
+        assert!(newer(0, u32::MAX));
+        assert!(!newer(u32::MAX, 0));
     }
 }
