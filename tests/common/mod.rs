@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod corpus;
 pub mod etcd;
 pub mod flood;
 pub mod mariadb;

@@ -50,7 +50,7 @@ pub struct Secondary {
     pub kind: Kind,
     pub addr: SocketAddr,
     pub zone: String,
-    primary: SocketAddr,
+    primaries: Vec<SocketAddr>,
     keyed: bool,
     process: Option<Process>,
     dir: tempfile::TempDir,
@@ -64,11 +64,23 @@ impl Secondary {
 
     /// Starts a secondary on `port`.
     pub fn start_on(kind: Kind, zone: &str, primary: SocketAddr, keyed: bool, port: u16) -> Self {
+        Self::start_from(kind, zone, &[primary], keyed, port)
+    }
+
+    /// Starts a secondary on `port` that transfers from whichever of
+    /// `primaries` answers (on 127.0.0.1).
+    pub fn start_from(
+        kind: Kind,
+        zone: &str,
+        primaries: &[SocketAddr],
+        keyed: bool,
+        port: u16,
+    ) -> Self {
         let mut secondary = Self {
             kind,
             addr: ([127, 0, 0, 1], port).into(),
             zone: zone.trim_end_matches('.').to_string(),
-            primary,
+            primaries: primaries.to_vec(),
             keyed,
             process: None,
             dir: tempfile::tempdir().expect("tempdir"),
@@ -100,7 +112,7 @@ impl Secondary {
     fn run(&mut self) {
         let dir = self.dir.path().display().to_string();
         let port = self.addr.port();
-        let (primary_ip, primary_port) = (self.primary.ip(), self.primary.port());
+        let primary_ip = self.primaries[0].ip();
         let zone = &self.zone;
         let secret = key_secret();
         let log = self.log_file().display().to_string();
@@ -109,6 +121,11 @@ impl Secondary {
         {
             Kind::Nsd => {
                 let key = if self.keyed { KEY_NAME } else { "NOKEY" };
+                let requests: String = self
+                    .primaries
+                    .iter()
+                    .map(|p| format!("  request-xfr: {}@{} {key}\n", p.ip(), p.port()))
+                    .collect();
                 let keys = if self.keyed {
                     format!(
                         "key:\n  name: {KEY_NAME}\n  algorithm: hmac-sha256\n  secret: \"{secret}\"\n"
@@ -122,8 +139,7 @@ impl Secondary {
                          \x20 zonelistfile: \"{dir}/zone.list\"\n  xfrdfile: \"{dir}/xfrd.state\"\n  xfrdir: \"{dir}\"\n\
                          \x20 logfile: \"{log}\"\n  verbosity: 2\n  server-count: 1\n  rrl-ratelimit: 0\n\
                          remote-control:\n  control-enable: no\n{keys}\
-                         zone:\n  name: {zone}\n  zonefile: {zone}.zone\n\
-                         \x20 request-xfr: {primary_ip}@{primary_port} {key}\n  allow-notify: {primary_ip} {key}\n"
+                         zone:\n  name: {zone}\n  zonefile: {zone}.zone\n  allow-notify: {primary_ip} {key}\n{requests}"
                 );
                 let path = format!("{dir}/nsd.conf");
                 (
@@ -134,6 +150,12 @@ impl Secondary {
                 )
             }
             Kind::Knot => {
+                let addresses = self
+                    .primaries
+                    .iter()
+                    .map(|p| format!("{}@{}", p.ip(), p.port()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let (keys, key) = if self.keyed {
                     (
                         format!(
@@ -147,7 +169,7 @@ impl Secondary {
                 let conf = format!(
                     "server:\n  listen: 127.0.0.1@{port}\n  rundir: {dir}\n  user: root\n\
                          database:\n  storage: {dir}/db\n{keys}\
-                         remote:\n  - id: primary\n    address: {primary_ip}@{primary_port}\n{key}\
+                         remote:\n  - id: primary\n    address: [{addresses}]\n{key}\
                          acl:\n  - id: notify\n    address: {primary_ip}\n{key}    action: notify\n\
                          template:\n  - id: default\n    storage: {dir}\n    zonefile-sync: -1\n    journal-content: changes\n\
                          zone:\n  - domain: {zone}\n    master: primary\n    acl: notify\n\
@@ -167,6 +189,11 @@ impl Secondary {
                 } else {
                     (String::new(), String::new())
                 };
+                let primaries: String = self
+                    .primaries
+                    .iter()
+                    .map(|p| format!("{} port {}{key}; ", p.ip(), p.port()))
+                    .collect();
                 let conf = format!(
                     "options {{\n  directory \"{dir}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n\
                          \x20 pid-file \"{dir}/named.pid\";\n  session-keyfile \"{dir}/session.key\";\n\
@@ -175,7 +202,7 @@ impl Secondary {
                          controls {{ }};\n{keys}\
                          logging {{\n  channel all {{ file \"{log}\"; severity info; print-time yes; print-category yes; }};\n\
                          \x20 category default {{ all; }};\n  category xfer-in {{ all; }};\n  category notify {{ all; }};\n}};\n\
-                         zone \"{zone}\" {{\n  type secondary;\n  primaries {{ {primary_ip} port {primary_port}{key}; }};\n\
+                         zone \"{zone}\" {{\n  type secondary;\n  primaries {{ {primaries} }};\n\
                          \x20 file \"{dir}/{zone}.db\";\n  allow-notify {{ {primary_ip}; }};\n}};\n"
                 );
                 let path = format!("{dir}/named.conf");
