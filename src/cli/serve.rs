@@ -157,7 +157,18 @@ async fn reload(
     config: &mut Config,
 ) {
     info!(config = %path.display(), "reloading");
-    let (mut new_config, zones) = match load(path, node) {
+    // Reading, checking and compiling the zones may take a while for a
+    // large zone: off the async runtime, while the old table answers.
+    let (file, name) = (path.to_path_buf(), node.map(str::to_string));
+    let loaded = tokio::task::spawn_blocking(move || {
+        let (config, zones) = load(&file, name.as_deref())?;
+        let base = crate::control::answers::base(&config, &zones);
+        Ok::<_, String>((config, zones, base))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|loaded| loaded);
+    let (mut new_config, zones, base) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
             error!("reload failed, still serving the previous configuration: {e}");
@@ -191,6 +202,7 @@ async fn reload(
     let event = ControlEvent::Reload {
         config: Box::new(new_config.clone()),
         zones,
+        base: Arc::new(base),
         done,
     };
     if events.send(event).await.is_err() {

@@ -1,5 +1,6 @@
-//! Builds the answer table the DNS side serves from the zones as loaded,
-//! the failover records for the active site and the SOA serials to serve.
+//! What the answer table the DNS side serves is made of: the zones as
+//! loaded (`base`, once per load), the failover records for the active
+//! site and the SOA serials to serve.
 
 use std::collections::BTreeMap;
 
@@ -8,11 +9,7 @@ use hickory_proto::rr::{
     rdata::{A, AAAA},
 };
 
-use crate::{
-    config::Failover,
-    engine::Role,
-    zone::{AnswerTable, Zone},
-};
+use crate::{config::Failover, engine::Role, zone::Zone};
 
 /// The serial each zone is to be served with: the zone file's, unless a
 /// higher one was served before (never go back, across restarts too).
@@ -76,28 +73,14 @@ pub fn failover_records(failover: &Failover, active: Role, ttl: Option<u32>) -> 
         .collect()
 }
 
-/// The table for `zones` with `records` added (each to the closest zone
-/// that holds its name) and the given serials.
-pub fn build(zones: &[Zone], records: &[Record], serials: &BTreeMap<String, u32>) -> AnswerTable {
-    let mut zones: Vec<Zone> = zones.to_vec();
-    for zone in &mut zones {
-        if let Some(serial) = serials.get(&zone.origin.to_string()) {
-            for record in &mut zone.records {
-                if let RData::SOA(soa) = &mut record.data {
-                    soa.serial = *serial;
-                }
-            }
-        }
-    }
-    for record in records {
-        let name = LowerName::new(&record.name);
-        let closest = zones
-            .iter_mut()
-            .filter(|z| LowerName::new(&z.origin).zone_of(&name))
-            .max_by_key(|z| z.origin.num_labels());
-        if let Some(zone) = closest {
-            zone.records.push(record.clone());
-        }
-    }
-    AnswerTable::build(zones)
+/// What a load of `zones` builds once for `config`: the table of the
+/// zone files (with the failover records' names) and the answers that no
+/// failover changes. Slow for a large zone: run it off the async runtime.
+pub fn base(config: &crate::config::Config, zones: &[Zone]) -> crate::dns::Base {
+    let dynamic: Vec<hickory_proto::rr::Name> = config
+        .failover
+        .iter()
+        .flat_map(|f| f.records.iter().map(|r| r.name.clone()))
+        .collect();
+    crate::dns::Base::build(zones.to_vec(), &dynamic, crate::dns::PRECOMPUTED_BUDGET)
 }

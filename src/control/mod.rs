@@ -84,6 +84,8 @@ pub enum ControlEvent {
     Reload {
         config: Box<Config>,
         zones: Vec<Zone>,
+        /// Built from `zones` off the control loop (`answers::base`).
+        base: Arc<crate::dns::Base>,
         done: oneshot::Sender<Result<Vec<String>, String>>,
     },
     /// The replication watcher looked at both databases, in a round that
@@ -220,6 +222,9 @@ struct Failing {
 pub struct Controller {
     failing: Option<Failing>,
     zones: Vec<Zone>,
+    /// The zone files' table and lasting answers, shared by every table
+    /// served until the next load.
+    base: Arc<crate::dns::Base>,
     /// The zones' versions, for IXFR.
     history: std::sync::Mutex<crate::dns::transfer::History>,
     /// The secondaries notified of the zones' changes.
@@ -319,8 +324,11 @@ impl Controller {
         if !config.dns.listen.is_empty() {
             secondaries.configure(config);
         }
+        // Nothing is answered before this table: built here, at start.
+        let base = Arc::new(answers::base(config, &zones));
         let controller = Self {
             failing,
+            base,
             secondaries,
             history: std::sync::Mutex::new(history),
             zones,
@@ -388,13 +396,15 @@ impl Controller {
             }
             None => Vec::new(),
         };
-        let table = answers::build(&self.zones, &records, &self.serials);
         let transfers = match self.history.lock() {
             Ok(mut history) => history.record(&records, &self.serials),
             Err(_) => Arc::default(),
         };
-        self.table
-            .store(Arc::new(crate::dns::Served::new(table, transfers)));
+        self.table.store(Arc::new(self.base.serve(
+            &records,
+            &self.serials,
+            transfers,
+        )));
         self.secondaries.serve(&self.serials);
     }
 
@@ -529,9 +539,10 @@ impl Controller {
             ControlEvent::Reload {
                 config,
                 zones,
+                base,
                 done,
             } => {
-                let _ = done.send(self.reload(&config, zones).await);
+                let _ = done.send(self.reload(&config, zones, base).await);
             }
             ControlEvent::Replication { seen, at } => self.replication(*seen, at).await,
             ControlEvent::Plan {

@@ -28,6 +28,7 @@ impl Controller {
         &mut self,
         config: &Config,
         zones: Vec<Zone>,
+        base: std::sync::Arc<crate::dns::Base>,
     ) -> Result<Vec<String>, String> {
         let mut changes = Vec::new();
         match (&mut self.failing, &config.failover) {
@@ -94,6 +95,7 @@ impl Controller {
             self.secondaries.configure(config);
         }
         self.zones = zones;
+        self.base = base;
         let stored = self.serials.clone();
         self.serials = answers::serials(&self.zones, &stored);
         self.notifier = super::Notifier::new(config.webhooks.clone());

@@ -22,7 +22,7 @@ use rustc_hash::FxHashMap;
 
 use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, Query, ResponseCode},
-    rr::{Name, RecordType},
+    rr::{LowerName, Name, Record, RecordType},
     serialize::binary::{BinDecodable, BinDecoder},
 };
 use hickory_server::{net::xfer::Protocol, server::Request};
@@ -31,7 +31,11 @@ use super::{
     handler::{self, MAX_UDP_PAYLOAD},
     transfer::Transfers,
 };
-use crate::zone::AnswerTable;
+use crate::zone::{AnswerTable, Zone, table::Resolution};
+
+/// How much the answers precomputed at a load may take, in bytes: past
+/// it, answers are learned on demand (`Recent`).
+pub const PRECOMPUTED_BUDGET: usize = 32 << 20;
 
 /// The table and its precomputed answers, swapped together.
 pub struct Served {
@@ -42,6 +46,8 @@ pub struct Served {
 }
 
 impl Served {
+    /// A table with every answer precomputed (no budget): for tests and
+    /// small tables.
     pub fn new(table: AnswerTable, transfers: Arc<Transfers>) -> Self {
         let fast = FastAnswers::build(&table);
         Self {
@@ -50,6 +56,132 @@ impl Served {
             transfers,
         }
     }
+}
+
+/// What one load of the zones builds, once: the zone files' table and
+/// the answers precomputed from it that no failover or serial change
+/// touches. Each table served after a change shares both and adds only
+/// what changed.
+pub struct Base {
+    pub table: AnswerTable,
+    shared: Arc<FxHashMap<Box<[u8]>, Template>>,
+}
+
+impl Base {
+    /// Builds the table for `zones` with the failover records' names
+    /// `dynamic`, and precomputes up to `budget` bytes of answers.
+    pub fn build(zones: Vec<Zone>, dynamic: &[Name], budget: usize) -> Self {
+        let table = AnswerTable::build_for(zones, dynamic);
+        let dynamic: std::collections::HashSet<LowerName> =
+            dynamic.iter().map(LowerName::new).collect();
+        let mut map = FxHashMap::default();
+        let mut used = 0;
+        let mut out = Vec::with_capacity(512);
+        'names: for (name, types) in table.names() {
+            let lower = LowerName::new(&name);
+            if dynamic.contains(&lower) {
+                continue;
+            }
+            let name = name.to_lowercase();
+            for rtype in wanted(types) {
+                for edns in [false, true] {
+                    let Some((key, template, res)) =
+                        Template::make(&table, &name, rtype, edns, &mut out)
+                    else {
+                        continue;
+                    };
+                    if !res.as_ref().is_some_and(|r| lasting(r, &table, &dynamic)) {
+                        continue;
+                    }
+                    used += key.len + template.bytes.len() + 64;
+                    if used > budget {
+                        break 'names;
+                    }
+                    map.insert(key.as_slice().into(), template);
+                }
+            }
+        }
+        Self {
+            table,
+            shared: Arc::new(map),
+        }
+    }
+
+    /// The table to serve with the failover records `records` and the
+    /// serials `serials`: the overlay's answers precomputed, the rest
+    /// shared with this base.
+    pub fn serve(
+        &self,
+        records: &[Record],
+        serials: &std::collections::BTreeMap<String, u32>,
+        transfers: Arc<Transfers>,
+    ) -> Served {
+        let table = self.table.with_overlay(records, serials);
+        let mut own = FxHashMap::default();
+        let mut out = Vec::with_capacity(512);
+        for (name, types) in table.overlay_names() {
+            let name = name.to_lowercase();
+            for rtype in wanted(types) {
+                for edns in [false, true] {
+                    if let Some((key, template, _)) =
+                        Template::make(&table, &name, rtype, edns, &mut out)
+                    {
+                        own.insert(key.as_slice().into(), template);
+                    }
+                }
+            }
+        }
+        Served {
+            table,
+            fast: FastAnswers {
+                own,
+                shared: self.shared.clone(),
+            },
+            transfers,
+        }
+    }
+}
+
+/// The types worth having ready at a name: its own, and A, AAAA and ANY.
+fn wanted(mut types: Vec<RecordType>) -> Vec<RecordType> {
+    for t in [RecordType::A, RecordType::AAAA, RecordType::ANY] {
+        if !types.contains(&t) {
+            types.push(t);
+        }
+    }
+    types
+}
+
+/// Whether an answer holds for as long as the zone files do: a positive
+/// answer with no SOA (whose serial changes) that names no record the
+/// overlay changes (a failover record, the apex).
+fn lasting(
+    res: &Resolution,
+    table: &AnswerTable,
+    dynamic: &std::collections::HashSet<LowerName>,
+) -> bool {
+    use hickory_proto::rr::RData;
+    let changing = |name: &Name| {
+        let lower = LowerName::new(name);
+        dynamic.contains(&lower) || table.is_apex(&lower)
+    };
+    !res.answer.is_empty()
+        && res
+            .answer
+            .iter()
+            .chain(&res.authority)
+            .chain(&res.additional)
+            .all(|r| {
+                r.record_type() != RecordType::SOA
+                    && !changing(&r.name)
+                    && match &r.data {
+                        RData::CNAME(t) => !changing(&t.0),
+                        RData::NS(t) => !changing(&t.0),
+                        RData::MX(mx) => !changing(&mx.exchange),
+                        RData::SRV(srv) => !changing(&srv.target),
+                        _ => true,
+                    }
+            })
 }
 
 impl Default for Served {
@@ -70,7 +202,10 @@ struct Template {
 /// what the zone holds, so a fast non-keyed hash serves.
 #[derive(Default)]
 pub struct FastAnswers {
-    map: FxHashMap<Box<[u8]>, Template>,
+    /// This table's own: the overlay's names.
+    own: FxHashMap<Box<[u8]>, Template>,
+    /// Those of the load this table was built from.
+    shared: Arc<FxHashMap<Box<[u8]>, Template>>,
 }
 
 /// The longest wire-format name, plus type and EDNS flag.
@@ -112,7 +247,7 @@ impl Template {
         rtype: RecordType,
         edns: bool,
         out: &mut Vec<u8>,
-    ) -> Option<(Key, Self)> {
+    ) -> Option<(Key, Self, Option<Resolution>)> {
         let mut query = Message::new(0, MessageType::Query, OpCode::Query);
         query.add_query(Query::query(name.clone(), rtype));
         if edns {
@@ -138,7 +273,7 @@ impl Template {
             rcode: prepared.metadata.response_code,
             owner_at,
         };
-        Some((key, template))
+        Some((key, template, prepared.resolution))
     }
 
     /// Writes this response to `packet` (a plain query) into `out`, or
@@ -169,36 +304,36 @@ impl FastAnswers {
     /// Encodes the answers for every name of `table` and, at each, its
     /// own types plus A, AAAA and ANY, with and without EDNS.
     pub fn build(table: &AnswerTable) -> Self {
-        let mut map = FxHashMap::default();
-        let anywhere: &'static [RecordType] = &[RecordType::A, RecordType::AAAA, RecordType::ANY];
+        let mut own = FxHashMap::default();
         let mut out = Vec::with_capacity(512);
         for (name, types) in table.names() {
             let name = name.to_lowercase();
-            let mut wanted = types;
-            for t in anywhere {
-                if !wanted.contains(t) {
-                    wanted.push(*t);
-                }
-            }
-            for rtype in wanted {
+            for rtype in wanted(types) {
                 for edns in [false, true] {
-                    if let Some((key, template)) =
+                    if let Some((key, template, _)) =
                         Template::make(table, &name, rtype, edns, &mut out)
                     {
-                        map.insert(key.as_slice().into(), template);
+                        own.insert(key.as_slice().into(), template);
                     }
                 }
             }
         }
-        Self { map }
+        Self {
+            own,
+            shared: Arc::default(),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Template> {
+        self.own.get(key).or_else(|| self.shared.get(key))
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.own.len() + self.shared.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.own.is_empty() && self.shared.is_empty()
     }
 
     /// Answers a plain query from the precomputed responses alone into
@@ -208,7 +343,7 @@ impl FastAnswers {
     pub fn answer(&self, packet: &[u8], out: &mut Vec<u8>) -> Option<ResponseCode> {
         let query = parse(packet)?;
         let key = Key::of(packet, &query);
-        self.map.get(key.as_slice())?.fill(packet, &query, out)
+        self.get(key.as_slice())?.fill(packet, &query, out)
     }
 }
 
@@ -260,7 +395,7 @@ impl Recent {
         let query = parse(packet)?;
         let key = Key::of(packet, &query);
         let key = key.as_slice();
-        if let Some(template) = served.fast.map.get(key) {
+        if let Some(template) = served.fast.get(key) {
             return template.fill(packet, &query, out);
         }
         if !std::ptr::eq(self.served.as_ptr(), Arc::as_ptr(served)) {
@@ -288,7 +423,7 @@ impl Recent {
         let (name, rest) = key.split_at(key.len() - 3);
         let name = Name::read(&mut BinDecoder::new(name)).ok()?;
         let rtype = RecordType::from(u16::from_be_bytes([rest[0], rest[1]]));
-        let (learned, template) =
+        let (learned, template, _) =
             Template::make(&served.table, &name, rtype, rest[2] == 1, &mut self.scratch)?;
         if learned.as_slice() != key {
             // Not the query it was asked for (a name that does not come
@@ -547,5 +682,80 @@ mod tests {
                 .is_none()
         );
         assert!(served.fast.answer(&[0u8; 11], &mut out).is_none());
+    }
+
+    /// The table a base serves after a change answers every name exactly
+    /// as a table built whole from the zones with the change written in,
+    /// and its precomputed answers are the general path's.
+    #[test]
+    fn a_base_with_an_overlay_answers_as_a_table_built_whole() {
+        use crate::{control::answers, engine::Role};
+        use hickory_proto::rr::RData;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml");
+        let config = crate::config::Config::load(&path).unwrap();
+        let zones = crate::zone::load_all(&config).unwrap();
+        let failover = config.failover.clone().unwrap();
+        let base = answers::base(&config, &zones);
+        let src = SocketAddr::from(([127, 0, 0, 1], 5353));
+        for (active, serial, ttl) in [
+            (Role::Primary, 2026112101, None),
+            (Role::Secondary, 2026112102, None),
+            (Role::Secondary, 2026112103, Some(5)),
+        ] {
+            let records = answers::failover_records(&failover, active, ttl);
+            let serials: std::collections::BTreeMap<String, u32> = zones
+                .iter()
+                .map(|z| (z.origin.to_string(), serial))
+                .collect();
+            let served = base.serve(&records, &serials, Arc::default());
+            // The same change, written into the zones and built whole.
+            let mut whole = zones.clone();
+            for zone in &mut whole {
+                for record in &mut zone.records {
+                    if let RData::SOA(soa) = &mut record.data {
+                        soa.serial = serial;
+                    }
+                }
+            }
+            whole[0].records.extend(records.iter().cloned());
+            let whole = Served::new(AnswerTable::build(whole), Arc::default());
+            let mut names: Vec<Name> = whole.table.names().into_iter().map(|(n, _)| n).collect();
+            names.extend(
+                [
+                    "nope.example.com.",
+                    "x.wild.example.com.",
+                    "WwW.example.com.",
+                ]
+                .iter()
+                .map(|n| Name::from_ascii(n).unwrap()),
+            );
+            let (mut a, mut b, mut fast) = (Vec::new(), Vec::new(), Vec::new());
+            let mut compared = 0;
+            for name in &names {
+                for rtype in [
+                    RecordType::A,
+                    RecordType::AAAA,
+                    RecordType::SOA,
+                    RecordType::NS,
+                    RecordType::MX,
+                    RecordType::TXT,
+                    RecordType::CNAME,
+                    RecordType::ANY,
+                ] {
+                    for edns in [false, true] {
+                        let packet = query(&name.to_ascii(), rtype, edns);
+                        let ours = super::general(&served, &packet, src, &mut a);
+                        let theirs = super::general(&whole, &packet, src, &mut b);
+                        assert_eq!(ours, theirs, "{name} {rtype}");
+                        assert_eq!(a, b, "{name} {rtype} edns={edns} serial {serial}");
+                        if served.fast.answer(&packet, &mut fast).is_some() {
+                            assert_eq!(fast, a, "precomputed {name} {rtype} edns={edns}");
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+            assert!(compared > 50, "only {compared} precomputed");
+        }
     }
 }

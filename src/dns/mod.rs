@@ -12,6 +12,6 @@ pub mod tsig;
 mod udp;
 
 pub use counters::ResponseCounters;
-pub use fast::{FastAnswers, Served};
+pub use fast::{Base, FastAnswers, PRECOMPUTED_BUDGET, Served};
 pub use handler::SharedTable;
 pub use server::{DnsServer, bind};

@@ -3,8 +3,16 @@
 //! section 4.3.2, wildcards per RFC 4592, minimal ANY per RFC 8482). A table
 //! is immutable once built; the server swaps whole tables, so every answer
 //! comes from one consistent state.
+//!
+//! What the zone files hold is built once per load and shared by every
+//! table made from it; what changes (the failover records, the apex with
+//! the SOA serial served) is an overlay of a few nodes, so a new table
+//! after a failover costs the names that changed, not the zone.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
 use hickory_proto::{
     op::ResponseCode,
@@ -27,9 +35,13 @@ pub struct AnswerTable {
 #[derive(Debug)]
 struct ZoneTable {
     origin: LowerName,
-    nodes: HashMap<LowerName, Node>,
+    /// The zone file's nodes, shared by every table built from one load.
+    nodes: Arc<HashMap<LowerName, Node>>,
+    /// Nodes that differ from `nodes`: the apex with the SOA serial
+    /// served, and the names of the failover records.
+    overlay: HashMap<LowerName, Node>,
     /// Names below the apex that carry NS records: zone cuts.
-    cuts: HashSet<LowerName>,
+    cuts: Arc<HashSet<LowerName>>,
     /// The SOA with the negative-caching TTL, min(SOA TTL, SOA minimum)
     /// (RFC 2308 section 3), for the authority section of negative answers.
     negative_soa: Record,
@@ -37,7 +49,7 @@ struct ZoneTable {
 }
 
 /// The records at one name; empty for an empty non-terminal.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Node {
     /// Sorted by type code.
     rrsets: Vec<(RecordType, Vec<Record>)>,
@@ -77,9 +89,100 @@ impl Resolution {
 impl AnswerTable {
     /// Compiles checked zones into a table.
     pub fn build(zones: Vec<Zone>) -> Self {
-        let mut tables: Vec<ZoneTable> = zones.into_iter().filter_map(ZoneTable::build).collect();
+        Self::build_for(zones, &[])
+    }
+
+    /// Compiles checked zones into a table whose `dynamic` names (the
+    /// failover records') exist, if only as empty nodes, to be filled by
+    /// `with_overlay`.
+    pub fn build_for(zones: Vec<Zone>, dynamic: &[Name]) -> Self {
+        let mut tables: Vec<ZoneTable> = zones
+            .into_iter()
+            .filter_map(|zone| ZoneTable::build(zone, dynamic))
+            .collect();
         tables.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
         Self { zones: tables }
+    }
+
+    /// This table's zone data with `records` added (each to the closest
+    /// zone that holds its name) and the SOA serials in `serials` (zone
+    /// origin as text to serial); the zone data is shared, not copied.
+    pub fn with_overlay(&self, records: &[Record], serials: &BTreeMap<String, u32>) -> Self {
+        let zones = self
+            .zones
+            .iter()
+            .map(|zone| {
+                let serial = serials
+                    .get(&Name::from(&zone.origin).to_string())
+                    .copied()
+                    .unwrap_or(zone.serial);
+                let mut overlay: HashMap<LowerName, Node> = HashMap::new();
+                let mut apex = zone.nodes.get(&zone.origin).cloned().unwrap_or_default();
+                for (_, set) in &mut apex.rrsets {
+                    for record in set {
+                        if let RData::SOA(soa) = &mut record.data {
+                            soa.serial = serial;
+                        }
+                    }
+                }
+                overlay.insert(zone.origin.clone(), apex);
+                for record in records {
+                    let name = LowerName::new(&record.name);
+                    let closest = self
+                        .zones
+                        .iter()
+                        .find(|z| z.origin.zone_of(&name))
+                        .map(|z| &z.origin);
+                    if closest != Some(&zone.origin) {
+                        continue;
+                    }
+                    let node = overlay
+                        .entry(name.clone())
+                        .or_insert_with(|| zone.nodes.get(&name).cloned().unwrap_or_default());
+                    let rtype = record.record_type();
+                    match node.rrsets.iter_mut().find(|(t, _)| *t == rtype) {
+                        Some((_, set)) => set.push(record.clone()),
+                        None => node.rrsets.push((rtype, vec![record.clone()])),
+                    }
+                }
+                for node in overlay.values_mut() {
+                    node.rrsets.sort_by_key(|(t, _)| u16::from(*t));
+                }
+                let mut negative_soa = zone.negative_soa.clone();
+                if let RData::SOA(soa) = &mut negative_soa.data {
+                    soa.serial = serial;
+                }
+                ZoneTable {
+                    origin: zone.origin.clone(),
+                    nodes: zone.nodes.clone(),
+                    overlay,
+                    cuts: zone.cuts.clone(),
+                    negative_soa,
+                    serial,
+                }
+            })
+            .collect();
+        Self { zones }
+    }
+
+    /// Whether `name` is the apex of a served zone.
+    pub fn is_apex(&self, name: &LowerName) -> bool {
+        self.zones.iter().any(|z| &z.origin == name)
+    }
+
+    /// The overlay's names, with the types of the records at each.
+    pub fn overlay_names(&self) -> Vec<(Name, Vec<RecordType>)> {
+        self.zones
+            .iter()
+            .flat_map(|z| {
+                z.overlay.iter().map(|(name, node)| {
+                    (
+                        Name::from(name),
+                        node.rrsets.iter().map(|(t, _)| *t).collect(),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The zones served, with their SOA serials, for logs.
@@ -96,7 +199,12 @@ impl AnswerTable {
         self.zones
             .iter()
             .flat_map(|z| {
-                z.nodes.iter().map(|(name, node)| {
+                let overlay = z.overlay.iter();
+                let rest = z
+                    .nodes
+                    .iter()
+                    .filter(|(name, _)| !z.overlay.contains_key(*name));
+                overlay.chain(rest).map(|(name, node)| {
                     (
                         Name::from(name),
                         node.rrsets.iter().map(|(t, _)| *t).collect(),
@@ -118,7 +226,7 @@ impl AnswerTable {
 }
 
 impl ZoneTable {
-    fn build(zone: Zone) -> Option<Self> {
+    fn build(zone: Zone, dynamic: &[Name]) -> Option<Self> {
         let origin = LowerName::new(&zone.origin);
         let (soa, serial) = zone.records.iter().find_map(|r| match &r.data {
             RData::SOA(soa) => Some((r.clone(), soa.serial)),
@@ -133,18 +241,28 @@ impl ZoneTable {
 
         let mut nodes: HashMap<LowerName, Node> = HashMap::new();
         let mut cuts = HashSet::new();
-        for record in zone.records {
-            let owner = LowerName::new(&record.name);
-            // Every name between the owner and the apex exists, if only as
-            // an empty non-terminal (RFC 4592 section 2.2.2).
+        // Every name between an owner and the apex exists, if only as an
+        // empty non-terminal (RFC 4592 section 2.2.2).
+        let exist = |nodes: &mut HashMap<LowerName, Node>, owner: &LowerName| {
             let mut parent = owner.base_name();
-            while origin.zone_of(&parent) && parent != owner {
+            while origin.zone_of(&parent) && &parent != owner {
                 nodes.entry(parent.clone()).or_default();
                 if parent == origin {
                     break;
                 }
                 parent = parent.base_name();
             }
+        };
+        for name in dynamic {
+            let owner = LowerName::new(name);
+            if origin.zone_of(&owner) {
+                exist(&mut nodes, &owner);
+                nodes.entry(owner).or_default();
+            }
+        }
+        for record in zone.records {
+            let owner = LowerName::new(&record.name);
+            exist(&mut nodes, &owner);
             let rtype = record.record_type();
             if rtype == RecordType::NS && owner != origin {
                 cuts.insert(owner.clone());
@@ -160,11 +278,17 @@ impl ZoneTable {
         }
         Some(Self {
             origin,
-            nodes,
-            cuts,
+            nodes: Arc::new(nodes),
+            overlay: HashMap::new(),
+            cuts: Arc::new(cuts),
             negative_soa,
             serial,
         })
+    }
+
+    /// The node at `name`: the overlay's, else the zone file's.
+    fn node(&self, name: &LowerName) -> Option<&Node> {
+        self.overlay.get(name).or_else(|| self.nodes.get(name))
     }
 
     fn resolve(&self, qname: &Name, lower: LowerName, qtype: RecordType) -> Resolution {
@@ -184,7 +308,7 @@ impl ZoneTable {
                     return res;
                 }
             }
-            let (node, owner) = match self.nodes.get(&lower) {
+            let (node, owner) = match self.node(&lower) {
                 Some(node) => (node, name.clone()),
                 None => match self.wildcard_for(&lower) {
                     // The answer is synthesised with the name asked for.
@@ -251,18 +375,18 @@ impl ZoneTable {
     /// the closest existing ancestor (RFC 4592 section 3.3.1).
     fn wildcard_for(&self, name: &LowerName) -> Option<&Node> {
         let mut encloser = name.base_name();
-        while !self.nodes.contains_key(&encloser) {
+        while self.node(&encloser).is_none() {
             if encloser == self.origin || encloser.is_root() {
                 return None;
             }
             encloser = encloser.base_name();
         }
         let wildcard = Name::from(&encloser).prepend_label("*").ok()?;
-        self.nodes.get(&LowerName::new(&wildcard))
+        self.node(&LowerName::new(&wildcard))
     }
 
     fn referral(&self, cut: &LowerName, res: &mut Resolution) {
-        if let Some(ns) = self.nodes.get(cut).and_then(|n| n.get(RecordType::NS)) {
+        if let Some(ns) = self.node(cut).and_then(|n| n.get(RecordType::NS)) {
             res.authority.extend(ns.iter().cloned());
             self.add_addresses(ns, res);
         }
@@ -295,7 +419,7 @@ impl ZoneTable {
             if done.contains(&target) || !self.origin.zone_of(&target) {
                 continue;
             }
-            if let Some(node) = self.nodes.get(&target) {
+            if let Some(node) = self.node(&target) {
                 for rtype in [RecordType::A, RecordType::AAAA] {
                     if let Some(addresses) = node.get(rtype) {
                         res.additional.extend(addresses.iter().cloned());
