@@ -82,5 +82,18 @@ pub fn base(config: &crate::config::Config, zones: &[Zone]) -> crate::dns::Base 
         .iter()
         .flat_map(|f| f.records.iter().map(|r| r.name.clone()))
         .collect();
-    crate::dns::Base::build(zones.to_vec(), &dynamic, crate::dns::PRECOMPUTED_BUDGET)
+    let base = crate::dns::Base::build(zones.to_vec(), &dynamic, crate::dns::PRECOMPUTED_BUDGET);
+    release_free_memory();
+    base
+}
+
+/// Gives the memory freed after reading and compiling a zone back to the
+/// system: glibc keeps it in its arenas otherwise, and a large zone's
+/// parse leaves hundreds of megabytes behind.
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
 }

@@ -710,14 +710,18 @@ mod tests {
             let served = base.serve(&records, &serials, Arc::default());
             // The same change, written into the zones and built whole.
             let mut whole = zones.clone();
-            for zone in &mut whole {
-                for record in &mut zone.records {
+            for (i, zone) in whole.iter_mut().enumerate() {
+                let mut written = zone.records.to_vec();
+                for record in &mut written {
                     if let RData::SOA(soa) = &mut record.data {
                         soa.serial = serial;
                     }
                 }
+                if i == 0 {
+                    written.extend(records.iter().cloned());
+                }
+                zone.records = written.into();
             }
-            whole[0].records.extend(records.iter().cloned());
             let whole = Served::new(AnswerTable::build(whole), Arc::default());
             let mut names: Vec<Name> = whole.table.names().into_iter().map(|(n, _)| n).collect();
             names.extend(

@@ -38,7 +38,7 @@ const MESSAGE_SIZE: u16 = 16 * 1024;
 pub struct Version {
     pub serial: u32,
     pub soa: Record,
-    /// The zone file's records other than the SOA.
+    /// The zone file's records (its SOA is skipped: `soa` stands for it).
     pub statics: Arc<[Record]>,
     /// The failover records for the active site in this zone.
     pub failover: Vec<Record>,
@@ -46,7 +46,10 @@ pub struct Version {
 
 impl Version {
     fn records(&self) -> impl Iterator<Item = &Record> {
-        self.statics.iter().chain(&self.failover)
+        self.statics
+            .iter()
+            .filter(|r| r.record_type() != RecordType::SOA)
+            .chain(&self.failover)
     }
 }
 
@@ -421,12 +424,7 @@ impl History {
                 .iter()
                 .find(|r| r.record_type() == RecordType::SOA)
                 .cloned();
-            let statics: Arc<[Record]> = zone
-                .records
-                .iter()
-                .filter(|r| r.record_type() != RecordType::SOA)
-                .cloned()
-                .collect();
+            let statics = zone.records.clone();
             let versions = old
                 .iter()
                 .position(|z| z.origin == origin)

@@ -40,10 +40,11 @@ impl fmt::Display for ZoneErrors {
 /// A checked zone: one SOA and at least one NS at the apex, every owner
 /// inside the origin, no CNAME beside other data, duplicates removed and
 /// each RRset's TTLs made equal (the lowest, RFC 2181 section 5.2).
+/// The records are shared: a copy of a zone costs a pointer.
 #[derive(Debug, Clone)]
 pub struct Zone {
     pub origin: Name,
-    pub records: Vec<Record>,
+    pub records: std::sync::Arc<[Record]>,
 }
 
 /// Reads and checks every zone the config names, and that the failover
@@ -260,6 +261,6 @@ fn check(
     }
     Zone {
         origin: origin.clone(),
-        records: kept,
+        records: kept.into(),
     }
 }

@@ -260,7 +260,7 @@ impl ZoneTable {
                 nodes.entry(owner).or_default();
             }
         }
-        for record in zone.records {
+        for record in zone.records.iter().cloned() {
             let owner = LowerName::new(&record.name);
             exist(&mut nodes, &owner);
             let rtype = record.record_type();

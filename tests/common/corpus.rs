@@ -89,7 +89,7 @@ pub fn corpus() -> Vec<Case> {
     let zones = zone::load_all(&config).expect("example zones");
     let mut names: Vec<Name> = Vec::new();
     for zone in &zones {
-        for record in &zone.records {
+        for record in zone.records.iter() {
             if !names.contains(&record.name) {
                 names.push(record.name.clone());
             }
