@@ -3,20 +3,23 @@
 # the first DNS answer naming the secondary, over N runs (default 20) of the
 # release binary with the example config's checks (interval 1 s, fall 3).
 # Each run starts from a fresh state directory, waits until both stand-in
-# sites are healthy, then makes the primary answer 503.
-#   usage: bench/failover.sh [RUNS]
+# sites are healthy, then makes the primary answer 503. With NAMES, the
+# example zone gains that many names (each an A and a TXT record), and the
+# decision to the first answer naming the secondary is printed beside.
+#   usage: bench/failover.sh [RUNS] [NAMES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
+names=${2:-0}
 command -v dig >/dev/null || { echo "dig is needed: apt-get install bind9-dnsutils"; exit 1; }
 cargo build --release --quiet
 work=$(mktemp -d)
 trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
 
-python3 - "$work" "$runs" <<'PY'
-import http.server, os, statistics, subprocess, sys, threading, time
+python3 - "$work" "$runs" "$names" <<'PY'
+import http.server, os, re, statistics, subprocess, sys, threading, time
 
-work, runs = sys.argv[1], int(sys.argv[2])
+work, runs, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 dns_port, ports = 15353, {"primary": 18091, "secondary": 18092}
 first_fail = {}
 
@@ -43,7 +46,14 @@ config = (config.replace("127.0.0.1:5353", f"127.0.0.1:{dns_port}")
           .replace("../zones/", os.path.abspath("zones") + "/")
           .replace("127.0.0.1:18081", f"127.0.0.1:{ports['primary']}")
           .replace("127.0.0.1:18082", f"127.0.0.1:{ports['secondary']}"))
+if names:
+    with open(f"{work}/example.com.zone", "w") as f:
+        f.write(open("zones/example.com.zone").read())
+        for i in range(names):
+            f.write(f"h{i} 300 IN A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}\nh{i} 300 IN TXT \"host {i}\"\n")
+    config = config.replace(os.path.abspath("zones") + "/example.com.zone", f"{work}/example.com.zone")
 open(f"{work}/config.yaml", "w").write(config)
+decided = []
 
 def www():
     out = subprocess.run(["dig", "@127.0.0.1", "-p", str(dns_port), "+short", "+time=1",
@@ -74,6 +84,13 @@ for run in range(runs):
         sys.exit(f"run {run}: no failover")
     seen = time.monotonic()
     times.append(seen - first_fail["primary"])
+    # The decision and the swap, from the log's timestamps.
+    text = open(f"{work}/serve.log").read()
+    stamps = [re.search(r"^(\S+)Z .*" + what, text, re.M) for what in ("decide: failover:", "answers switched to secondary")]
+    if all(stamps):
+        import datetime
+        t = [datetime.datetime.fromisoformat(m.group(1)) for m in stamps]
+        decided.append((t[1] - t[0]).total_seconds())
     proc.terminate()
     proc.wait()
     print(f"run {run + 1:2}: {times[-1]:.3f} s", flush=True)
@@ -82,4 +99,7 @@ print()
 print(f"failovers: {len(times)}; interval x fall = 1 s x 3 = 3.000 s")
 print(f"first failing check -> first answer naming the secondary: "
       f"min {min(times):.3f} s, median {statistics.median(times):.3f} s, max {max(times):.3f} s")
+if decided:
+    print(f"decision -> answers switched ({names or 'the example'} names): min {min(decided) * 1000:.1f} ms, "
+          f"median {statistics.median(decided) * 1000:.1f} ms, max {max(decided) * 1000:.1f} ms")
 PY

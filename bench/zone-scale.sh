@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# A large zone, side by side with the peers: the example zone plus NAMES
+# names (default 1,000,000), each with an A and a TXT record, served by
+# geofailover (the example config, www a failover record), Knot and NSD,
+# each pinned to core 1. Prints, per server: start to first answer, RSS
+# once loaded, and UDP queries per server-CPU-second (dnsperf on core 0)
+# on a random mix of the zone's names (90 % hN A/TXT, 5 % www, 5 %
+# missing); then geofailover's ratio to each. Stops everything it started.
+#   usage: bench/zone-scale.sh [NAMES] [SECONDS_PER_RUN]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+names=${1:-1000000}
+seconds=${2:-10}
+
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+[ -x /usr/sbin/nsd ] || need+=(nsd)
+[ -x /usr/sbin/knotd ] || need+=(knot)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+cargo build --release --quiet
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+python3 - "$work" "$names" "$seconds" <<'PY'
+import os, random, re, signal, subprocess, sys, time
+
+work, names, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+repo = os.getcwd()
+os.makedirs(f"{work}/zones")
+base = open("zones/example.com.zone").read()
+with open(f"{work}/zones/example.com.zone", "w") as f:
+    f.write(base)
+    for i in range(names):
+        f.write(f"h{i} 300 IN A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}\nh{i} 300 IN TXT \"host {i}\"\n")
+# The peers serve www as a static record with the primary's address.
+with open(f"{work}/zones/static.zone", "w") as f:
+    f.write(open(f"{work}/zones/example.com.zone").read())
+    f.write("www 30 IN A 192.0.2.10\n")
+procs = []
+
+def start(name, argv):
+    p = subprocess.Popen(["taskset", "-c", "1"] + argv, stdout=subprocess.DEVNULL,
+                         stderr=open(f"{work}/{name}.log", "w"), start_new_session=True)
+    procs.append(p)
+    return p
+
+def group_pids(p):
+    pids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.getpgid(int(pid)) == p.pid:
+                    pids.append(int(pid))
+            except OSError:
+                pass
+    return pids
+
+def cpu_seconds(p):
+    total = 0
+    for pid in group_pids(p):
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+def rss_mb(p):
+    total = 0
+    for pid in group_pids(p):
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+def pin(p):
+    for pid in group_pids(p):
+        subprocess.run(["taskset", "-a", "-p", "-c", "1", str(pid)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+def first_answer(port, timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+short", "+time=1", "+tries=1",
+                            f"h{names - 1}.example.com", "A"], capture_output=True, text=True)
+        if re.fullmatch(r"10\.\d+\.\d+\.\d+", r.stdout.strip()):
+            return
+        time.sleep(0.02)
+    sys.exit(f"the server on port {port} did not answer; see {work}/*.log")
+
+cfg = open("config/example.yaml").read()
+cfg = (cfg.replace("127.0.0.1:5353", "127.0.0.1:15500").replace("127.0.0.1:8053", "127.0.0.1:15590")
+       .replace("state_dir: ../state", f"state_dir: {work}/gf-state")
+       .replace("../zones/example.com.zone", f"{work}/zones/example.com.zone")
+       .replace("../zones/", f"{repo}/zones/")
+       .replace("127.0.0.1:18081", "127.0.0.1:15591").replace("127.0.0.1:18082", "127.0.0.1:15592"))
+open(f"{work}/gf.yaml", "w").write(cfg)
+open(f"{work}/nsd.conf", "w").write(f"""server:
+  ip-address: 127.0.0.1@15501
+  port: 15501
+  username: ""
+  chroot: ""
+  zonesdir: "{work}/zones"
+  pidfile: "{work}/nsd.pid"
+  database: ""
+  zonelistfile: "{work}/zone.list"
+  xfrdfile: "{work}/xfrd.state"
+  xfrdir: "{work}"
+  server-count: 1
+  rrl-ratelimit: 0
+remote-control:
+  control-enable: no
+zone:
+  name: example.com
+  zonefile: static.zone
+""")
+os.makedirs(f"{work}/knot")
+open(f"{work}/knot.conf", "w").write(f"""server:
+  listen: 127.0.0.1@15502
+  rundir: {work}/knot
+  user: root
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+database:
+  storage: {work}/knot/db
+template:
+  - id: default
+    storage: {work}/zones
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+  - domain: example.com
+    file: static.zone
+""")
+servers = [
+    ("geofailover", 15500, ["target/release/geofailover", "serve", "--config", f"{work}/gf.yaml"]),
+    ("Knot", 15502, ["knotd", "-c", f"{work}/knot.conf"]),
+    ("NSD", 15501, ["nsd", "-d", "-c", f"{work}/nsd.conf"]),
+]
+
+rnd = random.Random(7)
+lines = []
+for _ in range(200000):
+    r = rnd.random()
+    if r < 0.05:
+        lines.append("www.example.com A")
+    elif r < 0.10:
+        lines.append(f"nope{rnd.randrange(names)}.example.com A")
+    else:
+        lines.append(f"h{rnd.randrange(names)}.example.com {'A' if r < 0.55 else 'TXT'}")
+open(f"{work}/queries", "w").write("\n".join(lines) + "\n")
+
+def per_cpu(p, port):
+    pin(p)
+    c0, t0 = cpu_seconds(p), time.monotonic()
+    out = subprocess.run(["taskset", "-c", "0", "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-m", "udp",
+                          "-d", f"{work}/queries", "-l", str(seconds), "-c", "20", "-q", "200"],
+                         capture_output=True, text=True).stdout
+    cpu, wall = cpu_seconds(p) - c0, time.monotonic() - t0
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+    return qps, qps * wall / cpu if cpu > 0 else float("nan")
+
+results = {}
+try:
+    # One at a time, so each load has the machine to itself.
+    for name, port, argv in servers:
+        t0 = time.monotonic()
+        p = start(name, argv)
+        first_answer(port)
+        loaded = time.monotonic() - t0
+        time.sleep(1)
+        rss = rss_mb(p)
+        qps, q_cpu = per_cpu(p, port)
+        results[name] = (loaded, rss, qps, q_cpu)
+        print(f"{name:12} start -> first answer {loaded:7.2f} s, RSS {rss:8.1f} MiB, "
+              f"UDP {qps:9.0f} qps, {q_cpu:9.0f} q/CPU-s", flush=True)
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=30)
+finally:
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+ours = results["geofailover"]
+print()
+print(f"{names} names ({2 * names} records plus the example zone)")
+for name in ["Knot", "NSD"]:
+    them = results[name]
+    print(f"geofailover / {name:4}: load time {ours[0] / them[0]:5.2f}x, RSS {ours[1] / them[1]:5.2f}x, "
+          f"q/CPU-s {ours[3] / them[3]:5.2f}x")
+print("targets: RSS <= 1.0x Knot's, load <= 2x Knot's time, q/CPU-s >= 1.0x NSD's")
+PY
