@@ -77,7 +77,7 @@ for run in range(runs):
                             stderr=log, stdout=subprocess.DEVNULL)
     open(f"{work}/serve.pid", "w").write(str(proc.pid))
     healthy = lambda: open(f"{work}/serve.log").read().count("is now healthy") >= 2
-    if not (wait(lambda: www() == "192.0.2.10", 10) and wait(healthy, 15)):
+    if not (wait(lambda: www() == "192.0.2.10", 10 + names / 5000) and wait(healthy, 15)):
         sys.exit(f"run {run}: the controller did not become ready; see {work}/serve.log")
     open(f"{work}/primary.down", "w").close()
     if not wait(lambda: www() == "198.51.100.10", 20):

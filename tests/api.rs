@@ -604,3 +604,55 @@ fn a_command_whose_state_cannot_be_stored_answers_an_error_and_changes_nothing()
         serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
     assert_eq!(stored["engine"]["paused"], true, "{stored}");
 }
+
+/// Secrets are never shown: a webhook's path (the credential of a chat
+/// webhook), a check URL's password and query, and the API token appear
+/// in no log line, on no page and in no status, even after the webhook
+/// was used and the check failed.
+#[test]
+fn webhook_paths_check_passwords_and_the_token_are_never_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = common::WebhookSink::start();
+    let (server, primary, _secondary, _config) =
+        common::start_example(dir.path(), Some(&hook), |text| {
+            text.replace("/hook", "/services/T0/B0/WEBHOOKSECRET")
+                .replacen(
+                    "url: http://127.0.0.1:",
+                    "url: http://ops:CHECKPASSWORD@127.0.0.1:",
+                    1,
+                )
+                .replacen("/health", "/health?key=QUERYSECRET", 1)
+        });
+    let http = server.http.expect("http");
+    // The primary fails (the check's error is shown) and the webhook is used.
+    primary.set_healthy(false);
+    assert!(hook.heard("failover"), "{}", server.log());
+    assert!(hook.received().iter().any(|r| r.contains("WEBHOOKSECRET")));
+    let token = Geofailover::token(dir.path());
+    let status = common::http("GET", http, "/api/v1/status", None, "").1;
+    let page = common::http("GET", http, "/", None, "").1;
+    let metrics = common::http("GET", http, "/metrics", None, "").1;
+    let events = common::http("GET", http, "/api/v1/events", None, "").1;
+    assert!(status.contains("127.0.0.1"), "{status}");
+    for (what, text) in [
+        ("the log", server.log()),
+        ("the status", status),
+        ("the page", page),
+        ("/metrics", metrics),
+        ("the events", events),
+    ] {
+        for secret in [
+            "WEBHOOKSECRET",
+            "CHECKPASSWORD",
+            "QUERYSECRET",
+            token.as_str(),
+        ] {
+            assert!(!text.contains(secret), "{what} shows {secret}:\n{text}");
+        }
+    }
+    assert!(
+        server.log().contains("http://127.0.0.1:"),
+        "{}",
+        server.log()
+    );
+}

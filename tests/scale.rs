@@ -65,8 +65,12 @@ fn a_large_zone_reloads_while_queries_status_and_probes_go_on() {
     let mut rounds = 0;
     let mut failed_over = false;
     while !server.log().contains("reload succeeded") {
-        within(limit, "a UDP query", || udp(server.addr, &question).is_some());
-        within(limit, "a TCP query", || tcp(server.addr, &question).is_some());
+        within(limit, "a UDP query", || {
+            udp(server.addr, &question).is_some()
+        });
+        within(limit, "a TCP query", || {
+            tcp(server.addr, &question).is_some()
+        });
         within(limit, "GET /api/v1/status", || {
             try_http("GET", http, "/api/v1/status", None, "").is_ok_and(|(code, _)| code == 200)
         });
@@ -81,7 +85,10 @@ fn a_large_zone_reloads_while_queries_status_and_probes_go_on() {
         std::thread::sleep(Duration::from_millis(50));
         assert!(rounds < 6000, "the reload did not end: {}", server.log());
     }
-    assert!(rounds >= 5, "the reload ended after {rounds} rounds: too quick to tell");
+    assert!(
+        rounds >= 5,
+        "the reload ended after {rounds} rounds: too quick to tell"
+    );
     assert!(
         failed_over,
         "no failover while the zone reloaded: {}",
@@ -89,9 +96,13 @@ fn a_large_zone_reloads_while_queries_status_and_probes_go_on() {
     );
     let addr: SocketAddr = server.addr;
     assert!(
-        wait_until(Duration::from_secs(5), || a_records(addr, &last) == ["10.3.13.63"]),
+        wait_until(Duration::from_secs(5), || a_records(addr, &last)
+            == ["10.3.13.63"]),
         "{}",
         server.log()
     );
-    assert_eq!(a_records(server.addr, "www.example.com."), ["198.51.100.10"]);
+    assert_eq!(
+        a_records(server.addr, "www.example.com."),
+        ["198.51.100.10"]
+    );
 }

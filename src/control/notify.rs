@@ -89,18 +89,23 @@ impl Notifier {
                         .await;
                     match sent {
                         Ok(r) if r.status().is_success() => {
-                            info!(url = %hook.url, event = %body.event, "notification delivered");
+                            info!(url = %crate::probe::url_origin(&hook.url), event = %body.event, "notification delivered");
                             return;
                         }
                         Ok(r) => {
-                            warn!(url = %hook.url, attempt, "notification answered HTTP {}", r.status())
+                            warn!(url = %crate::probe::url_origin(&hook.url), attempt, "notification answered HTTP {}", r.status())
                         }
-                        Err(e) => warn!(url = %hook.url, attempt, "notification failed: {e}"),
+                        Err(e) => warn!(
+                            url = %crate::probe::url_origin(&hook.url),
+                            attempt,
+                            "notification failed: {}",
+                            crate::probe::describe_reqwest(e)
+                        ),
                     }
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                warn!(url = %hook.url, event = %body.event, "notification given up after {} retries", hook.retries);
+                warn!(url = %crate::probe::url_origin(&hook.url), event = %body.event, "notification given up after {} retries", hook.retries);
             });
         }
     }

@@ -327,7 +327,7 @@ pub fn kind_and_target(kind: &CheckKind) -> (String, String) {
                 "http"
             }
             .into(),
-            format!("{} {}", http.method, http.url),
+            format!("{} {}", http.method, crate::probe::shown_url(&http.url)),
         ),
         CheckKind::Tcp { address } => ("tcp".into(), address.to_string()),
         CheckKind::Mysql(m) => ("mysql".into(), format!("{}@{}", m.user, m.address)),

@@ -453,15 +453,17 @@ fn client(timeout: Duration) -> Result<reqwest::Client, String> {
 async fn call(
     client: &reqwest::Client,
     method: &str,
-    url: &str,
+    url_to_call: &str,
     expect: &[u16],
 ) -> Result<String, String> {
     let verb = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let url_shown = crate::probe::shown_url(url_to_call);
+    let url = &url_shown;
     let status = client
-        .request(verb, url)
+        .request(verb, url_to_call)
         .send()
         .await
-        .map_err(|e| format!("{method} {url}: {e}"))?
+        .map_err(|e| format!("{method} {url}: {}", crate::probe::describe_reqwest(e)))?
         .status()
         .as_u16();
     if expect.contains(&status) {
@@ -481,24 +483,20 @@ async fn set_http(http: &FlagHttp, timeout: Duration) -> Result<String, String> 
 
 async fn check_http(http: &FlagHttp, timeout: Duration) -> Result<String, String> {
     let client = client(timeout)?;
+    let shown = crate::probe::shown_url(&http.check_url);
+    let failed = |e| format!("GET {shown}: {}", crate::probe::describe_reqwest(e));
     let body = client
         .get(&http.check_url)
         .send()
         .await
-        .map_err(|e| format!("GET {}: {e}", http.check_url))?
+        .map_err(failed)?
         .text()
         .await
-        .map_err(|e| format!("GET {}: {e}", http.check_url))?;
+        .map_err(failed)?;
     if body.contains(&http.check_contains) {
-        Ok(format!(
-            "{} reports {:?}",
-            http.check_url, http.check_contains
-        ))
+        Ok(format!("{shown} reports {:?}", http.check_contains))
     } else {
-        Err(format!(
-            "{} does not report {:?}",
-            http.check_url, http.check_contains
-        ))
+        Err(format!("{shown} does not report {:?}", http.check_contains))
     }
 }
 
@@ -517,27 +515,33 @@ async fn undo_http(http: &FlagHttp, timeout: Duration) -> Result<String, String>
 /// set and undo URLs take connections.
 async fn http_answering(http: &FlagHttp, timeout: Duration) -> Result<String, String> {
     let client = client(timeout)?;
+    let shown = crate::probe::shown_url(&http.check_url);
     let status = client
         .get(&http.check_url)
         .send()
         .await
-        .map_err(|e| format!("GET {}: {e}", http.check_url))?
+        .map_err(|e| format!("GET {shown}: {}", crate::probe::describe_reqwest(e)))?
         .status();
     if !status.is_success() {
-        return Err(format!("GET {} answered HTTP {status}", http.check_url));
+        return Err(format!("GET {shown} answered HTTP {status}"));
     }
     for url in [&http.url, &http.undo_url] {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| format!("{}: {e}", crate::probe::shown_url(url)))?;
         let host = parsed.host_str().unwrap_or_default().to_string();
         let port = parsed.port_or_known_default().unwrap_or(80);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         tokio::net::TcpStream::connect((host, port))
             .await
-            .map_err(|e| format!("{url}: cannot connect to {host}:{port}: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "{}: cannot connect to {host}:{port}: {e}",
+                    crate::probe::shown_url(url)
+                )
+            })?;
     }
     Ok(format!(
-        "{} answers HTTP {}; the flag URLs' hosts take connections",
-        http.check_url,
+        "{shown} answers HTTP {}; the flag URLs' hosts take connections",
         status.as_u16()
     ))
 }

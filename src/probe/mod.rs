@@ -81,7 +81,35 @@ pub fn http_client() -> reqwest::ClientBuilder {
         // An error means another provider is already installed: fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-    reqwest::Client::builder().no_proxy()
+    // A redirect could lead a check, a flag call or a webhook anywhere,
+    // with what the request carries: none is followed.
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// A URL as logs, errors and the status show it: without a user name,
+/// password, query or fragment, which may carry credentials.
+pub fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
+/// Only a URL's scheme, host and port: for URLs whose path is the
+/// credential (a chat webhook's).
+pub fn url_origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => parsed.origin().ascii_serialization(),
+        Err(_) => "(not a URL)".into(),
+    }
 }
 
 impl Prober {
@@ -181,7 +209,7 @@ async fn http(
         .request(method, url.clone())
         .send()
         .await
-        .map_err(|e| describe_reqwest(&e))?;
+        .map_err(describe_reqwest)?;
     let status = response.status().as_u16();
     if !check.expect_status.contains(&status) {
         return Err(format!("HTTP {status}, expected {:?}", check.expect_status));
@@ -192,7 +220,7 @@ async fn http(
             match response.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => break,
-                Err(e) => return Err(describe_reqwest(&e)),
+                Err(e) => return Err(describe_reqwest(e)),
             }
         }
         if !String::from_utf8_lossy(&body).contains(needle.as_str()) {
@@ -202,10 +230,12 @@ async fn http(
     Ok(format!("HTTP {status}"))
 }
 
-/// reqwest's error with its causes, which say what actually went wrong.
-fn describe_reqwest(e: &reqwest::Error) -> String {
+/// reqwest's error with its causes, which say what actually went wrong,
+/// without the URL (which may carry credentials).
+pub fn describe_reqwest(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
@@ -233,5 +263,23 @@ async fn mysql(check: &MysqlCheck) -> Result<String, String> {
     match one {
         Some(1) => Ok("SELECT 1 answered".into()),
         other => Err(format!("SELECT 1 returned {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_credentials() {
+        assert_eq!(
+            shown_url("https://ops:s3cret@app.example.com:8443/health?token=abc#x"),
+            "https://app.example.com:8443/health"
+        );
+        assert_eq!(
+            url_origin("https://hooks.slack.com/services/T000/B000/XXXX"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(shown_url("not a url"), "(not a URL)");
     }
 }

@@ -10,6 +10,17 @@ use crate::config::Secret;
 pub fn load_or_create(path: &Path) -> Result<(Secret, bool), String> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
+            // As ssh does with keys: a token others can read is no secret.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "the API token file {} can be read by group or others (mode {mode:04o}): run chmod 600 on it",
+                    path.display()
+                ));
+            }
             let token = text.trim().to_string();
             if token.len() < 16 {
                 return Err(format!(
@@ -96,5 +107,10 @@ mod tests {
         let (again, created) = load_or_create(&path).unwrap();
         assert!(!created);
         assert_eq!(again, token);
+        // Readable by others: refused, and the token is not in the error.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_or_create(&path).unwrap_err();
+        assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
+        assert!(!e.contains(token.expose()));
     }
 }
