@@ -424,7 +424,30 @@ fn a_wrong_key_and_an_unlisted_address_get_nothing_of_the_zone() {
         );
         assert!(records(&text).is_empty(), "{text}");
     }
-    // kdig, the other client, sees the same refusal.
+    // kdig transfers with the key, its signatures verified...
+    let out = Command::new("kdig")
+        .args([
+            "-p",
+            &server.addr.port().to_string(),
+            "@127.0.0.1",
+            "example.com",
+            "axfr",
+            "-y",
+            &good,
+        ])
+        .output()
+        .expect("kdig");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("www.example.com.") && !text.contains(";; ERROR"),
+        "{:?} {text}",
+        out.status
+    );
+    // ...and, from an unlisted address, sees the same refusal as dig.
     let out = Command::new("kdig")
         .args([
             "-p",

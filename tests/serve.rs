@@ -378,3 +378,113 @@ fn wait_for_listener(server: &Geofailover, which: impl Fn(&SocketAddr) -> bool) 
     );
     find().expect("found")
 }
+
+/// A TCP connection from `source` to `to`, held open idle.
+fn connect_from(source: std::net::Ipv4Addr, to: SocketAddr) -> Option<std::net::TcpStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ok()?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(source, 0)),
+    )
+    .ok()?;
+    let SocketAddr::V4(to) = to else { return None };
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to)).ok()?;
+    Some(std::net::TcpStream::from(fd))
+}
+
+/// Raises this process's open files limit to what it may, for the many
+/// connections below.
+fn raise_open_files_limit() -> u64 {
+    use nix::libc;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid rlimit, living across both calls.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    limit.rlim_cur
+}
+
+/// The server's CPU time so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .expect("fields")
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn five_thousand_idle_tcp_connections_keep_no_query_or_probe_out() {
+    assert!(
+        raise_open_files_limit() > 5_200,
+        "the open files limit is too low for this test"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _primary, _secondary, _config) =
+        common::start_example(dir.path(), None, |text| text);
+    let http = server.http.expect("http");
+    // 5,000 idle connections from 200 addresses, 25 each: past the cap of
+    // 1,000 open connections the ones idle longest are closed.
+    let mut held = Vec::new();
+    for i in 0..5_000u32 {
+        let source =
+            std::net::Ipv4Addr::new(127, 0, 1 + (i / 25 / 250) as u8, 2 + (i / 25 % 250) as u8);
+        if let Some(stream) = connect_from(source, server.addr) {
+            held.push(stream);
+        }
+    }
+    assert!(held.len() > 4_900, "only {} connections made", held.len());
+    // One address past its cap of 32: closed by the server at once.
+    let crowd: Vec<_> = (0..40)
+        .filter_map(|_| connect_from(std::net::Ipv4Addr::new(127, 0, 9, 9), server.addr))
+        .collect();
+    let closed = crowd
+        .iter()
+        .filter(|s| {
+            use std::io::Read;
+            s.set_read_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
+            matches!((&mut &**s).read(&mut [0u8; 1]), Ok(0))
+        })
+        .count();
+    assert!(closed >= 8, "{closed} of 40 from one address were closed");
+    // New queries over TCP and UDP are answered, the status too.
+    let query = query_message(&name("www.example.com."), RecordType::A, false);
+    for _ in 0..5 {
+        let reply = tcp(server.addr, &query).expect("a TCP answer past the cap");
+        assert_eq!(a_records(&reply), ["192.0.2.10"]);
+        let reply = udp(server.addr, &query).expect("a UDP answer");
+        assert_eq!(a_records(&reply), ["192.0.2.10"]);
+    }
+    // Idle connections cost no CPU, and the probes go on: no false down.
+    let before = cpu_ticks(server.process.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let spent = cpu_ticks(server.process.pid()) - before;
+    assert!(spent < 100, "{spent} ticks in 3 s with idle connections");
+    let status = common::status_json(http);
+    for site in status["sites"].as_array().expect("sites") {
+        assert_eq!(site["health"], "healthy", "{status}");
+    }
+    assert!(!server.log().contains("is now down"), "{}", server.log());
+    assert!(
+        server.log().contains("dns.tcp_max_per_source"),
+        "{}",
+        server.log()
+    );
+    drop(held);
+}

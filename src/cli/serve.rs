@@ -40,6 +40,34 @@ fn load(path: &Path, node: Option<&str>) -> Result<(Config, Vec<Zone>), String> 
     Ok((config, zones))
 }
 
+/// Raises the limit on open files to what the system allows (TCP
+/// connections and probes each hold one).
+fn raise_open_files_limit() {
+    use nix::libc;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the rlimit passed,
+    // which lives across both calls.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            info!(
+                "open files limit raised from {} to {}",
+                limit.rlim_cur, limit.rlim_max
+            );
+        }
+    }
+}
+
 fn describe(table: &AnswerTable) -> String {
     table
         .summary()
@@ -65,6 +93,7 @@ pub async fn serve(
     let table = controller.table();
     info!(config = %path.display(), "starting: serving {}", describe(&table.load().table));
 
+    raise_open_files_limit();
     let bound = dns::bind(&config.dns.listen)
         .await
         .context("cannot open the DNS sockets")?;
@@ -87,7 +116,7 @@ pub async fn serve(
         table.clone(),
         controller.counters(),
         bound,
-        config.dns.tcp_idle_timeout,
+        dns::TcpLimits::of(&config.dns),
         config.dns.fast_path,
     )
     .context("cannot start the UDP listeners")?;

@@ -27,6 +27,11 @@ pub use transfer::{Allow, NotifyTarget, Prefix, TsigAlgorithm, TsigKey, ZoneTran
 
 /// Seconds an idle TCP connection is kept when the config does not say.
 const DEFAULT_TCP_IDLE_TIMEOUT: u64 = 10;
+/// Open TCP connections at most, and from one address, by default.
+const DEFAULT_TCP_MAX_CONNECTIONS: usize = 1000;
+const DEFAULT_TCP_MAX_PER_SOURCE: usize = 32;
+/// Seconds a TCP connection may last by default, however busy.
+const DEFAULT_TCP_MAX_LIFETIME: u64 = 120;
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -88,6 +93,9 @@ pub struct DnsConfig {
     /// Served over both UDP and TCP.
     pub listen: Vec<SocketAddr>,
     pub tcp_idle_timeout: Duration,
+    pub tcp_max_connections: usize,
+    pub tcp_max_per_source: usize,
+    pub tcp_max_lifetime: Duration,
     /// Plain UDP queries answered from precomputed responses.
     pub fast_path: bool,
 }
@@ -328,6 +336,27 @@ impl Config {
                 "dns.tcp_idle_timeout is 0: expected a number of seconds, at least 1".into(),
             ));
         }
+        let tcp_max_connections = raw
+            .dns
+            .tcp_max_connections
+            .unwrap_or(DEFAULT_TCP_MAX_CONNECTIONS);
+        let tcp_max_per_source = raw
+            .dns
+            .tcp_max_per_source
+            .unwrap_or(DEFAULT_TCP_MAX_PER_SOURCE);
+        let tcp_max_lifetime = raw.dns.tcp_max_lifetime.unwrap_or(DEFAULT_TCP_MAX_LIFETIME);
+        for (key, value) in [
+            ("tcp_max_connections", tcp_max_connections as u64),
+            ("tcp_max_per_source", tcp_max_per_source as u64),
+            ("tcp_max_lifetime", tcp_max_lifetime),
+        ] {
+            if value == 0 {
+                return Err(at(
+                    line_of(text, key),
+                    format!("dns.{key} is 0: expected at least 1"),
+                ));
+            }
+        }
 
         if raw.zones.is_empty() {
             return Err(at(
@@ -467,6 +496,9 @@ impl Config {
             dns: DnsConfig {
                 listen,
                 tcp_idle_timeout: Duration::from_secs(tcp_idle_timeout),
+                tcp_max_connections,
+                tcp_max_per_source,
+                tcp_max_lifetime: Duration::from_secs(tcp_max_lifetime),
                 fast_path: raw.dns.fast_path.unwrap_or(true),
             },
             zones,

@@ -102,6 +102,15 @@ pub struct RawDns {
     /// Seconds an idle TCP connection is kept open.
     #[serde(default)]
     pub tcp_idle_timeout: Option<u64>,
+    /// Open TCP connections at most, over all sources.
+    #[serde(default)]
+    pub tcp_max_connections: Option<usize>,
+    /// Open TCP connections at most from one address.
+    #[serde(default)]
+    pub tcp_max_per_source: Option<usize>,
+    /// Seconds a TCP connection may last, however busy.
+    #[serde(default)]
+    pub tcp_max_lifetime: Option<u64>,
     /// Answer plain UDP queries from precomputed responses (default true).
     #[serde(default)]
     pub fast_path: Option<bool>,

@@ -15,3 +15,4 @@ pub use counters::ResponseCounters;
 pub use fast::{Base, FastAnswers, PRECOMPUTED_BUDGET, Served};
 pub use handler::SharedTable;
 pub use server::{DnsServer, bind};
+pub use tcp::TcpLimits;

@@ -1,13 +1,17 @@
 //! Binds the configured addresses (UDP and TCP on the same port) and runs
 //! our UDP loops and TCP side over them.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr};
 
 use std::{net::UdpSocket, sync::Arc};
 
 use tokio::net::TcpListener;
 
-use super::{ResponseCounters, SharedTable, tcp::TcpServer, udp::UdpLoop};
+use super::{
+    ResponseCounters, SharedTable,
+    tcp::{TcpLimits, TcpServer},
+    udp::UdpLoop,
+};
 
 /// One bound address: a UDP socket and a TCP listener on the same port.
 pub struct Bound {
@@ -61,7 +65,7 @@ impl DnsServer {
         table: SharedTable,
         counters: Arc<ResponseCounters>,
         bound: Vec<Bound>,
-        tcp_idle_timeout: Duration,
+        tcp: TcpLimits,
         fast_path: bool,
     ) -> io::Result<Self> {
         let mut udp = Vec::new();
@@ -75,7 +79,7 @@ impl DnsServer {
             )?);
             listeners.push(b.tcp);
         }
-        let tcp = TcpServer::start(listeners, table, counters, tcp_idle_timeout);
+        let tcp = TcpServer::start(listeners, table, counters, tcp);
         Ok(Self { tcp, udp })
     }
 

@@ -1,15 +1,24 @@
 //! DNS over TCP (RFC 7766): length-prefixed messages on a connection kept
-//! while queries come within the idle timeout. Each request is answered
+//! while queries come within the idle timeout, and no longer than its
+//! lifetime however busy. Connections are capped overall and per source
+//! address: one past a cap is closed at once (told once a minute per
+//! source), so a flood of idle connections cannot take every slot, and
+//! the accept loop never stalls. Each request is answered
 //! by `handler::respond` (a zone transfer on a blocking thread: it may take
 //! a while to encode), and every message of its response is written in
 //! order, so a transfer is as many frames as it needs.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt, BufWriter},
     net::{TcpListener, TcpStream},
-    sync::watch,
+    sync::{Notify, watch},
     task::JoinSet,
 };
 use tracing::{debug, warn};
@@ -19,6 +28,116 @@ use hickory_server::net::xfer::Protocol;
 
 /// How long a stop waits for connections still answering.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// What a TCP connection may take.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    pub idle: Duration,
+    pub lifetime: Duration,
+    pub max_connections: usize,
+    pub max_per_source: usize,
+}
+
+impl TcpLimits {
+    pub fn of(dns: &crate::config::DnsConfig) -> Self {
+        Self {
+            idle: dns.tcp_idle_timeout,
+            lifetime: dns.tcp_max_lifetime,
+            max_connections: dns.tcp_max_connections,
+            max_per_source: dns.tcp_max_per_source,
+        }
+    }
+}
+
+/// The open connections, overall and by source address, and when each
+/// was last busy.
+#[derive(Default)]
+struct Open {
+    total: usize,
+    by_source: HashMap<IpAddr, usize>,
+    idle_since: HashMap<u64, (Instant, Arc<Notify>)>,
+    next: u64,
+}
+
+/// A connection's place among the open ones, given back when dropped.
+struct Slot {
+    open: Arc<Mutex<Open>>,
+    source: IpAddr,
+    id: u64,
+    /// Told when the connection must close to make room.
+    evicted: Arc<Notify>,
+}
+
+impl Slot {
+    /// A place for a connection from `source`. Past the cap from one
+    /// address, none (why); past the overall cap, the connection idle the
+    /// longest is closed to make room, so idle ones cannot keep new
+    /// queries out.
+    fn take(open: &Arc<Mutex<Open>>, source: IpAddr, limits: &TcpLimits) -> Result<Self, String> {
+        let mut counts = open.lock().map_err(|_| "poisoned".to_string())?;
+        let mine = counts.by_source.get(&source).copied().unwrap_or(0);
+        if mine >= limits.max_per_source {
+            return Err(format!(
+                "a TCP connection past the cap of {} open connections from one address (dns.tcp_max_per_source)",
+                limits.max_per_source
+            ));
+        }
+        if counts.total >= limits.max_connections {
+            let oldest = counts
+                .idle_since
+                .iter()
+                .min_by_key(|(_, (since, _))| *since)
+                .map(|(id, _)| *id);
+            match oldest.and_then(|id| counts.idle_since.remove(&id)) {
+                Some((_, evict)) => evict.notify_one(),
+                None => {
+                    return Err(format!(
+                        "a TCP connection past the cap of {} open connections (dns.tcp_max_connections), none idle",
+                        limits.max_connections
+                    ));
+                }
+            }
+        }
+        counts.total += 1;
+        *counts.by_source.entry(source).or_default() += 1;
+        let id = counts.next;
+        counts.next += 1;
+        let evicted = Arc::new(Notify::new());
+        counts
+            .idle_since
+            .insert(id, (Instant::now(), evicted.clone()));
+        Ok(Self {
+            open: open.clone(),
+            source,
+            id,
+            evicted,
+        })
+    }
+
+    /// The connection was busy just now.
+    fn busy(&self) {
+        if let Ok(mut counts) = self.open.lock()
+            && let Some((since, _)) = counts.idle_since.get_mut(&self.id)
+        {
+            *since = Instant::now();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.open.lock() {
+            counts.idle_since.remove(&self.id);
+            counts.total = counts.total.saturating_sub(1);
+            if let Some(n) = counts.by_source.get_mut(&self.source) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.by_source.remove(&self.source);
+                }
+            }
+        }
+    }
+}
 
 /// A running TCP side: one accept loop per listener.
 pub struct TcpServer {
@@ -31,16 +150,18 @@ impl TcpServer {
         listeners: Vec<TcpListener>,
         table: SharedTable,
         counters: Arc<ResponseCounters>,
-        idle: Duration,
+        limits: TcpLimits,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut loops = JoinSet::new();
+        let open = Arc::new(Mutex::new(Open::default()));
         for listener in listeners {
             loops.spawn(accept(
                 listener,
                 table.clone(),
                 counters.clone(),
-                idle,
+                limits,
+                open.clone(),
                 stopped.clone(),
             ));
         }
@@ -58,7 +179,8 @@ async fn accept(
     listener: TcpListener,
     table: SharedTable,
     counters: Arc<ResponseCounters>,
-    idle: Duration,
+    limits: TcpLimits,
+    open: Arc<Mutex<Open>>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -66,16 +188,21 @@ async fn accept(
         tokio::select! {
             _ = stopped.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, src)) => {
-                    connections.spawn(serve(
-                        stream,
-                        src,
-                        table.clone(),
-                        counters.clone(),
-                        idle,
-                        stopped.clone(),
-                    ));
-                }
+                Ok((stream, src)) => match Slot::take(&open, src.ip(), &limits) {
+                    Ok(slot) => {
+                        connections.spawn(serve(
+                            stream,
+                            src,
+                            table.clone(),
+                            counters.clone(),
+                            limits,
+                            slot,
+                            stopped.clone(),
+                        ));
+                    }
+                    // Closed at once: the slot stays for others.
+                    Err(why) => super::transfer::log_refusal(src.ip(), &why),
+                },
                 Err(e) => {
                     // Out of descriptors and the like: wait rather than spin.
                     warn!("tcp accept: {e}");
@@ -96,16 +223,26 @@ async fn serve(
     src: SocketAddr,
     table: SharedTable,
     counters: Arc<ResponseCounters>,
-    idle: Duration,
+    limits: TcpLimits,
+    slot: Slot,
     mut stopped: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let mut writer = BufWriter::new(writer);
+    let end = tokio::time::Instant::now() + limits.lifetime;
     loop {
+        // Idle for `idle` at most, and never past the connection's end.
+        let idle = limits
+            .idle
+            .min(end.saturating_duration_since(tokio::time::Instant::now()));
+        if idle.is_zero() {
+            return;
+        }
         let mut length = [0u8; 2];
         let read = tokio::select! {
             _ = stopped.changed() => return,
+            _ = slot.evicted.notified() => return,
             read = tokio::time::timeout(idle, reader.read_exact(&mut length)) => read,
         };
         match read {
@@ -117,6 +254,7 @@ async fn serve(
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => return,
         }
+        slot.busy();
         let served = table.load_full();
         let transfer = transfer::asks_transfer(&packet);
         let answer = move || {
