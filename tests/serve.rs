@@ -488,3 +488,76 @@ fn five_thousand_idle_tcp_connections_keep_no_query_or_probe_out() {
     );
     drop(held);
 }
+
+/// Response rate limiting seen on the wire: a flood from 127.0.0.2 gets
+/// its first responses, then every second one truncated and the rest
+/// dropped, while 127.0.0.3 gets every answer in full.
+#[test]
+fn a_flooding_source_is_rate_limited_with_slips_and_another_is_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _primary, _secondary, _config) = common::start_example(dir.path(), None, |text| {
+        text.replacen(
+            "dns:\n",
+            "dns:\n  rrl:\n    rate: 20\n    slip: 2\n    ipv4_prefix: 32\n    exempt: []\n",
+            1,
+        )
+    });
+    let query = query_message(&name("www.example.com."), RecordType::A, false)
+        .to_vec()
+        .expect("encode");
+    let flood = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    let calm = std::net::UdpSocket::bind("127.0.0.3:0").expect("bind 127.0.0.3");
+    calm.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut calm_answers = 0;
+    for i in 0..400 {
+        flood.send_to(&query, server.addr).expect("send");
+        if i % 20 == 0 {
+            calm.send_to(&query, server.addr).expect("send");
+            let mut buf = [0u8; 1500];
+            let n = calm.recv(&mut buf).expect("the calm source is answered");
+            let reply = Message::from_vec(&buf[..n]).expect("decode");
+            assert!(!reply.metadata.truncation, "the calm source got TC");
+            assert_eq!(a_records(&reply), ["192.0.2.10"]);
+            calm_answers += 1;
+        }
+    }
+    assert_eq!(calm_answers, 20);
+    flood
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let (mut full, mut truncated) = (0, 0);
+    let mut buf = [0u8; 1500];
+    while let Ok(n) = flood.recv(&mut buf) {
+        let reply = Message::from_vec(&buf[..n]).expect("decode");
+        if reply.metadata.truncation {
+            assert!(reply.answers.is_empty());
+            truncated += 1;
+        } else {
+            full += 1;
+        }
+    }
+    let limited = 400 - full;
+    assert!(
+        (20..=40).contains(&full),
+        "{full} full answers to the flood"
+    );
+    assert!(
+        truncated * 2 >= limited - 2 && truncated * 2 <= limited + 2,
+        "{truncated} truncated of {limited} limited: expected every second"
+    );
+    let metrics = common::http("GET", server.http.expect("http"), "/metrics", None, "").1;
+    assert!(
+        metrics.contains(&format!("geofailover_rrl_slipped_total {truncated}")),
+        "{metrics}"
+    );
+    assert_eq!(
+        server
+            .log()
+            .matches("response rate limiting: the prefix of 127.0.0.2/32")
+            .count(),
+        1,
+        "{}",
+        server.log()
+    );
+}

@@ -118,6 +118,7 @@ pub async fn serve(
         bound,
         dns::TcpLimits::of(&config.dns),
         config.dns.fast_path,
+        config.dns.rrl.clone(),
     )
     .context("cannot start the UDP listeners")?;
 

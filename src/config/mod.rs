@@ -98,6 +98,8 @@ pub struct DnsConfig {
     pub tcp_max_lifetime: Duration,
     /// Plain UDP queries answered from precomputed responses.
     pub fast_path: bool,
+    /// Response rate limiting over UDP.
+    pub rrl: crate::dns::rrl::RrlConfig,
 }
 
 /// One zone the config names: its origin and where its file is.
@@ -336,6 +338,8 @@ impl Config {
                 "dns.tcp_idle_timeout is 0: expected a number of seconds, at least 1".into(),
             ));
         }
+        let rrl = rrl_section(raw.dns.rrl.take().unwrap_or_default())
+            .map_err(|message| at(line_of(text, "rrl:"), format!("dns.rrl: {message}")))?;
         let tcp_max_connections = raw
             .dns
             .tcp_max_connections
@@ -499,11 +503,43 @@ impl Config {
                 tcp_max_connections,
                 tcp_max_per_source,
                 tcp_max_lifetime: Duration::from_secs(tcp_max_lifetime),
+                rrl,
                 fast_path: raw.dns.fast_path.unwrap_or(true),
             },
             zones,
         })
     }
+}
+
+/// Response rate limiting: by default 100 responses a second for each
+/// /24 (IPv4) or /56 (IPv6), class and name, every second limited one
+/// slipped, over 15 s, loopback exempt (README "How it answers" says why).
+fn rrl_section(raw: raw::RawRrl) -> Result<crate::dns::rrl::RrlConfig, String> {
+    let ipv4_prefix = raw.ipv4_prefix.unwrap_or(24);
+    let ipv6_prefix = raw.ipv6_prefix.unwrap_or(56);
+    if ipv4_prefix > 32 || ipv6_prefix > 128 {
+        return Err("ipv4_prefix is at most 32 and ipv6_prefix at most 128".into());
+    }
+    let window = raw.window.unwrap_or(15);
+    if window == 0 {
+        return Err("window is 0: expected a number of seconds, at least 1".into());
+    }
+    let exempt = match raw.exempt {
+        Some(list) => list
+            .iter()
+            .map(|e| transfer::prefix(e).map_err(|m| format!("exempt: {m}")))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![transfer::prefix("127.0.0.0/8")?, transfer::prefix("::1")?],
+    };
+    Ok(crate::dns::rrl::RrlConfig {
+        rate: raw.rate.unwrap_or(100),
+        slip: raw.slip.unwrap_or(2),
+        window: Duration::from_secs(window),
+        ipv4_prefix,
+        ipv6_prefix,
+        exempt,
+        dry_run: raw.dry_run.unwrap_or(false),
+    })
 }
 
 /// serde_yaml's message without its trailing "at line L column C", which

@@ -114,6 +114,32 @@ pub struct RawDns {
     /// Answer plain UDP queries from precomputed responses (default true).
     #[serde(default)]
     pub fast_path: Option<bool>,
+    /// Response rate limiting over UDP.
+    #[serde(default)]
+    pub rrl: Option<RawRrl>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRrl {
+    /// Responses a second per prefix, class and name; 0 turns it off.
+    #[serde(default)]
+    pub rate: Option<u32>,
+    /// Every Nth limited response is sent truncated; 0 drops them all.
+    #[serde(default)]
+    pub slip: Option<u32>,
+    /// Seconds over which the rate is averaged.
+    #[serde(default)]
+    pub window: Option<u64>,
+    #[serde(default)]
+    pub ipv4_prefix: Option<u8>,
+    #[serde(default)]
+    pub ipv6_prefix: Option<u8>,
+    /// Addresses or prefixes never limited (default: loopback).
+    #[serde(default)]
+    pub exempt: Option<Vec<String>>,
+    #[serde(default)]
+    pub dry_run: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -239,25 +239,34 @@ fn with_key<'a>(text: &'a str, keys: &[TsigKey]) -> Result<(&'a str, Option<Name
     }
 }
 
-/// An `allow_transfer` entry.
-pub fn allow(text: &str, keys: &[TsigKey]) -> Result<Allow, String> {
-    let (range, key) = with_key(text, keys)?;
+/// An address or a prefix: `192.0.2.53`, `10.0.0.0/8`, `2001:db8::/32`.
+pub fn prefix(range: &str) -> Result<Prefix, String> {
     let (addr, len) = match range.split_once('/') {
         Some((addr, len)) => (addr, Some(len)),
         None => (range, None),
     };
     let addr: IpAddr = addr.parse().map_err(|_| {
-        format!("allow_transfer: `{range}` is not an address or a prefix: expected such as 192.0.2.53 or 10.0.0.0/8")
+        format!(
+            "`{range}` is not an address or a prefix: expected such as 192.0.2.53 or 10.0.0.0/8"
+        )
     })?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let len = match len {
         None => max,
-        Some(len) => len.parse().ok().filter(|l| *l <= max).ok_or_else(|| {
-            format!("allow_transfer: `{range}`: the prefix length must be 0 to {max}")
-        })?,
+        Some(len) => len
+            .parse()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| format!("`{range}`: the prefix length must be 0 to {max}"))?,
     };
+    Ok(Prefix { addr, len })
+}
+
+/// An `allow_transfer` entry.
+pub fn allow(text: &str, keys: &[TsigKey]) -> Result<Allow, String> {
+    let (range, key) = with_key(text, keys)?;
     Ok(Allow {
-        from: Prefix { addr, len },
+        from: prefix(range).map_err(|e| format!("allow_transfer: {e}"))?,
         key,
     })
 }

@@ -146,6 +146,9 @@ pub struct DnsStatus {
     /// The secondaries notified of each zone's changes.
     #[serde(default)]
     pub secondaries: Vec<crate::dns::notify::SecondaryStatus>,
+    /// Response rate limiting: responses limited, dropped, slipped.
+    #[serde(default)]
+    pub rrl: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,6 +210,7 @@ impl super::Controller {
             records,
             responses: self.counters.snapshot(),
             secondaries: self.secondaries.status(),
+            rrl: self.counters.rrl_snapshot(),
         };
         let Some(f) = &self.failing else {
             return Status {
@@ -606,6 +610,30 @@ impl Status {
                 .map(|(zone, serial)| (label(&[("zone", zone)]), f64::from(*serial)))
                 .collect(),
         );
+        for (what, help) in [
+            (
+                "limited",
+                "UDP responses over the rate limit (in a dry run, those that would have been).",
+            ),
+            (
+                "dropped",
+                "UDP responses dropped by response rate limiting.",
+            ),
+            (
+                "slipped",
+                "UDP responses sent truncated (TC) by response rate limiting.",
+            ),
+        ] {
+            family(
+                &format!("geofailover_rrl_{what}_total"),
+                "counter",
+                help,
+                vec![(
+                    String::new(),
+                    self.dns.rrl.get(what).copied().unwrap_or(0) as f64,
+                )],
+            );
+        }
         let secondary = |s: &crate::dns::notify::SecondaryStatus| {
             label(&[("zone", &s.zone), ("secondary", &s.address)])
         };

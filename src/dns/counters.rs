@@ -14,12 +14,26 @@ const SLOTS: usize = 24;
 #[derive(Debug, Default)]
 pub struct ResponseCounters {
     counts: [AtomicU64; SLOTS],
+    /// What response rate limiting held back.
+    pub rrl: super::rrl::RrlCounters,
 }
 
 impl ResponseCounters {
     pub fn count(&self, rcode: ResponseCode) {
         let slot = usize::from(u16::from(rcode)).min(SLOTS - 1);
         self.counts[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Response rate limiting's counts: limited, dropped, slipped.
+    pub fn rrl_snapshot(&self) -> BTreeMap<String, u64> {
+        [
+            ("limited", &self.rrl.limited),
+            ("dropped", &self.rrl.dropped),
+            ("slipped", &self.rrl.slipped),
+        ]
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n.load(Ordering::Relaxed)))
+        .collect()
     }
 
     /// The counts so far, by rcode name, leaving out those never sent.

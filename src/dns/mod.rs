@@ -5,6 +5,7 @@ mod counters;
 mod fast;
 mod handler;
 pub mod notify;
+pub mod rrl;
 mod server;
 mod tcp;
 pub mod transfer;

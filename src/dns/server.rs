@@ -67,6 +67,7 @@ impl DnsServer {
         bound: Vec<Bound>,
         tcp: TcpLimits,
         fast_path: bool,
+        rrl: super::rrl::RrlConfig,
     ) -> io::Result<Self> {
         let mut udp = Vec::new();
         let mut listeners = Vec::new();
@@ -76,6 +77,7 @@ impl DnsServer {
                 table.clone(),
                 counters.clone(),
                 fast_path,
+                rrl.clone(),
             )?);
             listeners.push(b.tcp);
         }

@@ -21,7 +21,10 @@ use hickory_proto::op::ResponseCode;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use tracing::{debug, error, warn};
 
-use super::{ResponseCounters, SharedTable, fast};
+use super::{
+    ResponseCounters, SharedTable, fast,
+    rrl::{self, Limiter, RrlConfig, Verdict},
+};
 
 /// Datagrams taken per system call.
 const BATCH: usize = 32;
@@ -124,6 +127,7 @@ pub fn spawn(
     table: SharedTable,
     counters: Arc<ResponseCounters>,
     fast_path: bool,
+    rrl: RrlConfig,
 ) -> io::Result<UdpLoop> {
     if let Err(e) = omit_path_mtu_discovery(&socket) {
         // Some kernels and sandboxes lack the option: answers still go out.
@@ -139,7 +143,7 @@ pub fn spawn(
             // the loop starts again (the datagrams of that batch are lost).
             while !stop.load(Ordering::Relaxed) {
                 let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    serve(&socket, &table, &counters, fast_path, &stop)
+                    serve(&socket, &table, &counters, fast_path, &rrl, &stop)
                 }));
                 if served.is_err() {
                     error!("the UDP loop panicked; it starts again");
@@ -158,8 +162,10 @@ fn serve(
     table: &SharedTable,
     counters: &ResponseCounters,
     fast_path: bool,
+    rrl: &RrlConfig,
     stop: &AtomicBool,
 ) {
+    let mut limiter = Limiter::new(rrl.clone());
     let fd = socket.as_raw_fd();
     let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
@@ -211,6 +217,7 @@ fn serve(
             }
         }
         let served = table.load();
+        let now = std::time::Instant::now();
         answered.clear();
         to.clear();
         rcodes.clear();
@@ -228,6 +235,11 @@ fn serve(
             };
             match fast.or_else(|| fast::general(&served, packet, src, out)) {
                 Some(rcode) if !out.is_empty() => {
+                    match limiter.check(src.ip(), out, now, &counters.rrl) {
+                        Verdict::Send => {}
+                        Verdict::Slip => rrl::truncate(out),
+                        Verdict::Drop => continue,
+                    }
                     answered.push(i);
                     to.push(Some(addr));
                     rcodes.push(rcode);

@@ -260,22 +260,37 @@ impl Member {
     /// it cannot.
     async fn keep_lease(&mut self) -> Result<(), EtcdError> {
         if let Some(lease) = self.lease {
-            // The answer must come while the lease surely still holds at
-            // etcd (a fifth of the TTL kept as margin); a leader that does
-            // not hear in time stops acting.
+            // A leader must hear the answer while its lease surely still
+            // holds at etcd (a fifth of the TTL kept as margin): past that
+            // it stops acting, and goes on waiting for the answer (the
+            // lease may well be alive, and a follower has nothing to stop).
             let sent = Instant::now();
             let deadline = (self.renewed + self.ttl - self.ttl / 5).saturating_duration_since(sent);
-            match tokio::time::timeout(deadline, self.etcd.keep_alive(lease)).await {
-                Ok(Ok(ttl)) if ttl > 0 => {
+            let etcd = self.etcd.clone();
+            let call = etcd.keep_alive(lease);
+            tokio::pin!(call);
+            let answer = if self.leading() {
+                match tokio::time::timeout(deadline, &mut call).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        self.step_down("etcd did not renew its lease in time").await;
+                        call.await
+                    }
+                }
+            } else {
+                call.await
+            };
+            match answer {
+                Ok(ttl) if ttl > 0 => {
                     self.renewed = sent;
                     return Ok(());
                 }
-                Ok(Ok(_)) => {
+                Ok(_) => {
                     warn!("this node's lease expired at etcd");
                     self.lease = None;
                     self.step_down("its lease expired").await;
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     // Another try may still come in time; past that, the
                     // lease may be gone at etcd: stop acting now.
                     if self.renewed.elapsed() + self.timeout >= self.ttl {
@@ -283,14 +298,6 @@ impl Member {
                             .await;
                     }
                     return Err(e);
-                }
-                Err(_) => {
-                    self.step_down("etcd could not renew its lease in time")
-                        .await;
-                    return Err(EtcdError::Unavailable(format!(
-                        "no answer to the lease keep-alive within {} ms",
-                        deadline.as_millis()
-                    )));
                 }
             }
         }
