@@ -487,6 +487,56 @@ fn five_thousand_idle_tcp_connections_keep_no_query_or_probe_out() {
         server.log()
     );
     drop(held);
+
+    // The same against the HTTP port: 600 idle connections from 30
+    // addresses (past the cap of 256, the idle ones make room), and the
+    // status API still answers; 40 from one address get some closed.
+    let mut idle_http = Vec::new();
+    for i in 0..600u32 {
+        let source = std::net::Ipv4Addr::new(127, 0, 20, 2 + (i / 20) as u8);
+        if let Some(stream) = connect_from(source, http) {
+            idle_http.push(stream);
+        }
+    }
+    assert!(
+        idle_http.len() > 590,
+        "only {} connections made",
+        idle_http.len()
+    );
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let (code, _) = common::try_http("GET", http, "/api/v1/status", None, "")
+            .expect("the status API answers past the cap");
+        assert_eq!(code, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let crowd: Vec<_> = (0..40)
+        .filter_map(|_| connect_from(std::net::Ipv4Addr::new(127, 0, 21, 9), http))
+        .collect();
+    let closed = crowd
+        .iter()
+        .filter(|s| {
+            use std::io::Read;
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .expect("timeout");
+            matches!((&mut &**s).read(&mut [0u8; 1]), Ok(0))
+        })
+        .count();
+    assert!(
+        closed >= 8,
+        "{closed} of 40 HTTP connections from one address were closed"
+    );
+    assert!(
+        server
+            .log()
+            .contains("an HTTP connection past the cap of 32"),
+        "{}",
+        server.log()
+    );
 }
 
 /// Response rate limiting seen on the wire: a flood from 127.0.0.2 gets

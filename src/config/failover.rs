@@ -130,6 +130,8 @@ pub struct FlagHttp {
     pub check_contains: String,
     pub undo_method: String,
     pub undo_url: String,
+    /// The CA certificates the URLs' TLS is checked against.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A name whose answer follows the active site.
@@ -657,8 +659,16 @@ fn validate_flags(
     let http = match raw.http {
         Some(h) => {
             for url in [&h.url, &h.check_url, &h.undo_url] {
-                reqwest::Url::parse(url)
-                    .map_err(|e| format!("read_only.http: `{url}` is not a URL: {e}"))?;
+                reqwest::Url::parse(url).map_err(|e| {
+                    format!(
+                        "read_only.http: `{}` is not a URL: {e}",
+                        crate::probe::shown_url(url)
+                    )
+                })?;
+            }
+            let ca_file = h.ca_file.map(|f| base.join(f));
+            if let Some(file) = &ca_file {
+                crate::probe::read_ca(file).map_err(|e| format!("read_only.http.ca_file: {e}"))?;
             }
             Some(FlagHttp {
                 method: h
@@ -674,6 +684,7 @@ fn validate_flags(
                     .unwrap_or_else(|| "POST".into())
                     .to_ascii_uppercase(),
                 undo_url: h.undo_url,
+                ca_file,
             })
         }
         None => None,

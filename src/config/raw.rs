@@ -355,6 +355,10 @@ pub struct RawFlagHttp {
     pub undo_url: String,
     #[serde(default)]
     pub undo_method: Option<String>,
+    /// CA certificates (PEM) the flag URLs' TLS is checked against, as a
+    /// check's `ca_file`; default: the system's.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

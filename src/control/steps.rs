@@ -443,11 +443,14 @@ async fn sql_runnable(
     result
 }
 
-fn client(timeout: Duration) -> Result<reqwest::Client, String> {
-    crate::probe::http_client()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| e.to_string())
+/// The flag's HTTP client: the flag's CA certificates, if given, as the
+/// checks take theirs; no redirects (`http_client`).
+fn client(http: &FlagHttp, timeout: Duration) -> Result<reqwest::Client, String> {
+    let mut builder = crate::probe::http_client().timeout(timeout);
+    if let Some(file) = &http.ca_file {
+        builder = builder.tls_certs_merge(crate::probe::read_ca(file)?);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 async fn call(
@@ -476,13 +479,13 @@ async fn call(
 }
 
 async fn set_http(http: &FlagHttp, timeout: Duration) -> Result<String, String> {
-    let client = client(timeout)?;
+    let client = client(http, timeout)?;
     call(&client, &http.method, &http.url, &http.expect_status).await?;
     check_http(http, timeout).await
 }
 
 async fn check_http(http: &FlagHttp, timeout: Duration) -> Result<String, String> {
-    let client = client(timeout)?;
+    let client = client(http, timeout)?;
     let shown = crate::probe::shown_url(&http.check_url);
     let failed = |e| format!("GET {shown}: {}", crate::probe::describe_reqwest(e));
     let body = client
@@ -501,7 +504,7 @@ async fn check_http(http: &FlagHttp, timeout: Duration) -> Result<String, String
 }
 
 async fn undo_http(http: &FlagHttp, timeout: Duration) -> Result<String, String> {
-    let client = client(timeout)?;
+    let client = client(http, timeout)?;
     call(
         &client,
         &http.undo_method,
@@ -514,7 +517,7 @@ async fn undo_http(http: &FlagHttp, timeout: Duration) -> Result<String, String>
 /// The flag's status URL answers with a success, and the hosts of the
 /// set and undo URLs take connections.
 async fn http_answering(http: &FlagHttp, timeout: Duration) -> Result<String, String> {
-    let client = client(timeout)?;
+    let client = client(http, timeout)?;
     let shown = crate::probe::shown_url(&http.check_url);
     let status = client
         .get(&http.check_url)

@@ -7,7 +7,7 @@ mod handler;
 pub mod notify;
 pub mod rrl;
 mod server;
-mod tcp;
+pub(crate) mod tcp;
 pub mod transfer;
 pub mod tsig;
 mod udp;

@@ -50,22 +50,31 @@ impl TcpLimits {
 }
 
 /// The open connections, overall and by source address, and when each
-/// was last busy.
+/// was last busy (the HTTP side keeps its own).
 #[derive(Default)]
-struct Open {
+pub(crate) struct Open {
     total: usize,
     by_source: HashMap<IpAddr, usize>,
     idle_since: HashMap<u64, (Instant, Arc<Notify>)>,
     next: u64,
 }
 
+/// Why a connection gets no place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// Its address has as many open as it may.
+    Source,
+    /// All are taken, and none is idle to make room.
+    Everywhere,
+}
+
 /// A connection's place among the open ones, given back when dropped.
-struct Slot {
+pub(crate) struct Slot {
     open: Arc<Mutex<Open>>,
     source: IpAddr,
     id: u64,
     /// Told when the connection must close to make room.
-    evicted: Arc<Notify>,
+    pub(crate) evicted: Arc<Notify>,
 }
 
 impl Slot {
@@ -73,14 +82,15 @@ impl Slot {
     /// address, none (why); past the overall cap, the connection idle the
     /// longest is closed to make room, so idle ones cannot keep new
     /// queries out.
-    fn take(open: &Arc<Mutex<Open>>, source: IpAddr, limits: &TcpLimits) -> Result<Self, String> {
-        let mut counts = open.lock().map_err(|_| "poisoned".to_string())?;
+    pub(crate) fn take(
+        open: &Arc<Mutex<Open>>,
+        source: IpAddr,
+        limits: &TcpLimits,
+    ) -> Result<Self, Full> {
+        let mut counts = open.lock().map_err(|_| Full::Everywhere)?;
         let mine = counts.by_source.get(&source).copied().unwrap_or(0);
         if mine >= limits.max_per_source {
-            return Err(format!(
-                "a TCP connection past the cap of {} open connections from one address (dns.tcp_max_per_source)",
-                limits.max_per_source
-            ));
+            return Err(Full::Source);
         }
         if counts.total >= limits.max_connections {
             let oldest = counts
@@ -90,12 +100,7 @@ impl Slot {
                 .map(|(id, _)| *id);
             match oldest.and_then(|id| counts.idle_since.remove(&id)) {
                 Some((_, evict)) => evict.notify_one(),
-                None => {
-                    return Err(format!(
-                        "a TCP connection past the cap of {} open connections (dns.tcp_max_connections), none idle",
-                        limits.max_connections
-                    ));
-                }
+                None => return Err(Full::Everywhere),
             }
         }
         counts.total += 1;
@@ -115,7 +120,7 @@ impl Slot {
     }
 
     /// The connection was busy just now.
-    fn busy(&self) {
+    pub(crate) fn busy(&self) {
         if let Ok(mut counts) = self.open.lock()
             && let Some((since, _)) = counts.idle_since.get_mut(&self.id)
         {
@@ -201,7 +206,20 @@ async fn accept(
                         ));
                     }
                     // Closed at once: the slot stays for others.
-                    Err(why) => super::transfer::log_refusal(src.ip(), &why),
+                    Err(Full::Source) => super::transfer::log_refusal(
+                        src.ip(),
+                        &format!(
+                            "a TCP connection past the cap of {} open from one address (dns.tcp_max_per_source)",
+                            limits.max_per_source
+                        ),
+                    ),
+                    Err(Full::Everywhere) => super::transfer::log_refusal(
+                        src.ip(),
+                        &format!(
+                            "a TCP connection past the cap of {} open (dns.tcp_max_connections), none idle",
+                            limits.max_connections
+                        ),
+                    ),
                 },
                 Err(e) => {
                     // Out of descriptors and the like: wait rather than spin.

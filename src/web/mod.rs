@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod demo;
+mod limits;
 
 use std::{sync::Arc, time::Duration};
 
@@ -95,7 +96,7 @@ pub async fn serve(
     state: WebState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    axum::serve(limits::Limited::new(listener), app(state))
         .with_graceful_shutdown(shutdown)
         .await
 }
