@@ -3,8 +3,9 @@
 # floods www.example.com A (and, as a reflection attack would, ANY at the
 # apex) at RATE queries a second for SECONDS, against geofailover and
 # against Knot with its RRL module, both at rate 20 and slip 2 and with
-# the same zone; prints, per server, queries sent, responses received
-# (full and truncated) and bytes out / bytes in for the flooding source.
+# the same zone (geofailover's loopback exemption turned off); prints,
+# per server, queries sent, responses received (full and truncated) and
+# bytes out / bytes in for the flooding source.
 #   usage: bench/rrl.sh [RATE] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ cfg = open("config/example.yaml").read()
 cfg = (cfg.replace("127.0.0.1:5353", "127.0.0.1:15600").replace("127.0.0.1:8053", "127.0.0.1:15690")
        .replace("state_dir: ../state", f"state_dir: {work}/gf-state").replace("../zones/", f"{repo}/zones/")
        .replace("127.0.0.1:18081", "127.0.0.1:15691").replace("127.0.0.1:18082", "127.0.0.1:15692")
-       .replace("dns:\n", "dns:\n  rrl:\n    rate: 20\n    slip: 2\n", 1))
+       .replace("dns:\n", "dns:\n  rrl:\n    rate: 20\n    slip: 2\n    exempt: []\n", 1))
 open(f"{work}/gf.yaml", "w").write(cfg)
 os.makedirs(f"{work}/knot")
 open(f"{work}/knot.conf", "w").write(f"""server:

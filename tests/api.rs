@@ -656,3 +656,57 @@ fn webhook_paths_check_passwords_and_the_token_are_never_shown() {
         server.log()
     );
 }
+
+/// config/grafana-dashboard.json is importable JSON whose queries name
+/// only metrics that /metrics serves (its HELP and TYPE lines are there
+/// whatever the configuration), with the labels its legends use.
+#[test]
+fn the_grafana_dashboard_names_only_served_metrics() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/grafana-dashboard.json"),
+    )
+    .expect("read the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    assert_eq!(dashboard["title"], "geofailover");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _primary, _secondary) = start(dir.path(), None);
+    // A response, so the rcode series exists.
+    assert!(!common::a_records(server.addr, "www.example.com.").is_empty());
+    let metrics = http("GET", server.http.expect("http"), "/metrics", None, "").1;
+    let mut names = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("an expression");
+            let mut rest = expr;
+            while let Some(at) = rest.find("geofailover_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                names.push(name);
+            }
+            // Every label a legend names is one the series carry.
+            let legend = target["legendFormat"].as_str().unwrap_or_default();
+            for label in legend
+                .split("{{")
+                .skip(1)
+                .filter_map(|l| l.split("}}").next())
+            {
+                assert!(
+                    metrics.contains(&format!("{label}=\""))
+                        || label == "secondary"
+                        || label == "thread",
+                    "{expr}: no series carries the label {label}"
+                );
+            }
+        }
+    }
+    assert!(names.len() > 15, "{names:?}");
+    for name in names {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "{name} is not in /metrics:\n{metrics}"
+        );
+    }
+}

@@ -469,67 +469,73 @@ impl Status {
             "1 while automatic failover is paused.",
             vec![(String::new(), if self.paused { 1.0 } else { 0.0 })],
         );
-        if let Some(r) = &self.replication {
-            let flag = |b: Option<bool>| if b == Some(true) { 1.0 } else { 0.0 };
-            family(
-                "geofailover_replication_running",
-                "gauge",
-                "1 while the secondary's replication thread runs.",
-                vec![
-                    (label(&[("thread", "io")]), flag(r.view.io_running)),
-                    (label(&[("thread", "sql")]), flag(r.view.sql_running)),
-                ],
-            );
-            family(
-                "geofailover_replication_lag_seconds",
-                "gauge",
-                "Seconds the secondary lags behind the primary (Seconds_Behind_Master).",
-                r.view
-                    .lag_s
-                    .map(|l| (String::new(), l as f64))
-                    .into_iter()
-                    .collect(),
-            );
-            family(
-                "geofailover_replication_missing_transactions",
-                "gauge",
-                "Transactions the primary has that the secondary has not applied (by GTID).",
-                r.view
-                    .missing
-                    .map(|m| (String::new(), m as f64))
-                    .into_iter()
-                    .collect(),
-            );
-            family(
-                "geofailover_replication_errant_transactions",
-                "gauge",
-                "GTIDs at the secondary that did not come from the primary.",
-                vec![(String::new(), r.view.errant.len() as f64)],
-            );
-            let mut errors = Vec::new();
-            for (thread, text) in [
-                ("io", &r.view.last_io_error),
-                ("sql", &r.view.last_sql_error),
-            ] {
+        // Without databases the replication families are there, empty.
+        let replication = self.replication.as_ref().map(|r| &r.view);
+        let flag = |b: Option<bool>| if b == Some(true) { 1.0 } else { 0.0 };
+        family(
+            "geofailover_replication_running",
+            "gauge",
+            "1 while the secondary's replication thread runs.",
+            replication
+                .map(|v| {
+                    vec![
+                        (label(&[("thread", "io")]), flag(v.io_running)),
+                        (label(&[("thread", "sql")]), flag(v.sql_running)),
+                    ]
+                })
+                .unwrap_or_default(),
+        );
+        family(
+            "geofailover_replication_lag_seconds",
+            "gauge",
+            "Seconds the secondary lags behind the primary (Seconds_Behind_Master).",
+            replication
+                .and_then(|v| v.lag_s)
+                .map(|l| (String::new(), l as f64))
+                .into_iter()
+                .collect(),
+        );
+        family(
+            "geofailover_replication_missing_transactions",
+            "gauge",
+            "Transactions the primary has that the secondary has not applied (by GTID).",
+            replication
+                .and_then(|v| v.missing)
+                .map(|m| (String::new(), m as f64))
+                .into_iter()
+                .collect(),
+        );
+        family(
+            "geofailover_replication_errant_transactions",
+            "gauge",
+            "GTIDs at the secondary that did not come from the primary.",
+            replication
+                .map(|v| (String::new(), v.errant.len() as f64))
+                .into_iter()
+                .collect(),
+        );
+        let mut errors = Vec::new();
+        if let Some(v) = replication {
+            for (thread, text) in [("io", &v.last_io_error), ("sql", &v.last_sql_error)] {
                 if !text.is_empty() {
                     errors.push((label(&[("thread", thread), ("error", text)]), 1.0));
                 }
             }
             for (side, text) in [
-                ("primary", &r.view.primary_error),
-                ("secondary", &r.view.secondary_error),
+                ("primary", &v.primary_error),
+                ("secondary", &v.secondary_error),
             ] {
                 if let Some(text) = text {
                     errors.push((label(&[("thread", side), ("error", text)]), 1.0));
                 }
             }
-            family(
-                "geofailover_replication_error",
-                "gauge",
-                "1 for each replication or database error, with the server's text.",
-                errors,
-            );
         }
+        family(
+            "geofailover_replication_error",
+            "gauge",
+            "1 for each replication or database error, with the server's text.",
+            errors,
+        );
         if let Some(c) = &self.cluster {
             let health = |h: SiteHealth| match h {
                 SiteHealth::Healthy => 1.0,
