@@ -389,9 +389,11 @@ async fn the_router_refuses_commands_without_the_token() {
     let controller = geofailover::control::Controller::start(&config, zones, events.clone())
         .await
         .expect("controller");
-    tokio::spawn(geofailover::control::run(controller, inbox));
+    let (reads, read_inbox) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(geofailover::control::run(controller, inbox, read_inbox));
     let state = geofailover::web::WebState {
         control: events,
+        reads,
         token: Arc::new(geofailover::config::Secret::new(
             "a-token-of-sixteen-or-more".into(),
         )),
@@ -709,4 +711,45 @@ fn the_grafana_dashboard_names_only_served_metrics() {
             "{name} is not in /metrics:\n{metrics}"
         );
     }
+}
+
+/// Status requests are served after probe results: eight clients asking
+/// for the status without pause do not delay a failover.
+#[test]
+fn a_stream_of_status_requests_does_not_delay_a_failover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, primary, _secondary) = start(dir.path(), None);
+    let api = server.http.expect("http");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (stop, asked) = (stop.clone(), asked.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if common::try_http("GET", api, "/api/v1/status", None, "").is_ok() {
+                        asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    primary.set_healthy(false);
+    // Three failed checks a second apart, then the switch.
+    let moved = wait_until(Duration::from_secs(8), || {
+        common::a_records(server.addr, "www.example.com.") == ["198.51.100.10"]
+    });
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for client in clients {
+        let _ = client.join();
+    }
+    assert!(moved, "no failover within 8 s: {}", server.log());
+    let asked = asked.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        asked > 100,
+        "only {asked} status requests were answered meanwhile"
+    );
+    eprintln!("failover after {took:?} with {asked} status requests answered meanwhile");
 }

@@ -123,7 +123,8 @@ pub async fn serve(
     .context("cannot start the UDP listeners")?;
 
     controller.start_tasks().map_err(Failure::Config)?;
-    let control = tokio::spawn(control::run(controller, inbox));
+    let (reads, read_inbox) = mpsc::channel(CONTROL_QUEUE);
+    let control = tokio::spawn(control::run(controller, inbox, read_inbox));
 
     let (stop_web, web_stopped) = oneshot::channel::<()>();
     let web = match &config.http {
@@ -142,6 +143,7 @@ pub async fn serve(
             info!("status page on http://{addr}/");
             let state = WebState {
                 control: events.clone(),
+                reads: reads.clone(),
                 token: Arc::new(token),
                 protect_reads: http.protect_reads,
                 demo,

@@ -478,7 +478,26 @@ impl Controller {
 
 /// The controller loop: probe results, commands, status requests, reloads,
 /// background work and the clock, until `Shutdown`.
-pub async fn run(mut controller: Controller, mut events: mpsc::Receiver<ControlEvent>) {
+impl ControlEvent {
+    /// Whether it only reads (status, journal, the last drill): such
+    /// requests go on the queue served after everything else.
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Self::Status { .. } | Self::Events { .. } | Self::LastDrill { .. }
+        )
+    }
+}
+
+/// Runs the controller: `events` (probe results, commands, background
+/// work) first, then the clock, then `reads` (the page's and the API's
+/// status and journal requests), so a burst of reads never delays a probe
+/// result.
+pub async fn run(
+    mut controller: Controller,
+    mut events: mpsc::Receiver<ControlEvent>,
+    mut reads: mpsc::Receiver<ControlEvent>,
+) {
     // With several nodes, the leader does this once it leads.
     if controller.cluster.is_none() {
         controller.resume_background_work().await;
@@ -487,6 +506,7 @@ pub async fn run(mut controller: Controller, mut events: mpsc::Receiver<ControlE
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            biased;
             event = events.recv() => match event {
                 Some(ControlEvent::Shutdown) | None => break,
                 Some(event) => controller.handle(event).await,
@@ -494,6 +514,7 @@ pub async fn run(mut controller: Controller, mut events: mpsc::Receiver<ControlE
             _ = tick.tick() => {
                 controller.step(Input::Tick, now_ms()).await;
             }
+            Some(read) = reads.recv() => controller.handle(read).await,
         }
     }
     controller.tasks.stop();

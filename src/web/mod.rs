@@ -37,6 +37,8 @@ const MAX_TEXT: usize = 200;
 #[derive(Clone)]
 pub struct WebState {
     pub control: mpsc::Sender<ControlEvent>,
+    /// Where status and journal requests go (served after probe results).
+    pub reads: mpsc::Sender<ControlEvent>,
     pub token: Arc<Secret>,
     /// The reading endpoints need the token too.
     pub protect_reads: bool,
@@ -138,11 +140,13 @@ async fn ask<T>(
             "the controller is not answering",
         )
     };
-    state
-        .control
-        .send(make(reply))
-        .await
-        .map_err(|_| unavailable())?;
+    let event = make(reply);
+    let queue = if event.is_read() {
+        &state.reads
+    } else {
+        &state.control
+    };
+    queue.send(event).await.map_err(|_| unavailable())?;
     tokio::time::timeout(CONTROL_TIMEOUT, answer)
         .await
         .map_err(|_| unavailable())?
