@@ -47,6 +47,8 @@ for i, (client, peer) in enumerate(etcd_ports):
         "--election-timeout=1000", "--logger=zap", f"--log-outputs={work}/etcd{i}.log"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     etcds.append(proc)
+    # One PID a line: the shell's trap kills them all if Python cannot.
+    open(f"{work}/etcd{i}.pid", "w").write(f"{proc.pid}\n")
 
 config = open("config/example-cluster.yaml").read()
 config = (config.replace("state_dir: ../state", f"state_dir: {work}/state")
@@ -75,7 +77,7 @@ def start(name):
     proc = subprocess.Popen(["target/release/geofailover", "serve", "--config", f"{work}/cluster.yaml",
                              "--node", name], stderr=log, stdout=subprocess.DEVNULL)
     procs[name] = proc
-    open(f"{work}/{name}.pid", "w").write(str(proc.pid))
+    open(f"{work}/{name}.pid", "w").write(f"{proc.pid}\n")
 
 def status(name):
     try:

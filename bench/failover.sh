@@ -75,7 +75,7 @@ for run in range(runs):
     log = open(f"{work}/serve.log", "w")
     proc = subprocess.Popen(["target/release/geofailover", "serve", "--config", f"{work}/config.yaml"],
                             stderr=log, stdout=subprocess.DEVNULL)
-    open(f"{work}/serve.pid", "w").write(str(proc.pid))
+    open(f"{work}/serve.pid", "w").write(f"{proc.pid}\n")
     healthy = lambda: open(f"{work}/serve.log").read().count("is now healthy") >= 2
     if not (wait(lambda: www() == "192.0.2.10", 10 + names / 5000) and wait(healthy, 15)):
         sys.exit(f"run {run}: the controller did not become ready; see {work}/serve.log")

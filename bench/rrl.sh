@@ -77,11 +77,23 @@ def wait(port):
             time.sleep(0.1)
     sys.exit(f"nothing answers on {port}; see {work}")
 
+def drain(s, seen):
+    # Every response waiting, counted (TC set or not) and measured.
+    while True:
+        try:
+            r = s.recv(65535)
+        except BlockingIOError:
+            return
+        seen["received"] += 1
+        seen["bytes_in"] += len(r)
+        seen["truncated" if r[2] & 0x02 else "full"] += 1
+
 def flood(port, qtype, name):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.2", 0))
     s.setblocking(False)
-    sent = received = bytes_in = bytes_out = full = truncated = 0
+    sent = bytes_out = 0
+    seen = {"received": 0, "full": 0, "truncated": 0, "bytes_in": 0}
     start_t = time.monotonic()
     n = 0
     while time.monotonic() - start_t < seconds:
@@ -95,31 +107,11 @@ def flood(port, qtype, name):
             except BlockingIOError:
                 pass
             n += 1
-        while True:
-            try:
-                r = s.recv(65535)
-            except BlockingIOError:
-                break
-            received += 1
-            bytes_in += len(r)
-            if r[2] & 0x02:
-                truncated += 1
-            else:
-                full += 1
+        drain(s, seen)
         time.sleep(0.0005)
     time.sleep(0.3)
-    while True:
-        try:
-            r = s.recv(65535)
-        except BlockingIOError:
-            break
-        received += 1
-        bytes_in += len(r)
-        if r[2] & 0x02:
-            truncated += 1
-        else:
-            full += 1
-    return sent, received, full, truncated, bytes_out, bytes_in
+    drain(s, seen)
+    return sent, seen["received"], seen["full"], seen["truncated"], bytes_out, seen["bytes_in"]
 
 start("geofailover", ["target/release/geofailover", "serve", "--config", f"{work}/gf.yaml"])
 start("knot", ["knotd", "-c", f"{work}/knot.conf"])

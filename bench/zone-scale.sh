@@ -42,44 +42,11 @@ with open(f"{work}/zones/static.zone", "w") as f:
     f.write(open(f"{work}/zones/example.com.zone").read())
     f.write("www 30 IN A 192.0.2.10\n")
 procs = []
+sys.path.insert(0, os.path.join(repo, "bench"))
+from peers import cpu_seconds, group_pids, rss_mb, start as start_in
 
-def start(name, argv):
-    p = subprocess.Popen(["taskset", "-c", "1"] + argv, stdout=subprocess.DEVNULL,
-                         stderr=open(f"{work}/{name}.log", "w"), start_new_session=True)
-    procs.append(p)
-    return p
-
-def group_pids(p):
-    pids = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if os.getpgid(int(pid)) == p.pid:
-                    pids.append(int(pid))
-            except OSError:
-                pass
-    return pids
-
-def cpu_seconds(p):
-    total = 0
-    for pid in group_pids(p):
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-def rss_mb(p):
-    total = 0
-    for pid in group_pids(p):
-        try:
-            for line in open(f"/proc/{pid}/status"):
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
+def start(name, argv, cwd=None):
+    return start_in(work, procs, name, argv, cwd)
 
 def pin(p):
     for pid in group_pids(p):

@@ -477,8 +477,14 @@ fn a_state_that_cannot_be_stored_is_told_once_per_decision_and_stored_again_when
     // The state file's place is taken by a folder: every save fails.
     let file = dir.path().join("state/state.json");
     assert!(file.exists(), "no state file after start");
-    std::fs::remove_file(&file).expect("remove");
-    std::fs::create_dir_all(file.join("blocked")).expect("a folder in its place");
+    // A save may come between the removal and the folder: try again.
+    let blocker = dir.path().join("blocker");
+    std::fs::create_dir_all(blocker.join("blocked")).expect("a folder");
+    let placed = (0..50).any(|_| {
+        let _ = std::fs::remove_file(&file);
+        std::fs::rename(&blocker, &file).is_ok()
+    });
+    assert!(placed, "could not put a folder in the state file's place");
     primary.set_healthy(false);
     assert!(
         hook.heard("the state could not be stored"),
@@ -564,8 +570,14 @@ fn a_command_whose_state_cannot_be_stored_answers_an_error_and_changes_nothing()
     let api = server.http.expect("http");
     let token = Geofailover::token(dir.path());
     let file = dir.path().join("state/state.json");
-    std::fs::remove_file(&file).expect("remove");
-    std::fs::create_dir_all(file.join("blocked")).expect("a folder in its place");
+    // A save may come between the removal and the folder: try again.
+    let blocker = dir.path().join("blocker");
+    std::fs::create_dir_all(blocker.join("blocked")).expect("a folder");
+    let placed = (0..50).any(|_| {
+        let _ = std::fs::remove_file(&file);
+        std::fs::rename(&blocker, &file).is_ok()
+    });
+    assert!(placed, "could not put a folder in the state file's place");
 
     let (code, reply) = http(
         "POST",
