@@ -424,11 +424,16 @@ fn sql_and_http_flags_are_set_read_back_and_undone_without_an_errant_gtid() {
         switch.requests()[earlier + 2],
         "POST /admin/read-write HTTP/1.1"
     );
-    let journal = setup.events();
+    // The clears are journalled once their steps report back, just
+    // after their effects can be seen.
     for event in ["clear_flag_sql", "clear_flag_http_call", "flag_cleared"] {
         assert!(
-            journal.iter().any(|e| e["event"] == event),
-            "no {event} in {journal:?}"
+            wait_until(Duration::from_secs(10), || setup
+                .events()
+                .iter()
+                .any(|e| e["event"] == event)),
+            "no {event} in {:?}",
+            setup.events()
         );
     }
     assert_eq!(
