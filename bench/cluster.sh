@@ -9,10 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
-command -v etcd >/dev/null || { echo "etcd is needed: apt-get install etcd-server"; exit 1; }
-cargo build --release --quiet
-work=$(mktemp -d)
-trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
+need=()
+command -v etcd >/dev/null || need+=(etcd-server)
+source bench/prelude.sh
 
 python3 - "$work" "$runs" <<'PY'
 import atexit, http.server, json, os, socket, statistics, struct, subprocess, sys, threading, time, urllib.request

@@ -24,15 +24,7 @@ command -v dnsperf >/dev/null || need+=(dnsperf)
 [ -x /usr/sbin/knotd ] || need+=(knot)
 command -v gdnsd >/dev/null || [ -x /usr/sbin/gdnsd ] || need+=(gdnsd)
 [ -x /usr/sbin/pdns_server ] || need+=(pdns-server pdns-backend-bind)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
-cargo build --release --quiet
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source bench/prelude.sh
 
 python3 - "$work" "$seconds" "$rounds" <<'PY'
 import os, re, signal, statistics, subprocess, sys, time

@@ -11,10 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
 names=${2:-0}
-command -v dig >/dev/null || { echo "dig is needed: apt-get install bind9-dnsutils"; exit 1; }
-cargo build --release --quiet
-work=$(mktemp -d)
-trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
+need=()
+command -v dig >/dev/null || need+=(bind9-dnsutils)
+source bench/prelude.sh
 
 python3 - "$work" "$runs" "$names" <<'PY'
 import http.server, os, re, statistics, subprocess, sys, threading, time

@@ -8,9 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
-cargo build --release --quiet
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+need=()
+source bench/prelude.sh
 
 python3 - "$work" "$seconds" <<'PY'
 import asyncio, os, signal, subprocess, sys, threading, time

@@ -11,10 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-2000}
 seconds=${2:-5}
-[ -x /usr/sbin/knotd ] || { echo "knotd is needed: apt-get install knot"; exit 1; }
-cargo build --release --quiet
-work=$(mktemp -d)
-trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
+need=()
+[ -x /usr/sbin/knotd ] || need+=(knot)
+source bench/prelude.sh
 
 python3 - "$work" "$rate" "$seconds" <<'PY'
 import os, socket, struct, subprocess, sys, time

@@ -10,12 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
-for b in /usr/sbin/nsd /usr/sbin/knotd /usr/sbin/named; do
-  [ -x "$b" ] || { echo "$b is needed: apt-get install nsd knot bind9"; exit 1; }
-done
-cargo build --release --quiet
-work=$(mktemp -d)
-trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
+need=()
+[ -x /usr/sbin/nsd ] || need+=(nsd)
+[ -x /usr/sbin/knotd ] || need+=(knot)
+[ -x /usr/sbin/named ] || need+=(bind9)
+source bench/prelude.sh
 
 python3 - "$work" "$runs" <<'PY'
 import http.server, json, os, random, re, socket, statistics, struct, subprocess, sys, threading, time, urllib.request

@@ -16,15 +16,7 @@ need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
 [ -x /usr/sbin/nsd ] || need+=(nsd)
 [ -x /usr/sbin/knotd ] || need+=(knot)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
-cargo build --release --quiet
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source bench/prelude.sh
 
 python3 - "$work" "$names" "$seconds" <<'PY'
 import os, random, re, signal, subprocess, sys, time

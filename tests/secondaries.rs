@@ -263,6 +263,22 @@ fn dig(addr: SocketAddr, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// kdig's output (stdout and stderr) against geofailover, and whether it
+/// exited 0.
+fn kdig(addr: SocketAddr, args: &[&str]) -> (bool, String) {
+    let out = Command::new("kdig")
+        .args(["-p", &addr.port().to_string(), "@127.0.0.1"])
+        .args(args)
+        .output()
+        .expect("kdig");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// The records of a transfer's answer, by dig +noall +answer.
 fn records(text: &str) -> Vec<String> {
     text.lines()
@@ -425,47 +441,15 @@ fn a_wrong_key_and_an_unlisted_address_get_nothing_of_the_zone() {
         assert!(records(&text).is_empty(), "{text}");
     }
     // kdig transfers with the key, its signatures verified...
-    let out = Command::new("kdig")
-        .args([
-            "-p",
-            &server.addr.port().to_string(),
-            "@127.0.0.1",
-            "example.com",
-            "axfr",
-            "-y",
-            &good,
-        ])
-        .output()
-        .expect("kdig");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = kdig(server.addr, &["example.com", "axfr", "-y", &good]);
     assert!(
-        out.status.success() && text.contains("www.example.com.") && !text.contains(";; ERROR"),
-        "{:?} {text}",
-        out.status
+        ok && text.contains("www.example.com.") && !text.contains(";; ERROR"),
+        "{text}"
     );
     // ...and, from an unlisted address, sees the same refusal as dig.
-    let out = Command::new("kdig")
-        .args([
-            "-p",
-            &server.addr.port().to_string(),
-            "@127.0.0.1",
-            "-b",
-            "127.0.0.2",
-            "example.com",
-            "axfr",
-            "-y",
-            &good,
-        ])
-        .output()
-        .expect("kdig");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (_, text) = kdig(
+        server.addr,
+        &["-b", "127.0.0.2", "example.com", "axfr", "-y", &good],
     );
     assert!(
         text.contains("REFUSED") && !text.contains("\tSOA\t"),

@@ -74,6 +74,11 @@ impl TsigKey {
     pub fn secret(&self) -> &[u8] {
         &self.secret
     }
+
+    /// The algorithm's name as TSIG records carry it.
+    pub fn algorithm_name(&self) -> Name {
+        Name::from_ascii(self.algorithm.name()).unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for TsigKey {

@@ -18,9 +18,8 @@ use hickory_server::{net::xfer::Protocol, server::Request, zone_handler::Message
 use tracing::warn;
 
 use super::{
-    Served,
-    transfer::{self, Signing},
-    tsig::{self, TsigError, Verified},
+    Served, transfer,
+    tsig::{self, Signing, TsigError, Verified},
 };
 use crate::zone::{AnswerTable, table::Resolution};
 
@@ -155,7 +154,7 @@ pub fn respond(
         }),
         Verified::Malformed => return formerr(out),
         Verified::Failed { error, record, key } => {
-            transfer::log_refusal(
+            super::refused(
                 src.ip(),
                 &format!("a request signed with key {}: {}", record.key, error.text()),
             );
@@ -209,19 +208,7 @@ pub fn respond(
         return None;
     }
     if let Some(signing) = signing {
-        let algorithm =
-            hickory_proto::rr::Name::from_ascii(signing.key.algorithm.name()).unwrap_or_default();
-        tsig::sign(
-            &mut bytes,
-            &signing.key.name,
-            &algorithm,
-            Some(signing.key),
-            Some(signing.request_mac),
-            false,
-            tsig::now(),
-            0,
-            &[],
-        );
+        signing.sign(&mut bytes, None, tsig::now());
     }
     out.push(bytes);
     Some(prepared.metadata.response_code)

@@ -20,7 +20,10 @@ use tokio::{net::UdpSocket, sync::watch, task::JoinHandle};
 use tracing::{info, warn};
 
 use super::tsig;
-use crate::config::{Config, TsigKey};
+use crate::{
+    config::{Config, TsigKey},
+    control::now_ms,
+};
 
 /// How long one NOTIFY or SOA query waits for its answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(1);
@@ -162,10 +165,6 @@ struct Worker {
     target: SocketAddr,
     key: Option<TsigKey>,
     status: Shared,
-}
-
-fn now_ms() -> u64 {
-    tsig::now() * 1000
 }
 
 impl Worker {

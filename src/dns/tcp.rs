@@ -206,14 +206,14 @@ async fn accept(
                         ));
                     }
                     // Closed at once: the slot stays for others.
-                    Err(Full::Source) => super::transfer::log_refusal(
+                    Err(Full::Source) => super::refused(
                         src.ip(),
                         &format!(
                             "a TCP connection past the cap of {} open from one address (dns.tcp_max_per_source)",
                             limits.max_per_source
                         ),
                     ),
-                    Err(Full::Everywhere) => super::transfer::log_refusal(
+                    Err(Full::Everywhere) => super::refused(
                         src.ip(),
                         &format!(
                             "a TCP connection past the cap of {} open (dns.tcp_max_connections), none idle",

@@ -11,10 +11,8 @@
 //! records alone, so an IXFR after a failover costs what changed.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
-    net::IpAddr,
-    sync::{Arc, Mutex, OnceLock},
-    time::{Duration, Instant},
+    collections::{HashSet, VecDeque},
+    sync::Arc,
 };
 
 use hickory_proto::{
@@ -25,7 +23,7 @@ use hickory_proto::{
 use hickory_server::{net::xfer::Protocol, server::Request, zone_handler::MessageResponseBuilder};
 use tracing::{info, warn};
 
-use super::tsig;
+use super::tsig::{self, Signing};
 use crate::config::{Allow, TsigKey};
 
 /// Versions kept per zone for IXFR; an older serial gets the whole zone.
@@ -74,31 +72,6 @@ impl Transfers {
     }
 }
 
-/// Logs a refusal once per source address per minute.
-pub fn log_refusal(src: IpAddr, why: &str) {
-    static SEEN: OnceLock<Mutex<HashMap<IpAddr, Instant>>> = OnceLock::new();
-    let Ok(mut seen) = SEEN.get_or_init(Mutex::default).lock() else {
-        return;
-    };
-    let now = Instant::now();
-    if seen.len() > 10_000 {
-        seen.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
-    }
-    match seen.get(&src) {
-        Some(at) if now.duration_since(*at) < Duration::from_secs(60) => {}
-        _ => {
-            seen.insert(src, now);
-            warn!(%src, "refused: {why} (told once a minute per source)");
-        }
-    }
-}
-
-/// How a request was signed, for the answer's signature.
-pub struct Signing<'a> {
-    pub key: &'a TsigKey,
-    pub request_mac: &'a [u8],
-}
-
 /// Writes the response messages in order into `out`; the rcode of the
 /// first.
 pub fn answer(
@@ -133,7 +106,7 @@ pub fn answer(
                 src.ip()
             ),
         };
-        log_refusal(src.ip(), &why);
+        super::refused(src.ip(), &why);
         writer.message(ResponseCode::Refused, &[], out);
         return ResponseCode::Refused;
     };
@@ -275,25 +248,7 @@ impl<'a> Writer<'a> {
 
     fn finish(&mut self, mut bytes: Vec<u8>, out: &mut Vec<Vec<u8>>) {
         if let Some(signing) = &self.signing {
-            let algorithm = hickory_proto::rr::Name::from_ascii(signing.key.algorithm.name())
-                .unwrap_or_default();
-            let first = self.prior.is_none();
-            let prior = self
-                .prior
-                .clone()
-                .unwrap_or_else(|| signing.request_mac.to_vec());
-            let mac = tsig::sign(
-                &mut bytes,
-                &signing.key.name,
-                &algorithm,
-                Some(signing.key),
-                Some(&prior),
-                !first,
-                self.time,
-                0,
-                &[],
-            );
-            self.prior = Some(mac);
+            self.prior = Some(signing.sign(&mut bytes, self.prior.as_deref(), self.time));
         }
         out.push(bytes);
     }

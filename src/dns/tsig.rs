@@ -178,9 +178,7 @@ fn variables(
         out.extend_from_slice(&wire_name(&key.name));
         out.extend_from_slice(&CLASS_ANY.to_be_bytes());
         out.extend_from_slice(&0u32.to_be_bytes());
-        out.extend_from_slice(&wire_name(
-            &Name::from_ascii(key.algorithm.name()).unwrap_or_default(),
-        ));
+        out.extend_from_slice(&wire_name(&key.algorithm_name()));
     }
     time48(out, time);
     out.extend_from_slice(&FUDGE.to_be_bytes());
@@ -208,10 +206,9 @@ pub fn verify_request(message: &[u8], keys: &[TsigKey], now: u64) -> Verified {
         Ok(None) => return Verified::Unsigned,
         Err(()) => return Verified::Malformed,
     };
-    let key = keys.iter().find(|k| {
-        k.name == record.key.to_lowercase()
-            && Name::from_ascii(k.algorithm.name()).is_ok_and(|a| a == record.algorithm)
-    });
+    let key = keys
+        .iter()
+        .find(|k| k.name == record.key.to_lowercase() && k.algorithm_name() == record.algorithm);
     let Some(key) = key else {
         return Verified::Failed {
             error: TsigError::BadKey,
@@ -302,11 +299,10 @@ pub fn sign(
 /// Signs a request we send (NOTIFY, SOA) with `key`; its MAC, which the
 /// answer's TSIG follows.
 pub fn sign_request(message: &mut Vec<u8>, key: &TsigKey, now: u64) -> Vec<u8> {
-    let algorithm = Name::from_ascii(key.algorithm.name()).unwrap_or_default();
     sign(
         message,
         &key.name,
-        &algorithm,
+        &key.algorithm_name(),
         Some(key),
         None,
         false,
@@ -314,6 +310,32 @@ pub fn sign_request(message: &mut Vec<u8>, key: &TsigKey, now: u64) -> Vec<u8> {
         0,
         &[],
     )
+}
+
+/// How a request was signed: its answer is signed with the same key.
+pub struct Signing<'a> {
+    pub key: &'a TsigKey,
+    pub request_mac: &'a [u8],
+}
+
+impl Signing<'_> {
+    /// Signs one message of the answer and returns its MAC: the first
+    /// after the request's MAC, each later one of a transfer after the
+    /// one before it (`prior`), with the timers alone (RFC 8945 section
+    /// 5.3.1).
+    pub fn sign(&self, message: &mut Vec<u8>, prior: Option<&[u8]>, time: u64) -> Vec<u8> {
+        sign(
+            message,
+            &self.key.name,
+            &self.key.algorithm_name(),
+            Some(self.key),
+            Some(prior.unwrap_or(self.request_mac)),
+            prior.is_some(),
+            time,
+            0,
+            &[],
+        )
+    }
 }
 
 /// Checks the TSIG of an answer to a request of ours whose MAC was

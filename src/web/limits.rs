@@ -79,14 +79,14 @@ impl axum::serve::Listener for Limited {
                         addr,
                     );
                 }
-                Err(Full::Source) => crate::dns::transfer::log_refusal(
+                Err(Full::Source) => crate::dns::refused(
                     addr.ip(),
                     &format!(
                         "an HTTP connection past the cap of {} open from one address",
                         LIMITS.max_per_source
                     ),
                 ),
-                Err(Full::Everywhere) => crate::dns::transfer::log_refusal(
+                Err(Full::Everywhere) => crate::dns::refused(
                     addr.ip(),
                     &format!(
                         "an HTTP connection past the cap of {} open, none idle",
