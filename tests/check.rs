@@ -250,3 +250,77 @@ fn unreadable_config_is_a_usage_error() {
     let output = check(Path::new("/nonexistent/geofailover.yaml"));
     assert_rejected(&output, "/nonexistent/geofailover.yaml", "cannot read");
 }
+
+#[test]
+fn database_tls_settings_are_checked_with_the_line_of_their_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zones = repo("zones");
+    let text = std::fs::read_to_string(repo("config/example-mysql.yaml"))
+        .expect("read")
+        .replace("../zones/", &format!("{}/", zones.display()));
+    std::fs::write(dir.path().join("not.pem"), "not a certificate\n").expect("write");
+    let database = "      password_env: GEOFAILOVER_DB_PASSWORD\n      app_accounts";
+    let mysql_check = "          password_env: GEOFAILOVER_DB_PASSWORD\n        interval";
+    // The primary's `database:` line, which errors in it name.
+    let database_line = text[..text.find("\n    database:\n").expect("a database")]
+        .matches('\n')
+        .count()
+        + 2;
+    let with = |anchor: &str, tls: &str| {
+        let (first, rest) = anchor.split_once('\n').expect("two lines");
+        let indent = &first[..first.len() - first.trim_start().len()];
+        let path = dir.path().join("tls.yaml");
+        std::fs::write(
+            &path,
+            text.replacen(anchor, &format!("{first}\n{indent}tls: {tls}\n{rest}"), 1),
+        )
+        .expect("write");
+        Command::new(env!("CARGO_BIN_EXE_geofailover"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .env("GEOFAILOVER_DB_PASSWORD", "secret")
+            .output()
+            .expect("run geofailover check")
+    };
+    let good = with(database, "{server_name: db.example.net}");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    for (anchor, tls, expected) in [
+        (database, "{ca_file: gone.pem}", "database.tls: cannot read"),
+        (database, "{ca_file: not.pem}", "no PEM certificate in it"),
+        (
+            database,
+            "{client_cert: not.pem}",
+            "client_cert and client_key go together",
+        ),
+        (
+            database,
+            "{server_name: \"not a name\"}",
+            "server_name `not a name`: expected a host name or an IP address",
+        ),
+        (
+            mysql_check,
+            "{ca_file: gone.pem}",
+            "check database: mysql.tls: cannot read",
+        ),
+    ] {
+        let out = with(anchor, tls);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in {stderr}"
+        );
+        if anchor == database {
+            let at = format!("tls.yaml:{database_line}:");
+            assert!(stderr.contains(&at), "expected {at:?} in {stderr}");
+        }
+    }
+    let out = with(database, "{verfy: true}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("verfy"), "{stderr}");
+}

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Process, StandIn, free_port, wait_until};
+use common::{Process, StandIn, free_port, tls::Ca, wait_until};
 use geofailover::{
     config::{Check, CheckKind, HttpCheck},
     probe::Prober,
@@ -104,82 +104,11 @@ async fn tcp_connect_succeeds_or_names_the_refusal() {
     assert!(!ok && detail.contains("refused"), "{detail}");
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is not installed: run tests/run.sh");
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
 /// `openssl s_server -www` with a certificate for site.test signed by a CA
-/// of our own, on a free port.
+/// of our own (`ca.pem` in `dir`), on a free port.
 fn https_site(dir: &Path) -> (Process, u16) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        dir,
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=geofailover test CA",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        dir,
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "site.key",
-                "-out",
-                "site.csr",
-                "-subj",
-                "/CN=site.test",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:site.test\n").expect("write");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "site.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "site.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "san.ext",
-        ],
-    );
+    let ca = Ca::new(dir, "ca");
+    ca.issue("site", "DNS:site.test");
     let port = free_port();
     let child = Command::new("openssl")
         .args([

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian packages: Knot and kdig, NSD, BIND, dig, openssl, Chromium, MariaDB, etcd,
+# Installs what the tests need (Debian packages: Knot and kdig, NSD, BIND, dig, openssl, socat, Chromium, MariaDB, etcd,
 # iproute2 and iptables for the cluster's cut links) when
 # they are missing, then runs every test. Extra arguments go to cargo test.
 set -euo pipefail
@@ -12,6 +12,7 @@ need=()
 command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v dig >/dev/null || need+=(bind9-dnsutils)
 command -v openssl >/dev/null || need+=(openssl)
+command -v socat >/dev/null || need+=(socat)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server mariadb-client)
 [ -x /usr/bin/etcd ] || need+=(etcd-server)

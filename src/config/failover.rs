@@ -13,12 +13,12 @@ use hickory_proto::rr::{Name, RecordType};
 use super::{
     ConfigError, Location,
     raw::{
-        RawCheck, RawDatabase, RawDownRule, RawFailover, RawReadOnly, RawRecordType, RawRole,
-        RawSite,
+        RawCheck, RawDatabase, RawDbTls, RawDownRule, RawFailover, RawReadOnly, RawRecordType,
+        RawRole, RawSite,
     },
 };
 use crate::{
-    db::DbTarget,
+    db::{DbTarget, DbTls},
     engine::{CheckSpec, DownRule, EngineSpec, ReplicationRules, Role, SiteSpec},
 };
 
@@ -170,7 +170,7 @@ pub struct Check {
 pub enum CheckKind {
     Http(HttpCheck),
     Tcp { address: SocketAddr },
-    Mysql(MysqlCheck),
+    Mysql(DbTarget),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -182,13 +182,6 @@ pub struct HttpCheck {
     pub body_contains: Option<String>,
     pub tls_verify: bool,
     pub ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MysqlCheck {
-    pub address: SocketAddr,
-    pub user: String,
-    pub password: Secret,
 }
 
 /// A password or token: never printed.
@@ -630,9 +623,67 @@ fn validate_database(base: &Path, raw: RawDatabase) -> Result<Database, String> 
             address: raw.address,
             user: raw.user,
             password,
+            tls: raw
+                .tls
+                .map(|tls| validate_db_tls(base, tls))
+                .transpose()
+                .map_err(|e| format!("database.tls: {e}"))?,
         },
         app_accounts: raw.app_accounts,
         strict_grants: raw.strict_grants.unwrap_or(false),
+    })
+}
+
+/// A database's TLS settings: the files exist and hold what they should,
+/// the server name is one a certificate can carry.
+fn validate_db_tls(base: &Path, raw: RawDbTls) -> Result<DbTls, String> {
+    use rustls::pki_types::{PrivateKeyDer, ServerName, pem::PemObject};
+    let ca_file = raw.ca_file.map(|f| base.join(f));
+    if let Some(file) = &ca_file
+        && crate::probe::read_ca(file)?.is_empty()
+    {
+        return Err(format!(
+            "ca_file {}: no PEM certificate in it",
+            file.display()
+        ));
+    }
+    if let Some(name) = &raw.server_name
+        && ServerName::try_from(name.as_str()).is_err()
+    {
+        return Err(format!(
+            "server_name `{name}`: expected a host name or an IP address"
+        ));
+    }
+    let identity = match (raw.client_cert, raw.client_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let (cert, key) = (base.join(cert), base.join(key));
+            if crate::probe::read_ca(&cert)?.is_empty() {
+                return Err(format!(
+                    "client_cert {}: no PEM certificate in it",
+                    cert.display()
+                ));
+            }
+            // The key's text is never part of an error.
+            PrivateKeyDer::from_pem_file(&key).map_err(|e| {
+                format!(
+                    "client_key {}: expected a PEM private key: {}",
+                    key.display(),
+                    match e {
+                        rustls::pki_types::pem::Error::Io(io) => io.to_string(),
+                        _ => "none found".into(),
+                    }
+                )
+            })?;
+            Some((cert, key))
+        }
+        _ => return Err("client_cert and client_key go together".into()),
+    };
+    Ok(DbTls {
+        ca_file,
+        verify: raw.verify.unwrap_or(true),
+        server_name: raw.server_name,
+        identity,
     })
 }
 
@@ -743,10 +794,15 @@ fn validate_check(base: &Path, raw: RawCheck) -> Result<Check, String> {
             let file = mysql.password_file.as_ref().map(|f| base.join(f));
             let password = read_secret(file.as_deref(), mysql.password_env.as_deref())
                 .map_err(|e| format!("check {name}: {e}"))?;
-            CheckKind::Mysql(MysqlCheck {
+            CheckKind::Mysql(DbTarget {
                 address: mysql.address,
                 user: mysql.user,
                 password,
+                tls: mysql
+                    .tls
+                    .map(|tls| validate_db_tls(base, tls))
+                    .transpose()
+                    .map_err(|e| format!("check {name}: mysql.tls: {e}"))?,
             })
         }
         _ => {

@@ -20,7 +20,7 @@ use hickory_proto::rr::Name;
 pub use cluster::{ClusterConfig, EtcdConfig, Node, Place};
 pub use failover::{
     Check, CheckKind, Database, Failover, FailoverRecord, FlagFile, FlagHttp, FlagSql, HttpCheck,
-    MysqlCheck, ReadOnlyFlags, ReadOnlyStep, Secret, Site,
+    ReadOnlyFlags, ReadOnlyStep, Secret, Site,
 };
 use raw::RawConfig;
 pub use transfer::{Allow, NotifyTarget, Prefix, TsigAlgorithm, TsigKey, ZoneTransfer};

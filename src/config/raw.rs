@@ -303,6 +303,24 @@ pub struct RawDatabase {
     /// Refuse read-only mode when an application account could bypass it.
     #[serde(default)]
     pub strict_grants: Option<bool>,
+    #[serde(default)]
+    pub tls: Option<RawDbTls>,
+}
+
+/// TLS to a database; verification is on unless turned off.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDbTls {
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub verify: Option<bool>,
+    #[serde(default)]
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    #[serde(default)]
+    pub client_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -418,4 +436,6 @@ pub struct RawMysql {
     /// An environment variable holding the password.
     #[serde(default)]
     pub password_env: Option<String>,
+    #[serde(default)]
+    pub tls: Option<RawDbTls>,
 }

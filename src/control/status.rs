@@ -334,7 +334,7 @@ pub fn kind_and_target(kind: &CheckKind) -> (String, String) {
             format!("{} {}", http.method, crate::probe::shown_url(&http.url)),
         ),
         CheckKind::Tcp { address } => ("tcp".into(), address.to_string()),
-        CheckKind::Mysql(m) => ("mysql".into(), format!("{}@{}", m.user, m.address)),
+        CheckKind::Mysql(m) => ("mysql".into(), m.describe()),
     }
 }
 

@@ -5,9 +5,9 @@
 
 pub mod gtid;
 
-use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
-use mysql_async::{Conn, OptsBuilder, Row, prelude::Queryable};
+use mysql_async::{ClientIdentity, Conn, OptsBuilder, Row, SslOpts, prelude::Queryable};
 
 use crate::config::Secret;
 
@@ -17,6 +17,63 @@ pub struct DbTarget {
     pub address: SocketAddr,
     pub user: String,
     pub password: Secret,
+    /// TLS to the server: none means the connection is in clear.
+    pub tls: Option<DbTls>,
+}
+
+/// TLS to a database server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbTls {
+    /// The certificates that sign the server's; none: the built-in web
+    /// roots (Mozilla's).
+    pub ca_file: Option<PathBuf>,
+    /// Refuse a server whose certificate does not check out.
+    pub verify: bool,
+    /// The name the server's certificate must carry; none: the address's IP.
+    pub server_name: Option<String>,
+    /// Our own certificate and key, for servers that ask for one.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+impl DbTarget {
+    /// mysql_async's options: TCP to the address (never a local socket,
+    /// which would skip TLS), TLS as configured.
+    pub fn opts(&self) -> OptsBuilder {
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(self.address.ip().to_string())
+            .tcp_port(self.address.port())
+            .user(Some(self.user.clone()))
+            .pass(Some(self.password.expose().to_string()))
+            .prefer_socket(false);
+        let Some(tls) = &self.tls else {
+            return opts;
+        };
+        let mut ssl = SslOpts::default()
+            .with_danger_accept_invalid_certs(!tls.verify)
+            .with_danger_tls_hostname_override(tls.server_name.clone());
+        if let Some(ca) = &tls.ca_file {
+            ssl = ssl
+                .with_root_certs(vec![ca.clone().into()])
+                .with_disable_built_in_roots(true);
+        }
+        if let Some((cert, key)) = &tls.identity {
+            ssl = ssl.with_client_identity(Some(ClientIdentity::new(
+                cert.clone().into(),
+                key.clone().into(),
+            )));
+        }
+        opts.ssl_opts(ssl)
+    }
+
+    /// `user@address`, and whether over TLS: as the status shows it.
+    pub fn describe(&self) -> String {
+        let over = match &self.tls {
+            None => "",
+            Some(DbTls { verify: true, .. }) => " (TLS)",
+            Some(DbTls { verify: false, .. }) => " (TLS, not verified)",
+        };
+        format!("{}@{}{over}", self.user, self.address)
+    }
 }
 
 /// The server's kind and version, which decide the SQL used.
@@ -140,8 +197,26 @@ pub struct Db {
     timeout: Duration,
 }
 
-fn fail(address: SocketAddr, what: &str, e: impl std::fmt::Display) -> String {
-    format!("{what} at {address}: {e}")
+fn fail(address: SocketAddr, what: &str, e: mysql_async::Error) -> String {
+    format!("{what} at {address}: {}", describe(&e))
+}
+
+/// mysql_async's error in one line; a failed TLS handshake says so, with
+/// what to look at when the server's certificate has an unknown signer.
+pub fn describe(e: &mysql_async::Error) -> String {
+    use mysql_async::{Error, IoError};
+    use rustls::{CertificateError, Error as Tls};
+    let tls = match e {
+        Error::Io(IoError::Io(io)) => io.get_ref().and_then(|inner| inner.downcast_ref::<Tls>()),
+        _ => None,
+    };
+    match tls {
+        Some(Tls::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+            "TLS: the server's certificate is not signed by a CA in tls.ca_file (or, without one, by a public CA)".into()
+        }
+        Some(tls) => format!("TLS: {tls}"),
+        None => e.to_string(),
+    }
 }
 
 /// A privilege on `*.*` from `SHOW GRANTS` lines: `ALL PRIVILEGES` holds
@@ -190,14 +265,8 @@ impl Db {
     /// Connects and finds the flavour, within `timeout`; every later
     /// statement gets the same timeout.
     pub async fn connect(target: &DbTarget, timeout: Duration) -> Result<Self, String> {
-        let opts = OptsBuilder::default()
-            .ip_or_hostname(target.address.ip().to_string())
-            .tcp_port(target.address.port())
-            .user(Some(target.user.clone()))
-            .pass(Some(target.password.expose().to_string()))
-            .prefer_socket(false);
         let connect = async {
-            let mut conn = Conn::new(opts)
+            let mut conn = Conn::new(target.opts())
                 .await
                 .map_err(|e| fail(target.address, "connect", e))?;
             let version: Option<String> = conn

@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::config::{Check, CheckKind, HttpCheck, MysqlCheck};
+use crate::{
+    config::{Check, CheckKind, HttpCheck},
+    db::DbTarget,
+};
 
 /// How much of a response body is read to look for `body_contains`.
 const MAX_BODY: usize = 64 * 1024;
@@ -69,7 +72,7 @@ enum Kind {
         url: reqwest::Url,
     },
     Tcp(SocketAddr),
-    Mysql(MysqlCheck),
+    Mysql(DbTarget),
 }
 
 /// A reqwest client builder, with rustls's process-wide crypto provider
@@ -244,17 +247,15 @@ pub fn describe_reqwest(e: reqwest::Error) -> String {
     text
 }
 
-async fn mysql(check: &MysqlCheck) -> Result<String, String> {
+async fn mysql(check: &DbTarget) -> Result<String, String> {
     use mysql_async::prelude::Queryable;
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(check.address.ip().to_string())
-        .tcp_port(check.address.port())
-        .user(Some(check.user.clone()))
-        .pass(Some(check.password.expose().to_string()))
-        .prefer_socket(false);
-    let mut conn = mysql_async::Conn::new(opts)
-        .await
-        .map_err(|e| format!("mysql connect to {}: {e}", check.address))?;
+    let mut conn = mysql_async::Conn::new(check.opts()).await.map_err(|e| {
+        format!(
+            "mysql connect to {}: {}",
+            check.address,
+            crate::db::describe(&e)
+        )
+    })?;
     let one: Option<u8> = conn
         .query_first("SELECT 1")
         .await

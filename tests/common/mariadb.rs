@@ -22,6 +22,8 @@ pub const APP_PASSWORD: &str = "app-secret-0815";
 pub struct MariaDb {
     pub port: u16,
     pub server_id: u32,
+    /// Options beyond the standard ones, such as TLS's.
+    extra: Vec<String>,
     socket: PathBuf,
     process: Process,
     dir: tempfile::TempDir,
@@ -40,6 +42,11 @@ fn require(binary: &str) -> String {
 impl MariaDb {
     /// A fresh server with binary logging and GTID strict mode.
     pub fn start(server_id: u32) -> Self {
+        Self::start_with(server_id, &[])
+    }
+
+    /// `start`, with `extra` options for `mariadbd`.
+    pub fn start_with(server_id: u32, extra: &[String]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         // mariadb-install-db fails now and then under load (its bootstrap
@@ -68,10 +75,11 @@ impl MariaDb {
         );
         let port = free_port();
         let socket = dir.path().join("sock");
-        let process = Self::spawn(dir.path(), port, server_id);
+        let process = Self::spawn(dir.path(), port, server_id, extra);
         let server = Self {
             port,
             server_id,
+            extra: extra.to_vec(),
             socket,
             process,
             dir,
@@ -81,7 +89,7 @@ impl MariaDb {
     }
 
     /// `mariadbd` on the data in `dir`.
-    fn spawn(dir: &Path, port: u16, server_id: u32) -> Process {
+    fn spawn(dir: &Path, port: u16, server_id: u32, extra: &[String]) -> Process {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -104,6 +112,7 @@ impl MariaDb {
                 "--innodb-buffer-pool-size=16M",
                 "--skip-slave-start",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -132,7 +141,7 @@ impl MariaDb {
 
     /// Starts the server again on its data and port, after `crash`.
     pub fn restart(&mut self) {
-        self.process = Self::spawn(self.dir.path(), self.port, self.server_id);
+        self.process = Self::spawn(self.dir.path(), self.port, self.server_id, &self.extra);
         self.wait_up();
     }
 
@@ -285,9 +294,14 @@ pub struct Pair {
 
 impl Pair {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// `start`, both servers with `extra` options for `mariadbd`.
+    pub fn start_with(extra: &[String]) -> Self {
         let (primary, secondary) = std::thread::scope(|s| {
-            let a = s.spawn(|| MariaDb::start(1));
-            let b = s.spawn(|| MariaDb::start(2));
+            let a = s.spawn(|| MariaDb::start_with(1, extra));
+            let b = s.spawn(|| MariaDb::start_with(2, extra));
             (a.join().expect("primary"), b.join().expect("secondary"))
         });
         primary.must(&format!(
@@ -405,6 +419,16 @@ impl Setup {
     ) -> Self {
         let pair = Pair::start();
         prepare(&pair);
+        Self::start_on(pair, admin_password, edit, in_memory)
+    }
+
+    /// The controller on `pair`, already started.
+    pub fn start_on(
+        pair: Pair,
+        admin_password: &str,
+        edit: impl FnOnce(String) -> String,
+        in_memory: bool,
+    ) -> Self {
         let primary_web = StandIn::start(0);
         let secondary_web = StandIn::start(0);
         let dir = tempfile::tempdir().expect("tempdir");

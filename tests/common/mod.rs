@@ -11,6 +11,7 @@ pub mod flood;
 pub mod mariadb;
 pub mod netns;
 pub mod secondary;
+pub mod tls;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
