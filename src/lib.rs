@@ -7,6 +7,8 @@ pub mod control;
 pub mod db;
 pub mod dns;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod probe;
 pub mod store;
 pub mod web;

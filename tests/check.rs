@@ -193,6 +193,22 @@ fn record_outside_the_zone_is_rejected() {
 }
 
 #[test]
+fn data_a_client_could_not_read_is_rejected_at_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = with_zone(
+        dir.path(),
+        &format!(
+            "{GOOD_ZONE}@ IN CAA 0 issue \"ca.example.net\"\n@ IN CAA 0 notatagbecauseitistoolong \"x\"\n"
+        ),
+    );
+    assert_rejected(
+        &check(&config),
+        "example.com.zone:7:",
+        "CAA at example.com.: its data cannot be sent as written",
+    );
+}
+
+#[test]
 fn missing_zone_file_names_the_config_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.yaml");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages: Knot and kdig, NSD, BIND, dig, openssl, socat, Chromium, MariaDB, etcd,
-# iproute2 and iptables for the cluster's cut links) when
+# iproute2 and iptables for the cluster's cut links, systemd-analyze and man for
+# the package test) when
 # they are missing, then runs every test. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ command -v socat >/dev/null || need+=(socat)
 [ -x /usr/bin/etcd ] || need+=(etcd-server)
 command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v man >/dev/null || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo

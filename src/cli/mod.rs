@@ -106,6 +106,17 @@ enum Command {
     },
     /// Run the controller on loopback with two stand-in sites to try it out.
     Demo,
+    /// Print the manual page (roff); with a folder, write there the pages
+    /// of the command and of each subcommand.
+    Man {
+        /// Where to write geofailover.1 and geofailover-SUBCOMMAND.1.
+        dir: Option<PathBuf>,
+    },
+    /// Print the completion script for a shell.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Why a command did not succeed.
@@ -182,5 +193,83 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             last,
         } => client::drill(&target, hold, lower_ttl, dry_run, last),
         Command::Demo => demo::run(),
+        Command::Man { dir } => manual(dir.as_deref()).map_err(|e| Failure::Other(e.into())),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "geofailover",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
+}
+
+/// What the manual adds to what the command line says of itself.
+const MANUAL_END: &str = r#".SH EXIT STATUS
+0 when the command succeeded; 1 when it failed (a controller that cannot
+be reached, a refused command, a failed drill, \fBcheck \-\-live\fR
+finding a step that could not run); 2 for bad usage, a bad configuration
+or zone file (the error names the file and line).
+.SH SIGNALS
+\fBserve\fR reloads its configuration and zones on SIGHUP (the old ones
+keep answering when the new ones are wrong) and stops cleanly on SIGTERM
+or SIGINT.
+.SH FILES
+.TP
+\fI/etc/geofailover/config.yaml\fR
+The configuration the packaged service runs (\fBExecStartPre\fR runs
+\fBgeofailover check\fR on it).
+.TP
+\fI/etc/geofailover/zones/\fR
+Zone files (RFC 1035 text).
+.TP
+\fI/etc/geofailover/environment\fR
+Optional: variables for the service, such as the database password.
+.TP
+\fI/var/lib/geofailover/\fR
+State: the active site and epoch, the journal, drill reports, the API
+token (\fIapi.token\fR).
+.SH ENVIRONMENT
+.TP
+\fBRUST_LOG\fR
+Log filter, such as \fIinfo\fR or \fIgeofailover=debug\fR.
+.SH SEE ALSO
+\fBgeofailover\-serve\fR(1), \fBgeofailover\-check\fR(1),
+\fBgeofailover\-drill\fR(1), \fBsystemctl\fR(1), \fBdig\fR(1)
+"#;
+
+/// Writes the manual page to stdout, or every page into `dir`.
+fn manual(dir: Option<&std::path::Path>) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let page = |command: clap::Command, out: &mut dyn std::io::Write| -> std::io::Result<()> {
+        let top = command.get_name() == "geofailover";
+        clap_mangen::Man::new(command).render(out)?;
+        if top {
+            out.write_all(MANUAL_END.as_bytes())?;
+        }
+        Ok(())
+    };
+    let Some(dir) = dir else {
+        return page(command, &mut std::io::stdout().lock());
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut command = command;
+    command.build();
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        // clap keeps names as &'static str; this command ends right after.
+        let name: &'static str = format!("geofailover-{}", sub.get_name()).leak();
+        let sub = sub.clone().name(name).bin_name(name.replacen('-', " ", 1));
+        page(
+            sub,
+            &mut std::fs::File::create(dir.join(format!("{name}.1")))?,
+        )?;
+    }
+    page(
+        command,
+        &mut std::fs::File::create(dir.join("geofailover.1"))?,
+    )
 }

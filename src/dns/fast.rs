@@ -495,12 +495,47 @@ fn parse(packet: &[u8]) -> Option<Plain> {
                 return None;
             }
             let rdlen = usize::from(u16_at(end + 9)?);
-            end += 11 + rdlen;
+            end += 11;
+            let options = packet.get(end..end + rdlen)?;
+            if !plain_options(options) {
+                return None;
+            }
+            end += rdlen;
             Some(payload)
         }
         _ => return None,
     };
     (end == packet.len()).then_some(Plain { name_end, payload })
+}
+
+/// Whether an OPT record's options are ones the answer does not depend on
+/// and are well formed, as the general way's parser wants them: NSID
+/// asked (empty), a client or full COOKIE (RFC 7873: 8, or 16 to 40
+/// bytes), PADDING. Any other option goes the general way.
+fn plain_options(mut options: &[u8]) -> bool {
+    while !options.is_empty() {
+        let [c0, c1, l0, l1, rest @ ..] = options else {
+            return false;
+        };
+        let (code, len) = (
+            u16::from_be_bytes([*c0, *c1]),
+            usize::from(u16::from_be_bytes([*l0, *l1])),
+        );
+        if rest.len() < len {
+            return false;
+        }
+        let known = match code {
+            3 => len == 0,
+            10 => len == 8 || (16..=40).contains(&len),
+            12 => true,
+            _ => false,
+        };
+        if !known {
+            return false;
+        }
+        options = &rest[len..];
+    }
+    true
 }
 
 /// The general way for a UDP datagram: hickory-proto parses it, the

@@ -2,8 +2,8 @@
 //! (`handler`) and the sockets it serves on (`server`).
 
 mod counters;
-mod fast;
-mod handler;
+pub(crate) mod fast;
+pub(crate) mod handler;
 pub mod notify;
 pub mod rrl;
 mod server;

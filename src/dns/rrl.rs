@@ -251,7 +251,10 @@ pub fn truncate(response: &mut Vec<u8>) {
     response.truncate(end);
     if response.len() >= 12 {
         response[2] |= 0x02;
-        // One question at most; no answer, authority or additional.
+        // The first question, when there was one; no answer, authority
+        // or additional.
+        let questions = u16::from(response.len() > 12);
+        response[4..6].copy_from_slice(&questions.to_be_bytes());
         response[6..12].fill(0);
     }
 }
@@ -287,6 +290,25 @@ mod tests {
             RData::A(A::new(192, 0, 2, 10)),
         ));
         message.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_slipped_response_keeps_one_question_and_says_so() {
+        let mut message = Message::new(9, MessageType::Response, OpCode::Query);
+        for name in ["a.example.", "b.example."] {
+            message.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        }
+        message.add_answer(Record::from_rdata(
+            Name::from_ascii("a.example.").unwrap(),
+            30,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        let mut bytes = message.to_vec().unwrap();
+        truncate(&mut bytes);
+        let slipped = Message::from_vec(&bytes).unwrap();
+        assert!(slipped.metadata.truncation);
+        assert_eq!(slipped.queries.len(), 1);
+        assert!(slipped.answers.is_empty());
     }
 
     #[test]

@@ -134,21 +134,67 @@ pub fn load(source: &ZoneSource, config_path: &std::path::Path) -> Result<Zone, 
             ),
         }]
     })?;
+    from_text(&source.file, &text, &source.origin)
+}
+
+/// Parses and checks the zone file text read from `file` (where its
+/// `$INCLUDE`s are looked for), with `origin` as the zone's apex.
+pub fn from_text(
+    file: &std::path::Path,
+    text: &str,
+    origin: &Name,
+) -> Result<Zone, Vec<ZoneError>> {
     let mut records = Vec::new();
     let mut errors = Vec::new();
-    parse::parse_text(
-        &source.file,
-        &text,
-        &source.origin,
-        &mut records,
-        &mut errors,
-    );
-    let zone = check(&source.origin, &source.file, records, &mut errors);
+    parse::parse_text(file, text, origin, &mut records, &mut errors);
+    let zone = check(origin, file, records, &mut errors);
     if errors.is_empty() {
         Ok(zone)
     } else {
         Err(errors)
     }
+}
+
+/// Whether a record's data, written in wire format, reads back: the text
+/// parser accepts some data its wire form cannot carry (such as a CAA tag
+/// longer than 15 characters), which a client could not read. The common
+/// types, whose text form cannot go wrong so, are not written.
+fn wire_round_trip(record: &Record) -> Result<(), String> {
+    use hickory_proto::{
+        rr::RData,
+        serialize::binary::{BinDecoder, BinEncodable, BinEncoder, DecodeError, Restrict},
+    };
+    let rtype = record.record_type();
+    if matches!(
+        rtype,
+        RecordType::A
+            | RecordType::AAAA
+            | RecordType::NS
+            | RecordType::CNAME
+            | RecordType::PTR
+            | RecordType::MX
+            | RecordType::SOA
+            | RecordType::SRV
+    ) {
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    record
+        .data
+        .emit(&mut BinEncoder::new(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    let length = u16::try_from(bytes.len())
+        .map_err(|_| format!("{} bytes, over the 65,535 a record can hold", bytes.len()))?;
+    let mut decoder = BinDecoder::new(&bytes);
+    RData::read(&mut decoder, rtype, Restrict::new(length))
+        .map_err(|e: DecodeError| e.to_string())?;
+    if !decoder.is_empty() {
+        return Err(format!(
+            "{} of its {length} bytes read back",
+            decoder.index()
+        ));
+    }
+    Ok(())
 }
 
 fn check(
@@ -181,6 +227,13 @@ fn check(
             continue;
         }
         let rtype = record.record_type();
+        if let Err(why) = wire_round_trip(&record) {
+            fail(format!(
+                "{rtype} at {}: its data cannot be sent as written: {why}",
+                record.name
+            ));
+            continue;
+        }
         if rtype == RecordType::SOA {
             if owner != apex {
                 fail(format!(
