@@ -133,3 +133,161 @@ fn a_blocked_failover_shows_a_red_line_and_readiness_shows_yes() {
     );
     assert!(html.contains(">yes</span>"), "readiness not yes:\n{html}");
 }
+
+/// The attributes of each element whose tag and class start as `opening`
+/// (such as `<rect class="active-band`), in document order.
+fn elements(html: &str, opening: &str) -> Vec<std::collections::HashMap<String, String>> {
+    html.match_indices(opening)
+        .map(|(at, _)| {
+            let tag = &html[at..at + html[at..].find('>').expect("a closed tag")];
+            let mut attributes = std::collections::HashMap::new();
+            let mut rest = tag;
+            while let Some(eq) = rest.find("=\"") {
+                let name = rest[..eq].rsplit(' ').next().unwrap_or("").to_string();
+                let value_end = rest[eq + 2..].find('"').expect("a closed value");
+                attributes.insert(name, rest[eq + 2..eq + 2 + value_end].to_string());
+                rest = &rest[eq + 2 + value_end + 1..];
+            }
+            attributes
+        })
+        .collect()
+}
+
+fn number(attributes: &std::collections::HashMap<String, String>, name: &str) -> f64 {
+    attributes
+        .get(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number {name} in {attributes:?}"))
+}
+
+#[test]
+fn the_timeline_draws_a_failover_and_a_failback_where_they_happened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, primary, _secondary, _) = common::start_example(dir.path(), None, |t| t);
+    let addr = server.http.expect("http");
+    let token = Geofailover::token(dir.path());
+    primary.set_healthy(false);
+    assert!(
+        wait_until(Duration::from_secs(20), || status_json(addr)["active_role"]
+            == "secondary"),
+        "no failover:\n{}",
+        server.log()
+    );
+    primary.set_healthy(true);
+    assert!(wait_until(
+        Duration::from_secs(20),
+        || status_json(addr)["ready_for_failback"] == true
+    ));
+    let (code, reply) = http(
+        "POST",
+        addr,
+        "/api/v1/failback",
+        Some(&token),
+        r#"{"operator": "erin"}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+
+    let url = format!("{}/", server.url());
+    // Headless Chromium keeps a window at least 500 CSS pixels wide (a
+    // larger device scale does not lower it): the narrowest it shows is
+    // that, a large phone's width.
+    for (width, scale, name) in [
+        (1200, "1", "status-timeline.png"),
+        (500, "1", "status-timeline-phone.png"),
+    ] {
+        let profile = tempfile::tempdir().expect("tempdir");
+        let dom = headless(profile.path())
+            .arg(format!("--window-size={width},1600"))
+            .arg(format!("--force-device-scale-factor={scale}"))
+            .arg("--dump-dom")
+            .arg(&url)
+            .output()
+            .expect("run chromium");
+        assert!(
+            dom.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dom.stderr)
+        );
+        let html = String::from_utf8_lossy(&dom.stdout);
+        // What the script drew, not the script's own text.
+        let html = &html[..html.find("<script>").unwrap_or(html.len())];
+
+        // Where the answers pointed: primary, secondary, primary again.
+        let active = elements(html, "<rect class=\"active-band");
+        let sites: Vec<&str> = active.iter().map(|a| a["data-site"].as_str()).collect();
+        assert_eq!(sites, ["primary", "secondary", "primary"], "{html}");
+        let body = &elements(html, "<body")[0];
+        let viewport = number(body, "data-viewport");
+        let expected = f64::from(width) / scale.parse::<f64>().expect("a scale");
+        assert!(
+            (viewport - expected).abs() <= 2.0,
+            "a viewport of {viewport}"
+        );
+        let svg = &elements(html, "<svg id=\"timeline-svg\"")[0];
+        assert!(
+            number(svg, "width") <= viewport,
+            "the timeline is wider than the window: {svg:?}"
+        );
+        // The markers of the failover and the fail-back sit on the
+        // transitions.
+        let markers = elements(html, "<g class=\"marker\"");
+        let at = |event: &str| {
+            let marker = markers
+                .iter()
+                .find(|m| m["data-event"] == event)
+                .unwrap_or_else(|| panic!("no {event} marker in {markers:?}"));
+            number(marker, "data-x")
+        };
+        let (over, back) = (at("failed_over"), at("failed_back"));
+        let second = &active[1];
+        let (start, end) = (
+            number(second, "x"),
+            number(second, "x") + number(second, "width"),
+        );
+        assert!(
+            (over - start).abs() <= 2.0 && (back - end).abs() <= 2.0,
+            "markers at {over} and {back}, transitions at {start} and {end}"
+        );
+        assert!(over < back);
+        // Hovering a marker shows its journal entry (its title); tapping
+        // shows the same below the picture.
+        let failback = &html[html.find("data-event=\"failed_back\"").expect("a marker")..];
+        let title = &failback[..failback.find("</title>").expect("a title")];
+        assert!(
+            title.contains("erin") && title.contains("fail-back"),
+            "{title}"
+        );
+        // The primary's health band shows it down in between.
+        let down = elements(html, "<rect class=\"band tl-down");
+        assert!(
+            down.iter().any(|b| b["data-site"] == "primary"
+                && number(b, "x") <= over
+                && number(b, "x") + number(b, "width") <= back + 2.0),
+            "no down band for the primary before the failover: {down:?}"
+        );
+        // Each check has its latency sparkline.
+        let sparks = elements(html, "<svg class=\"spark\"");
+        assert!(
+            sparks.len() == 2 && sparks.iter().all(|s| number(s, "data-samples") >= 2.0),
+            "{sparks:?}"
+        );
+
+        let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+        let _ = std::fs::remove_file(&shot);
+        let out = headless(profile.path())
+            .arg(format!("--window-size={width},1600"))
+            .arg(format!("--force-device-scale-factor={scale}"))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(&url)
+            .output()
+            .expect("run chromium");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let png = std::fs::read(&shot).expect("the screenshot");
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+        eprintln!("screenshot of the timeline: {}", shot.display());
+    }
+}

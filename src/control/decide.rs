@@ -47,6 +47,21 @@ impl Controller {
 
     /// Feeds one input to the engine and carries out what it decides.
     pub async fn step(&mut self, input: Input, now: u64) -> Option<Decision> {
+        let decision = self.step_engine(input, now).await;
+        self.observe_timeline(now);
+        decision
+    }
+
+    /// Gives the timeline what the engine holds now.
+    pub(super) fn observe_timeline(&mut self, now: u64) {
+        if let Some(failing) = &mut self.failing {
+            let health = Role::BOTH.map(|role| failing.engine.site_health(role));
+            let active = failing.engine.persisted().active;
+            failing.timeline.observe(now, health, active);
+        }
+    }
+
+    async fn step_engine(&mut self, input: Input, now: u64) -> Option<Decision> {
         let actor = match &input {
             Input::Command { actor, .. } => actor.clone(),
             Input::Check { .. }
@@ -135,6 +150,7 @@ impl Controller {
             return Err(summary);
         }
         self.carry_out(&decision, &actor, true, true, now).await;
+        self.observe_timeline(now);
         Ok(decision)
     }
 
@@ -227,7 +243,11 @@ impl Controller {
             && let Some(slot) =
                 failing.latencies[usize::from(id.site == Role::Secondary)].get_mut(id.index)
         {
-            *slot = Some(latency);
+            slot.push(super::timeline::Sample {
+                at: now,
+                ms: latency.as_secs_f64() * 1000.0,
+                ok,
+            });
         }
         self.step(
             Input::Check {

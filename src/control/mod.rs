@@ -29,6 +29,7 @@ mod reload;
 pub mod status;
 pub mod steps;
 mod tasks;
+pub mod timeline;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -191,8 +192,10 @@ struct Failing {
     announced: announce::Announced,
     /// The stored state is behind the engine's (a save failed).
     dirty: bool,
-    /// Each check's last probe time, by role then check.
-    latencies: [Vec<Option<Duration>>; 2],
+    /// Each check's latest probe results, by role then check.
+    latencies: [Vec<timeline::Samples>; 2],
+    /// The sites' health and the active site over the last hour.
+    timeline: timeline::Timeline,
     failovers_total: u64,
     /// The last replication observation, with its time.
     observed: Option<(u64, Observed)>,
@@ -286,8 +289,8 @@ impl Controller {
                 }
                 stored_serials = stored.serials;
                 let latencies = [
-                    vec![None; failover.sites[0].checks.len()],
-                    vec![None; failover.sites[1].checks.len()],
+                    vec![timeline::Samples::default(); failover.sites[0].checks.len()],
+                    vec![timeline::Samples::default(); failover.sites[1].checks.len()],
                 ];
                 Some(Failing {
                     config: failover.clone(),
@@ -297,6 +300,7 @@ impl Controller {
                     announced: announce::Announced::default(),
                     dirty: false,
                     latencies,
+                    timeline: timeline::Timeline::new(now_ms()),
                     failovers_total: 0,
                     observed: None,
                     readiness: None,

@@ -70,9 +70,12 @@ impl Controller {
                 failing.latencies = [Role::Primary, Role::Secondary].map(|role| {
                     (0..new.site(role).checks.len())
                         .map(|i| {
-                            same_check(&old, new, role, i).and_then(|j| {
-                                failing.latencies[usize::from(role == Role::Secondary)][j]
-                            })
+                            same_check(&old, new, role, i)
+                                .map(|j| {
+                                    failing.latencies[usize::from(role == Role::Secondary)][j]
+                                        .clone()
+                                })
+                                .unwrap_or_default()
                         })
                         .collect()
                 });

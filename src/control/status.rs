@@ -53,6 +53,9 @@ pub struct Status {
     /// The newest journal entries, newest first (with several nodes, the
     /// shared journal's).
     pub recent_events: Vec<JournalEntry>,
+    /// The last hour (or since the start) for the page's picture.
+    #[serde(default)]
+    pub timeline: Option<super::timeline::TimelineView>,
     /// With several nodes: this node, the leader, every vantage point's
     /// view, the quorum's verdict, etcd.
     #[serde(default)]
@@ -129,6 +132,9 @@ pub struct CheckStatus {
     pub last_ok: Option<bool>,
     pub last_detail: Option<String>,
     pub latency_ms: Option<f64>,
+    /// The latest probe results, oldest first: the page's sparkline.
+    #[serde(default)]
+    pub samples: Vec<super::timeline::Sample>,
     /// RFC 3339: when the state last changed.
     pub since: Option<String>,
     pub interval_ms: u64,
@@ -238,6 +244,7 @@ impl super::Controller {
                 sites: Vec::new(),
                 dns,
                 recent_events: Vec::new(),
+                timeline: None,
                 cluster: self.cluster_status(),
             };
         };
@@ -261,7 +268,8 @@ impl super::Controller {
                             state: health.state,
                             last_ok: health.last_ok,
                             last_detail: health.last_detail.clone(),
-                            latency_ms: latency.map(|l| l.as_secs_f64() * 1000.0),
+                            latency_ms: latency.last().map(|s| s.ms),
+                            samples: latency.to_vec(),
                             since: time_of(health.since),
                             interval_ms: check.interval.as_millis() as u64,
                             fall: check.fall,
@@ -317,6 +325,11 @@ impl super::Controller {
             sites,
             dns,
             recent_events: self.recent_events(20),
+            timeline: Some(f.timeline.view(
+                now,
+                Role::BOTH.map(|role| f.config.site(role).name.as_str()),
+                &self.recent_events(1000),
+            )),
             cluster: self.cluster_status(),
         }
     }

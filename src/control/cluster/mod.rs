@@ -252,6 +252,7 @@ impl Controller {
         if changed {
             self.publish();
         }
+        self.observe_timeline(super::now_ms());
     }
 
     /// A change in the cluster, from the member task.
