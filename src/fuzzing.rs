@@ -106,10 +106,19 @@ pub fn dns_request(data: &[u8]) {
     let mut out = Vec::new();
     for _ in 0..3 {
         out.clear();
-        if recent.answer(served, data, &mut out).is_some() {
+        if recent.answer(served, data, &mut out).is_some() && out != general {
+            // The fast path may compress a name in the data against the
+            // question as asked, in the asker's case: the same names
+            // (RFC 4343), compared as hickory's Name compares them.
+            let parse = |bytes: &[u8]| Message::from_bytes(bytes).ok();
             assert_eq!(
-                out, general,
-                "the fast path and the general way answer differently"
+                parse(&out),
+                parse(&general),
+                "the fast path and the general way answer differently:\n{out:02x?}\n{general:02x?}"
+            );
+            assert!(
+                parse(&out).is_some(),
+                "the fast path's answer does not parse"
             );
         }
     }

@@ -340,3 +340,47 @@ fn database_tls_settings_are_checked_with_the_line_of_their_database() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("verfy"), "{stderr}");
 }
+
+#[test]
+fn drill_schedules_are_checked_with_their_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = with_zone(dir.path(), GOOD_ZONE);
+    let text = std::fs::read_to_string(&base).expect("read");
+    let with = |drill: &str| {
+        let path = dir.path().join("drill.yaml");
+        std::fs::write(&path, format!("{text}{drill}")).expect("write");
+        check(&path)
+    };
+    let good = with(
+        "drill:\n  every: 30d\n  window: {days: [tue], hours: \"22:00-02:00\", utc_offset: \"-05:00\"}\n",
+    );
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    for (drill, file_line, words) in [
+        (
+            "drill:\n  every: 30d\n  window:\n    hours: 2-5\n",
+            "drill.yaml:8:",
+            "drill.window.hours: `2-5`: expected HH:MM-HH:MM",
+        ),
+        (
+            "drill:\n  every: 30d\n  window: {days: [someday]}\n",
+            "drill.yaml:8:",
+            "`someday`: expected mon, tue, wed, thu, fri, sat or sun",
+        ),
+        (
+            "drill:\n  window: {days: [mon]}\n",
+            "drill.yaml:6:",
+            "a window or lower_ttl without `every`",
+        ),
+        (
+            "drill:\n  every: 30d\n  lower_ttl: 1s\n",
+            "drill.yaml:8:",
+            "drill.lower_ttl: expected at least 5s",
+        ),
+    ] {
+        assert_rejected(&with(drill), file_line, words);
+    }
+}

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod duration;
 pub mod failover;
 mod raw;
+pub mod schedule;
 pub mod transfer;
 
 use std::{
@@ -23,6 +24,7 @@ pub use failover::{
     ReadOnlyFlags, ReadOnlyStep, Secret, Site,
 };
 use raw::RawConfig;
+pub use schedule::{DrillSchedule, DrillWindow};
 pub use transfer::{Allow, NotifyTarget, Prefix, TsigAlgorithm, TsigKey, ZoneTransfer};
 
 /// Seconds an idle TCP connection is kept when the config does not say.
@@ -62,6 +64,8 @@ pub struct DrillConfig {
     pub nameservers: Vec<SocketAddr>,
     pub hold: Duration,
     pub timeout: Duration,
+    /// Drills that run by themselves (`drill.every`).
+    pub schedule: Option<schedule::DrillSchedule>,
 }
 
 /// The status page and API server.
@@ -475,18 +479,66 @@ impl Config {
             });
         }
 
-        let drill = raw.drill.map_or(
-            DrillConfig {
+        let drill = match raw.drill {
+            None => DrillConfig {
                 nameservers: Vec::new(),
                 hold: DEFAULT_DRILL_HOLD,
                 timeout: DEFAULT_DRILL_TIMEOUT,
+                schedule: None,
             },
-            |d| DrillConfig {
-                nameservers: d.nameservers,
-                hold: d.hold.unwrap_or(DEFAULT_DRILL_HOLD),
-                timeout: d.timeout.unwrap_or(DEFAULT_DRILL_TIMEOUT),
-            },
-        );
+            Some(d) => {
+                let line = line_of(text, "drill:");
+                let schedule = match (d.every, d.window, d.lower_ttl) {
+                    (None, None, None) => None,
+                    (None, _, _) => {
+                        return Err(at(
+                            line,
+                            "drill: a window or lower_ttl without `every`: expected every: PERIOD, such as 30d".into(),
+                        ));
+                    }
+                    (Some(every), window, lower_ttl) => {
+                        if every < Duration::from_secs(1) {
+                            return Err(at(
+                                line_of(text, "every:").or(line),
+                                "drill.every: expected at least 1s, such as 30d".into(),
+                            ));
+                        }
+                        let window = window
+                            .map(schedule::DrillWindow::from_raw)
+                            .transpose()
+                            .map_err(|e| at(line_of(text, "window:").or(line), e))?
+                            .unwrap_or_default();
+                        let lower_ttl = lower_ttl
+                            .map(|ttl| {
+                                u32::try_from(ttl.as_secs())
+                                    .ok()
+                                    .filter(|s| *s >= failover::MIN_TTL)
+                                    .ok_or_else(|| {
+                                        at(
+                                            line_of(text, "lower_ttl:").or(line),
+                                            format!(
+                                                "drill.lower_ttl: expected at least {}s",
+                                                failover::MIN_TTL
+                                            ),
+                                        )
+                                    })
+                            })
+                            .transpose()?;
+                        Some(schedule::DrillSchedule {
+                            every,
+                            window,
+                            lower_ttl,
+                        })
+                    }
+                };
+                DrillConfig {
+                    nameservers: d.nameservers,
+                    hold: d.hold.unwrap_or(DEFAULT_DRILL_HOLD),
+                    timeout: d.timeout.unwrap_or(DEFAULT_DRILL_TIMEOUT),
+                    schedule,
+                }
+            }
+        };
 
         Ok(Self {
             path: path.to_path_buf(),

@@ -60,6 +60,15 @@ pub struct RawDrill {
     /// The longest each wait of a drill may take.
     #[serde(default, deserialize_with = "duration::optional")]
     pub timeout: Option<Duration>,
+    /// Run a drill by itself this often.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub every: Option<Duration>,
+    /// When a scheduled drill may start; default any time.
+    #[serde(default)]
+    pub window: Option<super::schedule::RawWindow>,
+    /// The failover records' TTL during a scheduled drill.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub lower_ttl: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -54,6 +54,8 @@ pub use steps::{StepOutcome, StepReport};
 
 /// How often the engine is given the time when nothing else happens.
 const TICK: Duration = Duration::from_secs(1);
+/// Drill reports the status lists.
+const DRILL_HISTORY: usize = 10;
 
 /// What the controller loop reacts to.
 pub enum ControlEvent {
@@ -220,6 +222,10 @@ struct Failing {
     drill: Option<DrillProgress>,
     drill_abort: Option<watch::Sender<Option<String>>>,
     last_drill: Option<drill::DrillReport>,
+    /// The newest drill reports, newest first (at most `DRILL_HISTORY`).
+    drill_history: Vec<status::DrillSummary>,
+    /// Drills on a schedule: what the schedule remembers.
+    schedule: drill::schedule::ScheduleState,
 }
 
 pub struct Controller {
@@ -316,6 +322,11 @@ impl Controller {
                     drill: stored.drill,
                     drill_abort: None,
                     last_drill: drill::last(&config.state_dir),
+                    drill_history: drill::history(&config.state_dir, DRILL_HISTORY)
+                        .iter()
+                        .map(status::DrillSummary::from)
+                        .collect(),
+                    schedule: drill::schedule::ScheduleState::new(now_ms()),
                 })
             }
             None => None,
@@ -517,6 +528,7 @@ pub async fn run(
             },
             _ = tick.tick() => {
                 controller.step(Input::Tick, now_ms()).await;
+                controller.scheduled_drill(now_ms()).await;
             }
             Some(read) = reads.recv() => controller.handle(read).await,
         }

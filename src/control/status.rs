@@ -43,6 +43,12 @@ pub struct Status {
     /// The drill under way.
     pub drill: Option<String>,
     pub last_drill: Option<DrillSummary>,
+    /// The newest drill reports, newest first.
+    #[serde(default)]
+    pub drill_history: Vec<DrillSummary>,
+    /// Drills on a schedule, when `drill.every` is set.
+    #[serde(default)]
+    pub drill_schedule: Option<DrillScheduleStatus>,
     /// Replication between the sites' databases, when both have one.
     pub replication: Option<ReplicationStatus>,
     /// When scheduled application-flag clears are due (RFC 3339).
@@ -65,6 +71,10 @@ pub struct Status {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrillSummary {
     pub id: String,
+    #[serde(default)]
+    pub operator: String,
+    #[serde(default)]
+    pub started: String,
     pub result: String,
     pub reason: Option<String>,
     pub finished: String,
@@ -77,6 +87,8 @@ impl From<&super::drill::DrillReport> for DrillSummary {
     fn from(r: &super::drill::DrillReport) -> Self {
         Self {
             id: r.id.clone(),
+            operator: r.operator.clone(),
+            started: r.started.clone(),
             result: r.result.clone(),
             reason: r.reason.clone(),
             finished: r.finished.clone(),
@@ -85,6 +97,17 @@ impl From<&super::drill::DrillReport> for DrillSummary {
             answer_to_consistent_ms: r.timings.answer_to_consistent_ms,
         }
     }
+}
+
+/// Drills on a schedule, as the page shows them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillScheduleStatus {
+    pub every: String,
+    pub window: String,
+    /// RFC 3339: from when the next one may start (in the window).
+    pub next_due: String,
+    /// No drill for more than a period past its due time.
+    pub overdue: bool,
 }
 
 /// What the replication watcher last saw: the view the engine decides on,
@@ -238,6 +261,8 @@ impl super::Controller {
                 read_only_warnings: Vec::new(),
                 drill: None,
                 last_drill: None,
+                drill_history: Vec::new(),
+                drill_schedule: None,
                 replication: None,
                 flag_clears: Vec::new(),
                 failovers_total: 0,
@@ -312,6 +337,20 @@ impl super::Controller {
                 .as_ref()
                 .map(|d| format!("drill {} ({})", d.id, d.phase)),
             last_drill: f.last_drill.as_ref().map(DrillSummary::from),
+            drill_history: f.drill_history.clone(),
+            drill_schedule: self.drill_config.schedule.as_ref().map(|s| {
+                let due = super::drill::schedule::due(
+                    &f.schedule,
+                    s.every,
+                    f.last_drill.as_ref().map(|r| r.started_at),
+                );
+                DrillScheduleStatus {
+                    every: crate::config::duration::show(s.every),
+                    window: s.window.describe(),
+                    next_due: crate::engine::utc(due.max(f.schedule.skipped_until)),
+                    overdue: now > due + s.every.as_millis() as u64,
+                }
+            }),
             replication: f
                 .observed
                 .as_ref()

@@ -264,6 +264,10 @@ impl Controller {
             Err(e) => error!("{summary}; the report could not be kept: {e}"),
         }
         failing.last_drill = Some(report.clone());
+        failing
+            .drill_history
+            .insert(0, crate::control::status::DrillSummary::from(&report));
+        failing.drill_history.truncate(super::super::DRILL_HISTORY);
         let epoch = failing.engine.persisted().epoch;
         self.journal(NewEntry {
             at: now,

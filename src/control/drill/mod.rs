@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod control;
+pub mod schedule;
 
 use super::{ControlEvent, Status, now_ms};
 use crate::{
@@ -66,6 +67,10 @@ pub struct DrillReport {
     pub id: String,
     pub operator: String,
     pub started: String,
+    /// The same instant, in milliseconds since 1970 (0 in reports kept
+    /// before it was recorded).
+    #[serde(default)]
+    pub started_at: u64,
     pub finished: String,
     /// `pass`, `fail` or `aborted`.
     pub result: String,
@@ -700,6 +705,7 @@ pub async fn run(
         id,
         operator: request.operator,
         started: utc(start),
+        started_at: start,
         finished: utc(now_ms()),
         result: result.into(),
         reason: reason.or_else(|| {
@@ -737,6 +743,28 @@ pub fn save(dir: &Path, report: &DrillReport) -> Result<PathBuf, String> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(file(format!("{safe}.md")))
+}
+
+/// The newest `n` reports kept in `dir`, newest first.
+pub fn history(dir: &Path, n: usize) -> Vec<DrillReport> {
+    let Ok(entries) = std::fs::read_dir(dir.join("drills")) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().is_some_and(|n| n != "last.json")
+        })
+        .collect();
+    // Named by their start time: the names sort as the drills ran.
+    files.sort();
+    files
+        .iter()
+        .rev()
+        .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
+        .take(n)
+        .collect()
 }
 
 /// The last report kept in `dir`, if any.

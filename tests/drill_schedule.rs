@@ -1,0 +1,118 @@
+//! Drills on a schedule, with the example's stand-in sites: a short
+//! period runs two drills by itself, a pause makes the next one a
+//! journalled skip, and a drill overdue by more than its period is told
+//! to the webhook.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Geofailover, WebhookSink, http, status_json, wait_until};
+
+fn events(server: &Geofailover) -> Vec<serde_json::Value> {
+    let (code, body) = http(
+        "GET",
+        server.http.expect("http"),
+        "/api/v1/events?since=0",
+        None,
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("events JSON")
+}
+
+#[test]
+fn a_schedule_runs_drills_by_itself_skips_while_paused_and_tells_an_overdue_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = WebhookSink::start();
+    let (server, _primary, _secondary, _) = common::start_example(dir.path(), Some(&hook), |t| {
+        let hold = "  hold: 30s                      # time on the secondary (default 30s)\n";
+        assert!(t.contains(hold), "the example's drill section changed");
+        t.replace("      ttl: 30\n", "      ttl: 5\n").replace(
+            hold,
+            "  hold: 1s\n  every: 6s\n  window: {days: [mon, tue, wed, thu, fri, sat, sun], hours: \"00:00-23:59\"}\n",
+        )
+    });
+    let addr = server.http.expect("http");
+    let history = || {
+        status_json(addr)["drill_history"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || history().len() >= 2),
+        "no two drills: {:?}\n{}",
+        history(),
+        server.log()
+    );
+    for drill in history() {
+        assert_eq!(drill["operator"], "schedule", "{drill}");
+        assert_eq!(drill["result"], "pass", "{drill}");
+    }
+    let schedule = &status_json(addr)["drill_schedule"];
+    assert_eq!(schedule["every"], "6s", "{schedule}");
+    assert!(
+        schedule["window"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("every day 00:00-23:59 UTC")),
+        "{schedule}"
+    );
+
+    let token = Geofailover::token(dir.path());
+    // Paused once no drill runs (a drill holds the controller's pause).
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            status_json(addr)["drill"].is_null()
+                && http(
+                    "POST",
+                    addr,
+                    "/api/v1/pause",
+                    Some(&token),
+                    r#"{"operator": "fran"}"#,
+                )
+                .0 == 200
+                && status_json(addr)["drill"].is_null()
+        }),
+        "could not pause between drills"
+    );
+    let drills_before = history().len();
+    let skipped = || {
+        events(&server)
+            .into_iter()
+            .filter(|e| e["event"] == "drill_skipped")
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || !skipped().is_empty()),
+        "no skip journalled:\n{}",
+        server.log()
+    );
+    let skip = &skipped()[0];
+    assert_eq!(skip["actor"], "schedule", "{skip}");
+    assert!(
+        skip["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("not paused: paused")),
+        "{skip}"
+    );
+    // Twice the period after the last drill began, it is overdue.
+    assert!(
+        hook.heard("drill_overdue"),
+        "no overdue webhook: {:?}",
+        hook.received()
+    );
+    assert!(
+        events(&server)
+            .iter()
+            .any(|e| e["event"] == "drill_overdue"),
+        "the overdue drill is not journalled"
+    );
+    assert_eq!(status_json(addr)["drill_schedule"]["overdue"], true);
+    assert_eq!(history().len(), drills_before, "a drill ran while paused");
+    assert_eq!(
+        skipped().len(),
+        1,
+        "a skip is journalled once per due drill"
+    );
+}
