@@ -50,6 +50,34 @@ fn a_schedule_runs_drills_by_itself_skips_while_paused_and_tells_an_overdue_one(
         assert_eq!(drill["operator"], "schedule", "{drill}");
         assert_eq!(drill["result"], "pass", "{drill}");
     }
+    // Each report has the drill's timeline, each step with its duration:
+    // in the Markdown and in the status the page draws from.
+    let steps = &history()[0]["steps"];
+    let hold = steps
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "hold"))
+        .unwrap_or_else(|| panic!("no hold step: {steps}"));
+    assert!(
+        hold["ms"]
+            .as_u64()
+            .is_some_and(|ms| (1000..3000).contains(&ms)),
+        "{hold}"
+    );
+    let reports: Vec<_> = std::fs::read_dir(dir.path().join("state/drills"))
+        .expect("the drills folder")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    let markdown = std::fs::read_to_string(&reports[0]).expect("a report");
+    let timeline = &markdown[markdown.find("## Timeline").expect("a timeline section")..];
+    let hold_line = timeline
+        .lines()
+        .find(|l| l.starts_with("hold "))
+        .unwrap_or_else(|| panic!("no hold bar:\n{timeline}"));
+    assert!(
+        hold_line.contains('#') && hold_line.trim_end().ends_with(" s"),
+        "{hold_line}"
+    );
     let schedule = &status_json(addr)["drill_schedule"];
     assert_eq!(schedule["every"], "6s", "{schedule}");
     assert!(

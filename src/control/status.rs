@@ -81,6 +81,9 @@ pub struct DrillSummary {
     pub total_ms: u64,
     pub decision_to_answer_ms: Option<u64>,
     pub answer_to_consistent_ms: Option<u64>,
+    /// Each step from the drill's start: the page's drill timeline.
+    #[serde(default)]
+    pub steps: Vec<super::drill::StepSpan>,
 }
 
 impl From<&super::drill::DrillReport> for DrillSummary {
@@ -95,6 +98,7 @@ impl From<&super::drill::DrillReport> for DrillSummary {
             total_ms: r.timings.total_ms,
             decision_to_answer_ms: r.timings.decision_to_answer_ms,
             answer_to_consistent_ms: r.timings.answer_to_consistent_ms,
+            steps: r.spans(),
         }
     }
 }

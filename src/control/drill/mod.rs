@@ -45,6 +45,12 @@ pub struct DrillStep {
     pub name: String,
     pub started: String,
     pub ended: String,
+    /// The same instants in milliseconds since 1970 (0 in reports kept
+    /// before they were recorded).
+    #[serde(default)]
+    pub started_at: u64,
+    #[serde(default)]
+    pub ended_at: u64,
     pub ok: bool,
     pub detail: String,
 }
@@ -131,8 +137,73 @@ impl DrillReport {
                 s.detail.replace('|', "\\|").replace('\n', " ")
             ));
         }
+        out.push_str(&self.markdown_timeline());
         out
     }
+
+    /// Each step as a bar from the drill's start, in a fixed-width block.
+    fn markdown_timeline(&self) -> String {
+        const WIDTH: u64 = 48;
+        let spans = self.spans();
+        let Some(total) = spans
+            .iter()
+            .map(|s| s.from_ms + s.ms)
+            .max()
+            .filter(|t| *t > 0)
+        else {
+            return String::new();
+        };
+        let name_width = spans.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        let mut out = format!(
+            "\n## Timeline\n\nEach step from the drill's start ({:.1} s across):\n\n```\n",
+            total as f64 / 1000.0
+        );
+        for s in &spans {
+            let from = s.from_ms * WIDTH / total;
+            let length = (s.ms * WIDTH / total).max(1);
+            out.push_str(&format!(
+                "{:<name_width$} |{}{}{}| {:>7.3} s{}\n",
+                s.name,
+                " ".repeat(from as usize),
+                if s.ok { "#" } else { "x" }.repeat(length as usize),
+                " ".repeat(WIDTH.saturating_sub(from + length) as usize),
+                s.ms as f64 / 1000.0,
+                if s.ok { "" } else { "  FAILED" },
+            ));
+        }
+        out.push_str("```\n");
+        out
+    }
+
+    /// The steps as spans from the drill's start, for the timelines.
+    pub fn spans(&self) -> Vec<StepSpan> {
+        let start = self
+            .steps
+            .iter()
+            .map(|s| s.started_at)
+            .filter(|t| *t > 0)
+            .min()
+            .unwrap_or(self.started_at);
+        self.steps
+            .iter()
+            .filter(|s| s.started_at > 0 && s.ended_at >= s.started_at)
+            .map(|s| StepSpan {
+                name: s.name.clone(),
+                from_ms: s.started_at.saturating_sub(start),
+                ms: s.ended_at - s.started_at,
+                ok: s.ok,
+            })
+            .collect()
+    }
+}
+
+/// A drill step on a timeline: from the drill's start, how long.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepSpan {
+    pub name: String,
+    pub from_ms: u64,
+    pub ms: u64,
+    pub ok: bool,
 }
 
 /// One line of a dry run's plan.
@@ -373,10 +444,13 @@ impl Recorder {
             Err(d) => (false, d.clone()),
         };
         tracing::info!(step = name, ok, "drill: {detail}");
+        let ended = now_ms();
         self.steps.push(DrillStep {
             name: name.into(),
             started: utc(started),
-            ended: utc(now_ms()),
+            ended: utc(ended),
+            started_at: started,
+            ended_at: ended,
             ok,
             detail,
         });
