@@ -17,6 +17,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(dns_request zone_file config)
 need=()
 command -v c++ >/dev/null || need+=(g++)
+release_build=no
 source bench/prelude.sh
 
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \

@@ -147,8 +147,13 @@ pub fn zone_file(data: &[u8]) {
         return;
     }
     let origin = Name::from_ascii("example.com.").expect("a name");
-    let Ok(zone) = zone::from_text(Path::new("/nonexistent/example.com.zone"), &text, &origin)
-    else {
+    let file = Path::new("/nonexistent/example.com.zone");
+    let [direct, hickory] = zone::both_ways(file, &text, &origin);
+    assert_eq!(
+        direct, hickory,
+        "the common types read directly differ from hickory's reading"
+    );
+    let Ok(zone) = zone::from_text(file, &text, &origin) else {
         return;
     };
     let served = Served::new(AnswerTable::build(vec![zone]), Arc::default());

@@ -166,7 +166,7 @@ mod tests {
 
     /// 2026-12-01 (a Tuesday) at `h`:`m` UTC.
     fn tuesday(h: u64, m: u64) -> u64 {
-        1_764_547_200_000 + (h * 60 + m) * 60_000
+        1_796_083_200_000 + (h * 60 + m) * 60_000
     }
 
     fn window(days: Option<&[&str]>, hours: Option<&str>, offset: Option<&str>) -> DrillWindow {
