@@ -30,7 +30,7 @@ fn a_schedule_runs_drills_by_itself_skips_while_paused_and_tells_an_overdue_one(
         assert!(t.contains(hold), "the example's drill section changed");
         t.replace("      ttl: 30\n", "      ttl: 5\n").replace(
             hold,
-            "  hold: 1s\n  every: 6s\n  window: {days: [mon, tue, wed, thu, fri, sat, sun], hours: \"00:00-23:59\"}\n",
+            "  hold: 1s\n  every: 6s\n  window: {days: [mon, tue, wed, thu, fri, sat, sun], utc_offset: \"+01:00\"}\n",
         )
     });
     let addr = server.http.expect("http");
@@ -83,7 +83,7 @@ fn a_schedule_runs_drills_by_itself_skips_while_paused_and_tells_an_overdue_one(
     assert!(
         schedule["window"]
             .as_str()
-            .is_some_and(|w| w.starts_with("every day 00:00-23:59 UTC")),
+            .is_some_and(|w| w == "every day at any hour UTC+01:00"),
         "{schedule}"
     );
 
@@ -136,7 +136,11 @@ fn a_schedule_runs_drills_by_itself_skips_while_paused_and_tells_an_overdue_one(
             .any(|e| e["event"] == "drill_overdue"),
         "the overdue drill is not journalled"
     );
-    assert_eq!(status_json(addr)["drill_schedule"]["overdue"], true);
+    assert!(
+        status_json(addr)["drill_schedule"]["overdue_since"].is_string(),
+        "{}",
+        status_json(addr)["drill_schedule"]
+    );
     assert_eq!(history().len(), drills_before, "a drill ran while paused");
     assert_eq!(
         skipped().len(),

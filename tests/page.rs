@@ -262,6 +262,7 @@ fn the_timeline_draws_a_failover_and_a_failback_where_they_happened() {
         assert!(
             down.iter().any(|b| b["data-site"] == "primary"
                 && number(b, "x") <= over
+                && number(b, "x") + number(b, "width") >= over
                 && number(b, "x") + number(b, "width") <= back + 2.0),
             "no down band for the primary before the failover: {down:?}"
         );

@@ -47,8 +47,10 @@ for script in postinst prerm postrm; do
   install -m 0755 "$here/$script" "$root/DEBIAN/$script"
 done
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+# The newest glibc symbol version the binary needs is the libc6 it needs.
+glibc=$(objdump -T "$run" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
-  "$here/control" >"$root/DEBIAN/control"
+  -e "s/@GLIBC@/${glibc:-2.34}/" "$here/control" >"$root/DEBIAN/control"
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' | sort |
   xargs md5sum) >"$root/DEBIAN/md5sums"
 

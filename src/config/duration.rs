@@ -46,7 +46,7 @@ pub fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Dur
     }
     match Option::<Raw>::deserialize(deserializer)? {
         None => Ok(None),
-        Some(Raw::Seconds(s)) => Ok(Some(Duration::from_secs(s))),
+        Some(Raw::Seconds(s)) => parse(&s.to_string()).map(Some).map_err(de::Error::custom),
         Some(Raw::Text(text)) => parse(&text).map(Some).map_err(de::Error::custom),
     }
 }

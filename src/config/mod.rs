@@ -90,6 +90,8 @@ pub struct Webhook {
 const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_WEBHOOK_RETRIES: u32 = 3;
 const DEFAULT_DRILL_HOLD: Duration = Duration::from_secs(30);
+/// The longest drill period: a year and a day.
+const MAX_DRILL_EVERY: Duration = Duration::from_secs(366 * 86_400);
 const DEFAULT_DRILL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -497,10 +499,10 @@ impl Config {
                         ));
                     }
                     (Some(every), window, lower_ttl) => {
-                        if every < Duration::from_secs(1) {
+                        if every < Duration::from_secs(1) || every > MAX_DRILL_EVERY {
                             return Err(at(
                                 line_of(text, "every:").or(line),
-                                "drill.every: expected at least 1s, such as 30d".into(),
+                                "drill.every: expected from 1s to 366d, such as 30d".into(),
                             ));
                         }
                         let window = window

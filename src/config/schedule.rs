@@ -132,6 +132,23 @@ impl DrillWindow {
         }
     }
 
+    /// The first moment from `from` on (to the minute) in the window;
+    /// none within eight days (it never opens).
+    pub fn next_open(&self, from: u64) -> Option<u64> {
+        if self.contains(from) {
+            return Some(from);
+        }
+        let minute = 60_000;
+        let mut at = from - from % minute + minute;
+        for _ in 0..8 * 24 * 60 {
+            if self.contains(at) {
+                return Some(at);
+            }
+            at += minute;
+        }
+        None
+    }
+
     /// As the status shows it, such as `tue, thu 02:00-05:00 UTC+01:00`.
     pub fn describe(&self) -> String {
         let days = if self.days == [true; 7] {
@@ -200,6 +217,12 @@ mod tests {
         );
         assert!(wrap.contains(tuesday(23, 0) - 86_400_000));
         assert_eq!(shifted.describe(), "tue 02:00-05:00 UTC+01:00");
+        assert_eq!(tue_night.next_open(tuesday(1, 30)), Some(tuesday(2, 0)));
+        assert_eq!(tue_night.next_open(tuesday(3, 0)), Some(tuesday(3, 0)));
+        assert_eq!(
+            tue_night.next_open(tuesday(5, 0)),
+            Some(tuesday(2, 0) + 7 * 86_400_000)
+        );
     }
 
     #[test]

@@ -108,10 +108,15 @@ impl From<&super::drill::DrillReport> for DrillSummary {
 pub struct DrillScheduleStatus {
     pub every: String,
     pub window: String,
-    /// RFC 3339: from when the next one may start (in the window).
-    pub next_due: String,
-    /// No drill for more than a period past its due time.
-    pub overdue: bool,
+    /// RFC 3339: a period after the last drill began.
+    pub due: String,
+    /// RFC 3339: the first moment, from now on, a scheduled drill may
+    /// start (due, in the window, not waiting after a skip); none when the
+    /// window never opens.
+    pub next_start: Option<String>,
+    /// RFC 3339: when no drill for a period past its due time made it
+    /// overdue, while it is.
+    pub overdue_since: Option<String>,
 }
 
 /// What the replication watcher last saw: the view the engine decides on,
@@ -343,16 +348,17 @@ impl super::Controller {
             last_drill: f.last_drill.as_ref().map(DrillSummary::from),
             drill_history: f.drill_history.clone(),
             drill_schedule: self.drill_config.schedule.as_ref().map(|s| {
-                let due = super::drill::schedule::due(
-                    &f.schedule,
-                    s.every,
-                    f.last_drill.as_ref().map(|r| r.started_at),
-                );
+                let due = super::drill::schedule::due(&f.schedule, s.every, self.last_drill_at());
+                let overdue_at = due.saturating_add(s.every.as_millis() as u64);
+                let next = s
+                    .window
+                    .next_open(due.max(f.schedule.skipped_until).max(now));
                 DrillScheduleStatus {
                     every: crate::config::duration::show(s.every),
                     window: s.window.describe(),
-                    next_due: crate::engine::utc(due.max(f.schedule.skipped_until)),
-                    overdue: now > due + s.every.as_millis() as u64,
+                    due: crate::engine::utc(due),
+                    next_start: next.map(crate::engine::utc),
+                    overdue_since: (now > overdue_at).then(|| crate::engine::utc(overdue_at)),
                 }
             }),
             replication: f

@@ -138,6 +138,12 @@ pub fn respond(
         out.push(bytes);
         Some(ResponseCode::FormErr)
     };
+    // The response repeats the question as it was written: a compression
+    // pointer in it would point into our own header. Only the header
+    // comes before the first question, so such a pointer is malformed.
+    if header.counts.queries > 0 && first_name_is_compressed(packet) {
+        return formerr(out);
+    }
     let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
         return formerr(out);
     };
@@ -212,6 +218,19 @@ pub fn respond(
     }
     out.push(bytes);
     Some(prepared.metadata.response_code)
+}
+
+/// Whether the first question's name holds a compression pointer.
+fn first_name_is_compressed(packet: &[u8]) -> bool {
+    let mut at = 12;
+    while let Some(&len) = packet.get(at) {
+        match len {
+            0 => return false,
+            l if l & 0xC0 != 0 => return true,
+            l => at += 1 + usize::from(l),
+        }
+    }
+    false
 }
 
 /// Encodes a prepared response to `request` into `out`.

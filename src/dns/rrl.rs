@@ -247,8 +247,13 @@ fn question_end(message: &[u8]) -> Option<usize> {
 /// `response` cut to its header and question, with TC set: what a
 /// slipped response is.
 pub fn truncate(response: &mut Vec<u8>) {
-    let end = question_end(response).unwrap_or(12).min(response.len());
-    response.truncate(end);
+    let asked = response.len() >= 12 && response[4..6] != [0, 0];
+    let end = if asked {
+        question_end(response).unwrap_or(12)
+    } else {
+        12
+    };
+    response.truncate(end.min(response.len()));
     if response.len() >= 12 {
         response[2] |= 0x02;
         // The first question, when there was one; no answer, authority

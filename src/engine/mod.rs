@@ -666,9 +666,42 @@ pub fn utc(ms: u64) -> String {
     )
 }
 
+/// The milliseconds since 1970 of a time `utc` wrote
+/// (`YYYY-MM-DDTHH:MM:SSZ`); `None` for anything else.
+pub fn parse_utc(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let n = |from: usize, to: usize| -> Option<i64> { text.get(from..to)?.parse().ok() };
+    let (year, month, day) = (n(0, 4)?, n(5, 7)?, n(8, 10)?);
+    let (h, m, sec) = (n(11, 13)?, n(14, 16)?, n(17, 19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil algorithm.
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from((days * 86_400 + h * 3600 + m * 60 + sec) * 1000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::utc;
+
+    #[test]
+    fn parse_utc_reads_what_utc_writes() {
+        for ms in [0, 1_796_083_200_000, 1_796_169_599_000, 951_782_400_000] {
+            assert_eq!(super::parse_utc(&utc(ms)), Some(ms), "{}", utc(ms));
+        }
+        assert_eq!(super::parse_utc("2026-13-01T00:00:00Z"), None);
+        assert_eq!(super::parse_utc("yesterday"), None);
+    }
 
     #[test]
     fn utc_formats_known_instants() {

@@ -300,16 +300,24 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
 /// reads it or says what is wrong. The fuzz target `zone_file` checks that
 /// both ways read every record alike.
 fn common_rdata(rtype: RecordType, data: &[&Token], origin: &Name) -> Option<RData> {
-    let plain = |t: &Token| !t.quoted && !t.text.contains('\\');
-    if !data.iter().all(|t| rtype == RecordType::TXT || plain(t)) {
+    // Printable ASCII only: hickory's lexer splits at any Unicode space,
+    // refuses control characters, and reads a leading `@` or `$` as a
+    // token of its own (so `CNAME @` is its error, and stays so).
+    let printable = |t: &Token| {
+        t.text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() || (t.quoted && b == b' '))
+            && !t.text.contains('\\')
+            && (t.quoted || !t.text.starts_with(['@', '$']))
+    };
+    if !data
+        .iter()
+        .all(|t| printable(t) && (rtype == RecordType::TXT || !t.quoted))
+    {
         return None;
     }
     let name = |t: &Token| -> Option<Name> {
-        let mut name = if t.text == "@" {
-            origin.clone()
-        } else {
-            Name::parse(&t.text, Some(origin)).ok()?
-        };
+        let mut name = Name::parse(&t.text, Some(origin)).ok()?;
         name.set_fqdn(true);
         Some(name)
     };
@@ -331,7 +339,7 @@ fn common_rdata(rtype: RecordType, data: &[&Token], origin: &Name) -> Option<RDa
         (RecordType::TXT, strings)
             if strings
                 .iter()
-                .all(|t| !t.text.contains('\\') && !t.text.is_empty() && t.text.len() <= 255) =>
+                .all(|t| !t.text.is_empty() && t.text.len() <= 255) =>
         {
             RData::TXT(TXT::new(strings.iter().map(|t| t.text.clone()).collect()))
         }

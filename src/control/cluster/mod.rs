@@ -409,6 +409,11 @@ impl Controller {
             cluster.leading = true;
             cluster.leader = Some(cluster.config.node.clone());
         }
+        // The schedule starts afresh with each new leader: no drill before
+        // the checks have settled here.
+        if let Some(failing) = &mut self.failing {
+            failing.schedule = super::drill::schedule::ScheduleState::new(now_ms());
+        }
         info!(
             revision,
             "leading from the agreed state at revision {revision}"

@@ -47,12 +47,33 @@ const FIRST_AFTER: Duration = Duration::from_secs(60);
 /// When the next drill is due, from the last one's start (0: none yet).
 pub fn due(state: &ScheduleState, every: Duration, last_started: Option<u64>) -> u64 {
     match last_started {
-        Some(at) if at > 0 => at + every.as_millis() as u64,
-        _ => state.started + every.min(FIRST_AFTER).as_millis() as u64,
+        Some(at) if at > 0 => at.saturating_add(every.as_millis() as u64),
+        _ => state
+            .started
+            .saturating_add(every.min(FIRST_AFTER).as_millis() as u64),
     }
 }
 
 impl Controller {
+    /// When the last drill began, as far as this node knows: its own last
+    /// report (older reports give their start in text), or, with several
+    /// nodes, the shared journal's newest finished drill, whichever is later.
+    pub(in crate::control) fn last_drill_at(&self) -> Option<u64> {
+        let own = self.failing.as_ref()?.last_drill.as_ref().and_then(|r| {
+            Some(r.started_at)
+                .filter(|at| *at > 0)
+                .or_else(|| crate::engine::parse_utc(&r.started))
+        });
+        let shared = self.cluster.as_ref().and_then(|c| {
+            c.journal
+                .iter()
+                .rev()
+                .find(|e| e.event == "drill_finished")
+                .map(|e| e.at)
+        });
+        own.max(shared)
+    }
+
     /// Runs on the controller's tick: starts a drill that is due in its
     /// window, journals one that cannot start, tells an overdue one.
     pub(in crate::control) async fn scheduled_drill(&mut self, now: u64) {
@@ -70,19 +91,20 @@ impl Controller {
             return;
         }
         let state = failing.schedule.clone();
-        let last = failing.last_drill.as_ref().map(|r| r.started_at);
+        let last = self.last_drill_at();
         let due = due(&state, schedule.every, last);
         let every_ms = schedule.every.as_millis() as u64;
         let epoch = failing.engine.persisted().epoch;
 
-        let overdue_at = due + every_ms;
+        let overdue_at = due.saturating_add(every_ms);
         if now > overdue_at && state.overdue_told != Some(due) {
             let summary = match last {
                 Some(at) if at > 0 => format!(
-                    "no drill since {} (one is due every {}): overdue since {}",
+                    "no drill since {} (one is due every {}): due since {}, overdue since {}",
                     crate::engine::utc(at),
                     crate::config::duration::show(schedule.every),
-                    crate::engine::utc(due)
+                    crate::engine::utc(due),
+                    crate::engine::utc(overdue_at)
                 ),
                 _ => format!(
                     "no drill in the {} since the start (one is due every {})",
