@@ -213,6 +213,13 @@ pub fn respond(
     if bytes.is_empty() {
         return None;
     }
+    // An error answer repeats every question asked: over UDP, one too
+    // long for the client goes as the first question with TC set.
+    if protocol == Protocol::Udp
+        && bytes.len() > usize::from(request.max_payload().min(MAX_UDP_PAYLOAD))
+    {
+        super::rrl::truncate(&mut bytes);
+    }
     if let Some(signing) = signing {
         signing.sign(&mut bytes, None, tsig::now());
     }
