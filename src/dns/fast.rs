@@ -476,6 +476,9 @@ fn parse(packet: &[u8]) -> Option<Plain> {
     if u16_at(name_end + 2)? != 1 {
         return None; // class IN only
     }
+    if matches!(u16_at(name_end)?, 251 | 252) {
+        return None; // IXFR and AXFR: the transfer side's, over any protocol
+    }
     let mut end = name_end + 4;
     let payload = match additional {
         0 => None,
