@@ -16,15 +16,7 @@ fn start(dir: &Path, webhook: Option<&WebhookSink>) -> (Geofailover, StandIn, St
 }
 
 fn events(server: &Geofailover) -> Vec<serde_json::Value> {
-    let (code, body) = http(
-        "GET",
-        server.http.expect("http"),
-        "/api/v1/events?since=0",
-        None,
-        "",
-    );
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).expect("events JSON")
+    common::journal(server.http.expect("http"))
 }
 
 #[test]
@@ -121,19 +113,7 @@ fn switchover_needs_a_reason_and_failback_is_refused_naming_the_failing_precheck
 
     // Healthy again: fail-back goes through.
     primary.set_healthy(true);
-    assert!(wait_until(
-        Duration::from_secs(10),
-        || status_json(addr)["ready_for_failback"] == true
-    ));
-    let (code, reply) = http(
-        "POST",
-        addr,
-        "/api/v1/failback",
-        Some(&token),
-        r#"{"operator": "alice"}"#,
-    );
-    assert_eq!(code, 200, "{reply}");
-    assert_eq!(status_json(addr)["active_role"], "primary");
+    common::fail_back_when_ready(addr, &token, "alice");
 
     // The journal has the operator's name, the reason and the outcome.
     let journal = events(&server);

@@ -10,15 +10,7 @@ use std::time::Duration;
 use common::{Geofailover, WebhookSink, http, status_json, wait_until};
 
 fn events(server: &Geofailover) -> Vec<serde_json::Value> {
-    let (code, body) = http(
-        "GET",
-        server.http.expect("http"),
-        "/api/v1/events?since=0",
-        None,
-        "",
-    );
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).expect("events JSON")
+    common::journal(server.http.expect("http"))
 }
 
 #[test]

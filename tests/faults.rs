@@ -97,9 +97,7 @@ impl Example {
     }
 
     fn events(&self) -> Vec<serde_json::Value> {
-        let (code, body) = http("GET", self.api(), "/api/v1/events?since=0", None, "");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).expect("events")
+        common::journal(self.api())
     }
 
     fn www(&self) -> Vec<String> {

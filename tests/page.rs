@@ -39,55 +39,34 @@ fn headless(profile: &std::path::Path) -> Command {
     command
 }
 
-#[test]
-fn after_a_switchover_the_page_shows_the_secondary_active_and_why() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (server, _primary, _secondary, _) = common::start_example(dir.path(), None, |t| t);
-    let addr = server.http.expect("http");
-    let token = Geofailover::token(dir.path());
-    let (code, reply) = http(
-        "POST",
-        addr,
-        "/api/v1/failover",
-        Some(&token),
-        r#"{"reason": "move to the offsite site for the page test", "operator": "dana"}"#,
-    );
-    assert_eq!(code, 200, "{reply}");
-
+/// The page at `url` as Chromium's script leaves it, in a window `width`
+/// CSS pixels wide.
+fn rendered(url: &str, width: u32) -> String {
     let profile = tempfile::tempdir().expect("tempdir");
-    let url = format!("{}/", server.url());
     let dom = headless(profile.path())
+        .arg(format!("--window-size={width},1600"))
         .arg("--dump-dom")
-        .arg(&url)
+        .arg(url)
         .output()
         .expect("run chromium");
-    let html = String::from_utf8_lossy(&dom.stdout);
     assert!(
         dom.status.success(),
         "chromium failed: {}",
         String::from_utf8_lossy(&dom.stderr)
     );
-    // Rendered by the page's script, not in the HTML as served.
-    assert!(
-        html.contains("secondary (secondary, epoch 1)"),
-        "the page does not show the secondary active:\n{html}"
-    );
-    assert!(
-        html.contains("because: failover by dana (move to the offsite site for the page test)"),
-        "no reason on the page:\n{html}"
-    );
-    assert!(html.contains("dana"), "no operator on the page:\n{html}");
-    assert!(
-        html.contains("198.51.100.10"),
-        "no answer on the page:\n{html}"
-    );
+    String::from_utf8_lossy(&dom.stdout).into_owned()
+}
 
-    let shot: PathBuf = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+/// A screenshot of the page at `url`, `width` by `height`, kept as
+/// target/tmp/`name`.
+fn screenshot(url: &str, width: u32, height: u32, name: &str) {
+    let profile = tempfile::tempdir().expect("tempdir");
+    let shot: PathBuf = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_file(&shot);
     let out = headless(profile.path())
-        .arg("--window-size=412,1400")
+        .arg(format!("--window-size={width},{height}"))
         .arg(format!("--screenshot={}", shot.display()))
-        .arg(&url)
+        .arg(url)
         .output()
         .expect("run chromium");
     assert!(
@@ -104,6 +83,41 @@ fn after_a_switchover_the_page_shows_the_secondary_active_and_why() {
 }
 
 #[test]
+fn after_a_switchover_the_page_shows_the_secondary_active_and_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _primary, _secondary, _) = common::start_example(dir.path(), None, |t| t);
+    let addr = server.http.expect("http");
+    let token = Geofailover::token(dir.path());
+    let (code, reply) = http(
+        "POST",
+        addr,
+        "/api/v1/failover",
+        Some(&token),
+        r#"{"reason": "move to the offsite site for the page test", "operator": "dana"}"#,
+    );
+    assert_eq!(code, 200, "{reply}");
+
+    let url = format!("{}/", server.url());
+    let html = rendered(&url, 800);
+    // Rendered by the page's script, not in the HTML as served.
+    assert!(
+        html.contains("secondary (secondary, epoch 1)"),
+        "the page does not show the secondary active:\n{html}"
+    );
+    assert!(
+        html.contains("because: failover by dana (move to the offsite site for the page test)"),
+        "no reason on the page:\n{html}"
+    );
+    assert!(html.contains("dana"), "no operator on the page:\n{html}");
+    assert!(
+        html.contains("198.51.100.10"),
+        "no answer on the page:\n{html}"
+    );
+
+    screenshot(&url, 412, 1400, "status-page.png");
+}
+
+#[test]
 fn a_blocked_failover_shows_a_red_line_and_readiness_shows_yes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, primary, _secondary, _) = common::start_example(dir.path(), None, |t| t);
@@ -116,13 +130,7 @@ fn a_blocked_failover_shows_a_red_line_and_readiness_shows_yes() {
         status_json(addr)["failover_blocked"].is_string()
     }));
 
-    let profile = tempfile::tempdir().expect("tempdir");
-    let dom = headless(profile.path())
-        .arg("--dump-dom")
-        .arg(format!("{}/", server.url()))
-        .output()
-        .expect("run chromium");
-    let html = String::from_utf8_lossy(&dom.stdout);
+    let html = rendered(&format!("{}/", server.url()), 800);
     assert!(
         html.contains(r#"<div id="blocked" class="alert">the primary is down and no failover starts: paused</div>"#),
         "no red blocked line:\n{html}"
@@ -174,41 +182,17 @@ fn the_timeline_draws_a_failover_and_a_failback_where_they_happened() {
         server.log()
     );
     primary.set_healthy(true);
-    assert!(wait_until(
-        Duration::from_secs(20),
-        || status_json(addr)["ready_for_failback"] == true
-    ));
-    let (code, reply) = http(
-        "POST",
-        addr,
-        "/api/v1/failback",
-        Some(&token),
-        r#"{"operator": "erin"}"#,
-    );
-    assert_eq!(code, 200, "{reply}");
+    common::fail_back_when_ready(addr, &token, "erin");
 
     let url = format!("{}/", server.url());
     // Headless Chromium keeps a window at least 500 CSS pixels wide (a
     // larger device scale does not lower it): the narrowest it shows is
     // that, a large phone's width.
-    for (width, scale, name) in [
-        (1200, "1", "status-timeline.png"),
-        (500, "1", "status-timeline-phone.png"),
+    for (width, name) in [
+        (1200, "status-timeline.png"),
+        (500, "status-timeline-phone.png"),
     ] {
-        let profile = tempfile::tempdir().expect("tempdir");
-        let dom = headless(profile.path())
-            .arg(format!("--window-size={width},1600"))
-            .arg(format!("--force-device-scale-factor={scale}"))
-            .arg("--dump-dom")
-            .arg(&url)
-            .output()
-            .expect("run chromium");
-        assert!(
-            dom.status.success(),
-            "{}",
-            String::from_utf8_lossy(&dom.stderr)
-        );
-        let html = String::from_utf8_lossy(&dom.stdout);
+        let html = rendered(&url, width);
         // What the script drew, not the script's own text.
         let html = &html[..html.find("<script>").unwrap_or(html.len())];
 
@@ -218,9 +202,8 @@ fn the_timeline_draws_a_failover_and_a_failback_where_they_happened() {
         assert_eq!(sites, ["primary", "secondary", "primary"], "{html}");
         let body = &elements(html, "<body")[0];
         let viewport = number(body, "data-viewport");
-        let expected = f64::from(width) / scale.parse::<f64>().expect("a scale");
         assert!(
-            (viewport - expected).abs() <= 2.0,
+            (viewport - f64::from(width)).abs() <= 2.0,
             "a viewport of {viewport}"
         );
         let svg = &elements(html, "<svg id=\"timeline-svg\"")[0];
@@ -273,22 +256,6 @@ fn the_timeline_draws_a_failover_and_a_failback_where_they_happened() {
             "{sparks:?}"
         );
 
-        let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-        let _ = std::fs::remove_file(&shot);
-        let out = headless(profile.path())
-            .arg(format!("--window-size={width},1600"))
-            .arg(format!("--force-device-scale-factor={scale}"))
-            .arg(format!("--screenshot={}", shot.display()))
-            .arg(&url)
-            .output()
-            .expect("run chromium");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let png = std::fs::read(&shot).expect("the screenshot");
-        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
-        eprintln!("screenshot of the timeline: {}", shot.display());
+        screenshot(&url, width, 1600, name);
     }
 }

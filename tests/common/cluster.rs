@@ -290,15 +290,7 @@ impl Cluster {
 
     /// The shared journal, as `node` shows it.
     pub fn events(&self, node: &str) -> Vec<serde_json::Value> {
-        let (code, body) = super::http(
-            "GET",
-            self.node(node).http,
-            "/api/v1/events?since=0",
-            None,
-            "",
-        );
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).expect("events")
+        super::journal(self.node(node).http)
     }
 
     pub fn token(&self) -> String {

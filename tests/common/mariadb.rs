@@ -511,9 +511,7 @@ impl Setup {
     }
 
     pub fn events(&self) -> Vec<serde_json::Value> {
-        let (code, body) = http("GET", self.api(), "/api/v1/events?since=0", None, "");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).expect("events")
+        super::journal(self.api())
     }
 
     pub fn flag(&self) -> PathBuf {

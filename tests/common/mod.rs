@@ -955,6 +955,35 @@ pub fn try_http(
     Ok((status, body))
 }
 
+/// Fails back through the API at `addr` as `operator`, once the
+/// controller says it is ready (within 20 s); the primary is then active.
+pub fn fail_back_when_ready(addr: SocketAddr, token: &str, operator: &str) {
+    assert!(
+        wait_until(
+            Duration::from_secs(20),
+            || status_json(addr)["ready_for_failback"] == true
+        ),
+        "never ready for fail-back: {}",
+        status_json(addr)
+    );
+    let (code, reply) = http(
+        "POST",
+        addr,
+        "/api/v1/failback",
+        Some(token),
+        &format!(r#"{{"operator": "{operator}"}}"#),
+    );
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(status_json(addr)["active_role"], "primary");
+}
+
+/// The whole journal, as the API at `addr` serves it.
+pub fn journal(addr: SocketAddr) -> Vec<serde_json::Value> {
+    let (code, body) = http("GET", addr, "/api/v1/events?since=0", None, "");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("events JSON")
+}
+
 /// The controller's status as JSON.
 pub fn status_json(addr: SocketAddr) -> serde_json::Value {
     let (code, body) = http("GET", addr, "/api/v1/status", None, "");
