@@ -374,11 +374,13 @@ impl super::Controller {
             sites,
             dns,
             recent_events: self.recent_events(20),
-            timeline: Some(f.timeline.view(
-                now,
-                Role::BOTH.map(|role| f.config.site(role).name.as_str()),
-                &self.recent_events(1000),
-            )),
+            timeline: Some({
+                let names = Role::BOTH.map(|role| f.config.site(role).name.as_str());
+                match &self.cluster {
+                    Some(cluster) => f.timeline.view(now, names, cluster.journal.iter()),
+                    None => f.timeline.view(now, names, f.journal.entries()),
+                }
+            }),
             cluster: self.cluster_status(),
         }
     }

@@ -93,10 +93,14 @@ impl Timeline {
 
     /// The window ending at `now`, for sites named `names` (primary,
     /// secondary), with the journal's `entries` (any order) as markers.
-    pub fn view(&self, now: u64, names: [&str; 2], entries: &[JournalEntry]) -> TimelineView {
+    pub fn view<'a>(
+        &self,
+        now: u64,
+        names: [&str; 2],
+        entries: impl Iterator<Item = &'a JournalEntry>,
+    ) -> TimelineView {
         let from = self.started.max(now.saturating_sub(WINDOW_MS)).min(now);
         let mut markers: Vec<Marker> = entries
-            .iter()
             .filter(|e| e.at >= from && e.at <= now && is_marked(e))
             .map(|e| Marker {
                 at: e.at,
@@ -249,7 +253,7 @@ mod tests {
             Role::Secondary,
         );
         timeline.observe(10 * MIN, healthy, Role::Secondary);
-        let view = timeline.view(20 * MIN, ["a", "b"], &[]);
+        let view = timeline.view(20 * MIN, ["a", "b"], [].iter());
         assert_eq!(view.from, 0);
         let primary: Vec<_> = view.sites[0]
             .bands
@@ -283,7 +287,7 @@ mod tests {
             [SiteHealth::Degraded, SiteHealth::Healthy],
             Role::Secondary,
         );
-        let view = timeline.view(130 * MIN, ["a", "b"], &[]);
+        let view = timeline.view(130 * MIN, ["a", "b"], [].iter());
         assert_eq!(view.from, 70 * MIN);
         assert_eq!(
             view.sites[0].bands.first().map(|b| (b.from, b.health)),

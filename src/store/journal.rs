@@ -219,6 +219,11 @@ impl Journal {
             .collect()
     }
 
+    /// The entries kept in memory, oldest first.
+    pub fn entries(&self) -> impl DoubleEndedIterator<Item = &JournalEntry> {
+        self.recent.iter()
+    }
+
     /// The newest `n` entries, newest first.
     pub fn latest(&self, n: usize) -> Vec<JournalEntry> {
         self.recent.iter().rev().take(n).cloned().collect()
