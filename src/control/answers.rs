@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use hickory_proto::rr::{
-    LowerName, RData, Record,
+    LowerName, RData, Record, RecordType,
     rdata::{A, AAAA},
 };
 
@@ -47,10 +47,10 @@ pub fn bump(
 }
 
 fn file_serial(zone: &Zone) -> Option<u32> {
-    zone.records.iter().find_map(|r| match &r.data {
+    match zone.records.first_of(RecordType::SOA)?.data {
         RData::SOA(soa) => Some(soa.serial),
         _ => None,
-    })
+    }
 }
 
 /// The failover records as the active site answers them; `ttl` replaces

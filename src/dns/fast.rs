@@ -1,14 +1,21 @@
-//! The UDP fast path: for every name the zones hold and the types worth
-//! having ready, the whole response is encoded once, by the general path
-//! (`handler::prepare` and `encode`), when the table is built. A plain
-//! query (one question, class IN, no EDNS or EDNS version 0 without DO) is
-//! then answered by copying those bytes and patching the ID, the RD and CD
-//! flags and the question's letter case, in the question and in the first
-//! answer's owner name (written out in full there; later names that share
-//! it point at it, so they follow the question's case too, as with Knot).
-//! A plain query for anything else (a missing name, a wildcard match, a
-//! name outside our zones) is answered the general way until it is seen a
-//! second time, then kept, per UDP loop, as if precomputed (`Recent`).
+//! The UDP fast path, for a plain query (one question, class IN, no EDNS
+//! or EDNS version 0 without DO):
+//!
+//! - an answer that is the zone's own records of a type with no names in
+//!   its data (`AnswerTable::direct`) is written straight from their
+//!   stored wire form (`direct`);
+//! - other answers no change can touch (MX, NS, CNAME and the like) are
+//!   encoded once at a load, up to a budget, by the general path
+//!   (`handler::prepare` and `encode`), and those of the names a change
+//!   touches at each change; a query is answered by copying those bytes
+//!   and patching the ID, the RD and CD flags and the question's letter
+//!   case, in the question and in the first answer's owner name (written
+//!   out in full there; later names that share it point at it, so they
+//!   follow the question's case too, as with Knot);
+//! - anything else (a missing name, NODATA, ANY, a wildcard match, a name
+//!   outside our zones) is answered the general way until it is seen a
+//!   second time, then kept, per UDP loop, as if precomputed (`Recent`).
+//!
 //! Queries that are not plain always go the general way.
 
 use std::{
@@ -34,8 +41,10 @@ use super::{
 use crate::zone::{AnswerTable, Zone, table::Resolution};
 
 /// How much the answers precomputed at a load may take, in bytes: past
-/// it, answers are learned on demand (`Recent`).
-pub const PRECOMPUTED_BUDGET: usize = 32 << 20;
+/// it, answers are learned on demand (`Recent`). Answers the zone's
+/// records make whole (`direct`) are never precomputed, so this is
+/// for the rest: MX, NS, CNAME, ANY and the like.
+pub const PRECOMPUTED_BUDGET: usize = 8 << 20;
 
 /// The table and its precomputed answers, swapped together.
 pub struct Served {
@@ -77,13 +86,29 @@ impl Base {
         let mut map = FxHashMap::default();
         let mut used = 0;
         let mut out = Vec::with_capacity(512);
-        'names: for (name, types) in table.names() {
+        // Names with data beyond what the fast path writes from the
+        // zone's records (MX, NS, CNAME, SRV and the like).
+        let beyond = |types: &[RecordType]| {
+            types
+                .iter()
+                .any(|t| !crate::zone::table::DIRECT.contains(t))
+        };
+        'names: for (name, types) in table.names_where(beyond) {
             let lower = LowerName::new(&name);
             if dynamic.contains(&lower) {
                 continue;
             }
             let name = name.to_lowercase();
-            for rtype in wanted(types) {
+            let wire = crate::zone::records::wire_key(&lower);
+            let has = |t: RecordType| types.contains(&t);
+            // A negative answer holds the SOA, whose serial changes: never
+            // lasting, so not worth making. ANY is learned when asked.
+            let worth = |t: RecordType| t != RecordType::ANY && (has(t) || has(RecordType::CNAME));
+            let answerable: Vec<RecordType> = wanted(types.clone())
+                .into_iter()
+                .filter(|&t| worth(t) && table.direct(&wire, t).is_none())
+                .collect();
+            for rtype in answerable {
                 for edns in [false, true] {
                     let Some((key, template, res)) =
                         Template::make(&table, &name, rtype, edns, &mut out)
@@ -398,6 +423,9 @@ impl Recent {
         if let Some(template) = served.fast.get(key) {
             return template.fill(packet, &query, out);
         }
+        if let Some(rcode) = direct(&served.table, packet, &query, key, out) {
+            return Some(rcode);
+        }
         if !std::ptr::eq(self.served.as_ptr(), Arc::as_ptr(served)) {
             self.map.clear();
             self.seen.fill(0);
@@ -434,6 +462,56 @@ impl Recent {
         self.map.insert(key.into(), template);
         answered
     }
+}
+
+/// Writes the response to a plain query straight from the zone's records
+/// when they are the whole answer (`AnswerTable::direct`): the header,
+/// the question, the records (the first owner written as the question's
+/// name, the others pointing at it), the OPT record; the bytes the
+/// general way writes. `None` when the table cannot answer so, or the
+/// answer does not fit the UDP limit (the general way truncates).
+fn direct(
+    table: &AnswerTable,
+    packet: &[u8],
+    query: &Plain,
+    key: &[u8],
+    out: &mut Vec<u8>,
+) -> Option<ResponseCode> {
+    let (name, rest) = key.split_at(key.len() - 3);
+    let qtype = RecordType::from(u16::from_be_bytes([rest[0], rest[1]]));
+    let (records, range) = table.direct(name, qtype)?;
+    let limit = query
+        .payload
+        .map_or(512, |p| usize::from(p.clamp(512, MAX_UDP_PAYLOAD)));
+    let count = u16::try_from(range.len()).ok()?;
+    out.clear();
+    out.extend_from_slice(&packet[..2]);
+    out.push(0x84 | (packet[2] & 0x01)); // QR, AA; RD as asked
+    out.push(packet[3] & 0x10); // CD as asked, NOERROR
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, u8::from(query.payload.is_some())]);
+    out.extend_from_slice(&packet[12..query.name_end + 4]);
+    let owner = u16::try_from(out.len()).ok()? | 0xC000;
+    for (n, i) in range.enumerate() {
+        if n == 0 {
+            out.extend_from_slice(&packet[12..query.name_end]);
+        } else {
+            out.extend_from_slice(&owner.to_be_bytes());
+        }
+        out.extend_from_slice(records.wire(i));
+        if out.len() > limit {
+            return None;
+        }
+    }
+    if query.payload.is_some() {
+        // Root, OPT, our payload, no extended rcode, version 0, no flags
+        // (DO is never asked in a plain query), no options.
+        out.extend_from_slice(&[0, 0, 41]);
+        out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
+        out.extend_from_slice(&[0; 6]);
+    }
+    (out.len() <= limit).then_some(ResponseCode::NoError)
 }
 
 /// A plain query's parts: where its name ends, and its EDNS payload.
@@ -614,6 +692,77 @@ mod tests {
         assert!(compared > 100, "only {compared} compared");
     }
 
+    /// Answers written straight from the zone's records are the general
+    /// path's, byte for byte, in the asker's letter case, and only where
+    /// the records are the whole answer.
+    #[test]
+    fn direct_answers_are_what_the_general_path_sends() {
+        let served = Arc::new(served());
+        let src = SocketAddr::from(([127, 0, 0, 1], 5353));
+        let (mut direct, mut general) = (Vec::new(), Vec::new());
+        let mut compared = 0;
+        let mut names: Vec<Name> = served.table.names().into_iter().map(|(n, _)| n).collect();
+        names.extend(
+            [
+                "nope.example.com.",
+                "x.wild.example.com.",
+                "host.sub.example.com.",
+            ]
+            .iter()
+            .map(|n| Name::from_ascii(n).unwrap()),
+        );
+        for name in names {
+            // Every other letter upper case.
+            let asked: String = name
+                .to_ascii()
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            for rtype in [
+                RecordType::A,
+                RecordType::AAAA,
+                RecordType::TXT,
+                RecordType::CAA,
+                RecordType::MX,
+                RecordType::NS,
+                RecordType::SOA,
+            ] {
+                for (edns, payload) in [(false, 0), (true, 512), (true, 4096)] {
+                    let mut message = Message::from_vec(&query(&asked, rtype, edns)).unwrap();
+                    if let Some(opt) = message.edns.as_mut() {
+                        opt.set_max_payload(payload);
+                    }
+                    message.metadata.checking_disabled = compared % 2 == 0;
+                    let packet = message.to_vec().unwrap();
+                    let plain = parse(&packet).expect("a plain query");
+                    let key = Key::of(&packet, &plain);
+                    let hit =
+                        super::direct(&served.table, &packet, &plain, key.as_slice(), &mut direct);
+                    let rcode = super::general(&served, &packet, src, &mut general);
+                    if hit.is_some() {
+                        assert_eq!(hit, rcode, "{asked} {rtype}");
+                        assert_eq!(direct, general, "{asked} {rtype} edns={edns} {payload}");
+                        compared += 1;
+                    }
+                    if matches!(rtype, RecordType::MX | RecordType::NS | RecordType::SOA) {
+                        assert!(hit.is_none(), "{asked} {rtype}: names in the data");
+                    }
+                    if name.to_ascii().starts_with("www.") || name.to_ascii() == "example.com." {
+                        assert!(hit.is_none(), "{asked} {rtype}: the overlay's");
+                    }
+                }
+            }
+        }
+        assert!(compared > 20, "only {compared} compared");
+    }
+
     #[test]
     fn learned_answers_are_what_the_general_path_sends_until_the_table_changes() {
         let served = Arc::new(served());
@@ -745,7 +894,7 @@ mod tests {
                 .iter()
                 .map(|z| (z.origin.to_string(), serial))
                 .collect();
-            let served = base.serve(&records, &serials, Arc::default());
+            let served = Arc::new(base.serve(&records, &serials, Arc::default()));
             // The same change, written into the zones and built whole.
             let mut whole = zones.clone();
             for (i, zone) in whole.iter_mut().enumerate() {
@@ -758,7 +907,7 @@ mod tests {
                 if i == 0 {
                     written.extend(records.iter().cloned());
                 }
-                zone.records = written.into();
+                zone.records = Arc::new(written.into());
             }
             let whole = Served::new(AnswerTable::build(whole), Arc::default());
             let mut names: Vec<Name> = whole.table.names().into_iter().map(|(n, _)| n).collect();
@@ -790,14 +939,19 @@ mod tests {
                         let theirs = super::general(&whole, &packet, src, &mut b);
                         assert_eq!(ours, theirs, "{name} {rtype}");
                         assert_eq!(a, b, "{name} {rtype} edns={edns} serial {serial}");
-                        if served.fast.answer(&packet, &mut fast).is_some() {
-                            assert_eq!(fast, a, "precomputed {name} {rtype} edns={edns}");
+                        // Precomputed or written from the records, never
+                        // learned: a new memo each time.
+                        if Recent::default()
+                            .answer(&served, &packet, &mut fast)
+                            .is_some()
+                        {
+                            assert_eq!(fast, a, "fast path {name} {rtype} edns={edns}");
                             compared += 1;
                         }
                     }
                 }
             }
-            assert!(compared > 50, "only {compared} precomputed");
+            assert!(compared > 50, "only {compared} on the fast path");
         }
     }
 }

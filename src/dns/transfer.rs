@@ -24,12 +24,17 @@ use hickory_server::{net::xfer::Protocol, server::Request, zone_handler::Message
 use tracing::{info, warn};
 
 use super::tsig::{self, Signing};
-use crate::config::{Allow, TsigKey};
+use crate::{
+    config::{Allow, TsigKey},
+    zone::Records,
+};
 
 /// Versions kept per zone for IXFR; an older serial gets the whole zone.
 pub const HISTORY: usize = 64;
 /// The largest transfer message we write, leaving room for a TSIG.
 const MESSAGE_SIZE: u16 = 16 * 1024;
+/// Records of a whole zone decoded at a time for a transfer.
+const CHUNK: usize = 4096;
 
 /// One version of a zone.
 #[derive(Debug)]
@@ -37,17 +42,17 @@ pub struct Version {
     pub serial: u32,
     pub soa: Record,
     /// The zone file's records (its SOA is skipped: `soa` stands for it).
-    pub statics: Arc<[Record]>,
+    pub statics: Arc<Records>,
     /// The failover records for the active site in this zone.
     pub failover: Vec<Record>,
 }
 
 impl Version {
-    fn records(&self) -> impl Iterator<Item = &Record> {
-        self.statics
-            .iter()
-            .filter(|r| r.record_type() != RecordType::SOA)
-            .chain(&self.failover)
+    fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        (0..self.statics.len())
+            .filter(|&i| self.statics.rtype(i) != RecordType::SOA)
+            .map(|i| self.statics.get(i))
+            .chain(self.failover.iter().cloned())
     }
 }
 
@@ -145,7 +150,9 @@ pub fn answer(
             records.push(current.soa.clone());
             records.extend(added);
             records.push(current.soa.clone());
-            writer.stream(&records, out);
+            if !writer.stream(&records, out) {
+                return ResponseCode::ServFail;
+            }
             info!(
                 zone = %query.name(),
                 to = %src,
@@ -157,19 +164,34 @@ pub fn answer(
             return ResponseCode::NoError;
         }
     }
-    // AXFR, or an IXFR from a version no longer kept: the whole zone.
-    let mut records: Vec<Record> = Vec::with_capacity(current.statics.len() + 8);
-    records.push(current.soa.clone());
-    records.extend(current.records().cloned());
-    records.push(current.soa.clone());
-    writer.stream(&records, out);
+    // AXFR, or an IXFR from a version no longer kept: the whole zone,
+    // decoded a slice at a time.
+    let mut sent = 0;
+    let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
+    let all = std::iter::once(current.soa.clone())
+        .chain(current.records())
+        .chain(std::iter::once(current.soa.clone()));
+    for record in all {
+        chunk.push(record);
+        if chunk.len() == CHUNK {
+            if !writer.stream(&chunk, out) {
+                return ResponseCode::ServFail;
+            }
+            sent += chunk.len();
+            chunk.clear();
+        }
+    }
+    if !writer.stream(&chunk, out) {
+        return ResponseCode::ServFail;
+    }
+    sent += chunk.len();
     info!(
         zone = %query.name(),
         to = %src,
         "{} sent: the whole zone at serial {}, {} records in {} messages",
         if qtype == RecordType::AXFR { "AXFR" } else { "IXFR (as AXFR, from a serial no longer kept)" },
         current.serial,
-        records.len(),
+        sent,
         out.len()
     );
     ResponseCode::NoError
@@ -188,33 +210,21 @@ fn difference(old: &Version, new: &Version) -> (Vec<Record>, Vec<Record>) {
         bytes.extend_from_slice(&r.ttl.to_be_bytes());
         bytes
     };
-    let diff = |from: &mut dyn Iterator<Item = &Record>, to: &mut dyn Iterator<Item = &Record>| {
-        let old: HashSet<Vec<u8>> = from.map(key).collect();
-        let new: HashSet<Vec<u8>> = to.map(key).collect();
-        (old, new)
-    };
-    let (old_keys, new_keys, old_records, new_records): (_, _, Vec<&Record>, Vec<&Record>) =
+    let (old_records, new_records): (Vec<Record>, Vec<Record>) =
         if Arc::ptr_eq(&old.statics, &new.statics) {
-            let (o, n) = diff(&mut old.failover.iter(), &mut new.failover.iter());
-            (
-                o,
-                n,
-                old.failover.iter().collect(),
-                new.failover.iter().collect(),
-            )
+            (old.failover.clone(), new.failover.clone())
         } else {
-            let (o, n) = diff(&mut old.records(), &mut new.records());
-            (o, n, old.records().collect(), new.records().collect())
+            (old.records().collect(), new.records().collect())
         };
+    let old_keys: HashSet<Vec<u8>> = old_records.iter().map(key).collect();
+    let new_keys: HashSet<Vec<u8>> = new_records.iter().map(key).collect();
     let deleted = old_records
         .into_iter()
         .filter(|r| !new_keys.contains(&key(r)))
-        .cloned()
         .collect();
     let added = new_records
         .into_iter()
         .filter(|r| !old_keys.contains(&key(r)))
-        .cloned()
         .collect();
     (deleted, added)
 }
@@ -266,8 +276,9 @@ impl<'a> Writer<'a> {
         self.finish(bytes, out);
     }
 
-    /// `records` over as many messages as they need.
-    fn stream(&mut self, records: &[Record], out: &mut Vec<Vec<u8>>) {
+    /// `records` over as many messages as they need; `false` when they
+    /// could not be written (`out` then holds a SERVFAIL alone).
+    fn stream(&mut self, records: &[Record], out: &mut Vec<Vec<u8>>) -> bool {
         let mut at = 0;
         while at < records.len() {
             let mut bytes = Vec::with_capacity(usize::from(MESSAGE_SIZE));
@@ -299,10 +310,11 @@ impl<'a> Writer<'a> {
                     out.clear();
                     self.prior = None;
                     self.message(ResponseCode::ServFail, &[], out);
-                    return;
+                    return false;
                 }
             }
         }
+        true
     }
 }
 
@@ -347,7 +359,7 @@ struct ZoneHistory {
     allow: Vec<Allow>,
     /// The zone file's SOA, whose serial each version replaces.
     soa: Option<Record>,
-    statics: Arc<[Record]>,
+    statics: Arc<Records>,
     versions: VecDeque<Arc<Version>>,
 }
 
@@ -374,11 +386,7 @@ impl History {
                 .find(|z| LowerName::new(&z.origin) == origin)
                 .map(|z| z.transfer.allow.clone())
                 .unwrap_or_default();
-            let soa = zone
-                .records
-                .iter()
-                .find(|r| r.record_type() == RecordType::SOA)
-                .cloned();
+            let soa = zone.records.first_of(RecordType::SOA);
             let statics = zone.records.clone();
             let versions = old
                 .iter()

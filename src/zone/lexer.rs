@@ -6,21 +6,22 @@
 
 /// One word of an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    /// As written, with any backslash escapes kept; without the quotes.
-    pub text: String,
+pub struct Token<'a> {
+    /// As written, with any backslash escapes kept; without the quotes:
+    /// a slice of the zone file's text.
+    pub text: &'a str,
     /// Written between double quotes.
     pub quoted: bool,
 }
 
 /// One record or directive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// The line (1-based) the entry starts on.
     pub line: usize,
     /// The entry starts with white space: the owner is the previous one's.
     pub owner_blank: bool,
-    pub tokens: Vec<Token>,
+    pub tokens: Vec<Token<'a>>,
 }
 
 /// A lexical error: an unclosed quote or parenthesis, a stray `)`.
@@ -30,57 +31,66 @@ pub struct LexError {
     pub message: String,
 }
 
-/// Cuts `text` into entries.
-pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
-    let mut out = Vec::new();
+/// Cuts `text` into entries, handing each to `f` as it is complete (one
+/// entry is held at a time, its words borrowed from `text`). Stops at the
+/// first lexical error.
+pub fn each_entry<'a>(text: &'a str, mut f: impl FnMut(&Entry<'a>)) -> Result<(), LexError> {
+    let bytes = text.as_bytes();
     let mut line = 1;
     let mut depth = 0usize;
     let mut paren_line = 0;
-    let mut current: Option<Entry> = None;
-    let mut word: Option<Token> = None;
+    let mut entry = Entry {
+        line: 1,
+        owner_blank: false,
+        tokens: Vec::with_capacity(16),
+    };
+    // Where the word under way starts.
+    let mut word: Option<usize> = None;
     let mut at_line_start = true;
-    let mut chars = text.chars().peekable();
-
-    fn end_word(word: &mut Option<Token>, current: &mut Option<Entry>) {
-        if let (Some(w), Some(entry)) = (word.take(), current.as_mut()) {
-            entry.tokens.push(w);
-        }
-    }
-
-    while let Some(c) = chars.next() {
-        if at_line_start && depth == 0 {
-            at_line_start = false;
-            if let Some(entry) = current.take()
-                && !entry.tokens.is_empty()
-            {
-                out.push(entry);
-            }
-            current = Some(Entry {
-                line,
-                owner_blank: c == ' ' || c == '\t',
-                tokens: Vec::new(),
+    let mut i = 0;
+    // The delimiters are ASCII, which no byte of a multi-byte UTF-8
+    // character equals: the text is cut on bytes, at character bounds.
+    let end_word = |word: &mut Option<usize>, entry: &mut Entry<'a>, at: usize| {
+        if let Some(start) = word.take() {
+            entry.tokens.push(Token {
+                text: &text[start..at],
+                quoted: false,
             });
         }
+    };
+    while i < bytes.len() {
+        let c = bytes[i];
+        if at_line_start && depth == 0 {
+            at_line_start = false;
+            if !entry.tokens.is_empty() {
+                f(&entry);
+            }
+            entry.tokens.clear();
+            entry.line = line;
+            entry.owner_blank = c == b' ' || c == b'\t';
+        }
         match c {
-            '\n' => {
-                end_word(&mut word, &mut current);
+            b'\n' => {
+                end_word(&mut word, &mut entry, i);
                 line += 1;
                 at_line_start = true;
             }
-            ' ' | '\t' | '\r' => end_word(&mut word, &mut current),
-            ';' => {
-                end_word(&mut word, &mut current);
-                while chars.next_if(|&n| n != '\n').is_some() {}
+            b' ' | b'\t' | b'\r' => end_word(&mut word, &mut entry, i),
+            b';' => {
+                end_word(&mut word, &mut entry, i);
+                while i + 1 < bytes.len() && bytes[i + 1] != b'\n' {
+                    i += 1;
+                }
             }
-            '(' => {
-                end_word(&mut word, &mut current);
+            b'(' => {
+                end_word(&mut word, &mut entry, i);
                 if depth == 0 {
                     paren_line = line;
                 }
                 depth += 1;
             }
-            ')' => {
-                end_word(&mut word, &mut current);
+            b')' => {
+                end_word(&mut word, &mut entry, i);
                 if depth == 0 {
                     return Err(LexError {
                         line,
@@ -89,71 +99,73 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
                 }
                 depth -= 1;
             }
-            '"' => {
-                end_word(&mut word, &mut current);
-                let start = line;
-                let mut text = String::new();
+            b'"' => {
+                end_word(&mut word, &mut entry, i);
+                let start_line = line;
+                let start = i + 1;
+                i += 1;
                 loop {
-                    match chars.next() {
+                    match bytes.get(i) {
                         None => {
                             return Err(LexError {
-                                line: start,
+                                line: start_line,
                                 message: "quoted string is not closed: expected a closing `\"`"
                                     .into(),
                             });
                         }
-                        Some('"') => break,
-                        Some('\\') => {
-                            text.push('\\');
-                            if let Some(n) = chars.next() {
-                                if n == '\n' {
-                                    line += 1;
-                                }
-                                text.push(n);
+                        Some(b'"') => break,
+                        Some(b'\\') => {
+                            if bytes.get(i + 1) == Some(&b'\n') {
+                                line += 1;
                             }
+                            i += 2;
+                            continue;
                         }
-                        Some('\n') => {
-                            line += 1;
-                            text.push('\n');
-                        }
-                        Some(other) => text.push(other),
+                        Some(b'\n') => line += 1,
+                        Some(_) => {}
+                    }
+                    i += 1;
+                }
+                entry.tokens.push(Token {
+                    text: &text[start..i],
+                    quoted: true,
+                });
+            }
+            b'\\' => {
+                word.get_or_insert(i);
+                // The escaped character is the word's, unless it ends the line.
+                if i + 1 < bytes.len() && bytes[i + 1] != b'\n' {
+                    i += 1;
+                    // A multi-byte character: to its last byte.
+                    while i + 1 < bytes.len() && (bytes[i + 1] & 0xC0) == 0x80 {
+                        i += 1;
                     }
                 }
-                if let Some(entry) = current.as_mut() {
-                    entry.tokens.push(Token { text, quoted: true });
-                }
             }
-            '\\' => {
-                let w = word.get_or_insert_with(|| Token {
-                    text: String::new(),
-                    quoted: false,
-                });
-                w.text.push('\\');
-                if let Some(n) = chars.next_if(|&n| n != '\n') {
-                    w.text.push(n);
-                }
+            _ => {
+                word.get_or_insert(i);
             }
-            other => word
-                .get_or_insert_with(|| Token {
-                    text: String::new(),
-                    quoted: false,
-                })
-                .text
-                .push(other),
         }
+        i += 1;
     }
-    end_word(&mut word, &mut current);
+    end_word(&mut word, &mut entry, bytes.len());
     if depth > 0 {
         return Err(LexError {
             line: paren_line,
             message: "`(` is never closed: expected a matching `)`".into(),
         });
     }
-    if let Some(entry) = current
-        && !entry.tokens.is_empty()
-    {
-        out.push(entry);
+    if !entry.tokens.is_empty() {
+        f(&entry);
     }
+    Ok(())
+}
+
+/// Every entry of `text`.
+#[cfg(test)]
+pub fn entries(text: &str) -> Result<Vec<Entry<'_>>, LexError> {
+    let mut out = Vec::new();
+    each_entry(text, |e| out.push(e.clone()))?;
     Ok(out)
 }
 
@@ -161,8 +173,8 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
 mod tests {
     use super::*;
 
-    fn words(e: &Entry) -> Vec<&str> {
-        e.tokens.iter().map(|t| t.text.as_str()).collect()
+    fn words<'a>(e: &Entry<'a>) -> Vec<&'a str> {
+        e.tokens.iter().map(|t| t.text).collect()
     }
 
     #[test]

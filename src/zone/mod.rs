@@ -4,6 +4,7 @@
 
 mod lexer;
 mod parse;
+pub mod records;
 pub mod table;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use rustc_hash::FxHashMap;
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 
 use crate::config::{Config, Location, ZoneSource};
+pub use records::Records;
 pub use table::AnswerTable;
 
 /// Something wrong in a zone file, or with the config's entry for it.
@@ -42,11 +44,12 @@ impl fmt::Display for ZoneErrors {
 /// A checked zone: one SOA and at least one NS at the apex, every owner
 /// inside the origin, no CNAME beside other data, duplicates removed and
 /// each RRset's TTLs made equal (the lowest, RFC 2181 section 5.2).
-/// The records are shared: a copy of a zone costs a pointer.
+/// The records are held in wire format and shared: a copy of a zone
+/// costs a pointer, and the answer table and the transfers refer to them.
 #[derive(Debug, Clone)]
 pub struct Zone {
     pub origin: Name,
-    pub records: std::sync::Arc<[Record]>,
+    pub records: std::sync::Arc<Records>,
 }
 
 /// Reads and checks every zone the config names, and that the failover
@@ -86,19 +89,27 @@ fn check_failover_records(config: &Config, zones: &[Zone]) -> Vec<ZoneError> {
         else {
             continue;
         };
-        let apex = LowerName::new(&zone.origin);
-        let clash = zone.records.iter().find_map(|r| {
-            let owner = LowerName::new(&r.name);
-            let rtype = r.record_type();
-            if owner == name && (rtype == record.rtype || rtype == RecordType::CNAME) {
-                Some(format!(
-                    "the zone {} already has {rtype} data at {}: remove it from the zone file, the failover record answers for that name",
-                    zone.origin, record.name
-                ))
-            } else if rtype == RecordType::NS && owner != apex && owner.zone_of(&name) {
+        let apex = records::wire_key(&LowerName::new(&zone.origin));
+        let key = records::wire_key(&name);
+        let held = &zone.records;
+        let clash = held.nodes().find_map(|(owner, range)| {
+            let owner = records::lower_wire(owner);
+            let mut types = range.map(|i| held.rtype(i));
+            if *owner == *key {
+                types
+                    .find(|t| *t == record.rtype || *t == RecordType::CNAME)
+                    .map(|rtype| format!(
+                        "the zone {} already has {rtype} data at {}: remove it from the zone file, the failover record answers for that name",
+                        zone.origin, record.name
+                    ))
+            } else if *owner != *apex
+                && records::wire_zone_of(&owner, &key)
+                && types.any(|t| t == RecordType::NS)
+            {
                 Some(format!(
                     "{} lies at or below the delegation {}: a failover record must be in the zone's own data",
-                    record.name, r.name
+                    record.name,
+                    Name::from(&records::wire_name(&owner))
                 ))
             } else {
                 None
@@ -218,31 +229,45 @@ pub fn both_ways(
     })
 }
 
+/// The records seen at one owner while checking: the types there (each
+/// with the line of its first record), and the records kept.
+#[derive(Default)]
+struct Draft {
+    types: Vec<(RecordType, Option<usize>)>,
+    kept: Vec<u32>,
+}
+
 fn check(
     origin: &Name,
     file: &std::path::Path,
     records: Vec<parse::SourceRecord>,
     errors: &mut Vec<ZoneError>,
 ) -> Zone {
-    let apex = LowerName::new(origin);
-    // For each owner: the types seen there and the line of each's first record.
+    let apex = records::wire_key_of(origin);
+    // Owners by wire name, lower case, in the order they first appear.
     // Keyed by names the zone file chose, but a zone file is the
     // operator's: the fast hash needs no key.
-    let mut types: FxHashMap<LowerName, Vec<(RecordType, Option<usize>)>> = FxHashMap::default();
-    let mut kept: Vec<Record> = Vec::new();
-    let mut sets: FxHashMap<(LowerName, RecordType), Vec<usize>> = FxHashMap::default();
+    let mut node_of: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
+    let mut drafts: Vec<Draft> = Vec::new();
+    let mut kept: Vec<Record> = Vec::with_capacity(records.len());
     let mut soa_count = 0;
     for source in records {
-        let record = source.record;
-        let owner = LowerName::new(&record.name);
-        let line = source.location.line;
+        let parse::SourceRecord {
+            record,
+            file: source_file,
+            line,
+        } = source;
         let mut fail = |message: String| {
             errors.push(ZoneError {
-                location: source.location.clone(),
+                location: Location {
+                    file: source_file.to_path_buf(),
+                    line: Some(line),
+                },
                 message,
             })
         };
-        if !apex.zone_of(&owner) {
+        let key = records::wire_key_of(&record.name);
+        if !records::wire_zone_of(&apex, &key) {
             fail(format!(
                 "{} is outside the zone: expected a name ending in {origin}",
                 record.name
@@ -258,7 +283,7 @@ fn check(
             continue;
         }
         if rtype == RecordType::SOA {
-            if owner != apex {
+            if *key != *apex {
                 fail(format!(
                     "SOA at {}: the only SOA must be at the apex {origin}",
                     record.name
@@ -271,7 +296,16 @@ fn check(
                 continue;
             }
         }
-        let seen = types.entry(owner.clone()).or_default();
+        let node = match node_of.get(&*key) {
+            Some(&node) => node as usize,
+            None => {
+                node_of.insert(key.to_vec().into(), drafts.len() as u32);
+                drafts.push(Draft::default());
+                drafts.len() - 1
+            }
+        };
+        let draft = &mut drafts[node];
+        let seen = &mut draft.types;
         let clash = if rtype == RecordType::CNAME {
             seen.iter()
                 .find(|(t, _)| *t != RecordType::CNAME || rtype == *t)
@@ -297,12 +331,15 @@ fn check(
             continue;
         }
         if !seen.iter().any(|(t, _)| *t == rtype) {
-            seen.push((rtype, line));
+            seen.push((rtype, Some(line)));
         }
         // RFC 2181 section 5: an RRset holds each record once.
-        let set = sets.entry((owner, rtype)).or_default();
-        if !set.iter().any(|&i| kept[i].data == record.data) {
-            set.push(kept.len());
+        let duplicate = draft.kept.iter().any(|&i| {
+            let other = &kept[i as usize];
+            other.record_type() == rtype && other.data == record.data
+        });
+        if !duplicate {
+            draft.kept.push(kept.len() as u32);
             kept.push(record);
         }
     }
@@ -318,23 +355,24 @@ fn check(
             ),
         });
     }
-    let apex_types = types.get(&apex).map(Vec::as_slice).unwrap_or_default();
-    if !apex_types.iter().any(|(t, _)| *t == RecordType::NS) {
+    let apex_has_ns = node_of.get(&*apex).is_some_and(|&n| {
+        drafts[n as usize]
+            .types
+            .iter()
+            .any(|(t, _)| *t == RecordType::NS)
+    });
+    if !apex_has_ns {
         errors.push(ZoneError {
             location: whole_file(),
             message: format!("zone {origin} has no NS record at the apex: expected at least one"),
         });
     }
-    // RFC 2181 section 5.2: an RRset's records share one TTL, the lowest.
-    for set in sets.values() {
-        if let Some(ttl) = set.iter().map(|&i| kept[i].ttl).min() {
-            for &i in set {
-                kept[i].ttl = ttl;
-            }
-        }
-    }
+    drop(node_of);
+    // RFC 2181 section 5.2: an RRset's records share one TTL, the lowest
+    // (made so as the records are written).
+    let nodes: Vec<Vec<u32>> = drafts.into_iter().map(|d| d.kept).collect();
     Zone {
         origin: origin.clone(),
-        records: kept.into(),
+        records: std::sync::Arc::new(Records::from_nodes(&kept, nodes)),
     }
 }

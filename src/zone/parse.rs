@@ -27,11 +27,12 @@ use crate::config::Location;
 /// `$INCLUDE` may nest this deep.
 const MAX_INCLUDE_DEPTH: usize = 8;
 
-/// A record and where it was written.
+/// A record and where it was written (the file shared by its records).
 #[derive(Debug, Clone)]
 pub struct SourceRecord {
     pub record: Record,
-    pub location: Location,
+    pub file: std::sync::Arc<Path>,
+    pub line: usize,
 }
 
 /// The state that carries from one entry to the next.
@@ -87,27 +88,19 @@ fn parse_into(
         file: path.to_path_buf(),
         line: Some(line),
     };
-    let entries = match lexer::entries(text) {
-        Ok(entries) => entries,
-        Err(e) => {
-            errors.push(ZoneError {
-                location: at(e.line),
-                message: e.message,
-            });
-            return;
-        }
-    };
-    for entry in entries {
+    let file: std::sync::Arc<Path> = path.into();
+    let lexed = lexer::each_entry(text, |entry| {
         let Some(first) = entry.tokens.first() else {
-            continue;
+            return;
         };
         let result = if !entry.owner_blank && !first.quoted && first.text.starts_with('$') {
-            directive(path, &entry, cursor, out, errors, depth)
+            directive(path, entry, cursor, out, errors, depth)
         } else {
-            record(&entry, cursor).map(|record| {
+            record(entry, cursor).map(|record| {
                 out.push(SourceRecord {
                     record,
-                    location: at(entry.line),
+                    file: file.clone(),
+                    line: entry.line,
                 })
             })
         };
@@ -117,6 +110,12 @@ fn parse_into(
                 message,
             });
         }
+    });
+    if let Err(e) = lexed {
+        errors.push(ZoneError {
+            location: at(e.line),
+            message: e.message,
+        });
     }
 }
 
@@ -135,14 +134,14 @@ fn directive(
             let [arg] = args else {
                 return Err("$ORIGIN takes one domain name".into());
             };
-            cursor.origin = parse_name(&arg.text, &cursor.origin)?;
+            cursor.origin = parse_name(arg.text, &cursor.origin)?;
             Ok(())
         }
         "$TTL" => {
             let [arg] = args else {
                 return Err("$TTL takes one TTL, such as 3600 or 1h".into());
             };
-            let ttl = parse_ttl(&arg.text).map_err(|_| {
+            let ttl = parse_ttl(arg.text).map_err(|_| {
                 format!(
                     "$TTL `{}` is not a TTL: expected seconds such as 3600, or 1h, 2d",
                     arg.text
@@ -154,7 +153,7 @@ fn directive(
         "$INCLUDE" => {
             let (file, new_origin) = match args {
                 [file] => (file, None),
-                [file, origin] => (file, Some(parse_name(&origin.text, &cursor.origin)?)),
+                [file, origin] => (file, Some(parse_name(origin.text, &cursor.origin)?)),
                 _ => return Err("$INCLUDE takes a file name and optionally an origin".into()),
             };
             if depth >= MAX_INCLUDE_DEPTH {
@@ -162,7 +161,7 @@ fn directive(
                     "$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} files"
                 ));
             }
-            let included: PathBuf = path.parent().unwrap_or(Path::new(".")).join(&file.text);
+            let included: PathBuf = path.parent().unwrap_or(Path::new(".")).join(file.text);
             let text = std::fs::read_to_string(&included)
                 .map_err(|e| format!("cannot read $INCLUDE file {}: {e}", included.display()))?;
             // RFC 1035 section 5.1: the origin reverts after the included file.
@@ -208,7 +207,7 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
                 first.text
             ));
         }
-        parse_name(&first.text, &cursor.origin)?
+        parse_name(first.text, &cursor.origin)?
     };
     cursor.last_owner = Some(owner.clone());
 
@@ -222,7 +221,7 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
         };
         let upper = token.text.to_ascii_uppercase();
         if !token.quoted && ttl.is_none() && token.text.starts_with(|c: char| c.is_ascii_digit()) {
-            ttl = Some(parse_ttl(&token.text).map_err(|_| {
+            ttl = Some(parse_ttl(token.text).map_err(|_| {
                 format!(
                     "`{}` is not a TTL: expected seconds such as 3600, or 1h, 2d",
                     token.text
@@ -277,10 +276,10 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
         text.push(' ');
         if token.quoted {
             text.push('"');
-            text.push_str(&token.text);
+            text.push_str(token.text);
             text.push('"');
         } else {
-            text.push_str(&token.text);
+            text.push_str(token.text);
         }
     }
     text.push('\n');
@@ -317,7 +316,7 @@ fn common_rdata(rtype: RecordType, data: &[&Token], origin: &Name) -> Option<RDa
         return None;
     }
     let name = |t: &Token| -> Option<Name> {
-        let mut name = Name::parse(&t.text, Some(origin)).ok()?;
+        let mut name = Name::parse(t.text, Some(origin)).ok()?;
         name.set_fqdn(true);
         Some(name)
     };
@@ -341,7 +340,9 @@ fn common_rdata(rtype: RecordType, data: &[&Token], origin: &Name) -> Option<RDa
                 .iter()
                 .all(|t| !t.text.is_empty() && t.text.len() <= 255) =>
         {
-            RData::TXT(TXT::new(strings.iter().map(|t| t.text.clone()).collect()))
+            RData::TXT(TXT::new(
+                strings.iter().map(|t| t.text.to_owned()).collect(),
+            ))
         }
         _ => return None,
     })
@@ -370,7 +371,7 @@ mod tests {
         assert_eq!(records[1].record.ttl, 3600);
         assert_eq!(records[2].record.ttl, 60);
         assert_eq!(records[3].record.name.to_string(), "mail.example.com.");
-        assert_eq!(records[3].location.line, Some(5));
+        assert_eq!(records[3].line, 5);
         assert_eq!(records[3].record.ttl, 3600);
     }
 

@@ -1,5 +1,6 @@
-//! The answer table: every served zone compiled into nodes keyed by
-//! lower-cased name, and the authoritative lookup over them (RFC 1034
+//! The answer table: every served zone's names (lower case, wire format)
+//! with the range of their records in the zone's wire-format `Records`,
+//! decoded only for the answer being made, and the authoritative lookup over them (RFC 1034
 //! section 4.3.2, wildcards per RFC 4592, minimal ANY per RFC 8482). A table
 //! is immutable once built; the server swaps whole tables, so every answer
 //! comes from one consistent state.
@@ -10,19 +11,40 @@
 //! after a failover costs the names that changed, not the zone.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+    ops::Range,
     sync::Arc,
 };
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use hickory_proto::{
     op::ResponseCode,
     rr::{LowerName, Name, RData, Record, RecordType},
 };
 
-use super::Zone;
+use super::{
+    Records, Zone,
+    records::{lower_wire, wire_key, wire_name, wire_zone_of},
+};
 
 /// CNAME chains inside a zone are followed this far, then left as they are.
 const MAX_CNAME_CHAIN: usize = 16;
+
+/// The types whose answers the fast path writes from the zone's records
+/// (`AnswerTable::direct`): their data holds no names.
+pub const DIRECT: [RecordType; 6] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::TXT,
+    RecordType::CAA,
+    RecordType::SSHFP,
+    RecordType::TLSA,
+];
+
+/// A zone file's nodes: lower-case wire name to the range of its records.
+type Nodes = FxHashMap<Box<[u8]>, (u32, u32)>;
 
 /// All served zones, ready for lookups.
 #[derive(Debug, Default)]
@@ -35,13 +57,25 @@ pub struct AnswerTable {
 #[derive(Debug)]
 struct ZoneTable {
     origin: LowerName,
-    /// The zone file's nodes, shared by every table built from one load.
-    nodes: Arc<HashMap<LowerName, Node>>,
+    /// The origin in wire format, lower case.
+    origin_key: Box<[u8]>,
+    /// The zone file's records, grouped by owner.
+    records: Arc<Records>,
+    /// The zone file's nodes by lower-case wire name, each the range of
+    /// its records in `records` (empty for an empty non-terminal or a
+    /// failover record's name); shared by every table built from one
+    /// load. The keys are the zone's names: lookups cannot add to it, so
+    /// the fast hash needs no key.
+    nodes: Arc<Nodes>,
     /// Nodes that differ from `nodes`: the apex with the SOA serial
     /// served, and the names of the failover records.
     overlay: HashMap<LowerName, Node>,
-    /// Names below the apex that carry NS records: zone cuts.
-    cuts: Arc<HashSet<LowerName>>,
+    /// The overlay's names, and those of the failover records, in wire
+    /// format, lower case: names the fast path leaves alone.
+    overlay_keys: Vec<Box<[u8]>>,
+    /// Names below the apex that carry NS records (zone cuts), in wire
+    /// format, lower case.
+    cuts: Arc<FxHashSet<Box<[u8]>>>,
     /// The SOA with the negative-caching TTL, min(SOA TTL, SOA minimum)
     /// (RFC 2308 section 3), for the authority section of negative answers.
     negative_soa: Record,
@@ -61,6 +95,70 @@ impl Node {
             .iter()
             .find(|(t, _)| *t == rtype)
             .map(|(_, r)| r.as_slice())
+    }
+}
+
+/// A node found: the zone file's (its records' range, decoded when
+/// used) or the overlay's.
+#[derive(Clone, Copy)]
+enum NodeRef<'a> {
+    Zone(&'a Records, usize, usize),
+    Overlay(&'a Node),
+}
+
+impl<'a> NodeRef<'a> {
+    /// The RRset of `rtype` here.
+    fn get(self, rtype: RecordType) -> Option<Cow<'a, [Record]>> {
+        match self {
+            Self::Overlay(node) => node.get(rtype).map(Cow::Borrowed),
+            Self::Zone(records, start, end) => {
+                let set: Vec<Record> = (start..end)
+                    .filter(|&i| records.rtype(i) == rtype)
+                    .map(|i| records.get(i))
+                    .collect();
+                (!set.is_empty()).then_some(Cow::Owned(set))
+            }
+        }
+    }
+
+    /// The RRset with the lowest type code, for ANY.
+    fn first(self) -> Option<Cow<'a, [Record]>> {
+        match self {
+            Self::Overlay(node) => node.rrsets.first().map(|(_, set)| Cow::Borrowed(&set[..])),
+            Self::Zone(records, start, end) => (start < end)
+                .then(|| self.get(records.rtype(start)))
+                .flatten(),
+        }
+    }
+
+    fn types(self) -> Vec<RecordType> {
+        match self {
+            Self::Overlay(node) => node.rrsets.iter().map(|(t, _)| *t).collect(),
+            Self::Zone(records, start, end) => {
+                let mut types: Vec<RecordType> = (start..end).map(|i| records.rtype(i)).collect();
+                types.dedup();
+                types
+            }
+        }
+    }
+
+    /// A copy of the node, to change in an overlay.
+    fn owned(self) -> Node {
+        match self {
+            Self::Overlay(node) => node.clone(),
+            Self::Zone(records, start, end) => {
+                let mut node = Node::default();
+                for i in start..end {
+                    let record = records.get(i);
+                    let rtype = record.record_type();
+                    match node.rrsets.last_mut() {
+                        Some((t, set)) if *t == rtype => set.push(record),
+                        _ => node.rrsets.push((rtype, vec![record])),
+                    }
+                }
+                node
+            }
+        }
     }
 }
 
@@ -117,7 +215,10 @@ impl AnswerTable {
                     .copied()
                     .unwrap_or(zone.serial);
                 let mut overlay: HashMap<LowerName, Node> = HashMap::new();
-                let mut apex = zone.nodes.get(&zone.origin).cloned().unwrap_or_default();
+                let mut apex = zone
+                    .static_node(&zone.origin)
+                    .map(NodeRef::owned)
+                    .unwrap_or_default();
                 for (_, set) in &mut apex.rrsets {
                     for record in set {
                         if let RData::SOA(soa) = &mut record.data {
@@ -136,9 +237,11 @@ impl AnswerTable {
                     if closest != Some(&zone.origin) {
                         continue;
                     }
-                    let node = overlay
-                        .entry(name.clone())
-                        .or_insert_with(|| zone.nodes.get(&name).cloned().unwrap_or_default());
+                    let node = overlay.entry(name.clone()).or_insert_with(|| {
+                        zone.static_node(&name)
+                            .map(NodeRef::owned)
+                            .unwrap_or_default()
+                    });
                     let rtype = record.record_type();
                     match node.rrsets.iter_mut().find(|(t, _)| *t == rtype) {
                         Some((_, set)) => set.push(record.clone()),
@@ -154,7 +257,15 @@ impl AnswerTable {
                 }
                 ZoneTable {
                     origin: zone.origin.clone(),
+                    origin_key: zone.origin_key.clone(),
+                    records: zone.records.clone(),
                     nodes: zone.nodes.clone(),
+                    overlay_keys: zone
+                        .overlay_keys
+                        .iter()
+                        .cloned()
+                        .chain(overlay.keys().map(|n| wire_key(n).to_vec().into()))
+                        .collect(),
                     overlay,
                     cuts: zone.cuts.clone(),
                     negative_soa,
@@ -196,22 +307,70 @@ impl AnswerTable {
     /// Every name the zones hold (empty non-terminals too), with the types
     /// of the records at it.
     pub fn names(&self) -> Vec<(Name, Vec<RecordType>)> {
-        self.zones
+        self.names_where(|_| true)
+    }
+
+    /// The names whose types `keep` wants, with those types.
+    pub fn names_where(
+        &self,
+        keep: impl Fn(&[RecordType]) -> bool,
+    ) -> Vec<(Name, Vec<RecordType>)> {
+        let mut names = Vec::new();
+        for z in &self.zones {
+            for (name, node) in &z.overlay {
+                let types = NodeRef::Overlay(node).types();
+                if keep(&types) {
+                    names.push((Name::from(name), types));
+                }
+            }
+            for (key, &(start, end)) in z.nodes.iter() {
+                let types = NodeRef::Zone(&z.records, start as usize, end as usize).types();
+                if !keep(&types) {
+                    continue;
+                }
+                let name = wire_name(key);
+                if !z.overlay.contains_key(&name) {
+                    names.push((Name::from(&name), types));
+                }
+            }
+        }
+        names
+    }
+
+    /// For the fast path: the zone file's records that answer `qtype` at
+    /// `key` (a name in wire format, lower case) when they are the whole
+    /// answer, with nothing in the other sections: a name of the zone's
+    /// own data that no overlay changes (not the apex, not a failover
+    /// record's name, not at or below a zone cut), a type whose data
+    /// holds no names, and records of that type there. Anything else is
+    /// `None`, and goes the general way.
+    pub fn direct(&self, key: &[u8], qtype: RecordType) -> Option<(&Records, Range<usize>)> {
+        if !DIRECT.contains(&qtype) {
+            return None;
+        }
+        let zone = self
+            .zones
             .iter()
-            .flat_map(|z| {
-                let overlay = z.overlay.iter();
-                let rest = z
-                    .nodes
-                    .iter()
-                    .filter(|(name, _)| !z.overlay.contains_key(*name));
-                overlay.chain(rest).map(|(name, node)| {
-                    (
-                        Name::from(name),
-                        node.rrsets.iter().map(|(t, _)| *t).collect(),
-                    )
-                })
-            })
-            .collect()
+            .find(|z| wire_zone_of(&z.origin_key, key))?;
+        if *key == *zone.origin_key || zone.overlay_keys.iter().any(|k| **k == *key) {
+            return None;
+        }
+        if !zone.cuts.is_empty() {
+            let mut at = 0;
+            while key.len() - at > zone.origin_key.len() {
+                if zone.cuts.contains(&key[at..]) {
+                    return None;
+                }
+                at += 1 + usize::from(key[at]);
+            }
+        }
+        let &(start, end) = zone.nodes.get(key)?;
+        let records = &*zone.records;
+        let first = (start as usize..end as usize).find(|&i| records.rtype(i) == qtype)?;
+        let last = (first..end as usize)
+            .find(|&i| records.rtype(i) != qtype)
+            .unwrap_or(end as usize);
+        Some((records, first..last))
     }
 
     /// Answers `qtype` for `qname` (as the client wrote it: its case is kept
@@ -228,67 +387,79 @@ impl AnswerTable {
 impl ZoneTable {
     fn build(zone: Zone, dynamic: &[Name]) -> Option<Self> {
         let origin = LowerName::new(&zone.origin);
-        let (soa, serial) = zone.records.iter().find_map(|r| match &r.data {
-            RData::SOA(soa) => Some((r.clone(), soa.serial)),
-            _ => None,
-        })?;
-        let minimum = match &soa.data {
-            RData::SOA(s) => s.minimum,
-            _ => soa.ttl,
+        let origin_key: Box<[u8]> = wire_key(&origin).to_vec().into();
+        let records = zone.records;
+        let soa = records.first_of(RecordType::SOA)?;
+        let (serial, minimum) = match &soa.data {
+            RData::SOA(s) => (s.serial, s.minimum),
+            _ => return None,
         };
         let mut negative_soa = soa;
         negative_soa.ttl = negative_soa.ttl.min(minimum);
 
-        let mut nodes: HashMap<LowerName, Node> = HashMap::new();
-        let mut cuts = HashSet::new();
+        let mut nodes = Nodes::default();
+        nodes.reserve(records.nodes().len());
+        let mut cuts = FxHashSet::default();
         // Every name between an owner and the apex exists, if only as an
-        // empty non-terminal (RFC 4592 section 2.2.2).
-        let exist = |nodes: &mut HashMap<LowerName, Node>, owner: &LowerName| {
-            let mut parent = owner.base_name();
-            while origin.zone_of(&parent) && &parent != owner {
-                nodes.entry(parent.clone()).or_default();
-                if parent == origin {
+        // empty non-terminal (RFC 4592 section 2.2.2). Every name in
+        // `nodes` has its ancestors there too, so the walk up stops at the
+        // first one found.
+        let exist = |nodes: &mut Nodes, key: &[u8]| {
+            let mut at = 0;
+            while key.len() - at > origin_key.len() {
+                at += 1 + usize::from(key[at]);
+                let parent = &key[at..];
+                if nodes.contains_key(parent) {
                     break;
                 }
-                parent = parent.base_name();
+                nodes.insert(parent.into(), (0, 0));
             }
         };
+        let mut overlay_keys: Vec<Box<[u8]>> = Vec::new();
         for name in dynamic {
-            let owner = LowerName::new(name);
-            if origin.zone_of(&owner) {
-                exist(&mut nodes, &owner);
-                nodes.entry(owner).or_default();
+            let key = wire_key(&LowerName::new(name));
+            if wire_zone_of(&origin_key, &key) {
+                overlay_keys.push(key.to_vec().into());
+                exist(&mut nodes, &key);
+                nodes.entry(key.to_vec().into()).or_insert((0, 0));
             }
         }
-        for record in zone.records.iter().cloned() {
-            let owner = LowerName::new(&record.name);
-            exist(&mut nodes, &owner);
-            let rtype = record.record_type();
-            if rtype == RecordType::NS && owner != origin {
-                cuts.insert(owner.clone());
+        for (owner, range) in records.nodes() {
+            let key = lower_wire(owner);
+            exist(&mut nodes, &key);
+            if key != origin_key && range.clone().any(|i| records.rtype(i) == RecordType::NS) {
+                cuts.insert(key.clone());
             }
-            let node = nodes.entry(owner).or_default();
-            match node.rrsets.iter_mut().find(|(t, _)| *t == rtype) {
-                Some((_, set)) => set.push(record),
-                None => node.rrsets.push((rtype, vec![record])),
-            }
+            nodes.insert(key, (range.start as u32, range.end as u32));
         }
-        for node in nodes.values_mut() {
-            node.rrsets.sort_by_key(|(t, _)| u16::from(*t));
-        }
+        nodes.shrink_to_fit();
         Some(Self {
             origin,
+            origin_key,
+            records,
             nodes: Arc::new(nodes),
             overlay: HashMap::new(),
+            overlay_keys,
             cuts: Arc::new(cuts),
             negative_soa,
             serial,
         })
     }
 
+    /// The zone file's node at `name`.
+    fn static_node(&self, name: &LowerName) -> Option<NodeRef<'_>> {
+        let key = wire_key(name);
+        self.nodes
+            .get(&*key)
+            .map(|&(start, end)| NodeRef::Zone(&self.records, start as usize, end as usize))
+    }
+
     /// The node at `name`: the overlay's, else the zone file's.
-    fn node(&self, name: &LowerName) -> Option<&Node> {
-        self.overlay.get(name).or_else(|| self.nodes.get(name))
+    fn node(&self, name: &LowerName) -> Option<NodeRef<'_>> {
+        match self.overlay.get(name) {
+            Some(node) => Some(NodeRef::Overlay(node)),
+            None => self.static_node(name),
+        }
     }
 
     fn resolve(&self, qname: &Name, lower: LowerName, qtype: RecordType) -> Resolution {
@@ -322,22 +493,22 @@ impl ZoneTable {
             };
             if qtype == RecordType::ANY {
                 // RFC 8482: one RRset is enough.
-                match node.rrsets.first() {
-                    Some((_, set)) => {
-                        res.answer.extend(renamed(set, &owner));
-                        self.additional_for(set, &mut res);
+                match node.first() {
+                    Some(set) => {
+                        res.answer.extend(renamed(&set, &owner));
+                        self.additional_for(&set, &mut res);
                     }
                     None => res.authority.push(self.negative_soa.clone()),
                 }
                 return res;
             }
             if let Some(set) = node.get(qtype) {
-                res.answer.extend(renamed(set, &owner));
-                self.additional_for(set, &mut res);
+                res.answer.extend(renamed(&set, &owner));
+                self.additional_for(&set, &mut res);
                 return res;
             }
             if let Some(set) = node.get(RecordType::CNAME) {
-                res.answer.extend(renamed(set, &owner));
+                res.answer.extend(renamed(&set, &owner));
                 let target = match set.first().map(|r| &r.data) {
                     Some(RData::CNAME(target)) => target.0.clone(),
                     _ => return res,
@@ -364,16 +535,25 @@ impl ZoneTable {
         if self.cuts.is_empty() {
             return None;
         }
-        let apex_labels = self.origin.num_labels();
-        let full = Name::from(name);
-        (apex_labels + 1..=name.num_labels())
-            .map(|n| LowerName::new(&full.trim_to(n as usize)))
-            .find(|candidate| self.cuts.contains(candidate))
+        let key = wire_key(name);
+        // Where each label starts, from the name's first down to the apex.
+        let mut starts = Vec::with_capacity(8);
+        let mut at = 0;
+        while key.len() - at > self.origin_key.len() {
+            starts.push(at);
+            at += 1 + usize::from(key[at]);
+        }
+        starts
+            .iter()
+            .rev()
+            .map(|&at| &key[at..])
+            .find(|candidate| self.cuts.contains(*candidate))
+            .map(wire_name)
     }
 
     /// The wildcard node that covers `name`, which does not exist: `*.` and
     /// the closest existing ancestor (RFC 4592 section 3.3.1).
-    fn wildcard_for(&self, name: &LowerName) -> Option<&Node> {
+    fn wildcard_for(&self, name: &LowerName) -> Option<NodeRef<'_>> {
         let mut encloser = name.base_name();
         while self.node(&encloser).is_none() {
             if encloser == self.origin || encloser.is_root() {
@@ -388,7 +568,7 @@ impl ZoneTable {
     fn referral(&self, cut: &LowerName, res: &mut Resolution) {
         if let Some(ns) = self.node(cut).and_then(|n| n.get(RecordType::NS)) {
             res.authority.extend(ns.iter().cloned());
-            self.add_addresses(ns, res);
+            self.add_addresses(&ns, res);
         }
     }
 

@@ -64,7 +64,7 @@ impl Controller {
             if !holds {
                 continue;
             }
-            for record in zone.records.iter().filter(|r| r.name == zone.origin) {
+            for record in zone.records.at(&zone.origin) {
                 let RData::NS(ns) = &record.data else {
                     continue;
                 };
