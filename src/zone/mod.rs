@@ -9,8 +9,6 @@ pub mod table;
 
 use std::fmt;
 
-use rustc_hash::FxHashMap;
-
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 
 use crate::config::{Config, Location, ZoneSource};
@@ -92,28 +90,29 @@ fn check_failover_records(config: &Config, zones: &[Zone]) -> Vec<ZoneError> {
         let apex = records::wire_key(&LowerName::new(&zone.origin));
         let key = records::wire_key(&name);
         let held = &zone.records;
-        let clash = held.nodes().find_map(|(owner, range)| {
-            let owner = records::lower_wire(owner);
-            let mut types = range.map(|i| held.rtype(i));
-            if *owner == *key {
-                types
-                    .find(|t| *t == record.rtype || *t == RecordType::CNAME)
-                    .map(|rtype| format!(
-                        "the zone {} already has {rtype} data at {}: remove it from the zone file, the failover record answers for that name",
-                        zone.origin, record.name
-                    ))
-            } else if *owner != *apex
-                && records::wire_zone_of(&owner, &key)
-                && types.any(|t| t == RecordType::NS)
-            {
-                Some(format!(
+        let types_at = |name: &[u8]| held.find(name).into_iter().flatten().map(|i| held.rtype(i));
+        // The name itself, then each name above it below the apex: a cut.
+        let mut suffixes = Vec::new();
+        let mut at = 0;
+        while key.len() - at > apex.len() {
+            suffixes.push(at);
+            at += 1 + usize::from(key[at]);
+        }
+        let here = types_at(&key)
+            .find(|t| *t == record.rtype || *t == RecordType::CNAME)
+            .map(|rtype| format!(
+                "the zone {} already has {rtype} data at {}: remove it from the zone file, the failover record answers for that name",
+                zone.origin, record.name
+            ));
+        let clash = here.or_else(|| {
+            suffixes.iter().rev().find_map(|&at| {
+                let owner = &key[at..];
+                types_at(owner).any(|t| t == RecordType::NS).then(|| format!(
                     "{} lies at or below the delegation {}: a failover record must be in the zone's own data",
                     record.name,
-                    Name::from(&records::wire_name(&owner))
+                    Name::from(&records::wire_name(owner))
                 ))
-            } else {
-                None
-            }
+            })
         });
         if let Some(message) = clash {
             errors.push(ZoneError {
@@ -157,10 +156,12 @@ pub fn from_text(
     text: &str,
     origin: &Name,
 ) -> Result<Zone, Vec<ZoneError>> {
-    let mut records = Vec::new();
     let mut errors = Vec::new();
-    parse::parse_text(file, text, origin, &mut records, &mut errors);
-    let zone = check(origin, file, records, &mut errors);
+    // Each record is checked as it is read: the file's records are never
+    // all held in hickory's form at once.
+    let mut checker = Checker::new(origin, text);
+    parse::parse_text(file, text, origin, &mut |r| checker.add(r), &mut errors);
+    let zone = checker.finish(file, &mut errors);
     if errors.is_empty() {
         Ok(zone)
     } else {
@@ -221,7 +222,14 @@ pub fn both_ways(
 ) -> [(Vec<Record>, Vec<Option<usize>>); 2] {
     [true, false].map(|direct| {
         let (mut records, mut errors) = (Vec::new(), Vec::new());
-        parse::parse_text_with(file, text, origin, &mut records, &mut errors, direct);
+        parse::parse_text_with(
+            file,
+            text,
+            origin,
+            &mut |r| records.push(r),
+            &mut errors,
+            direct,
+        );
         (
             records.into_iter().map(|r| r.record).collect(),
             errors.into_iter().map(|e| e.location.line).collect(),
@@ -229,29 +237,46 @@ pub fn both_ways(
     })
 }
 
-/// The records seen at one owner while checking: the types there (each
-/// with the line of its first record), and the records kept.
-#[derive(Default)]
-struct Draft {
-    types: Vec<(RecordType, Option<usize>)>,
-    kept: Vec<u32>,
+/// The types seen at one owner while checking, each with the line of its
+/// first record.
+type Draft = Vec<(RecordType, Option<usize>)>;
+
+/// Checks a zone's records one at a time as they are read, keeping
+/// those that stand.
+struct Checker {
+    origin: Name,
+    apex: records::WireKey,
+    drafts: Vec<Draft>,
+    /// The records kept, written as they come; node for node as `drafts`.
+    kept: records::Gather,
+    soa_count: usize,
+    errors: Vec<ZoneError>,
 }
 
-fn check(
-    origin: &Name,
-    file: &std::path::Path,
-    records: Vec<parse::SourceRecord>,
-    errors: &mut Vec<ZoneError>,
-) -> Zone {
-    let apex = records::wire_key_of(origin);
-    // Owners by wire name, lower case, in the order they first appear.
-    // Keyed by names the zone file chose, but a zone file is the
-    // operator's: the fast hash needs no key.
-    let mut node_of: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
-    let mut drafts: Vec<Draft> = Vec::new();
-    let mut kept: Vec<Record> = Vec::with_capacity(records.len());
-    let mut soa_count = 0;
-    for source in records {
+impl Checker {
+    /// A checker for the zone at `origin` whose file reads `text` (for
+    /// room: about a record a line, and less in wire format than as text).
+    fn new(origin: &Name, text: &str) -> Self {
+        let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+        Self {
+            origin: origin.clone(),
+            apex: records::wire_key_of(origin),
+            drafts: Vec::with_capacity(lines / 2),
+            kept: records::Gather::with_capacity(lines, text.len()),
+            soa_count: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, source: parse::SourceRecord) {
+        let Self {
+            origin,
+            apex,
+            drafts,
+            kept,
+            soa_count,
+            errors,
+        } = self;
         let parse::SourceRecord {
             record,
             file: source_file,
@@ -267,12 +292,12 @@ fn check(
             })
         };
         let key = records::wire_key_of(&record.name);
-        if !records::wire_zone_of(&apex, &key) {
+        if !records::wire_zone_of(apex, &key) {
             fail(format!(
                 "{} is outside the zone: expected a name ending in {origin}",
                 record.name
             ));
-            continue;
+            return;
         }
         let rtype = record.record_type();
         if let Err(why) = wire_round_trip(&record) {
@@ -280,32 +305,27 @@ fn check(
                 "{rtype} at {}: its data cannot be sent as written: {why}",
                 record.name
             ));
-            continue;
+            return;
         }
         if rtype == RecordType::SOA {
-            if *key != *apex {
+            if *key != **apex {
                 fail(format!(
                     "SOA at {}: the only SOA must be at the apex {origin}",
                     record.name
                 ));
-                continue;
+                return;
             }
-            soa_count += 1;
-            if soa_count > 1 {
+            *soa_count += 1;
+            if *soa_count > 1 {
                 fail(format!("a second SOA at {origin}: expected exactly one"));
-                continue;
+                return;
             }
         }
-        let node = match node_of.get(&*key) {
-            Some(&node) => node as usize,
-            None => {
-                node_of.insert(key.to_vec().into(), drafts.len() as u32);
-                drafts.push(Draft::default());
-                drafts.len() - 1
-            }
-        };
-        let draft = &mut drafts[node];
-        let seen = &mut draft.types;
+        let (node, new) = kept.node(&record.name);
+        if new {
+            drafts.push(Draft::default());
+        }
+        let seen = &mut drafts[node];
         let clash = if rtype == RecordType::CNAME {
             seen.iter()
                 .find(|(t, _)| *t != RecordType::CNAME || rtype == *t)
@@ -328,51 +348,64 @@ fn check(
                 )
             };
             fail(message);
-            continue;
+            return;
         }
         if !seen.iter().any(|(t, _)| *t == rtype) {
             seen.push((rtype, Some(line)));
         }
         // RFC 2181 section 5: an RRset holds each record once.
-        let duplicate = draft.kept.iter().any(|&i| {
-            let other = &kept[i as usize];
-            other.record_type() == rtype && other.data == record.data
-        });
-        if !duplicate {
-            draft.kept.push(kept.len() as u32);
-            kept.push(record);
+        // RFC 2181 section 5: an RRset holds each record once.
+        if !kept.holds(node, &record)
+            && let Err(why) = kept.push(node, &record)
+        {
+            fail(format!(
+                "{rtype} at {}: its data cannot be sent as written: {why}",
+                record.name
+            ));
         }
     }
-    let whole_file = || Location {
-        file: file.to_path_buf(),
-        line: Some(1),
-    };
-    if soa_count == 0 {
-        errors.push(ZoneError {
-            location: whole_file(),
-            message: format!(
-                "zone {origin} has no SOA record: expected exactly one SOA at the apex"
-            ),
-        });
-    }
-    let apex_has_ns = node_of.get(&*apex).is_some_and(|&n| {
-        drafts[n as usize]
-            .types
-            .iter()
-            .any(|(t, _)| *t == RecordType::NS)
-    });
-    if !apex_has_ns {
-        errors.push(ZoneError {
-            location: whole_file(),
-            message: format!("zone {origin} has no NS record at the apex: expected at least one"),
-        });
-    }
-    drop(node_of);
-    // RFC 2181 section 5.2: an RRset's records share one TTL, the lowest
-    // (made so as the records are written).
-    let nodes: Vec<Vec<u32>> = drafts.into_iter().map(|d| d.kept).collect();
-    Zone {
-        origin: origin.clone(),
-        records: std::sync::Arc::new(Records::from_nodes(&kept, nodes)),
+
+    /// The zone, with the errors found in it added to `errors`.
+    fn finish(self, file: &std::path::Path, errors: &mut Vec<ZoneError>) -> Zone {
+        let Self {
+            origin,
+            apex,
+            drafts,
+            kept,
+            soa_count,
+            errors: found,
+        } = self;
+        let origin = &origin;
+        errors.extend(found);
+        let whole_file = || Location {
+            file: file.to_path_buf(),
+            line: Some(1),
+        };
+        if soa_count == 0 {
+            errors.push(ZoneError {
+                location: whole_file(),
+                message: format!(
+                    "zone {origin} has no SOA record: expected exactly one SOA at the apex"
+                ),
+            });
+        }
+        let apex_has_ns = kept
+            .find(&apex)
+            .is_some_and(|n| drafts[n].iter().any(|(t, _)| *t == RecordType::NS));
+        if !apex_has_ns {
+            errors.push(ZoneError {
+                location: whole_file(),
+                message: format!(
+                    "zone {origin} has no NS record at the apex: expected at least one"
+                ),
+            });
+        }
+        drop(drafts);
+        // RFC 2181 section 5.2: an RRset's records share one TTL, the
+        // lowest (made so as they are grouped).
+        Zone {
+            origin: origin.clone(),
+            records: std::sync::Arc::new(kept.finish(&apex)),
+        }
     }
 }

@@ -51,7 +51,7 @@ pub fn parse_text(
     path: &Path,
     text: &str,
     origin: &Name,
-    out: &mut Vec<SourceRecord>,
+    out: &mut dyn FnMut(SourceRecord),
     errors: &mut Vec<ZoneError>,
 ) {
     parse_text_with(path, text, origin, out, errors, true);
@@ -62,7 +62,7 @@ pub fn parse_text_with(
     path: &Path,
     text: &str,
     origin: &Name,
-    out: &mut Vec<SourceRecord>,
+    out: &mut dyn FnMut(SourceRecord),
     errors: &mut Vec<ZoneError>,
     direct: bool,
 ) {
@@ -80,7 +80,7 @@ fn parse_into(
     path: &Path,
     text: &str,
     cursor: &mut Cursor,
-    out: &mut Vec<SourceRecord>,
+    out: &mut dyn FnMut(SourceRecord),
     errors: &mut Vec<ZoneError>,
     depth: usize,
 ) {
@@ -97,7 +97,7 @@ fn parse_into(
             directive(path, entry, cursor, out, errors, depth)
         } else {
             record(entry, cursor).map(|record| {
-                out.push(SourceRecord {
+                out(SourceRecord {
                     record,
                     file: file.clone(),
                     line: entry.line,
@@ -123,7 +123,7 @@ fn directive(
     path: &Path,
     entry: &Entry,
     cursor: &mut Cursor,
-    out: &mut Vec<SourceRecord>,
+    out: &mut dyn FnMut(SourceRecord),
     errors: &mut Vec<ZoneError>,
     depth: usize,
 ) -> Result<(), String> {
@@ -219,7 +219,20 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
                 "record for {owner} has no type: expected [TTL] [IN] TYPE DATA"
             ));
         };
-        let upper = token.text.to_ascii_uppercase();
+        // Upper case on the stack: types and classes are short words.
+        let mut buf = [0u8; 16];
+        let upper_owned;
+        let upper: &str = match buf.get_mut(..token.text.len()) {
+            Some(to) => {
+                to.copy_from_slice(token.text.as_bytes());
+                to.make_ascii_uppercase();
+                std::str::from_utf8(to).unwrap_or(token.text)
+            }
+            None => {
+                upper_owned = token.text.to_ascii_uppercase();
+                &upper_owned
+            }
+        };
         if !token.quoted && ttl.is_none() && token.text.starts_with(|c: char| c.is_ascii_digit()) {
             ttl = Some(parse_ttl(token.text).map_err(|_| {
                 format!(
@@ -229,7 +242,7 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
             })?);
             continue;
         }
-        match upper.as_str() {
+        match upper {
             "IN" if !class_seen => {
                 class_seen = true;
                 continue;
@@ -239,7 +252,7 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
             }
             _ => {}
         }
-        break RecordType::from_str(&upper).map_err(|_| {
+        break RecordType::from_str(upper).map_err(|_| {
             format!(
                 "`{}` is not a record type: expected [TTL] [IN] TYPE, with a type such as A, AAAA, CNAME, MX, NS, SOA, SRV, TXT, CAA or PTR",
                 token.text
@@ -356,7 +369,13 @@ mod tests {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         let origin = Name::from_ascii("example.com.").unwrap();
-        parse_text(Path::new("t.zone"), text, &origin, &mut out, &mut errors);
+        parse_text(
+            Path::new("t.zone"),
+            text,
+            &origin,
+            &mut |r| out.push(r),
+            &mut errors,
+        );
         (out, errors)
     }
 

@@ -13,9 +13,10 @@
 //! written in full (never compressed), so RDATA can be copied into any
 //! message as it is.
 
-use std::ops::Range;
+use std::{hash::BuildHasher, ops::Range};
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use hickory_proto::{
     rr::{DNSClass, LowerName, Name, RData, Record, RecordType},
@@ -28,110 +29,100 @@ use hickory_proto::{
 /// RDATA length.
 const ENTRY_HEADER: usize = 4 + 2 + 2 + 4 + 2;
 
+/// Marks an index value as an empty non-terminal: the rest is the offset
+/// of its name in `Records::ents`.
+const ENT: u32 = 1 << 31;
+
 /// A zone's records in wire format, grouped by owner.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Records {
     data: Vec<u8>,
     /// Where each record's entry starts in `data`.
     entries: Vec<u32>,
     /// Where each node's records start in `entries`, and one past the last.
     nodes: Vec<u32>,
+    /// Where each node's owner name is in `data`.
+    owners: Vec<u32>,
+    /// Every name of the zone: a node's number, or `ENT` and where its
+    /// name is in `ents` for an empty non-terminal (RFC 4592 section
+    /// 2.2.2: every name between an owner and the apex exists). Hashed
+    /// by the name in lower case; the names are the zone file's, so
+    /// lookups cannot add to it and the fast hash needs no key; no name
+    /// is held twice.
+    index: HashTable<u32>,
+    /// The empty non-terminals' names, wire format, lower case.
+    ents: Vec<u8>,
+}
+
+impl PartialEq for Records {
+    fn eq(&self, other: &Self) -> bool {
+        self.data == other.data && self.entries == other.entries && self.nodes == other.nodes
+    }
+}
+
+impl Eq for Records {}
+
+/// The hash of a wire-format name as DNS compares names: in lower case.
+fn hash_name(name: &[u8]) -> u64 {
+    let mut buf = [0u8; 255];
+    let n = name.len().min(255);
+    for (to, from) in buf.iter_mut().zip(&name[..n]) {
+        *to = from.to_ascii_lowercase();
+    }
+    FxBuildHasher.hash_one(&buf[..n])
 }
 
 impl Records {
-    /// Groups `records` (checked: RRsets without duplicates) by owner.
+    /// Groups `records` (checked: RRsets without duplicates) by owner;
+    /// the apex is the SOA's owner.
     pub fn build(records: Vec<Record>) -> Self {
-        // Owners in the order they first appear, each with its records.
-        let mut order: FxHashMap<Box<[u8]>, usize> = FxHashMap::default();
-        let mut nodes: Vec<Vec<u32>> = Vec::new();
-        for (i, record) in records.iter().enumerate() {
-            let key = wire_key_of(&record.name);
-            let node = match order.get(&*key) {
-                Some(&node) => node,
-                None => {
-                    order.insert(key.to_vec().into(), nodes.len());
-                    nodes.push(Vec::new());
-                    nodes.len() - 1
-                }
-            };
-            nodes[node].push(i as u32);
+        let mut gather = Gather::default();
+        let apex = records
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA)
+            .map_or_else(|| wire_key_of(&Name::root()), |r| wire_key_of(&r.name));
+        for record in &records {
+            let (node, _) = gather.node(&record.name);
+            // Left out when it cannot be written (the zone check refuses
+            // it first).
+            let _ = gather.push(node, record);
         }
-        Self::from_nodes(&records, nodes)
+        gather.finish(&apex)
     }
 
-    /// Writes `records` node by node: each of `nodes` the indices of one
-    /// owner's records, in the zone file's order. Within a node the
-    /// records go by type code (each RRset keeping its order) with the
-    /// RRset's lowest TTL (RFC 2181 section 5.2). A record whose data
-    /// cannot be written (which the zone check has already refused) is
-    /// left out.
-    pub fn from_nodes(records: &[Record], nodes: Vec<Vec<u32>>) -> Self {
-        let mut out = Self {
-            data: Vec::with_capacity(records.len() * 32),
-            entries: Vec::with_capacity(records.len()),
-            nodes: Vec::with_capacity(nodes.len() + 1),
+    /// The name an index value stands for (a node's owner in the zone
+    /// file's case, or an empty non-terminal's in lower case).
+    fn key_of(&self, value: u32) -> &[u8] {
+        let name = if value & ENT != 0 {
+            &self.ents[(value & !ENT) as usize..]
+        } else {
+            &self.data[self.owners[value as usize] as usize..]
         };
-        let mut scratch = Vec::with_capacity(256);
-        for mut group in nodes {
-            let Some(&first) = group.first() else {
-                continue;
-            };
-            // Stable: each RRset keeps the zone file's order.
-            group.sort_by_key(|&i| u16::from(records[i as usize].record_type()));
-            scratch.clear();
-            if records[first as usize]
-                .name
-                .emit(&mut BinEncoder::new(&mut scratch))
-                .is_err()
-            {
-                continue;
-            }
-            out.nodes.push(out.entries.len() as u32);
-            let owner = out.data.len() as u32;
-            out.data.extend_from_slice(&scratch);
-            let mut at = 0;
-            while at < group.len() {
-                let rtype = records[group[at] as usize].record_type();
-                let end = group[at..]
-                    .iter()
-                    .position(|&i| records[i as usize].record_type() != rtype)
-                    .map_or(group.len(), |n| at + n);
-                let set = &group[at..end];
-                let ttl = set
-                    .iter()
-                    .map(|&i| records[i as usize].ttl)
-                    .min()
-                    .unwrap_or_default();
-                for &i in set {
-                    let record = &records[i as usize];
-                    scratch.clear();
-                    let mut encoder = BinEncoder::new(&mut scratch);
-                    let written = record
-                        .data
-                        .emit(&mut encoder.with_name_encoding(NameEncoding::Uncompressed));
-                    let Ok(length) = u16::try_from(scratch.len()) else {
-                        continue;
-                    };
-                    if written.is_err() {
-                        continue;
-                    }
-                    out.entries.push(out.data.len() as u32);
-                    out.data.extend_from_slice(&owner.to_le_bytes());
-                    out.data.extend_from_slice(&u16::from(rtype).to_be_bytes());
-                    out.data
-                        .extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
-                    out.data.extend_from_slice(&ttl.to_be_bytes());
-                    out.data.extend_from_slice(&length.to_be_bytes());
-                    out.data.extend_from_slice(&scratch);
-                }
-                at = end;
-            }
+        &name[..wire_len(name)]
+    }
+
+    /// The node at `key` (wire format): the range of its records, empty
+    /// for an empty non-terminal.
+    pub fn find(&self, key: &[u8]) -> Option<Range<usize>> {
+        self.index
+            .find(hash_name(key), |&v| {
+                self.key_of(v).eq_ignore_ascii_case(key)
+            })
+            .map(|&v| self.range(v))
+    }
+
+    fn range(&self, value: u32) -> Range<usize> {
+        if value & ENT != 0 {
+            return 0..0;
         }
-        out.nodes.push(out.entries.len() as u32);
-        out.data.shrink_to_fit();
-        out.entries.shrink_to_fit();
-        out.nodes.shrink_to_fit();
-        out
+        let node = value as usize;
+        self.nodes[node] as usize..self.nodes[node + 1] as usize
+    }
+
+    /// Every name (wire format, in the zone file's case) with the range
+    /// of its records.
+    pub fn names(&self) -> impl Iterator<Item = (&[u8], Range<usize>)> + '_ {
+        self.index.iter().map(|&v| (self.key_of(v), self.range(v)))
     }
 
     pub fn len(&self) -> usize {
@@ -211,11 +202,8 @@ impl Records {
 
     /// The nodes: each owner (wire format, the zone file's case) with the
     /// range of its records.
-    pub fn nodes(&self) -> impl ExactSizeIterator<Item = (&[u8], Range<usize>)> + '_ {
-        self.nodes.windows(2).map(|w| {
-            let range = w[0] as usize..w[1] as usize;
-            (self.owner(range.start), range)
-        })
+    pub fn nodes(&self) -> impl Iterator<Item = (&[u8], Range<usize>)> + '_ {
+        (0..self.owners.len() as u32).map(|n| (self.key_of(n), self.range(n)))
     }
 
     /// The records owned by `name`, decoded (a walk over the nodes: for
@@ -233,6 +221,273 @@ impl Records {
         (0..self.len())
             .find(|&i| self.rtype(i) == rtype)
             .map(|i| self.get(i))
+    }
+}
+
+/// A zone's records as they are read, each written in wire format at
+/// once (so a large zone is never held in hickory's form), then grouped
+/// by `finish`.
+#[derive(Debug, Default)]
+pub struct Gather {
+    /// Owner names, and entries as in `Records` without the owner offset.
+    data: Vec<u8>,
+    entries: Vec<u32>,
+    /// Each entry's node, and the node's entry before it (or `NONE`).
+    entry_node: Vec<u32>,
+    previous: Vec<u32>,
+    /// Per node: its owner's offset in `data`, and its last entry.
+    owners: Vec<u32>,
+    last: Vec<u32>,
+    /// The nodes by owner name, as in `Records`.
+    index: HashTable<u32>,
+    scratch: Vec<u8>,
+}
+
+/// No entry.
+const NONE: u32 = u32::MAX;
+
+impl Gather {
+    /// Room for about `records` records of `bytes` in all, so a large
+    /// zone's arrays are not copied as they grow.
+    pub fn with_capacity(records: usize, bytes: usize) -> Self {
+        Self {
+            data: Vec::with_capacity(bytes),
+            entries: Vec::with_capacity(records),
+            entry_node: Vec::with_capacity(records),
+            previous: Vec::with_capacity(records),
+            owners: Vec::with_capacity(records / 2),
+            last: Vec::with_capacity(records / 2),
+            index: HashTable::with_capacity(records / 2),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn owner(&self, node: u32) -> &[u8] {
+        let name = &self.data[self.owners[node as usize] as usize..];
+        &name[..wire_len(name)]
+    }
+
+    /// The node at `key` (wire format), if there is one yet.
+    pub fn find(&self, key: &[u8]) -> Option<usize> {
+        self.index
+            .find(hash_name(key), |&n| self.owner(n).eq_ignore_ascii_case(key))
+            .map(|&n| n as usize)
+    }
+
+    /// The node of `owner`, made (with the owner written in the case
+    /// given) when it is new; whether it is.
+    pub fn node(&mut self, owner: &Name) -> (usize, bool) {
+        self.scratch.clear();
+        // A name that parsed always writes.
+        let _ = owner.emit(&mut BinEncoder::new(&mut self.scratch));
+        let hash = hash_name(&self.scratch);
+        let Self {
+            data,
+            owners,
+            index,
+            scratch,
+            ..
+        } = self;
+        let found = index.find(hash, |&n| {
+            let name = &data[owners[n as usize] as usize..];
+            name[..wire_len(name)].eq_ignore_ascii_case(scratch)
+        });
+        if let Some(&node) = found {
+            return (node as usize, false);
+        }
+        let node = self.owners.len() as u32;
+        self.owners.push(self.data.len() as u32);
+        self.data.extend_from_slice(&self.scratch);
+        self.last.push(NONE);
+        let Self {
+            data,
+            owners,
+            index,
+            ..
+        } = self;
+        index.insert_unique(hash, node, |&n| {
+            let name = &data[owners[n as usize] as usize..];
+            hash_name(&name[..wire_len(name)])
+        });
+        (node as usize, true)
+    }
+
+    /// Adds `record` to `node`, or says why its data cannot be written.
+    pub fn push(&mut self, node: usize, record: &Record) -> Result<(), String> {
+        let mut rdata = std::mem::take(&mut self.scratch);
+        rdata.clear();
+        let mut encoder = BinEncoder::new(&mut rdata);
+        let written = record
+            .data
+            .emit(&mut encoder.with_name_encoding(NameEncoding::Uncompressed));
+        let length = match (written, u16::try_from(rdata.len())) {
+            (Ok(()), Ok(length)) => length,
+            (Err(e), _) => {
+                self.scratch = rdata;
+                return Err(e.to_string());
+            }
+            (_, Err(_)) => {
+                let why = format!("{} bytes, over the 65,535 a record can hold", rdata.len());
+                self.scratch = rdata;
+                return Err(why);
+            }
+        };
+        let entry = self.entries.len() as u32;
+        self.entries.push(self.data.len() as u32);
+        self.data
+            .extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
+        self.data
+            .extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
+        self.data.extend_from_slice(&record.ttl.to_be_bytes());
+        self.data.extend_from_slice(&length.to_be_bytes());
+        self.data.extend_from_slice(&rdata);
+        self.scratch = rdata;
+        self.entry_node.push(node as u32);
+        self.previous.push(self.last[node]);
+        self.last[node] = entry;
+        Ok(())
+    }
+
+    fn entry(&self, entry: u32) -> &[u8] {
+        &self.data[self.entries[entry as usize] as usize..]
+    }
+
+    fn rtype(&self, entry: u32) -> u16 {
+        let e = self.entry(entry);
+        u16::from_be_bytes([e[0], e[1]])
+    }
+
+    fn ttl(&self, entry: u32) -> u32 {
+        let e = self.entry(entry);
+        u32::from_be_bytes([e[4], e[5], e[6], e[7]])
+    }
+
+    /// Entry `entry` from its class on: class, TTL, length, RDATA.
+    fn rest(&self, entry: u32) -> &[u8] {
+        let e = self.entry(entry);
+        let length = usize::from(u16::from_be_bytes([e[8], e[9]]));
+        &e[2..10 + length]
+    }
+
+    /// Whether `node` already holds `record` (its type and data; names
+    /// compared as DNS compares them).
+    pub fn holds(&self, node: usize, record: &Record) -> bool {
+        let rtype = u16::from(record.record_type());
+        let mut entry = self.last[node];
+        while entry != NONE {
+            if self.rtype(entry) == rtype {
+                let rdata = &self.rest(entry)[8..];
+                let same = RData::read(
+                    &mut BinDecoder::new(rdata),
+                    record.record_type(),
+                    Restrict::new(rdata.len() as u16),
+                )
+                .is_ok_and(|data| data == record.data);
+                if same {
+                    return true;
+                }
+            }
+            entry = self.previous[entry as usize];
+        }
+        false
+    }
+
+    /// The records grouped: within a node by type code (each RRset in
+    /// the order it came) with the RRset's lowest TTL (RFC 2181 section
+    /// 5.2); every name between the owners and `apex` (wire format) made
+    /// an empty non-terminal.
+    pub fn finish(self, apex: &[u8]) -> Records {
+        let count = self.owners.len();
+        // Each node's entries, in the order they came: a counting sort.
+        let mut starts = vec![0u32; count + 1];
+        for &node in &self.entry_node {
+            starts[node as usize + 1] += 1;
+        }
+        for i in 0..count {
+            starts[i + 1] += starts[i];
+        }
+        let mut order = vec![0u32; self.entries.len()];
+        let mut fill = starts.clone();
+        for (entry, &node) in self.entry_node.iter().enumerate() {
+            order[fill[node as usize] as usize] = entry as u32;
+            fill[node as usize] += 1;
+        }
+        drop(fill);
+        let mut out = Records {
+            data: Vec::with_capacity(self.data.len() + 4 * self.entries.len()),
+            entries: Vec::with_capacity(self.entries.len()),
+            nodes: Vec::with_capacity(count + 1),
+            owners: Vec::with_capacity(count),
+            index: HashTable::new(),
+            ents: Vec::new(),
+        };
+        for node in 0..count {
+            let group = &mut order[starts[node] as usize..starts[node + 1] as usize];
+            // Stable: each RRset keeps its order.
+            group.sort_by_key(|&e| self.rtype(e));
+            out.nodes.push(out.entries.len() as u32);
+            let owner = out.data.len() as u32;
+            out.owners.push(owner);
+            out.data.extend_from_slice(self.owner(node as u32));
+            let mut at = 0;
+            while at < group.len() {
+                let rtype = self.rtype(group[at]);
+                let end = group[at..]
+                    .iter()
+                    .position(|&e| self.rtype(e) != rtype)
+                    .map_or(group.len(), |n| at + n);
+                let set = &group[at..end];
+                let ttl = set.iter().map(|&e| self.ttl(e)).min().unwrap_or_default();
+                for &e in set {
+                    let rest = self.rest(e);
+                    out.entries.push(out.data.len() as u32);
+                    out.data.extend_from_slice(&owner.to_le_bytes());
+                    out.data.extend_from_slice(&rtype.to_be_bytes());
+                    out.data.extend_from_slice(&rest[..2]);
+                    out.data.extend_from_slice(&ttl.to_be_bytes());
+                    out.data.extend_from_slice(&rest[6..]);
+                }
+                at = end;
+            }
+        }
+        out.nodes.push(out.entries.len() as u32);
+        // The node numbers hold: the index moves over as it is.
+        out.index = self.index;
+        drop((self.data, self.entries, self.entry_node, self.previous));
+        // Each owner's ancestors up to the apex exist; a walk up stops at
+        // the first one already there.
+        for node in 0..count {
+            let key = lower_wire(out.key_of(node as u32));
+            let mut at = 0;
+            while key.len() - at > apex.len() && key[at] != 0 {
+                at += 1 + usize::from(key[at]);
+                let parent = &key[at..];
+                if out.find(parent).is_some() {
+                    break;
+                }
+                let value = ENT | out.ents.len() as u32;
+                out.ents.extend_from_slice(parent);
+                let Records {
+                    data,
+                    owners,
+                    ents,
+                    index,
+                    ..
+                } = &mut out;
+                index.insert_unique(hash_name(parent), value, |&v| {
+                    let name = if v & ENT != 0 {
+                        &ents[(v & !ENT) as usize..]
+                    } else {
+                        &data[owners[v as usize] as usize..]
+                    };
+                    hash_name(&name[..wire_len(name)])
+                });
+            }
+        }
+        out.data.shrink_to_fit();
+        out.entries.shrink_to_fit();
+        out.ents.shrink_to_fit();
+        out
     }
 }
 

@@ -17,7 +17,7 @@ use std::{
     sync::Arc,
 };
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use hickory_proto::{
     op::ResponseCode,
@@ -43,9 +43,6 @@ pub const DIRECT: [RecordType; 6] = [
     RecordType::TLSA,
 ];
 
-/// A zone file's nodes: lower-case wire name to the range of its records.
-type Nodes = FxHashMap<Box<[u8]>, (u32, u32)>;
-
 /// All served zones, ready for lookups.
 #[derive(Debug, Default)]
 pub struct AnswerTable {
@@ -59,14 +56,13 @@ struct ZoneTable {
     origin: LowerName,
     /// The origin in wire format, lower case.
     origin_key: Box<[u8]>,
-    /// The zone file's records, grouped by owner.
+    /// The zone file's records, grouped by owner, with every name of the
+    /// zone (`Records::find`).
     records: Arc<Records>,
-    /// The zone file's nodes by lower-case wire name, each the range of
-    /// its records in `records` (empty for an empty non-terminal or a
-    /// failover record's name); shared by every table built from one
-    /// load. The keys are the zone's names: lookups cannot add to it, so
-    /// the fast hash needs no key.
-    nodes: Arc<Nodes>,
+    /// Names the zone file does not hold that exist as empty nodes: the
+    /// failover records' names and the names between them and the apex,
+    /// in wire format, lower case.
+    extra: Arc<FxHashSet<Box<[u8]>>>,
     /// Nodes that differ from `nodes`: the apex with the SOA serial
     /// served, and the names of the failover records.
     overlay: HashMap<LowerName, Node>,
@@ -259,7 +255,7 @@ impl AnswerTable {
                     origin: zone.origin.clone(),
                     origin_key: zone.origin_key.clone(),
                     records: zone.records.clone(),
-                    nodes: zone.nodes.clone(),
+                    extra: zone.extra.clone(),
                     overlay_keys: zone
                         .overlay_keys
                         .iter()
@@ -323,8 +319,9 @@ impl AnswerTable {
                     names.push((Name::from(name), types));
                 }
             }
-            for (key, &(start, end)) in z.nodes.iter() {
-                let types = NodeRef::Zone(&z.records, start as usize, end as usize).types();
+            let extra = z.extra.iter().map(|key| (&key[..], 0..0));
+            for (key, range) in z.records.names().chain(extra) {
+                let types = NodeRef::Zone(&z.records, range.start, range.end).types();
                 if !keep(&types) {
                     continue;
                 }
@@ -364,12 +361,12 @@ impl AnswerTable {
                 at += 1 + usize::from(key[at]);
             }
         }
-        let &(start, end) = zone.nodes.get(key)?;
         let records = &*zone.records;
-        let first = (start as usize..end as usize).find(|&i| records.rtype(i) == qtype)?;
-        let last = (first..end as usize)
+        let Range { start, end } = records.find(key)?;
+        let first = (start..end).find(|&i| records.rtype(i) == qtype)?;
+        let last = (first..end)
             .find(|&i| records.rtype(i) != qtype)
-            .unwrap_or(end as usize);
+            .unwrap_or(end);
         Some((records, first..last))
     }
 
@@ -397,47 +394,42 @@ impl ZoneTable {
         let mut negative_soa = soa;
         negative_soa.ttl = negative_soa.ttl.min(minimum);
 
-        let mut nodes = Nodes::default();
-        nodes.reserve(records.nodes().len());
-        let mut cuts = FxHashSet::default();
-        // Every name between an owner and the apex exists, if only as an
-        // empty non-terminal (RFC 4592 section 2.2.2). Every name in
-        // `nodes` has its ancestors there too, so the walk up stops at the
-        // first one found.
-        let exist = |nodes: &mut Nodes, key: &[u8]| {
-            let mut at = 0;
-            while key.len() - at > origin_key.len() {
-                at += 1 + usize::from(key[at]);
-                let parent = &key[at..];
-                if nodes.contains_key(parent) {
-                    break;
-                }
-                nodes.insert(parent.into(), (0, 0));
-            }
-        };
+        // A failover record's name exists even where the zone file has
+        // nothing, and so do the names between it and the apex.
+        let mut extra = FxHashSet::default();
         let mut overlay_keys: Vec<Box<[u8]>> = Vec::new();
         for name in dynamic {
             let key = wire_key(&LowerName::new(name));
-            if wire_zone_of(&origin_key, &key) {
-                overlay_keys.push(key.to_vec().into());
-                exist(&mut nodes, &key);
-                nodes.entry(key.to_vec().into()).or_insert((0, 0));
+            if !wire_zone_of(&origin_key, &key) {
+                continue;
+            }
+            overlay_keys.push(key.to_vec().into());
+            let mut at = 0;
+            loop {
+                let name = &key[at..];
+                if records.find(name).is_some() || extra.contains(name) {
+                    break;
+                }
+                extra.insert(Box::<[u8]>::from(name));
+                if name.len() <= origin_key.len() || name[0] == 0 {
+                    break;
+                }
+                at += 1 + usize::from(name[0]);
             }
         }
-        for (owner, range) in records.nodes() {
-            let key = lower_wire(owner);
-            exist(&mut nodes, &key);
-            if key != origin_key && range.clone().any(|i| records.rtype(i) == RecordType::NS) {
-                cuts.insert(key.clone());
-            }
-            nodes.insert(key, (range.start as u32, range.end as u32));
-        }
-        nodes.shrink_to_fit();
+        let cuts: FxHashSet<Box<[u8]>> = records
+            .names()
+            .filter(|(key, range)| {
+                !key.eq_ignore_ascii_case(&origin_key)
+                    && range.clone().any(|i| records.rtype(i) == RecordType::NS)
+            })
+            .map(|(key, _)| lower_wire(key))
+            .collect();
         Some(Self {
             origin,
             origin_key,
             records,
-            nodes: Arc::new(nodes),
+            extra: Arc::new(extra),
             overlay: HashMap::new(),
             overlay_keys,
             cuts: Arc::new(cuts),
@@ -449,9 +441,13 @@ impl ZoneTable {
     /// The zone file's node at `name`.
     fn static_node(&self, name: &LowerName) -> Option<NodeRef<'_>> {
         let key = wire_key(name);
-        self.nodes
-            .get(&*key)
-            .map(|&(start, end)| NodeRef::Zone(&self.records, start as usize, end as usize))
+        match self.records.find(&key) {
+            Some(range) => Some(NodeRef::Zone(&self.records, range.start, range.end)),
+            None => self
+                .extra
+                .contains(&*key)
+                .then_some(NodeRef::Zone(&self.records, 0, 0)),
+        }
     }
 
     /// The node at `name`: the overlay's, else the zone file's.
