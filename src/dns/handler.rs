@@ -138,10 +138,12 @@ pub fn respond(
         out.push(bytes);
         Some(ResponseCode::FormErr)
     };
-    // The response repeats the question as it was written: a compression
-    // pointer in it would point into our own header. Only the header
-    // comes before the first question, so such a pointer is malformed.
-    if header.counts.queries > 0 && first_name_is_compressed(packet) {
+    // The response repeats the questions as they were written: a
+    // compression pointer in one may point into the header, which is ours
+    // in the response (only the header comes before the first question,
+    // so there it is malformed). A request whose question names hold a
+    // pointer gets FORMERR with no question.
+    if question_names_compressed(packet, header.counts.queries) {
         return formerr(out);
     }
     let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
@@ -227,15 +229,21 @@ pub fn respond(
     Some(prepared.metadata.response_code)
 }
 
-/// Whether the first question's name holds a compression pointer.
-fn first_name_is_compressed(packet: &[u8]) -> bool {
+/// Whether a name among the first `count` questions holds a compression
+/// pointer (or another label type than a plain one).
+fn question_names_compressed(packet: &[u8], count: u16) -> bool {
     let mut at = 12;
-    while let Some(&len) = packet.get(at) {
-        match len {
-            0 => return false,
-            l if l & 0xC0 != 0 => return true,
-            l => at += 1 + usize::from(l),
+    for _ in 0..count {
+        loop {
+            match packet.get(at) {
+                None => return false,
+                Some(0) => break,
+                Some(l) if l & 0xC0 != 0 => return true,
+                Some(&l) => at += 1 + usize::from(l),
+            }
         }
+        // The root label, type and class.
+        at += 5;
     }
     false
 }

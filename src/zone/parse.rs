@@ -302,6 +302,13 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
     sets.into_values()
         .next()
         .and_then(|set| set.records_without_rrsigs().next().cloned())
+        .map(|mut record| {
+            // The owner as we read it: hickory reads the text form of some
+            // names back differently (a label with an escaped dot in an
+            // internationalised name).
+            record.name = owner.clone();
+            record
+        })
         .ok_or_else(|| format!("{rtype} record at {owner}: no record could be read"))
 }
 

@@ -133,11 +133,6 @@ impl Records {
         self.entries.is_empty()
     }
 
-    /// The bytes held, for logs and budgets.
-    pub fn size(&self) -> usize {
-        self.data.len() + 4 * (self.entries.len() + self.nodes.len())
-    }
-
     fn entry(&self, i: usize) -> &[u8] {
         &self.data[self.entries[i] as usize..]
     }
@@ -206,13 +201,10 @@ impl Records {
         (0..self.owners.len() as u32).map(|n| (self.key_of(n), self.range(n)))
     }
 
-    /// The records owned by `name`, decoded (a walk over the nodes: for
-    /// the apex, or seldom).
+    /// The records owned by `name`, decoded.
     pub fn at(&self, name: &Name) -> Vec<Record> {
-        let key = wire_key(&LowerName::new(name));
-        self.nodes()
-            .find(|(owner, _)| owner.eq_ignore_ascii_case(&key))
-            .map(|(_, range)| range.map(|i| self.get(i)).collect())
+        self.find(&wire_key_of(name))
+            .map(|range| range.map(|i| self.get(i)).collect())
             .unwrap_or_default()
     }
 
