@@ -282,9 +282,12 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
     {
         return Ok(Record::from_rdata(owner, ttl, rdata));
     }
-    // One record, on one line, absolute owner, explicit TTL: the text
-    // hickory's parser reads with the origin relative data names need.
-    let mut text = format!("{owner} {ttl} IN {rtype}");
+    // One record, on one line, explicit TTL: the text hickory's parser
+    // reads with the origin relative data names need. The owner is the
+    // one we read, set after: written as `@`, since hickory reads the
+    // text form of some names back differently or not at all (an
+    // internationalised label holding an escaped dot).
+    let mut text = format!("@ {ttl} IN {rtype}");
     for token in data {
         text.push(' ');
         if token.quoted {
@@ -303,9 +306,6 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
         .next()
         .and_then(|set| set.records_without_rrsigs().next().cloned())
         .map(|mut record| {
-            // The owner as we read it: hickory reads the text form of some
-            // names back differently (a label with an escaped dot in an
-            // internationalised name).
             record.name = owner.clone();
             record
         })
