@@ -26,6 +26,20 @@ fn client(cluster: &Cluster) -> Arc<Etcd> {
     )
 }
 
+/// A leadership held under `lease`, building on `revision`, for a minute.
+fn leading(lease: i64, revision: i64) -> geofailover::store::shared::Leadership {
+    use geofailover::store::shared::{Fence, Leadership};
+    let leadership = Leadership::shared(Duration::ZERO);
+    leadership.update(|f| {
+        *f = Fence {
+            lease,
+            revision,
+            deadline: Some(std::time::Instant::now() + Duration::from_secs(60)),
+        }
+    });
+    leadership
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -73,7 +87,7 @@ fn reads_writes_swaps_leases_and_watches_against_a_real_cluster() {
         );
 
         // A key held by a lease goes when the lease is not kept alive.
-        let lease = etcd.grant(Duration::from_secs(2)).await.expect("grant");
+        let (lease, _) = etcd.grant(Duration::from_secs(2)).await.expect("grant");
         let held = etcd
             .txn(
                 &[Compare::Absent("/test/leader".into())],
@@ -164,15 +178,14 @@ fn reads_writes_swaps_leases_and_watches_against_a_real_cluster() {
 fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
     use geofailover::store::{
         LocalStore, Store, StoreError, StoredState,
-        shared::{EtcdStore, Fence, Keys},
+        shared::{EtcdStore, Keys},
     };
-    use std::sync::Mutex;
     let cluster = Cluster::start(1);
     let etcd = client(&cluster);
     let keys = Keys::new("/fence");
     runtime().block_on(async {
         // ns1 leads and writes.
-        let lease1 = etcd.grant(Duration::from_secs(2)).await.expect("grant");
+        let (lease1, _) = etcd.grant(Duration::from_secs(2)).await.expect("grant");
         let took = etcd
             .txn(
                 &[Compare::Absent(keys.leader())],
@@ -186,10 +199,7 @@ fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
             .await
             .expect("txn");
         assert!(took.succeeded);
-        let fence1 = Arc::new(Mutex::new(Fence {
-            lease: lease1,
-            revision: 0,
-        }));
+        let fence1 = leading(lease1, 0);
         let copy1 = tempfile::tempdir().expect("tempdir");
         let ns1 = EtcdStore::new(
             etcd.clone(),
@@ -211,7 +221,7 @@ fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
             }
         }
         assert!(gone);
-        let lease2 = etcd.grant(Duration::from_secs(5)).await.expect("grant");
+        let (lease2, _) = etcd.grant(Duration::from_secs(5)).await.expect("grant");
         let took = etcd
             .txn(
                 &[Compare::Absent(keys.leader())],
@@ -232,10 +242,7 @@ fn a_deposed_leaders_write_is_refused_and_changes_nothing() {
         let ns2 = EtcdStore::new(
             etcd.clone(),
             keys.clone(),
-            Arc::new(Mutex::new(Fence {
-                lease: lease2,
-                revision,
-            })),
+            leading(lease2, revision),
             LocalStore::new(copy2.path()),
         );
         state.engine.epoch = 2;
@@ -318,6 +325,161 @@ fn a_client_signs_in_with_a_user_and_a_wrong_password_is_refused_clearly() {
         assert!(
             matches!(anonymous, Err(EtcdError::Refused(_))),
             "{anonymous:?}"
+        );
+    });
+}
+
+/// A state write that committed at etcd but whose answer was lost (the
+/// member's answers dropped, so the client asked another member, which
+/// found the revision moved) is read back and reported stored, not
+/// refused: the leader neither deposes itself nor tells the operator "not
+/// carried out" for a change that is in force.
+#[test]
+fn a_state_write_whose_answer_was_lost_is_read_back_and_counted_stored() {
+    use geofailover::store::{
+        LocalStore, Store, StoredState,
+        shared::{EtcdStore, Keys},
+    };
+    let cluster = Cluster::start(3);
+    let etcd = client(&cluster);
+    let keys = Keys::new("/lost");
+    runtime().block_on(async {
+        let (lease, _) = etcd.grant(Duration::from_secs(30)).await.expect("grant");
+        etcd.put(&keys.leader(), b"ns1", Some(lease))
+            .await
+            .expect("leader key");
+        let copy = tempfile::tempdir().expect("tempdir");
+        let store = EtcdStore::new(
+            etcd.clone(),
+            keys.clone(),
+            leading(lease, 0),
+            LocalStore::new(copy.path()),
+        );
+        let mut state = StoredState::default();
+        state.engine.epoch = 1;
+        store.save(&state).await.expect("the first write");
+        // The first member takes requests; its answers are dropped.
+        let silenced = common::netns::SilencedPort::new(cluster.members[0].port());
+        state.engine.epoch = 2;
+        let saved = store.save(&state).await;
+        drop(silenced);
+        saved.expect("a write that committed is reported stored");
+        let (kv, _) = etcd.get(&keys.state()).await.expect("get");
+        let stored: StoredState =
+            serde_json::from_slice(&kv.expect("the state").value).expect("json");
+        assert_eq!(stored.engine.epoch, 2);
+        // The fence follows the write: the next one builds on it.
+        state.engine.epoch = 3;
+        store.save(&state).await.expect("the next write");
+    });
+}
+
+/// With JWT tokens, every auth change makes etcd refuse the tokens signed
+/// before it ("revision of auth store is old"): the client signs in again
+/// and goes on, instead of losing etcd until restarted.
+#[test]
+fn a_jwt_token_made_stale_by_an_auth_change_is_renewed() {
+    use geofailover::config::Secret;
+    let keys = tempfile::tempdir().expect("tempdir");
+    let private = keys.path().join("jwt.key");
+    let public = keys.path().join("jwt.pub");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&["genrsa", "-out", &private.display().to_string(), "2048"]);
+    openssl(&[
+        "rsa",
+        "-in",
+        &private.display().to_string(),
+        "-pubout",
+        "-out",
+        &public.display().to_string(),
+    ]);
+    let jwt = format!(
+        "--auth-token=jwt,pub-key={},priv-key={},sign-method=RS256,ttl=10m",
+        public.display(),
+        private.display()
+    );
+    let cluster = Cluster::start_with(&["127.0.0.1".parse().expect("ip")], &[jwt]);
+    let addr = cluster.endpoints()[0]
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    // etcd takes the bare token in Authorization (no "Bearer").
+    let admin = |path: &str, body: &str, token: Option<&str>| {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::net::TcpStream::connect::<std::net::SocketAddr>(addr).expect("connect");
+        let auth = token
+            .map(|t| format!("Authorization: {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("read");
+        assert!(reply.starts_with("HTTP/1.1 200"), "{path}: {reply}");
+        // The JSON body, chunked or not.
+        let body = reply.split("\r\n\r\n").nth(1).unwrap_or_default();
+        match (body.find('{'), body.rfind('}')) {
+            (Some(from), Some(to)) => body[from..=to].to_string(),
+            _ => String::new(),
+        }
+    };
+    admin(
+        "/v3/auth/user/add",
+        r#"{"name": "root", "password": "root-secret-1"}"#,
+        None,
+    );
+    admin(
+        "/v3/auth/user/grant",
+        r#"{"user": "root", "role": "root"}"#,
+        None,
+    );
+    admin("/v3/auth/enable", "{}", None);
+    let etcd = Arc::new(
+        Etcd::new(&EtcdConfig {
+            endpoints: cluster.endpoints(),
+            prefix: "/test".into(),
+            lease_ttl: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            tls: None,
+            auth: Some(("root".into(), Secret::new("root-secret-1".into()))),
+        })
+        .expect("client"),
+    );
+    runtime().block_on(async {
+        etcd.put("/test/a", b"1", None).await.expect("signed in");
+        // An operator changes the auth store: every token so far is stale.
+        let reply = admin(
+            "/v3/auth/authenticate",
+            r#"{"name": "root", "password": "root-secret-1"}"#,
+            None,
+        );
+        let token: serde_json::Value = serde_json::from_str(&reply).expect("json");
+        let token = token["token"].as_str().expect("a token").to_string();
+        admin(
+            "/v3/auth/user/add",
+            r#"{"name": "reader", "password": "reader-secret"}"#,
+            Some(&token),
+        );
+        etcd.put("/test/a", b"2", None)
+            .await
+            .expect("a stale token is renewed");
+        assert_eq!(
+            etcd.get("/test/a").await.expect("get").0.map(|kv| kv.value),
+            Some(b"2".to_vec())
         );
     });
 }

@@ -142,16 +142,22 @@ impl Controller {
 
     pub(super) fn arm(&self, clear: ScheduledClear) {
         let outbox = self.outbox.clone();
+        let leadership = self.leadership.clone();
         let wait = Duration::from_millis(clear.not_before.saturating_sub(now_ms()));
         info!(
             epoch = clear.epoch,
             "the application flag is cleared at {}",
             crate::engine::utc(clear.not_before)
         );
+        // A timer of a leader fires only while it still leads.
         tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            let _ = outbox
-                .send(ControlEvent::ClearDue { epoch: clear.epoch })
+            let _ = leadership
+                .run(async {
+                    tokio::time::sleep(wait).await;
+                    let _ = outbox
+                        .send(ControlEvent::ClearDue { epoch: clear.epoch })
+                        .await;
+                })
                 .await;
         });
     }
@@ -160,6 +166,9 @@ impl Controller {
     /// since or a failover is under way (the flag then belongs to a newer
     /// failover), or it was dropped meanwhile.
     pub(super) async fn clear_due(&mut self, epoch: u64) {
+        if self.follows() {
+            return;
+        }
         let Some(failing) = &mut self.failing else {
             return;
         };
@@ -192,17 +201,19 @@ impl Controller {
         let site = failing.config.site(Role::Secondary).clone();
         let timeout = failing.config.step_timeout;
         let outbox = self.outbox.clone();
+        let leadership = self.leadership.clone();
         tokio::spawn(async move {
             let flags: Vec<ReadOnlyStep> = site
                 .read_only_steps()
                 .into_iter()
                 .filter(|s| *s != ReadOnlyStep::Database)
                 .collect();
-            let steps: Vec<StepOutcome> = undo_steps(&site, &flags, &flags, "clear", timeout)
-                .await
-                .into_iter()
-                .map(|(_, outcome)| outcome)
-                .collect();
+            let steps: Vec<StepOutcome> =
+                undo_steps(&site, &flags, &flags, "clear", timeout, &leadership)
+                    .await
+                    .into_iter()
+                    .map(|(_, outcome)| outcome)
+                    .collect();
             let failed: Vec<String> = steps
                 .iter()
                 .filter(|s| !s.ok)

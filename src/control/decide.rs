@@ -70,13 +70,25 @@ impl Controller {
             | Input::Tick => "engine".to_string(),
         };
         let is_command = matches!(input, Input::Command { .. });
-        let leading = self.cluster.as_ref().is_some_and(|c| c.leading);
+        let cluster = self
+            .cluster
+            .as_ref()
+            .map(|c| c.leading && c.leadership.leads());
         let failing = self.failing.as_mut()?;
-        if !leading {
-            let decision = failing.engine.step(input, now);
-            self.carry_out(&decision, &actor, is_command, false, now)
-                .await;
-            return Some(decision);
+        match cluster {
+            // A single controller: answers follow the decision, and a
+            // save that fails is retried at every step.
+            None => {
+                let decision = failing.engine.step(input, now);
+                self.carry_out(&decision, &actor, is_command, false, now)
+                    .await;
+                return Some(decision);
+            }
+            // A follower's engine only keeps its own view of the sites:
+            // it decides nothing and acts on nothing; its answers change
+            // when the agreed state does.
+            Some(false) => return Some(failing.engine.step(input, now)),
+            Some(true) => {}
         }
         // The leader of several nodes acts only on what it could write to
         // the agreed state: a decision it cannot store is not taken, so

@@ -25,6 +25,7 @@ mod persist;
 mod preparation;
 mod probes;
 pub mod readiness;
+pub mod reconcile;
 mod reload;
 pub mod status;
 pub mod steps;
@@ -43,7 +44,7 @@ use crate::{
     engine::{CheckId, Command, Decision, Engine, Input},
     store::{
         DrillProgress, Journal, JournalEntry, LocalStore, ReadOnlyProgress, ScheduledClear, Store,
-        StoreError, journal,
+        StoreError, journal, shared::Leadership,
     },
     zone::Zone,
 };
@@ -158,6 +159,14 @@ pub enum ControlEvent {
     Cluster(Box<cluster::member::Event>),
     /// A request forwarded to the leader had no answer in time.
     ForwardTimeout { id: String },
+    /// A reconciliation pass is due (the quiet time after a start or a
+    /// change of leader has passed).
+    Reconcile,
+    /// A reconciliation pass, started at `epoch`, compared these.
+    Reconciled {
+        epoch: u64,
+        compared: Vec<reconcile::Compared>,
+    },
     /// Stop the loop.
     Shutdown,
 }
@@ -226,6 +235,14 @@ struct Failing {
     drill_history: Vec<status::DrillSummary>,
     /// Drills on a schedule: what the schedule remembers.
     schedule: drill::schedule::ScheduleState,
+    /// A reconciliation pass runs (started at this epoch).
+    reconciling: Option<u64>,
+    /// No reconciliation and no undo before this (ms): until then a step
+    /// of a previous leader (or of this controller before a restart) may
+    /// still land.
+    quiet_until: u64,
+    /// The last reconciliation pass.
+    reconcile_status: reconcile::ReconcileStatus,
 }
 
 pub struct Controller {
@@ -251,6 +268,8 @@ pub struct Controller {
     drill_config: DrillConfig,
     /// With several controllers: this node's part in the cluster.
     cluster: Option<cluster::Cluster>,
+    /// Whether, and for how long, this controller may act on the world.
+    leadership: Leadership,
 }
 
 impl Controller {
@@ -327,6 +346,12 @@ impl Controller {
                         .map(status::DrillSummary::from)
                         .collect(),
                     schedule: drill::schedule::ScheduleState::new(now_ms()),
+                    reconciling: None,
+                    // A single controller starts without one (what a
+                    // killed process had sent has landed by now); a new
+                    // leader waits out the previous one's step timeout.
+                    quiet_until: 0,
+                    reconcile_status: reconcile::ReconcileStatus::default(),
                 })
             }
             None => None,
@@ -356,6 +381,9 @@ impl Controller {
             tasks: tasks::Tasks::default(),
             state_dir: config.state_dir.clone(),
             drill_config: config.drill.clone(),
+            leadership: cluster
+                .as_ref()
+                .map_or_else(Leadership::sole, |c| c.leadership.clone()),
             cluster,
         };
         controller.notifier.mute(controller.cluster.is_some());
@@ -516,6 +544,9 @@ pub async fn run(
     // With several nodes, the leader does this once it leads.
     if controller.cluster.is_none() {
         controller.resume_background_work().await;
+        if let Some(failing) = &controller.failing {
+            controller.reconcile_after(failing.config.step_timeout);
+        }
     }
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -600,7 +631,12 @@ impl Controller {
                 result,
                 steps,
             } => self.flag_cleared(epoch, result, steps).await,
-            ControlEvent::Readiness(readiness) => self.readiness(*readiness),
+            ControlEvent::Readiness(readiness) => {
+                self.readiness(*readiness);
+                self.reconcile(now_ms());
+            }
+            ControlEvent::Reconcile => self.reconcile(now_ms()),
+            ControlEvent::Reconciled { epoch, compared } => self.reconciled(epoch, compared).await,
             ControlEvent::DrillStart {
                 request,
                 dry_run,
@@ -626,7 +662,10 @@ impl Controller {
             ControlEvent::Cluster(event) => self.cluster_event(*event).await,
             ControlEvent::ForwardTimeout { id } => self.forward_timeout(id).await,
             ControlEvent::DrillPhase { progress, reply } => {
-                if let Some(failing) = &mut self.failing {
+                let leads = !self.follows();
+                if let Some(failing) = &mut self.failing
+                    && leads
+                {
                     failing.drill = progress.or_else(|| failing.drill.clone());
                 }
                 self.save(now_ms()).await;
@@ -637,16 +676,7 @@ impl Controller {
                 let _ = reply.send(self.failing.as_ref().and_then(|f| f.last_drill.clone()));
             }
             ControlEvent::SetTtl { ttl, reply } => {
-                // A new TTL is a new version of the zones: secondaries
-                // follow it by the serial.
-                if let Some(failing) = &mut self.failing
-                    && failing.ttl_override != ttl
-                {
-                    failing.ttl_override = ttl;
-                    self.serials = answers::bump(&self.serials, &self.zones, &failing.config);
-                }
-                self.save(now_ms()).await;
-                self.publish();
+                self.set_ttl(ttl).await;
                 let _ = reply.send(());
             }
             ControlEvent::Shutdown => {}
@@ -654,8 +684,37 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// Serves the failover records with `ttl` (a drill lowers it). A new
+    /// TTL is a new version of the zones: secondaries follow it by the
+    /// serial. With several nodes, only the leader changes it, and its
+    /// answers change once the agreed state holds it.
+    async fn set_ttl(&mut self, ttl: Option<u32>) {
+        if self.follows() {
+            return;
+        }
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        if failing.ttl_override == ttl {
+            return;
+        }
+        let kept = (failing.ttl_override, self.serials.clone());
+        failing.ttl_override = ttl;
+        self.serials = answers::bump(&self.serials, &self.zones, &failing.config);
+        if self.store_state(now_ms()).await.is_err()
+            && self.cluster.is_some()
+            && let Some(failing) = &mut self.failing
+        {
+            (failing.ttl_override, self.serials) = kept;
+            return;
+        }
+        self.publish();
+    }
+}
+
 /// The store the state lives in: the state directory, or etcd with this
-/// node's member task (which starts here) and its fence.
+/// node's member task (which starts here) and its leadership.
 fn shared_store(
     config: &Config,
     outbox: &mpsc::Sender<ControlEvent>,
@@ -665,14 +724,15 @@ fn shared_store(
     };
     let etcd =
         Arc::new(crate::store::etcd::Etcd::new(&settings.etcd).map_err(StoreError::Unavailable)?);
-    let fence = Arc::new(std::sync::Mutex::new(crate::store::shared::Fence::default()));
+    // A step starts only with time left to renew the lease once more.
+    let leadership = Leadership::shared(settings.etcd.timeout);
     let store = crate::store::shared::EtcdStore::new(
         etcd.clone(),
         crate::store::shared::Keys::new(&settings.etcd.prefix),
-        fence.clone(),
+        leadership.clone(),
         LocalStore::new(&config.state_dir),
     );
-    let member = cluster::member::spawn(etcd, settings, fence.clone(), outbox.clone());
-    let cluster = cluster::Cluster::new(settings.clone(), member, fence);
+    let member = cluster::member::spawn(etcd, settings, leadership.clone(), outbox.clone());
+    let cluster = cluster::Cluster::new(settings.clone(), member, leadership);
     Ok((Box::new(store), Some(cluster)))
 }

@@ -8,6 +8,9 @@ use tracing::{debug, error, info};
 use super::{Controller, Failing, Notification};
 use crate::store::{NewEntry, StoreError, StoredState};
 
+/// Why a follower stores nothing (and so starts nothing).
+const NOT_LEADING: &str = "this node does not lead the cluster";
+
 impl Controller {
     pub(super) fn stored_state(&self, failing: &Failing) -> StoredState {
         StoredState {
@@ -27,10 +30,10 @@ impl Controller {
         let Some(failing) = &self.failing else {
             return Ok(());
         };
-        // With several nodes only the leader writes the agreed state; a
-        // follower has nothing of its own to store.
+        // With several nodes only the leader writes the agreed state: a
+        // follower's "store before acting" fails, so it never acts.
         if self.follows() {
-            return Ok(());
+            return Err(NOT_LEADING.into());
         }
         let state = self.stored_state(failing);
         match failing.store.save(&state).await {
@@ -56,6 +59,10 @@ impl Controller {
         let Some(failing) = &self.failing else {
             return Ok(());
         };
+        // A follower has nothing of its own to store, and nothing to tell.
+        if self.follows() {
+            return Err(NOT_LEADING.into());
+        }
         let epoch = failing.engine.persisted().epoch;
         let failure = self.try_save().await.err();
         let Some(failing) = &mut self.failing else {

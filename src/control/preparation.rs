@@ -15,7 +15,7 @@ use super::{ControlEvent, Controller, Notification, PlanEvent, StepOutcome, now_
 use crate::{
     config::{ReadOnlyStep, Site},
     engine::{Input, Role},
-    store::{NewEntry, ReadOnlyProgress},
+    store::{NewEntry, ReadOnlyProgress, shared::Leadership},
 };
 
 /// How long after a failed undo it is tried again.
@@ -54,6 +54,11 @@ async fn finish(outbox: &mpsc::Sender<ControlEvent>, attempt: u64, result: Resul
 const STOPPED: &str =
     "the preparation was stopped: the attempt was given up, or its progress could not be stored";
 
+/// Why a step did not run or was dropped: the leadership ended.
+fn stopped(lost: &str) -> String {
+    format!("the preparation was stopped: {lost}")
+}
+
 /// Runs the read-only steps of `site` for failover `attempt`: those
 /// `progress` has as done are read back (and run again only if they no
 /// longer hold), the others run in order. The first that fails stops the
@@ -62,13 +67,17 @@ async fn run_steps(
     site: Site,
     progress: ReadOnlyProgress,
     timeout: Duration,
+    leadership: Leadership,
     outbox: mpsc::Sender<ControlEvent>,
 ) {
     let attempt = progress.attempt;
     let mut verified = Vec::new();
     for step in site.read_only_steps() {
         if progress.done.contains(&step) {
-            let result = steps::verify(step, &site, timeout).await;
+            let result = match leadership.run(steps::verify(step, &site, timeout)).await {
+                Ok(result) => result,
+                Err(lost) => return finish(&outbox, attempt, Err(stopped(&lost))).await,
+            };
             if ask(&outbox, attempt, PlanEvent::Verified(step, result.clone()))
                 .await
                 .is_err()
@@ -86,7 +95,10 @@ async fn run_steps(
         {
             return finish(&outbox, attempt, Err(STOPPED.into())).await;
         }
-        let report = steps::set(step, &site, timeout).await;
+        let report = match leadership.run(steps::set(step, &site, timeout)).await {
+            Ok(report) => report,
+            Err(lost) => return finish(&outbox, attempt, Err(stopped(&lost))).await,
+        };
         let result = report.result.clone();
         let go_on = ask(&outbox, attempt, PlanEvent::Done(step, report)).await;
         match (result, go_on) {
@@ -110,10 +122,14 @@ pub(super) async fn undo_steps(
     finished: &[ReadOnlyStep],
     label: &str,
     timeout: Duration,
+    leadership: &Leadership,
 ) -> Vec<(ReadOnlyStep, StepOutcome)> {
     let mut outcomes = Vec::new();
     for step in started.iter().rev() {
-        let result = steps::undo(*step, site, timeout).await;
+        let result = leadership
+            .run(steps::undo(*step, site, timeout))
+            .await
+            .unwrap_or_else(|lost| Err(format!("not undone: {lost}")));
         let (ok, detail) = match result {
             Ok(d) => (true, d),
             Err(e) if !finished.contains(step) => (
@@ -215,10 +231,10 @@ impl Controller {
         let Some(failing) = &mut self.failing else {
             return;
         };
-        if failing.undoing.is_some() || failing.clearing {
+        if failing.undoing.is_some() || failing.clearing || failing.reconciling.is_some() {
             info!(
                 attempt = waiting.attempt,
-                "the read-only steps wait for an undo or a flag clear to finish"
+                "the read-only steps wait for an undo, a flag clear or a reconciliation pass to finish"
             );
             failing.waiting = Some(waiting);
             return;
@@ -236,6 +252,7 @@ impl Controller {
             site,
             progress,
             failing.config.step_timeout,
+            self.leadership.clone(),
             self.outbox.clone(),
         ));
     }
@@ -245,7 +262,7 @@ impl Controller {
         let Some(failing) = &mut self.failing else {
             return;
         };
-        if failing.undoing.is_some() || failing.clearing {
+        if failing.undoing.is_some() || failing.clearing || failing.reconciling.is_some() {
             return;
         }
         if let Some(waiting) = failing.waiting.take() {
@@ -353,6 +370,15 @@ impl Controller {
         if failing.undoing.is_some() {
             return;
         }
+        // A step of a previous leader (or of this controller before a
+        // restart) may still land until the quiet time is over: the undo,
+        // and its read-back, come after it.
+        let now = now_ms();
+        if now < failing.quiet_until {
+            let wait = Duration::from_millis(failing.quiet_until - now);
+            self.retry_undo(attempt, wait);
+            return;
+        }
         let Some(progress) = failing.read_only.clone().filter(|p| p.attempt == attempt) else {
             // A later attempt took over what this one left.
             return;
@@ -366,9 +392,17 @@ impl Controller {
         let target = failing.config.site(site).clone();
         let timeout = failing.config.step_timeout;
         let outbox = self.outbox.clone();
+        let leadership = self.leadership.clone();
         tokio::spawn(async move {
-            let outcomes =
-                undo_steps(&target, &progress.started, &progress.done, "undo", timeout).await;
+            let outcomes = undo_steps(
+                &target,
+                &progress.started,
+                &progress.done,
+                "undo",
+                timeout,
+                &leadership,
+            )
+            .await;
             let _ = outbox
                 .send(ControlEvent::Undone { attempt, outcomes })
                 .await;
@@ -451,11 +485,7 @@ impl Controller {
             if progress.started.is_empty() {
                 failing.read_only = None;
             } else {
-                let outbox = self.outbox.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(UNDO_RETRY).await;
-                    let _ = outbox.send(ControlEvent::UndoRetry { attempt }).await;
-                });
+                self.retry_undo(attempt, UNDO_RETRY);
             }
         }
         self.save(now).await;
@@ -468,6 +498,9 @@ impl Controller {
         let Some(failing) = &self.failing else {
             return;
         };
+        if self.follows() {
+            return;
+        }
         let pending = failing
             .engine
             .pending()
@@ -475,5 +508,20 @@ impl Controller {
         if !pending {
             self.undo(Role::Secondary, attempt).await;
         }
+    }
+
+    /// Tries the undo of `attempt` again after `wait`, while this node
+    /// leads (a timer of a leader that lost its leadership never fires).
+    pub(super) fn retry_undo(&self, attempt: u64, wait: Duration) {
+        let outbox = self.outbox.clone();
+        let leadership = self.leadership.clone();
+        tokio::spawn(async move {
+            let _ = leadership
+                .run(async {
+                    tokio::time::sleep(wait).await;
+                    let _ = outbox.send(ControlEvent::UndoRetry { attempt }).await;
+                })
+                .await;
+        });
     }
 }

@@ -66,6 +66,9 @@ pub struct Status {
     /// view, the quorum's verdict, etcd.
     #[serde(default)]
     pub cluster: Option<super::cluster::ClusterStatus>,
+    /// The last reconciliation of the flags with the agreed state.
+    #[serde(default)]
+    pub reconcile: Option<super::reconcile::ReconcileStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,6 +283,7 @@ impl super::Controller {
                 recent_events: Vec::new(),
                 timeline: None,
                 cluster: self.cluster_status(),
+                reconcile: None,
             };
         };
         let persisted = f.engine.persisted();
@@ -382,6 +386,7 @@ impl super::Controller {
                 }
             }),
             cluster: self.cluster_status(),
+            reconcile: Some(f.reconcile_status.clone()).filter(|r| r.checked.is_some()),
         }
     }
 }
@@ -499,6 +504,20 @@ impl Status {
             "Changes of active site to the secondary since the controller started.",
             vec![(String::new(), self.failovers_total as f64)],
         );
+        if let Some(r) = &self.reconcile {
+            family(
+                "geofailover_flag_drift_total",
+                "counter",
+                "Flags the leader found apart from the agreed state (and repaired) since it started.",
+                vec![(String::new(), r.drift_total as f64)],
+            );
+            family(
+                "geofailover_flags_in_agreement",
+                "gauge",
+                "1 when every flag read at the last reconciliation matched the agreed state or was repaired.",
+                vec![(String::new(), if r.in_agreement { 1.0 } else { 0.0 })],
+            );
+        }
         family(
             "geofailover_epoch",
             "gauge",

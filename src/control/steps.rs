@@ -118,19 +118,39 @@ fn missing(step: ReadOnlyStep) -> String {
 
 /// Reads back what `step` sets, changing nothing.
 pub async fn verify(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Result<String, String> {
+    match observe(step, site, timeout).await? {
+        (true, detail) => Ok(detail),
+        (false, detail) => Err(detail),
+    }
+}
+
+/// Whether what `step` sets is in place now, and what was read; an
+/// error when it cannot be read. Changes nothing.
+pub async fn observe(
+    step: ReadOnlyStep,
+    site: &Site,
+    timeout: Duration,
+) -> Result<(bool, String), String> {
     let name = step.name();
     match (step, &site.database) {
         (ReadOnlyStep::Database, Some(database)) => {
             within(timeout, name, async {
                 let mut db = Db::connect(&database.target, timeout).await?;
-                let read = db.read_only().await;
+                let read = db.read_only_state().await;
                 db.close().await;
                 read
             })
             .await
         }
         (ReadOnlyStep::FlagFile, _) => match site.read_only.file.clone() {
-            Some(file) => blocking(timeout, name, move || read_back_file(&file)).await,
+            Some(file) => {
+                within(timeout, name, async {
+                    tokio::task::spawn_blocking(move || read_back_file(&file))
+                        .await
+                        .map_err(|e| format!("{name}: {e}"))?
+                })
+                .await
+            }
             None => Err(missing(step)),
         },
         (ReadOnlyStep::FlagSql, Some(database)) => match &site.read_only.sql {
@@ -142,13 +162,16 @@ pub async fn verify(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Resul
                     let mut db = Db::connect(&database.target, timeout).await?;
                     let value = db.value(query).await;
                     db.close().await;
-                    match value?.as_deref() {
-                        Some(v) if v == expect => Ok(format!("`{query}` reads {v}")),
-                        other => Err(format!(
-                            "`{query}` reads {}, expected {expect}",
-                            other.unwrap_or("no row")
-                        )),
-                    }
+                    Ok(match value?.as_deref() {
+                        Some(v) if v == expect => (true, format!("`{query}` reads {v}")),
+                        other => (
+                            false,
+                            format!(
+                                "`{query}` reads {}, expected {expect}",
+                                other.unwrap_or("no row")
+                            ),
+                        ),
+                    })
                 })
                 .await
             }
@@ -312,17 +335,31 @@ async fn set_database(database: &Database, timeout: Duration) -> StepReport {
 fn set_file(file: &FlagFile) -> Result<String, String> {
     write_atomically(&file.path, file.content.as_bytes())
         .map_err(|e| format!("cannot write the flag file {}: {e}", file.path.display()))?;
-    read_back_file(file).map(|_| format!("flag file {} written and read back", file.path.display()))
+    match read_back_file(file)? {
+        (true, _) => Ok(format!(
+            "flag file {} written and read back",
+            file.path.display()
+        )),
+        (false, detail) => Err(detail),
+    }
 }
 
-fn read_back_file(file: &FlagFile) -> Result<String, String> {
+fn read_back_file(file: &FlagFile) -> Result<(bool, String), String> {
     match std::fs::read_to_string(&file.path) {
-        Ok(text) if text == file.content => {
-            Ok(format!("flag file {} is in place", file.path.display()))
-        }
-        Ok(_) => Err(format!(
-            "the flag file {} reads back different content",
-            file.path.display()
+        Ok(text) if text == file.content => Ok((
+            true,
+            format!("flag file {} is in place", file.path.display()),
+        )),
+        Ok(_) => Ok((
+            false,
+            format!(
+                "the flag file {} reads back different content",
+                file.path.display()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((
+            false,
+            format!("the flag file {} is absent", file.path.display()),
         )),
         Err(e) => Err(format!(
             "cannot read back the flag file {}: {e}",
@@ -481,10 +518,13 @@ async fn call(
 async fn set_http(http: &FlagHttp, timeout: Duration) -> Result<String, String> {
     let client = client(http, timeout)?;
     call(&client, &http.method, &http.url, &http.expect_status).await?;
-    check_http(http, timeout).await
+    match check_http(http, timeout).await? {
+        (true, detail) => Ok(detail),
+        (false, detail) => Err(detail),
+    }
 }
 
-async fn check_http(http: &FlagHttp, timeout: Duration) -> Result<String, String> {
+async fn check_http(http: &FlagHttp, timeout: Duration) -> Result<(bool, String), String> {
     let client = client(http, timeout)?;
     let shown = crate::probe::shown_url(&http.check_url);
     let failed = |e| format!("GET {shown}: {}", crate::probe::describe_reqwest(e));
@@ -496,11 +536,14 @@ async fn check_http(http: &FlagHttp, timeout: Duration) -> Result<String, String
         .text()
         .await
         .map_err(failed)?;
-    if body.contains(&http.check_contains) {
-        Ok(format!("{shown} reports {:?}", http.check_contains))
+    Ok(if body.contains(&http.check_contains) {
+        (true, format!("{shown} reports {:?}", http.check_contains))
     } else {
-        Err(format!("{shown} does not report {:?}", http.check_contains))
-    }
+        (
+            false,
+            format!("{shown} does not report {:?}", http.check_contains),
+        )
+    })
 }
 
 async fn undo_http(http: &FlagHttp, timeout: Duration) -> Result<String, String> {

@@ -355,16 +355,28 @@ impl Db {
 
     /// Reads back whether the server is read-only.
     pub async fn read_only(&mut self) -> Result<String, String> {
-        let (set, check) = self.read_only_sql();
-        match self.value(check).await?.as_deref() {
-            Some("1") => Ok(format!("{} reads back {}", self.address, &check[7..])),
-            other => Err(format!(
-                "{} reads {} = {} (expected 1 after {set})",
-                self.address,
-                &check[7..],
-                other.unwrap_or("NULL")
-            )),
+        match self.read_only_state().await? {
+            (true, detail) => Ok(detail),
+            (false, detail) => Err(detail),
         }
+    }
+
+    /// Whether the server is read-only (`super_read_only` on MySQL), and
+    /// what was read.
+    pub async fn read_only_state(&mut self) -> Result<(bool, String), String> {
+        let (set, check) = self.read_only_sql();
+        Ok(match self.value(check).await?.as_deref() {
+            Some("1") => (true, format!("{} reads back {}", self.address, &check[7..])),
+            other => (
+                false,
+                format!(
+                    "{} reads {} = {} (expected 1 after {set})",
+                    self.address,
+                    &check[7..],
+                    other.unwrap_or("NULL")
+                ),
+            ),
+        })
     }
 
     /// `SHOW GRANTS` lines for `account` (`user@host`), or for the

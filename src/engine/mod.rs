@@ -25,7 +25,7 @@ pub enum Role {
 impl Role {
     pub const BOTH: [Role; 2] = [Role::Primary, Role::Secondary];
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         match self {
             Role::Primary => 0,
             Role::Secondary => 1,
@@ -104,7 +104,6 @@ pub struct ReplicationView {
 /// stored state from before its first step, so a restart resumes it (the
 /// conditions still hold) or rolls it back (they do not).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Pending {
     /// The epoch the failover leads to.
     pub epoch: u64,
@@ -141,7 +140,6 @@ pub struct CheckSpec {
 
 /// The state that survives a restart; the shell stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Persisted {
     /// The site the failover records point at.
     pub active: Role,
@@ -463,6 +461,20 @@ impl Engine {
     /// Feeds one input at time `now` (milliseconds).
     pub fn step(&mut self, input: Input, now: u64) -> Decision {
         match input {
+            // A controller that does not decide acts on nothing: neither
+            // a late read-only result of the failover it prepared while it
+            // led, nor a command.
+            Input::ReadOnly { attempt, .. } if !self.deciding => {
+                let summary = format!(
+                    "a read-only result for failover attempt {attempt} ignored: this controller follows the leader and decides nothing"
+                );
+                self.decide(now, Event::Steady, summary, Vec::new(), Vec::new())
+            }
+            Input::Command { .. } if !self.deciding => self.refuse(
+                now,
+                "refused: this controller follows the leader and decides nothing",
+                Vec::new(),
+            ),
             Input::Check { id, ok, detail } => {
                 let i = id.site.index();
                 let Some((fall, rise)) = self.spec.sites[i]

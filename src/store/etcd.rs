@@ -7,8 +7,8 @@
 
 use std::{
     sync::{
-        Mutex,
-        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicI64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -62,6 +62,8 @@ pub enum Op {
     /// Deletes the keys from the first (included) to the second (not).
     DeleteRange(String, String),
     Get(String),
+    /// The last key (in key order) starting with the prefix.
+    Last(String),
 }
 
 /// A transaction's outcome: whether its conditions held, and the
@@ -70,7 +72,7 @@ pub enum Op {
 pub struct TxnResult {
     pub succeeded: bool,
     pub revision: i64,
-    /// The keys `Get` operations read, in order.
+    /// The keys `Get` and `Last` operations read, in order.
     pub read: Vec<Option<Kv>>,
 }
 
@@ -92,6 +94,12 @@ fn number(v: &Value) -> i64 {
         Value::Number(n) => n.as_i64().unwrap_or(0),
         _ => 0,
     }
+}
+
+/// The whole seconds a lease of `ttl` is asked for: never less than
+/// `ttl`, so the lease outlives what the node counts on.
+pub fn lease_seconds(ttl: Duration) -> u64 {
+    ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)
 }
 
 fn decode(v: &Value) -> Vec<u8> {
@@ -149,6 +157,10 @@ fn op_json(op: &Op) -> Value {
             "key": B64.encode(from), "range_end": B64.encode(to)
         }}),
         Op::Get(key) => json!({"request_range": {"key": B64.encode(key)}}),
+        Op::Last(prefix) => json!({"request_range": {
+            "key": B64.encode(prefix), "range_end": B64.encode(prefix_end(prefix)),
+            "limit": "1", "sort_order": "DESCEND", "sort_target": "KEY"
+        }}),
     }
 }
 
@@ -165,12 +177,20 @@ async fn read_json(answer: reqwest::Response, base: &str) -> Result<Value, EtcdE
 pub struct Watch {
     events: mpsc::Receiver<WatchEvent>,
     task: tokio::task::JoinHandle<()>,
+    /// The revision it is to deliver next.
+    next: Arc<AtomicI64>,
 }
 
 impl Watch {
     /// The next change; `None` once the watch has ended.
     pub async fn recv(&mut self) -> Option<WatchEvent> {
         self.events.recv().await
+    }
+
+    /// The newest revision whose changes it has delivered (or passed on
+    /// its way to the channel).
+    pub fn seen(&self) -> i64 {
+        self.next.load(Ordering::Relaxed) - 1
     }
 }
 
@@ -298,7 +318,10 @@ impl Etcd {
                 .or(value["error"].as_str())
                 .unwrap_or("")
                 .to_string();
-            let expired = message.contains("invalid auth token");
+            // A token made before an auth change (JWT tokens: "revision of
+            // auth store is old") or one that expired: authenticate anew.
+            let expired = message.contains("invalid auth token")
+                || message.contains("revision of auth store is old");
             if expired && !fresh && token.is_some() {
                 continue;
             }
@@ -384,20 +407,23 @@ impl Etcd {
         })
     }
 
-    /// A new lease of `ttl`; its id.
-    pub async fn grant(&self, ttl: Duration) -> Result<i64, EtcdError> {
+    /// A new lease of at least `ttl` (whole seconds, rounded up: etcd
+    /// counts in seconds); its id and the TTL etcd granted, which may be
+    /// longer.
+    pub async fn grant(&self, ttl: Duration) -> Result<(i64, Duration), EtcdError> {
+        let asked = lease_seconds(ttl);
         let answer = self
-            .call(
-                "/v3/lease/grant",
-                &json!({"TTL": ttl.as_secs().max(1).to_string()}),
-            )
+            .call("/v3/lease/grant", &json!({"TTL": asked.to_string()}))
             .await?;
         match number(&answer["ID"]) {
             0 => Err(EtcdError::Refused(format!(
                 "no lease granted: {}",
                 answer["error"].as_str().unwrap_or("no ID")
             ))),
-            id => Ok(id),
+            id => {
+                let granted = u64::try_from(number(&answer["TTL"])).unwrap_or(0);
+                Ok((id, Duration::from_secs(granted.max(1))))
+            }
         }
     }
 
@@ -419,14 +445,15 @@ impl Etcd {
     /// the background; changes arrive in order. A lost watch is opened
     /// again (a `Reset` first); dropping the `Watch` ends it, even while
     /// its connection hangs.
-    pub fn watch(self: &std::sync::Arc<Self>, prefix: &str, revision: i64) -> Watch {
+    pub fn watch(self: &Arc<Self>, prefix: &str, revision: i64) -> Watch {
         let (events, receiver) = mpsc::channel(256);
         let etcd = self.clone();
         let prefix = prefix.to_string();
+        let next = Arc::new(AtomicI64::new(revision));
+        let shared = next.clone();
         let task = tokio::spawn(async move {
-            let mut next = revision;
             loop {
-                let result = etcd.watch_once(&prefix, &mut next, &events).await;
+                let result = etcd.watch_once(&prefix, &shared, &events).await;
                 if events.is_closed() {
                     return;
                 }
@@ -442,14 +469,29 @@ impl Etcd {
         Watch {
             events: receiver,
             task,
+            next,
         }
+    }
+
+    /// The revision of the newest change below `prefix` (0: none): what a
+    /// live watch of it must have delivered soon after.
+    pub async fn newest(&self, prefix: &str) -> Result<i64, EtcdError> {
+        let body = json!({
+            "key": B64.encode(prefix), "range_end": B64.encode(prefix_end(prefix)),
+            "limit": "1", "sort_order": "DESCEND", "sort_target": "MOD", "keys_only": true
+        });
+        let answer = self.call("/v3/kv/range", &body).await?;
+        Ok(answer["kvs"]
+            .as_array()
+            .and_then(|a| a.first())
+            .map_or(0, |kv| number(&kv["mod_revision"])))
     }
 
     /// One watch stream, until it ends; `next` follows the events seen.
     async fn watch_once(
         &self,
         prefix: &str,
-        next: &mut i64,
+        next: &AtomicI64,
         events: &mpsc::Sender<WatchEvent>,
     ) -> Result<(), EtcdError> {
         let index = self.current.load(Ordering::Relaxed) % self.endpoints.len();
@@ -457,7 +499,7 @@ impl Etcd {
         let body = json!({"create_request": {
             "key": B64.encode(prefix),
             "range_end": B64.encode(prefix_end(prefix)),
-            "start_revision": next.to_string(),
+            "start_revision": next.load(Ordering::Relaxed).to_string(),
             "progress_notify": true,
         }});
         let mut request = self.post(&format!("{base}/v3/watch"), &body);
@@ -481,8 +523,10 @@ impl Etcd {
         let mut buffer: Vec<u8> = Vec::new();
         loop {
             // A quiet watch gets a progress notification every ten
-            // minutes or so; a dead connection is noticed by the lease
-            // keep-alives, whose failure drops the watch.
+            // minutes or so; a stalled member keeps the connection open
+            // and silent: the member task compares `seen` with the newest
+            // revision another member reports, and drops a watch that
+            // falls behind.
             let chunk = answer
                 .chunk()
                 .await
@@ -505,7 +549,7 @@ impl Etcd {
                 }
                 for event in result["events"].as_array().into_iter().flatten() {
                     let kv = kv_of(&event["kv"]);
-                    *next = (*next).max(kv.mod_revision + 1);
+                    next.fetch_max(kv.mod_revision + 1, Ordering::Relaxed);
                     let change = if event["type"].as_str() == Some("DELETE") {
                         WatchEvent::Delete {
                             key: kv.key,
@@ -526,6 +570,13 @@ impl Etcd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_is_asked_for_whole_seconds_never_shorter_than_configured() {
+        assert_eq!(lease_seconds(Duration::from_millis(2500)), 3);
+        assert_eq!(lease_seconds(Duration::from_secs(3)), 3);
+        assert_eq!(lease_seconds(Duration::from_millis(1001)), 2);
+    }
 
     #[test]
     fn prefix_ends_are_the_next_key() {

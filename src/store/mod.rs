@@ -19,9 +19,11 @@ pub mod journal;
 pub mod shared;
 pub use journal::{Journal, JournalEntry, NewEntry};
 
-/// Everything that must survive a restart.
+/// Everything that must survive a restart. Unknown fields are read past,
+/// not refused: in a cluster under a rolling upgrade, a newer node may
+/// write fields an older one does not know, and the older must still
+/// follow it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StoredState {
     /// The engine's state: active site, epoch, pause, cooldown, last decision.
     pub engine: Persisted,
@@ -53,7 +55,6 @@ pub struct StoredState {
 /// started and finished, each stored before the next begins; after the
 /// attempt stopped, the steps still to undo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ReadOnlyProgress {
     pub attempt: u64,
     pub epoch: u64,
@@ -63,7 +64,6 @@ pub struct ReadOnlyProgress {
 
 /// Where a running drill is, stored at each phase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DrillProgress {
     pub id: String,
     pub started: u64,
@@ -74,7 +74,6 @@ pub struct DrillProgress {
 /// Clear the secondary's application flag at `not_before` (ms), unless the
 /// active site changed again after `epoch`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ScheduledClear {
     pub epoch: u64,
     pub not_before: u64,

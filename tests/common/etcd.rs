@@ -41,6 +41,11 @@ impl Etcd {
 
     /// One member on each of `ips`.
     pub fn start_on(ips: &[IpAddr]) -> Self {
+        Self::start_with(ips, &[])
+    }
+
+    /// One member on each of `ips`, each with `extra` arguments.
+    pub fn start_with(ips: &[IpAddr], extra: &[String]) -> Self {
         let token = format!("geofailover-test-{}-{}", std::process::id(), free_port());
         let peers: Vec<(String, IpAddr, u16, u16)> = ips
             .iter()
@@ -71,6 +76,7 @@ impl Etcd {
                     "--logger=zap".into(),
                     format!("--log-outputs={}", dir.path().join("etcd.log").display()),
                 ];
+                let command = [command, extra.to_vec()].concat();
                 Member {
                     name: name.clone(),
                     url,
@@ -128,6 +134,29 @@ impl Member {
         let (code, body) =
             super::try_http("GET", addr, "/health", None, "").unwrap_or((0, String::new()));
         code == 200 && body.contains("\"health\":\"true\"")
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a client URL with a port")
+    }
+
+    /// Stops the member with SIGSTOP, as a long pause or a stuck disk.
+    pub fn freeze(&self) {
+        if let Some(process) = &self.process {
+            process.signal("STOP");
+        }
+    }
+
+    /// Lets a frozen member go on.
+    pub fn thaw(&self) {
+        if let Some(process) = &self.process {
+            process.signal("CONT");
+        }
     }
 
     /// Kills the member with SIGKILL.

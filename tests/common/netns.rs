@@ -113,3 +113,34 @@ impl Drop for Namespace {
             .output();
     }
 }
+
+/// Drops what a loopback port sends (its answers), until dropped: a
+/// server that takes requests and whose answers never arrive.
+pub struct SilencedPort {
+    port: u16,
+}
+
+impl SilencedPort {
+    pub fn new(port: u16) -> Self {
+        silence("-I", port);
+        Self { port }
+    }
+}
+
+fn silence(action: &str, port: u16) {
+    let port = port.to_string();
+    run(&[
+        "iptables", action, "OUTPUT", "-o", "lo", "-p", "tcp", "--sport", &port, "-j", "DROP",
+    ]);
+}
+
+impl Drop for SilencedPort {
+    fn drop(&mut self) {
+        let port = self.port.to_string();
+        let _ = Command::new("iptables")
+            .args([
+                "-D", "OUTPUT", "-o", "lo", "-p", "tcp", "--sport", &port, "-j", "DROP",
+            ])
+            .output();
+    }
+}

@@ -8,7 +8,7 @@
 //! the lease can have expired at etcd, so two nodes never act at once.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -23,7 +23,7 @@ use crate::{
     store::{
         JournalEntry, StoredState,
         etcd::{Compare, Etcd, EtcdError, Kv, Op, Watch, WatchEvent},
-        shared::{Fence, KeyKind, Keys, NodeView, parse_state},
+        shared::{Fence, KeyKind, Keys, Leadership, NodeView, parse_state},
     },
 };
 
@@ -128,12 +128,17 @@ struct Member {
     node: String,
     ttl: Duration,
     timeout: Duration,
-    fence: Arc<Mutex<Fence>>,
+    leadership: Leadership,
     outbox: mpsc::Sender<ControlEvent>,
     lease: Option<i64>,
+    /// The TTL etcd granted the lease (at least `ttl`).
+    granted: Duration,
     /// When the lease was last granted or renewed (when the request that
     /// did it was sent: etcd counts the TTL from no earlier than that).
     renewed: Instant,
+    /// The newest revision below the prefix, read at the last tick: the
+    /// watch must have delivered it by the next.
+    watch_target: Option<i64>,
     /// Who holds the `leader` key, as last seen.
     leader: Option<String>,
     view: Option<NodeView>,
@@ -149,7 +154,7 @@ struct Member {
 pub fn spawn(
     etcd: Arc<Etcd>,
     config: &ClusterConfig,
-    fence: Arc<Mutex<Fence>>,
+    leadership: Leadership,
     outbox: mpsc::Sender<ControlEvent>,
 ) -> mpsc::Sender<Request> {
     let (requests, inbox) = mpsc::channel(1024);
@@ -159,10 +164,12 @@ pub fn spawn(
         node: config.node.clone(),
         ttl: config.etcd.lease_ttl,
         timeout: config.etcd.timeout,
-        fence,
+        leadership,
         outbox,
         lease: None,
+        granted: config.etcd.lease_ttl,
         renewed: Instant::now(),
+        watch_target: None,
         leader: None,
         view: None,
         view_published: false,
@@ -179,7 +186,14 @@ impl Member {
     /// clears it when a write of its own is refused, and the member when
     /// the lease is lost.
     fn leading(&self) -> bool {
-        self.fence.lock().map(|f| f.lease != 0).unwrap_or(false)
+        self.leadership.fence().lease != 0
+    }
+
+    /// Until when the lease surely holds at etcd, renewed by a request
+    /// sent at `sent`: its granted TTL less a fifth as margin (clocks
+    /// drift, etcd counts from when it got the request).
+    fn deadline(&self, sent: Instant) -> Instant {
+        sent + self.granted - self.granted / 5
     }
 
     async fn tell(&self, event: Event) {
@@ -222,7 +236,13 @@ impl Member {
                         let published = self.publish(&view).await;
                         self.contact(&published).await;
                     }
+                    if let Some(open) = &watch
+                        && !self.watch_alive(open.seen()).await
+                    {
+                        watch = None;
+                    }
                     if watch.is_none() {
+                        self.watch_target = None;
                         match self.snapshot().await {
                             Ok(revision) => watch = Some(self.etcd.watch(&self.keys.all(), revision + 1)),
                             Err(e) => self.contact(&Err(e)).await,
@@ -256,6 +276,29 @@ impl Member {
         }
     }
 
+    /// Whether the watch keeps up: the newest change below the prefix
+    /// that another request saw at the last tick must have come through
+    /// it by now. A watch on a member that stalled (SIGSTOP, a stuck
+    /// disk: its connection stays open and silent while the others keep
+    /// quorum) falls behind, and is opened again at a member that answers.
+    async fn watch_alive(&mut self, seen: i64) -> bool {
+        let behind = self.watch_target.is_some_and(|target| seen < target);
+        if behind {
+            warn!(
+                seen,
+                target = self.watch_target,
+                "the watch of etcd fell behind (its member stalled?): reading afresh from a member that answers"
+            );
+            self.watch_target = None;
+            return false;
+        }
+        match self.etcd.newest(&self.keys.all()).await {
+            Ok(newest) => self.watch_target = Some(newest),
+            Err(e) => debug!("cannot read the newest revision: {e}"),
+        }
+        true
+    }
+
     /// Keeps the lease alive, or gets a new one; steps down in time when
     /// it cannot.
     async fn keep_lease(&mut self) -> Result<(), EtcdError> {
@@ -265,7 +308,7 @@ impl Member {
             // it stops acting, and goes on waiting for the answer (the
             // lease may well be alive, and a follower has nothing to stop).
             let sent = Instant::now();
-            let deadline = (self.renewed + self.ttl - self.ttl / 5).saturating_duration_since(sent);
+            let deadline = self.deadline(self.renewed).saturating_duration_since(sent);
             let etcd = self.etcd.clone();
             let call = etcd.keep_alive(lease);
             tokio::pin!(call);
@@ -283,6 +326,12 @@ impl Member {
             match answer {
                 Ok(ttl) if ttl > 0 => {
                     self.renewed = sent;
+                    let deadline = self.deadline(sent);
+                    self.leadership.update(|f| {
+                        if f.lease == lease {
+                            f.deadline = Some(deadline);
+                        }
+                    });
                     return Ok(());
                 }
                 Ok(_) => {
@@ -293,7 +342,7 @@ impl Member {
                 Err(e) => {
                     // Another try may still come in time; past that, the
                     // lease may be gone at etcd: stop acting now.
-                    if self.renewed.elapsed() + self.timeout >= self.ttl {
+                    if self.renewed.elapsed() + self.timeout >= self.granted {
                         self.step_down("etcd could not renew its lease in time")
                             .await;
                     }
@@ -302,8 +351,9 @@ impl Member {
             }
         }
         let sent = Instant::now();
-        let lease = self.etcd.grant(self.ttl).await?;
+        let (lease, granted) = self.etcd.grant(self.ttl).await?;
         self.lease = Some(lease);
+        self.granted = granted;
         self.renewed = sent;
         self.view_published = false;
         debug!(lease, "lease granted");
@@ -312,28 +362,23 @@ impl Member {
 
     async fn step_down(&mut self, why: &str) {
         let was = self.leading();
-        if let Ok(mut fence) = self.fence.lock() {
-            fence.lease = 0;
-        }
+        self.leadership.end();
         if was {
             warn!("this node is no longer the leader: {why}");
             self.tell(Event::Deposed(why.to_string())).await;
         }
     }
 
-    /// Takes the `leader` key if nobody holds it.
+    /// Takes the `leader` key if nobody holds it. One transaction takes
+    /// the key and reads what leading needs (the agreed state, the newest
+    /// journal entry): a node never holds the key without what it needs
+    /// to lead.
     async fn campaign(&mut self) -> Result<(), EtcdError> {
         let Some(lease) = self.lease else {
             return Ok(());
         };
-        let take = [
-            Op::Put {
-                key: self.keys.leader(),
-                value: self.node.as_bytes().to_vec(),
-                lease: Some(lease),
-            },
-            Op::Get(self.keys.state()),
-        ];
+        let sent = self.renewed;
+        let take = campaign_ops(&self.keys, &self.node, lease);
         let mut result = self
             .etcd
             .txn(
@@ -368,34 +413,48 @@ impl Member {
                 // Nobody can build on a state it cannot read: give the
                 // leadership back rather than overwrite it.
                 warn!("the agreed state cannot be read: {e}");
-                let _ = self
-                    .etcd
-                    .txn(
-                        &[Compare::Lease(self.keys.leader(), lease)],
-                        &[Op::Delete(self.keys.leader())],
-                        &[],
-                    )
-                    .await;
+                self.give_back(lease).await;
                 return Ok(());
             }
         };
-        if let Ok(mut fence) = self.fence.lock() {
-            *fence = Fence { lease, revision };
-        }
+        let last_journal =
+            result
+                .read
+                .get(1)
+                .cloned()
+                .flatten()
+                .and_then(|kv| match self.keys.kind(&kv.key) {
+                    KeyKind::Journal(seq) => Some(seq),
+                    _ => None,
+                });
+        self.next_journal = last_journal
+            .unwrap_or(0)
+            .max(state.as_ref().map_or(0, |s| s.journal_seq))
+            + 1;
+        let deadline = self.deadline(sent);
+        self.leadership.update(|f| {
+            *f = Fence {
+                lease,
+                revision,
+                deadline: Some(deadline),
+            }
+        });
         self.leader = Some(self.node.clone());
-        let (journal, _) = self.etcd.get_prefix(&self.keys.journals()).await?;
-        self.next_journal = journal
-            .iter()
-            .filter_map(|kv| match self.keys.kind(&kv.key) {
-                KeyKind::Journal(seq) => Some(seq + 1),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(1)
-            .max(state.as_ref().map_or(0, |s| s.journal_seq) + 1);
         info!(node = %self.node, "this node is the leader");
         self.tell(Event::Leading { state, revision }).await;
         Ok(())
+    }
+
+    /// Gives the `leader` key back, if this lease holds it.
+    async fn give_back(&mut self, lease: i64) {
+        let _ = self
+            .etcd
+            .txn(
+                &[Compare::Lease(self.keys.leader(), lease)],
+                &[Op::Delete(self.keys.leader())],
+                &[],
+            )
+            .await;
     }
 
     /// Reads everything afresh; the revision read at.
@@ -552,7 +611,7 @@ impl Member {
                 Ok(())
             }
             Request::Journal(entry) => {
-                let lease = self.fence.lock().map(|f| f.lease).unwrap_or(0);
+                let lease = self.leadership.fence().lease;
                 if lease == 0 {
                     return Ok(());
                 }
@@ -607,7 +666,7 @@ impl Member {
                     .map(|_| ())
             }
             Request::Reply { id, reply } => {
-                let lease = self.fence.lock().map(|f| f.lease).unwrap_or(0);
+                let lease = self.leadership.fence().lease;
                 debug!(id, lease, "a reply to send");
                 if lease == 0 {
                     return Ok(());
@@ -643,10 +702,34 @@ impl Member {
     }
 }
 
+/// The campaign's transaction when it wins: the `leader` key under the
+/// node's lease, then the agreed state and the newest journal entry read
+/// in the same transaction.
+fn campaign_ops(keys: &Keys, node: &str, lease: i64) -> [Op; 3] {
+    [
+        Op::Put {
+            key: keys.leader(),
+            value: node.as_bytes().to_vec(),
+            lease: Some(lease),
+        },
+        Op::Get(keys.state()),
+        Op::Last(keys.journals()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::Event as EngineEvent;
+
+    #[test]
+    fn a_campaign_reads_what_leading_needs_in_the_transaction_that_wins() {
+        let keys = Keys::new("/p");
+        let ops = campaign_ops(&keys, "ns1", 7);
+        assert!(matches!(&ops[0], Op::Put { key, lease: Some(7), .. } if *key == keys.leader()));
+        assert!(matches!(&ops[1], Op::Get(key) if *key == keys.state()));
+        assert!(matches!(&ops[2], Op::Last(prefix) if *prefix == keys.journals()));
+    }
 
     #[test]
     fn requests_and_replies_read_back_as_written() {

@@ -11,7 +11,6 @@ pub mod member;
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
-    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -29,7 +28,7 @@ use crate::{
     },
     store::{
         JournalEntry, NewEntry, StoredState,
-        shared::{Fence, NodeView},
+        shared::{Leadership, NodeView},
     },
 };
 use member::{Event, Forwarded, ForwardedReply, Request};
@@ -50,7 +49,7 @@ pub(super) enum Waiter {
 pub(super) struct Cluster {
     pub config: ClusterConfig,
     pub member: mpsc::Sender<Request>,
-    pub fence: Arc<Mutex<Fence>>,
+    pub leadership: Leadership,
     pub etcd_up: bool,
     pub etcd_detail: String,
     pub etcd_since: u64,
@@ -62,6 +61,9 @@ pub(super) struct Cluster {
     pub journal: VecDeque<JournalEntry>,
     /// What this node last published of the sites.
     published: Option<VantageView>,
+    /// The epoch of an agreed state not taken because it was older than
+    /// this node's (told once).
+    refused_epoch: Option<u64>,
     waiting: HashMap<String, Waiter>,
     next_id: u64,
 }
@@ -70,12 +72,12 @@ impl Cluster {
     pub fn new(
         config: ClusterConfig,
         member: mpsc::Sender<Request>,
-        fence: Arc<Mutex<Fence>>,
+        leadership: Leadership,
     ) -> Self {
         Self {
             config,
             member,
-            fence,
+            leadership,
             etcd_up: false,
             etcd_detail: "not contacted yet".into(),
             etcd_since: now_ms(),
@@ -84,6 +86,7 @@ impl Cluster {
             views: BTreeMap::new(),
             journal: VecDeque::new(),
             published: None,
+            refused_epoch: None,
             waiting: HashMap::new(),
             next_id: 1,
         }
@@ -100,10 +103,14 @@ impl Cluster {
         }
     }
 
-    /// The quorum's verdict on both sites from the live views.
+    /// The quorum's verdict on both sites from the live views of the
+    /// configured nodes.
     fn agreed(&self, names: [&str; 2]) -> [quorum::Agreed; 2] {
-        let views: Vec<VantageView> = self.views.values().map(|v| v.view.clone()).collect();
-        quorum::agree(&views, self.config.quorum, names)
+        quorum::agree(
+            &counted(&self.views, &self.config),
+            self.config.quorum,
+            names,
+        )
     }
 }
 
@@ -158,9 +165,13 @@ impl Controller {
         self.cluster.as_mut()
     }
 
-    /// Whether this node follows (a leader elsewhere decides).
+    /// Whether this node follows: a leader elsewhere decides, or its own
+    /// leadership's deadline has passed (until a renewal or a new
+    /// campaign says otherwise).
     pub(super) fn follows(&self) -> bool {
-        self.cluster.as_ref().is_some_and(|c| !c.leading)
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| !c.leading || !c.leadership.leads())
     }
 
     /// Publishes this node's view of the sites when it changed.
@@ -229,11 +240,22 @@ impl Controller {
     }
 
     /// Takes the agreed state: the engine's, the serials, what the shell
-    /// keeps; serves its answers and keeps a copy on disk.
-    async fn adopt(&mut self, state: StoredState) {
+    /// keeps; serves its answers and keeps a copy on disk. Whether it was
+    /// taken (not when older than this node's).
+    async fn adopt(&mut self, state: StoredState) -> bool {
         let Some(failing) = &mut self.failing else {
-            return;
+            return true;
         };
+        if let Err(why) = takes(failing.engine.persisted(), &state.engine) {
+            let told = self.cluster.as_ref().and_then(|c| c.refused_epoch);
+            if told != Some(state.engine.epoch) {
+                error!("{why}");
+            }
+            if let Some(cluster) = self.cluster_mut() {
+                cluster.refused_epoch = Some(state.engine.epoch);
+            }
+            return false;
+        }
         let changed = failing.engine.persisted().active != state.engine.active
             || self.serials != state.serials
             || failing.ttl_override != state.ttl_override;
@@ -253,6 +275,7 @@ impl Controller {
             self.publish();
         }
         self.observe_timeline(super::now_ms());
+        true
     }
 
     /// A change in the cluster, from the member task.
@@ -295,8 +318,14 @@ impl Controller {
                 self.agree();
             }
             Event::Leading { state, revision } => {
-                if let Some(state) = state {
-                    self.adopt(state).await;
+                // A state older than this node's is written over with its
+                // own at the first step.
+                let taken = match state {
+                    Some(state) => self.adopt(state).await,
+                    None => true,
+                };
+                if let Some(failing) = &mut self.failing {
+                    failing.dirty |= !taken;
                 }
                 self.lead(revision).await;
             }
@@ -337,10 +366,7 @@ impl Controller {
                 }
             }
             Event::State { state, revision } => {
-                let fenced_at = self
-                    .cluster
-                    .as_ref()
-                    .and_then(|c| c.fence.lock().ok().map(|f| f.revision));
+                let fenced_at = self.cluster.as_ref().map(|c| c.leadership.fence().revision);
                 if self.follows() {
                     self.adopt(state).await;
                 } else if fenced_at.is_some_and(|r| revision > r) {
@@ -358,6 +384,11 @@ impl Controller {
                 }
             }
             Event::Forwarded { id, request } => {
+                // Only a node that leads carries out a request; the
+                // requester's own timeout answers it otherwise.
+                if self.follows() {
+                    return;
+                }
                 let reply = match request {
                     Forwarded::Command { command, actor } => {
                         ForwardedReply::Command(self.command(command, actor, now).await)
@@ -410,9 +441,14 @@ impl Controller {
             cluster.leader = Some(cluster.config.node.clone());
         }
         // The schedule starts afresh with each new leader: no drill before
-        // the checks have settled here.
+        // the checks have settled here. The previous leader's steps may
+        // land until its step timeout has passed: no undo and no
+        // reconciliation before then.
         if let Some(failing) = &mut self.failing {
             failing.schedule = super::drill::schedule::ScheduleState::new(now_ms());
+            let quiet = failing.config.step_timeout;
+            failing.quiet_until = now + quiet.as_millis() as u64;
+            self.reconcile_after(quiet);
         }
         info!(
             revision,
@@ -448,12 +484,13 @@ impl Controller {
         let was = self.cluster.as_ref().is_some_and(|c| c.leading);
         if let Some(cluster) = self.cluster_mut() {
             cluster.leading = false;
-            if let Ok(mut fence) = cluster.fence.lock() {
-                fence.lease = 0;
-            }
+            cluster.leadership.end();
         }
         if was {
             warn!("this node stopped deciding: {why}");
+            // Its tasks stop with the leadership; a drill fails back under
+            // the next leader.
+            self.drill_abort(format!("this node no longer leads: {why}"));
         }
     }
 
@@ -564,6 +601,33 @@ impl Controller {
     }
 }
 
+/// The views that count toward the quorum: those of the configured
+/// nodes. A node not in `nodes:` (a leftover, a misconfigured one) is
+/// shown nowhere and counts for nothing.
+fn counted(views: &BTreeMap<String, NodeView>, config: &ClusterConfig) -> Vec<VantageView> {
+    views
+        .iter()
+        .filter(|(node, _)| config.nodes.iter().any(|n| n.name == **node))
+        .map(|(_, v)| v.view.clone())
+        .collect()
+}
+
+/// Whether a node holding `held` takes the agreed state `offered`: not
+/// one from an older epoch (an etcd restored from an older backup would
+/// otherwise move traffic back).
+fn takes(
+    held: &crate::engine::Persisted,
+    offered: &crate::engine::Persisted,
+) -> Result<(), String> {
+    if offered.epoch < held.epoch {
+        return Err(format!(
+            "the agreed state in etcd is at epoch {} ({} active), older than epoch {} this node holds ({} active): not taken (was etcd restored from an older backup?); the leader writes the newer state back",
+            offered.epoch, offered.active, held.epoch, held.active
+        ));
+    }
+    Ok(())
+}
+
 /// Answers a waiting request with an error.
 fn refuse(waiter: Waiter, why: String) {
     match waiter {
@@ -581,5 +645,91 @@ fn refuse(waiter: Waiter, why: String) {
         Waiter::DrillAbort(tx) => {
             let _ = tx.send(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EtcdConfig, cluster::Node};
+
+    fn config(names: &[&str]) -> ClusterConfig {
+        ClusterConfig {
+            node: names[0].into(),
+            nodes: names
+                .iter()
+                .map(|name| Node {
+                    name: (*name).into(),
+                    place: Place::Witness,
+                    dns: Vec::new(),
+                    http: None,
+                    state_dir: std::path::PathBuf::new(),
+                })
+                .collect(),
+            quorum: 2,
+            etcd: EtcdConfig {
+                endpoints: Vec::new(),
+                prefix: "/p".into(),
+                lease_ttl: Duration::from_secs(5),
+                timeout: Duration::from_secs(2),
+                tls: None,
+                auth: None,
+            },
+        }
+    }
+
+    fn down(node: &str) -> NodeView {
+        NodeView {
+            place: Place::Witness,
+            since: String::new(),
+            dns: Vec::new(),
+            view: VantageView {
+                node: node.into(),
+                health: [SiteHealth::Down, SiteHealth::Healthy],
+                detail: ["primary down".into(), "secondary healthy".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn views_of_nodes_not_configured_count_for_nothing() {
+        let config = config(&["ns1", "ns2", "witness"]);
+        let views: BTreeMap<String, NodeView> = [
+            ("ns1".to_string(), down("ns1")),
+            ("stranger".to_string(), down("stranger")),
+            ("old-ns3".to_string(), down("old-ns3")),
+        ]
+        .into_iter()
+        .collect();
+        let counted = counted(&views, &config);
+        assert_eq!(counted.len(), 1);
+        let agreed = quorum::agree(&counted, config.quorum, ["primary", "secondary"]);
+        assert_ne!(agreed[0].health, SiteHealth::Down, "{}", agreed[0].text);
+    }
+
+    #[test]
+    fn an_agreed_state_from_an_older_epoch_is_not_taken() {
+        let held = crate::engine::Persisted {
+            epoch: 5,
+            active: Role::Secondary,
+            ..Default::default()
+        };
+        let older = crate::engine::Persisted {
+            epoch: 3,
+            ..Default::default()
+        };
+        let why = takes(&held, &older).expect_err("an older epoch");
+        assert!(why.contains("epoch 3") && why.contains("epoch 5"), "{why}");
+        let same = crate::engine::Persisted {
+            epoch: 5,
+            paused: true,
+            ..held.clone()
+        };
+        assert!(takes(&held, &same).is_ok());
+        let newer = crate::engine::Persisted {
+            epoch: 6,
+            ..held.clone()
+        };
+        assert!(takes(&held, &newer).is_ok());
     }
 }

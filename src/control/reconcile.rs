@@ -1,0 +1,375 @@
+//! Reconciliation: the world made to match the agreed state, level by
+//! level rather than remembered command by command. At every readiness
+//! interval (and once a new leader's quiet time is over) the leader reads
+//! every read-only step of each site (database `read_only`, flag file,
+//! flag SQL, flag HTTP), compares it with what the agreed state requires,
+//! and repairs what differs: journalled (`flag_drift`), told to the
+//! webhooks, counted in `/metrics` and shown on the page. A late action
+//! of a deposed leader (its flag request landing after the next leader's
+//! undo) is then wrong for one interval at most.
+//!
+//! What the agreed state requires:
+//! - secondary active: every step of the secondary set;
+//! - primary active: the secondary's database read-only (a replica, once
+//!   a failover has made it so: from epoch 1 on), its application flags
+//!   clear once no flag clear is scheduled (after a fail-back they stay set
+//!   for the TTL wait), and the primary's application flags clear.
+//!
+//! Nothing is compared while a failover, an undo, a flag clear or a drill
+//! is under way (they own the flags then), nor before the quiet time after
+//! a start or a change of leader has passed (a step of the previous
+//! leader may still land until then).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::{ControlEvent, Controller, Notification, now_ms, steps};
+use crate::{
+    config::{ReadOnlyStep, Site},
+    engine::{Role, utc},
+    store::NewEntry,
+};
+
+/// What the page and the JSON show of the last pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileStatus {
+    /// RFC 3339: when the last pass ended (none yet: `None`).
+    pub checked: Option<String>,
+    /// "in agreement with the agreed state", or what was repaired.
+    pub sentence: String,
+    /// Flags found apart from the agreed state since the start.
+    pub drift_total: u64,
+    /// Whether every flag read matched (or was repaired) at the last pass.
+    pub in_agreement: bool,
+}
+
+/// One step compared at one site.
+#[derive(Debug, Clone)]
+pub struct Compared {
+    pub site: Role,
+    pub step: ReadOnlyStep,
+    /// Set (true) or clear (false), as the agreed state requires.
+    pub wanted: bool,
+    /// What was found: the read, or why it could not be read.
+    pub found: Result<(bool, String), String>,
+    /// The repair, when the step differed: read back after it.
+    pub repair: Option<Result<String, String>>,
+}
+
+impl Compared {
+    fn drifted(&self) -> bool {
+        matches!(&self.found, Ok((set, _)) if *set != self.wanted)
+    }
+}
+
+/// What the agreed state requires of `step` at the site of `role`:
+/// `Some(true)` set, `Some(false)` clear, `None` not compared.
+pub fn wanted(
+    role: Role,
+    step: ReadOnlyStep,
+    active: Role,
+    epoch: u64,
+    clears_scheduled: bool,
+) -> Option<bool> {
+    match (role, step, active) {
+        (Role::Secondary, _, Role::Secondary) => Some(true),
+        // A replica again after fail-back; before any failover the
+        // operator's setting stands.
+        (Role::Secondary, ReadOnlyStep::Database, Role::Primary) => (epoch > 0).then_some(true),
+        // Set until the fail-back's TTL wait ends, then cleared.
+        (Role::Secondary, _, Role::Primary) => (!clears_scheduled).then_some(false),
+        // The primary is written to while active: its application flags
+        // clear. Its database is left as the operator set it.
+        (Role::Primary, ReadOnlyStep::Database, _) => None,
+        (Role::Primary, _, Role::Primary) => Some(false),
+        (Role::Primary, _, Role::Secondary) => None,
+    }
+}
+
+/// Reads each step of `plan` and repairs those that differ from what is
+/// wanted, each bounded by `timeout`.
+async fn pass(
+    sites: [Site; 2],
+    plan: Vec<(Role, ReadOnlyStep, bool)>,
+    timeout: Duration,
+) -> Vec<Compared> {
+    let mut compared = Vec::new();
+    for (role, step, wanted) in plan {
+        let site = &sites[role.index()];
+        let found = steps::observe(step, site, timeout).await;
+        let mut entry = Compared {
+            site: role,
+            step,
+            wanted,
+            found,
+            repair: None,
+        };
+        if entry.drifted() {
+            let done = if wanted {
+                steps::set(step, site, timeout).await.result
+            } else {
+                steps::undo(step, site, timeout).await
+            };
+            entry.repair = Some(match done {
+                Err(e) => Err(e),
+                Ok(detail) => match steps::observe(step, site, timeout).await {
+                    Ok((set, _)) if set == wanted => Ok(detail),
+                    Ok((_, read)) => Err(format!("{detail}, but it reads back: {read}")),
+                    Err(e) => Err(format!("{detail}, but it cannot be read back: {e}")),
+                },
+            });
+        }
+        compared.push(entry);
+    }
+    compared
+}
+
+fn state_word(set: bool) -> &'static str {
+    if set { "set" } else { "clear" }
+}
+
+impl Controller {
+    /// Starts a pass when one is due: this node leads, nothing else owns
+    /// the flags now, and the quiet time is over.
+    pub(super) fn reconcile(&mut self, now: u64) {
+        if self.follows() {
+            return;
+        }
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        let busy = failing.engine.pending().is_some()
+            || failing.preparing.is_some()
+            || failing.undoing.is_some()
+            || failing.undo_waiting.is_some()
+            || failing.clearing
+            || failing.waiting.is_some()
+            || failing.reconciling.is_some()
+            || failing.read_only.is_some()
+            || failing.drill.is_some();
+        if busy || now < failing.quiet_until {
+            return;
+        }
+        let persisted = failing.engine.persisted();
+        let (active, epoch) = (persisted.active, persisted.epoch);
+        let clears = !failing.scheduled_clears.is_empty();
+        let plan: Vec<(Role, ReadOnlyStep, bool)> = Role::BOTH
+            .iter()
+            .flat_map(|&role| {
+                failing
+                    .config
+                    .site(role)
+                    .read_only_steps()
+                    .into_iter()
+                    .filter_map(move |step| {
+                        wanted(role, step, active, epoch, clears).map(|w| (role, step, w))
+                    })
+            })
+            .collect();
+        if plan.is_empty() {
+            return;
+        }
+        failing.reconciling = Some(epoch);
+        let sites = [
+            failing.config.site(Role::Primary).clone(),
+            failing.config.site(Role::Secondary).clone(),
+        ];
+        let timeout = failing.config.step_timeout;
+        let leadership = self.leadership.clone();
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move {
+            let compared = leadership
+                .run(pass(sites, plan, timeout))
+                .await
+                .unwrap_or_default();
+            let _ = outbox
+                .send(ControlEvent::Reconciled { epoch, compared })
+                .await;
+        });
+    }
+
+    /// Asks for a pass after `wait`, while this node leads.
+    pub(super) fn reconcile_after(&self, wait: Duration) {
+        let outbox = self.outbox.clone();
+        let leadership = self.leadership.clone();
+        tokio::spawn(async move {
+            let _ = leadership
+                .run(async {
+                    tokio::time::sleep(wait).await;
+                    let _ = outbox.send(ControlEvent::Reconcile).await;
+                })
+                .await;
+        });
+    }
+
+    /// A pass ended: each drift found is journalled, told and counted.
+    pub(super) async fn reconciled(&mut self, epoch: u64, compared: Vec<Compared>) {
+        let now = now_ms();
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        failing.reconciling = None;
+        let persisted = failing.engine.persisted();
+        // A pass cut short by the end of the leadership, or overtaken by
+        // a change of active site, says nothing about the state now.
+        if compared.is_empty() || persisted.epoch != epoch {
+            self.start_waiting();
+            return;
+        }
+        let active_name = failing.config.site(persisted.active).name.clone();
+        let names = [
+            failing.config.site(Role::Primary).name.clone(),
+            failing.config.site(Role::Secondary).name.clone(),
+        ];
+        let mut lines = Vec::new();
+        let mut unread = Vec::new();
+        let mut agreement = true;
+        let mut drifts = Vec::new();
+        for c in &compared {
+            let site = &names[c.site.index()];
+            match (&c.found, &c.repair) {
+                (Err(e), _) => unread.push(format!("{site} {}: {e}", c.step.name())),
+                (Ok(_), None) => {}
+                (Ok((_, read)), Some(repair)) => {
+                    let (ok, how) = match repair {
+                        Ok(d) => (true, format!("repaired: {d}")),
+                        Err(e) => (false, format!("NOT repaired: {e}")),
+                    };
+                    agreement &= ok;
+                    drifts.push((
+                        ok,
+                        format!(
+                            "{site} {} was {} ({read}); the agreed state ({active_name} active, epoch {epoch}) needs it {}: {how}",
+                            c.step.name(),
+                            state_word(!c.wanted),
+                            state_word(c.wanted)
+                        ),
+                    ));
+                    lines.push(format!(
+                        "{site} {} {}",
+                        c.step.name(),
+                        if ok { "repaired" } else { "not repaired" }
+                    ));
+                }
+            }
+        }
+        failing.reconcile_status.drift_total += drifts.len() as u64;
+        failing.reconcile_status.checked = Some(utc(now));
+        failing.reconcile_status.in_agreement = agreement;
+        failing.reconcile_status.sentence = match (lines.is_empty(), unread.is_empty()) {
+            (true, true) => "every flag matches the agreed state".into(),
+            (true, false) => format!(
+                "every flag read matches the agreed state; not read: {}",
+                unread.join("; ")
+            ),
+            (false, _) => format!("drift found: {}", lines.join(", ")),
+        };
+        for (ok, summary) in drifts {
+            if ok {
+                warn!(epoch, "flag drift: {summary}");
+            } else {
+                tracing::error!(epoch, "flag drift: {summary}");
+            }
+            self.journal(NewEntry {
+                at: now,
+                epoch,
+                actor: "engine".into(),
+                kind: "action",
+                event: "flag_drift".into(),
+                summary: summary.clone(),
+                reasons: Vec::new(),
+                outcome: if ok {
+                    "ok".into()
+                } else {
+                    format!("failed: {summary}")
+                },
+            });
+            self.notifier
+                .send(Notification::new("flag_drift", epoch, None, summary, now));
+        }
+        if agreement && lines.is_empty() {
+            tracing::debug!("reconciled: every flag matches the agreed state");
+        } else if agreement {
+            info!("reconciled: every flag matches the agreed state again");
+        }
+        self.start_waiting();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agreed_state_requires_the_secondary_set_while_it_is_active() {
+        for step in [
+            ReadOnlyStep::Database,
+            ReadOnlyStep::FlagFile,
+            ReadOnlyStep::FlagSql,
+            ReadOnlyStep::FlagHttp,
+        ] {
+            assert_eq!(
+                wanted(Role::Secondary, step, Role::Secondary, 3, false),
+                Some(true)
+            );
+        }
+        // The primary is not compared while the secondary serves.
+        assert_eq!(
+            wanted(
+                Role::Primary,
+                ReadOnlyStep::FlagHttp,
+                Role::Secondary,
+                3,
+                false
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn after_fail_back_the_flags_clear_once_the_ttl_wait_ends_and_the_replica_stays_read_only() {
+        let flag = ReadOnlyStep::FlagHttp;
+        assert_eq!(wanted(Role::Secondary, flag, Role::Primary, 2, true), None);
+        assert_eq!(
+            wanted(Role::Secondary, flag, Role::Primary, 2, false),
+            Some(false)
+        );
+        assert_eq!(
+            wanted(
+                Role::Secondary,
+                ReadOnlyStep::Database,
+                Role::Primary,
+                2,
+                false
+            ),
+            Some(true)
+        );
+        // Before any failover, the replica's setting is the operator's.
+        assert_eq!(
+            wanted(
+                Role::Secondary,
+                ReadOnlyStep::Database,
+                Role::Primary,
+                0,
+                false
+            ),
+            None
+        );
+        assert_eq!(
+            wanted(Role::Primary, flag, Role::Primary, 0, false),
+            Some(false)
+        );
+        assert_eq!(
+            wanted(
+                Role::Primary,
+                ReadOnlyStep::Database,
+                Role::Primary,
+                0,
+                false
+            ),
+            None
+        );
+    }
+}
