@@ -648,3 +648,80 @@ fn a_failover_whose_state_cannot_be_stored_sets_nothing() {
     );
     assert_eq!(example.www(), [PRIMARY]);
 }
+
+/// The application's flags undone by hand while the secondary serves (an
+/// operator's mistake, or a late request of a controller that no longer
+/// leads): the next reconciliation pass finds them apart from the agreed
+/// state and sets them again; journalled, told to the webhooks, counted
+/// in /metrics and shown in the status.
+#[test]
+fn flags_undone_by_hand_while_the_secondary_serves_are_found_and_set_again() {
+    let switch = common::AppSwitch::start();
+    let hook = WebhookSink::start();
+    let example = with_flags_edited(&switch, |config| {
+        config.replacen("failover:\n", "failover:\n  readiness_interval: 1s\n", 1) + &hook.config()
+    });
+    let flag = example.flag_file();
+    example.primary.set_healthy(false);
+    example
+        .wait_for(SECONDARY, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no failover:\n{}", example.server.log()));
+    let app = SocketAddr::from(([127, 0, 0, 1], switch.port));
+    let read_only = || {
+        http("GET", app, "/status", None, "")
+            .1
+            .contains("read-only")
+    };
+    assert!(read_only() && flag.exists());
+
+    // By hand: the shop opened again and the flag file removed.
+    http("POST", app, "/admin/read-write", None, "");
+    std::fs::remove_file(&flag).expect("remove the flag file");
+    assert!(!read_only());
+    let repaired = wait_until(Duration::from_secs(20), || read_only() && flag.exists());
+    assert!(repaired, "{}", example.server.log());
+    let drifts = || -> Vec<serde_json::Value> {
+        example
+            .events()
+            .into_iter()
+            .filter(|e| e["event"] == "flag_drift")
+            .collect()
+    };
+    assert!(wait_until(Duration::from_secs(5), || drifts().len() >= 2));
+    let drifts = drifts();
+    for step in ["flag file", "flag HTTP call"] {
+        assert!(
+            drifts.iter().any(|d| {
+                let summary = d["summary"].as_str().unwrap_or_default();
+                summary.contains(step) && summary.contains("repaired")
+            }),
+            "{step}: {drifts:#?}"
+        );
+    }
+    assert!(hook.heard("flag_drift"), "{:?}", hook.received());
+    let status = example.status();
+    assert!(
+        status["reconcile"]["drift_total"].as_u64() >= Some(2),
+        "{status}"
+    );
+    let (_, metrics) = http("GET", example.api(), "/metrics", None, "");
+    assert!(
+        metrics.contains("geofailover_flags_in_agreement 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("geofailover_flag_drift_total 0"),
+        "{metrics}"
+    );
+    // Set again, the world stays as it is: no drift at the next passes.
+    let settled = drifts.len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        example
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "flag_drift")
+            .count(),
+        settled
+    );
+}

@@ -163,6 +163,16 @@ impl Controller {
         }
         self.carry_out(&decision, &actor, true, true, now).await;
         self.observe_timeline(now);
+        // With several nodes, "done" means in the agreed state and in the
+        // shared journal: an operator who hears it can find it in both.
+        if decision.event != Event::Refused
+            && let Err(why) = self.flush_journal().await
+        {
+            return Err(format!(
+                "carried out ({}; epoch {}), but the shared journal could not record it ({why}): the status shows the agreed state",
+                decision.summary, decision.epoch
+            ));
+        }
         Ok(decision)
     }
 

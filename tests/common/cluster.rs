@@ -54,8 +54,12 @@ impl Cluster {
     /// `start`, with the node `apart` in a network namespace of its own:
     /// etcd and the sites listen on this side's end of its link, which
     /// every node reaches, so its links can be cut one by one.
-    pub fn start_apart(apart: &'static str, edit: impl FnOnce(String) -> String) -> Self {
-        Self::start_inner(edit, &[], Some((apart, Namespace::create())))
+    /// `edit` gets the address the sites and etcd listen on, for flag
+    /// endpoints of the test's own.
+    pub fn start_apart(apart: &'static str, edit: impl FnOnce(String, IpAddr) -> String) -> Self {
+        let namespace = Namespace::create();
+        let host: IpAddr = namespace.host_ip.into();
+        Self::start_inner(|config| edit(config, host), &[], Some((apart, namespace)))
     }
 
     fn start_inner(
@@ -137,11 +141,51 @@ impl Cluster {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
+        // The node apart starts first and leads: its links to etcd can
+        // then be cut under a leader.
+        if let Some((first, _)) = cluster.apart.as_ref().map(|(n, _)| (*n, ())) {
+            cluster.start_node(first);
+            let leads = wait_until(Duration::from_secs(20), || {
+                cluster
+                    .status(first)
+                    .is_some_and(|s| s["cluster"]["leading"] == true)
+            });
+            assert!(leads, "{first} did not lead:\n{}", cluster.logs());
+        }
         for name in NODES {
-            cluster.start_node(name);
+            if cluster.node(name).server.is_none() {
+                cluster.start_node(name);
+            }
         }
         cluster.wait_settled();
         cluster
+    }
+
+    /// Cuts the node apart from every etcd member (its packets to them
+    /// dropped), or mends the cut.
+    pub fn cut_from_etcd(&self, cut: bool) {
+        let (_, namespace) = self.apart.as_ref().expect("a node apart");
+        for member in &self.etcd.members {
+            let to: SocketAddr = member
+                .url
+                .trim_start_matches("http://")
+                .parse()
+                .expect("member address");
+            if cut {
+                namespace.cut(to);
+            } else {
+                namespace.mend(to);
+            }
+        }
+    }
+
+    /// The address the sites, etcd and the flag endpoints listen on: the
+    /// loopback, or this side of the apart node's link.
+    pub fn host(&self) -> IpAddr {
+        match &self.apart {
+            Some((_, namespace)) => namespace.host_ip.into(),
+            None => [127, 0, 0, 1].into(),
+        }
     }
 
     pub fn node(&self, name: &str) -> &Node {

@@ -694,6 +694,7 @@ impl Drop for Relay {
 /// POST /admin/read-only and /admin/read-write flip it, GET /status
 /// shows it. Every request line is kept.
 pub struct AppSwitch {
+    pub ip: std::net::IpAddr,
     pub port: u16,
     requests: Arc<Mutex<Vec<String>>>,
     /// While set, POST /admin/read-write fails with 503.
@@ -709,7 +710,12 @@ pub struct AppSwitch {
 
 impl AppSwitch {
     pub fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self::start_on([127, 0, 0, 1].into())
+    }
+
+    /// A switch on an address of the test's choosing.
+    pub fn start_on(ip: std::net::IpAddr) -> Self {
+        let listener = std::net::TcpListener::bind((ip, 0)).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -782,6 +788,7 @@ impl AppSwitch {
             }
         });
         Self {
+            ip,
             port,
             requests,
             refusing,
@@ -793,7 +800,7 @@ impl AppSwitch {
 
     /// The application's flag section for this switch.
     pub fn config(&self) -> String {
-        let base = format!("http://127.0.0.1:{}", self.port);
+        let base = format!("http://{}:{}", self.ip, self.port);
         format!(
             "      http:\n        url: {base}/admin/read-only\n        check_url: {base}/status\n        check_contains: read-only\n        undo_url: {base}/admin/read-write\n"
         )

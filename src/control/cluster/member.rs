@@ -69,6 +69,9 @@ pub enum Request {
     Forget { id: String },
     /// The leader's answer to a forwarded request.
     Reply { id: String, reply: ForwardedReply },
+    /// Answer once every journal entry asked for before is in the shared
+    /// journal, or why one is not.
+    Flush(tokio::sync::oneshot::Sender<Result<(), String>>),
     /// Give up leadership and the lease, at a clean stop.
     Resign,
 }
@@ -148,6 +151,8 @@ struct Member {
     next_journal: u64,
     /// Forwarded requests this node left, waiting for their replies.
     forwarded: Vec<String>,
+    /// Why the last journal entry was not shared, until a flush tells it.
+    unshared: Option<String>,
 }
 
 /// Starts the member task; requests go in through the returned sender.
@@ -176,6 +181,7 @@ pub fn spawn(
         etcd_up: None,
         next_journal: 1,
         forwarded: Vec::new(),
+        unshared: None,
     };
     tokio::spawn(member.run(inbox));
     requests
@@ -613,6 +619,7 @@ impl Member {
             Request::Journal(entry) => {
                 let lease = self.leadership.fence().lease;
                 if lease == 0 {
+                    self.unshared = Some("this node no longer leads".into());
                     return Ok(());
                 }
                 let seq = self.next_journal;
@@ -629,13 +636,22 @@ impl Member {
                         self.keys.journal(seq - JOURNAL_KEPT),
                     ));
                 }
-                let result = self
+                let result = match self
                     .etcd
                     .txn(&[Compare::Lease(self.keys.leader(), lease)], &ops, &[])
-                    .await?;
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(e) => {
+                        self.unshared = Some(e.to_string());
+                        return Err(e);
+                    }
+                };
                 if result.succeeded {
                     self.next_journal += 1;
+                    self.unshared = None;
                 } else {
+                    self.unshared = Some("this node no longer leads".into());
                     debug!(
                         seq,
                         "a journal entry was not shared: this node no longer leads"
@@ -687,6 +703,10 @@ impl Member {
                     )
                     .await
                     .map(|_| ())
+            }
+            Request::Flush(reply) => {
+                let _ = reply.send(self.unshared.take().map_or(Ok(()), Err));
+                Ok(())
             }
             // Handled by `run`, which stops after it.
             Request::Resign => Ok(()),

@@ -226,6 +226,27 @@ impl Controller {
         }
     }
 
+    /// Waits until the journal entries shared so far are in etcd; why
+    /// not, when one is not. Nothing to wait for with a single controller.
+    pub(super) async fn flush_journal(&mut self) -> Result<(), String> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let member = cluster.member.clone();
+        let patience =
+            cluster.config.etcd.timeout * (cluster.config.etcd.endpoints.len() as u32 + 1);
+        let (reply, flushed) = oneshot::channel();
+        let _ = member.send(Request::Flush(reply)).await;
+        match tokio::time::timeout(patience, flushed).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the cluster member task stopped".into()),
+            Err(_) => Err(format!(
+                "etcd did not confirm within {} ms",
+                patience.as_millis()
+            )),
+        }
+    }
+
     /// The quorum's verdict, given to the deciding engine.
     fn agree(&mut self) {
         let (Some(failing), Some(cluster)) = (&mut self.failing, &self.cluster) else {
