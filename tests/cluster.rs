@@ -300,7 +300,7 @@ fn the_primary_sites_node_and_etcd_member_die_with_the_primary_and_the_others_fa
 #[test]
 fn one_vantage_point_cut_off_from_the_primary_causes_no_failover_and_is_named() {
     let cluster = Cluster::start_apart("ns2", |config, _| config);
-    let (_, namespace) = cluster.apart.as_ref().expect("a namespace");
+    let (_, namespace) = cluster.apart.first().expect("a namespace");
     let primary = std::net::SocketAddr::new(namespace.host_ip.into(), cluster.primary.port);
     // ns2's own link to the primary's web site breaks (its packets are
     // dropped: its checks time out); the others still reach it.

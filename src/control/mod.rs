@@ -724,8 +724,11 @@ fn shared_store(
     };
     let etcd =
         Arc::new(crate::store::etcd::Etcd::new(&settings.etcd).map_err(StoreError::Unavailable)?);
-    // A step starts only with time left to renew the lease once more.
-    let leadership = Leadership::shared(settings.etcd.timeout);
+    // A step starts only with time left to renew the lease once more: an
+    // etcd timeout, or a quarter of the lease if that is shorter (right
+    // after a renewal a leader has four fifths of it, and a third of it
+    // passes between renewals).
+    let leadership = Leadership::shared(settings.etcd.timeout.min(settings.etcd.lease_ttl / 4));
     let store = crate::store::shared::EtcdStore::new(
         etcd.clone(),
         crate::store::shared::Keys::new(&settings.etcd.prefix),

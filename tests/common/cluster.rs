@@ -16,6 +16,13 @@ use super::{
 
 pub const NODES: [&str; 3] = ["ns1", "ns2", "witness"];
 
+/// An etcd member's client address, from its URL.
+pub fn member_address(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://")
+        .parse()
+        .expect("member address")
+}
+
 pub struct Node {
     pub name: &'static str,
     /// Running, or stopped by the test.
@@ -28,8 +35,9 @@ pub struct Node {
 }
 
 pub struct Cluster {
-    /// The node in a network namespace of its own, and the namespace.
-    pub apart: Option<(&'static str, Namespace)>,
+    /// The nodes in network namespaces of their own, each with its
+    /// namespace (etcd and the sites listen on the first one's link).
+    pub apart: Vec<(&'static str, Namespace)>,
     pub nodes: Vec<Node>,
     pub etcd: Etcd,
     pub primary: StandIn,
@@ -48,7 +56,7 @@ impl Cluster {
     }
 
     pub fn start_with(edit: impl FnOnce(String) -> String, env: &[(&str, &str)]) -> Self {
-        Self::start_inner(edit, env, None)
+        Self::start_inner(edit, env, Vec::new())
     }
 
     /// `start`, with the node `apart` in a network namespace of its own:
@@ -59,15 +67,24 @@ impl Cluster {
     pub fn start_apart(apart: &'static str, edit: impl FnOnce(String, IpAddr) -> String) -> Self {
         let namespace = Namespace::create();
         let host: IpAddr = namespace.host_ip.into();
-        Self::start_inner(|config| edit(config, host), &[], Some((apart, namespace)))
+        Self::start_inner(|config| edit(config, host), &[], vec![(apart, namespace)])
+    }
+
+    /// `start_apart` for every node: each in a namespace of its own, so
+    /// each node's links can be cut one by one.
+    pub fn start_all_apart(edit: impl FnOnce(String, IpAddr) -> String) -> Self {
+        let apart: Vec<(&'static str, Namespace)> =
+            NODES.iter().map(|n| (*n, Namespace::create())).collect();
+        let host: IpAddr = apart[0].1.host_ip.into();
+        Self::start_inner(|config| edit(config, host), &[], apart)
     }
 
     fn start_inner(
         edit: impl FnOnce(String) -> String,
         env: &[(&str, &str)],
-        apart: Option<(&'static str, Namespace)>,
+        apart: Vec<(&'static str, Namespace)>,
     ) -> Self {
-        let host: IpAddr = match &apart {
+        let host: IpAddr = match apart.first() {
             Some((_, namespace)) => namespace.host_ip.into(),
             None => [127, 0, 0, 1].into(),
         };
@@ -107,9 +124,9 @@ impl Cluster {
             ("ns2", Some("127.0.0.1:5302"), "127.0.0.1:8102"),
             ("witness", None, "127.0.0.1:8103"),
         ] {
-            let ip: IpAddr = match &apart {
-                Some((node, namespace)) if *node == name => namespace.ns_ip.into(),
-                _ => [127, 0, 0, 1].into(),
+            let ip: IpAddr = match apart.iter().find(|(node, _)| *node == name) {
+                Some((_, namespace)) => namespace.ns_ip.into(),
+                None => [127, 0, 0, 1].into(),
             };
             let http_port = free_port();
             text = text.replace(http, &format!("{ip}:{http_port}"));
@@ -141,9 +158,9 @@ impl Cluster {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
-        // The node apart starts first and leads: its links to etcd can
-        // then be cut under a leader.
-        if let Some((first, _)) = cluster.apart.as_ref().map(|(n, _)| (*n, ())) {
+        // The (first) node apart starts first and leads: its links to
+        // etcd can then be cut under a leader.
+        if let Some(first) = cluster.apart.first().map(|(n, _)| *n) {
             cluster.start_node(first);
             let leads = wait_until(Duration::from_secs(20), || {
                 cluster
@@ -161,28 +178,33 @@ impl Cluster {
         cluster
     }
 
-    /// Cuts the node apart from every etcd member (its packets to them
-    /// dropped), or mends the cut.
+    /// Cuts the (first) node apart from every etcd member (its packets
+    /// to them dropped), or mends the cut.
     pub fn cut_from_etcd(&self, cut: bool) {
-        let (_, namespace) = self.apart.as_ref().expect("a node apart");
+        let node = self.apart.first().map(|(n, _)| *n).expect("a node apart");
         for member in &self.etcd.members {
-            let to: SocketAddr = member
-                .url
-                .trim_start_matches("http://")
-                .parse()
-                .expect("member address");
-            if cut {
-                namespace.cut(to);
-            } else {
-                namespace.mend(to);
-            }
+            self.cut_link(node, member_address(&member.url), cut);
+        }
+    }
+
+    /// Cuts `node`'s link to `to` (a node apart), or mends it.
+    pub fn cut_link(&self, node: &str, to: SocketAddr, cut: bool) {
+        let (_, namespace) = self
+            .apart
+            .iter()
+            .find(|(n, _)| *n == node)
+            .expect("the node is apart");
+        if cut {
+            namespace.cut(to);
+        } else {
+            namespace.mend(to);
         }
     }
 
     /// The address the sites, etcd and the flag endpoints listen on: the
     /// loopback, or this side of the apart node's link.
     pub fn host(&self) -> IpAddr {
-        match &self.apart {
+        match self.apart.first() {
             Some((_, namespace)) => namespace.host_ip.into(),
             None => [127, 0, 0, 1].into(),
         }
@@ -204,8 +226,8 @@ impl Cluster {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let namespace = self
             .apart
-            .as_ref()
-            .filter(|(node, _)| *node == name)
+            .iter()
+            .find(|(node, _)| *node == name)
             .map(|(_, namespace)| namespace);
         let server = Geofailover::start_in(namespace, &self.config, Some(name), &env);
         self.node_mut(name).server = Some(server);

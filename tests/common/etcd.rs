@@ -145,6 +145,11 @@ impl Member {
             .expect("a client URL with a port")
     }
 
+    /// Whether it runs (not killed).
+    pub fn running(&self) -> bool {
+        self.process.is_some()
+    }
+
     /// Stops the member with SIGSTOP, as a long pause or a stuck disk.
     pub fn freeze(&self) {
         if let Some(process) = &self.process {

@@ -705,6 +705,11 @@ pub struct AppSwitch {
     /// connection is held open), as an application that hangs; cleared,
     /// the held requests are answered.
     pub hanging: Arc<AtomicBool>,
+    /// Each POST is answered this many milliseconds late (and carried
+    /// out then), as a slow application.
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// The application's state: read-only or not.
+    pub read_only: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
@@ -723,12 +728,16 @@ impl AppSwitch {
         let refusing = Arc::new(AtomicBool::new(false));
         let failing = Arc::new(AtomicBool::new(false));
         let hanging = Arc::new(AtomicBool::new(false));
-        let (log, halt, refuse, fail, hang) = (
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let state = Arc::new(AtomicBool::new(false));
+        let (log, halt, refuse, fail, hang, delay, shared) = (
             requests.clone(),
             stop.clone(),
             refusing.clone(),
             failing.clone(),
             hanging.clone(),
+            delay_ms.clone(),
+            state.clone(),
         );
         std::thread::spawn(move || {
             let mut read_only = false;
@@ -737,6 +746,7 @@ impl AppSwitch {
                 // Unhung: the held requests are answered, late.
                 if !hang.load(Ordering::Relaxed) && !held.is_empty() {
                     read_only = true;
+                    shared.store(true, Ordering::Relaxed);
                     for mut stream in held.drain(..) {
                         let _ = stream.write_all(
                             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
@@ -759,6 +769,12 @@ impl AppSwitch {
                     continue;
                 }
                 let mut status = "200 OK";
+                if line.starts_with("POST") {
+                    let late = delay.load(Ordering::Relaxed);
+                    if late > 0 {
+                        std::thread::sleep(Duration::from_millis(late));
+                    }
+                }
                 let body = match line.split(' ').take(2).collect::<Vec<_>>()[..] {
                     ["POST", "/admin/read-write"] if refuse.load(Ordering::Relaxed) => {
                         status = "503 Service Unavailable";
@@ -780,6 +796,7 @@ impl AppSwitch {
                     _ => "shop is open",
                 };
                 log.lock().expect("lock").push(line);
+                shared.store(read_only, Ordering::Relaxed);
                 let reply = format!(
                     "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -794,6 +811,8 @@ impl AppSwitch {
             refusing,
             failing,
             hanging,
+            delay_ms,
+            read_only: state,
             stop,
         }
     }
