@@ -40,10 +40,9 @@ use std::{
 use common::{
     AppSwitch,
     cluster::{Cluster, member_address},
-    query_message, udp, wait_until,
+    try_a_records, try_soa_serial, wait_until,
 };
 use geofailover::{config::EtcdConfig, store::etcd::Etcd};
-use hickory_proto::rr::{Name, RData, RecordType};
 
 const PRIMARY: &str = "192.0.2.10";
 const SECONDARY: &str = "198.51.100.10";
@@ -235,26 +234,9 @@ fn ask_timed(addr: SocketAddr) -> Option<(u64, u32, Vec<String>)> {
 
 /// The answer for www A, with the serial read before and after.
 fn ask(addr: SocketAddr) -> Option<(u32, Vec<String>)> {
-    let soa = || -> Option<u32> {
-        let name = Name::from_ascii("example.com.").ok()?;
-        let reply = udp(addr, &query_message(&name, RecordType::SOA, false))?;
-        reply.answers.iter().find_map(|r| match &r.data {
-            RData::SOA(soa) => Some(soa.serial),
-            _ => None,
-        })
-    };
-    let before = soa()?;
-    let name = Name::from_ascii("www.example.com.").ok()?;
-    let reply = udp(addr, &query_message(&name, RecordType::A, false))?;
-    let answer: Vec<String> = reply
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.to_string()),
-            _ => None,
-        })
-        .collect();
-    (soa()? == before).then_some((before, answer))
+    let before = try_soa_serial(addr, "example.com.")?;
+    let answer = try_a_records(addr, "www.example.com.")?;
+    (try_soa_serial(addr, "example.com.")? == before).then_some((before, answer))
 }
 
 /// The recorder: a thread per DNS node and one reading the agreed state
@@ -613,9 +595,9 @@ impl Run {
     }
 
     fn describe(&self) -> String {
-        let answers: Vec<(&str, Option<(u32, Vec<String>)>)> = DNS_NODES
+        let answers: Vec<String> = DNS_NODES
             .iter()
-            .map(|n| (*n, self.cluster.node(n).dns.and_then(ask)))
+            .map(|n| format!("{n}: {:?}", self.cluster.node(n).dns.and_then(ask)))
             .collect();
         format!(
             "agreed {:?}; serials and answers {answers:?}; application read-only {}; flag file {}",

@@ -141,25 +141,13 @@ impl Controller {
     }
 
     pub(super) fn arm(&self, clear: ScheduledClear) {
-        let outbox = self.outbox.clone();
-        let leadership = self.leadership.clone();
         let wait = Duration::from_millis(clear.not_before.saturating_sub(now_ms()));
         info!(
             epoch = clear.epoch,
             "the application flag is cleared at {}",
             crate::engine::utc(clear.not_before)
         );
-        // A timer of a leader fires only while it still leads.
-        tokio::spawn(async move {
-            let _ = leadership
-                .run(async {
-                    tokio::time::sleep(wait).await;
-                    let _ = outbox
-                        .send(ControlEvent::ClearDue { epoch: clear.epoch })
-                        .await;
-                })
-                .await;
-        });
+        self.leader_timer(wait, ControlEvent::ClearDue { epoch: clear.epoch });
     }
 
     /// A flag clear is due: carried out unless the active site changed

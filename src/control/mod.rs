@@ -685,6 +685,21 @@ impl Controller {
 }
 
 impl Controller {
+    /// Sends `event` to this controller after `wait`, while it leads: a
+    /// timer a leader armed never fires once its leadership has ended.
+    fn leader_timer(&self, wait: Duration, event: ControlEvent) {
+        let outbox = self.outbox.clone();
+        let leadership = self.leadership.clone();
+        tokio::spawn(async move {
+            let _ = leadership
+                .run(async {
+                    tokio::time::sleep(wait).await;
+                    let _ = outbox.send(event).await;
+                })
+                .await;
+        });
+    }
+
     /// Serves the failover records with `ttl` (a drill lowers it). A new
     /// TTL is a new version of the zones: secondaries follow it by the
     /// serial. With several nodes, only the leader changes it, and its

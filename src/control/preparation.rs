@@ -511,17 +511,8 @@ impl Controller {
     }
 
     /// Tries the undo of `attempt` again after `wait`, while this node
-    /// leads (a timer of a leader that lost its leadership never fires).
+    /// leads.
     pub(super) fn retry_undo(&self, attempt: u64, wait: Duration) {
-        let outbox = self.outbox.clone();
-        let leadership = self.leadership.clone();
-        tokio::spawn(async move {
-            let _ = leadership
-                .run(async {
-                    tokio::time::sleep(wait).await;
-                    let _ = outbox.send(ControlEvent::UndoRetry { attempt }).await;
-                })
-                .await;
-        });
+        self.leader_timer(wait, ControlEvent::UndoRetry { attempt });
     }
 }

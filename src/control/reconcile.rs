@@ -192,16 +192,7 @@ impl Controller {
 
     /// Asks for a pass after `wait`, while this node leads.
     pub(super) fn reconcile_after(&self, wait: Duration) {
-        let outbox = self.outbox.clone();
-        let leadership = self.leadership.clone();
-        tokio::spawn(async move {
-            let _ = leadership
-                .run(async {
-                    tokio::time::sleep(wait).await;
-                    let _ = outbox.send(ControlEvent::Reconcile).await;
-                })
-                .await;
-        });
+        self.leader_timer(wait, ControlEvent::Reconcile);
     }
 
     /// A pass ended: each drift found is journalled, told and counted.

@@ -897,9 +897,15 @@ impl WebhookSink {
 
 /// The A records for `name` over UDP.
 pub fn a_records(addr: SocketAddr, name: &str) -> Vec<String> {
+    try_a_records(addr, name).unwrap_or_default()
+}
+
+/// The A records for `name` over UDP; `None` when nothing came back.
+pub fn try_a_records(addr: SocketAddr, name: &str) -> Option<Vec<String>> {
     let query = query_message(&Name::from_ascii(name).expect("name"), RecordType::A, false);
-    match udp(addr, &query) {
-        Some(reply) => reply
+    let reply = udp(addr, &query)?;
+    Some(
+        reply
             .answers
             .iter()
             .filter_map(|r| match &r.data {
@@ -907,26 +913,28 @@ pub fn a_records(addr: SocketAddr, name: &str) -> Vec<String> {
                 _ => None,
             })
             .collect(),
-        None => Vec::new(),
-    }
+    )
 }
 
-/// The zone's SOA serial over UDP.
-pub fn soa_serial(addr: SocketAddr, zone: &str) -> u32 {
+/// The zone's SOA serial over UDP; `None` when none came back.
+pub fn try_soa_serial(addr: SocketAddr, zone: &str) -> Option<u32> {
     let query = query_message(
         &Name::from_ascii(zone).expect("name"),
         RecordType::SOA,
         false,
     );
-    let reply = udp(addr, &query).expect("SOA reply");
-    reply
+    udp(addr, &query)?
         .answers
         .iter()
         .find_map(|r| match &r.data {
             hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
             _ => None,
         })
-        .expect("an SOA in the answer")
+}
+
+/// The zone's SOA serial over UDP.
+pub fn soa_serial(addr: SocketAddr, zone: &str) -> u32 {
+    try_soa_serial(addr, zone).expect("an SOA in the answer")
 }
 
 /// One HTTP/1.1 request over a plain socket: (status, body).
