@@ -674,11 +674,13 @@ fn flags_undone_by_hand_while_the_secondary_serves_are_found_and_set_again() {
     };
     assert!(read_only() && flag.exists());
 
-    // By hand: the shop opened again and the flag file removed.
+    // By hand: the shop opened again and the flag file overwritten with
+    // something else (neither set nor clear).
     http("POST", app, "/admin/read-write", None, "");
-    std::fs::remove_file(&flag).expect("remove the flag file");
+    std::fs::write(&flag, "maintenance over\n").expect("overwrite the flag file");
     assert!(!read_only());
-    let repaired = wait_until(Duration::from_secs(20), || read_only() && flag.exists());
+    let in_place = || std::fs::read_to_string(&flag).is_ok_and(|t| t == "read-only\n");
+    let repaired = wait_until(Duration::from_secs(20), || read_only() && in_place());
     assert!(repaired, "{}", example.server.log());
     let drifts = || -> Vec<serde_json::Value> {
         example

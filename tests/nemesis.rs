@@ -239,6 +239,41 @@ fn ask(addr: SocketAddr) -> Option<(u32, Vec<String>)> {
     (try_soa_serial(addr, "example.com.")? == before).then_some((before, answer))
 }
 
+fn etcd_client(endpoints: Vec<String>) -> Etcd {
+    Etcd::new(&EtcdConfig {
+        endpoints,
+        prefix: "/geofailover/example.com".into(),
+        lease_ttl: Duration::from_secs(3),
+        timeout: Duration::from_millis(500),
+        tls: None,
+        auth: None,
+    })
+    .expect("etcd client")
+}
+
+/// The shared journal's entries in etcd (the newest thousand), retried
+/// while etcd does not answer.
+fn shared_journal(endpoints: &[String]) -> Vec<serde_json::Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let etcd = etcd_client(endpoints.to_vec());
+    let mut entries = None;
+    wait_until(Duration::from_secs(10), || {
+        entries = runtime
+            .block_on(etcd.get_prefix("/geofailover/example.com/journal/"))
+            .ok()
+            .map(|(kvs, _)| {
+                kvs.iter()
+                    .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+                    .collect()
+            });
+        entries.is_some()
+    });
+    entries.unwrap_or_default()
+}
+
 /// The recorder: a thread per DNS node and one reading the agreed state
 /// from etcd, until `stop`.
 fn record(
@@ -272,15 +307,7 @@ fn record(
             .enable_all()
             .build()
             .expect("runtime");
-        let etcd = Etcd::new(&EtcdConfig {
-            endpoints,
-            prefix: "/geofailover/example.com".into(),
-            lease_ttl: Duration::from_secs(3),
-            timeout: Duration::from_millis(500),
-            tls: None,
-            auth: None,
-        })
-        .expect("etcd client");
+        let etcd = etcd_client(endpoints);
         while !stop.load(Ordering::Relaxed) {
             let at = now_ms();
             if let Ok((Some(kv), _)) = runtime.block_on(etcd.get("/geofailover/example.com/state"))
@@ -334,8 +361,6 @@ struct Run {
     threads: Vec<std::thread::JoinHandle<()>>,
     faults: usize,
     commands: usize,
-    /// The newest shared journal entry read so far.
-    journal_seen: u64,
 }
 
 /// The config the nemesis runs: quick checks, a short TTL and flag clear,
@@ -394,7 +419,6 @@ impl Run {
             threads,
             faults: 0,
             commands: 0,
-            journal_seen: 0,
         }
     }
 
@@ -740,26 +764,8 @@ impl Run {
             }
         }
         drop(history);
-        // The shared journal since the last schedule's (the API gives a
-        // thousand entries at most).
-        let path = format!(
-            "/api/v1/events?since={}",
-            self.journal_seen.saturating_sub(100)
-        );
-        let entries: Vec<serde_json::Value> = NODES
-            .iter()
-            .filter(|n| self.cluster.node(n).server.is_some())
-            .find_map(|n| {
-                let (code, body) =
-                    common::try_http("GET", self.cluster.node(n).http, &path, None, "").ok()?;
-                (code == 200).then(|| serde_json::from_str::<Vec<serde_json::Value>>(&body).ok())?
-            })
-            .unwrap_or_default();
-        self.journal_seen = entries
-            .iter()
-            .filter_map(|e| e["seq"].as_u64())
-            .max()
-            .unwrap_or(self.journal_seen);
+        // The shared journal, as etcd holds it (a node's copy may lag).
+        let entries = shared_journal(&self.cluster.etcd.endpoints());
         // I5: an automatic failover only while a quorum (2) of vantage
         // points could see the primary down, within its checks' time.
         for entry in entries.iter().filter(|e| e["event"] == "failed_over") {
@@ -858,6 +864,9 @@ fn search(seed: u64, budget: Duration, least: usize) {
         longest.as_secs_f64(),
         failed.len()
     );
+    if std::env::var_os("NEMESIS_LOGS").is_some() {
+        println!("{}", run.cluster.logs());
+    }
     assert!(
         failed.is_empty(),
         "{}\nreplay: NEMESIS_SEED={seed} cargo test --test nemesis\n{}",

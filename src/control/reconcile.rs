@@ -25,7 +25,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::{ControlEvent, Controller, Notification, now_ms, steps};
+use super::{
+    ControlEvent, Controller, Notification, now_ms,
+    steps::{self, Seen},
+};
 use crate::{
     config::{ReadOnlyStep, Site},
     engine::{Role, utc},
@@ -53,14 +56,14 @@ pub struct Compared {
     /// Set (true) or clear (false), as the agreed state requires.
     pub wanted: bool,
     /// What was found: the read, or why it could not be read.
-    pub found: Result<(bool, String), String>,
+    pub found: Result<(Seen, String), String>,
     /// The repair, when the step differed: read back after it.
     pub repair: Option<Result<String, String>>,
 }
 
 impl Compared {
     fn drifted(&self) -> bool {
-        matches!(&self.found, Ok((set, _)) if *set != self.wanted)
+        matches!(&self.found, Ok((seen, _)) if *seen != Seen::of(self.wanted))
     }
 }
 
@@ -115,7 +118,7 @@ async fn pass(
             entry.repair = Some(match done {
                 Err(e) => Err(e),
                 Ok(detail) => match steps::observe(step, site, timeout).await {
-                    Ok((set, _)) if set == wanted => Ok(detail),
+                    Ok((seen, _)) if seen == Seen::of(wanted) => Ok(detail),
                     Ok((_, read)) => Err(format!("{detail}, but it reads back: {read}")),
                     Err(e) => Err(format!("{detail}, but it cannot be read back: {e}")),
                 },
@@ -124,10 +127,6 @@ async fn pass(
         compared.push(entry);
     }
     compared
-}
-
-fn state_word(set: bool) -> &'static str {
-    if set { "set" } else { "clear" }
 }
 
 impl Controller {
@@ -223,7 +222,7 @@ impl Controller {
             match (&c.found, &c.repair) {
                 (Err(e), _) => unread.push(format!("{site} {}: {e}", c.step.name())),
                 (Ok(_), None) => {}
-                (Ok((_, read)), Some(repair)) => {
+                (Ok((seen, read)), Some(repair)) => {
                     let (ok, how) = match repair {
                         Ok(d) => (true, format!("repaired: {d}")),
                         Err(e) => (false, format!("NOT repaired: {e}")),
@@ -234,8 +233,8 @@ impl Controller {
                         format!(
                             "{site} {} was {} ({read}); the agreed state ({active_name} active, epoch {epoch}) needs it {}: {how}",
                             c.step.name(),
-                            state_word(!c.wanted),
-                            state_word(c.wanted)
+                            seen.word(),
+                            Seen::of(c.wanted).word()
                         ),
                     ));
                     lines.push(format!(

@@ -116,11 +116,38 @@ fn missing(step: ReadOnlyStep) -> String {
     format!("the site has no {} configured", step.name())
 }
 
+/// What reading a step back found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// What the step sets is in place.
+    Set,
+    /// It is not: the flag file absent, the flag reads otherwise, the
+    /// database writable.
+    Clear,
+    /// Neither: a flag file with other content.
+    Other,
+}
+
+impl Seen {
+    pub fn word(self) -> &'static str {
+        match self {
+            Seen::Set => "set",
+            Seen::Clear => "clear",
+            Seen::Other => "neither set nor clear",
+        }
+    }
+
+    /// Set or clear.
+    pub fn of(set: bool) -> Self {
+        if set { Seen::Set } else { Seen::Clear }
+    }
+}
+
 /// Reads back what `step` sets, changing nothing.
 pub async fn verify(step: ReadOnlyStep, site: &Site, timeout: Duration) -> Result<String, String> {
     match observe(step, site, timeout).await? {
-        (true, detail) => Ok(detail),
-        (false, detail) => Err(detail),
+        (Seen::Set, detail) => Ok(detail),
+        (Seen::Clear | Seen::Other, detail) => Err(detail),
     }
 }
 
@@ -130,7 +157,7 @@ pub async fn observe(
     step: ReadOnlyStep,
     site: &Site,
     timeout: Duration,
-) -> Result<(bool, String), String> {
+) -> Result<(Seen, String), String> {
     let name = step.name();
     match (step, &site.database) {
         (ReadOnlyStep::Database, Some(database)) => {
@@ -138,7 +165,7 @@ pub async fn observe(
                 let mut db = Db::connect(&database.target, timeout).await?;
                 let read = db.read_only_state().await;
                 db.close().await;
-                read
+                read.map(|(set, detail)| (Seen::of(set), detail))
             })
             .await
         }
@@ -163,9 +190,9 @@ pub async fn observe(
                     let value = db.value(query).await;
                     db.close().await;
                     Ok(match value?.as_deref() {
-                        Some(v) if v == expect => (true, format!("`{query}` reads {v}")),
+                        Some(v) if v == expect => (Seen::Set, format!("`{query}` reads {v}")),
                         other => (
-                            false,
+                            Seen::Clear,
                             format!(
                                 "`{query}` reads {}, expected {expect}",
                                 other.unwrap_or("no row")
@@ -179,7 +206,9 @@ pub async fn observe(
             None => Err(missing(step)),
         },
         (ReadOnlyStep::FlagHttp, _) => match &site.read_only.http {
-            Some(http) => within(timeout, name, check_http(http, timeout)).await,
+            Some(http) => within(timeout, name, check_http(http, timeout))
+                .await
+                .map(|(set, detail)| (Seen::of(set), detail)),
             None => Err(missing(step)),
         },
         (ReadOnlyStep::Database | ReadOnlyStep::FlagSql, None) => Err(missing(step)),
@@ -336,29 +365,29 @@ fn set_file(file: &FlagFile) -> Result<String, String> {
     write_atomically(&file.path, file.content.as_bytes())
         .map_err(|e| format!("cannot write the flag file {}: {e}", file.path.display()))?;
     match read_back_file(file)? {
-        (true, _) => Ok(format!(
+        (Seen::Set, _) => Ok(format!(
             "flag file {} written and read back",
             file.path.display()
         )),
-        (false, detail) => Err(detail),
+        (Seen::Clear | Seen::Other, detail) => Err(detail),
     }
 }
 
-fn read_back_file(file: &FlagFile) -> Result<(bool, String), String> {
+fn read_back_file(file: &FlagFile) -> Result<(Seen, String), String> {
     match std::fs::read_to_string(&file.path) {
         Ok(text) if text == file.content => Ok((
-            true,
+            Seen::Set,
             format!("flag file {} is in place", file.path.display()),
         )),
         Ok(_) => Ok((
-            false,
+            Seen::Other,
             format!(
                 "the flag file {} reads back different content",
                 file.path.display()
             ),
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((
-            false,
+            Seen::Clear,
             format!("the flag file {} is absent", file.path.display()),
         )),
         Err(e) => Err(format!(

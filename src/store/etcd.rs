@@ -165,10 +165,9 @@ fn op_json(op: &Op) -> Value {
 }
 
 async fn read_json(answer: reqwest::Response, base: &str) -> Result<Value, EtcdError> {
-    let bytes = answer
-        .bytes()
-        .await
-        .map_err(|e| EtcdError::Unavailable(format!("{base}: {e}")))?;
+    let bytes = answer.bytes().await.map_err(|e| {
+        EtcdError::Unavailable(format!("{base}: {}", crate::probe::describe_reqwest(e)))
+    })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| EtcdError::Unavailable(format!("{base}: an answer that is not JSON: {e}")))
 }
@@ -261,7 +260,9 @@ impl Etcd {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| EtcdError::Unavailable(format!("{base}: {e}")))?;
+            .map_err(|e| {
+                EtcdError::Unavailable(format!("{base}: {}", crate::probe::describe_reqwest(e)))
+            })?;
         let status = answer.status();
         let value = read_json(answer, base).await?;
         let token = value["token"].as_str().map(str::to_string).ok_or_else(|| {
@@ -304,10 +305,9 @@ impl Etcd {
             if let Some(token) = &token {
                 request = request.header(reqwest::header::AUTHORIZATION, token);
             }
-            let answer = request
-                .send()
-                .await
-                .map_err(|e| EtcdError::Unavailable(format!("{base}: {e}")))?;
+            let answer = request.send().await.map_err(|e| {
+                EtcdError::Unavailable(format!("{base}: {}", crate::probe::describe_reqwest(e)))
+            })?;
             let status = answer.status();
             let value = read_json(answer, base).await?;
             if status.is_success() {
@@ -517,7 +517,10 @@ impl Etcd {
             }
             Err(e) => {
                 self.current.store(index + 1, Ordering::Relaxed);
-                return Err(EtcdError::Unavailable(format!("{base}: {e}")));
+                return Err(EtcdError::Unavailable(format!(
+                    "{base}: {}",
+                    crate::probe::describe_reqwest(e)
+                )));
             }
         };
         let mut buffer: Vec<u8> = Vec::new();
@@ -527,10 +530,9 @@ impl Etcd {
             // and silent: the member task compares `seen` with the newest
             // revision another member reports, and drops a watch that
             // falls behind.
-            let chunk = answer
-                .chunk()
-                .await
-                .map_err(|e| EtcdError::Unavailable(format!("{base}: {e}")))?;
+            let chunk = answer.chunk().await.map_err(|e| {
+                EtcdError::Unavailable(format!("{base}: {}", crate::probe::describe_reqwest(e)))
+            })?;
             let Some(chunk) = chunk else {
                 return Err(EtcdError::Unavailable(format!("{base}: the watch ended")));
             };
