@@ -839,11 +839,15 @@ fn search(seed: u64, budget: Duration, least: usize) {
     let mut longest = Duration::ZERO;
     let mut schedules = 0;
     let mut failed = Vec::new();
+    let mut replay = seed;
     while schedules < least || started.elapsed() < budget {
         let this = seed.wrapping_add(schedules as u64);
         match run.run_schedule(this) {
             Ok(took) => longest = longest.max(took),
-            Err(violations) => failed.extend(violations),
+            Err(violations) => {
+                failed.extend(violations);
+                replay = this;
+            }
         }
         schedules += 1;
         if !failed.is_empty() {
@@ -869,23 +873,25 @@ fn search(seed: u64, budget: Duration, least: usize) {
     }
     assert!(
         failed.is_empty(),
-        "{}\nreplay: NEMESIS_SEED={seed} cargo test --test nemesis\n{}",
+        "{}\nreplay: NEMESIS_SEED={replay} cargo test --test nemesis a_few (its schedule first, on a fresh cluster; the run began at seed {seed})\n{}",
         failed.join("\n"),
         run.cluster.logs()
     );
 }
 
-fn seed() -> u64 {
+/// `NEMESIS_SEED`, or `default`.
+fn seed(default: u64) -> u64 {
     std::env::var("NEMESIS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| now_ms() % 1_000_000)
+        .unwrap_or(default)
 }
 
-/// A few short schedules in the test suite.
+/// A few short schedules in the test suite, from a fixed seed (the same
+/// schedules at every run; the bench searches new ones).
 #[test]
 fn a_few_random_fault_schedules_keep_every_invariant() {
-    search(seed(), Duration::from_secs(45), 4);
+    search(seed(1), Duration::from_secs(45), 4);
 }
 
 /// Long runs, for bench/nemesis.sh: `NEMESIS_SECONDS` of schedules.
@@ -896,5 +902,5 @@ fn long_random_fault_schedules_keep_every_invariant() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
-    search(seed(), Duration::from_secs(seconds), 1);
+    search(seed(now_ms() % 1_000_000), Duration::from_secs(seconds), 1);
 }
