@@ -383,17 +383,7 @@ fn a_jwt_token_made_stale_by_an_auth_change_is_renewed() {
     let keys = tempfile::tempdir().expect("tempdir");
     let private = keys.path().join("jwt.key");
     let public = keys.path().join("jwt.pub");
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let openssl = |args: &[&str]| common::tls::openssl(keys.path(), args);
     openssl(&["genrsa", "-out", &private.display().to_string(), "2048"]);
     openssl(&[
         "rsa",
