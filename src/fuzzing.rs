@@ -37,16 +37,16 @@ fn served() -> &'static Arc<Served> {
         let zones = zone::load_all(&config).expect("the example zones load");
         let failover = config.failover.as_ref().expect("a failover section");
         let base = answers::base(&config, &zones);
-        let mut serials = answers::serials(&zones, &Default::default());
+        let mut serials = answers::serials(&zones, &[], &Default::default(), &Default::default()).0;
         let mut history = History::default();
         history.load(&zones, &config);
         let primary = answers::failover_records(failover, Role::Primary, None);
-        history.record(&primary, &serials);
+        history.record(&primary, &serials, &Default::default());
         for serial in serials.values_mut() {
             *serial += 1;
         }
         let secondary = answers::failover_records(failover, Role::Secondary, None);
-        let transfers = history.record(&secondary, &serials);
+        let transfers = history.record(&secondary, &serials, &Default::default());
         Arc::new(base.serve(&secondary, &serials, transfers))
     })
 }

@@ -380,6 +380,7 @@ async fn the_router_refuses_commands_without_the_token() {
         protect_reads: false,
         demo: None,
         drill_hold: std::time::Duration::from_secs(30),
+        reload: None,
     };
     let request = |token: Option<&str>| {
         let mut builder = Request::post("/api/v1/pause");

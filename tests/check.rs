@@ -1,6 +1,8 @@
 //! `geofailover check`: the shipped examples pass; each kind of bad input is
 //! rejected with exit code 2 and an error naming file and line.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -383,4 +385,53 @@ fn drill_schedules_are_checked_with_their_line() {
     ] {
         assert_rejected(&with(drill), file_line, words);
     }
+}
+
+/// A zone served once, then changed without raising its serial: `check`
+/// says under which serial the next load serves it (a warning under
+/// `serial_policy: keep`), and `serve` serves it under a new serial, kept
+/// across a restart (stored even without a failover section).
+#[test]
+fn a_zone_changed_under_the_same_serial_gets_a_new_one_and_check_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("example.com.zone"), GOOD_ZONE).expect("write zone");
+    let config = dir.path().join("config.yaml");
+    let write = |policy: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "dns:\n  listen: [127.0.0.1:0]\nstate_dir: {}\nzones:\n  - name: example.com\n    file: example.com.zone\n    serial_policy: {policy}\n",
+                dir.path().join("state").display()
+            ),
+        )
+        .expect("write config")
+    };
+    write("increment");
+    let served = |config: &Path| {
+        let server = common::Geofailover::start(config);
+        common::soa_serial(server.addr, "example.com.")
+    };
+    assert_eq!(served(&config), 1);
+    std::fs::write(
+        dir.path().join("example.com.zone"),
+        format!("{GOOD_ZONE}added IN A 192.0.2.9\n"),
+    )
+    .expect("edit zone");
+    let output = check(&config);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("note: zone example.com. changed under serial 1 (not above the 1 served before): served under 2"),
+        "{stdout}"
+    );
+    write("keep");
+    let output = check(&config);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("warning: zone example.com. changed but its serial 1 is not above the 1 served before"),
+        "{stdout}"
+    );
+    write("increment");
+    assert_eq!(served(&config), 2);
+    assert_eq!(served(&config), 2, "the same content keeps its serial");
 }

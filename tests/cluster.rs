@@ -370,3 +370,154 @@ fn the_leader_tells_the_webhooks_when_a_nodes_view_is_gone() {
     });
     assert!(gone);
 }
+
+/// `dig`'s AXFR of example.com from `dns`: the records, or none when the
+/// transfer was refused.
+fn axfr(dns: std::net::SocketAddr) -> Vec<String> {
+    let out = std::process::Command::new("dig")
+        .args([
+            "+noall",
+            "+answer",
+            "+tries=1",
+            "-p",
+            &dns.port().to_string(),
+            &format!("@{}", dns.ip()),
+            "example.com",
+            "axfr",
+        ])
+        .output()
+        .expect("dig");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// One serial, one content: a node whose zone file differs from the
+/// content the agreed serial stands for says so (status, metric, log),
+/// answers the agreed serial but transfers nothing of the zone; once the
+/// leader has reloaded the same file, `geofailover reload`'s answer shows
+/// every node with one content under a new serial, and the node
+/// transfers again.
+#[test]
+fn a_node_whose_zone_file_differs_says_so_and_transfers_nothing_of_the_zone() {
+    let zones = tempfile::tempdir().expect("tempdir");
+    let original = std::fs::read_to_string(common::repo_zones().join("example.com.zone"))
+        .expect("the example zone");
+    let shared = zones.path().join("example.com.zone");
+    let other = zones.path().join("other.zone");
+    std::fs::write(&shared, &original).expect("write");
+    std::fs::write(&other, format!("{original}added IN A 192.0.2.77\n")).expect("write");
+    let repo_zone = common::repo_zones()
+        .join("example.com.zone")
+        .display()
+        .to_string();
+    let mut cluster = Cluster::start(|config| {
+        config
+            .replace(&repo_zone, &shared.display().to_string())
+            .replace(
+                "  - name: example.com\n",
+                "  - name: example.com\n    allow_transfer: [\"127.0.0.0/8\"]\n",
+            )
+    });
+    let serial = cluster
+        .wait_all_answer(PRIMARY, Duration::from_secs(10))
+        .expect("every node answers the primary");
+    let ns1 = cluster.node("ns1").dns.expect("dns");
+    assert!(axfr(ns1).len() > 10, "{:?}", axfr(ns1));
+
+    // ns2 restarted from a config naming another zone file.
+    let text = std::fs::read_to_string(&cluster.config).expect("config");
+    let ns2_config = cluster.dir.path().join("ns2.yaml");
+    std::fs::write(
+        &ns2_config,
+        text.replace(&shared.display().to_string(), &other.display().to_string()),
+    )
+    .expect("write");
+    cluster.kill("ns2");
+    cluster.start_node_from("ns2", &ns2_config);
+    cluster.wait_settled();
+    let ns2 = cluster.node("ns2").dns.expect("dns");
+    let differs = common::wait_until(Duration::from_secs(10), || {
+        cluster.status_json("ns2")["dns"]["zones"][0]["agreed"] == false
+    });
+    assert!(differs, "{}", cluster.status_json("ns2")["dns"]);
+    let zone = cluster.status_json("ns2")["dns"]["zones"][0].clone();
+    assert_eq!(zone["zone"], "example.com.", "{zone}");
+    assert_ne!(zone["digest"], zone["agreed_digest"], "{zone}");
+    // It answers from its file, under the agreed serial, and transfers
+    // nothing: no secondary gets its content under that serial.
+    assert_eq!(common::a_records(ns2, "added.example.com."), ["192.0.2.77"]);
+    assert_eq!(common::soa_serial(ns2, "example.com."), serial);
+    assert_eq!(axfr(ns2), Vec::<String>::new());
+    let ns1_records = axfr(ns1);
+    assert!(ns1_records.len() > 10, "{ns1_records:?}");
+    assert!(!ns1_records.iter().any(|r| r.starts_with("added.")));
+    let metrics = common::http("GET", cluster.node("ns2").http, "/metrics", None, "").1;
+    assert!(
+        metrics.contains("geofailover_zone_content_agreed{zone=\"example.com.\"")
+            && metrics.lines().any(|l| l
+                .starts_with("geofailover_zone_content_agreed{zone=\"example.com.\"")
+                && l.ends_with(" 0")),
+        "{metrics}"
+    );
+    assert!(
+        cluster
+            .server("ns2")
+            .log()
+            .contains("differs from the content the agreed serial stands for"),
+        "{}",
+        cluster.server("ns2").log()
+    );
+    // The other nodes show ns2's content beside theirs.
+    let nodes = cluster.status_json("ns1")["cluster"]["nodes"].clone();
+    let digest_of = |nodes: &serde_json::Value, node: &str| {
+        nodes
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["name"] == node))
+            .map(|n| n["zones"]["example.com."]["digest"].clone())
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(10), || {
+            let nodes = cluster.status_json("ns1")["cluster"]["nodes"].clone();
+            digest_of(&nodes, "ns2") == Some(zone["digest"].clone())
+        }),
+        "{nodes}"
+    );
+
+    // The same file everywhere, reloaded at every node: one new serial
+    // for the new content, and ns2 transfers again.
+    std::fs::copy(&other, &shared).expect("copy");
+    let mut reply = serde_json::Value::Null;
+    for node in ["ns1", "witness", "ns2"] {
+        let (code, body) = cluster.post(node, "/api/v1/reload", "");
+        assert_eq!(code, 200, "{node}: {body}");
+        reply = serde_json::from_str(&body).expect("json");
+    }
+    let after = cluster
+        .wait_all_answer(PRIMARY, Duration::from_secs(10))
+        .expect("every node answers the primary");
+    assert_eq!(after, serial.wrapping_add(1), "{}", cluster.logs());
+    assert!(
+        common::wait_until(Duration::from_secs(10), || {
+            cluster.status_json("ns2")["dns"]["zones"][0]["agreed"] == true
+        }),
+        "{}",
+        cluster.status_json("ns2")["dns"]
+    );
+    let records = axfr(ns2);
+    assert!(
+        records.iter().any(|r| r.starts_with("added.example.com.")),
+        "{records:?}"
+    );
+    assert_eq!(records, axfr(ns1));
+    // The reload's answer names each node's content.
+    assert_eq!(reply["reloaded"], true, "{reply}");
+    assert!(
+        reply["nodes"].as_array().is_some_and(|ns| ns
+            .iter()
+            .any(|n| n["name"] == "ns1" && n["zones"]["example.com."]["digest"].is_string())),
+        "{reply}"
+    );
+}

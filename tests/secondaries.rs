@@ -654,3 +654,123 @@ fn with_several_nodes_a_secondary_follows_from_whichever_node_answers() {
         "{status}"
     );
 }
+
+/// The edit people make after a failover and a fail-back (which raised
+/// the served serial above the file's): a name added, the file's serial
+/// raised by one, SIGHUP. The content changed, so the served serial
+/// moves above every one served before, and NSD, Knot and BIND, notified,
+/// each serve the new name within 2 s of the signal.
+#[test]
+fn a_zone_edited_after_a_failover_reaches_nsd_knot_and_bind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zone_file = dir.path().join("example.com.zone");
+    let original = std::fs::read_to_string(common::repo_zones().join("example.com.zone"))
+        .expect("the example zone");
+    std::fs::write(&zone_file, &original).expect("write the zone");
+    let kinds = [Kind::Nsd, Kind::Knot, Kind::Bind];
+    let ports: Vec<u16> = kinds.iter().map(|_| free_port()).collect();
+    let (server, primary, _secondary_site, _config) = start_example(dir.path(), None, |text| {
+        let text = with_transfers(text, ports[0], false);
+        let more: String = ports[1..]
+            .iter()
+            .map(|p| format!(", \"127.0.0.1:{p}\""))
+            .collect();
+        let text = text
+            .replace(
+                &format!("notify: [\"127.0.0.1:{}\"]", ports[0]),
+                &format!("notify: [\"127.0.0.1:{}\"{more}]", ports[0]),
+            )
+            .replace(
+                &common::repo_zones()
+                    .join("example.com.zone")
+                    .display()
+                    .to_string(),
+                &zone_file.display().to_string(),
+            );
+        assert!(
+            text.contains(&zone_file.display().to_string()) && text.contains(&more),
+            "{text}"
+        );
+        text
+    });
+    let secondaries: Vec<Secondary> = kinds
+        .iter()
+        .zip(&ports)
+        .map(|(kind, port)| Secondary::start_on(*kind, "example.com", server.addr, false, *port))
+        .collect();
+    let first = soa_serial(server.addr, "example.com.");
+    for secondary in &secondaries {
+        assert!(
+            secondary.wait_serial(first, Duration::from_secs(30)),
+            "{} did not transfer serial {first}: {}",
+            secondary.kind.name(),
+            secondary.log()
+        );
+    }
+
+    // A failover and a fail-back raise the served serial by two.
+    let http = server.http.expect("http");
+    primary.set_healthy(false);
+    assert!(
+        wait_until(Duration::from_secs(20), || a_records(
+            server.addr,
+            "www.example.com."
+        ) == [SECONDARY_WWW]),
+        "{}",
+        server.log()
+    );
+    primary.set_healthy(true);
+    common::fail_back_when_ready(http, &common::Geofailover::token(dir.path()), "test");
+    let served = soa_serial(server.addr, "example.com.");
+    assert_eq!(served, first.wrapping_add(2));
+
+    // The operator's edit: one name more, the file's serial one higher
+    // (still below the one served).
+    let file_serial = 2026112101u32;
+    assert!(original.contains(&format!("{file_serial} ; serial")));
+    let edited = original.replace(
+        &format!("{file_serial} ; serial"),
+        &format!("{} ; serial", file_serial + 1),
+    ) + "added          IN  A    192.0.2.77\n";
+    assert!(
+        file_serial + 1 < served,
+        "the file's serial must stay below {served}"
+    );
+    std::fs::write(&zone_file, edited).expect("edit the zone");
+    server.process.signal("HUP");
+    let signalled = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || a_records(
+            server.addr,
+            "added.example.com."
+        ) == ["192.0.2.77"]),
+        "{}",
+        server.log()
+    );
+    let now_served = soa_serial(server.addr, "example.com.");
+    assert_eq!(
+        now_served,
+        served.wrapping_add(1),
+        "changed content must be served under a new serial: {}",
+        server.log()
+    );
+    for secondary in &secondaries {
+        assert!(
+            wait_until(Duration::from_secs(10), || a_records(
+                secondary.addr,
+                "added.example.com."
+            ) == ["192.0.2.77"]),
+            "{} never served the new name: {}\ngeofailover: {}",
+            secondary.kind.name(),
+            secondary.log(),
+            server.log()
+        );
+    }
+    let took = signalled.elapsed();
+    assert!(
+        took <= Duration::from_secs(2),
+        "the secondaries served the new name {took:?} after SIGHUP"
+    );
+    let zones = &status_json(http)["dns"]["zones"];
+    assert_eq!(zones[0]["agreed"], true, "{zones}");
+}

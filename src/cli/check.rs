@@ -29,6 +29,19 @@ pub fn run(path: &Path, live: bool, node: Option<&str>) -> Result<(), Failure> {
         Config::load_as(path, node).map_err(bad)?
     };
     let zones = zone::load_all(&config).map_err(|e| Failure::Config(e.to_string()))?;
+    // What the next load would serve, against what was served before.
+    if let Ok(Some(stored)) = crate::store::LocalStore::new(&config.state_dir).load_now() {
+        let (_, notes) = crate::control::answers::serials(
+            &zones,
+            &config.zones,
+            &stored.serials,
+            &stored.digests,
+        );
+        for note in notes {
+            let mark = if note.warning { "warning" } else { "note" };
+            println!("{mark}: {}", note.text);
+        }
+    }
     let table = zone::AnswerTable::build(zones);
     let zones: Vec<String> = table
         .summary()

@@ -406,6 +406,69 @@ pub fn pause(target: &Target, resume: bool) -> Result<(), Failure> {
     report(&reply)
 }
 
+/// `geofailover reload`: the server reads its config and zones again, as
+/// on SIGHUP; prints what changed and which node serves which content.
+pub fn reload(target: &Target) -> Result<(), Failure> {
+    let client = Client::new(target)?;
+    let reply: crate::web::ReloadReply = runtime()?.block_on(async {
+        // Reading and compiling a large zone takes a while.
+        let request = client
+            .http
+            .post(format!("{}/api/v1/reload", client.base))
+            .timeout(std::time::Duration::from_secs(600));
+        let (_, value) = client.send(request).await?;
+        Ok::<_, Failure>(
+            serde_json::from_value(value).context("the controller's answer was not understood")?,
+        )
+    })?;
+    println!("{}", reply.summary);
+    for change in &reply.changes {
+        println!("  changed: {change}");
+    }
+    for zone in &reply.zones {
+        let content = crate::control::serials::short(&zone.digest);
+        if zone.agreed {
+            println!("  {} serial {} content {content}", zone.zone, zone.serial);
+        } else {
+            println!(
+                "  {} serial {} content {content}: DIFFERS from the agreed content {} (not transferred from this node)",
+                zone.zone,
+                zone.serial,
+                zone.agreed_digest
+                    .as_deref()
+                    .map_or("(none)", crate::control::serials::short)
+            );
+        }
+    }
+    if !reply.nodes.is_empty() {
+        println!("nodes:");
+        for node in &reply.nodes {
+            let zones: Vec<String> = node
+                .zones
+                .iter()
+                .map(|(zone, served)| {
+                    format!(
+                        "{zone} serial {} content {}",
+                        served.serial,
+                        crate::control::serials::short(&served.digest)
+                    )
+                })
+                .collect();
+            let zones = if node.live {
+                zones.join(", ")
+            } else {
+                "gone (no view in etcd)".into()
+            };
+            println!("  {}: {zones}", node.name);
+        }
+    }
+    if reply.reloaded {
+        Ok(())
+    } else {
+        Err(Failure::Other(anyhow!("{}", reply.summary)))
+    }
+}
+
 /// `geofailover drill`: starts a drill and follows it to its report;
 /// ctrl-c aborts it (the controller fails back at once).
 pub fn drill(

@@ -87,6 +87,12 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Read the configuration and zones again (as SIGHUP does); print what
+    /// changed and, with several nodes, which node serves which content.
+    Reload {
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// Rehearse a failover and fail-back for real, verified and timed.
     Drill {
         #[command(flatten)]
@@ -185,6 +191,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         } => client::failback(&target, dry_run, yes),
         Command::Pause { target } => client::pause(&target, false),
         Command::Resume { target } => client::pause(&target, true),
+        Command::Reload { target } => client::reload(&target),
         Command::Drill {
             target,
             hold,

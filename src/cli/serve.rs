@@ -127,6 +127,7 @@ pub async fn serve(
     let control = tokio::spawn(control::run(controller, inbox, read_inbox));
 
     let (stop_web, web_stopped) = oneshot::channel::<()>();
+    let (reloads, mut reload_requests) = mpsc::channel::<web::ReloadRequest>(4);
     let web = match &config.http {
         Some(http) => {
             let (token, created) =
@@ -148,6 +149,7 @@ pub async fn serve(
                 protect_reads: http.protect_reads,
                 demo,
                 drill_hold: config.drill.hold,
+                reload: Some(reloads.clone()),
             };
             Some(tokio::spawn(web::serve(listener, state, async {
                 let _ = web_stopped.await;
@@ -161,7 +163,12 @@ pub async fn serve(
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(path, node, &events, &mut config).await,
+            _ = hangup.recv() => {
+                let _ = reload(path, node, &events, &mut config).await;
+            }
+            Some(reply) = reload_requests.recv() => {
+                let _ = reply.send(reload(path, node, &events, &mut config).await);
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -187,7 +194,7 @@ async fn reload(
     node: Option<&str>,
     events: &mpsc::Sender<ControlEvent>,
     config: &mut Config,
-) {
+) -> Result<Vec<String>, String> {
     info!(config = %path.display(), "reloading");
     // Reading, checking and compiling the zones may take a while for a
     // large zone: off the async runtime, while the old table answers.
@@ -204,7 +211,7 @@ async fn reload(
         Ok(loaded) => loaded,
         Err(e) => {
             error!("reload failed, still serving the previous configuration: {e}");
-            return;
+            return Err(e);
         }
     };
     let mut restart = Vec::new();
@@ -237,19 +244,29 @@ async fn reload(
         base: Arc::new(base),
         done,
     };
-    if events.send(event).await.is_err() {
+    let stopped = || {
         error!("reload failed: the controller has stopped");
-        return;
+        "the controller has stopped".to_string()
+    };
+    if events.send(event).await.is_err() {
+        return Err(stopped());
     }
     match applied.await {
-        Ok(Ok(_)) => {
+        Ok(Ok(mut changes)) => {
             info!("reload succeeded");
             *config = new_config;
+            changes.extend(
+                restart
+                    .iter()
+                    .map(|s| format!("{s}: changed, takes effect at the next restart")),
+            );
+            Ok(changes)
         }
         Ok(Err(why)) => {
-            error!("reload refused, still serving the previous configuration: {why}")
+            error!("reload refused, still serving the previous configuration: {why}");
+            Err(why)
         }
-        Err(_) => error!("reload failed: the controller has stopped"),
+        Err(_) => Err(stopped()),
     }
 }
 

@@ -118,6 +118,22 @@ pub struct ZoneSource {
     pub config_line: Option<usize>,
     /// Who may transfer it and whom to notify of its changes.
     pub transfer: ZoneTransfer,
+    pub serial_policy: SerialPolicy,
+}
+
+/// How a zone's served serial follows its content.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SerialPolicy {
+    /// Content that changed is served under a new serial: the zone
+    /// file's when it is newer (RFC 1982) than every serial served
+    /// before, else the last one served plus one.
+    #[default]
+    Increment,
+    /// The zone file's serial is served as it is whenever it is newer;
+    /// content changed under an unchanged serial is served under the old
+    /// one, with a warning (for operators who manage serials themselves).
+    Keep,
 }
 
 /// A place in a file that errors point at.
@@ -430,6 +446,7 @@ impl Config {
                 file: base.join(&zone.file),
                 config_line: line_of(text, &zone.file),
                 transfer,
+                serial_policy: zone.serial_policy,
             });
         }
 

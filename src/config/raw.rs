@@ -163,6 +163,9 @@ pub struct RawZone {
     /// Secondaries told of each change: `IP:PORT [key NAME]`.
     #[serde(default)]
     pub notify: Vec<String>,
+    /// How the served serial follows the zone's content.
+    #[serde(default)]
+    pub serial_policy: crate::config::SerialPolicy,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,19 +9,85 @@ use hickory_proto::rr::{
     rdata::{A, AAAA},
 };
 
-use crate::{config::Failover, engine::Role, zone::Zone};
+use crate::{
+    config::{Failover, SerialPolicy, ZoneSource},
+    dns::transfer::newer,
+    engine::Role,
+    zone::Zone,
+};
 
-/// The serial each zone is to be served with: the zone file's, unless a
-/// higher one was served before (never go back, across restarts too).
-pub fn serials(zones: &[Zone], stored: &BTreeMap<String, u32>) -> BTreeMap<String, u32> {
-    zones
+/// What choosing the serials found worth telling: a zone whose content
+/// changed, and whether the operator should act (a warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialNote {
+    pub zone: String,
+    pub warning: bool,
+    pub text: String,
+}
+
+/// The serial each zone is to be served with, given the serials served
+/// before (`served`, stored across restarts) and the content digests they
+/// stood for (`digests`): the zone file's when it is newer (RFC 1982
+/// order), the one served before when the content is the same, and for
+/// content that changed under a serial that is not newer, the one served
+/// before plus one (`serial_policy: increment`, the default) or the one
+/// served before, with a warning (`keep`). A serial served before without
+/// a digest (stored by an older version) counts as other content.
+pub fn serials(
+    zones: &[Zone],
+    sources: &[ZoneSource],
+    served: &BTreeMap<String, u32>,
+    digests: &BTreeMap<String, String>,
+) -> (BTreeMap<String, u32>, Vec<SerialNote>) {
+    let mut notes = Vec::new();
+    let serials = zones
         .iter()
         .filter_map(|zone| {
             let file = file_serial(zone)?;
             let origin = zone.origin.to_string();
-            let served = stored.get(&origin).map_or(file, |s| (*s).max(file));
-            Some((origin, served))
+            let policy = sources
+                .iter()
+                .find(|s| s.origin == zone.origin)
+                .map_or(SerialPolicy::default(), |s| s.serial_policy);
+            let Some(&before) = served.get(&origin) else {
+                return Some((origin, file));
+            };
+            let same = digests.get(&origin) == Some(&zone.digest);
+            let serial = if newer(file, before) {
+                file
+            } else if same {
+                before
+            } else if policy == SerialPolicy::Keep {
+                notes.push(SerialNote {
+                    zone: origin.clone(),
+                    warning: true,
+                    text: format!(
+                        "zone {origin} changed but its serial {file} is not above the {before} served before: it is served under {before} (serial_policy: keep), so secondaries that hold {before} keep the old content; raise the serial in the zone file"
+                    ),
+                });
+                before
+            } else {
+                let next = before.wrapping_add(1);
+                notes.push(SerialNote {
+                    zone: origin.clone(),
+                    warning: false,
+                    text: format!(
+                        "zone {origin} changed under serial {file} (not above the {before} served before): served under {next}"
+                    ),
+                });
+                next
+            };
+            Some((origin, serial))
         })
+        .collect();
+    (serials, notes)
+}
+
+/// Each zone's content digest, by origin.
+pub fn digests(zones: &[Zone]) -> BTreeMap<String, String> {
+    zones
+        .iter()
+        .map(|z| (z.origin.to_string(), z.digest.clone()))
         .collect()
 }
 
@@ -95,5 +161,98 @@ fn release_free_memory() {
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {
         nix::libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Name;
+
+    fn zone(serial: u32, extra: &str) -> Zone {
+        let text = format!(
+            "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 hostmaster {serial} 7200 900 1209600 300\n  IN NS ns1\nns1 IN A 192.0.2.1\n{extra}"
+        );
+        let origin = Name::from_ascii("example.com.").unwrap();
+        crate::zone::from_text(std::path::Path::new("t.zone"), &text, &origin).unwrap()
+    }
+
+    fn source(policy: SerialPolicy) -> ZoneSource {
+        ZoneSource {
+            origin: Name::from_ascii("example.com.").unwrap(),
+            file: "t.zone".into(),
+            config_line: None,
+            transfer: Default::default(),
+            serial_policy: policy,
+        }
+    }
+
+    /// The serial served for `zone` after `before` was served for the
+    /// content `digest`.
+    fn served(zone: &Zone, policy: SerialPolicy, before: u32, digest: &str) -> (u32, usize) {
+        let key = "example.com.".to_string();
+        let (serials, notes) = serials(
+            std::slice::from_ref(zone),
+            &[source(policy)],
+            &BTreeMap::from([(key.clone(), before)]),
+            &BTreeMap::from([(key.clone(), digest.to_string())]),
+        );
+        (serials[&key], notes.len())
+    }
+
+    #[test]
+    fn the_digest_is_the_content_not_the_order_nor_the_serial() {
+        let a = zone(1, "a IN A 192.0.2.2\nb IN A 192.0.2.3\n");
+        let b = zone(7, "b IN A 192.0.2.3\na IN A 192.0.2.2\n");
+        let c = zone(1, "a IN A 192.0.2.2\nb IN A 192.0.2.4\n");
+        assert_eq!(a.digest, b.digest);
+        assert_ne!(a.digest, c.digest);
+        assert_eq!(a.digest.len(), 64);
+    }
+
+    #[test]
+    fn changed_content_moves_the_serial_whatever_the_file_says() {
+        let old = zone(10, "");
+        let new = zone(11, "added IN A 192.0.2.9\n");
+        // Failovers raised the served serial to 12: the file's 11 is
+        // older, the content is new.
+        assert_eq!(
+            served(&new, SerialPolicy::Increment, 12, &old.digest),
+            (13, 1)
+        );
+        // The same content keeps its serial; a newer file serial wins.
+        assert_eq!(
+            served(&new, SerialPolicy::Increment, 12, &new.digest),
+            (12, 0)
+        );
+        assert_eq!(
+            served(&new, SerialPolicy::Increment, 5, &old.digest),
+            (11, 0)
+        );
+        // keep: the operator's serial, and a warning.
+        assert_eq!(served(&new, SerialPolicy::Keep, 12, &old.digest), (12, 1));
+        // A state stored without digests counts as other content.
+        assert_eq!(served(&new, SerialPolicy::Increment, 12, ""), (13, 1));
+    }
+
+    #[test]
+    fn serials_compare_and_wrap_in_rfc_1982_order() {
+        let new = zone(4_294_967_290, "added IN A 192.0.2.9\n");
+        let old = zone(1, "");
+        // Served 5 after wrapping past 2^32: the file's 4294967290 is
+        // older than 5 in serial order, not newer.
+        assert_eq!(
+            served(&new, SerialPolicy::Increment, 5, &new.digest),
+            (5, 0)
+        );
+        assert_eq!(
+            served(&new, SerialPolicy::Increment, 5, &old.digest),
+            (6, 1)
+        );
+        // The last serial before 2^32 goes on to 0.
+        assert_eq!(
+            served(&new, SerialPolicy::Increment, u32::MAX, &old.digest),
+            (0, 1)
+        );
     }
 }

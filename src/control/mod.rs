@@ -27,6 +27,7 @@ mod probes;
 pub mod readiness;
 pub mod reconcile;
 mod reload;
+pub mod serials;
 pub mod status;
 pub mod steps;
 mod tasks;
@@ -256,6 +257,14 @@ pub struct Controller {
     /// The secondaries notified of the zones' changes.
     secondaries: crate::dns::notify::Secondaries,
     serials: BTreeMap<String, u32>,
+    /// The content digest each zone's serial stands for: this node's own
+    /// when it decides, else the agreed state's.
+    digests: BTreeMap<String, String>,
+    /// The zones as configured (serial policies, for new serials).
+    zone_sources: Vec<crate::config::ZoneSource>,
+    /// Zones whose content here differs from the agreed content, as last
+    /// told (each change is logged once).
+    told_differs: std::collections::BTreeSet<String>,
     table: SharedTable,
     counters: Arc<ResponseCounters>,
     notifier: Notifier,
@@ -282,6 +291,7 @@ impl Controller {
         outbox: mpsc::Sender<ControlEvent>,
     ) -> Result<Self, StoreError> {
         let mut stored_serials = BTreeMap::new();
+        let mut stored_digests = BTreeMap::new();
         let (store, cluster) = shared_store(config, &outbox)?;
         let failing = match &config.failover {
             Some(failover) => {
@@ -313,6 +323,7 @@ impl Controller {
                     );
                 }
                 stored_serials = stored.serials;
+                stored_digests = stored.digests;
                 let latencies = [
                     vec![timeline::Samples::default(); failover.sites[0].checks.len()],
                     vec![timeline::Samples::default(); failover.sites[1].checks.len()],
@@ -356,7 +367,9 @@ impl Controller {
             }
             None => None,
         };
-        let serials = answers::serials(&zones, &stored_serials);
+        if failing.is_none() {
+            (stored_serials, stored_digests) = serials::load(&config.state_dir)?;
+        }
         let mut history = crate::dns::transfer::History::default();
         history.load(&zones, config);
         let mut secondaries = crate::dns::notify::Secondaries::default();
@@ -366,13 +379,16 @@ impl Controller {
         }
         // Nothing is answered before this table: built here, at start.
         let base = Arc::new(answers::base(config, &zones));
-        let controller = Self {
+        let mut controller = Self {
             failing,
             base,
             secondaries,
             history: std::sync::Mutex::new(history),
             zones,
-            serials,
+            serials: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            zone_sources: config.zones.clone(),
+            told_differs: Default::default(),
             table: SharedTable::default(),
             counters: Arc::default(),
             notifier: Notifier::new(config.webhooks.clone()),
@@ -387,6 +403,7 @@ impl Controller {
             cluster,
         };
         controller.notifier.mute(controller.cluster.is_some());
+        controller.settle_serials(&stored_serials, &stored_digests);
         controller.publish();
         // Store at once: a state directory that cannot be written is found
         // now, not at the first failover. (With several nodes only the
@@ -398,6 +415,13 @@ impl Controller {
                 .store
                 .save(&controller.stored_state(failing))
                 .await?;
+        }
+        if controller.failing.is_none() {
+            serials::save(
+                &controller.state_dir,
+                &controller.serials,
+                &controller.digests,
+            )?;
         }
         Ok(controller)
     }
@@ -439,8 +463,9 @@ impl Controller {
             }
             None => Vec::new(),
         };
+        let withheld = self.differing();
         let transfers = match self.history.lock() {
-            Ok(mut history) => history.record(&records, &self.serials),
+            Ok(mut history) => history.record(&records, &self.serials, &withheld),
             Err(_) => Arc::default(),
         };
         self.table.store(Arc::new(self.base.serve(
@@ -448,7 +473,11 @@ impl Controller {
             &self.serials,
             transfers,
         )));
-        self.secondaries.serve(&self.serials);
+        // A zone whose content here is not the agreed one is nobody's
+        // news: its secondaries hear of it from a node that serves it.
+        let mut notified = self.serials.clone();
+        notified.retain(|zone, _| !withheld.contains(zone));
+        self.secondaries.serve(&notified);
     }
 
     /// Tells the controller which addresses DNS is bound to, for drills.

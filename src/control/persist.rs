@@ -16,6 +16,7 @@ impl Controller {
         StoredState {
             engine: failing.engine.persisted().clone(),
             serials: self.serials.clone(),
+            digests: self.digests.clone(),
             scheduled_clears: failing.scheduled_clears.clone(),
             ttl_override: failing.ttl_override,
             drill: failing.drill.clone(),

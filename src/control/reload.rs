@@ -97,15 +97,36 @@ impl Controller {
         if !config.dns.listen.is_empty() {
             self.secondaries.configure(config);
         }
+        let before = self.serials.clone();
         self.zones = zones;
+        self.zone_sources = config.zones.clone();
         self.base = base;
-        let stored = self.serials.clone();
-        self.serials = answers::serials(&self.zones, &stored);
+        let kept = (self.serials.clone(), self.digests.clone());
+        if self.settle_serials(&kept.0, &kept.1) {
+            self.store_serials(kept).await;
+        }
+        for (zone, serial) in &self.serials {
+            match before.get(zone) {
+                Some(old) if old != serial => {
+                    changes.push(format!("zone {zone}: serial {old} -> {serial}"))
+                }
+                None => changes.push(format!("zone {zone}: served at serial {serial}")),
+                _ => {}
+            }
+        }
         self.notifier = super::Notifier::new(config.webhooks.clone());
         // With several nodes, only the leader notifies.
         self.notifier.mute(self.follows());
         self.drill_config = config.drill.clone();
         self.publish();
+        self.publish_view().await;
+        if self.failing.is_none()
+            && let Err(e) = super::serials::save(&self.state_dir, &self.serials, &self.digests)
+        {
+            // The zones are served; the next start picks the serials
+            // again from what it finds stored.
+            tracing::error!("{e}");
+        }
         if self.failing.is_some() {
             let now = now_ms();
             self.save(now).await;

@@ -190,6 +190,10 @@ pub struct DnsStatus {
     /// Response rate limiting: responses limited, dropped, slipped.
     #[serde(default)]
     pub rrl: BTreeMap<String, u64>,
+    /// Each zone's serial, this node's content digest and whether it is
+    /// the content the serial stands for.
+    #[serde(default)]
+    pub zones: Vec<super::serials::ZoneServed>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -252,6 +256,7 @@ impl super::Controller {
             responses: self.counters.snapshot(),
             secondaries: self.secondaries.status(),
             rrl: self.counters.rrl_snapshot(),
+            zones: self.zones_served(),
         };
         let Some(f) = &self.failing else {
             return Status {
@@ -697,6 +702,24 @@ impl Status {
                 .serials
                 .iter()
                 .map(|(zone, serial)| (label(&[("zone", zone)]), f64::from(*serial)))
+                .collect(),
+        );
+        family(
+            "geofailover_zone_content_agreed",
+            "gauge",
+            "1 when this node's zone file is the content its served serial stands for; 0 when it differs (nothing of the zone is transferred from this node).",
+            self.dns
+                .zones
+                .iter()
+                .map(|z| {
+                    (
+                        label(&[
+                            ("zone", &z.zone),
+                            ("digest", super::serials::short(&z.digest)),
+                        ]),
+                        if z.agreed { 1.0 } else { 0.0 },
+                    )
+                })
                 .collect(),
         );
         for (what, help) in [

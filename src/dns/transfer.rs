@@ -62,6 +62,9 @@ pub struct ZoneVersions {
     pub origin: LowerName,
     pub allow: Vec<Allow>,
     pub versions: VecDeque<Arc<Version>>,
+    /// This node's content is not the one its serial stands for: no
+    /// transfer of it from here.
+    pub withheld: bool,
 }
 
 /// What the transfer side answers from, swapped with the table.
@@ -115,6 +118,17 @@ pub fn answer(
         writer.message(ResponseCode::Refused, &[], out);
         return ResponseCode::Refused;
     };
+    if zone.withheld {
+        super::refused(
+            src.ip(),
+            &format!(
+                "a transfer of {}, whose content here differs from the agreed content",
+                query.name()
+            ),
+        );
+        writer.message(ResponseCode::Refused, &[], out);
+        return ResponseCode::Refused;
+    }
     let Some(current) = zone.versions.back() else {
         writer.message(ResponseCode::ServFail, &[], out);
         return ResponseCode::ServFail;
@@ -198,7 +212,7 @@ pub fn answer(
 }
 
 /// Serial arithmetic (RFC 1982): `a` is newer than `b`.
-fn newer(a: u32, b: u32) -> bool {
+pub fn newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 
@@ -407,11 +421,14 @@ impl History {
     /// Records the zones as now answered (the failover records for the
     /// active site, the serials to serve) and returns what transfers
     /// answer from. A serial seen before with other contents (a zone file
-    /// changed without raising its serial) replaces that version.
+    /// changed under `serial_policy: keep` without raising its serial)
+    /// replaces that version. A zone in `withheld` (its content here is
+    /// not the agreed one) records no version and transfers nothing.
     pub fn record(
         &mut self,
         failover: &[Record],
         serials: &std::collections::BTreeMap<String, u32>,
+        withheld: &std::collections::BTreeSet<String>,
     ) -> Arc<Transfers> {
         let mut zones = Vec::with_capacity(self.zones.len());
         for i in 0..self.zones.len() {
@@ -430,7 +447,9 @@ impl History {
                 .cloned()
                 .collect();
             let zone = &mut self.zones[i];
-            if let (Some(soa), Some(serial)) = (&zone.soa, serials.get(&zone.name)) {
+            let withheld = withheld.contains(&zone.name);
+            if let (false, Some(soa), Some(serial)) = (withheld, &zone.soa, serials.get(&zone.name))
+            {
                 let mut soa = soa.clone();
                 if let RData::SOA(data) = &mut soa.data {
                     data.serial = *serial;
@@ -462,6 +481,7 @@ impl History {
                 origin: zone.origin.clone(),
                 allow: zone.allow.clone(),
                 versions: zone.versions.clone(),
+                withheld,
             });
         }
         Arc::new(Transfers {

@@ -30,6 +30,10 @@ pub struct StoredState {
     /// The last SOA serial served for each zone (by origin), so a restart
     /// never serves a lower one.
     pub serials: BTreeMap<String, u32>,
+    /// The content digest (`Records::digest`) each zone's serial stands
+    /// for: one serial, one content, on every node.
+    #[serde(default)]
+    pub digests: BTreeMap<String, String>,
     /// Application-flag clears still to do after a fail-back; a restart
     /// carries them out.
     #[serde(default)]

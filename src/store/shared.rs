@@ -19,6 +19,7 @@
 //! state directory, served when etcd cannot be reached at start.
 
 use std::{
+    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -124,6 +125,16 @@ pub struct NodeView {
     pub dns: Vec<std::net::SocketAddr>,
     #[serde(flatten)]
     pub view: VantageView,
+    /// Each zone it serves: the serial and its zone file's content digest.
+    #[serde(default)]
+    pub zones: BTreeMap<String, ServedContent>,
+}
+
+/// A zone as a node serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedContent {
+    pub serial: u32,
+    pub digest: String,
 }
 
 /// The leader's fencing token, the state revision it builds on, and how

@@ -46,6 +46,35 @@ pub struct WebState {
     pub demo: Option<Arc<demo::DemoSites>>,
     /// A drill's hold when the request names none.
     pub drill_hold: Duration,
+    /// Where a reload is asked for (as SIGHUP does); none where the
+    /// config cannot be read again.
+    pub reload: Option<mpsc::Sender<ReloadRequest>>,
+}
+
+/// A reload asked for over HTTP: the changes, or why nothing changed.
+pub type ReloadRequest = oneshot::Sender<Result<Vec<String>, String>>;
+
+/// How long a reload may take (reading and compiling a large zone).
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What `POST /api/v1/reload` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReloadReply {
+    pub reloaded: bool,
+    pub summary: String,
+    pub changes: Vec<String>,
+    /// Each zone as this node now serves it.
+    pub zones: Vec<crate::control::serials::ZoneServed>,
+    /// With several nodes: each node's zones as it last published them
+    /// (serial and content digest).
+    pub nodes: Vec<NodeZones>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NodeZones {
+    pub name: String,
+    pub live: bool,
+    pub zones: std::collections::BTreeMap<String, crate::store::shared::ServedContent>,
 }
 
 /// An error as the API shows it: a status and a sentence.
@@ -83,7 +112,8 @@ pub fn app(state: WebState) -> Router {
         .route("/api/v1/resume", post(resume))
         .route("/api/v1/drill", post(drill))
         .route("/api/v1/drill/abort", post(drill_abort))
-        .route("/api/v1/drill/last", get(drill_last));
+        .route("/api/v1/drill/last", get(drill_last))
+        .route("/api/v1/reload", post(reload));
     if state.demo.is_some() {
         router = router
             .route("/api/v1/demo/site", post(demo::set_site))
@@ -393,6 +423,65 @@ async fn resume(
     check_token(&state, &headers)?;
     let body = parse_body(&body)?;
     run_command(&state, Command::Resume, operator(&body), Vec::new()).await
+}
+
+/// Reads the config and the zones again, as SIGHUP does; the reply says
+/// what changed and, with several nodes, which node serves which content.
+async fn reload(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    check_token(&state, &headers)?;
+    let Some(requests) = &state.reload else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this server cannot reload its configuration",
+        ));
+    };
+    let (reply, answer) = oneshot::channel();
+    let unavailable = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server did not finish the reload",
+        )
+    };
+    requests.send(reply).await.map_err(|_| unavailable())?;
+    let outcome = tokio::time::timeout(RELOAD_TIMEOUT, answer)
+        .await
+        .map_err(|_| unavailable())?
+        .map_err(|_| unavailable())?;
+    let status = get_status(&state).await?;
+    let nodes = status
+        .cluster
+        .map(|c| {
+            c.nodes
+                .into_iter()
+                .map(|n| NodeZones {
+                    name: n.name,
+                    live: n.live,
+                    zones: n.zones,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (reloaded, summary, changes) = match outcome {
+        Ok(changes) => (true, "reloaded".to_string(), changes),
+        Err(why) => (
+            false,
+            format!("reload refused, still serving the previous configuration: {why}"),
+            Vec::new(),
+        ),
+    };
+    let code = if reloaded {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    let reply = ReloadReply {
+        reloaded,
+        summary,
+        changes,
+        zones: status.dns.zones,
+        nodes,
+    };
+    Ok((code, axum::Json(reply)).into_response())
 }
 
 /// A drill request's body.

@@ -48,6 +48,8 @@ impl fmt::Display for ZoneErrors {
 pub struct Zone {
     pub origin: Name,
     pub records: std::sync::Arc<Records>,
+    /// `Records::digest` of the records: what one serial stands for.
+    pub digest: String,
 }
 
 /// Reads and checks every zone the config names, and that the failover
@@ -403,9 +405,11 @@ impl Checker {
         drop(drafts);
         // RFC 2181 section 5.2: an RRset's records share one TTL, the
         // lowest (made so as they are grouped).
+        let records = kept.finish(&apex);
         Zone {
             origin: origin.clone(),
-            records: std::sync::Arc::new(kept.finish(&apex)),
+            digest: records.digest(),
+            records: std::sync::Arc::new(records),
         }
     }
 }

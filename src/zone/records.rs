@@ -208,6 +208,47 @@ impl Records {
             .unwrap_or_default()
     }
 
+    /// A digest of the content as served, the same whatever order the
+    /// zone file lists it in: every record's owner (in the file's case),
+    /// type, class, TTL and RDATA, the SOA's serial left out (the served
+    /// serial stands for it). Each record's SHA-256 is summed lane by
+    /// lane, the sum hashed once more; hex.
+    pub fn digest(&self) -> String {
+        use ring::digest::{Context, SHA256, digest};
+        let mut sum = [0u64; 4];
+        for i in 0..self.len() {
+            let mut context = Context::new(&SHA256);
+            context.update(self.owner(i));
+            let wire = self.wire(i);
+            let header = ENTRY_HEADER - 4;
+            if self.rtype(i) == RecordType::SOA {
+                let rdata = &wire[header..];
+                let mname = wire_len(rdata);
+                let names = (mname + wire_len(&rdata[mname..])).min(rdata.len());
+                context.update(&wire[..header + names]);
+                context.update(rdata.get(names + 4..).unwrap_or_default());
+            } else {
+                context.update(wire);
+            }
+            let hashed = context.finish();
+            for (lane, bytes) in sum.iter_mut().zip(hashed.as_ref().chunks_exact(8)) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(bytes);
+                *lane = lane.wrapping_add(u64::from_le_bytes(word));
+            }
+        }
+        let mut folded = Vec::with_capacity(40);
+        for lane in sum {
+            folded.extend_from_slice(&lane.to_le_bytes());
+        }
+        folded.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        digest(&SHA256, &folded)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// The first record of type `rtype`, decoded.
     pub fn first_of(&self, rtype: RecordType) -> Option<Record> {
         (0..self.len())

@@ -222,6 +222,12 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, name: &str) {
+        let config = self.config.clone();
+        self.start_node_from(name, &config);
+    }
+
+    /// Starts the node `name` from a config file of its own.
+    pub fn start_node_from(&mut self, name: &str, config: &Path) {
         let env: Vec<(String, String)> = self.env.clone();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let namespace = self
@@ -229,7 +235,7 @@ impl Cluster {
             .iter()
             .find(|(node, _)| *node == name)
             .map(|(_, namespace)| namespace);
-        let server = Geofailover::start_in(namespace, &self.config, Some(name), &env);
+        let server = Geofailover::start_in(namespace, config, Some(name), &env);
         self.node_mut(name).server = Some(server);
     }
 

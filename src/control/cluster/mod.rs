@@ -28,7 +28,7 @@ use crate::{
     },
     store::{
         JournalEntry, NewEntry, StoredState,
-        shared::{Leadership, NodeView},
+        shared::{Leadership, NodeView, ServedContent},
     },
 };
 use member::{Event, Forwarded, ForwardedReply, Request};
@@ -59,8 +59,8 @@ pub(super) struct Cluster {
     pub views: BTreeMap<String, NodeView>,
     /// The shared journal, oldest first.
     pub journal: VecDeque<JournalEntry>,
-    /// What this node last published of the sites.
-    published: Option<VantageView>,
+    /// What this node last published of the sites and of its zones.
+    published: Option<(VantageView, BTreeMap<String, ServedContent>)>,
     /// The epoch of an agreed state not taken because it was older than
     /// this node's (told once).
     refused_epoch: Option<u64>,
@@ -146,6 +146,9 @@ pub struct NodeStatus {
     /// What it sees of each site, primary first, while live.
     pub view: Option<Vec<SiteView>>,
     pub since: Option<String>,
+    /// Each zone it serves: serial and content digest, while live.
+    #[serde(default)]
+    pub zones: BTreeMap<String, ServedContent>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +194,19 @@ impl Controller {
                 engine.local_description(Role::Secondary),
             ],
         };
+        let zones: BTreeMap<String, ServedContent> = self
+            .zones_served()
+            .into_iter()
+            .map(|z| {
+                (
+                    z.zone,
+                    ServedContent {
+                        serial: z.serial,
+                        digest: z.digest,
+                    },
+                )
+            })
+            .collect();
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
@@ -198,16 +214,19 @@ impl Controller {
             node: cluster.config.node.clone(),
             ..view
         };
-        if cluster.published.as_ref() == Some(&view) {
+        let published = (view, zones);
+        if cluster.published.as_ref() == Some(&published) {
             return;
         }
-        cluster.published = Some(view.clone());
+        cluster.published = Some(published.clone());
+        let (view, zones) = published;
         let me = cluster.config.me();
         let node_view = NodeView {
             place: me.place,
             since: utc(now_ms()),
             dns: me.dns.clone(),
             view,
+            zones,
         };
         let _ = cluster
             .member
@@ -278,7 +297,6 @@ impl Controller {
             return false;
         }
         let changed = failing.engine.persisted().active != state.engine.active
-            || self.serials != state.serials
             || failing.ttl_override != state.ttl_override;
         failing.engine.adopt(state.engine.clone());
         failing.scheduled_clears = state.scheduled_clears.clone();
@@ -286,13 +304,11 @@ impl Controller {
         failing.read_only = state.read_only.clone();
         failing.drill = state.drill.clone();
         failing.store.keep_copy(&state).await;
-        let stored = self.serials.clone();
-        self.serials = state.serials.clone();
-        for (zone, serial) in stored {
-            let entry = self.serials.entry(zone).or_insert(serial);
-            *entry = (*entry).max(serial);
+        let served = self.settle_serials(&state.serials, &state.digests);
+        if served {
+            self.publish_view().await;
         }
-        if changed {
+        if changed || served {
             self.publish();
         }
         self.observe_timeline(super::now_ms());
@@ -471,6 +487,15 @@ impl Controller {
             failing.quiet_until = now + quiet.as_millis() as u64;
             self.reconcile_after(quiet);
         }
+        // The serials are this node's to pick now: content of its own
+        // that the agreed state does not hold gets a new one, stored
+        // before it is served.
+        let before = (self.serials.clone(), self.digests.clone());
+        if self.settle_serials(&before.0, &before.1) {
+            self.store_serials(before).await;
+            self.publish();
+            self.publish_view().await;
+        }
         info!(
             revision,
             "leading from the agreed state at revision {revision}"
@@ -607,6 +632,7 @@ impl Controller {
                                 })
                                 .collect()
                         }),
+                        zones: view.map(|v| v.zones.clone()).unwrap_or_default(),
                         since: view.map(|v| v.since.clone()),
                     }
                 })
@@ -709,6 +735,7 @@ mod tests {
                 health: [SiteHealth::Down, SiteHealth::Healthy],
                 detail: ["primary down".into(), "secondary healthy".into()],
             },
+            zones: BTreeMap::new(),
         }
     }
 

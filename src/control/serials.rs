@@ -1,0 +1,165 @@
+//! Which serial each zone is served under, and what content it stands
+//! for. A node that decides (a single controller, or the cluster's
+//! leader) picks the serials (`answers::serials`: the content changed,
+//! the serial moves) and stores them with the content digests in the
+//! state; a follower serves the agreed serials, and a zone whose content
+//! here differs from the agreed digest is said so and withheld: no
+//! transfer of it from this node and no NOTIFY, so no secondary takes
+//! other content under the agreed serial. Without a failover section
+//! the serials and digests are kept in the state file alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+
+use super::{Controller, answers};
+use crate::store::{LocalStore, StoreError, StoredState};
+
+/// A zone as this node serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneServed {
+    pub zone: String,
+    pub serial: u32,
+    /// The content digest of this node's zone file.
+    pub digest: String,
+    /// The digest the served serial stands for (the agreed state's).
+    pub agreed_digest: Option<String>,
+    /// This node's content is the one its serial stands for: it may be
+    /// transferred and notified.
+    pub agreed: bool,
+}
+
+/// Each zone's serial, and the content digest it stands for.
+pub type Served = (BTreeMap<String, u32>, BTreeMap<String, String>);
+
+/// The serials and digests stored without a failover section.
+pub fn load(dir: &Path) -> Result<Served, StoreError> {
+    let stored = LocalStore::new(dir).load_now()?.unwrap_or_default();
+    Ok((stored.serials, stored.digests))
+}
+
+/// Stores the serials and digests without a failover section.
+pub fn save(
+    dir: &Path,
+    serials: &BTreeMap<String, u32>,
+    digests: &BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    let state = StoredState {
+        serials: serials.clone(),
+        digests: digests.clone(),
+        ..StoredState::default()
+    };
+    LocalStore::new(dir).save_now(&state)
+}
+
+impl Controller {
+    /// Sets the serials and digests served from `serials` and `digests`
+    /// (stored, or agreed): picked anew from the zones when this node
+    /// decides, taken as they are when it follows. Whether they changed.
+    pub(super) fn settle_serials(
+        &mut self,
+        serials: &BTreeMap<String, u32>,
+        digests: &BTreeMap<String, String>,
+    ) -> bool {
+        let before = (self.serials.clone(), self.digests.clone());
+        if self.follows() {
+            let own =
+                answers::serials(&self.zones, &self.zone_sources, &BTreeMap::new(), digests).0;
+            self.serials = own
+                .into_iter()
+                .map(|(zone, file)| {
+                    let serial = serials.get(&zone).copied().unwrap_or(file);
+                    (zone, serial)
+                })
+                .collect();
+            self.digests = digests.clone();
+        } else {
+            let (picked, notes) =
+                answers::serials(&self.zones, &self.zone_sources, serials, digests);
+            for note in notes {
+                if note.warning {
+                    warn!(zone = %note.zone, "{}", note.text);
+                } else {
+                    info!(zone = %note.zone, "{}", note.text);
+                }
+            }
+            self.serials = picked;
+            self.digests = answers::digests(&self.zones);
+        }
+        self.tell_differences();
+        before != (self.serials.clone(), self.digests.clone())
+    }
+
+    /// With several nodes, serials this leader picked are stored before
+    /// they are served: when they cannot be, `before` stays (its own new
+    /// content then shows as differing, and is withheld).
+    pub(super) async fn store_serials(&mut self, before: Served) {
+        if self.cluster.is_none() || self.failing.is_none() || self.follows() {
+            return;
+        }
+        if self.store_state(super::now_ms()).await.is_err() {
+            (self.serials, self.digests) = before;
+            self.tell_differences();
+        }
+    }
+
+    /// The zones whose content here is not the one their serial stands
+    /// for.
+    pub(super) fn differing(&self) -> BTreeSet<String> {
+        self.zones
+            .iter()
+            .map(|z| (z.origin.to_string(), &z.digest))
+            .filter(|(origin, digest)| self.digests.get(origin) != Some(*digest))
+            .map(|(origin, _)| origin)
+            .collect()
+    }
+
+    /// Each zone as served here.
+    pub(super) fn zones_served(&self) -> Vec<ZoneServed> {
+        self.zones
+            .iter()
+            .map(|z| {
+                let zone = z.origin.to_string();
+                let agreed_digest = self.digests.get(&zone).cloned();
+                ZoneServed {
+                    serial: self.serials.get(&zone).copied().unwrap_or_default(),
+                    agreed: agreed_digest.as_deref() == Some(z.digest.as_str()),
+                    digest: z.digest.clone(),
+                    agreed_digest,
+                    zone,
+                }
+            })
+            .collect()
+    }
+
+    /// Logs each zone that starts or stops differing from the agreed
+    /// content, once.
+    fn tell_differences(&mut self) {
+        let now = self.differing();
+        for zone in now.difference(&self.told_differs) {
+            let agreed = self.digests.get(zone).map_or("none yet", String::as_str);
+            let mine = self
+                .zones
+                .iter()
+                .find(|z| z.origin.to_string() == *zone)
+                .map_or("", |z| z.digest.as_str());
+            error!(
+                %zone,
+                "zone {zone}: this node's zone file (content {}) differs from the content the agreed serial stands for ({}): it answers from its file but transfers nothing of the zone and notifies no secondary until they agree; deploy the same zone file on every node and reload",
+                short(mine),
+                short(agreed)
+            );
+        }
+        for zone in self.told_differs.difference(&now) {
+            info!(%zone, "zone {zone}: this node's content is the agreed one again");
+        }
+        self.told_differs = now;
+    }
+}
+
+/// The first 12 hex digits of a digest, as shown to people.
+pub fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
