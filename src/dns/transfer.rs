@@ -11,7 +11,7 @@
 //! records alone, so an IXFR after a failover costs what changed.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
 };
 
@@ -29,14 +29,20 @@ use crate::{
     zone::Records,
 };
 
-/// Versions kept per zone for IXFR; an older serial gets the whole zone.
+/// Changes kept per zone for IXFR; an older serial gets the whole zone.
 pub const HISTORY: usize = 64;
+/// The records all kept changes of a zone may hold together, beside the
+/// zone's own size: a reload that rewrote a large zone does not stay
+/// pinned 64 times over.
+const HISTORY_RECORDS: usize = 10_000;
 /// The largest transfer message we write, leaving room for a TSIG.
 const MESSAGE_SIZE: u16 = 16 * 1024;
 /// Records of a whole zone decoded at a time for a transfer.
 const CHUNK: usize = 4096;
 
-/// One version of a zone.
+/// A zone as served at one serial: its SOA, its static records (the zone
+/// file's, shared while the file's content stays the same) and the
+/// failover records for the active site.
 #[derive(Debug)]
 pub struct Version {
     pub serial: u32,
@@ -56,12 +62,42 @@ impl Version {
     }
 }
 
-/// A zone's versions, oldest first, and who may transfer it.
+/// What changed from one serial to the next, found once when the change
+/// was recorded: what an IXFR sends.
+#[derive(Debug)]
+pub struct Change {
+    /// The SOA before and after.
+    pub from: Record,
+    pub to: Record,
+    pub deleted: Vec<Record>,
+    pub added: Vec<Record>,
+}
+
+impl Change {
+    fn serials(&self) -> (u32, u32) {
+        (soa_serial(&self.from), soa_serial(&self.to))
+    }
+
+    fn size(&self) -> usize {
+        self.deleted.len() + self.added.len()
+    }
+}
+
+fn soa_serial(soa: &Record) -> u32 {
+    match &soa.data {
+        RData::SOA(data) => data.serial,
+        _ => 0,
+    }
+}
+
+/// A zone as served now, its recent changes (oldest first, each one's
+/// serial following the one before) and who may transfer it.
 #[derive(Debug)]
 pub struct ZoneVersions {
     pub origin: LowerName,
     pub allow: Vec<Allow>,
-    pub versions: VecDeque<Arc<Version>>,
+    pub current: Option<Arc<Version>>,
+    pub changes: VecDeque<Arc<Change>>,
     /// This node's content is not the one its serial stands for: no
     /// transfer of it from here.
     pub withheld: bool,
@@ -129,7 +165,7 @@ pub fn answer(
         writer.message(ResponseCode::Refused, &[], out);
         return ResponseCode::Refused;
     }
-    let Some(current) = zone.versions.back() else {
+    let Some(current) = &zone.current else {
         writer.message(ResponseCode::ServFail, &[], out);
         return ResponseCode::ServFail;
     };
@@ -155,11 +191,12 @@ pub fn answer(
             );
             return ResponseCode::NoError;
         }
-        if let Some(old) = zone.versions.iter().find(|v| v.serial == theirs) {
-            let (deleted, added) = difference(old, current);
+        if let Some(first) = zone.changes.iter().position(|c| c.serials().0 == theirs) {
+            let (deleted, added) = condensed(zone.changes.range(first..));
+            let old = &zone.changes[first].from;
             let mut records = Vec::with_capacity(deleted.len() + added.len() + 4);
             records.push(current.soa.clone());
-            records.push(old.soa.clone());
+            records.push(old.clone());
             records.extend(deleted);
             records.push(current.soa.clone());
             records.extend(added);
@@ -216,30 +253,84 @@ pub fn newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 
-/// The records of `old` not in `new`, and those of `new` not in `old`,
-/// TTL included (a changed TTL is a deletion and an addition).
-fn difference(old: &Version, new: &Version) -> (Vec<Record>, Vec<Record>) {
-    let key = |r: &Record| {
-        let mut bytes = r.to_bytes().unwrap_or_default();
-        bytes.extend_from_slice(&r.ttl.to_be_bytes());
-        bytes
+/// A record as changes compare it: its wire form, TTL included (a
+/// changed TTL is a deletion and an addition).
+fn key(record: &Record) -> Vec<u8> {
+    let mut bytes = record.to_bytes().unwrap_or_default();
+    bytes.extend_from_slice(&record.ttl.to_be_bytes());
+    bytes
+}
+
+/// The changes in order, made one: a record added by one and deleted by
+/// a later one (a failover and its fail-back) is in neither list.
+fn condensed<'a>(changes: impl Iterator<Item = &'a Arc<Change>>) -> (Vec<Record>, Vec<Record>) {
+    let mut deleted: HashMap<Vec<u8>, Record> = HashMap::new();
+    let mut added: HashMap<Vec<u8>, Record> = HashMap::new();
+    for change in changes {
+        for record in &change.deleted {
+            let k = key(record);
+            if added.remove(&k).is_none() {
+                deleted.insert(k, record.clone());
+            }
+        }
+        for record in &change.added {
+            let k = key(record);
+            if deleted.remove(&k).is_none() {
+                added.insert(k, record.clone());
+            }
+        }
+    }
+    let sorted = |map: HashMap<Vec<u8>, Record>| {
+        let mut records: Vec<(Vec<u8>, Record)> = map.into_iter().collect();
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        records.into_iter().map(|(_, r)| r).collect()
     };
-    let (old_records, new_records): (Vec<Record>, Vec<Record>) =
-        if Arc::ptr_eq(&old.statics, &new.statics) {
-            (old.failover.clone(), new.failover.clone())
-        } else {
-            (old.records().collect(), new.records().collect())
-        };
-    let old_keys: HashSet<Vec<u8>> = old_records.iter().map(key).collect();
-    let new_keys: HashSet<Vec<u8>> = new_records.iter().map(key).collect();
-    let deleted = old_records
-        .into_iter()
+    (sorted(deleted), sorted(added))
+}
+
+/// The failover records of `old` not in `new`, and those of `new` not
+/// in `old`.
+fn failover_difference(old: &[Record], new: &[Record]) -> (Vec<Record>, Vec<Record>) {
+    let old_keys: HashSet<Vec<u8>> = old.iter().map(key).collect();
+    let new_keys: HashSet<Vec<u8>> = new.iter().map(key).collect();
+    let deleted = old
+        .iter()
         .filter(|r| !new_keys.contains(&key(r)))
+        .cloned()
         .collect();
-    let added = new_records
-        .into_iter()
+    let added = new
+        .iter()
         .filter(|r| !old_keys.contains(&key(r)))
+        .cloned()
         .collect();
+    (deleted, added)
+}
+
+/// The zone file records of `old` not in `new` and those of `new` not in
+/// `old` (the SOA aside: a change's SOAs stand for it), compared name by
+/// name in wire form: only what differs is decoded.
+fn static_difference(old: &Records, new: &Records) -> (Vec<Record>, Vec<Record>) {
+    let mut deleted = Vec::new();
+    let mut added = Vec::new();
+    let soa = |records: &Records, i: usize| records.rtype(i) == RecordType::SOA;
+    for (owner, range) in new.nodes() {
+        let before = old.find(owner).unwrap_or(0..0);
+        for i in range.clone() {
+            if !soa(new, i) && !before.clone().any(|j| old.wire(j) == new.wire(i)) {
+                added.push(new.get(i));
+            }
+        }
+        for j in before {
+            if !soa(old, j) && !range.clone().any(|i| new.wire(i) == old.wire(j)) {
+                deleted.push(old.get(j));
+            }
+        }
+    }
+    for (owner, range) in old.nodes() {
+        if new.find(owner).is_none_or(|r| r.is_empty()) {
+            deleted.extend(range.filter(|&j| !soa(old, j)).map(|j| old.get(j)));
+        }
+    }
     (deleted, added)
 }
 
@@ -365,7 +456,7 @@ pub fn asked(request: &Request) -> Option<RecordType> {
     }
 }
 
-/// One zone's versions as the controller keeps them.
+/// One zone as the controller keeps it for transfers.
 #[derive(Debug)]
 struct ZoneHistory {
     origin: LowerName,
@@ -374,12 +465,16 @@ struct ZoneHistory {
     /// The zone file's SOA, whose serial each version replaces.
     soa: Option<Record>,
     statics: Arc<Records>,
-    versions: VecDeque<Arc<Version>>,
+    /// The digest of `statics`: a reload of the same content keeps them.
+    digest: String,
+    current: Option<Arc<Version>>,
+    changes: VecDeque<Arc<Change>>,
 }
 
-/// The versions of every zone, kept across failovers and reloads; each
-/// change of answers is recorded as a version and published as
-/// `Transfers`.
+/// Every zone as served and its recent changes, kept across failovers and
+/// reloads; each change of answers is recorded as the difference from the
+/// version before (found once, then kept), and published as `Transfers`.
+/// Only the current version's records are held whole.
 #[derive(Debug, Default)]
 pub struct History {
     keys: Vec<TsigKey>,
@@ -387,7 +482,7 @@ pub struct History {
 }
 
 impl History {
-    /// Takes the zones as loaded (again, on reload: the versions of a zone
+    /// Takes the zones as loaded (again, on reload: the changes of a zone
     /// still served are kept).
     pub fn load(&mut self, zones: &[crate::zone::Zone], config: &crate::config::Config) {
         let mut old = std::mem::take(&mut self.zones);
@@ -400,30 +495,39 @@ impl History {
                 .find(|z| LowerName::new(&z.origin) == origin)
                 .map(|z| z.transfer.allow.clone())
                 .unwrap_or_default();
-            let soa = zone.records.first_of(RecordType::SOA);
-            let statics = zone.records.clone();
-            let versions = old
+            let before = old
                 .iter()
                 .position(|z| z.origin == origin)
-                .map(|i| old.swap_remove(i).versions)
-                .unwrap_or_default();
+                .map(|i| old.swap_remove(i));
+            let (soa, statics) = match &before {
+                // The same content: the records already held are kept,
+                // so the next version shares them and no difference is
+                // looked for.
+                Some(b) if b.digest == zone.digest => (b.soa.clone(), b.statics.clone()),
+                _ => (zone.records.first_of(RecordType::SOA), zone.records.clone()),
+            };
+            let (current, changes) = before.map(|b| (b.current, b.changes)).unwrap_or_default();
             self.zones.push(ZoneHistory {
                 origin,
                 name: zone.origin.to_string(),
                 allow,
                 soa,
                 statics,
-                versions,
+                digest: zone.digest.clone(),
+                current,
+                changes,
             });
         }
     }
 
     /// Records the zones as now answered (the failover records for the
     /// active site, the serials to serve) and returns what transfers
-    /// answer from. A serial seen before with other contents (a zone file
-    /// changed under `serial_policy: keep` without raising its serial)
-    /// replaces that version. A zone in `withheld` (its content here is
-    /// not the agreed one) records no version and transfers nothing.
+    /// answer from. A zone in `withheld` (its content here is not the
+    /// agreed one) records nothing and transfers nothing. Content changed
+    /// under the same serial (`serial_policy: keep`) or a serial that is
+    /// not newer drops the changes kept: an IXFR from before gets the
+    /// whole zone, never a difference that does not lead to what is
+    /// served.
     pub fn record(
         &mut self,
         failover: &[Record],
@@ -454,33 +558,19 @@ impl History {
                 if let RData::SOA(data) = &mut soa.data {
                     data.serial = *serial;
                 }
-                let version = Arc::new(Version {
+                let version = Version {
                     serial: *serial,
                     soa,
                     statics: zone.statics.clone(),
                     failover: mine,
-                });
-                let same = zone.versions.back().is_some_and(|v| {
-                    v.serial == version.serial
-                        && Arc::ptr_eq(&v.statics, &version.statics)
-                        && v.failover == version.failover
-                        && v.failover
-                            .iter()
-                            .zip(&version.failover)
-                            .all(|(a, b)| a.ttl == b.ttl)
-                });
-                if !same {
-                    zone.versions.retain(|v| v.serial != version.serial);
-                    zone.versions.push_back(version);
-                    while zone.versions.len() > HISTORY {
-                        zone.versions.pop_front();
-                    }
-                }
+                };
+                zone.advance(version);
             }
             zones.push(ZoneVersions {
                 origin: zone.origin.clone(),
                 allow: zone.allow.clone(),
-                versions: zone.versions.clone(),
+                current: zone.current.clone(),
+                changes: zone.changes.clone(),
                 withheld,
             });
         }
@@ -488,6 +578,53 @@ impl History {
             keys: self.keys.clone(),
             zones,
         })
+    }
+}
+
+impl ZoneHistory {
+    /// Makes `version` the current one, keeping the change to it.
+    fn advance(&mut self, version: Version) {
+        let Some(current) = &self.current else {
+            self.current = Some(Arc::new(version));
+            return;
+        };
+        let same_statics = Arc::ptr_eq(&current.statics, &version.statics);
+        let same_failover = current.failover == version.failover
+            && current
+                .failover
+                .iter()
+                .zip(&version.failover)
+                .all(|(a, b)| a.ttl == b.ttl);
+        if current.serial == version.serial && same_statics && same_failover {
+            return;
+        }
+        if !newer(version.serial, current.serial) {
+            if !same_statics || !same_failover {
+                self.changes.clear();
+            }
+            self.current = Some(Arc::new(version));
+            return;
+        }
+        let (mut deleted, mut added) = failover_difference(&current.failover, &version.failover);
+        if !same_statics {
+            let (d, a) = static_difference(&current.statics, &version.statics);
+            deleted.extend(d);
+            added.extend(a);
+        }
+        self.changes.push_back(Arc::new(Change {
+            from: current.soa.clone(),
+            to: version.soa.clone(),
+            deleted,
+            added,
+        }));
+        let budget = version.statics.len().max(HISTORY_RECORDS);
+        let mut kept: usize = self.changes.iter().map(|c| c.size()).sum();
+        while self.changes.len() > HISTORY || (kept > budget && self.changes.len() > 1) {
+            if let Some(dropped) = self.changes.pop_front() {
+                kept -= dropped.size();
+            }
+        }
+        self.current = Some(Arc::new(version));
     }
 }
 
@@ -525,5 +662,153 @@ mod tests {
         assert!(!newer(1, 1));
         assert!(newer(0, u32::MAX));
         assert!(!newer(u32::MAX, 0));
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+    use crate::config::Config;
+    use hickory_proto::rr::{Name, rdata::A};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn zone(extra: &str) -> crate::zone::Zone {
+        let text = format!(
+            "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 300\n  IN NS ns1\nns1 IN A 192.0.2.1\n{extra}"
+        );
+        let origin = Name::from_ascii("example.com.").unwrap();
+        crate::zone::from_text(std::path::Path::new("t.zone"), &text, &origin).unwrap()
+    }
+
+    fn config() -> Config {
+        Config::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml"))
+            .unwrap()
+    }
+
+    fn www(ip: [u8; 4]) -> Vec<Record> {
+        vec![Record::from_rdata(
+            Name::from_ascii("www.example.com.").unwrap(),
+            30,
+            RData::A(A(ip.into())),
+        )]
+    }
+
+    fn serials(serial: u32) -> BTreeMap<String, u32> {
+        BTreeMap::from([("example.com.".to_string(), serial)])
+    }
+
+    fn texts(records: &[Record]) -> Vec<String> {
+        let mut texts: Vec<String> = records.iter().map(ToString::to_string).collect();
+        texts.sort();
+        texts
+    }
+
+    #[test]
+    fn a_changed_zone_file_is_found_name_by_name() {
+        let old = zone("a IN A 192.0.2.2\nb IN A 192.0.2.3\nc 60 IN TXT \"x\"\n");
+        let new = zone("a IN A 192.0.2.2\nc 120 IN TXT \"x\"\nd IN A 192.0.2.4\n");
+        let (deleted, added) = static_difference(&old.records, &new.records);
+        assert_eq!(
+            texts(&deleted),
+            [
+                "b.example.com. 300 IN A 192.0.2.3",
+                "c.example.com. 60 IN TXT x"
+            ]
+        );
+        assert_eq!(
+            texts(&added),
+            [
+                "c.example.com. 120 IN TXT x",
+                "d.example.com. 300 IN A 192.0.2.4"
+            ]
+        );
+        let (deleted, added) = static_difference(&old.records, &old.records);
+        assert!(deleted.is_empty() && added.is_empty());
+    }
+
+    #[test]
+    fn changes_are_kept_small_and_condensed_and_content_is_shared() {
+        let config = config();
+        let none = BTreeSet::new();
+        let mut history = History::default();
+        let first = zone("a IN A 192.0.2.2\n");
+        history.load(std::slice::from_ref(&first), &config);
+        history.record(&www([192, 0, 2, 10]), &serials(10), &none);
+        history.record(&www([198, 51, 100, 10]), &serials(11), &none);
+        let back = history.record(&www([192, 0, 2, 10]), &serials(12), &none);
+        let zone_versions = &back.zones[0];
+        assert_eq!(zone_versions.changes.len(), 2);
+        // A failover's change is its record and nothing of the file.
+        assert_eq!(zone_versions.changes[0].size(), 2);
+        // A failover and its fail-back cancel out.
+        let (deleted, added) = condensed(zone_versions.changes.iter());
+        assert!(deleted.is_empty() && added.is_empty());
+        let (deleted, added) = condensed(zone_versions.changes.range(1..));
+        assert_eq!(texts(&deleted), ["www.example.com. 30 IN A 198.51.100.10"]);
+        assert_eq!(texts(&added), ["www.example.com. 30 IN A 192.0.2.10"]);
+
+        // The same content read again: its records are shared, nothing
+        // is compared.
+        history.load(&[zone("a IN A 192.0.2.2\n")], &config);
+        let same = history.record(&www([192, 0, 2, 10]), &serials(12), &none);
+        let current = same.zones[0].current.as_ref().unwrap();
+        assert!(Arc::ptr_eq(&current.statics, &first.records));
+        assert_eq!(same.zones[0].changes.len(), 2);
+
+        // A name added: the change is that name.
+        history.load(&[zone("a IN A 192.0.2.2\nadded IN A 192.0.2.9\n")], &config);
+        let edited = history.record(&www([192, 0, 2, 10]), &serials(13), &none);
+        let change = edited.zones[0].changes.back().unwrap();
+        assert_eq!(change.serials(), (12, 13));
+        assert!(change.deleted.is_empty());
+        assert_eq!(
+            texts(&change.added),
+            ["added.example.com. 300 IN A 192.0.2.9"]
+        );
+
+        // Other content under the same serial: no difference leads to
+        // it, so none is kept.
+        history.load(&[zone("a IN A 192.0.2.7\n")], &config);
+        let kept = history.record(&www([192, 0, 2, 10]), &serials(13), &none);
+        assert!(kept.zones[0].changes.is_empty());
+
+        // A withheld zone records nothing and transfers nothing.
+        let withheld = BTreeSet::from(["example.com.".to_string()]);
+        let held = history.record(&www([198, 51, 100, 10]), &serials(14), &withheld);
+        assert!(held.zones[0].withheld);
+        assert_eq!(held.zones[0].current.as_ref().unwrap().serial, 13);
+    }
+
+    #[test]
+    fn the_changes_kept_are_bounded() {
+        let config = config();
+        let none = BTreeSet::new();
+        let mut history = History::default();
+        history.load(&[zone("")], &config);
+        for serial in 0..200u32 {
+            let ip = if serial % 2 == 0 {
+                [192, 0, 2, 10]
+            } else {
+                [198, 51, 100, 10]
+            };
+            history.record(&www(ip), &serials(serial), &none);
+        }
+        let big: String = (0..30_000)
+            .map(|i| format!("n{i} IN A 192.0.2.1\n"))
+            .collect();
+        history.load(&[zone(&big)], &config);
+        history.record(&www([192, 0, 2, 10]), &serials(200), &none);
+        let none_back: String = (0..30_000)
+            .map(|i| format!("m{i} IN A 192.0.2.1\n"))
+            .collect();
+        history.load(&[zone(&none_back)], &config);
+        let transfers = history.record(&www([192, 0, 2, 10]), &serials(201), &none);
+        let changes = &transfers.zones[0].changes;
+        assert!(changes.len() <= HISTORY);
+        let kept: usize = changes.iter().map(|c| c.size()).sum();
+        // The last change alone (60,000 records) is kept: the one before
+        // would take the total past the zone's size.
+        assert_eq!(changes.len(), 1, "{kept}");
+        assert_eq!(kept, 60_000);
     }
 }
