@@ -5,7 +5,10 @@
 # each pinned to core 1. Prints, per server: start to first answer, RSS
 # once loaded, and UDP queries per server-CPU-second (dnsperf on core 0)
 # on a random mix of the zone's names (90 % hN A/TXT, 5 % www, 5 %
-# missing); then geofailover's ratio to each. Stops everything it started.
+# missing); then 10 AXFRs of the zone at once (dig, from loopback): how
+# long until all are done and how much the server's RSS grew meanwhile
+# (sampled every 20 ms); then geofailover's ratio to each. Stops
+# everything it started.
 #   usage: bench/zone-scale.sh [NAMES] [SECONDS_PER_RUN]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +63,9 @@ cfg = (cfg.replace("127.0.0.1:5353", "127.0.0.1:15500").replace("127.0.0.1:8053"
        .replace("state_dir: ../state", f"state_dir: {work}/gf-state")
        .replace("../zones/example.com.zone", f"{work}/zones/example.com.zone")
        .replace("../zones/", f"{repo}/zones/")
-       .replace("127.0.0.1:18081", "127.0.0.1:15591").replace("127.0.0.1:18082", "127.0.0.1:15592"))
+       .replace("127.0.0.1:18081", "127.0.0.1:15591").replace("127.0.0.1:18082", "127.0.0.1:15592")
+       .replace("  - name: example.com\n", "  - name: example.com\n    allow_transfer: [\"127.0.0.1\"]\n", 1))
+assert "allow_transfer" in cfg
 open(f"{work}/gf.yaml", "w").write(cfg)
 open(f"{work}/nsd.conf", "w").write(f"""server:
   ip-address: 127.0.0.1@15501
@@ -80,6 +85,7 @@ remote-control:
 zone:
   name: example.com
   zonefile: static.zone
+  provide-xfr: 127.0.0.1 NOKEY
 """)
 os.makedirs(f"{work}/knot")
 open(f"{work}/knot.conf", "w").write(f"""server:
@@ -91,6 +97,10 @@ open(f"{work}/knot.conf", "w").write(f"""server:
   background-workers: 1
 database:
   storage: {work}/knot/db
+acl:
+  - id: local
+    address: 127.0.0.1
+    action: transfer
 template:
   - id: default
     storage: {work}/zones
@@ -100,6 +110,7 @@ template:
 zone:
   - domain: example.com
     file: static.zone
+    acl: local
 """)
 servers = [
     ("geofailover", 15500, ["target/release/geofailover", "serve", "--config", f"{work}/gf.yaml"]),
@@ -129,6 +140,28 @@ def per_cpu(p, port):
     qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
     return qps, qps * wall / cpu if cpu > 0 else float("nan")
 
+def transfers(p, port, count=10):
+    # `count` AXFRs at once; the RSS sampled until all are done.
+    base = rss_mb(p)
+    t0 = time.monotonic()
+    digs = [subprocess.Popen(["dig", "@127.0.0.1", "-p", str(port), "+noall", "+answer", "+stats",
+                              "example.com", "AXFR"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True) for _ in range(count)]
+    peak = base
+    outs = [None] * count
+    while any(d.poll() is None for d in digs):
+        peak = max(peak, rss_mb(p))
+        time.sleep(0.02)
+    took = time.monotonic() - t0
+    sizes = []
+    for d in digs:
+        out = d.stdout.read()
+        m = re.search(r"XFR size: (\d+) records", out)
+        sizes.append(int(m.group(1)) if m else 0)
+    if min(sizes) < 2 * names:
+        sys.exit(f"an AXFR on port {port} was incomplete: {sizes} records")
+    return took, peak - base
+
 results = {}
 try:
     # One at a time, so each load has the machine to itself.
@@ -140,9 +173,11 @@ try:
         time.sleep(1)
         rss = rss_mb(p)
         qps, q_cpu = per_cpu(p, port)
-        results[name] = (loaded, rss, qps, q_cpu)
+        xfr_s, growth = transfers(p, port)
+        results[name] = (loaded, rss, qps, q_cpu, xfr_s, growth)
         print(f"{name:12} start -> first answer {loaded:7.2f} s, RSS {rss:8.1f} MiB, "
-              f"UDP {qps:9.0f} qps, {q_cpu:9.0f} q/CPU-s", flush=True)
+              f"UDP {qps:9.0f} qps, {q_cpu:9.0f} q/CPU-s; 10 AXFRs at once {xfr_s:6.2f} s, "
+              f"RSS +{growth:.1f} MiB meanwhile", flush=True)
         os.killpg(p.pid, signal.SIGTERM)
         p.wait(timeout=30)
 finally:
@@ -158,6 +193,6 @@ print(f"{names} names ({2 * names} records plus the example zone)")
 for name in ["Knot", "NSD"]:
     them = results[name]
     print(f"geofailover / {name:4}: load time {ours[0] / them[0]:5.2f}x, RSS {ours[1] / them[1]:5.2f}x, "
-          f"q/CPU-s {ours[3] / them[3]:5.2f}x")
+          f"q/CPU-s {ours[3] / them[3]:5.2f}x, 10 AXFRs' time {ours[4] / them[4]:5.2f}x")
 print("targets: RSS <= 1.0x Knot's, load <= 2x Knot's time, q/CPU-s >= 1.0x NSD's")
 PY
