@@ -131,7 +131,7 @@ pub struct RawDns {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRrl {
-    /// Responses a second per prefix, class and name; 0 turns it off.
+    /// Responses a second per prefix and key (README says which); 0 turns it off.
     #[serde(default)]
     pub rate: Option<u32>,
     /// Every Nth limited response is sent truncated; 0 drops them all.
