@@ -108,7 +108,8 @@ pub struct RawDns {
     /// each node's own `dns` instead).
     #[serde(default)]
     pub listen: Vec<String>,
-    /// Seconds an idle TCP connection is kept open.
+    /// Seconds an idle TCP connection is kept, and the longest one write
+    /// of an answer may wait for the client to read.open.
     #[serde(default)]
     pub tcp_idle_timeout: Option<u64>,
     /// Open TCP connections at most, over all sources.
