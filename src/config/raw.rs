@@ -127,6 +127,27 @@ pub struct RawDns {
     /// Response rate limiting over UDP.
     #[serde(default)]
     pub rrl: Option<RawRrl>,
+    /// The address NOTIFYs (and the SOA queries that follow) are sent
+    /// from, or one per family; default: the kernel's choice.
+    #[serde(default)]
+    pub notify_source: Option<RawAddresses>,
+}
+
+/// One address, or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAddresses {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawAddresses {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
