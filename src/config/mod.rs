@@ -106,6 +106,9 @@ pub struct DnsConfig {
     pub fast_path: bool,
     /// Response rate limiting over UDP.
     pub rrl: crate::dns::rrl::RrlConfig,
+    /// Where NOTIFYs are sent from, at most one address per family;
+    /// none: the kernel's choice.
+    pub notify_source: Vec<std::net::IpAddr>,
 }
 
 /// One zone the config names: its origin and where its file is.
@@ -362,6 +365,21 @@ impl Config {
         }
         let rrl = rrl_section(raw.dns.rrl.take().unwrap_or_default())
             .map_err(|message| at(line_of(text, "rrl:"), format!("dns.rrl: {message}")))?;
+        let notify_source = match raw.dns.notify_source.take() {
+            None => Vec::new(),
+            Some(_) if cluster.is_some() => {
+                return Err(at(
+                    line_of(text, "notify_source"),
+                    "dns.notify_source with several nodes: `dns` holds what every node shares, and a source address is one host's; leave it out (each node sends from the kernel's choice)".into(),
+                ));
+            }
+            Some(sources) => transfer::notify_sources(&sources.into_vec()).map_err(|message| {
+                at(
+                    line_of(text, "notify_source"),
+                    format!("dns.notify_source: {message}"),
+                )
+            })?,
+        };
         let tcp_max_connections = raw
             .dns
             .tcp_max_connections
@@ -575,6 +593,7 @@ impl Config {
                 tcp_max_per_source,
                 tcp_max_lifetime: Duration::from_secs(tcp_max_lifetime),
                 rrl,
+                notify_source,
                 fast_path: raw.dns.fast_path.unwrap_or(true),
             },
             zones,
@@ -818,6 +837,34 @@ mod tests {
         let err = parse(&GOOD.replace("127.0.0.1:5353", "localhost")).unwrap_err();
         assert_eq!(err.location.line, Some(3), "{err}");
         assert!(err.message.contains("expected IP:PORT"), "{err}");
+    }
+
+    #[test]
+    fn a_notify_source_this_host_cannot_send_from_is_refused_with_its_line() {
+        let with = |source: &str| {
+            GOOD.replace(
+                "    - 127.0.0.1:5353\n",
+                &format!("    - 127.0.0.1:5353\n  notify_source: {source}\n"),
+            )
+        };
+        assert_eq!(
+            parse(&with("127.0.0.3")).unwrap().dns.notify_source,
+            ["127.0.0.3".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert!(parse(GOOD).unwrap().dns.notify_source.is_empty());
+        let err = parse(&with("192.0.2.99")).unwrap_err();
+        assert_eq!(
+            err.to_string().split(": ").next(),
+            Some("config/test.yaml:4")
+        );
+        assert!(
+            err.message
+                .contains("dns.notify_source: `192.0.2.99` is not an address of this host"),
+            "{err}"
+        );
+        let err = parse(&with("[127.0.0.3, nowhere]")).unwrap_err();
+        assert_eq!(err.location.line, Some(4), "{err}");
+        assert!(err.message.contains("`nowhere` is not an address"), "{err}");
     }
 
     #[test]

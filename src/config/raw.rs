@@ -108,7 +108,8 @@ pub struct RawDns {
     /// each node's own `dns` instead).
     #[serde(default)]
     pub listen: Vec<String>,
-    /// Seconds an idle TCP connection is kept open.
+    /// Seconds an idle TCP connection is kept, and the longest one write
+    /// of an answer may wait for the client to read.open.
     #[serde(default)]
     pub tcp_idle_timeout: Option<u64>,
     /// Open TCP connections at most, over all sources.
@@ -126,12 +127,33 @@ pub struct RawDns {
     /// Response rate limiting over UDP.
     #[serde(default)]
     pub rrl: Option<RawRrl>,
+    /// The address NOTIFYs (and the SOA queries that follow) are sent
+    /// from, or one per family; default: the kernel's choice.
+    #[serde(default)]
+    pub notify_source: Option<RawAddresses>,
+}
+
+/// One address, or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAddresses {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawAddresses {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRrl {
-    /// Responses a second per prefix, class and name; 0 turns it off.
+    /// Responses a second per prefix and key (README says which); 0 turns it off.
     #[serde(default)]
     pub rate: Option<u32>,
     /// Every Nth limited response is sent truncated; 0 drops them all.

@@ -285,6 +285,32 @@ pub fn notify(text: &str, keys: &[TsigKey]) -> Result<NotifyTarget, String> {
     Ok(NotifyTarget { addr, key })
 }
 
+/// The `dns.notify_source` addresses: at most one per family, each an
+/// address this host can send from (checked by binding to it).
+pub fn notify_sources(raw: &[String]) -> Result<Vec<IpAddr>, String> {
+    let mut sources: Vec<IpAddr> = Vec::new();
+    for text in raw {
+        let addr: IpAddr = text.trim().parse().map_err(|_| {
+            format!("`{text}` is not an address: expected one of this host's addresses, such as 192.0.2.53 or 2001:db8::53")
+        })?;
+        if addr.is_unspecified() {
+            return Err(format!(
+                "`{text}` is a wildcard: the kernel's choice is the default; expected one of this host's addresses"
+            ));
+        }
+        if let Some(other) = sources.iter().find(|s| s.is_ipv4() == addr.is_ipv4()) {
+            return Err(format!(
+                "{other} and {addr} are of one family: expected at most one IPv4 and one IPv6 address"
+            ));
+        }
+        std::net::UdpSocket::bind((addr, 0)).map_err(|e| {
+            format!("`{addr}` is not an address of this host: cannot send from it ({e})")
+        })?;
+        sources.push(addr);
+    }
+    Ok(sources)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +349,26 @@ mod tests {
         let e = notify("127.0.0.1 key transfer-key", &keys).unwrap_err();
         assert!(e.contains("with a port"), "{e}");
         assert!(allow("127.0.0.1 transfer-key", &keys).is_err());
+    }
+
+    #[test]
+    fn a_notify_source_is_one_address_per_family_that_this_host_has() {
+        let both = notify_sources(&["127.0.0.1".into(), "::1".into()]);
+        // A host without IPv6 has no ::1 to send from.
+        if std::net::UdpSocket::bind("[::1]:0").is_ok() {
+            assert_eq!(both.unwrap().len(), 2);
+        }
+        let e = notify_sources(&["192.0.2.99".into()]).unwrap_err();
+        assert!(
+            e.contains("`192.0.2.99` is not an address of this host"),
+            "{e}"
+        );
+        let e = notify_sources(&["0.0.0.0".into()]).unwrap_err();
+        assert!(e.contains("wildcard"), "{e}");
+        let e = notify_sources(&["127.0.0.1".into(), "127.0.0.2".into()]).unwrap_err();
+        assert!(e.contains("at most one IPv4 and one IPv6"), "{e}");
+        let e = notify_sources(&["127.0.0.1:53".into()]).unwrap_err();
+        assert!(e.contains("is not an address"), "{e}");
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! The secondaries: each listed in a zone's `notify` is sent a NOTIFY
-//! (RFC 1996) at every change of the zone's serial, retried with backoff
-//! until it answers, TSIG-signed when a key is named; then its SOA is
-//! asked until it serves the new serial, and again every half minute, so
-//! the status says whether each secondary has caught up.
+//! (RFC 1996) at every change of the zone's serial, from
+//! `dns.notify_source` when set, TSIG-signed when a key is named, and
+//! retried with backoff while it does not answer. A secondary that
+//! answers with an error (REFUSED: it does not take NOTIFY from this
+//! address or key) is tried `REFUSALS_MAX` times per change, then left
+//! alone until the next change, said once in the log and kept in the
+//! status. Then its SOA is asked until it serves the new serial, and again
+//! every half minute, so the status says whether each secondary has
+//! caught up.
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -17,7 +22,7 @@ use hickory_proto::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::{net::UdpSocket, sync::watch, task::JoinHandle};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::tsig;
 use crate::{
@@ -33,6 +38,10 @@ const NOTIFY_BACKOFF_MAX: Duration = Duration::from_secs(16);
 const BEHIND_POLL_MAX: Duration = Duration::from_secs(5);
 /// SOA queries once a secondary has caught up.
 const CAUGHT_UP_POLL: Duration = Duration::from_secs(30);
+/// NOTIFYs of one change a secondary may refuse before it is left alone
+/// until the next change (a refusal is an answer: retrying will not
+/// change its mind, but one may come while it loads the zone).
+const REFUSALS_MAX: u32 = 3;
 
 /// One secondary of one zone, as last seen.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -117,6 +126,12 @@ impl Secondaries {
                 let worker = Worker {
                     zone: zone.origin.clone(),
                     target: target.addr,
+                    source: config
+                        .dns
+                        .notify_source
+                        .iter()
+                        .find(|s| s.is_ipv4() == target.addr.is_ipv4())
+                        .copied(),
                     key,
                     status: self.status.clone(),
                 };
@@ -160,9 +175,19 @@ impl Secondaries {
     }
 }
 
+/// Why a NOTIFY was not acknowledged.
+enum NotNotified {
+    /// It answered with this error.
+    Refused(ResponseCode),
+    /// No answer, or none that could be read.
+    Failed(String),
+}
+
 struct Worker {
     zone: Name,
     target: SocketAddr,
+    /// Where to send from; `None`: the kernel's choice.
+    source: Option<IpAddr>,
     key: Option<TsigKey>,
     status: Shared,
 }
@@ -178,6 +203,8 @@ impl Worker {
 
     async fn run(self, mut serials: watch::Receiver<BTreeMap<String, u32>>) {
         let zone = self.zone.to_string();
+        // A secondary that refuses is said so once (until it acknowledges).
+        let mut told_refusal = false;
         'change: loop {
             let wanted = serials.borrow_and_update().get(&zone).copied();
             let Some(wanted) = wanted else {
@@ -190,9 +217,12 @@ impl Worker {
                 s.serial = wanted;
                 s.caught_up = s.answered_serial == Some(wanted);
             });
-            // NOTIFY until it is acknowledged (or the serial moves on).
+            // NOTIFY until it is acknowledged, refused too often, or the
+            // serial moves on.
             let mut wait = Duration::from_millis(500);
             let mut told_failure = false;
+            let mut refusals = 0;
+            let mut refused = false;
             loop {
                 match self.notify().await {
                     Ok(()) => {
@@ -201,10 +231,32 @@ impl Worker {
                             s.notified_at = Some(now_ms());
                             s.error = None;
                         });
+                        told_refusal = false;
                         info!(zone = %zone, secondary = %self.target, serial = wanted, "NOTIFY acknowledged");
                         break;
                     }
-                    Err(e) => {
+                    Err(NotNotified::Refused(rcode)) => {
+                        refusals += 1;
+                        if refusals < REFUSALS_MAX {
+                            self.update(|s| s.error = Some(format!("NOTIFY: it answered {rcode}")));
+                        } else {
+                            let error = format!(
+                                "NOTIFY refused: it answered {rcode} {refusals} times; not sent again until the next change (does it take NOTIFY from {} {}?)",
+                                self.source.map_or("the kernel's choice of source address (dns.notify_source sets it)".to_string(), |s| s.to_string()),
+                                self.key.as_ref().map_or("without a key".to_string(), |k| format!("with key {}", k.name)),
+                            );
+                            if told_refusal {
+                                debug!(zone = %zone, secondary = %self.target, serial = wanted, "{error}");
+                            } else {
+                                warn!(zone = %zone, secondary = %self.target, serial = wanted, "{error}");
+                                told_refusal = true;
+                            }
+                            self.update(|s| s.error = Some(error));
+                            refused = true;
+                            break;
+                        }
+                    }
+                    Err(NotNotified::Failed(e)) => {
                         if !told_failure {
                             warn!(zone = %zone, secondary = %self.target, "NOTIFY not acknowledged, retrying: {e}");
                             told_failure = true;
@@ -230,7 +282,10 @@ impl Worker {
                             s.answered_serial = Some(serial);
                             s.answered_at = Some(now_ms());
                             s.caught_up = serial == wanted;
-                            s.error = None;
+                            // A refused NOTIFY stays in view while it is behind.
+                            if s.caught_up || !refused {
+                                s.error = None;
+                            }
                         });
                         serial == wanted
                     }
@@ -259,11 +314,14 @@ impl Worker {
         }
     }
 
-    async fn notify(&self) -> Result<(), String> {
-        let answer = self.ask(OpCode::Notify).await?;
+    async fn notify(&self) -> Result<(), NotNotified> {
+        let answer = self
+            .ask(OpCode::Notify)
+            .await
+            .map_err(NotNotified::Failed)?;
         match answer.metadata.response_code {
             ResponseCode::NoError => Ok(()),
-            rcode => Err(format!("it answered {rcode}")),
+            rcode => Err(NotNotified::Refused(rcode)),
         }
     }
 
@@ -297,12 +355,14 @@ impl Worker {
             .key
             .as_ref()
             .map(|key| tsig::sign_request(&mut bytes, key, tsig::now()));
-        let local: SocketAddr = if self.target.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        let local: SocketAddr = match self.source {
+            Some(source) => (source, 0).into(),
+            None if self.target.is_ipv4() => ([0, 0, 0, 0], 0).into(),
+            None => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let socket = UdpSocket::bind(local).await.map_err(|e| e.to_string())?;
+        let socket = UdpSocket::bind(local)
+            .await
+            .map_err(|e| format!("cannot send from {}: {e}", local.ip()))?;
         socket
             .connect(self.target)
             .await

@@ -1,19 +1,32 @@
 //! Response rate limiting for UDP, as BIND, NSD and Knot do it: responses
 //! are counted per source prefix (IPv4 /24, IPv6 /56 by default), per
-//! response class (positive, NXDOMAIN, NODATA, referral, error) and, for
-//! positive and NODATA answers, per name. Each such key may have `rate`
-//! responses a second; past it, every `slip`-th response is sent empty
+//! response class and per name. Positive answers are keyed by their
+//! question (name, type and class); NXDOMAIN and NODATA answers share one
+//! class keyed by their zone (the owner of the SOA they carry), so a flood
+//! of random names under one zone is one key, not a key per name;
+//! referrals are keyed by the delegation (the owner of their NS records),
+//! and errors by the zone when they carry its SOA, otherwise all errors to
+//! one prefix share a key. Each key may have `rate` responses a second;
+//! past it, every `slip`-th of that key's limited responses is sent empty
 //! with TC set (a real client retries over TCP, which cannot be spoofed)
 //! and the others are dropped, until the key's average over `window`
-//! seconds is back under the rate. TCP is not limited. Each UDP loop keeps
-//! its own table: no lock on the query path.
+//! seconds is back under the rate. TCP is not limited. Each UDP loop
+//! keeps its own table: no lock on the query path.
+//!
+//! The table holds at most `TABLE_MAX` keys. A new key past that evicts
+//! one old key, found by a second-chance (CLOCK) sweep over the keys in
+//! the order they came: a key used since the sweep last passed it is kept
+//! and passed over, one not used is evicted; at most `EVICT_SCAN` keys are
+//! looked at per new key. So a flood of names each asked once evicts its
+//! own keys, not the buckets of sources being limited, and no insert
+//! costs more than a few steps.
 //!
 //! Wildcard answers are not told apart from positive ones (the response
 //! does not say); they are keyed by the name asked, so a flood of random
 //! names under a wildcard is limited per name, not per wildcard.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     hash::{BuildHasher, RandomState},
     net::IpAddr,
     sync::atomic::{AtomicU64, Ordering},
@@ -24,8 +37,13 @@ use tracing::warn;
 
 use crate::config::Prefix;
 
-/// Keys kept before stale ones are dropped.
+/// Keys kept at most; past it, old ones are evicted.
 const TABLE_MAX: usize = 100_000;
+/// Keys the eviction sweep looks at, at most, for one new key.
+const EVICT_SCAN: usize = 8;
+/// Record types read from a response's authority section.
+const TYPE_NS: u16 = 2;
+const TYPE_SOA: u16 = 6;
 
 /// How responses are limited; `rate` 0 limits nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +79,8 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Class {
     Positive,
-    NxDomain,
-    NoData,
+    /// NXDOMAIN and NODATA: both say "nothing here" of a zone.
+    Negative,
     Referral,
     Error,
 }
@@ -71,8 +89,7 @@ impl Class {
     fn name(self) -> &'static str {
         match self {
             Self::Positive => "positive",
-            Self::NxDomain => "NXDOMAIN",
-            Self::NoData => "NODATA",
+            Self::Negative => "NXDOMAIN/NODATA",
             Self::Referral => "referral",
             Self::Error => "error",
         }
@@ -86,26 +103,36 @@ impl Class {
         let aa = response[2] & 0x04 != 0;
         match rcode {
             0 if answers > 0 => Self::Positive,
-            0 if aa => Self::NoData,
+            0 if aa => Self::Negative,
             0 if authority > 0 => Self::Referral,
-            3 => Self::NxDomain,
+            3 => Self::Negative,
             _ => Self::Error,
         }
     }
 }
 
+/// A table key: source prefix, class, and the hash of the question
+/// (positive) or of the zone or delegation (the others).
+type Key = (u128, Class, u64);
+
 struct Bucket {
     /// Responses still allowed; below zero once over the rate.
     balance: f64,
     last: Instant,
+    /// Used since the eviction sweep last passed it.
+    used: bool,
+    /// This key's limited responses, for its every `slip`-th.
+    limited: u64,
 }
 
 /// One UDP loop's limiter.
 pub struct Limiter {
     config: RrlConfig,
-    table: HashMap<(u128, Class, u64), Bucket>,
+    table: HashMap<Key, Bucket>,
+    /// The table's keys, each once, in the order the sweep visits them.
+    order: VecDeque<Key>,
+    capacity: usize,
     hasher: RandomState,
-    limited: u64,
     /// When each limited prefix was last told, so it is told once a window.
     told: HashMap<u128, Instant>,
 }
@@ -115,8 +142,9 @@ impl Limiter {
         Self {
             config,
             table: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: TABLE_MAX,
             hasher: RandomState::new(),
-            limited: 0,
             told: HashMap::new(),
         }
     }
@@ -140,6 +168,63 @@ impl Limiter {
         }
     }
 
+    /// The name a response is keyed by within its class, hashed: the
+    /// question for a positive answer, the zone or delegation otherwise
+    /// (the root when the response names none).
+    fn name_of(&self, class: Class, response: &[u8]) -> u64 {
+        let name = match class {
+            Class::Positive => {
+                let end = question_end(response).unwrap_or(12);
+                return self.hasher.hash_one(response[12..end].to_ascii_lowercase());
+            }
+            Class::Negative | Class::Error => authority_owner(response, TYPE_SOA),
+            Class::Referral => authority_owner(response, TYPE_NS),
+        };
+        self.hasher.hash_one(name.unwrap_or_else(|| vec![0]))
+    }
+
+    /// Makes room for one more key when the table is full: evicts the
+    /// first key the sweep finds unused since it last passed, or, after
+    /// `EVICT_SCAN` keys all used, the next one in line.
+    fn make_room(&mut self, now: Instant) {
+        while self.table.len() >= self.capacity {
+            let mut evicted = false;
+            for _ in 0..EVICT_SCAN {
+                let Some(key) = self.order.pop_front() else {
+                    break;
+                };
+                match self.table.get_mut(&key) {
+                    Some(bucket)
+                        if bucket.used && now.duration_since(bucket.last) < self.config.window =>
+                    {
+                        bucket.used = false;
+                        self.order.push_back(key);
+                    }
+                    Some(_) => {
+                        self.table.remove(&key);
+                        evicted = true;
+                        break;
+                    }
+                    // Not in the table: nothing to keep (cannot happen:
+                    // keys enter and leave both together).
+                    None => {}
+                }
+            }
+            if !evicted {
+                match self.order.pop_front() {
+                    Some(key) => {
+                        self.table.remove(&key);
+                    }
+                    None => {
+                        // Both empty: the table was already empty.
+                        self.table.clear();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// The verdict on `response` (a whole DNS message) to `source`.
     pub fn check(
         &mut self,
@@ -155,28 +240,23 @@ impl Limiter {
             return Verdict::Send;
         }
         let class = Class::of(response);
-        let name = match class {
-            Class::Positive | Class::NoData => {
-                let end = question_end(response).unwrap_or(12);
-                self.hasher.hash_one(response[12..end].to_ascii_lowercase())
-            }
-            _ => 0,
-        };
-        let prefix = self.prefix(source);
-        if self.table.len() >= TABLE_MAX {
-            let window = self.config.window;
-            self.table
-                .retain(|_, b| now.duration_since(b.last) < window);
-            if self.table.len() >= TABLE_MAX {
-                self.table.clear();
-            }
-        }
+        let key = (self.prefix(source), class, self.name_of(class, response));
         let rate = f64::from(self.config.rate);
         let floor = -rate * self.config.window.as_secs_f64();
-        let bucket = self.table.entry((prefix, class, name)).or_insert(Bucket {
+        let fresh = !self.table.contains_key(&key);
+        if fresh {
+            self.make_room(now);
+            self.order.push_back(key);
+        }
+        let bucket = self.table.entry(key).or_insert(Bucket {
             balance: rate,
             last: now,
+            used: false,
+            limited: 0,
         });
+        // A key asked once is not "used": a flood of names each asked
+        // once evicts its own keys first.
+        bucket.used |= !fresh;
         let elapsed = now.duration_since(bucket.last).as_secs_f64();
         bucket.last = now;
         bucket.balance = (bucket.balance + elapsed * rate).min(rate) - 1.0;
@@ -185,12 +265,15 @@ impl Limiter {
         }
         bucket.balance = bucket.balance.max(floor);
         counters.limited.fetch_add(1, Ordering::Relaxed);
-        self.tell(prefix, source, class, now);
         if self.config.dry_run {
+            self.tell(key.0, source, class, now);
             return Verdict::Send;
         }
-        self.limited += 1;
-        if self.config.slip > 0 && self.limited.is_multiple_of(u64::from(self.config.slip)) {
+        bucket.limited += 1;
+        let slip =
+            self.config.slip > 0 && bucket.limited.is_multiple_of(u64::from(self.config.slip));
+        self.tell(key.0, source, class, now);
+        if slip {
             counters.slipped.fetch_add(1, Ordering::Relaxed);
             Verdict::Slip
         } else {
@@ -244,6 +327,75 @@ fn question_end(message: &[u8]) -> Option<usize> {
     }
 }
 
+/// Where the name at `at` ends (a pointer ends it).
+fn name_end(message: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = usize::from(*message.get(at)?);
+        match len & 0xC0 {
+            0 if len == 0 => return Some(at + 1),
+            0 => at += 1 + len,
+            0xC0 => return Some(at + 2).filter(|end| *end <= message.len()),
+            _ => return None,
+        }
+    }
+}
+
+/// The name at `at`, pointers followed, in lower case and wire form.
+fn read_name(message: &[u8], mut at: usize) -> Option<Vec<u8>> {
+    let mut name = Vec::new();
+    // Each pointer must go back, so there are no loops; a cap besides.
+    let mut jumps = 0;
+    loop {
+        let len = usize::from(*message.get(at)?);
+        match len & 0xC0 {
+            0 if len == 0 => {
+                name.push(0);
+                return Some(name);
+            }
+            0 => {
+                name.extend(message.get(at..at + 1 + len)?.to_ascii_lowercase());
+                if name.len() > 255 {
+                    return None;
+                }
+                at += 1 + len;
+            }
+            0xC0 => {
+                let target = (len & 0x3F) << 8 | usize::from(*message.get(at + 1)?);
+                jumps += 1;
+                if target >= at || jumps > 127 {
+                    return None;
+                }
+                at = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The owner of the first record of type `rtype` in a response's
+/// authority section: the zone of a negative answer (its SOA), the
+/// delegation of a referral (its NS).
+fn authority_owner(message: &[u8], rtype: u16) -> Option<Vec<u8>> {
+    let count = |at: usize| u16::from_be_bytes([message[at], message[at + 1]]);
+    let (questions, answers, authority) = (count(4), count(6), count(8));
+    let mut at = 12;
+    for _ in 0..questions {
+        at = name_end(message, at)? + 4;
+    }
+    for i in 0..u32::from(answers) + u32::from(authority) {
+        let owner = at;
+        at = name_end(message, at)?;
+        let fixed = message.get(at..at + 10)?;
+        let this_type = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlength = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        if i >= u32::from(answers) && this_type == rtype {
+            return read_name(message, owner);
+        }
+        at += 10 + rdlength;
+    }
+    None
+}
+
 /// `response` cut to its header and question, with TC set: what a
 /// slipped response is.
 pub fn truncate(response: &mut Vec<u8>) {
@@ -268,8 +420,11 @@ pub fn truncate(response: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use hickory_proto::{
-        op::{Message, MessageType, OpCode, Query},
-        rr::{Name, RData, Record, RecordType, rdata::A},
+        op::{Message, MessageType, OpCode, Query, ResponseCode},
+        rr::{
+            Name, RData, Record, RecordType,
+            rdata::{A, NS, SOA},
+        },
     };
 
     fn config(rate: u32, slip: u32) -> RrlConfig {
@@ -295,6 +450,194 @@ mod tests {
             RData::A(A::new(192, 0, 2, 10)),
         ));
         message.to_vec().unwrap()
+    }
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    /// An NXDOMAIN (or NODATA) answer for `asked` from `zone`, with its SOA.
+    fn negative(asked: &str, zone: &str, nxdomain: bool) -> Vec<u8> {
+        let mut message = Message::new(1, MessageType::Response, OpCode::Query);
+        message.metadata.authoritative = true;
+        if nxdomain {
+            message.metadata.response_code = ResponseCode::NXDomain;
+        }
+        message.add_query(Query::query(name(asked), RecordType::A));
+        message.add_authority(Record::from_rdata(
+            name(zone),
+            300,
+            RData::SOA(SOA::new(
+                name(&format!("ns1.{zone}")),
+                name(&format!("hostmaster.{zone}")),
+                1,
+                3600,
+                600,
+                86400,
+                300,
+            )),
+        ));
+        message.to_vec().unwrap()
+    }
+
+    /// A referral for `asked` to the delegation `child`.
+    fn referral(asked: &str, child: &str) -> Vec<u8> {
+        let mut message = Message::new(1, MessageType::Response, OpCode::Query);
+        message.add_query(Query::query(name(asked), RecordType::A));
+        for ns in ["ns1", "ns2"] {
+            message.add_authority(Record::from_rdata(
+                name(child),
+                300,
+                RData::NS(NS(name(&format!("{ns}.{child}")))),
+            ));
+        }
+        message.to_vec().unwrap()
+    }
+
+    fn refused(asked: &str) -> Vec<u8> {
+        let mut message = Message::new(1, MessageType::Response, OpCode::Query);
+        message.metadata.response_code = ResponseCode::Refused;
+        message.add_query(Query::query(name(asked), RecordType::A));
+        message.to_vec().unwrap()
+    }
+
+    /// How many of `responses` (each checked once, in turn) are sent.
+    fn sent(limiter: &mut Limiter, source: &str, responses: &[Vec<u8>], now: Instant) -> usize {
+        let counters = RrlCounters::default();
+        responses
+            .iter()
+            .filter(|r| limiter.check(source.parse().unwrap(), r, now, &counters) == Verdict::Send)
+            .count()
+    }
+
+    #[test]
+    fn nxdomain_and_nodata_are_keyed_by_zone_and_prefix_not_by_prefix_alone() {
+        let mut limiter = Limiter::new(config(10, 2));
+        let now = Instant::now();
+        // Random names under one zone, NXDOMAIN and NODATA alike: one key.
+        let flood: Vec<Vec<u8>> = (0..30)
+            .map(|i| negative(&format!("r{i}.Example.com."), "example.com.", i % 3 != 0))
+            .collect();
+        assert_eq!(sent(&mut limiter, "192.0.2.7", &flood, now), 10);
+        // The zone's name in another letter case is the same zone.
+        let upper = negative("x.EXAMPLE.COM.", "EXAMPLE.COM.", true);
+        assert_eq!(sent(&mut limiter, "192.0.2.8", &[upper], now), 0);
+        // Another zone, from the same prefix, has its own budget.
+        let other: Vec<Vec<u8>> = (0..10)
+            .map(|i| negative(&format!("r{i}.example.org."), "example.org.", true))
+            .collect();
+        assert_eq!(sent(&mut limiter, "192.0.2.7", &other, now), 10);
+        // And the same zone from another prefix too.
+        assert_eq!(sent(&mut limiter, "198.51.100.7", &flood[..10], now), 10);
+    }
+
+    #[test]
+    fn referrals_are_keyed_by_delegation_and_errors_by_prefix() {
+        let mut limiter = Limiter::new(config(5, 2));
+        let now = Instant::now();
+        let sub: Vec<Vec<u8>> = (0..10)
+            .map(|i| referral(&format!("h{i}.sub.example.com."), "sub.example.com."))
+            .collect();
+        assert_eq!(sent(&mut limiter, "192.0.2.7", &sub, now), 5);
+        let other: Vec<Vec<u8>> = (0..10)
+            .map(|i| referral(&format!("h{i}.dept.example.com."), "dept.example.com."))
+            .collect();
+        assert_eq!(sent(&mut limiter, "192.0.2.7", &other, now), 5);
+        // Errors name no zone: one key per prefix, whatever the name.
+        let errors: Vec<Vec<u8>> = (0..10)
+            .map(|i| refused(&format!("n{i}.example.net.")))
+            .collect();
+        assert_eq!(sent(&mut limiter, "192.0.2.7", &errors, now), 5);
+        // None of these spent the positive answers' budget.
+        assert_eq!(
+            sent(
+                &mut limiter,
+                "192.0.2.7",
+                &[answer("www.example.com.")],
+                now
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn an_owner_name_is_read_through_compression_pointers_and_nothing_else() {
+        let response = negative("a.b.example.com.", "example.com.", true);
+        assert_eq!(
+            authority_owner(&response, TYPE_SOA).unwrap(),
+            b"\x07example\x03com\x00"
+        );
+        assert_eq!(authority_owner(&response, TYPE_NS), None);
+        // A pointer to itself, or forward, is refused; a cut message too.
+        let mut looped = response.clone();
+        let at = question_end(&looped).unwrap();
+        looped.truncate(at);
+        looped[8..10].copy_from_slice(&1u16.to_be_bytes());
+        looped.extend([0xC0, at as u8]);
+        assert_eq!(authority_owner(&looped, TYPE_SOA), None);
+        for cut in 12..response.len() {
+            let _ = authority_owner(&response[..cut], TYPE_SOA);
+        }
+    }
+
+    #[test]
+    fn each_key_slips_its_own_every_slipth_limited_response() {
+        let counters = RrlCounters::default();
+        let mut limiter = Limiter::new(config(1, 2));
+        let now = Instant::now();
+        let source: IpAddr = "192.0.2.7".parse().unwrap();
+        let www = answer("www.example.com.");
+        let mail = answer("mail.example.com.");
+        for r in [&www, &mail] {
+            assert_eq!(limiter.check(source, r, now, &counters), Verdict::Send);
+        }
+        // Both over the rate, their responses interleaved: each key slips
+        // every second one of its own.
+        let mut slips = [0, 0];
+        for _ in 0..20 {
+            for (i, r) in [&www, &mail].into_iter().enumerate() {
+                if limiter.check(source, r, now, &counters) == Verdict::Slip {
+                    slips[i] += 1;
+                }
+            }
+        }
+        assert_eq!(slips, [10, 10]);
+    }
+
+    #[test]
+    fn a_full_table_evicts_keys_asked_once_and_keeps_a_limited_flood_limited() {
+        let counters = RrlCounters::default();
+        let mut limiter = Limiter::new(config(10, 2));
+        limiter.capacity = 1_000;
+        let now = Instant::now();
+        let flood: IpAddr = "192.0.2.7".parse().unwrap();
+        let www = answer("www.example.com.");
+        for _ in 0..20 {
+            limiter.check(flood, &www, now, &counters);
+        }
+        assert_ne!(limiter.check(flood, &www, now, &counters), Verdict::Send);
+        // Ten times as many names as the table holds, each asked once from
+        // other prefixes, while the flood goes on.
+        for i in 0..10_000u32 {
+            let source = IpAddr::from([10, (i >> 8) as u8, i as u8, 1]);
+            let once = answer(&format!("n{i}.example.com."));
+            assert_eq!(limiter.check(source, &once, now, &counters), Verdict::Send);
+            assert!(limiter.table.len() <= 1_000);
+            assert_eq!(limiter.order.len(), limiter.table.len());
+            if i % 100 == 0 {
+                assert_ne!(
+                    limiter.check(flood, &www, now, &counters),
+                    Verdict::Send,
+                    "the flood was let through after {i} other names"
+                );
+            }
+        }
+        // A limited key left alone is evicted in its turn, like any other.
+        for i in 0..2_000u32 {
+            let source = IpAddr::from([11, (i >> 8) as u8, i as u8, 1]);
+            limiter.check(source, &answer("x.example.com."), now, &counters);
+        }
+        assert_eq!(limiter.check(flood, &www, now, &counters), Verdict::Send);
     }
 
     #[test]

@@ -6,10 +6,13 @@
 //! the accept loop never stalls. Each request is answered
 //! by `handler::respond` (a zone transfer on a blocking thread: it may take
 //! a while to encode), and every message of its response is written in
-//! order, so a transfer is as many frames as it needs.
+//! order, so a transfer is as many frames as it needs. Each write must be
+//! done within the idle timeout and before the connection's end: a client
+//! that stops reading is reset, and its slot given back.
 
 use std::{
     collections::HashMap,
+    io::ErrorKind,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -298,17 +301,13 @@ async fn serve(
             // more is expected of this connection.
             return;
         }
-        for message in &messages {
-            let Ok(length) = u16::try_from(message.len()) else {
-                warn!("a TCP answer over 64 KiB was not sent");
-                return;
-            };
-            if let Err(e) = write(&mut writer, length, message).await {
-                debug!(%src, "tcp write: {e}");
-                return;
+        if let Err(e) = write_answer(&mut writer, &messages, &limits, end).await {
+            debug!(%src, "tcp write: {e}");
+            if e.kind() == ErrorKind::TimedOut {
+                // A client that stopped reading: reset rather than leave
+                // the kernel holding the unsent rest for it.
+                let _ = writer.get_ref().as_ref().set_zero_linger();
             }
-        }
-        if writer.flush().await.is_err() {
             return;
         }
         if let Some(rcode) = rcode {
@@ -317,11 +316,49 @@ async fn serve(
     }
 }
 
-async fn write(
+/// Writes an answer's messages in order, then flushes: each write within
+/// the idle timeout (a client that stops reading is idle too) and none
+/// past the connection's end, so a client that stops reading cannot
+/// keep its connection, and its slot, for ever.
+async fn write_answer(
     writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    length: u16,
-    message: &[u8],
+    messages: &[Vec<u8>],
+    limits: &TcpLimits,
+    end: tokio::time::Instant,
 ) -> std::io::Result<()> {
-    writer.write_all(&length.to_be_bytes()).await?;
-    writer.write_all(message).await
+    for message in messages {
+        let Ok(length) = u16::try_from(message.len()) else {
+            warn!("a TCP answer over 64 KiB was not sent");
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidData,
+                "an answer over 64 KiB",
+            ));
+        };
+        within(limits, end, async {
+            writer.write_all(&length.to_be_bytes()).await?;
+            writer.write_all(message).await
+        })
+        .await?;
+    }
+    within(limits, end, writer.flush()).await
+}
+
+/// `write`, given the idle timeout and no longer than the connection's end.
+async fn within(
+    limits: &TcpLimits,
+    end: tokio::time::Instant,
+    write: impl Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    let deadline = (tokio::time::Instant::now() + limits.idle).min(end);
+    match tokio::time::timeout_at(deadline, write).await {
+        Ok(written) => written,
+        Err(_) => Err(std::io::Error::new(
+            ErrorKind::TimedOut,
+            if deadline == end {
+                "the connection's lifetime (dns.tcp_max_lifetime) ended while writing"
+            } else {
+                "the client read nothing for the idle timeout (dns.tcp_idle_timeout)"
+            },
+        )),
+    }
 }

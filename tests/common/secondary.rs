@@ -5,7 +5,7 @@
 //! came in (AXFR or IXFR).
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
@@ -51,6 +51,8 @@ pub struct Secondary {
     pub addr: SocketAddr,
     pub zone: String,
     primaries: Vec<SocketAddr>,
+    /// Where it takes NOTIFY from; default the first primary's address.
+    notify_from: Option<IpAddr>,
     keyed: bool,
     process: Option<Process>,
     dir: tempfile::TempDir,
@@ -81,7 +83,31 @@ impl Secondary {
             addr: ([127, 0, 0, 1], port).into(),
             zone: zone.trim_end_matches('.').to_string(),
             primaries: primaries.to_vec(),
+            notify_from: None,
             keyed,
+            process: None,
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        secondary.run();
+        secondary
+    }
+
+    /// An NSD secondary listening on `addr` (any loopback address) that
+    /// transfers from `primary` without a key and takes NOTIFY only from
+    /// `notify_from`.
+    pub fn start_nsd_at(
+        zone: &str,
+        primary: SocketAddr,
+        addr: SocketAddr,
+        notify_from: IpAddr,
+    ) -> Self {
+        let mut secondary = Self {
+            kind: Kind::Nsd,
+            addr,
+            zone: zone.trim_end_matches('.').to_string(),
+            primaries: vec![primary],
+            notify_from: Some(notify_from),
+            keyed: false,
             process: None,
             dir: tempfile::tempdir().expect("tempdir"),
         };
@@ -112,7 +138,9 @@ impl Secondary {
     fn run(&mut self) {
         let dir = self.dir.path().display().to_string();
         let port = self.addr.port();
+        let ip = self.addr.ip();
         let primary_ip = self.primaries[0].ip();
+        let notify_from = self.notify_from.unwrap_or(primary_ip);
         let zone = &self.zone;
         let secret = key_secret();
         let log = self.log_file().display().to_string();
@@ -134,12 +162,12 @@ impl Secondary {
                     String::new()
                 };
                 let conf = format!(
-                    "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n\
+                    "server:\n  ip-address: {ip}@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n\
                          \x20 zonesdir: \"{dir}\"\n  pidfile: \"{dir}/nsd.pid\"\n  database: \"\"\n\
                          \x20 zonelistfile: \"{dir}/zone.list\"\n  xfrdfile: \"{dir}/xfrd.state\"\n  xfrdir: \"{dir}\"\n\
                          \x20 logfile: \"{log}\"\n  verbosity: 2\n  server-count: 1\n  rrl-ratelimit: 0\n\
                          remote-control:\n  control-enable: no\n{keys}\
-                         zone:\n  name: {zone}\n  zonefile: {zone}.zone\n  allow-notify: {primary_ip} {key}\n{requests}"
+                         zone:\n  name: {zone}\n  zonefile: {zone}.zone\n  allow-notify: {notify_from} {key}\n{requests}"
                 );
                 let path = format!("{dir}/nsd.conf");
                 (
@@ -167,7 +195,7 @@ impl Secondary {
                     (String::new(), String::new())
                 };
                 let conf = format!(
-                    "server:\n  listen: 127.0.0.1@{port}\n  rundir: {dir}\n  user: root\n\
+                    "server:\n  listen: {ip}@{port}\n  rundir: {dir}\n  user: root\n\
                          database:\n  storage: {dir}/db\n{keys}\
                          remote:\n  - id: primary\n    address: [{addresses}]\n{key}\
                          acl:\n  - id: notify\n    address: {primary_ip}\n{key}    action: notify\n\
@@ -195,7 +223,7 @@ impl Secondary {
                     .map(|p| format!("{} port {}{key}; ", p.ip(), p.port()))
                     .collect();
                 let conf = format!(
-                    "options {{\n  directory \"{dir}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n\
+                    "options {{\n  directory \"{dir}\";\n  listen-on port {port} {{ {ip}; }};\n  listen-on-v6 {{ none; }};\n\
                          \x20 pid-file \"{dir}/named.pid\";\n  session-keyfile \"{dir}/session.key\";\n\
                          \x20 managed-keys-directory \"{dir}\";\n  recursion no;\n  notify no;\n  dnssec-validation no;\n\
                          \x20 allow-query {{ any; }};\n}};\n\

@@ -1,0 +1,187 @@
+//! TCP answers to clients that do not read them: a zone transfer of a
+//! zone larger than the socket buffers, asked by a client that then stops
+//! reading (or reads slowly), must not keep its connection and its slot
+//! past the idle timeout (or the connection's lifetime) while the server
+//! writes. The server's side of each connection is watched in
+//! /proc/net/tcp.
+
+mod common;
+
+use std::{
+    io::{ErrorKind, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use common::{Geofailover, query_message, wait_until};
+use hickory_proto::{
+    op::ResponseCode,
+    rr::{Name, RecordType},
+};
+
+/// The example zone and 50,000 names with a 100-byte TXT each: about
+/// 6 MB to transfer, far more than the socket buffers hold.
+fn big_zone(dir: &Path) -> PathBuf {
+    let mut zone = std::fs::read_to_string(common::repo_zones().join("example.com.zone"))
+        .expect("read the example zone");
+    let text = "x".repeat(100);
+    for i in 0..50_000 {
+        zone.push_str(&format!("t{i} 300 IN TXT \"{text}\"\n"));
+    }
+    let file = dir.join("example.com.zone");
+    std::fs::write(&file, zone).expect("write the zone");
+    file
+}
+
+/// Serves the big zone, transferable from 127.0.0.1, with one TCP
+/// connection at most (overall and from one address) and `extra` in `dns`.
+fn start(dir: &Path, extra: &str) -> Geofailover {
+    let zone = big_zone(dir);
+    let config = dir.join("geofailover.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "dns:\n  listen: [127.0.0.1:0]\n  tcp_max_connections: 1\n  tcp_max_per_source: 1\n{extra}\
+             state_dir: {state}\n\
+             zones:\n  - name: example.com\n    file: {file}\n    allow_transfer: [\"127.0.0.1\"]\n",
+            state = dir.join("state").display(),
+            file = zone.display()
+        ),
+    )
+    .expect("write the config");
+    Geofailover::start(&config)
+}
+
+/// A connection to `server` with a small receive buffer that has asked
+/// for the zone's transfer.
+fn ask_transfer(server: SocketAddr) -> TcpStream {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    setsockopt(&fd, sockopt::RcvBuf, &4096).expect("SO_RCVBUF");
+    let SocketAddr::V4(to) = server else {
+        panic!("{server} is not IPv4")
+    };
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to)).expect("connect");
+    let mut stream = TcpStream::from(fd);
+    let name = Name::from_ascii("example.com.").expect("name");
+    let query = query_message(&name, RecordType::AXFR, false)
+        .to_vec()
+        .expect("encode");
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend(query);
+    stream.write_all(&framed).expect("send the AXFR request");
+    stream
+}
+
+/// The server's side of the connection from local port `client`: its
+/// state (1 is ESTABLISHED) and how many bytes wait in its send queue.
+fn server_side(server: SocketAddr, client: u16) -> Option<(u8, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+        if port(fields[1])? != server.port() || port(fields[2])? != client {
+            return None;
+        }
+        let state = u8::from_str_radix(fields[3], 16).ok()?;
+        let queued = u64::from_str_radix(fields[4].split(':').next()?, 16).ok()?;
+        Some((state, queued))
+    })
+}
+
+fn answers_over_tcp(server: SocketAddr) -> bool {
+    let name = Name::from_ascii("example.com.").expect("name");
+    common::tcp(server, &query_message(&name, RecordType::SOA, false))
+        .is_some_and(|reply| reply.metadata.response_code == ResponseCode::NoError)
+}
+
+#[test]
+fn a_client_that_stops_reading_a_transfer_is_closed_after_the_idle_timeout_and_its_slot_freed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), "");
+    let stalled = ask_transfer(server.addr);
+    let client = stalled.local_addr().expect("local addr").port();
+    // The server is writing the transfer and the client reads nothing:
+    // its send queue fills.
+    assert!(
+        wait_until(Duration::from_secs(30), || server_side(server.addr, client)
+            .is_some_and(|(state, queued)| state == 1 && queued > 0)),
+        "the server never blocked writing: {:?}\n{}",
+        server_side(server.addr, client),
+        server.log()
+    );
+    // Meanwhile the connection holds the only slot from this address.
+    assert!(
+        !answers_over_tcp(server.addr),
+        "a second connection was served"
+    );
+    // After the idle timeout (10 s by default) without reading, the
+    // server closes it.
+    let stalled_at = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(25), || server_side(server.addr, client)
+            .is_none_or(|(state, _)| state != 1)),
+        "the connection is still open {:?} after the client stopped reading: {:?}",
+        stalled_at.elapsed(),
+        server_side(server.addr, client)
+    );
+    // And its slot is free: a new connection from the same address, at
+    // the cap, is served.
+    assert!(
+        wait_until(Duration::from_secs(5), || answers_over_tcp(server.addr)),
+        "no TCP answer after the stalled connection was closed:\n{}",
+        server.log()
+    );
+    drop(stalled);
+}
+
+#[test]
+fn a_transfer_read_slowly_is_cut_at_the_connection_lifetime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), "  tcp_max_lifetime: 5\n");
+    let mut slow = ask_transfer(server.addr);
+    slow.set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    // 2 KiB every 20 ms, about 100 KB/s: each message's write goes on
+    // well within the idle timeout, the whole transfer would take a minute.
+    let started = Instant::now();
+    let mut received = 0;
+    let ended = loop {
+        let mut chunk = [0u8; 2048];
+        match slow.read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => received += n,
+            // Nothing yet: the transfer is still being put together.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // Reset by the server.
+            Err(_) => break true,
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        ended,
+        "a slow transfer went on past the lifetime of 5 s: {received} bytes in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        received > 0 && received < 3_000_000,
+        "{received} bytes before the end"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || answers_over_tcp(server.addr)),
+        "no TCP answer after the cut connection:\n{}",
+        server.log()
+    );
+}
