@@ -19,7 +19,7 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt, BufWriter},
+    io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter},
     net::{TcpListener, TcpStream},
     sync::{Notify, watch},
     task::JoinSet,
@@ -28,6 +28,9 @@ use tracing::{debug, warn};
 
 use super::{ResponseCounters, SharedTable, handler, transfer};
 use hickory_server::net::xfer::Protocol;
+
+/// Bytes read and written at a time on a connection.
+const BUFFER: usize = 16 * 1024;
 
 /// How long a stop waits for connections still answering.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -249,9 +252,16 @@ async fn serve(
     mut stopped: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
-    let mut writer = BufWriter::new(writer);
+    let (reader, writer) = stream.into_split();
+    // Pipelined queries (RFC 7766 section 6.2.1.1) are read many at a
+    // time, and their answers written out together once no further
+    // query is waiting: one read and one write for a burst, not two
+    // reads and a write per query.
+    let mut reader = BufReader::with_capacity(BUFFER, reader);
+    let mut writer = BufWriter::with_capacity(BUFFER, writer);
     let end = tokio::time::Instant::now() + limits.lifetime;
+    let mut packet = Vec::with_capacity(512);
+    let mut messages: Vec<Vec<u8>> = Vec::with_capacity(1);
     loop {
         // Idle for `idle` at most, and never past the connection's end.
         let idle = limits
@@ -261,47 +271,67 @@ async fn serve(
             return;
         }
         let mut length = [0u8; 2];
-        let read = tokio::select! {
-            _ = stopped.changed() => return,
-            _ = slot.evicted.notified() => return,
-            read = tokio::time::timeout(idle, reader.read_exact(&mut length)) => read,
-        };
-        match read {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => return,
+        if reader.buffer().len() >= 2 {
+            // Already read: no wait, no timer.
+            let _ = reader.read_exact(&mut length).await;
+        } else {
+            let read = tokio::select! {
+                _ = stopped.changed() => return,
+                _ = slot.evicted.notified() => return,
+                read = tokio::time::timeout(idle, reader.read_exact(&mut length)) => read,
+            };
+            match read {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
         }
-        let mut packet = vec![0u8; usize::from(u16::from_be_bytes(length))];
-        match tokio::time::timeout(idle, reader.read_exact(&mut packet)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => return,
+        packet.resize(usize::from(u16::from_be_bytes(length)), 0);
+        if reader.buffer().len() >= packet.len() {
+            let _ = reader.read_exact(&mut packet).await;
+        } else {
+            match tokio::time::timeout(idle, reader.read_exact(&mut packet)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
         }
         slot.busy();
-        let served = table.load_full();
-        let transfer = transfer::asks_transfer(&packet);
-        let answer = move || {
-            let mut messages = Vec::new();
-            let rcode = handler::respond(&served, &packet, src, Protocol::Tcp, &mut messages);
-            (rcode, messages)
-        };
-        // A query is answered here; a transfer, which may take a while to
-        // encode, on a blocking thread.
-        let (rcode, messages) = if transfer {
+        messages.clear();
+        let rcode = if transfer::asks_transfer(&packet) {
+            // A transfer, which may take a while to encode, on a blocking
+            // thread.
+            let served = table.load_full();
+            let request = std::mem::take(&mut packet);
+            let answer = move || {
+                let mut messages = Vec::new();
+                let rcode =
+                    handler::respond(&served, &request, src, Protocol::Tcp, &mut messages);
+                (rcode, messages)
+            };
             match tokio::task::spawn_blocking(answer).await {
-                Ok(answered) => answered,
+                Ok((rcode, answered)) => {
+                    messages = answered;
+                    rcode
+                }
                 Err(e) => {
                     warn!("a TCP answer failed: {e}");
                     return;
                 }
             }
         } else {
-            answer()
+            let served = table.load();
+            handler::respond(&served, &packet, src, Protocol::Tcp, &mut messages)
         };
         if messages.is_empty() {
             // Not a query we can answer (no header, a response): nothing
             // more is expected of this connection.
             return;
         }
-        if let Err(e) = write_answer(&mut writer, &messages, &limits, end).await {
+        // Flushed when no whole query waits in the buffer: the answers
+        // to a burst leave together.
+        let waiting = reader.buffer();
+        let more = waiting.len() >= 2
+            && waiting.len() >= 2 + usize::from(u16::from_be_bytes([waiting[0], waiting[1]]));
+        if let Err(e) = write_answer(&mut writer, &messages, &limits, end, !more).await {
             debug!(%src, "tcp write: {e}");
             if e.kind() == ErrorKind::TimedOut {
                 // A client that stopped reading: reset rather than leave
@@ -316,7 +346,7 @@ async fn serve(
     }
 }
 
-/// Writes an answer's messages in order, then flushes: each write within
+/// Writes an answer's messages in order, then flushes when `flush`: each write within
 /// the idle timeout (a client that stops reading is idle too) and none
 /// past the connection's end, so a client that stops reading cannot
 /// keep its connection, and its slot, for ever.
@@ -325,6 +355,7 @@ async fn write_answer(
     messages: &[Vec<u8>],
     limits: &TcpLimits,
     end: tokio::time::Instant,
+    flush: bool,
 ) -> std::io::Result<()> {
     for message in messages {
         let Ok(length) = u16::try_from(message.len()) else {
@@ -339,6 +370,9 @@ async fn write_answer(
             writer.write_all(message).await
         })
         .await?;
+    }
+    if !flush {
+        return Ok(());
     }
     within(limits, end, writer.flush()).await
 }
