@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages: Knot and kdig, NSD, BIND, dig, openssl, socat, Chromium, MariaDB, etcd,
+# dnspython for the TSIG tests,
 # iproute2 and iptables for the cluster's cut links, systemd-analyze and man for
 # the package test) when
 # they are missing, then runs every test. Extra arguments go to cargo test.
@@ -21,6 +22,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v man >/dev/null || need+=(man-db)
+/usr/bin/python3 -c "import dns.tsig" 2>/dev/null || need+=(python3-dnspython)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo

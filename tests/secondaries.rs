@@ -22,8 +22,8 @@ use common::{
     soa_serial, start_example, status_json, udp, wait_until,
 };
 use hickory_proto::{
-    op::ResponseCode,
-    rr::{Name, RecordType},
+    op::{Message, ResponseCode},
+    rr::{DNSClass, Name, RecordType},
 };
 
 const PRIMARY_WWW: &str = "192.0.2.10";
@@ -773,4 +773,55 @@ fn a_zone_edited_after_a_failover_reaches_nsd_knot_and_bind() {
     );
     let zones = &status_json(http)["dns"]["zones"];
     assert_eq!(zones[0]["agreed"], true, "{zones}");
+
+/// An AXFR question in `class`, with an OPT record of `version`.
+fn axfr_with_edns(class: DNSClass, version: u8) -> Message {
+    let mut message = query_message(
+        &Name::from_ascii("example.com.").expect("name"),
+        RecordType::AXFR,
+        true,
+    );
+    message.queries[0].set_query_class(class);
+    if let Some(edns) = message.edns.as_mut() {
+        edns.set_version(version);
+    }
+    message
+}
+
+#[test]
+fn transfer_refusals_and_badvers_are_answered_as_nsd_answers_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _primary, _secondary, _config) = start_example(dir.path(), None, |text| {
+        with_transfers(text, free_port(), true)
+    });
+    let nsd = common::Reference::nsd(&common::repo_zones(), common::EXAMPLE_ZONES);
+    let cases = [
+        // EDNS version 1: BADVERS (16), with OPT version 0.
+        ("EDNS version 1", axfr_with_edns(DNSClass::IN, 1), 16),
+        // Another class than IN: REFUSED.
+        ("class CH", axfr_with_edns(DNSClass::CH, 0), 5),
+        // Not allowed (unsigned, where a key is needed): REFUSED, with OPT.
+        ("unsigned", axfr_with_edns(DNSClass::IN, 0), 5),
+    ];
+    for (what, query, rcode) in cases {
+        for (who, addr) in [("geofailover", server.addr), ("nsd", nsd.addr)] {
+            let reply = common::tcp(addr, &query).unwrap_or_else(|| panic!("{who}: {what}"));
+            assert_eq!(
+                u16::from(reply.metadata.response_code),
+                rcode,
+                "{who}: {what}: {reply:?}"
+            );
+            assert_eq!(
+                reply.edns.as_ref().map(|e| e.version()),
+                Some(0),
+                "{who}: {what}: {reply:?}"
+            );
+            assert!(reply.answers.is_empty(), "{who}: {what}");
+        }
+    }
+    // kdig reads the same.
+    let (_, text) = kdig(server.addr, &["+edns=1", "example.com", "axfr"]);
+    assert!(text.contains("BADVERS"), "{text}");
+    let (_, text) = kdig(server.addr, &["-c", "CH", "example.com", "axfr"]);
+    assert!(text.contains("REFUSED"), "{text}");
 }

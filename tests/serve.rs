@@ -611,3 +611,87 @@ fn a_flooding_source_is_rate_limited_with_slips_and_another_is_not() {
         server.log()
     );
 }
+
+/// dig's output for one question with extra options.
+fn dig(addr: SocketAddr, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args(["-p", &addr.port().to_string(), "@127.0.0.1"])
+        .args(args)
+        .output()
+        .expect("dig");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The size dig says it received.
+fn received(text: &str) -> usize {
+    text.split("MSG SIZE  rcvd: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no size:\n{text}"))
+}
+
+#[test]
+fn additional_addresses_that_do_not_fit_are_left_out_without_tc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zones = copy_zones(dir.path());
+    let mut zone = std::fs::read_to_string(&zones[0].1).expect("read zone");
+    // 20 mail exchangers in the zone, each with an address; and a
+    // delegation whose 15 name servers' in-domain glue cannot all fit.
+    for i in 0..20 {
+        zone.push_str(&format!(
+            "many IN MX {i} mx{i}\nmx{i} IN A 192.0.2.{}\n",
+            100 + i
+        ));
+    }
+    for i in 0..15 {
+        zone.push_str(&format!(
+            "deleg IN NS ns{i}.deleg\nns{i}.deleg IN A 198.51.100.{i}\n"
+        ));
+    }
+    std::fs::write(&zones[0].1, zone).expect("write zone");
+    let config = Geofailover::write_config(dir.path(), &zones);
+    let server = Geofailover::start(&config);
+    // Twice: the general way, then as precomputed or learned.
+    for _ in 0..2 {
+        let text = dig(
+            server.addr,
+            &["+noedns", "+ignore", "many.example.com", "MX"],
+        );
+        assert!(
+            text.contains("status: NOERROR") && text.contains("ANSWER: 20,"),
+            "{text}"
+        );
+        let flags = text
+            .lines()
+            .find(|l| l.starts_with(";; flags:"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(!flags.contains(" tc"), "{text}");
+        assert!(text.contains("mx0.example.com.\t"), "{text}");
+        assert!(received(&text) <= 512, "{text}");
+    }
+    // With EDNS and 512 bytes offered: the same.
+    let text = dig(
+        server.addr,
+        &["+bufsize=512", "+ignore", "many.example.com", "MX"],
+    );
+    assert!(
+        text.contains("ANSWER: 20,") && !text.contains(" tc;") && !text.contains("flags: qr tc"),
+        "{text}"
+    );
+    assert!(received(&text) <= 512, "{text}");
+    // Over TCP every address comes.
+    let text = dig(server.addr, &["+tcp", "+noedns", "many.example.com", "MX"]);
+    assert!(text.contains("ADDITIONAL: 20"), "{text}");
+    // A referral whose in-domain glue does not fit is still truncated
+    // (RFC 9471).
+    let text = dig(
+        server.addr,
+        &["+noedns", "+ignore", "x.deleg.example.com", "A"],
+    );
+    let flags = text
+        .lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(flags.contains(" tc"), "{text}");
+}

@@ -11,7 +11,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use hickory_proto::{
     op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode},
-    rr::{DNSClass, RecordType},
+    rr::{DNSClass, Record, RecordType},
     serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder},
 };
 use hickory_server::{net::xfer::Protocol, server::Request, zone_handler::MessageResponseBuilder};
@@ -19,7 +19,7 @@ use tracing::warn;
 
 use super::{
     Served, transfer,
-    tsig::{self, Signing, TsigError, Verified},
+    tsig::{self, Signing, Verified},
 };
 use crate::zone::{AnswerTable, table::Resolution};
 
@@ -38,16 +38,34 @@ pub struct Prepared {
     pub resolution: Option<Resolution>,
 }
 
-/// Decides the response to `request` from `table`.
-pub fn prepare(table: &AnswerTable, request: &Request) -> Prepared {
-    let edns = request.edns.as_ref().map(|asked| {
+/// The OPT record of a response to `request`: one when the request had
+/// one (RFC 6891 section 7), offering our payload, version 0.
+pub fn response_edns(request: &Request) -> Option<Edns> {
+    request.edns.as_ref().map(|asked| {
         let mut edns = Edns::new();
         edns.set_max_payload(MAX_UDP_PAYLOAD);
         edns.set_version(0);
         // RFC 3225 section 3: the DO bit is copied into the response.
         edns.set_dnssec_ok(asked.flags().dnssec_ok);
         edns
-    });
+    })
+}
+
+/// Decides the response to `request` from `table`.
+pub fn prepare(table: &AnswerTable, request: &Request) -> Prepared {
+    prepare_with_room(table, request, 0)
+}
+
+/// The room a UDP answer has for `request`: the client's payload, at
+/// most ours, less `reserve` bytes kept for a TSIG.
+fn udp_limit(request: &Request, reserve: usize) -> usize {
+    usize::from(request.max_payload().min(MAX_UDP_PAYLOAD)).saturating_sub(reserve)
+}
+
+/// `prepare`, keeping `reserve` bytes of a UDP answer free (for the TSIG
+/// a signed answer gets).
+fn prepare_with_room(table: &AnswerTable, request: &Request, reserve: usize) -> Prepared {
+    let edns = response_edns(request);
     let mut metadata = Metadata::response_from_request(&request.metadata);
     let queries = request.queries.queries();
     let question = if request.metadata.op_code != OpCode::Query {
@@ -77,18 +95,18 @@ pub fn prepare(table: &AnswerTable, request: &Request) -> Prepared {
         }
         Ok(query) => query,
     };
-    let res = table.resolve(query.name(), query.query_type());
+    let mut res = table.resolve(query.name(), query.query_type());
     metadata.response_code = res.rcode;
     metadata.authoritative = res.authoritative;
     // Over TCP the whole message limit is the encoder's (64 KiB); only a UDP
     // answer is measured against the client's payload before it is sent.
     let fits_udp = match request.protocol() {
-        Protocol::Udp => fits(
+        Protocol::Udp => fit(
             request,
             edns.as_ref(),
             metadata,
-            &res,
-            request.max_payload().min(MAX_UDP_PAYLOAD),
+            &mut res,
+            udp_limit(request, reserve),
         ),
         _ => true,
     };
@@ -159,6 +177,7 @@ pub fn respond(
         Verified::Signed { key, record } => Some(Signing {
             key,
             request_mac: &record.mac,
+            fudge: record.fudge,
         }),
         Verified::Malformed => return formerr(out),
         Verified::Failed { error, record, key } => {
@@ -169,31 +188,13 @@ pub fn respond(
             let mut metadata = Metadata::response_from_request(&request.metadata);
             metadata.response_code = ResponseCode::NotAuth;
             let mut bytes = Vec::with_capacity(128);
-            MessageResponseBuilder::new(&request.queries, None)
+            let edns = response_edns(&request);
+            MessageResponseBuilder::new(&request.queries, edns.as_ref())
                 .build_no_records(metadata)
                 .destructive_emit(&mut BinEncoder::new(&mut bytes))
                 .ok()?;
-            let now = tsig::now();
             // BADTIME tells the signer our time, and is signed.
-            let other = match error {
-                TsigError::BadTime => {
-                    let mut t = ((now >> 32) as u16).to_be_bytes().to_vec();
-                    t.extend_from_slice(&(now as u32).to_be_bytes());
-                    t
-                }
-                _ => Vec::new(),
-            };
-            tsig::sign(
-                &mut bytes,
-                &record.key,
-                &record.algorithm,
-                key.as_ref(),
-                Some(&record.mac),
-                false,
-                now,
-                *error as u16,
-                &other,
-            );
+            tsig::sign_failure(&mut bytes, *error, record, key.as_ref(), tsig::now());
             out.push(bytes);
             return Some(ResponseCode::NotAuth);
         }
@@ -206,10 +207,13 @@ pub fn respond(
             &request,
             qtype,
             signing,
+            tsig::now,
             out,
         ));
     }
-    let prepared = prepare(&served.table, &request);
+    // A signed UDP answer keeps room for its TSIG (RFC 8945 section 5.3).
+    let reserve = signing.as_ref().map_or(0, Signing::size);
+    let prepared = prepare_with_room(&served.table, &request, reserve);
     let mut bytes = Vec::with_capacity(512);
     encode(&request, &prepared, &mut bytes);
     if bytes.is_empty() {
@@ -217,9 +221,7 @@ pub fn respond(
     }
     // An error answer repeats every question asked: over UDP, one too
     // long for the client goes as the first question with TC set.
-    if protocol == Protocol::Udp
-        && bytes.len() > usize::from(request.max_payload().min(MAX_UDP_PAYLOAD))
-    {
+    if protocol == Protocol::Udp && bytes.len() > udp_limit(&request, reserve) {
         super::rrl::truncate(&mut bytes);
     }
     if let Some(signing) = signing {
@@ -227,6 +229,32 @@ pub fn respond(
     }
     out.push(bytes);
     Some(prepared.metadata.response_code)
+}
+
+/// `response`, the answer to `packet`, as response rate limiting slips
+/// it: cut to its header and question with TC set and, when the request
+/// was signed, signed again (or given its TSIG error again), so the
+/// client can tell it from a forgery and retry over TCP.
+pub fn slip(served: &Served, packet: &[u8], response: &mut Vec<u8>) {
+    super::rrl::truncate(response);
+    if packet.get(10..12).is_none_or(|count| count == [0, 0]) {
+        return;
+    }
+    let now = tsig::now();
+    match tsig::verify_request(packet, &served.transfers.keys, now) {
+        Verified::Signed { key, record } => {
+            Signing {
+                key: &key,
+                request_mac: &record.mac,
+                fudge: record.fudge,
+            }
+            .sign(response, None, now);
+        }
+        Verified::Failed { error, record, key } => {
+            tsig::sign_failure(response, error, &record, key.as_ref(), now);
+        }
+        Verified::Unsigned | Verified::Malformed => {}
+    }
 }
 
 /// Whether a name among the first `count` questions holds a compression
@@ -273,26 +301,87 @@ pub fn encode(request: &Request, prepared: &Prepared, out: &mut Vec<u8>) {
     }
 }
 
-/// Whether the whole response fits in `limit` bytes.
-fn fits(
+/// Whether the response fits in `limit` bytes, once the additional
+/// records that do not fit are left out of `res`. RFC 2181 section 9: TC
+/// is not set for extra information; the additional section loses whole
+/// RRsets from its end until the rest fits. Only a referral's in-domain
+/// glue (RFC 9471) and the answer and authority sections are needed: when
+/// they do not fit, the answer is truncated.
+fn fit(
     request: &Request,
     edns: Option<&Edns>,
     metadata: Metadata,
-    res: &Resolution,
-    limit: u16,
+    res: &mut Resolution,
+    limit: usize,
 ) -> bool {
-    let mut buffer = Vec::with_capacity(512);
-    let mut encoder = BinEncoder::new(&mut buffer);
-    encoder.set_max_size(limit);
-    let response = MessageResponseBuilder::new(&request.queries, edns).build(
-        metadata,
-        res.answer.iter(),
-        res.authority.iter(),
-        [],
-        res.additional.iter(),
-    );
-    match response.destructive_emit(&mut encoder) {
-        Ok(info) => !info.truncation,
-        Err(_) => false,
+    let fits = |additional: &[&Record]| {
+        let mut buffer = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut buffer);
+        encoder.set_max_size(u16::try_from(limit).unwrap_or(u16::MAX));
+        let response = MessageResponseBuilder::new(&request.queries, edns).build(
+            metadata,
+            res.answer.iter(),
+            res.authority.iter(),
+            [],
+            additional.iter().copied(),
+        );
+        match response.destructive_emit(&mut encoder) {
+            Ok(info) => !info.truncation,
+            Err(_) => false,
+        }
+    };
+    let all: Vec<&Record> = res.additional.iter().collect();
+    if fits(&all) {
+        return true;
     }
+    // A referral's glue below its cut is needed to follow it.
+    let cut = match (
+        res.answer.is_empty(),
+        res.authoritative,
+        res.authority.first(),
+    ) {
+        (true, false, Some(ns)) if ns.record_type() == RecordType::NS => Some(ns.name.clone()),
+        _ => None,
+    };
+    let needed = |r: &Record| cut.as_ref().is_some_and(|cut| cut.zone_of(&r.name));
+    // The optional RRsets, as where each ends in `res.additional`.
+    let mut ends = Vec::new();
+    for (i, r) in res.additional.iter().enumerate() {
+        let next = res.additional.get(i + 1);
+        if !needed(r) && next.is_none_or(|n| n.name != r.name || n.record_type() != r.record_type())
+        {
+            ends.push(i + 1);
+        }
+    }
+    let kept = |optional: usize| -> Vec<&Record> {
+        let end = if optional == 0 { 0 } else { ends[optional - 1] };
+        res.additional
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| needed(r) || *i < end)
+            .map(|(_, r)| r)
+            .collect()
+    };
+    if !fits(&kept(0)) {
+        return false;
+    }
+    // The most optional RRsets that fit, in order: adding one never
+    // shrinks the message.
+    let (mut low, mut high) = (0, ends.len());
+    while low < high {
+        let mid = (low + high).div_ceil(2);
+        if fits(&kept(mid)) {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    let end = if low == 0 { 0 } else { ends[low - 1] };
+    let mut i = 0;
+    res.additional.retain(|r| {
+        let keep = needed(r) || i < end;
+        i += 1;
+        keep
+    });
+    true
 }

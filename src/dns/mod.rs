@@ -18,6 +18,9 @@ pub use handler::SharedTable;
 pub use server::{DnsServer, bind};
 pub use tcp::TcpLimits;
 
+#[cfg(test)]
+mod tests;
+
 use std::{
     collections::HashMap,
     net::IpAddr,

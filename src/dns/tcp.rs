@@ -303,8 +303,7 @@ async fn serve(
             let request = std::mem::take(&mut packet);
             let answer = move || {
                 let mut messages = Vec::new();
-                let rcode =
-                    handler::respond(&served, &request, src, Protocol::Tcp, &mut messages);
+                let rcode = handler::respond(&served, &request, src, Protocol::Tcp, &mut messages);
                 (rcode, messages)
             };
             match tokio::task::spawn_blocking(answer).await {

@@ -16,14 +16,14 @@ use std::{
 };
 
 use hickory_proto::{
-    op::{Metadata, ResponseCode},
-    rr::{LowerName, RData, Record, RecordType},
+    op::{Edns, Metadata, ResponseCode},
+    rr::{DNSClass, LowerName, RData, Record, RecordType},
     serialize::binary::{BinEncodable, BinEncoder},
 };
 use hickory_server::{net::xfer::Protocol, server::Request, zone_handler::MessageResponseBuilder};
 use tracing::{info, warn};
 
-use super::tsig::{self, Signing};
+use super::tsig::Signing;
 use crate::{
     config::{Allow, TsigKey},
     zone::Records,
@@ -117,12 +117,13 @@ impl Transfers {
 }
 
 /// Writes the response messages in order into `out`; the rcode of the
-/// first.
+/// first. `clock` tells the time each message is signed at.
 pub fn answer(
     transfers: &Transfers,
     request: &Request,
     qtype: RecordType,
     signing: Option<Signing<'_>>,
+    clock: fn() -> u64,
     out: &mut Vec<Vec<u8>>,
 ) -> ResponseCode {
     let query = &request.queries.queries()[0];
@@ -135,7 +136,17 @@ pub fn answer(
             .iter()
             .any(|a| a.from.contains(src.ip()) && a.key.as_ref().is_none_or(|k| Some(k) == key))
     });
-    let mut writer = Writer::new(request, signing);
+    let mut writer = Writer::new(request, signing, clock);
+    if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        // RFC 6891 section 6.1.3, before anything else, as NSD does.
+        writer.message(ResponseCode::BADVERS, &[], out);
+        return ResponseCode::BADVERS;
+    }
+    if query.query_class() != DNSClass::IN {
+        // Only class IN is served: REFUSED, as NSD answers a CH transfer.
+        writer.message(ResponseCode::Refused, &[], out);
+        return ResponseCode::Refused;
+    }
     let (Some(zone), true) = (zone, allowed) else {
         let why = match (zone, key) {
             (None, _) => format!("a transfer of {}, which is not served here", query.name()),
@@ -337,20 +348,24 @@ fn static_difference(old: &Records, new: &Records) -> (Vec<Record>, Vec<Record>)
 /// Writes the messages of one response, signing each when the request
 /// was signed: the first after the request's MAC, each later one after
 /// the one before it (RFC 8945 section 5.3.1).
+/// Each message carries the time it was signed at (RFC 8945 section
+/// 5.3.1), and an OPT record when the request had one (RFC 6891 section 7).
 struct Writer<'a> {
     request: &'a Request,
     signing: Option<Signing<'a>>,
     prior: Option<Vec<u8>>,
-    time: u64,
+    clock: fn() -> u64,
+    edns: Option<Edns>,
 }
 
 impl<'a> Writer<'a> {
-    fn new(request: &'a Request, signing: Option<Signing<'a>>) -> Self {
+    fn new(request: &'a Request, signing: Option<Signing<'a>>, clock: fn() -> u64) -> Self {
         Self {
             request,
             signing,
             prior: None,
-            time: tsig::now(),
+            clock,
+            edns: super::handler::response_edns(request),
         }
     }
 
@@ -363,7 +378,8 @@ impl<'a> Writer<'a> {
 
     fn finish(&mut self, mut bytes: Vec<u8>, out: &mut Vec<Vec<u8>>) {
         if let Some(signing) = &self.signing {
-            self.prior = Some(signing.sign(&mut bytes, self.prior.as_deref(), self.time));
+            let time = (self.clock)();
+            self.prior = Some(signing.sign(&mut bytes, self.prior.as_deref(), time));
         }
         out.push(bytes);
     }
@@ -372,7 +388,7 @@ impl<'a> Writer<'a> {
     fn message(&mut self, rcode: ResponseCode, records: &[Record], out: &mut Vec<Vec<u8>>) {
         let mut bytes = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut bytes);
-        let emitted = MessageResponseBuilder::new(&self.request.queries, None)
+        let emitted = MessageResponseBuilder::new(&self.request.queries, self.edns.as_ref())
             .build(self.metadata(rcode), records.iter(), [], [], [])
             .destructive_emit(&mut encoder);
         if emitted.is_err() {
@@ -385,29 +401,39 @@ impl<'a> Writer<'a> {
     /// could not be written (`out` then holds a SERVFAIL alone).
     fn stream(&mut self, records: &[Record], out: &mut Vec<Vec<u8>>) -> bool {
         let mut at = 0;
+        // The records the next message may take: all that fit, or one
+        // fewer when the OPT record did not fit after them.
+        let mut most = records.len();
         while at < records.len() {
             let mut bytes = Vec::with_capacity(usize::from(MESSAGE_SIZE));
             let mut encoder = BinEncoder::new(&mut bytes);
             encoder.set_max_size(MESSAGE_SIZE);
-            let written = MessageResponseBuilder::new(&self.request.queries, None)
+            let written = MessageResponseBuilder::new(&self.request.queries, self.edns.as_ref())
                 .build(
                     self.metadata(ResponseCode::NoError),
-                    records[at..].iter(),
+                    records[at..most].iter(),
                     [],
                     [],
                     [],
                 )
                 .destructive_emit(&mut encoder)
-                .map(|info| usize::from(info.counts().answers));
+                .map(|info| {
+                    (
+                        usize::from(info.counts().answers),
+                        info.counts().additionals,
+                    )
+                });
             // A record that did not fit was rolled back, but its bytes may
             // still be in the buffer past the message's end.
             let end = encoder.offset();
             bytes.truncate(end);
             match written {
-                Ok(n) if n > 0 => {
+                Ok((n, 0)) if n > 1 && self.edns.is_some() => most = at + n - 1,
+                Ok((n, _)) if n > 0 => {
                     // Not a truncated answer: the rest follows.
                     bytes[2] &= !0x02;
                     at += n;
+                    most = records.len();
                     self.finish(bytes, out);
                 }
                 _ => {

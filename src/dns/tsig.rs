@@ -17,8 +17,9 @@ use crate::config::{TsigAlgorithm, TsigKey};
 const TSIG_TYPE: u16 = 250;
 /// Class ANY.
 const CLASS_ANY: u16 = 255;
-/// The time difference allowed between signer and verifier, seconds
-/// (RFC 8945 section 10 recommends 300).
+/// The time difference we allow in what we sign, seconds (RFC 8945
+/// section 10 recommends 300). A request's own fudge is what its MAC
+/// covers, what its time is checked against, and what its answer carries.
 pub const FUDGE: u16 = 300;
 
 /// TSIG error codes (RFC 8945 section 3).
@@ -170,6 +171,7 @@ fn variables(
     out: &mut Vec<u8>,
     key: &TsigKey,
     time: u64,
+    fudge: u16,
     error: u16,
     other: &[u8],
     timers_only: bool,
@@ -181,7 +183,7 @@ fn variables(
         out.extend_from_slice(&wire_name(&key.algorithm_name()));
     }
     time48(out, time);
-    out.extend_from_slice(&FUDGE.to_be_bytes());
+    out.extend_from_slice(&fudge.to_be_bytes());
     if !timers_only {
         out.extend_from_slice(&error.to_be_bytes());
         out.extend_from_slice(&(other.len() as u16).to_be_bytes());
@@ -221,6 +223,7 @@ pub fn verify_request(message: &[u8], keys: &[TsigKey], now: u64) -> Verified {
         &mut input,
         key,
         record.time,
+        record.fudge,
         record.error,
         &record.other,
         false,
@@ -259,6 +262,7 @@ pub fn sign(
     prior: Option<&[u8]>,
     timers_only: bool,
     time: u64,
+    fudge: u16,
     error: u16,
     other: &[u8],
 ) -> Vec<u8> {
@@ -271,14 +275,14 @@ pub fn sign(
                 input.extend_from_slice(prior);
             }
             input.extend_from_slice(message);
-            variables(&mut input, key, time, error, other, timers_only);
+            variables(&mut input, key, time, fudge, error, other, timers_only);
             hmac::sign(&hmac_key(key), &input).as_ref().to_vec()
         }
         None => Vec::new(),
     };
     let mut rdata = wire_name(algorithm);
     time48(&mut rdata, time);
-    rdata.extend_from_slice(&FUDGE.to_be_bytes());
+    rdata.extend_from_slice(&fudge.to_be_bytes());
     rdata.extend_from_slice(&(mac.len() as u16).to_be_bytes());
     rdata.extend_from_slice(&mac);
     rdata.extend_from_slice(&id.to_be_bytes());
@@ -307,18 +311,72 @@ pub fn sign_request(message: &mut Vec<u8>, key: &TsigKey, now: u64) -> Vec<u8> {
         None,
         false,
         now,
+        FUDGE,
         0,
         &[],
     )
+}
+
+/// The TSIG written into the answer to a request whose TSIG did not
+/// verify (RFC 8945 section 5.2): `error`, the request's fudge, and no
+/// MAC unless `key` is known (BADTIME). A BADTIME answer carries the
+/// request's Time Signed, and our time `now` (48 bits) as its Other
+/// Data, as section 5.2.3 asks and BIND does.
+pub fn sign_failure(
+    message: &mut Vec<u8>,
+    error: TsigError,
+    record: &TsigRecord,
+    key: Option<&TsigKey>,
+    now: u64,
+) {
+    let (time, other) = match error {
+        TsigError::BadTime => {
+            let mut other = Vec::with_capacity(6);
+            time48(&mut other, now);
+            (record.time, other)
+        }
+        TsigError::BadSig | TsigError::BadKey => (now, Vec::new()),
+    };
+    sign(
+        message,
+        &record.key,
+        &record.algorithm,
+        key,
+        Some(&record.mac),
+        false,
+        time,
+        record.fudge,
+        error as u16,
+        &other,
+    );
 }
 
 /// How a request was signed: its answer is signed with the same key.
 pub struct Signing<'a> {
     pub key: &'a TsigKey,
     pub request_mac: &'a [u8],
+    /// The request's fudge, which its answers carry.
+    pub fudge: u16,
 }
 
 impl Signing<'_> {
+    /// The bytes the TSIG of one answer message takes: a UDP answer
+    /// keeps this much room for it (RFC 8945 section 5.3).
+    pub fn size(&self) -> usize {
+        let mac = match self.key.algorithm {
+            TsigAlgorithm::HmacSha256 => 32,
+            TsigAlgorithm::HmacSha384 => 48,
+            TsigAlgorithm::HmacSha512 => 64,
+        };
+        // Owner, type, class, TTL, RDLENGTH; algorithm, time, fudge, MAC
+        // size, MAC, original ID, error, other length (no other data).
+        wire_name(&self.key.name).len()
+            + 10
+            + wire_name(&self.key.algorithm_name()).len()
+            + 16
+            + mac
+    }
+
     /// Signs one message of the answer and returns its MAC: the first
     /// after the request's MAC, each later one of a transfer after the
     /// one before it (`prior`), with the timers alone (RFC 8945 section
@@ -332,6 +390,7 @@ impl Signing<'_> {
             Some(prior.unwrap_or(self.request_mac)),
             prior.is_some(),
             time,
+            self.fudge,
             0,
             &[],
         )
@@ -371,6 +430,7 @@ pub fn verify_response(
         &mut input,
         key,
         record.time,
+        record.fudge,
         record.error,
         &record.other,
         false,
@@ -485,6 +545,7 @@ mod tests {
             Some(&request_mac),
             false,
             5_001,
+            FUDGE,
             0,
             &[],
         );

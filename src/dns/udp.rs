@@ -22,8 +22,8 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmm
 use tracing::{debug, error, warn};
 
 use super::{
-    ResponseCounters, SharedTable, fast,
-    rrl::{self, Limiter, RrlConfig, Verdict},
+    ResponseCounters, SharedTable, fast, handler,
+    rrl::{Limiter, RrlConfig, Verdict},
 };
 
 /// Datagrams taken per system call.
@@ -237,7 +237,7 @@ fn serve(
                 Some(rcode) if !out.is_empty() => {
                     match limiter.check(src.ip(), out, now, &counters.rrl) {
                         Verdict::Send => {}
-                        Verdict::Slip => rrl::truncate(out),
+                        Verdict::Slip => handler::slip(&served, packet, out),
                         Verdict::Drop => continue,
                     }
                     answered.push(i);
