@@ -773,6 +773,7 @@ fn a_zone_edited_after_a_failover_reaches_nsd_knot_and_bind() {
     );
     let zones = &status_json(http)["dns"]["zones"];
     assert_eq!(zones[0]["agreed"], true, "{zones}");
+}
 
 /// An AXFR question in `class`, with an OPT record of `version`.
 fn axfr_with_edns(class: DNSClass, version: u8) -> Message {

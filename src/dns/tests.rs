@@ -79,7 +79,9 @@ fn served() -> Served {
                 },
                 key: Some(key().name),
             }],
-            versions: VecDeque::from([Arc::new(version)]),
+            current: Some(Arc::new(version)),
+            changes: VecDeque::new(),
+            withheld: false,
         }],
     };
     Served::new(AnswerTable::build(zones), Arc::new(transfers))
