@@ -695,3 +695,64 @@ fn additional_addresses_that_do_not_fit_are_left_out_without_tc() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(flags.contains(" tc"), "{text}");
 }
+
+/// Sends `query` on `stream` and reads its answer.
+fn ask_on(stream: &mut std::net::TcpStream, query: &Message) -> Option<Message> {
+    use std::io::{Read, Write};
+    let bytes = query.to_vec().expect("encode");
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).ok()?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).ok()?;
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply).ok()?;
+    Message::from_vec(&reply).ok()
+}
+
+#[test]
+fn past_its_tcp_cap_an_address_loses_its_longest_idle_connection_not_the_new_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zones = copy_zones(dir.path());
+    let config = Geofailover::write_config(dir.path(), &zones);
+    let text = std::fs::read_to_string(&config).expect("read config");
+    std::fs::write(
+        &config,
+        text.replace("dns:\n", "dns:\n  tcp_max_per_source: 2\n"),
+    )
+    .expect("write config");
+    let server = Geofailover::start(&config);
+    let query = query_message(&name("mail.example.com."), RecordType::A, false);
+    let connect = || {
+        let stream = std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(2))
+            .expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream
+    };
+    // Two connections at the cap, each answered once (so the server holds
+    // both), the first idle the longer.
+    let mut first = connect();
+    assert!(ask_on(&mut first, &query).is_some());
+    let mut second = connect();
+    assert!(ask_on(&mut second, &query).is_some());
+    // A third is answered: the first is closed to make room.
+    let mut third = connect();
+    let reply = ask_on(&mut third, &query).expect("the new connection is answered");
+    assert_eq!(a_records(&reply), ["192.0.2.25"]);
+    {
+        use std::io::Read;
+        assert!(
+            matches!(first.read(&mut [0u8; 1]), Ok(0)),
+            "the longest idle connection was not closed"
+        );
+    }
+    assert!(ask_on(&mut second, &query).is_some());
+    assert!(ask_on(&mut third, &query).is_some());
+    assert!(
+        server.wait_for_log("its connection idle the longest was closed", 1),
+        "{}",
+        server.log()
+    );
+}

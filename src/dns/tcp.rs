@@ -1,9 +1,11 @@
 //! DNS over TCP (RFC 7766): length-prefixed messages on a connection kept
 //! while queries come within the idle timeout, and no longer than its
 //! lifetime however busy. Connections are capped overall and per source
-//! address: one past a cap is closed at once (told once a minute per
-//! source), so a flood of idle connections cannot take every slot, and
-//! the accept loop never stalls. Each request is answered
+//! address: past a cap, the connection idle the longest (of that address,
+//! for its cap) is closed to make room, so a flood of idle connections
+//! cannot take every slot nor a resolver that leaks idle connections be
+//! shut out (told once a minute per source), and the accept loop never
+//! stalls. Each request is answered
 //! by `handler::respond` (a zone transfer on a blocking thread: it may take
 //! a while to encode), and every message of its response is written in
 //! order, so a transfer is as many frames as it needs. Each write must be
@@ -61,17 +63,37 @@ impl TcpLimits {
 pub(crate) struct Open {
     total: usize,
     by_source: HashMap<IpAddr, usize>,
-    idle_since: HashMap<u64, (Instant, Arc<Notify>)>,
+    idle_since: HashMap<u64, Idle>,
     next: u64,
+}
+
+/// An open connection not yet told to close: when it was last busy.
+struct Idle {
+    since: Instant,
+    source: IpAddr,
+    evict: Arc<Notify>,
 }
 
 /// Why a connection gets no place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Full {
-    /// Its address has as many open as it may.
+    /// Its address has as many open as it may (on the DNS side: all of
+    /// them told to close already).
     Source,
     /// All are taken, and none is idle to make room.
     Everywhere,
+}
+
+/// A place given, and whether another connection was closed for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Made {
+    Free,
+    /// The address's cap was reached: its connection idle the longest
+    /// was told to close.
+    ClosedOwn,
+    /// The overall cap was reached: the connection idle the longest was
+    /// told to close.
+    ClosedOldest,
 }
 
 /// A connection's place among the open ones, given back when dropped.
@@ -87,50 +109,98 @@ impl Slot {
     /// A place for a connection from `source`. Past the cap from one
     /// address, none (why); past the overall cap, the connection idle the
     /// longest is closed to make room, so idle ones cannot keep new
-    /// queries out.
+    /// queries out. (The HTTP side's.)
     pub(crate) fn take(
         open: &Arc<Mutex<Open>>,
         source: IpAddr,
         limits: &TcpLimits,
     ) -> Result<Self, Full> {
+        Self::place(open, source, limits, false).map(|(slot, _)| slot)
+    }
+
+    /// As `take`, but past the cap from one address that address's
+    /// connection idle the longest is closed to make room, so a resolver
+    /// that leaks idle connections is still answered. None when all of
+    /// them were told to close already. (The DNS side's.)
+    pub(crate) fn take_evicting(
+        open: &Arc<Mutex<Open>>,
+        source: IpAddr,
+        limits: &TcpLimits,
+    ) -> Result<(Self, Made), Full> {
+        Self::place(open, source, limits, true)
+    }
+
+    fn place(
+        open: &Arc<Mutex<Open>>,
+        source: IpAddr,
+        limits: &TcpLimits,
+        evict_own: bool,
+    ) -> Result<(Self, Made), Full> {
         let mut counts = open.lock().map_err(|_| Full::Everywhere)?;
         let mine = counts.by_source.get(&source).copied().unwrap_or(0);
-        if mine >= limits.max_per_source {
-            return Err(Full::Source);
-        }
-        if counts.total >= limits.max_connections {
-            let oldest = counts
-                .idle_since
-                .iter()
-                .min_by_key(|(_, (since, _))| *since)
-                .map(|(id, _)| *id);
-            match oldest.and_then(|id| counts.idle_since.remove(&id)) {
-                Some((_, evict)) => evict.notify_one(),
-                None => return Err(Full::Everywhere),
+        let made = if mine >= limits.max_per_source {
+            if !evict_own || !counts.evict_oldest(Some(source)) {
+                return Err(Full::Source);
             }
-        }
+            Made::ClosedOwn
+        } else if counts.total >= limits.max_connections {
+            if !counts.evict_oldest(None) {
+                return Err(Full::Everywhere);
+            }
+            Made::ClosedOldest
+        } else {
+            Made::Free
+        };
         counts.total += 1;
         *counts.by_source.entry(source).or_default() += 1;
         let id = counts.next;
         counts.next += 1;
         let evicted = Arc::new(Notify::new());
-        counts
-            .idle_since
-            .insert(id, (Instant::now(), evicted.clone()));
-        Ok(Self {
-            open: open.clone(),
-            source,
+        counts.idle_since.insert(
             id,
-            evicted,
-        })
+            Idle {
+                since: Instant::now(),
+                source,
+                evict: evicted.clone(),
+            },
+        );
+        Ok((
+            Self {
+                open: open.clone(),
+                source,
+                id,
+                evicted,
+            },
+            made,
+        ))
     }
 
     /// The connection was busy just now.
     pub(crate) fn busy(&self) {
         if let Ok(mut counts) = self.open.lock()
-            && let Some((since, _)) = counts.idle_since.get_mut(&self.id)
+            && let Some(idle) = counts.idle_since.get_mut(&self.id)
         {
-            *since = Instant::now();
+            idle.since = Instant::now();
+        }
+    }
+}
+
+impl Open {
+    /// Tells the connection idle the longest (from `source`, or of all)
+    /// to close; whether there was one.
+    fn evict_oldest(&mut self, source: Option<IpAddr>) -> bool {
+        let oldest = self
+            .idle_since
+            .iter()
+            .filter(|(_, idle)| source.is_none_or(|s| idle.source == s))
+            .min_by_key(|(_, idle)| idle.since)
+            .map(|(id, _)| *id);
+        match oldest.and_then(|id| self.idle_since.remove(&id)) {
+            Some(idle) => {
+                idle.evict.notify_one();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -199,8 +269,20 @@ async fn accept(
         tokio::select! {
             _ = stopped.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, src)) => match Slot::take(&open, src.ip(), &limits) {
-                    Ok(slot) => {
+                Ok((stream, src)) => match Slot::take_evicting(&open, src.ip(), &limits) {
+                    Ok((slot, made)) => {
+                        match made {
+                            Made::Free => {}
+                            Made::ClosedOwn => super::refused(
+                                src.ip(),
+                                &format!(
+                                    "a TCP connection past the cap of {} open from one address (dns.tcp_max_per_source): its connection idle the longest was closed",
+                                    limits.max_per_source
+                                ),
+                            ),
+                            // As before: only a refusal is told.
+                            Made::ClosedOldest => {}
+                        }
                         connections.spawn(serve(
                             stream,
                             src,
@@ -211,11 +293,11 @@ async fn accept(
                             stopped.clone(),
                         ));
                     }
-                    // Closed at once: the slot stays for others.
+                    // Closed at once: the slots stay for others.
                     Err(Full::Source) => super::refused(
                         src.ip(),
                         &format!(
-                            "a TCP connection past the cap of {} open from one address (dns.tcp_max_per_source)",
+                            "a TCP connection past the cap of {} open from one address (dns.tcp_max_per_source), all closing",
                             limits.max_per_source
                         ),
                     ),

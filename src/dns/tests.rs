@@ -1,11 +1,11 @@
 //! Whole messages through `handler::respond` and `transfer::answer`: TSIG
 //! as a client other than ours writes it (the MACs here are made and
 //! checked by hand, from RFC 8945 section 4.3.3, not by `tsig`), answers
-//! that must fit the client's size.
+//! that must fit the client's size, and what `refused` remembers.
 
 use std::{
     collections::VecDeque,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::Path,
     sync::{
         Arc,
@@ -329,6 +329,37 @@ fn each_message_of_a_transfer_carries_the_time_it_was_signed_at() {
         prior = f.mac;
     }
     assert!(times.windows(2).all(|t| t[0] < t[1]), "{times:?}");
+}
+
+#[test]
+fn refusals_are_remembered_in_a_fixed_table_one_slot_a_call() {
+    let told = super::Told::new();
+    let a = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    assert!(told.first_in_a_minute(a, 100));
+    assert!(!told.first_in_a_minute(a, 159));
+    assert!(told.first_in_a_minute(a, 160));
+    // An IPv6 source is one with its /64.
+    let v6 = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, last));
+    assert!(told.first_in_a_minute(v6(1), 100));
+    assert!(!told.first_in_a_minute(v6(2), 101));
+    assert!(told.first_in_a_minute(
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1)),
+        101
+    ));
+    // A flood of distinct sources: each call looks at one slot, however
+    // many came before, and the table does not grow.
+    for round in 0..4u32 {
+        let before = told.looked.load(Ordering::Relaxed);
+        for i in 0..50_000u32 {
+            told.first_in_a_minute(IpAddr::V4(Ipv4Addr::from(round << 24 | i)), 200);
+        }
+        assert_eq!(told.looked.load(Ordering::Relaxed) - before, 50_000);
+        assert_eq!(told.slots.len(), super::TOLD_SLOTS);
+    }
+    // And it still remembers a source told after the flood.
+    let b = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+    assert!(told.first_in_a_minute(b, 300));
+    assert!(!told.first_in_a_minute(b, 301));
 }
 
 #[test]
