@@ -35,16 +35,22 @@ fn big_zone(dir: &Path) -> PathBuf {
 }
 
 /// Serves the big zone, transferable from 127.0.0.1, with one TCP
-/// connection at most (overall and from one address) and `extra` in `dns`.
+/// connection at most (overall and from one address) unless `extra` (in
+/// `dns`) says otherwise.
 fn start(dir: &Path, extra: &str) -> Geofailover {
     let zone = big_zone(dir);
     let config = dir.join("geofailover.yaml");
     std::fs::write(
         &config,
         format!(
-            "dns:\n  listen: [127.0.0.1:0]\n  tcp_max_connections: 1\n  tcp_max_per_source: 1\n{extra}\
+            "dns:\n  listen: [127.0.0.1:0]\n{caps}{extra}\
              state_dir: {state}\n\
              zones:\n  - name: example.com\n    file: {file}\n    allow_transfer: [\"127.0.0.1\"]\n",
+            caps = if extra.contains("tcp_max_per_source") {
+                ""
+            } else {
+                "  tcp_max_connections: 1\n  tcp_max_per_source: 1\n"
+            },
             state = dir.join("state").display(),
             file = zone.display()
         ),
@@ -104,14 +110,8 @@ fn answers_over_tcp(server: SocketAddr) -> bool {
         .is_some_and(|reply| reply.metadata.response_code == ResponseCode::NoError)
 }
 
-#[test]
-fn a_client_that_stops_reading_a_transfer_is_closed_after_the_idle_timeout_and_its_slot_freed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), "");
-    let stalled = ask_transfer(server.addr);
-    let client = stalled.local_addr().expect("local addr").port();
-    // The server is writing the transfer and the client reads nothing:
-    // its send queue fills.
+/// Waits until the server writes to `client` and its send queue fills.
+fn wait_blocked(server: &Geofailover, client: u16) {
     assert!(
         wait_until(Duration::from_secs(30), || server_side(server.addr, client)
             .is_some_and(|(state, queued)| state == 1 && queued > 0)),
@@ -119,27 +119,69 @@ fn a_client_that_stops_reading_a_transfer_is_closed_after_the_idle_timeout_and_i
         server_side(server.addr, client),
         server.log()
     );
-    // Meanwhile the connection holds the only slot from this address.
-    assert!(
-        !answers_over_tcp(server.addr),
-        "a second connection was served"
+}
+
+/// Whether the server's side of the connection from `client` is closed.
+fn closed(server: &Geofailover, client: u16) -> bool {
+    server_side(server.addr, client).is_none_or(|(state, _)| state != 1)
+}
+
+#[test]
+fn a_client_that_stops_reading_a_transfer_is_closed_after_the_idle_timeout_and_its_slot_freed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Room for a second connection: nothing makes room early.
+    let server = start(
+        dir.path(),
+        "  tcp_max_connections: 2\n  tcp_max_per_source: 2\n",
     );
+    let stalled = ask_transfer(server.addr);
+    let client = stalled.local_addr().expect("local addr").port();
+    // The server is writing the transfer and the client reads nothing:
+    // its send queue fills.
+    wait_blocked(&server, client);
+    assert!(answers_over_tcp(server.addr), "{}", server.log());
     // After the idle timeout (10 s by default) without reading, the
     // server closes it.
     let stalled_at = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(25), || server_side(server.addr, client)
-            .is_none_or(|(state, _)| state != 1)),
+        wait_until(Duration::from_secs(25), || closed(&server, client)),
         "the connection is still open {:?} after the client stopped reading: {:?}",
         stalled_at.elapsed(),
         server_side(server.addr, client)
     );
-    // And its slot is free: a new connection from the same address, at
-    // the cap, is served.
+    assert!(
+        stalled_at.elapsed() >= Duration::from_secs(5),
+        "closed after {:?}, before the idle timeout",
+        stalled_at.elapsed()
+    );
+    drop(stalled);
+}
+
+/// At the cap, a new connection from the same address is answered: the
+/// one that stopped reading mid-transfer is closed to make room at once,
+/// while it is writing, not at its next read.
+#[test]
+fn a_client_that_stops_reading_makes_room_at_once_for_a_new_connection_at_the_cap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), "");
+    let stalled = ask_transfer(server.addr);
+    let client = stalled.local_addr().expect("local addr").port();
+    wait_blocked(&server, client);
+    let asked = Instant::now();
     assert!(
         wait_until(Duration::from_secs(5), || answers_over_tcp(server.addr)),
-        "no TCP answer after the stalled connection was closed:\n{}",
+        "no TCP answer at the cap:\n{}",
         server.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || closed(&server, client)),
+        "the stalled connection is still open: {:?}",
+        server_side(server.addr, client)
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "room was made only after {:?}",
+        asked.elapsed()
     );
     drop(stalled);
 }

@@ -412,9 +412,9 @@ async fn serve(
         let waiting = reader.buffer();
         let more = waiting.len() >= 2
             && waiting.len() >= 2 + usize::from(u16::from_be_bytes([waiting[0], waiting[1]]));
-        if let Err(e) = write_answer(&mut writer, &messages, &limits, end, !more).await {
+        if let Err(e) = write_answer(&mut writer, &messages, &limits, end, &slot, !more).await {
             debug!(%src, "tcp write: {e}");
-            if e.kind() == ErrorKind::TimedOut {
+            if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::ConnectionAborted) {
                 // A client that stopped reading: reset rather than leave
                 // the kernel holding the unsent rest for it.
                 let _ = writer.get_ref().as_ref().set_zero_linger();
@@ -436,6 +436,7 @@ async fn write_answer(
     messages: &[Vec<u8>],
     limits: &TcpLimits,
     end: tokio::time::Instant,
+    slot: &Slot,
     flush: bool,
 ) -> std::io::Result<()> {
     for message in messages {
@@ -446,7 +447,7 @@ async fn write_answer(
                 "an answer over 64 KiB",
             ));
         };
-        within(limits, end, async {
+        within(limits, end, slot, async {
             writer.write_all(&length.to_be_bytes()).await?;
             writer.write_all(message).await
         })
@@ -455,17 +456,30 @@ async fn write_answer(
     if !flush {
         return Ok(());
     }
-    within(limits, end, writer.flush()).await
+    within(limits, end, slot, writer.flush()).await
 }
 
-/// `write`, given the idle timeout and no longer than the connection's end.
+/// `write`, given the idle timeout, no longer than the connection's end,
+/// and not once the connection is told to make room.
 async fn within(
     limits: &TcpLimits,
     end: tokio::time::Instant,
+    slot: &Slot,
     write: impl Future<Output = std::io::Result<()>>,
 ) -> std::io::Result<()> {
     let deadline = (tokio::time::Instant::now() + limits.idle).min(end);
-    match tokio::time::timeout_at(deadline, write).await {
+    let written = tokio::select! {
+        // Told to make room (a cap reached) while the client does not
+        // read: it goes now, not at the next read.
+        _ = slot.evicted.notified() => {
+            return Err(std::io::Error::new(
+                ErrorKind::ConnectionAborted,
+                "closed to make room for another connection",
+            ));
+        }
+        written = tokio::time::timeout_at(deadline, write) => written,
+    };
+    match written {
         Ok(written) => written,
         Err(_) => Err(std::io::Error::new(
             ErrorKind::TimedOut,
