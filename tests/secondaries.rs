@@ -655,21 +655,22 @@ fn with_several_nodes_a_secondary_follows_from_whichever_node_answers() {
     );
 }
 
-/// The edit people make after a failover and a fail-back (which raised
-/// the served serial above the file's): a name added, the file's serial
-/// raised by one, SIGHUP. The content changed, so the served serial
-/// moves above every one served before, and NSD, Knot and BIND, notified,
-/// each serve the new name within 2 s of the signal.
-#[test]
-fn a_zone_edited_after_a_failover_reaches_nsd_knot_and_bind() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let zone_file = dir.path().join("example.com.zone");
-    let original = std::fs::read_to_string(common::repo_zones().join("example.com.zone"))
-        .expect("the example zone");
-    std::fs::write(&zone_file, &original).expect("write the zone");
-    let kinds = [Kind::Nsd, Kind::Knot, Kind::Bind];
-    let ports: Vec<u16> = kinds.iter().map(|_| free_port()).collect();
-    let (server, primary, _secondary_site, _config) = start_example(dir.path(), None, |text| {
+/// The example with example.com served from a copy of the zone (`text`)
+/// in `dir`, transferable from 127.0.0.1 without a key, the secondaries
+/// at `ports` notified; the server, the sites' stand-ins and the zone
+/// file.
+fn with_zone_copy(
+    dir: &Path,
+    text: &str,
+    ports: &[u16],
+) -> (
+    common::Geofailover,
+    [common::StandIn; 2],
+    std::path::PathBuf,
+) {
+    let zone_file = dir.join("example.com.zone");
+    std::fs::write(&zone_file, text).expect("write the zone");
+    let (server, primary, secondary, _config) = start_example(dir, None, |text| {
         let text = with_transfers(text, ports[0], false);
         let more: String = ports[1..]
             .iter()
@@ -693,6 +694,23 @@ fn a_zone_edited_after_a_failover_reaches_nsd_knot_and_bind() {
         );
         text
     });
+    (server, [primary, secondary], zone_file)
+}
+
+/// The edit people make after a failover and a fail-back (which raised
+/// the served serial above the file's): a name added, the file's serial
+/// raised by one, SIGHUP. The content changed, so the served serial
+/// moves above every one served before, and NSD, Knot and BIND, notified,
+/// each serve the new name within 2 s of the signal.
+#[test]
+fn a_zone_edited_after_a_failover_reaches_nsd_knot_and_bind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let original = std::fs::read_to_string(common::repo_zones().join("example.com.zone"))
+        .expect("the example zone");
+    let kinds = [Kind::Nsd, Kind::Knot, Kind::Bind];
+    let ports: Vec<u16> = kinds.iter().map(|_| free_port()).collect();
+    let (server, [primary, _secondary_site], zone_file) =
+        with_zone_copy(dir.path(), &original, &ports);
     let secondaries: Vec<Secondary> = kinds
         .iter()
         .zip(&ports)
@@ -825,4 +843,54 @@ fn transfer_refusals_and_badvers_are_answered_as_nsd_answers_them() {
     assert!(text.contains("BADVERS"), "{text}");
     let (_, text) = kdig(server.addr, &["-c", "CH", "example.com", "axfr"]);
     assert!(text.contains("REFUSED"), "{text}");
+}
+
+/// One record larger than a transfer message (a 40 KiB TXT) goes alone in
+/// a message of its own: NSD and Knot take the whole zone and serve the
+/// record as geofailover does over TCP.
+#[test]
+fn a_40_kib_record_is_transferred_to_nsd_and_knot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let strings: Vec<String> = (0..160)
+        .map(|i| {
+            format!(
+                "\"{}\"",
+                char::from(b'a' + (i % 26) as u8).to_string().repeat(250)
+            )
+        })
+        .collect();
+    let text = std::fs::read_to_string(common::repo_zones().join("example.com.zone"))
+        .expect("the example zone")
+        + &format!(
+            "big IN TXT ( {} )\nafter IN A 192.0.2.99\n",
+            strings.join("\n    ")
+        );
+    let kinds = [Kind::Nsd, Kind::Knot];
+    let ports: Vec<u16> = kinds.iter().map(|_| free_port()).collect();
+    let (server, _sites, _zone) = with_zone_copy(dir.path(), &text, &ports);
+    let ours = dig(
+        server.addr,
+        &["+tcp", "+noall", "+answer", "big.example.com", "TXT"],
+    );
+    assert!(ours.len() > 40_000, "{} bytes", ours.len());
+    let serial = soa_serial(server.addr, "example.com.");
+    for (kind, port) in kinds.iter().zip(&ports) {
+        let secondary = Secondary::start_on(*kind, "example.com", server.addr, false, *port);
+        assert!(
+            secondary.wait_serial(serial, Duration::from_secs(30)),
+            "{} did not transfer the zone: {}\ngeofailover: {}",
+            kind.name(),
+            secondary.log(),
+            server.log()
+        );
+        let theirs = dig(
+            secondary.addr,
+            &["+tcp", "+noall", "+answer", "big.example.com", "TXT"],
+        );
+        assert_eq!(records(&theirs), records(&ours), "{}", kind.name());
+        assert_eq!(
+            a_records(secondary.addr, "after.example.com."),
+            ["192.0.2.99"]
+        );
+    }
 }

@@ -227,3 +227,79 @@ fn a_transfer_read_slowly_is_cut_at_the_connection_lifetime() {
         server.log()
     );
 }
+
+/// The server's resident memory, in KiB.
+fn rss_kib(server: &Geofailover) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.process.pid()))
+        .expect("read the server's status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+/// Ten transfers of a 6 MB zone at once, none read: each is sent as it is
+/// encoded, so the server holds a few messages per transfer, not the zone
+/// encoded ten times over (about 60 MB); at most eight are encoded at
+/// once, the others wait their turn; then ten read to the end all finish
+/// whole.
+#[test]
+fn ten_transfers_at_once_hold_little_memory_and_all_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(
+        dir.path(),
+        "  tcp_max_connections: 40\n  tcp_max_per_source: 40\n",
+    );
+    let before = rss_kib(&server);
+    let stalled: Vec<TcpStream> = (0..10).map(|_| ask_transfer(server.addr)).collect();
+    let ports: Vec<u16> = stalled
+        .iter()
+        .map(|s| s.local_addr().expect("local addr").port())
+        .collect();
+    let blocked = |ports: &[u16]| {
+        ports
+            .iter()
+            .filter(|p| server_side(server.addr, **p).is_some_and(|(s, q)| s == 1 && q > 0))
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || blocked(&ports) == 8),
+        "{} transfers blocked writing",
+        blocked(&ports)
+    );
+    let grown = rss_kib(&server).saturating_sub(before);
+    assert!(
+        grown < 30 * 1024,
+        "the server grew by {} MiB holding ten unread transfers",
+        grown / 1024
+    );
+    drop(stalled);
+    let digs: Vec<std::process::Child> = (0..10)
+        .map(|_| {
+            std::process::Command::new("dig")
+                .args([
+                    "+noall",
+                    "+stats",
+                    "-p",
+                    &server.addr.port().to_string(),
+                    "@127.0.0.1",
+                    "example.com",
+                    "AXFR",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("dig")
+        })
+        .collect();
+    for dig in digs {
+        let out = dig.wait_with_output().expect("dig");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let records: u64 = text
+            .split("XFR size: ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        assert!(records > 50_000, "an incomplete transfer: {text}");
+    }
+}

@@ -132,18 +132,18 @@ fn prepare_with_room(table: &AnswerTable, request: &Request, reserve: usize) -> 
 /// message too short for a header, or a response, gets nothing; one that
 /// does not parse gets FORMERR; a TSIG that does not verify gets NOTAUTH
 /// with its TSIG error (RFC 8945 section 5.2).
-pub fn respond(
+pub fn respond<O: transfer::Out>(
     served: &Served,
     packet: &[u8],
     src: SocketAddr,
     protocol: Protocol,
-    out: &mut Vec<Vec<u8>>,
+    out: &mut O,
 ) -> Option<ResponseCode> {
     let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
     if header.metadata.message_type == MessageType::Response {
         return None;
     }
-    let formerr = |out: &mut Vec<Vec<u8>>| {
+    let formerr = |out: &mut O| {
         let mut metadata = Metadata::response_from_request(&header.metadata);
         metadata.response_code = ResponseCode::FormErr;
         let mut bytes = Vec::with_capacity(12);
@@ -153,7 +153,7 @@ pub fn respond(
         }
         .emit(&mut BinEncoder::new(&mut bytes))
         .ok()?;
-        out.push(bytes);
+        out.put(bytes);
         Some(ResponseCode::FormErr)
     };
     // The response repeats the questions as they were written: a
@@ -195,7 +195,7 @@ pub fn respond(
                 .ok()?;
             // BADTIME tells the signer our time, and is signed.
             tsig::sign_failure(&mut bytes, *error, record, key.as_ref(), tsig::now());
-            out.push(bytes);
+            out.put(bytes);
             return Some(ResponseCode::NotAuth);
         }
     };
@@ -227,7 +227,7 @@ pub fn respond(
     if let Some(signing) = signing {
         signing.sign(&mut bytes, None, tsig::now());
     }
-    out.push(bytes);
+    out.put(bytes);
     Some(prepared.metadata.response_code)
 }
 

@@ -23,13 +23,19 @@ use std::{
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter},
     net::{TcpListener, TcpStream},
-    sync::{Notify, watch},
+    sync::{Notify, Semaphore, mpsc, watch},
     task::JoinSet,
 };
 use tracing::{debug, warn};
 
 use super::{ResponseCounters, SharedTable, handler, transfer};
 use hickory_server::net::xfer::Protocol;
+
+/// Transfers encoded at once (the others wait their turn): each holds a
+/// slice of decoded records and a few messages, whatever the zone's size.
+const TRANSFERS: usize = 8;
+/// Messages of a transfer made ahead of the writing.
+const STREAMED: usize = 4;
 
 /// Bytes read and written at a time on a connection.
 const BUFFER: usize = 16 * 1024;
@@ -220,6 +226,15 @@ impl Drop for Slot {
     }
 }
 
+/// What every connection answers from, and the budget of transfers.
+#[derive(Clone)]
+struct Context {
+    table: SharedTable,
+    counters: Arc<ResponseCounters>,
+    /// Transfers encoded at once; the others wait their turn.
+    transfers: Arc<Semaphore>,
+}
+
 /// A running TCP side: one accept loop per listener.
 pub struct TcpServer {
     stop: watch::Sender<bool>,
@@ -236,11 +251,15 @@ impl TcpServer {
         let (stop, stopped) = watch::channel(false);
         let mut loops = JoinSet::new();
         let open = Arc::new(Mutex::new(Open::default()));
+        let context = Context {
+            table,
+            counters,
+            transfers: Arc::new(Semaphore::new(TRANSFERS)),
+        };
         for listener in listeners {
             loops.spawn(accept(
                 listener,
-                table.clone(),
-                counters.clone(),
+                context.clone(),
                 limits,
                 open.clone(),
                 stopped.clone(),
@@ -258,8 +277,7 @@ impl TcpServer {
 
 async fn accept(
     listener: TcpListener,
-    table: SharedTable,
-    counters: Arc<ResponseCounters>,
+    context: Context,
     limits: TcpLimits,
     open: Arc<Mutex<Open>>,
     mut stopped: watch::Receiver<bool>,
@@ -286,8 +304,7 @@ async fn accept(
                         connections.spawn(serve(
                             stream,
                             src,
-                            table.clone(),
-                            counters.clone(),
+                            context.clone(),
                             limits,
                             slot,
                             stopped.clone(),
@@ -327,8 +344,7 @@ async fn accept(
 async fn serve(
     stream: TcpStream,
     src: SocketAddr,
-    table: SharedTable,
-    counters: Arc<ResponseCounters>,
+    context: Context,
     limits: TcpLimits,
     slot: Slot,
     mut stopped: watch::Receiver<bool>,
@@ -379,27 +395,24 @@ async fn serve(
         slot.busy();
         messages.clear();
         let rcode = if transfer::asks_transfer(&packet) {
-            // A transfer, which may take a while to encode, on a blocking
-            // thread.
-            let served = table.load_full();
             let request = std::mem::take(&mut packet);
-            let answer = move || {
-                let mut messages = Vec::new();
-                let rcode = handler::respond(&served, &request, src, Protocol::Tcp, &mut messages);
-                (rcode, messages)
-            };
-            match tokio::task::spawn_blocking(answer).await {
-                Ok((rcode, answered)) => {
-                    messages = answered;
-                    rcode
+            match stream_transfer(&context, request, src, &mut writer, &limits, end, &slot).await {
+                Ok(rcode) => {
+                    if let Some(rcode) = rcode {
+                        context.counters.count(rcode);
+                    }
+                    continue;
                 }
                 Err(e) => {
-                    warn!("a TCP answer failed: {e}");
+                    debug!(%src, "tcp transfer: {e}");
+                    if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::ConnectionAborted) {
+                        let _ = writer.get_ref().as_ref().set_zero_linger();
+                    }
                     return;
                 }
             }
         } else {
-            let served = table.load();
+            let served = context.table.load();
             handler::respond(&served, &packet, src, Protocol::Tcp, &mut messages)
         };
         if messages.is_empty() {
@@ -422,9 +435,77 @@ async fn serve(
             return;
         }
         if let Some(rcode) = rcode {
-            counters.count(rcode);
+            context.counters.count(rcode);
         }
     }
+}
+
+/// Sends a transfer's messages on to the connection as they are made.
+struct Streamed(mpsc::Sender<Vec<u8>>);
+
+impl transfer::Out for Streamed {
+    fn put(&mut self, message: Vec<u8>) -> bool {
+        self.0.blocking_send(message).is_ok()
+    }
+}
+
+/// Answers a transfer (or any request that asks for one): encoded on a
+/// blocking thread within the budget of transfers at once (waiting its
+/// turn no longer than the idle timeout), each message written as it is
+/// made, at most `STREAMED` made ahead of the writing, so a zone is never
+/// held encoded whole and a client that stops reading stops the
+/// encoding too. Flushed at the end. An error closes the connection (a
+/// transfer cut short cannot go on).
+async fn stream_transfer(
+    context: &Context,
+    request: Vec<u8>,
+    src: SocketAddr,
+    writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    limits: &TcpLimits,
+    end: tokio::time::Instant,
+    slot: &Slot,
+) -> std::io::Result<Option<hickory_proto::op::ResponseCode>> {
+    let turn = context.transfers.clone().acquire_owned();
+    let permit = within(limits, end, slot, async {
+        turn.await.map_err(std::io::Error::other)
+    })
+    .await?;
+    let served = context.table.load_full();
+    let (sender, mut made) = mpsc::channel(STREAMED);
+    let encoding = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut out = Streamed(sender);
+        handler::respond(&served, &request, src, Protocol::Tcp, &mut out)
+    });
+    let mut written = 0usize;
+    while let Some(message) = made.recv().await {
+        // Dropping `made` on an error stops the encoder at its next message.
+        write_answer(
+            writer,
+            std::slice::from_ref(&message),
+            limits,
+            end,
+            slot,
+            false,
+        )
+        .await?;
+        written += 1;
+    }
+    let rcode = encoding.await.map_err(std::io::Error::other)?;
+    if written == 0 {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            "not a request that can be answered",
+        ));
+    }
+    if rcode == Some(hickory_proto::op::ResponseCode::ServFail) && written > 1 {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            "a transfer cut short",
+        ));
+    }
+    within(limits, end, slot, writer.flush()).await?;
+    Ok(rcode)
 }
 
 /// Writes an answer's messages in order, then flushes when `flush`: each write within
@@ -461,12 +542,12 @@ async fn write_answer(
 
 /// `write`, given the idle timeout, no longer than the connection's end,
 /// and not once the connection is told to make room.
-async fn within(
+async fn within<T>(
     limits: &TcpLimits,
     end: tokio::time::Instant,
     slot: &Slot,
-    write: impl Future<Output = std::io::Result<()>>,
-) -> std::io::Result<()> {
+    write: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
     let deadline = (tokio::time::Instant::now() + limits.idle).min(end);
     let written = tokio::select! {
         // Told to make room (a cap reached) while the client does not

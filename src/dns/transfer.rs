@@ -35,10 +35,13 @@ pub const HISTORY: usize = 64;
 /// zone's own size: a reload that rewrote a large zone does not stay
 /// pinned 64 times over.
 const HISTORY_RECORDS: usize = 10_000;
-/// The largest transfer message we write, leaving room for a TSIG.
+/// The transfer message we fill, leaving room for a TSIG.
 const MESSAGE_SIZE: u16 = 16 * 1024;
+/// The message a record too large for `MESSAGE_SIZE` is sent in, alone,
+/// leaving room for a TSIG.
+const LARGEST_MESSAGE: u16 = u16::MAX - 1024;
 /// Records of a whole zone decoded at a time for a transfer.
-const CHUNK: usize = 4096;
+const CHUNK: usize = 1024;
 
 /// A zone as served at one serial: its SOA, its static records (the zone
 /// file's, shared while the file's content stays the same) and the
@@ -124,7 +127,7 @@ pub fn answer(
     qtype: RecordType,
     signing: Option<Signing<'_>>,
     clock: fn() -> u64,
-    out: &mut Vec<Vec<u8>>,
+    out: &mut impl Out,
 ) -> ResponseCode {
     let query = &request.queries.queries()[0];
     let src = request.src();
@@ -212,7 +215,7 @@ pub fn answer(
             records.push(current.soa.clone());
             records.extend(added);
             records.push(current.soa.clone());
-            if !writer.stream(&records, out) {
+            if writer.stream(&records, true, out).is_none() {
                 return ResponseCode::ServFail;
             }
             info!(
@@ -221,32 +224,33 @@ pub fn answer(
                 "IXFR sent: the difference from serial {theirs} to {}, {} records in {} messages",
                 current.serial,
                 records.len(),
-                out.len()
+                writer.sent
             );
             return ResponseCode::NoError;
         }
     }
     // AXFR, or an IXFR from a version no longer kept: the whole zone,
-    // decoded a slice at a time.
+    // decoded a slice at a time and sent on message by message; the
+    // records of a last message not yet full wait for the next slice.
     let mut sent = 0;
-    let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
+    let mut pending: Vec<Record> = Vec::with_capacity(CHUNK);
     let all = std::iter::once(current.soa.clone())
         .chain(current.records())
         .chain(std::iter::once(current.soa.clone()));
     for record in all {
-        chunk.push(record);
-        if chunk.len() == CHUNK {
-            if !writer.stream(&chunk, out) {
+        pending.push(record);
+        if pending.len() >= CHUNK {
+            let Some(n) = writer.stream(&pending, false, out) else {
                 return ResponseCode::ServFail;
-            }
-            sent += chunk.len();
-            chunk.clear();
+            };
+            pending.drain(..n);
+            sent += n;
         }
     }
-    if !writer.stream(&chunk, out) {
+    let Some(n) = writer.stream(&pending, true, out) else {
         return ResponseCode::ServFail;
-    }
-    sent += chunk.len();
+    };
+    sent += n;
     info!(
         zone = %query.name(),
         to = %src,
@@ -254,7 +258,7 @@ pub fn answer(
         if qtype == RecordType::AXFR { "AXFR" } else { "IXFR (as AXFR, from a serial no longer kept)" },
         current.serial,
         sent,
-        out.len()
+        writer.sent
     );
     ResponseCode::NoError
 }
@@ -356,6 +360,24 @@ struct Writer<'a> {
     prior: Option<Vec<u8>>,
     clock: fn() -> u64,
     edns: Option<Edns>,
+    /// Messages handed on so far.
+    sent: usize,
+}
+
+/// Where a response's messages go, in order: collected, or sent on as
+/// each is made (a transfer streamed to its connection, so a zone is
+/// never held encoded whole).
+pub trait Out {
+    /// Takes the next message; `false` when no more can be taken (the
+    /// connection is gone): the response stops there.
+    fn put(&mut self, message: Vec<u8>) -> bool;
+}
+
+impl Out for Vec<Vec<u8>> {
+    fn put(&mut self, message: Vec<u8>) -> bool {
+        self.push(message);
+        true
+    }
 }
 
 impl<'a> Writer<'a> {
@@ -366,6 +388,7 @@ impl<'a> Writer<'a> {
             prior: None,
             clock,
             edns: super::handler::response_edns(request),
+            sent: 0,
         }
     }
 
@@ -376,16 +399,19 @@ impl<'a> Writer<'a> {
         metadata
     }
 
-    fn finish(&mut self, mut bytes: Vec<u8>, out: &mut Vec<Vec<u8>>) {
+    /// Signs `bytes` (at this moment's time: a transfer delivered over
+    /// minutes carries each message's own) and hands it on.
+    fn finish(&mut self, mut bytes: Vec<u8>, out: &mut impl Out) -> bool {
         if let Some(signing) = &self.signing {
             let time = (self.clock)();
             self.prior = Some(signing.sign(&mut bytes, self.prior.as_deref(), time));
         }
-        out.push(bytes);
+        self.sent += 1;
+        out.put(bytes)
     }
 
     /// One message with `records` as its answers.
-    fn message(&mut self, rcode: ResponseCode, records: &[Record], out: &mut Vec<Vec<u8>>) {
+    fn message(&mut self, rcode: ResponseCode, records: &[Record], out: &mut impl Out) {
         let mut bytes = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut bytes);
         let emitted = MessageResponseBuilder::new(&self.request.queries, self.edns.as_ref())
@@ -397,17 +423,23 @@ impl<'a> Writer<'a> {
         self.finish(bytes, out);
     }
 
-    /// `records` over as many messages as they need; `false` when they
-    /// could not be written (`out` then holds a SERVFAIL alone).
-    fn stream(&mut self, records: &[Record], out: &mut Vec<Vec<u8>>) -> bool {
+    /// `records` over as many messages as they need, each handed on as it
+    /// is made; how many records were sent. Unless `last`, the records of
+    /// a final message that is not full are left for the next call (when
+    /// an earlier message took some). A record too large for a message of
+    /// `MESSAGE_SIZE` goes alone in one of up to 64 KiB, as NSD and Knot
+    /// send it. `None` when the rest cannot be sent (a SERVFAIL is sent
+    /// instead when nothing was yet; else the connection must close).
+    fn stream(&mut self, records: &[Record], last: bool, out: &mut impl Out) -> Option<usize> {
         let mut at = 0;
         // The records the next message may take: all that fit, or one
         // fewer when the OPT record did not fit after them.
         let mut most = records.len();
+        let mut size = MESSAGE_SIZE;
         while at < records.len() {
-            let mut bytes = Vec::with_capacity(usize::from(MESSAGE_SIZE));
+            let mut bytes = Vec::with_capacity(usize::from(size));
             let mut encoder = BinEncoder::new(&mut bytes);
-            encoder.set_max_size(MESSAGE_SIZE);
+            encoder.set_max_size(size);
             let written = MessageResponseBuilder::new(&self.request.queries, self.edns.as_ref())
                 .build(
                     self.metadata(ResponseCode::NoError),
@@ -430,22 +462,34 @@ impl<'a> Writer<'a> {
             match written {
                 Ok((n, 0)) if n > 1 && self.edns.is_some() => most = at + n - 1,
                 Ok((n, _)) if n > 0 => {
+                    if !last && at > 0 && at + n == records.len() {
+                        // Room left in this message: it waits for more.
+                        return Some(at);
+                    }
                     // Not a truncated answer: the rest follows.
                     bytes[2] &= !0x02;
                     at += n;
                     most = records.len();
-                    self.finish(bytes, out);
+                    size = MESSAGE_SIZE;
+                    if !self.finish(bytes, out) {
+                        return None;
+                    }
+                }
+                _ if size < LARGEST_MESSAGE => {
+                    size = LARGEST_MESSAGE;
+                    most = at + 1;
                 }
                 _ => {
-                    warn!("a zone transfer could not be encoded");
-                    out.clear();
-                    self.prior = None;
-                    self.message(ResponseCode::ServFail, &[], out);
-                    return false;
+                    warn!("a zone transfer could not be encoded: a record does not fit in 64 KiB");
+                    if self.sent == 0 {
+                        self.prior = None;
+                        self.message(ResponseCode::ServFail, &[], out);
+                    }
+                    return None;
                 }
             }
         }
-        true
+        Some(at)
     }
 }
 
