@@ -220,6 +220,9 @@ struct Template {
     rcode: ResponseCode,
     /// Where the first answer's owner, the question's name in full, is.
     owner_at: Option<usize>,
+    /// The general way answers the query over TCP with these same bytes
+    /// (nothing was left out for UDP's size).
+    tcp: bool,
 }
 
 /// Precomputed responses by (lower-case wire name, type, EDNS). The keys
@@ -282,8 +285,12 @@ impl Template {
         }
         let bytes = query.to_vec().ok()?;
         let key = Key::of(&bytes, &parse(&bytes)?);
-        let request =
-            Request::from_bytes(bytes, SocketAddr::from(([0, 0, 0, 0], 0)), Protocol::Udp).ok()?;
+        let anywhere = SocketAddr::from(([0, 0, 0, 0], 0));
+        let over_tcp = Request::from_bytes(bytes.clone(), anywhere, Protocol::Tcp).ok()?;
+        let request = Request::from_bytes(bytes, anywhere, Protocol::Udp).ok()?;
+        let tcp_prepared = handler::prepare(table, &over_tcp);
+        handler::encode(&over_tcp, &tcp_prepared, out);
+        let tcp_bytes = std::mem::take(out);
         let prepared = handler::prepare(table, &request);
         handler::encode(&request, &prepared, out);
         if out.len() < 12 {
@@ -297,6 +304,7 @@ impl Template {
             bytes: out.as_slice().into(),
             rcode: prepared.metadata.response_code,
             owner_at,
+            tcp: tcp_bytes == *out,
         };
         Some((key, template, prepared.resolution))
     }
@@ -304,7 +312,22 @@ impl Template {
     /// Writes this response to `packet` (a plain query) into `out`, or
     /// `None` when it is larger than the query's EDNS payload allows.
     fn fill(&self, packet: &[u8], query: &Plain, out: &mut Vec<u8>) -> Option<ResponseCode> {
-        if let Some(payload) = query.payload {
+        self.fill_within(packet, query, false, out)
+    }
+
+    /// `fill`, over TCP when `tcp`: no payload limit, and only when the
+    /// bytes are TCP's answer too.
+    fn fill_within(
+        &self,
+        packet: &[u8],
+        query: &Plain,
+        tcp: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<ResponseCode> {
+        if tcp && !self.tcp {
+            return None;
+        }
+        if let (false, Some(payload)) = (tcp, query.payload) {
             let limit = usize::from(payload.clamp(512, MAX_UDP_PAYLOAD));
             if self.bytes.len() > limit {
                 return None;
@@ -372,6 +395,20 @@ impl FastAnswers {
     }
 }
 
+/// Answers a plain query over TCP from the precomputed answers or
+/// straight from the zone's records, with TCP's room (a precomputed
+/// answer that left something out for UDP's size goes the general way);
+/// `None` sends it the general way.
+pub fn answer_tcp(served: &Served, packet: &[u8], out: &mut Vec<u8>) -> Option<ResponseCode> {
+    let query = parse(packet)?;
+    let key = Key::of(packet, &query);
+    let key = key.as_slice();
+    match served.fast.get(key) {
+        Some(template) => template.fill_within(packet, &query, true, out),
+        None => direct(&served.table, packet, &query, key, true, out),
+    }
+}
+
 /// How many learned answers a UDP loop keeps before starting afresh.
 const RECENT_MAX: usize = 2048;
 /// Slots of the "seen once" filter: a name is learned on its second sight.
@@ -423,7 +460,7 @@ impl Recent {
         if let Some(template) = served.fast.get(key) {
             return template.fill(packet, &query, out);
         }
-        if let Some(rcode) = direct(&served.table, packet, &query, key, out) {
+        if let Some(rcode) = direct(&served.table, packet, &query, key, false, out) {
             return Some(rcode);
         }
         if !std::ptr::eq(self.served.as_ptr(), Arc::as_ptr(served)) {
@@ -475,14 +512,16 @@ fn direct(
     packet: &[u8],
     query: &Plain,
     key: &[u8],
+    tcp: bool,
     out: &mut Vec<u8>,
 ) -> Option<ResponseCode> {
     let (name, rest) = key.split_at(key.len() - 3);
     let qtype = RecordType::from(u16::from_be_bytes([rest[0], rest[1]]));
     let (records, range) = table.direct(name, qtype)?;
-    let limit = query
-        .payload
-        .map_or(512, |p| usize::from(p.clamp(512, MAX_UDP_PAYLOAD)));
+    let limit = match (tcp, query.payload) {
+        (true, _) => usize::from(u16::MAX),
+        (false, payload) => payload.map_or(512, |p| usize::from(p.clamp(512, MAX_UDP_PAYLOAD))),
+    };
     let count = u16::try_from(range.len()).ok()?;
     out.clear();
     out.extend_from_slice(&packet[..2]);
@@ -692,6 +731,55 @@ mod tests {
         assert!(compared > 100, "only {compared} compared");
     }
 
+    /// Over TCP, every answer from stored bytes is what the general way
+    /// sends over TCP, byte for byte; an answer that left additional
+    /// records out for UDP's size is not taken from them.
+    #[test]
+    fn tcp_answers_from_stored_bytes_are_what_the_general_path_sends_over_tcp() {
+        let mut text = String::from(
+            "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 300\n  IN NS ns1\nns1 IN A 192.0.2.1\n",
+        );
+        for i in 0..20 {
+            text.push_str(&format!("@ IN MX 10 mx{i}\nmx{i} IN A 192.0.2.{i}\n"));
+        }
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let zone = crate::zone::from_text(Path::new("t.zone"), &text, &origin).unwrap();
+        let examples = served();
+        let big = Served::new(AnswerTable::build(vec![zone]), Arc::default());
+        let src = SocketAddr::from(([127, 0, 0, 1], 5353));
+        let (mut fast, mut compared, mut declined) = (Vec::new(), 0, 0);
+        for served in [&examples, &big] {
+            for (name, types) in served.table.names() {
+                for rtype in
+                    types
+                        .into_iter()
+                        .chain([RecordType::A, RecordType::AAAA, RecordType::ANY])
+                {
+                    for edns in [false, true] {
+                        let packet = query(&name.to_lowercase().to_ascii(), rtype, edns);
+                        let mut general = Vec::new();
+                        let rcode =
+                            handler::respond(served, &packet, src, Protocol::Tcp, &mut general);
+                        match answer_tcp(served, &packet, &mut fast) {
+                            Some(hit) => {
+                                assert_eq!(Some(hit), rcode, "{name} {rtype}");
+                                assert_eq!(fast, general[0], "{name} {rtype} edns={edns}");
+                                compared += 1;
+                            }
+                            None => declined += 1,
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 100, "only {compared} compared");
+        // The 20 exchangers' addresses do not fit 512 bytes: that MX
+        // answer over TCP is the general way's.
+        let packet = query("example.com.", RecordType::MX, false);
+        assert_eq!(answer_tcp(&big, &packet, &mut fast), None);
+        assert!(declined > 0);
+    }
+
     /// Answers written straight from the zone's records are the general
     /// path's, byte for byte, in the asker's letter case, and only where
     /// the records are the whole answer.
@@ -743,8 +831,14 @@ mod tests {
                     let packet = message.to_vec().unwrap();
                     let plain = parse(&packet).expect("a plain query");
                     let key = Key::of(&packet, &plain);
-                    let hit =
-                        super::direct(&served.table, &packet, &plain, key.as_slice(), &mut direct);
+                    let hit = super::direct(
+                        &served.table,
+                        &packet,
+                        &plain,
+                        key.as_slice(),
+                        false,
+                        &mut direct,
+                    );
                     let rcode = super::general(&served, &packet, src, &mut general);
                     if hit.is_some() {
                         assert_eq!(hit, rcode, "{asked} {rtype}");

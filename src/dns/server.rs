@@ -81,7 +81,7 @@ impl DnsServer {
             )?);
             listeners.push(b.tcp);
         }
-        let tcp = TcpServer::start(listeners, table, counters, tcp);
+        let tcp = TcpServer::start(listeners, table, counters, tcp, fast_path);
         Ok(Self { tcp, udp })
     }
 

@@ -28,7 +28,7 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use super::{ResponseCounters, SharedTable, handler, transfer};
+use super::{ResponseCounters, SharedTable, fast, handler, transfer};
 use hickory_server::net::xfer::Protocol;
 
 /// Transfers encoded at once (the others wait their turn): each holds a
@@ -233,6 +233,8 @@ struct Context {
     counters: Arc<ResponseCounters>,
     /// Transfers encoded at once; the others wait their turn.
     transfers: Arc<Semaphore>,
+    /// Plain queries answered from stored bytes (`dns.fast_path`).
+    fast: bool,
 }
 
 /// A running TCP side: one accept loop per listener.
@@ -247,6 +249,7 @@ impl TcpServer {
         table: SharedTable,
         counters: Arc<ResponseCounters>,
         limits: TcpLimits,
+        fast: bool,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut loops = JoinSet::new();
@@ -255,6 +258,7 @@ impl TcpServer {
             table,
             counters,
             transfers: Arc::new(Semaphore::new(TRANSFERS)),
+            fast,
         };
         for listener in listeners {
             loops.spawn(accept(
@@ -360,6 +364,7 @@ async fn serve(
     let end = tokio::time::Instant::now() + limits.lifetime;
     let mut packet = Vec::with_capacity(512);
     let mut messages: Vec<Vec<u8>> = Vec::with_capacity(1);
+    let mut spare: Option<Vec<u8>> = None;
     loop {
         // Idle for `idle` at most, and never past the connection's end.
         let idle = limits
@@ -413,7 +418,21 @@ async fn serve(
             }
         } else {
             let served = context.table.load();
-            handler::respond(&served, &packet, src, Protocol::Tcp, &mut messages)
+            let mut answer = spare.take().unwrap_or_default();
+            match context
+                .fast
+                .then(|| fast::answer_tcp(&served, &packet, &mut answer))
+                .flatten()
+            {
+                Some(rcode) => {
+                    messages.push(answer);
+                    Some(rcode)
+                }
+                None => {
+                    spare = Some(answer);
+                    handler::respond(&served, &packet, src, Protocol::Tcp, &mut messages)
+                }
+            }
         };
         if messages.is_empty() {
             // Not a query we can answer (no header, a response): nothing
@@ -436,6 +455,10 @@ async fn serve(
         }
         if let Some(rcode) = rcode {
             context.counters.count(rcode);
+        }
+        // The buffer of an answer is used again for the next.
+        if spare.is_none() {
+            spare = messages.pop();
         }
     }
 }
