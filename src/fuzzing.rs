@@ -39,7 +39,7 @@ fn served() -> &'static Arc<Served> {
         let base = answers::base(&config, &zones);
         let mut serials = answers::serials(&zones, &[], &Default::default(), &Default::default()).0;
         let mut history = History::default();
-        history.load(&zones, &config);
+        history.load(&zones, &config, &Default::default());
         let primary = answers::failover_records(failover, Role::Primary, None);
         history.record(&primary, &serials, &Default::default());
         for serial in serials.values_mut() {

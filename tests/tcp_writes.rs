@@ -186,44 +186,44 @@ fn a_client_that_stops_reading_makes_room_at_once_for_a_new_connection_at_the_ca
     drop(stalled);
 }
 
+/// The connection's lifetime does not cut a transfer under way (a large
+/// zone over a slow link takes long; NSD and Knot do not cut it either):
+/// one read at about 1.6 MB/s for twice the lifetime arrives whole, and
+/// the connection ends after it.
 #[test]
-fn a_transfer_read_slowly_is_cut_at_the_connection_lifetime() {
+fn a_transfer_outlasts_the_connection_lifetime_and_the_connection_ends_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), "  tcp_max_lifetime: 5\n");
+    let server = start(dir.path(), "  tcp_max_lifetime: 2\n");
     let mut slow = ask_transfer(server.addr);
     slow.set_read_timeout(Some(Duration::from_secs(1)))
         .expect("timeout");
-    // 2 KiB every 20 ms, about 100 KB/s: each message's write goes on
-    // well within the idle timeout, the whole transfer would take a minute.
     let started = Instant::now();
     let mut received = 0;
     let ended = loop {
-        let mut chunk = [0u8; 2048];
+        let mut chunk = [0u8; 8192];
         match slow.read(&mut chunk) {
             Ok(0) => break true,
             Ok(n) => received += n,
-            // Nothing yet: the transfer is still being put together.
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            // Reset by the server.
-            Err(_) => break true,
+            // Reset by the server: cut short.
+            Err(_) => break false,
         }
-        if started.elapsed() > Duration::from_secs(20) {
+        if started.elapsed() > Duration::from_secs(30) {
             break false;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     };
+    let took = started.elapsed();
+    assert!(ended, "the transfer was cut: {received} bytes in {took:?}");
+    // 50,000 TXT records of 100 bytes and more: the whole zone.
+    assert!(received > 5_500_000, "{received} bytes in {took:?}");
     assert!(
-        ended,
-        "a slow transfer went on past the lifetime of 5 s: {received} bytes in {:?}",
-        started.elapsed()
-    );
-    assert!(
-        received > 0 && received < 3_000_000,
-        "{received} bytes before the end"
+        took > Duration::from_secs(2),
+        "the transfer took {took:?}: not past the lifetime"
     );
     assert!(
         wait_until(Duration::from_secs(5), || answers_over_tcp(server.addr)),
-        "no TCP answer after the cut connection:\n{}",
+        "no TCP answer after the transfer:\n{}",
         server.log()
     );
 }

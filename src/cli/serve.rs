@@ -85,6 +85,8 @@ pub async fn serve(
     demo: Option<Arc<DemoSites>>,
 ) -> Result<(), Failure> {
     let (mut config, zones) = load(path, node).map_err(Failure::Config)?;
+    // The zones served, as the next reload compares them.
+    let mut served = zones.clone();
     let (events, inbox) = mpsc::channel(CONTROL_QUEUE);
     // The stored state comes back before anything is answered.
     let mut controller = Controller::start(&config, zones, events.clone())
@@ -164,10 +166,10 @@ pub async fn serve(
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                let _ = reload(path, node, &events, &mut config).await;
+                let _ = reload(path, node, &events, &mut config, &mut served).await;
             }
             Some(reply) = reload_requests.recv() => {
-                let _ = reply.send(reload(path, node, &events, &mut config).await);
+                let _ = reply.send(reload(path, node, &events, &mut config, &mut served).await);
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -194,20 +196,24 @@ async fn reload(
     node: Option<&str>,
     events: &mpsc::Sender<ControlEvent>,
     config: &mut Config,
+    served: &mut Vec<Zone>,
 ) -> Result<Vec<String>, String> {
     info!(config = %path.display(), "reloading");
     // Reading, checking and compiling the zones may take a while for a
     // large zone: off the async runtime, while the old table answers.
     let (file, name) = (path.to_path_buf(), node.map(str::to_string));
+    let old = served.clone();
     let loaded = tokio::task::spawn_blocking(move || {
         let (config, zones) = load(&file, name.as_deref())?;
         let base = crate::control::answers::base(&config, &zones);
-        Ok::<_, String>((config, zones, base))
+        // What changed, for IXFR: found here, not on the control loop.
+        let changes = crate::dns::transfer::static_changes(&old, &zones);
+        Ok::<_, String>((config, zones, base, changes))
     })
     .await
     .map_err(|e| e.to_string())
     .and_then(|loaded| loaded);
-    let (mut new_config, zones, base) = match loaded {
+    let (mut new_config, zones, base, changes) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
             error!("reload failed, still serving the previous configuration: {e}");
@@ -240,8 +246,9 @@ async fn reload(
     let (done, applied) = oneshot::channel();
     let event = ControlEvent::Reload {
         config: Box::new(new_config.clone()),
-        zones,
+        zones: zones.clone(),
         base: Arc::new(base),
+        changes,
         done,
     };
     let stopped = || {
@@ -255,6 +262,7 @@ async fn reload(
         Ok(Ok(mut changes)) => {
             info!("reload succeeded");
             *config = new_config;
+            *served = zones;
             changes.extend(
                 restart
                     .iter()

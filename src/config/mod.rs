@@ -469,6 +469,14 @@ impl Config {
         }
 
         let failover = failover::validate(path, text, raw.failover, raw.sites)?;
+        if cluster.is_some() && failover.is_none() {
+            // The nodes agree on the serials and their content through the
+            // failover state: without it they could not.
+            return Err(at(
+                line_of(text, "nodes:"),
+                "several nodes need a failover section: expected `failover:` with the records they answer".into(),
+            ));
+        }
         if let Some(failover) = &failover {
             for record in &failover.records {
                 if !zones.iter().any(|z| z.origin.zone_of(&record.name)) {

@@ -40,7 +40,14 @@ pub fn serials(
     digests: &BTreeMap<String, String>,
 ) -> (BTreeMap<String, u32>, Vec<SerialNote>) {
     let mut notes = Vec::new();
-    let serials = zones
+    // Zones not loaded now keep their entries: a zone served again later
+    // goes on from its last serial, never back to one used before.
+    let mut serials: BTreeMap<String, u32> = served
+        .iter()
+        .filter(|(origin, _)| !zones.iter().any(|z| z.origin.to_string() == **origin))
+        .map(|(origin, serial)| (origin.clone(), *serial))
+        .collect();
+    let picked: Vec<(String, u32)> = zones
         .iter()
         .filter_map(|zone| {
             let file = file_serial(zone)?;
@@ -80,15 +87,18 @@ pub fn serials(
             Some((origin, serial))
         })
         .collect();
+    serials.extend(picked);
     (serials, notes)
 }
 
-/// Each zone's content digest, by origin.
-pub fn digests(zones: &[Zone]) -> BTreeMap<String, String> {
-    zones
-        .iter()
-        .map(|z| (z.origin.to_string(), z.digest.clone()))
-        .collect()
+/// Each zone's content digest, by origin; those of `before` for zones
+/// not loaded now are kept (as their serials are).
+pub fn digests(zones: &[Zone], before: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut digests = before.clone();
+    for zone in zones {
+        digests.insert(zone.origin.to_string(), zone.digest.clone());
+    }
+    digests
 }
 
 /// The serials after a change of answers: one higher for every zone that
@@ -233,6 +243,24 @@ mod tests {
         assert_eq!(served(&new, SerialPolicy::Keep, 12, &old.digest), (12, 1));
         // A state stored without digests counts as other content.
         assert_eq!(served(&new, SerialPolicy::Increment, 12, ""), (13, 1));
+    }
+
+    #[test]
+    fn a_zone_not_loaded_keeps_its_serial_for_when_it_comes_back() {
+        let key = "example.com.".to_string();
+        let other = "example.net.".to_string();
+        let served = BTreeMap::from([(key.clone(), 40), (other.clone(), 7)]);
+        let digests = BTreeMap::from([(key.clone(), "x".to_string())]);
+        let (serials, _) = serials(&[zone(1, "")], &[], &served, &digests);
+        // example.com changed (digest "x" is not its content): 41; the
+        // zone no longer loaded keeps its entry.
+        assert_eq!(serials[&key], 41);
+        assert_eq!(serials.get(&other), Some(&7));
+        let kept = super::digests(
+            &[zone(1, "")],
+            &BTreeMap::from([(other.clone(), "y".into())]),
+        );
+        assert_eq!(kept.get(&other).map(String::as_str), Some("y"));
     }
 
     #[test]

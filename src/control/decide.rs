@@ -47,6 +47,7 @@ impl Controller {
 
     /// Feeds one input to the engine and carries out what it decides.
     pub async fn step(&mut self, input: Input, now: u64) -> Option<Decision> {
+        self.resettle().await;
         let decision = self.step_engine(input, now).await;
         self.observe_timeline(now);
         decision

@@ -91,6 +91,8 @@ pub enum ControlEvent {
         zones: Vec<Zone>,
         /// Built from `zones` off the control loop (`answers::base`).
         base: Arc<crate::dns::Base>,
+        /// What changed in the zone files, found off the control loop.
+        changes: crate::dns::transfer::StaticChanges,
         done: oneshot::Sender<Result<Vec<String>, String>>,
     },
     /// The replication watcher looked at both databases, in a round that
@@ -265,6 +267,12 @@ pub struct Controller {
     /// Zones whose content here differs from the agreed content, as last
     /// told (each change is logged once).
     told_differs: std::collections::BTreeSet<String>,
+    /// The highest serial served of each zone since the start: a pick
+    /// never goes below it.
+    highest: BTreeMap<String, u32>,
+    /// The last pick of serials could not be stored: tried again at each
+    /// step.
+    resettle: bool,
     table: SharedTable,
     counters: Arc<ResponseCounters>,
     notifier: Notifier,
@@ -371,7 +379,7 @@ impl Controller {
             (stored_serials, stored_digests) = serials::load(&config.state_dir)?;
         }
         let mut history = crate::dns::transfer::History::default();
-        history.load(&zones, config);
+        history.load(&zones, config, &Default::default());
         let mut secondaries = crate::dns::notify::Secondaries::default();
         // A node that serves no DNS (a witness) is nobody's primary.
         if !config.dns.listen.is_empty() {
@@ -389,6 +397,8 @@ impl Controller {
             digests: BTreeMap::new(),
             zone_sources: config.zones.clone(),
             told_differs: Default::default(),
+            highest: BTreeMap::new(),
+            resettle: false,
             table: SharedTable::default(),
             counters: Arc::default(),
             notifier: Notifier::new(config.webhooks.clone()),
@@ -456,13 +466,14 @@ impl Controller {
     }
 
     /// Builds the table for the current active site and serials, swaps it in.
-    fn publish(&self) {
+    fn publish(&mut self) {
         let records = match &self.failing {
             Some(f) => {
                 answers::failover_records(&f.config, f.engine.persisted().active, f.ttl_override)
             }
             None => Vec::new(),
         };
+        self.served();
         let withheld = self.differing();
         let transfers = match self.history.lock() {
             Ok(mut history) => history.record(&records, &self.serials, &withheld),
@@ -637,9 +648,10 @@ impl Controller {
                 config,
                 zones,
                 base,
+                changes,
                 done,
             } => {
-                let _ = done.send(self.reload(&config, zones, base).await);
+                let _ = done.send(self.reload(&config, zones, base, &changes).await);
             }
             ControlEvent::Replication { seen, at } => self.replication(*seen, at).await,
             ControlEvent::Plan {

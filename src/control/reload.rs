@@ -29,8 +29,12 @@ impl Controller {
         config: &Config,
         zones: Vec<Zone>,
         base: std::sync::Arc<crate::dns::Base>,
+        static_changes: &crate::dns::transfer::StaticChanges,
     ) -> Result<Vec<String>, String> {
         let mut changes = Vec::new();
+        // What is stored now: anything new is stored before it is served.
+        let stored = (self.serials.clone(), self.digests.clone());
+        let follows = self.follows();
         match (&mut self.failing, &config.failover) {
             (None, None) => {}
             (Some(_), None) | (None, Some(_)) => {
@@ -85,28 +89,32 @@ impl Controller {
                     != answers::failover_records(new, active, ttl);
                 changes.push("failover settings".to_string());
                 if answers_changed {
-                    self.serials = answers::bump(&self.serials, &self.zones, new);
+                    // A follower's serials are the agreed state's: the
+                    // leader's reload moves them.
+                    if !follows {
+                        self.serials = answers::bump(&self.serials, &self.zones, new);
+                    }
                     changes.push("the failover records' answers".to_string());
                 }
             }
             (Some(_), Some(_)) => {}
         }
         if let Ok(mut history) = self.history.lock() {
-            history.load(&zones, config);
+            history.load(&zones, config, static_changes);
         }
         if !config.dns.listen.is_empty() {
             self.secondaries.configure(config);
         }
-        let before = self.serials.clone();
         self.zones = zones;
         self.zone_sources = config.zones.clone();
         self.base = base;
-        let kept = (self.serials.clone(), self.digests.clone());
-        if self.settle_serials(&kept.0, &kept.1) {
-            self.store_serials(kept).await;
+        let (serials, digests) = (self.serials.clone(), self.digests.clone());
+        self.settle_serials(&serials, &digests);
+        if (&self.serials, &self.digests) != (&stored.0, &stored.1) {
+            self.store_serials(stored.clone()).await;
         }
         for (zone, serial) in &self.serials {
-            match before.get(zone) {
+            match stored.0.get(zone) {
                 Some(old) if old != serial => {
                     changes.push(format!("zone {zone}: serial {old} -> {serial}"))
                 }
@@ -120,13 +128,6 @@ impl Controller {
         self.drill_config = config.drill.clone();
         self.publish();
         self.publish_view().await;
-        if self.failing.is_none()
-            && let Err(e) = super::serials::save(&self.state_dir, &self.serials, &self.digests)
-        {
-            // The zones are served; the next start picks the serials
-            // again from what it finds stored.
-            tracing::error!("{e}");
-        }
         if self.failing.is_some() {
             let now = now_ms();
             self.save(now).await;

@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
 use super::{Controller, answers};
+use crate::dns::transfer::newer;
+
+/// Why a node that follows stores no serial of its own.
+const NOT_DECIDING: &str = "this node does not decide the serials";
 use crate::store::{LocalStore, StoreError, StoredState};
 
 /// A zone as this node serves it.
@@ -76,8 +80,17 @@ impl Controller {
                 .collect();
             self.digests = digests.clone();
         } else {
+            // Never below a serial this node has served (an agreed state
+            // restored from an older copy must not bring one back).
+            let mut served = serials.clone();
+            for (zone, highest) in &self.highest {
+                let entry = served.entry(zone.clone()).or_insert(*highest);
+                if newer(*highest, *entry) {
+                    *entry = *highest;
+                }
+            }
             let (picked, notes) =
-                answers::serials(&self.zones, &self.zone_sources, serials, digests);
+                answers::serials(&self.zones, &self.zone_sources, &served, digests);
             for note in notes {
                 if note.warning {
                     warn!(zone = %note.zone, "{}", note.text);
@@ -86,22 +99,55 @@ impl Controller {
                 }
             }
             self.serials = picked;
-            self.digests = answers::digests(&self.zones);
+            self.digests = answers::digests(&self.zones, digests);
         }
         self.tell_differences();
         before != (self.serials.clone(), self.digests.clone())
     }
 
-    /// With several nodes, serials this leader picked are stored before
-    /// they are served: when they cannot be, `before` stays (its own new
-    /// content then shows as differing, and is withheld).
+    /// Serials this node picked are stored before they are served. When
+    /// they cannot be (or the node no longer decides), `before` stays:
+    /// its own new content then shows as differing and is withheld, and
+    /// the pick is tried again at the next step.
     pub(super) async fn store_serials(&mut self, before: Served) {
-        if self.cluster.is_none() || self.failing.is_none() || self.follows() {
-            return;
-        }
-        if self.store_state(super::now_ms()).await.is_err() {
+        let stored = if self.follows() {
+            Err(NOT_DECIDING.to_string())
+        } else if self.failing.is_some() {
+            self.store_state(super::now_ms()).await
+        } else {
+            save(&self.state_dir, &self.serials, &self.digests).map_err(|e| {
+                error!("{e}");
+                e.to_string()
+            })
+        };
+        self.resettle = stored.is_err();
+        if stored.is_err() {
             (self.serials, self.digests) = before;
             self.tell_differences();
+        }
+    }
+
+    /// Picks the serials again after a pick that could not be stored.
+    pub(super) async fn resettle(&mut self) {
+        if !self.resettle || self.follows() {
+            return;
+        }
+        let before = (self.serials.clone(), self.digests.clone());
+        if self.settle_serials(&before.0, &before.1) {
+            self.store_serials(before).await;
+            self.publish();
+        } else {
+            self.resettle = false;
+        }
+    }
+
+    /// Remembers the serials served, the highest of each zone.
+    pub(super) fn served(&mut self) {
+        for (zone, serial) in &self.serials {
+            let entry = self.highest.entry(zone.clone()).or_insert(*serial);
+            if newer(*serial, *entry) {
+                *entry = *serial;
+            }
         }
     }
 

@@ -36,6 +36,12 @@ use hickory_server::net::xfer::Protocol;
 const TRANSFERS: usize = 8;
 /// Messages of a transfer made ahead of the writing.
 const STREAMED: usize = 4;
+/// A transfer is not cut by the connection's lifetime; this only bounds
+/// the arithmetic.
+const TRANSFER_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// How long answers still buffered may take to leave at a close.
+const FLUSH_AT_CLOSE: Duration = Duration::from_secs(1);
 
 /// Bytes read and written at a time on a connection.
 const BUFFER: usize = 16 * 1024;
@@ -371,7 +377,7 @@ async fn serve(
             .idle
             .min(end.saturating_duration_since(tokio::time::Instant::now()));
         if idle.is_zero() {
-            return;
+            break;
         }
         let mut length = [0u8; 2];
         if reader.buffer().len() >= 2 {
@@ -379,13 +385,13 @@ async fn serve(
             let _ = reader.read_exact(&mut length).await;
         } else {
             let read = tokio::select! {
-                _ = stopped.changed() => return,
-                _ = slot.evicted.notified() => return,
+                _ = stopped.changed() => break,
+                _ = slot.evicted.notified() => break,
                 read = tokio::time::timeout(idle, reader.read_exact(&mut length)) => read,
             };
             match read {
                 Ok(Ok(_)) => {}
-                Ok(Err(_)) | Err(_) => return,
+                Ok(Err(_)) | Err(_) => break,
             }
         }
         packet.resize(usize::from(u16::from_be_bytes(length)), 0);
@@ -394,14 +400,14 @@ async fn serve(
         } else {
             match tokio::time::timeout(idle, reader.read_exact(&mut packet)).await {
                 Ok(Ok(_)) => {}
-                Ok(Err(_)) | Err(_) => return,
+                Ok(Err(_)) | Err(_) => break,
             }
         }
         slot.busy();
         messages.clear();
         let rcode = if transfer::asks_transfer(&packet) {
             let request = std::mem::take(&mut packet);
-            match stream_transfer(&context, request, src, &mut writer, &limits, end, &slot).await {
+            match stream_transfer(&context, request, src, &mut writer, &limits, &slot).await {
                 Ok(rcode) => {
                     if let Some(rcode) = rcode {
                         context.counters.count(rcode);
@@ -413,7 +419,7 @@ async fn serve(
                     if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::ConnectionAborted) {
                         let _ = writer.get_ref().as_ref().set_zero_linger();
                     }
-                    return;
+                    break;
                 }
             }
         } else {
@@ -437,7 +443,7 @@ async fn serve(
         if messages.is_empty() {
             // Not a query we can answer (no header, a response): nothing
             // more is expected of this connection.
-            return;
+            break;
         }
         // Flushed when no whole query waits in the buffer: the answers
         // to a burst leave together.
@@ -451,7 +457,7 @@ async fn serve(
                 // the kernel holding the unsent rest for it.
                 let _ = writer.get_ref().as_ref().set_zero_linger();
             }
-            return;
+            break;
         }
         if let Some(rcode) = rcode {
             context.counters.count(rcode);
@@ -461,6 +467,10 @@ async fn serve(
             spare = messages.pop();
         }
     }
+    // Answers written but not yet flushed (the next query was already
+    // waiting) go out before the connection closes, if the client takes
+    // them.
+    let _ = tokio::time::timeout(FLUSH_AT_CLOSE, writer.flush()).await;
 }
 
 /// Sends a transfer's messages on to the connection as they are made.
@@ -474,20 +484,24 @@ impl transfer::Out for Streamed {
 
 /// Answers a transfer (or any request that asks for one): encoded on a
 /// blocking thread within the budget of transfers at once (waiting its
-/// turn no longer than the idle timeout), each message written as it is
-/// made, at most `STREAMED` made ahead of the writing, so a zone is never
-/// held encoded whole and a client that stops reading stops the
-/// encoding too. Flushed at the end. An error closes the connection (a
-/// transfer cut short cannot go on).
+/// turn no longer than the idle timeout, answers buffered before it sent
+/// first), each message written as it is made, at most `STREAMED` made
+/// ahead of the writing, so a zone is never held encoded whole and a
+/// client that stops reading stops the encoding too. Each message must
+/// be taken within the idle timeout, but the connection's lifetime does
+/// not cut a transfer (a large zone over a slow link takes long, as NSD
+/// and Knot allow); the connection counts as busy while it runs. An
+/// error, or a transfer cut short, closes the connection.
 async fn stream_transfer(
     context: &Context,
     request: Vec<u8>,
     src: SocketAddr,
     writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
     limits: &TcpLimits,
-    end: tokio::time::Instant,
     slot: &Slot,
 ) -> std::io::Result<Option<hickory_proto::op::ResponseCode>> {
+    let end = tokio::time::Instant::now() + TRANSFER_LIFETIME;
+    within(limits, end, slot, writer.flush()).await?;
     let turn = context.transfers.clone().acquire_owned();
     let permit = within(limits, end, slot, async {
         turn.await.map_err(std::io::Error::other)
@@ -501,7 +515,9 @@ async fn stream_transfer(
         handler::respond(&served, &request, src, Protocol::Tcp, &mut out)
     });
     let mut written = 0usize;
+    let mut first_rcode = None;
     while let Some(message) = made.recv().await {
+        first_rcode.get_or_insert(message.get(3).map_or(0, |b| b & 0x0F));
         // Dropping `made` on an error stops the encoder at its next message.
         write_answer(
             writer,
@@ -512,6 +528,7 @@ async fn stream_transfer(
             false,
         )
         .await?;
+        slot.busy();
         written += 1;
     }
     let rcode = encoding.await.map_err(std::io::Error::other)?;
@@ -521,7 +538,9 @@ async fn stream_transfer(
             "not a request that can be answered",
         ));
     }
-    if rcode == Some(hickory_proto::op::ResponseCode::ServFail) && written > 1 {
+    // A SERVFAIL after answers began: the zone was cut short.
+    let servfail = u16::from(hickory_proto::op::ResponseCode::ServFail) as u8;
+    if rcode == Some(hickory_proto::op::ResponseCode::ServFail) && first_rcode != Some(servfail) {
         return Err(std::io::Error::new(
             ErrorKind::InvalidData,
             "a transfer cut short",

@@ -31,15 +31,18 @@ use crate::{
 
 /// Changes kept per zone for IXFR; an older serial gets the whole zone.
 pub const HISTORY: usize = 64;
-/// The records all kept changes of a zone may hold together, beside the
-/// zone's own size: a reload that rewrote a large zone does not stay
-/// pinned 64 times over.
+/// The records all kept changes of a zone may hold together at least
+/// (else an eighth of the zone's): a reload that rewrote a large zone is
+/// not kept at all (an IXFR from before it gets the whole zone).
 const HISTORY_RECORDS: usize = 10_000;
 /// The transfer message we fill, leaving room for a TSIG.
 const MESSAGE_SIZE: u16 = 16 * 1024;
 /// The message a record too large for `MESSAGE_SIZE` is sent in, alone,
 /// leaving room for a TSIG.
 const LARGEST_MESSAGE: u16 = u16::MAX - 1024;
+/// The most records an IXFR condenses; a larger difference is sent as
+/// the whole zone.
+const IXFR_RECORDS: usize = 16_384;
 /// Records of a whole zone decoded at a time for a transfer.
 const CHUNK: usize = 1024;
 
@@ -205,7 +208,18 @@ pub fn answer(
             );
             return ResponseCode::NoError;
         }
-        if let Some(first) = zone.changes.iter().position(|c| c.serials().0 == theirs) {
+        let first = zone.changes.iter().position(|c| c.serials().0 == theirs);
+        // A difference larger than IXFR_RECORDS goes as the whole zone,
+        // streamed (as BIND's max-ixfr-ratio does): an IXFR is put
+        // together in memory.
+        let small = |first: &usize| {
+            zone.changes
+                .range(*first..)
+                .map(|c| c.size())
+                .sum::<usize>()
+                <= IXFR_RECORDS
+        };
+        if let Some(first) = first.filter(small) {
             let (deleted, added) = condensed(zone.changes.range(first..));
             let old = &zone.changes[first].from;
             let mut records = Vec::with_capacity(deleted.len() + added.len() + 4);
@@ -324,7 +338,7 @@ fn failover_difference(old: &[Record], new: &[Record]) -> (Vec<Record>, Vec<Reco
 /// The zone file records of `old` not in `new` and those of `new` not in
 /// `old` (the SOA aside: a change's SOAs stand for it), compared name by
 /// name in wire form: only what differs is decoded.
-fn static_difference(old: &Records, new: &Records) -> (Vec<Record>, Vec<Record>) {
+pub fn static_difference(old: &Records, new: &Records) -> (Vec<Record>, Vec<Record>) {
     let mut deleted = Vec::new();
     let mut added = Vec::new();
     let soa = |records: &Records, i: usize| records.rtype(i) == RecordType::SOA;
@@ -539,6 +553,41 @@ struct ZoneHistory {
     digest: String,
     current: Option<Arc<Version>>,
     changes: VecDeque<Arc<Change>>,
+    /// The zone file records deleted and added by the load that brought
+    /// `statics`, found off the control loop (`static_difference`); taken
+    /// by the next change recorded.
+    pending: Option<Arc<StaticChange>>,
+}
+
+/// The zone file records a load deleted and added.
+pub type StaticChange = (Vec<Record>, Vec<Record>);
+
+/// The zone files' changes a reload brings, by origin (for zones whose
+/// content changed).
+pub type StaticChanges = std::collections::BTreeMap<String, Arc<StaticChange>>;
+
+/// What changed between the zones served (`old`) and those just loaded:
+/// found name by name, on the calling thread (slow for a large zone: the
+/// reload calls it off the control loop). A change larger than a zone
+/// keeps (`budget`) is left out, and dropped here too: IXFR from before
+/// it gets the whole zone.
+pub fn static_changes(old: &[crate::zone::Zone], new: &[crate::zone::Zone]) -> StaticChanges {
+    new.iter()
+        .filter_map(|zone| {
+            let before = old.iter().find(|o| o.origin == zone.origin)?;
+            if before.digest == zone.digest {
+                return None;
+            }
+            let change = static_difference(&before.records, &zone.records);
+            (change.0.len() + change.1.len() <= budget(zone.records.len()))
+                .then(|| (zone.origin.to_string(), Arc::new(change)))
+        })
+        .collect()
+}
+
+/// The records the kept changes of a zone of `records` may hold.
+fn budget(records: usize) -> usize {
+    (records / 8).max(HISTORY_RECORDS)
 }
 
 /// Every zone as served and its recent changes, kept across failovers and
@@ -554,7 +603,12 @@ pub struct History {
 impl History {
     /// Takes the zones as loaded (again, on reload: the changes of a zone
     /// still served are kept).
-    pub fn load(&mut self, zones: &[crate::zone::Zone], config: &crate::config::Config) {
+    pub fn load(
+        &mut self,
+        zones: &[crate::zone::Zone],
+        config: &crate::config::Config,
+        changes: &StaticChanges,
+    ) {
         let mut old = std::mem::take(&mut self.zones);
         self.keys = config.tsig_keys.clone();
         for zone in zones {
@@ -576,16 +630,26 @@ impl History {
                 Some(b) if b.digest == zone.digest => (b.soa.clone(), b.statics.clone()),
                 _ => (zone.records.first_of(RecordType::SOA), zone.records.clone()),
             };
-            let (current, changes) = before.map(|b| (b.current, b.changes)).unwrap_or_default();
+            let name = zone.origin.to_string();
+            let same = before.as_ref().is_some_and(|b| b.digest == zone.digest);
+            let (current, kept, pending) = before
+                .map(|b| (b.current, b.changes, b.pending))
+                .unwrap_or_default();
+            let pending = if same {
+                pending
+            } else {
+                changes.get(&name).cloned()
+            };
             self.zones.push(ZoneHistory {
                 origin,
-                name: zone.origin.to_string(),
+                name,
                 allow,
                 soa,
                 statics,
                 digest: zone.digest.clone(),
                 current,
-                changes,
+                changes: kept,
+                pending,
             });
         }
     }
@@ -677,9 +741,19 @@ impl ZoneHistory {
         }
         let (mut deleted, mut added) = failover_difference(&current.failover, &version.failover);
         if !same_statics {
-            let (d, a) = static_difference(&current.statics, &version.statics);
-            deleted.extend(d);
-            added.extend(a);
+            match self.pending.take() {
+                Some(change) => {
+                    deleted.extend(change.0.iter().cloned());
+                    added.extend(change.1.iter().cloned());
+                }
+                None => {
+                    // The zone file's change is not known: no difference
+                    // leads to this version.
+                    self.changes.clear();
+                    self.current = Some(Arc::new(version));
+                    return;
+                }
+            }
         }
         self.changes.push_back(Arc::new(Change {
             from: current.soa.clone(),
@@ -687,9 +761,9 @@ impl ZoneHistory {
             deleted,
             added,
         }));
-        let budget = version.statics.len().max(HISTORY_RECORDS);
+        let budget = budget(version.statics.len());
         let mut kept: usize = self.changes.iter().map(|c| c.size()).sum();
-        while self.changes.len() > HISTORY || (kept > budget && self.changes.len() > 1) {
+        while self.changes.len() > HISTORY || kept > budget {
             if let Some(dropped) = self.changes.pop_front() {
                 kept -= dropped.size();
             }
@@ -802,7 +876,7 @@ mod history_tests {
         let none = BTreeSet::new();
         let mut history = History::default();
         let first = zone("a IN A 192.0.2.2\n");
-        history.load(std::slice::from_ref(&first), &config);
+        history.load(std::slice::from_ref(&first), &config, &Default::default());
         history.record(&www([192, 0, 2, 10]), &serials(10), &none);
         history.record(&www([198, 51, 100, 10]), &serials(11), &none);
         let back = history.record(&www([192, 0, 2, 10]), &serials(12), &none);
@@ -819,14 +893,16 @@ mod history_tests {
 
         // The same content read again: its records are shared, nothing
         // is compared.
-        history.load(&[zone("a IN A 192.0.2.2\n")], &config);
+        history.load(&[zone("a IN A 192.0.2.2\n")], &config, &Default::default());
         let same = history.record(&www([192, 0, 2, 10]), &serials(12), &none);
         let current = same.zones[0].current.as_ref().unwrap();
         assert!(Arc::ptr_eq(&current.statics, &first.records));
         assert_eq!(same.zones[0].changes.len(), 2);
 
         // A name added: the change is that name.
-        history.load(&[zone("a IN A 192.0.2.2\nadded IN A 192.0.2.9\n")], &config);
+        let added = zone("a IN A 192.0.2.2\nadded IN A 192.0.2.9\n");
+        let found = static_changes(std::slice::from_ref(&first), std::slice::from_ref(&added));
+        history.load(std::slice::from_ref(&added), &config, &found);
         let edited = history.record(&www([192, 0, 2, 10]), &serials(13), &none);
         let change = edited.zones[0].changes.back().unwrap();
         assert_eq!(change.serials(), (12, 13));
@@ -838,7 +914,9 @@ mod history_tests {
 
         // Other content under the same serial: no difference leads to
         // it, so none is kept.
-        history.load(&[zone("a IN A 192.0.2.7\n")], &config);
+        let other = zone("a IN A 192.0.2.7\n");
+        let found = static_changes(std::slice::from_ref(&added), std::slice::from_ref(&other));
+        history.load(std::slice::from_ref(&other), &config, &found);
         let kept = history.record(&www([192, 0, 2, 10]), &serials(13), &none);
         assert!(kept.zones[0].changes.is_empty());
 
@@ -854,7 +932,8 @@ mod history_tests {
         let config = config();
         let none = BTreeSet::new();
         let mut history = History::default();
-        history.load(&[zone("")], &config);
+        let empty = zone("");
+        history.load(std::slice::from_ref(&empty), &config, &Default::default());
         for serial in 0..200u32 {
             let ip = if serial % 2 == 0 {
                 [192, 0, 2, 10]
@@ -866,19 +945,34 @@ mod history_tests {
         let big: String = (0..30_000)
             .map(|i| format!("n{i} IN A 192.0.2.1\n"))
             .collect();
-        history.load(&[zone(&big)], &config);
+        let big = zone(&big);
+        let found = static_changes(std::slice::from_ref(&empty), std::slice::from_ref(&big));
+        history.load(std::slice::from_ref(&big), &config, &found);
         history.record(&www([192, 0, 2, 10]), &serials(200), &none);
         let none_back: String = (0..30_000)
             .map(|i| format!("m{i} IN A 192.0.2.1\n"))
             .collect();
-        history.load(&[zone(&none_back)], &config);
+        let none_back = zone(&none_back);
+        let found = static_changes(std::slice::from_ref(&big), std::slice::from_ref(&none_back));
+        history.load(std::slice::from_ref(&none_back), &config, &found);
         let transfers = history.record(&www([192, 0, 2, 10]), &serials(201), &none);
         let changes = &transfers.zones[0].changes;
-        assert!(changes.len() <= HISTORY);
-        let kept: usize = changes.iter().map(|c| c.size()).sum();
-        // The last change alone (60,000 records) is kept: the one before
-        // would take the total past the zone's size.
-        assert_eq!(changes.len(), 1, "{kept}");
-        assert_eq!(kept, 60_000);
+        // The last change (60,000 records) is more than an eighth of the
+        // zone (or 10,000): nothing is kept, an IXFR gets the whole zone.
+        assert!(changes.is_empty(), "{} changes", changes.len());
+        history.load(
+            std::slice::from_ref(&none_back),
+            &config,
+            &Default::default(),
+        );
+        for serial in 202..400u32 {
+            let ip = if serial % 2 == 0 {
+                [192, 0, 2, 10]
+            } else {
+                [198, 51, 100, 10]
+            };
+            let transfers = history.record(&www(ip), &serials(serial), &none);
+            assert!(transfers.zones[0].changes.len() <= HISTORY);
+        }
     }
 }
