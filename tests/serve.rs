@@ -756,3 +756,45 @@ fn past_its_tcp_cap_an_address_loses_its_longest_idle_connection_not_the_new_one
         server.log()
     );
 }
+
+/// Pipelined queries over one TCP connection (RFC 7766 section 6.2.1.1)
+/// sent in one write, the last a message that gets no answer (a
+/// response): every query before it is answered, in order, before the
+/// connection closes, though their answers waited to go out together.
+#[test]
+fn pipelined_queries_are_all_answered_before_a_close() {
+    use std::io::{Read, Write};
+    let (server, _dir) = start_example();
+    let mut burst = Vec::new();
+    for id in 1..=20u16 {
+        let mut query = query_message(&name("mail.example.com."), RecordType::A, false);
+        query.metadata.id = id;
+        let bytes = query.to_vec().expect("encode");
+        burst.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&bytes);
+    }
+    let mut response = query_message(&name("mail.example.com."), RecordType::A, false);
+    response.metadata.message_type = hickory_proto::op::MessageType::Response;
+    let bytes = response.to_vec().expect("encode");
+    burst.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    burst.extend_from_slice(&bytes);
+    let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    stream.write_all(&burst).expect("send the burst");
+    let mut received = Vec::new();
+    stream
+        .read_to_end(&mut received)
+        .expect("read until the close");
+    let mut ids = Vec::new();
+    let mut at = 0;
+    while at + 2 <= received.len() {
+        let len = usize::from(u16::from_be_bytes([received[at], received[at + 1]]));
+        let reply = Message::from_vec(&received[at + 2..at + 2 + len]).expect("a reply");
+        assert_eq!(a_records(&reply), ["192.0.2.25"], "{reply:?}");
+        ids.push(reply.metadata.id);
+        at += 2 + len;
+    }
+    assert_eq!(ids, (1..=20).collect::<Vec<u16>>());
+}

@@ -41,13 +41,20 @@ pub const EXAMPLE_ZONES: &[(&str, &str)] = &[
     ("2.0.192.in-addr.arpa", "2.0.192.in-addr.arpa.zone"),
 ];
 
-/// A loopback port free for both UDP and TCP right now.
+/// A loopback port free for both UDP and TCP right now, and never handed
+/// out before in this test process (a port given to one part of a test
+/// and not bound yet is not given to another).
 pub fn free_port() -> u16 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
         let port = udp.local_addr().expect("local addr").port();
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+            let mut given = GIVEN.lock().expect("ports lock");
+            if !given.contains(&port) {
+                given.push(port);
+                return port;
+            }
         }
     }
 }
