@@ -17,7 +17,7 @@ use std::{
 use common::{
     a_records,
     corpus::{Case, ask, corpus, normal},
-    free_port, query_message,
+    dig, free_port, query_message,
     secondary::{KEY_NAME, Kind, Secondary, key_secret},
     soa_serial, start_example, status_json, udp, wait_until,
 };
@@ -48,6 +48,13 @@ fn with_transfers(text: String, port: u16, keyed: bool) -> String {
     );
     assert!(text.contains("allow_transfer"), "{text}");
     text
+}
+
+/// Whether geofailover answers the secondary site within 20 s.
+fn answers_the_secondary(server: &common::Geofailover) -> bool {
+    wait_until(Duration::from_secs(20), || {
+        a_records(server.addr, "www.example.com.") == [SECONDARY_WWW]
+    })
 }
 
 /// The rcode and the answer section, as text, for one question.
@@ -170,14 +177,7 @@ fn follows_a_failover(kind: Kind, keyed: bool) {
     // second of geofailover itself, by IXFR after a NOTIFY.
     let ixfrs = server.log().matches("IXFR sent: the difference").count();
     primary.set_healthy(false);
-    assert!(
-        wait_until(Duration::from_secs(20), || a_records(
-            server.addr,
-            "www.example.com."
-        ) == [SECONDARY_WWW]),
-        "{}",
-        server.log()
-    );
+    assert!(answers_the_secondary(&server), "{}", server.log());
     let moved = Instant::now();
     assert!(
         wait_until(Duration::from_secs(5), || a_records(
@@ -251,16 +251,6 @@ fn bind_follows_a_failover_with_a_key() {
 #[test]
 fn bind_follows_a_failover_without_a_key() {
     follows_a_failover(Kind::Bind, false);
-}
-
-/// dig's output for a transfer from geofailover, with extra arguments.
-fn dig(addr: SocketAddr, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .args(["-p", &addr.port().to_string(), "@127.0.0.1"])
-        .args(args)
-        .output()
-        .expect("dig");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// kdig's output (stdout and stderr) against geofailover, and whether it
@@ -484,10 +474,7 @@ fn ixfr_answers_the_difference_and_a_secondary_that_was_down_catches_up() {
     // Down during the failover.
     secondary.stop();
     primary.set_healthy(false);
-    assert!(wait_until(Duration::from_secs(20), || a_records(
-        server.addr,
-        "www.example.com."
-    ) == [SECONDARY_WWW]));
+    assert!(answers_the_secondary(&server), "{}", server.log());
     let after = soa_serial(server.addr, "example.com.");
     assert_ne!(before, after);
 
@@ -729,14 +716,7 @@ fn a_zone_edited_after_a_failover_reaches_nsd_knot_and_bind() {
     // A failover and a fail-back raise the served serial by two.
     let http = server.http.expect("http");
     primary.set_healthy(false);
-    assert!(
-        wait_until(Duration::from_secs(20), || a_records(
-            server.addr,
-            "www.example.com."
-        ) == [SECONDARY_WWW]),
-        "{}",
-        server.log()
-    );
+    assert!(answers_the_secondary(&server), "{}", server.log());
     primary.set_healthy(true);
     common::fail_back_when_ready(http, &common::Geofailover::token(dir.path()), "test");
     let served = soa_serial(server.addr, "example.com.");

@@ -6,7 +6,7 @@ mod common;
 
 use std::{net::SocketAddr, path::PathBuf, process::Command, time::Duration};
 
-use common::{Geofailover, free_port, query_message, tcp, tcp_raw, udp, udp_raw, wait_until};
+use common::{Geofailover, dig, free_port, query_message, tcp, tcp_raw, udp, udp_raw, wait_until};
 use hickory_net::{
     client::{Client, ClientHandle},
     runtime::TokioRuntimeProvider,
@@ -610,16 +610,6 @@ fn a_flooding_source_is_rate_limited_with_slips_and_another_is_not() {
         "{}",
         server.log()
     );
-}
-
-/// dig's output for one question with extra options.
-fn dig(addr: SocketAddr, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .args(["-p", &addr.port().to_string(), "@127.0.0.1"])
-        .args(args)
-        .output()
-        .expect("dig");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The size dig says it received.

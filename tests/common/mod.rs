@@ -59,6 +59,17 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// dig's output for one question or transfer at `addr`, with extra
+/// options.
+pub fn dig(addr: SocketAddr, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args(["-p", &addr.port().to_string(), &format!("@{}", addr.ip())])
+        .args(args)
+        .output()
+        .expect("dig");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
