@@ -95,7 +95,7 @@ impl Key {
             Algorithm::EcdsaP256 => {
                 let key = p256::ecdsa::SigningKey::from_slice(private)
                     .map_err(|_| "not an ECDSA P-256 private key".to_string())?;
-                let point = key.verifying_key().to_encoded_point(false);
+                let point = key.verifying_key().to_sec1_point(false);
                 // The uncompressed point less its 0x04 prefix (RFC 6605).
                 let public = point.as_bytes()[1..].to_vec();
                 (Secret::P256(key), public)

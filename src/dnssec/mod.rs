@@ -29,6 +29,7 @@ use hickory_proto::{
 
 use crate::zone::{
     Records, Zone,
+    records::Gather,
     records::{lower_wire, wire_key, wire_key_of, wire_zone_of},
 };
 pub use keys::{Algorithm, Key};
@@ -53,6 +54,12 @@ impl Policy {
 
 /// Signatures start this long before their step, for clocks behind ours.
 const BACKDATE: u32 = 3600;
+/// Nodes signed at a time, spread over the cores.
+const SIGNING_BATCH: usize = 8192;
+
+/// A record signing adds: type, TTL, RDATA.
+type Generated = (RecordType, u32, Vec<u8>);
+
 /// Signatures made at a failover (a new SOA, a TTL a drill lowered) kept
 /// for the next; past it the cache starts again.
 const RECENT: usize = 1024;
@@ -269,6 +276,66 @@ impl Signed {
             .collect()
     }
 
+    /// What signing adds at one node of the zone file (`key`, its records
+    /// `range` of `records`): an RRSIG per RRset (at a zone cut, only
+    /// the DS's; never the SOA's, made as it is served) and, but at a
+    /// failover record's name, the NSEC with its RRSIG.
+    fn sign_node(
+        &self,
+        records: &Records,
+        key: &[u8],
+        range: std::ops::Range<usize>,
+        cut: bool,
+    ) -> Vec<Generated> {
+        let lower = lower_wire(key);
+        let mut out = Vec::new();
+        let mut types: Vec<RecordType> = Vec::new();
+        let mut at = range.start;
+        while at < range.end {
+            let rtype = records.rtype(at);
+            let end = (at..range.end)
+                .find(|&i| records.rtype(i) != rtype)
+                .unwrap_or(range.end);
+            types.push(rtype);
+            if rtype != RecordType::SOA && (!cut || rtype == RecordType::DS) {
+                let rdatas: Vec<Vec<u8>> = (at..end)
+                    .map(|i| sign::canonical_rdata(rtype, records.rdata(i)))
+                    .collect();
+                let refs: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();
+                let ttl = records.ttl(at);
+                for k in &self.keys {
+                    let rrsig = sign::rrsig(k, key, rtype, ttl, &refs, self.validity, &self.apex);
+                    out.push((RecordType::RRSIG, ttl, rrsig));
+                }
+            }
+            at = end;
+        }
+        if self.is_dynamic(&lower) {
+            return out;
+        }
+        if *lower == *self.apex {
+            types.extend([RecordType::DNSKEY, RecordType::CDS, RecordType::CDNSKEY]);
+        }
+        types.extend([RecordType::NSEC, RecordType::RRSIG]);
+        let mut nsec = self.next(&lower).to_vec();
+        nsec.extend_from_slice(&sign::type_bitmap(&types));
+        let canonical = [nsec.as_slice()];
+        for k in &self.keys {
+            let rrsig = sign::rrsig(
+                k,
+                key,
+                RecordType::NSEC,
+                self.nsec_ttl,
+                &canonical,
+                self.validity,
+                &self.apex,
+            );
+            out.push((RecordType::RRSIG, self.nsec_ttl, rrsig));
+        }
+        out.push((RecordType::NSEC, self.nsec_ttl, nsec));
+        out
+    }
+
     /// The chain's name at or before `key` (wire format) in canonical
     /// order: the owner of the NSEC that matches or covers it.
     pub fn covering(&self, key: &[u8]) -> &[u8] {
@@ -412,7 +479,13 @@ pub fn sign_zone(
         recent: Mutex::new(HashMap::new()),
     };
 
-    let mut added: Vec<Record> = Vec::new();
+    // The signed zone is gathered node by node: the file's records as
+    // they are stored, then what signing adds there; nodes are signed in
+    // batches on every core.
+    let mut gather = Gather::with_capacity(
+        2 * records.len() + 2 * signed.chain.len() + 16,
+        records.len() * 48 + signed.chain.len() * 160,
+    );
     // The apex's key sets.
     let dnskeys: Vec<Record> = signed
         .keys
@@ -442,49 +515,61 @@ pub fn sign_zone(
             )
         })
         .collect();
+    let (apex_node, _) = gather.node(origin);
     for set in [&dnskeys, &cds, &cdnskeys] {
-        if !set.is_empty() {
-            added.extend(signed.sign(set).iter().cloned());
-            added.extend(set.iter().cloned());
+        if set.is_empty() {
+            continue;
+        }
+        for record in set.iter().chain(signed.sign(set).iter()) {
+            gather
+                .push(apex_node, record)
+                .map_err(|e| format!("cannot write a {} record: {e}", record.record_type()))?;
         }
     }
-    // Every RRset of the file's own data, and the NSEC of each name.
-    for (key, range) in records.nodes() {
-        let lower = lower_wire(key);
-        if below_cut(&lower) {
-            continue;
-        }
-        let cut = at_cut(&lower);
-        let owner = Name::from(&crate::zone::records::wire_name(key));
-        let mut types: Vec<RecordType> = Vec::new();
-        let mut at = range.start;
-        while at < range.end {
-            let rtype = records.rtype(at);
-            let end = (at..range.end)
-                .find(|&i| records.rtype(i) != rtype)
-                .unwrap_or(range.end);
-            types.push(rtype);
-            if rtype != RecordType::SOA && (!cut || rtype == RecordType::DS) {
-                let rdatas: Vec<Vec<u8>> = (at..end)
-                    .map(|i| sign::canonical_rdata(rtype, records.rdata(i)))
-                    .collect();
-                added.extend(signed.make(&owner, key, rtype, records.ttl(at), &rdatas));
+    let nodes: Vec<(&[u8], std::ops::Range<usize>)> = records.nodes().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for batch in nodes.chunks(SIGNING_BATCH) {
+        let per_thread = batch.len().div_ceil(threads);
+        let made: Vec<Vec<Generated>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = batch
+                .chunks(per_thread.max(1))
+                .map(|part| {
+                    let signed = &signed;
+                    let (below_cut, at_cut) = (&below_cut, &at_cut);
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(key, range)| {
+                                let lower = lower_wire(key);
+                                if below_cut(&lower) {
+                                    return Vec::new();
+                                }
+                                signed.sign_node(records, key, range.clone(), at_cut(&lower))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        for ((key, range), generated) in batch.iter().zip(made) {
+            let owner = Name::from(&crate::zone::records::wire_name(key));
+            let (node, _) = gather.node(&owner);
+            for i in range.clone() {
+                gather.push_wire(node, records.wire(i));
             }
-            at = end;
+            for (rtype, ttl, rdata) in generated {
+                let mut wire = Vec::with_capacity(10 + rdata.len());
+                wire.extend_from_slice(&u16::from(rtype).to_be_bytes());
+                wire.extend_from_slice(&1u16.to_be_bytes());
+                wire.extend_from_slice(&ttl.to_be_bytes());
+                wire.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                wire.extend_from_slice(&rdata);
+                gather.push_wire(node, &wire);
+            }
         }
-        if signed.is_dynamic(&lower) {
-            continue;
-        }
-        if *lower == *apex {
-            types.extend([RecordType::DNSKEY, RecordType::CDS, RecordType::CDNSKEY]);
-        }
-        types.extend([RecordType::NSEC, RecordType::RRSIG]);
-        let mut rdata = signed.next(&lower).to_vec();
-        rdata.extend_from_slice(&sign::type_bitmap(&types));
-        let nsec = raw_record(owner.clone(), signed.nsec_ttl, RecordType::NSEC, rdata);
-        let rdatas = vec![sign::canonical_rdata(RecordType::NSEC, &rdata_bytes(&nsec))];
-        added.extend(signed.make(&owner, key, RecordType::NSEC, signed.nsec_ttl, &rdatas));
-        added.push(nsec);
     }
     // Each site's failover RRsets, signed ahead.
     let mut presigned = HashMap::new();
@@ -522,9 +607,7 @@ pub fn sign_zone(
     }
     signed.presigned = presigned;
 
-    let mut all = records.to_vec();
-    all.extend(added);
-    let records = Arc::new(Records::build(all));
+    let records = Arc::new(gather.finish(&apex));
     Ok(Zone {
         origin: origin.clone(),
         digest: records.digest(),

@@ -342,7 +342,8 @@ fn ds_rdata(data: &[&Token]) -> Result<RData, String> {
     let algorithm = number(algorithm, "algorithm", 255)? as u8;
     let digest_type = number(digest_type, "digest type", 255)? as u8;
     let hex: String = digest.iter().map(|t| t.text).collect();
-    if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(format!("the digest `{hex}` is not hexadecimal: {EXPECTED}"));
     }
     let expected_len = match digest_type {

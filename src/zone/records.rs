@@ -381,6 +381,18 @@ impl Gather {
         Ok(())
     }
 
+    /// Adds a record to `node` from its wire form after the owner: type,
+    /// class, TTL, RDATA length and RDATA (as `Records::wire` gives it),
+    /// names in the RDATA written in full.
+    pub fn push_wire(&mut self, node: usize, wire: &[u8]) {
+        let entry = self.entries.len() as u32;
+        self.entries.push(self.data.len() as u32);
+        self.data.extend_from_slice(wire);
+        self.entry_node.push(node as u32);
+        self.previous.push(self.last[node]);
+        self.last[node] = entry;
+    }
+
     fn entry(&self, entry: u32) -> &[u8] {
         &self.data[self.entries[entry as usize] as usize..]
     }
@@ -471,12 +483,16 @@ impl Gather {
                     .map_or(group.len(), |n| at + n);
                 let set = &group[at..end];
                 let ttl = set.iter().map(|&e| self.ttl(e)).min().unwrap_or_default();
+                // RRSIGs are the exception (RFC 4034 section 3): each
+                // keeps the TTL of the RRset it covers.
+                let rrsig = rtype == u16::from(RecordType::RRSIG);
                 for &e in set {
                     let rest = self.rest(e);
                     out.entries.push(out.data.len() as u32);
                     out.data.extend_from_slice(&owner.to_le_bytes());
                     out.data.extend_from_slice(&rtype.to_be_bytes());
                     out.data.extend_from_slice(&rest[..2]);
+                    let ttl = if rrsig { self.ttl(e) } else { ttl };
                     out.data.extend_from_slice(&ttl.to_be_bytes());
                     out.data.extend_from_slice(&rest[6..]);
                 }
