@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod db;
 pub mod dns;
+pub mod dnssec;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;

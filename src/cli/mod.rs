@@ -4,6 +4,7 @@
 mod check;
 mod client;
 mod demo;
+mod dnssec;
 mod serve;
 
 use std::{fmt, path::PathBuf};
@@ -110,6 +111,11 @@ enum Command {
         #[arg(long)]
         last: bool,
     },
+    /// Signed zones (DNSSEC): their keys, and the DS records for the parent.
+    Dnssec {
+        #[command(subcommand)]
+        command: dnssec::DnssecCommand,
+    },
     /// Run the controller on loopback with two stand-in sites to try it out.
     Demo,
     /// Print the manual page (roff); with a folder, write there the pages
@@ -199,6 +205,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             dry_run,
             last,
         } => client::drill(&target, hold, lower_ttl, dry_run, last),
+        Command::Dnssec { command } => dnssec::run(command),
         Command::Demo => demo::run(),
         Command::Man { dir } => manual(dir.as_deref()).map_err(|e| Failure::Other(e.into())),
         Command::Completions { shell } => {

@@ -37,6 +37,8 @@ pub fn run(path: &Path, node: Option<&str>) -> Result<(), Failure> {
 fn load(path: &Path, node: Option<&str>) -> Result<(Config, Vec<Zone>), String> {
     let config = Config::load_as(path, node).map_err(|e| e.to_string())?;
     let zones = zone::load_all(&config).map_err(|e| e.to_string())?;
+    let now_s = crate::control::clock::now_ms() / 1000;
+    let zones = crate::dnssec::sign_all(&config, zones, now_s)?;
     Ok((config, zones))
 }
 

@@ -122,6 +122,8 @@ pub struct ZoneSource {
     /// Who may transfer it and whom to notify of its changes.
     pub transfer: ZoneTransfer,
     pub serial_policy: SerialPolicy,
+    /// Served signed, with these settings.
+    pub dnssec: Option<crate::dnssec::Policy>,
 }
 
 /// How a zone's served serial follows its content.
@@ -459,12 +461,22 @@ impl Config {
                         )
                     })?);
             }
+            let dnssec = match &zone.dnssec {
+                Some(raw) => Some(dnssec_policy(raw, &shared_state_dir, base).map_err(|e| {
+                    at(
+                        line_of_from(text, line.unwrap_or(1), "dnssec"),
+                        format!("zone {origin}: dnssec: {e}"),
+                    )
+                })?),
+                None => None,
+            };
             zones.push(ZoneSource {
                 origin,
                 file: base.join(&zone.file),
                 config_line: line_of(text, &zone.file),
                 transfer,
                 serial_policy: zone.serial_policy,
+                dnssec,
             });
         }
 
@@ -663,6 +675,51 @@ fn line_of_from(text: &str, from: usize, needle: &str) -> Option<usize> {
         .skip(from.saturating_sub(1))
         .find(|(_, line)| line.split('#').next().unwrap_or(line).contains(needle))
         .map(|(i, _)| i + 1)
+}
+
+/// A zone's `dnssec:` settings, checked.
+fn dnssec_policy(
+    raw: &raw::RawDnssec,
+    state_dir: &Path,
+    base: &Path,
+) -> Result<crate::dnssec::Policy, String> {
+    use crate::dnssec::{Algorithm, Policy};
+    let algorithm = match raw.algorithm {
+        None => Algorithm::default(),
+        Some(n) => Algorithm::from_number(n).ok_or_else(|| {
+            format!("algorithm {n}: expected 13 (ECDSA P-256 with SHA-256) or 15 (Ed25519)")
+        })?,
+    };
+    match raw.denial.as_deref() {
+        None | Some("nsec") => {}
+        Some("nsec3") => {
+            return Err("denial nsec3: not supported yet: expected nsec".into());
+        }
+        Some(other) => return Err(format!("denial `{other}`: expected nsec")),
+    }
+    let validity = raw.validity.unwrap_or(Policy::VALIDITY);
+    let refresh = raw.refresh.unwrap_or(Policy::REFRESH);
+    if validity < std::time::Duration::from_secs(2 * 3600) {
+        return Err("validity below 2h: expected at least 2h (14d by default)".into());
+    }
+    if refresh + std::time::Duration::from_secs(3600) > validity {
+        return Err(format!(
+            "refresh {} leaves less than an hour of the validity {}: expected refresh well below validity (7d of 14d by default)",
+            duration::show(refresh),
+            duration::show(validity)
+        ));
+    }
+    let keys = match &raw.keys {
+        Some(dir) if dir.is_empty() => return Err("keys is empty: expected a folder".into()),
+        Some(dir) => base.join(dir),
+        None => state_dir.join("keys"),
+    };
+    Ok(Policy {
+        algorithm,
+        keys,
+        validity,
+        refresh,
+    })
 }
 
 #[cfg(test)]

@@ -188,6 +188,29 @@ pub struct RawZone {
     /// How the served serial follows the zone's content.
     #[serde(default)]
     pub serial_policy: crate::config::SerialPolicy,
+    /// Serve the zone signed (DNSSEC): `dnssec: {}` for the defaults.
+    #[serde(default)]
+    pub dnssec: Option<RawDnssec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDnssec {
+    /// 13 (ECDSA P-256 with SHA-256, the default) or 15 (Ed25519).
+    #[serde(default)]
+    pub algorithm: Option<u8>,
+    /// The key files' folder; default `keys` in `state_dir`.
+    #[serde(default)]
+    pub keys: Option<String>,
+    /// How long signatures are valid (default 14d).
+    #[serde(default, deserialize_with = "crate::config::duration::optional")]
+    pub validity: Option<std::time::Duration>,
+    /// How long before they expire the zone is signed again (default 7d).
+    #[serde(default, deserialize_with = "crate::config::duration::optional")]
+    pub refresh: Option<std::time::Duration>,
+    /// Authenticated denial: `nsec` (the only one so far).
+    #[serde(default)]
+    pub denial: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

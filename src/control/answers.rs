@@ -194,6 +194,7 @@ mod tests {
             config_line: None,
             transfer: Default::default(),
             serial_policy: policy,
+            dnssec: None,
         }
     }
 

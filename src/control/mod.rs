@@ -16,7 +16,7 @@
 mod act;
 mod announce;
 pub mod answers;
-mod clock;
+pub mod clock;
 pub mod cluster;
 mod decide;
 pub mod drill;
@@ -476,7 +476,13 @@ impl Controller {
         self.served();
         let withheld = self.differing();
         let transfers = match self.history.lock() {
-            Ok(mut history) => history.record(&records, &self.serials, &withheld),
+            Ok(mut history) => {
+                // A signed zone's transfers carry the signatures made for
+                // what is served now (the SOA's, the failover records').
+                let mut served = records.clone();
+                served.extend(self.base.table.signatures(&records, &self.serials));
+                history.record(&served, &self.serials, &withheld)
+            }
             Err(_) => Arc::default(),
         };
         self.table.store(Arc::new(self.base.serve(

@@ -95,7 +95,8 @@ fn prepare_with_room(table: &AnswerTable, request: &Request, reserve: usize) -> 
         }
         Ok(query) => query,
     };
-    let mut res = table.resolve(query.name(), query.query_type());
+    let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    let mut res = table.resolve_signed(query.name(), query.query_type(), dnssec_ok);
     metadata.response_code = res.rcode;
     metadata.authoritative = res.authoritative;
     // Over TCP the whole message limit is the encoder's (64 KiB); only a UDP

@@ -50,6 +50,9 @@ pub struct Zone {
     pub records: std::sync::Arc<Records>,
     /// `Records::digest` of the records: what one serial stands for.
     pub digest: String,
+    /// The signing state of a zone served signed (`dnssec:`), for the
+    /// signatures made as it is served: the SOA's, the failover records'.
+    pub signed: Option<std::sync::Arc<crate::dnssec::Signed>>,
 }
 
 /// Reads and checks every zone the config names, and that the failover
@@ -409,6 +412,7 @@ impl Checker {
         Zone {
             origin: origin.clone(),
             digest: records.digest(),
+            signed: None,
             records: std::sync::Arc::new(records),
         }
     }

@@ -76,6 +76,8 @@ struct ZoneTable {
     /// (RFC 2308 section 3), for the authority section of negative answers.
     negative_soa: Record,
     serial: u32,
+    /// A signed zone's signing state (`dnssec:`).
+    signed: Option<Arc<crate::dnssec::Signed>>,
 }
 
 /// The records at one name; empty for an empty non-terminal.
@@ -223,16 +225,10 @@ impl AnswerTable {
                     }
                 }
                 overlay.insert(zone.origin.clone(), apex);
-                for record in records {
+                let mine = self.records_of(zone, records);
+                let signatures = zone.signatures(&mine, serial);
+                for record in mine.iter().copied().chain(&signatures) {
                     let name = LowerName::new(&record.name);
-                    let closest = self
-                        .zones
-                        .iter()
-                        .find(|z| z.origin.zone_of(&name))
-                        .map(|z| &z.origin);
-                    if closest != Some(&zone.origin) {
-                        continue;
-                    }
                     let node = overlay.entry(name.clone()).or_insert_with(|| {
                         zone.static_node(&name)
                             .map(NodeRef::owned)
@@ -266,10 +262,44 @@ impl AnswerTable {
                     cuts: zone.cuts.clone(),
                     negative_soa,
                     serial,
+                    signed: zone.signed.clone(),
                 }
             })
             .collect();
         Self { zones }
+    }
+
+    /// The records of `records` whose closest zone is `zone`.
+    fn records_of<'r>(&self, zone: &ZoneTable, records: &'r [Record]) -> Vec<&'r Record> {
+        records
+            .iter()
+            .filter(|record| {
+                let name = LowerName::new(&record.name);
+                self.zones
+                    .iter()
+                    .find(|z| z.origin.zone_of(&name))
+                    .is_some_and(|z| z.origin == zone.origin)
+            })
+            .collect()
+    }
+
+    /// What signed zones serve beside the failover records `records`
+    /// with the serials `serials`: the SOA's RRSIG, the failover RRsets'
+    /// (made ahead at the load) and the NSEC of the failover names with
+    /// its RRSIG. Nothing for unsigned zones. Transfers send these with
+    /// the failover records.
+    pub fn signatures(&self, records: &[Record], serials: &BTreeMap<String, u32>) -> Vec<Record> {
+        self.zones
+            .iter()
+            .filter(|zone| zone.signed.is_some())
+            .flat_map(|zone| {
+                let serial = serials
+                    .get(&Name::from(&zone.origin).to_string())
+                    .copied()
+                    .unwrap_or(zone.serial);
+                zone.signatures(&self.records_of(zone, records), serial)
+            })
+            .collect()
     }
 
     /// Whether `name` is the apex of a served zone.
@@ -375,7 +405,17 @@ impl AnswerTable {
     pub fn resolve(&self, qname: &Name, qtype: RecordType) -> Resolution {
         let lower = LowerName::new(qname);
         match self.zones.iter().find(|z| z.origin.zone_of(&lower)) {
-            Some(zone) => zone.resolve(qname, lower, qtype),
+            Some(zone) => zone.resolve(qname, lower, qtype, false),
+            None => Resolution::new(ResponseCode::Refused, false),
+        }
+    }
+
+    /// `resolve`, with the RRSIGs and denial proofs of signed zones when
+    /// `dnssec` (the query's DO bit).
+    pub fn resolve_signed(&self, qname: &Name, qtype: RecordType, dnssec: bool) -> Resolution {
+        let lower = LowerName::new(qname);
+        match self.zones.iter().find(|z| z.origin.zone_of(&lower)) {
+            Some(zone) => zone.resolve(qname, lower, qtype, dnssec),
             None => Resolution::new(ResponseCode::Refused, false),
         }
     }
@@ -435,7 +475,56 @@ impl ZoneTable {
             cuts: Arc::new(cuts),
             negative_soa,
             serial,
+            signed: zone.signed,
         })
+    }
+
+    /// `AnswerTable::signatures` for this zone: `mine` are the failover
+    /// records in it.
+    fn signatures(&self, mine: &[&Record], serial: u32) -> Vec<Record> {
+        let Some(signed) = &self.signed else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(mut soa) = self
+            .static_node(&self.origin)
+            .and_then(|n| n.get(RecordType::SOA))
+            .map(|set| set.into_owned())
+        {
+            for record in &mut soa {
+                if let RData::SOA(data) = &mut record.data {
+                    data.serial = serial;
+                }
+            }
+            out.extend(signed.sign(&soa).iter().cloned());
+        }
+        let mut sets: Vec<Vec<Record>> = Vec::new();
+        for record in mine {
+            match sets
+                .iter_mut()
+                .find(|s| s[0].name == record.name && s[0].record_type() == record.record_type())
+            {
+                Some(set) => set.push((*record).clone()),
+                None => sets.push(vec![(*record).clone()]),
+            }
+        }
+        for set in &sets {
+            out.extend(signed.sign(set).iter().cloned());
+        }
+        out.extend(signed.dynamic_nsecs(|key| {
+            let name = wire_name(key);
+            let mut types = self
+                .static_node(&name)
+                .map(NodeRef::types)
+                .unwrap_or_default();
+            for set in &sets {
+                if LowerName::new(&set[0].name) == name {
+                    types.push(set[0].record_type());
+                }
+            }
+            types
+        }));
+        out
     }
 
     /// The zone file's node at `name`.
@@ -458,7 +547,16 @@ impl ZoneTable {
         }
     }
 
-    fn resolve(&self, qname: &Name, lower: LowerName, qtype: RecordType) -> Resolution {
+    fn resolve(
+        &self,
+        qname: &Name,
+        lower: LowerName,
+        qtype: RecordType,
+        dnssec: bool,
+    ) -> Resolution {
+        // RRSIGs and denial proofs go only to a client that set DO (RFC
+        // 4035 section 3.2.1), for a zone that is signed.
+        let dnssec = dnssec && self.signed.is_some();
         let mut res = Resolution::new(ResponseCode::NoError, true);
         let mut name = qname.clone();
         let mut lower = lower;
@@ -471,40 +569,81 @@ impl ZoneTable {
                     if res.answer.is_empty() {
                         res.authoritative = false;
                         self.referral(&cut, &mut res);
+                        if dnssec {
+                            // The DS, or the NSEC proving there is none
+                            // (RFC 4035 section 3.1.4).
+                            let node = self.node(&cut);
+                            match node.and_then(|n| n.get(RecordType::DS)) {
+                                Some(ds) => {
+                                    res.authority.extend(ds.iter().cloned());
+                                    let owner = Name::from(&cut);
+                                    let sigs = signatures(node, RecordType::DS, &owner);
+                                    res.authority.extend(sigs);
+                                }
+                                None => self.nsec_at(&cut, &mut res.authority),
+                            }
+                        }
                     }
                     return res;
                 }
             }
-            let (node, owner) = match self.node(&lower) {
-                Some(node) => (node, name.clone()),
+            let (node, owner, wildcard) = match self.node(&lower) {
+                Some(node) => (node, name.clone(), None),
                 None => match self.wildcard_for(&lower) {
                     // The answer is synthesised with the name asked for.
-                    Some(node) => (node, name.clone()),
+                    Some((node, wildcard)) => (node, name.clone(), Some(wildcard)),
                     None => {
                         res.rcode = ResponseCode::NXDomain;
-                        res.authority.push(self.negative_soa.clone());
+                        self.negative(dnssec, &mut res);
+                        if dnssec {
+                            // The name does not exist, nor does the
+                            // wildcard at its closest encloser (RFC 4035
+                            // section 3.1.3.2).
+                            self.deny(&lower, &mut res.authority);
+                            let encloser = self.closest_encloser(&lower);
+                            if let Ok(star) = Name::from(&encloser).prepend_label("*") {
+                                self.deny(&LowerName::new(&star), &mut res.authority);
+                            }
+                        }
                         return res;
                     }
                 },
+            };
+            // A wildcard's answer also proves the name asked for does not
+            // exist (RFC 4035 section 3.1.3.3).
+            let expanded = |res: &mut Resolution| {
+                if dnssec && wildcard.is_some() {
+                    self.deny(&lower, &mut res.authority);
+                }
+            };
+            let positive = |res: &mut Resolution, set: &[Record]| {
+                res.answer.extend(renamed(set, &owner));
+                if dnssec && let Some(first) = set.first() {
+                    res.answer
+                        .extend(signatures(Some(node), first.record_type(), &owner));
+                }
             };
             if qtype == RecordType::ANY {
                 // RFC 8482: one RRset is enough.
                 match node.first() {
                     Some(set) => {
-                        res.answer.extend(renamed(&set, &owner));
+                        positive(&mut res, &set);
+                        expanded(&mut res);
                         self.additional_for(&set, &mut res);
                     }
-                    None => res.authority.push(self.negative_soa.clone()),
+                    None => self.negative(dnssec, &mut res),
                 }
                 return res;
             }
             if let Some(set) = node.get(qtype) {
-                res.answer.extend(renamed(&set, &owner));
+                positive(&mut res, &set);
+                expanded(&mut res);
                 self.additional_for(&set, &mut res);
                 return res;
             }
             if let Some(set) = node.get(RecordType::CNAME) {
-                res.answer.extend(renamed(&set, &owner));
+                positive(&mut res, &set);
+                expanded(&mut res);
                 let target = match set.first().map(|r| &r.data) {
                     Some(RData::CNAME(target)) => target.0.clone(),
                     _ => return res,
@@ -521,9 +660,87 @@ impl ZoneTable {
                 lower = target_lower;
                 continue;
             }
-            res.authority.push(self.negative_soa.clone());
+            self.negative(dnssec, &mut res);
+            if dnssec {
+                // No data: the NSEC at the name (or, for a wildcard, the
+                // proof the name does not exist and the wildcard's NSEC;
+                // for an empty non-terminal, the NSEC that covers it).
+                match &wildcard {
+                    Some(star) => {
+                        self.deny(&lower, &mut res.authority);
+                        self.nsec_at(star, &mut res.authority);
+                    }
+                    None => self.nsec_at(&lower, &mut res.authority),
+                }
+            }
             return res;
         }
+    }
+
+    /// The SOA of a negative answer, and its RRSIG for `dnssec`.
+    fn negative(&self, dnssec: bool, res: &mut Resolution) {
+        res.authority.push(self.negative_soa.clone());
+        if dnssec {
+            let owner = Name::from(&self.origin);
+            let ttl = self.negative_soa.ttl;
+            res.authority.extend(
+                signatures(self.node(&self.origin), RecordType::SOA, &owner).map(|mut r| {
+                    r.ttl = ttl;
+                    r
+                }),
+            );
+        }
+    }
+
+    /// The NSEC at `name` with its RRSIG; the one that covers it when
+    /// `name` has none (an empty non-terminal).
+    fn nsec_at(&self, name: &LowerName, out: &mut Vec<Record>) {
+        let node = self.node(name);
+        match node.and_then(|n| n.get(RecordType::NSEC)) {
+            Some(nsec) => {
+                let owner = Name::from(name);
+                for record in nsec
+                    .iter()
+                    .cloned()
+                    .chain(signatures(node, RecordType::NSEC, &owner))
+                {
+                    if !out.contains(&record) {
+                        out.push(record);
+                    }
+                }
+            }
+            None => self.deny(name, out),
+        }
+    }
+
+    /// The NSEC (with its RRSIG) whose span covers `name`, once.
+    fn deny(&self, name: &LowerName, out: &mut Vec<Record>) {
+        let Some(signed) = &self.signed else {
+            return;
+        };
+        let covering = wire_name(signed.covering(&wire_key(name)));
+        let node = self.node(&covering);
+        if let Some(nsec) = node.and_then(|n| n.get(RecordType::NSEC)) {
+            let owner = Name::from(&covering);
+            for record in nsec
+                .iter()
+                .cloned()
+                .chain(signatures(node, RecordType::NSEC, &owner))
+            {
+                if !out.contains(&record) {
+                    out.push(record);
+                }
+            }
+        }
+    }
+
+    /// The closest existing ancestor of `name` (RFC 4592 section 3.3.1).
+    fn closest_encloser(&self, name: &LowerName) -> LowerName {
+        let mut encloser = name.base_name();
+        while self.node(&encloser).is_none() && encloser != self.origin && !encloser.is_root() {
+            encloser = encloser.base_name();
+        }
+        encloser
     }
 
     /// The highest zone cut at or above `name`, if any.
@@ -549,16 +766,11 @@ impl ZoneTable {
 
     /// The wildcard node that covers `name`, which does not exist: `*.` and
     /// the closest existing ancestor (RFC 4592 section 3.3.1).
-    fn wildcard_for(&self, name: &LowerName) -> Option<NodeRef<'_>> {
-        let mut encloser = name.base_name();
-        while self.node(&encloser).is_none() {
-            if encloser == self.origin || encloser.is_root() {
-                return None;
-            }
-            encloser = encloser.base_name();
-        }
-        let wildcard = Name::from(&encloser).prepend_label("*").ok()?;
-        self.node(&LowerName::new(&wildcard))
+    fn wildcard_for(&self, name: &LowerName) -> Option<(NodeRef<'_>, LowerName)> {
+        let encloser = self.closest_encloser(name);
+        self.node(&encloser)?;
+        let wildcard = LowerName::new(&Name::from(&encloser).prepend_label("*").ok()?);
+        self.node(&wildcard).map(|node| (node, wildcard))
     }
 
     fn referral(&self, cut: &LowerName, res: &mut Resolution) {
@@ -605,6 +817,31 @@ impl ZoneTable {
             done.push(target);
         }
     }
+}
+
+/// The RRSIGs at `node` that cover `rtype`, with the owner `owner` (a
+/// wildcard's keep their labels field: the validator sees the expansion).
+fn signatures<'a>(
+    node: Option<NodeRef<'a>>,
+    rtype: RecordType,
+    owner: &Name,
+) -> impl Iterator<Item = Record> + 'a {
+    let sigs = node
+        .and_then(|n| n.get(RecordType::RRSIG))
+        .unwrap_or_default();
+    let owner = owner.clone();
+    sigs.into_owned().into_iter().filter_map(move |mut r| {
+        let covers = match &r.data {
+            RData::Unknown { rdata, .. } => {
+                crate::dnssec::sign::covered(&rdata.anything) == Some(rtype)
+            }
+            _ => false,
+        };
+        covers.then(|| {
+            r.name = owner.clone();
+            r
+        })
+    })
 }
 
 /// `set` with every owner name replaced by `owner`.

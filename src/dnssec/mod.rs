@@ -1,0 +1,533 @@
+//! DNSSEC, signed in advance (RFC 4033-4035). A zone with `dnssec:` is
+//! signed when it is loaded, off the answering path: every RRset of the
+//! zone file, the DNSKEY, CDS and CDNSKEY sets at the apex, and the NSEC
+//! chain over its names. The failover records' names never change, only
+//! their addresses: each site's variant of every failover RRset is
+//! signed at the load too, so a failover picks signatures made before it
+//! and signs only the new SOA (`Signed::sign`, cached).
+//!
+//! Signatures are deterministic (RFC 6979 ECDSA, Ed25519) and their times
+//! come from the clock in steps (`times`): the same zone and keys signed
+//! by any node in the same step are the same bytes, so the zone's digest,
+//! and with it its serial, only moves when the content, the keys or the
+//! step does. A new step comes `refresh` before the signatures expire.
+
+pub mod keys;
+pub mod sign;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use hickory_proto::{
+    rr::{LowerName, Name, RData, Record, RecordType, rdata::NULL},
+    serialize::binary::{BinEncodable, BinEncoder},
+};
+
+use crate::zone::{
+    Records, Zone,
+    records::{lower_wire, wire_key, wire_key_of, wire_zone_of},
+};
+pub use keys::{Algorithm, Key};
+use sign::Validity;
+
+/// The signed-zone settings of one zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub algorithm: Algorithm,
+    /// Where the key files are.
+    pub keys: PathBuf,
+    /// How long a signature is valid from its step's start.
+    pub validity: Duration,
+    /// How long before expiry the zone is signed again.
+    pub refresh: Duration,
+}
+
+impl Policy {
+    pub const VALIDITY: Duration = Duration::from_secs(14 * 86_400);
+    pub const REFRESH: Duration = Duration::from_secs(7 * 86_400);
+}
+
+/// Signatures start this long before their step, for clocks behind ours.
+const BACKDATE: u32 = 3600;
+/// Signatures made at a failover (a new SOA, a TTL a drill lowered) kept
+/// for the next; past it the cache starts again.
+const RECENT: usize = 1024;
+
+/// The inception and expiration of the signatures made at `now_s`
+/// (seconds) for `origin`: steps of `validity - refresh`, offset per zone
+/// (a fixed jitter, so many zones are not all signed again at once).
+pub fn times(origin: &Name, policy: &Policy, now_s: u64) -> Validity {
+    let step = policy
+        .validity
+        .saturating_sub(policy.refresh)
+        .as_secs()
+        .max(3600);
+    let hash = ring::digest::digest(&ring::digest::SHA256, &wire_key_of(&origin.to_lowercase()));
+    let mut eight = [0u8; 8];
+    eight.copy_from_slice(&hash.as_ref()[..8]);
+    let offset = u64::from_le_bytes(eight) % step;
+    let start = now_s.saturating_sub(offset) / step * step + offset;
+    Validity {
+        inception: (start as u32).wrapping_sub(BACKDATE),
+        expiration: (start + policy.validity.as_secs()) as u32,
+    }
+}
+
+/// When the zone signed at `now_s` is due to be signed again (seconds).
+pub fn next_step(origin: &Name, policy: &Policy, now_s: u64) -> u64 {
+    let current = times(origin, policy, now_s);
+    u64::from(current.inception)
+        + u64::from(BACKDATE)
+        + policy
+            .validity
+            .saturating_sub(policy.refresh)
+            .as_secs()
+            .max(3600)
+}
+
+/// What answers and transfers need of a signed zone after its load: the
+/// keys, the times, the NSEC chain's names, and the signatures made
+/// ahead for the failover records.
+pub struct Signed {
+    keys: Vec<Key>,
+    pub validity: Validity,
+    /// The apex, wire format, lower case.
+    apex: Box<[u8]>,
+    /// Every name of the NSEC chain, wire format, lower case, in
+    /// canonical order (the apex first).
+    chain: Vec<Box<[u8]>>,
+    /// The TTL of NSEC records (RFC 9077: the SOA's minimum or TTL).
+    pub nsec_ttl: u32,
+    /// The failover records' names in the zone, wire format, lower case:
+    /// their NSEC follows the types served there (`nsec_at`).
+    dynamic: Vec<Box<[u8]>>,
+    presigned: HashMap<[u8; 32], Arc<[Record]>>,
+    recent: Mutex<HashMap<[u8; 32], Arc<[Record]>>>,
+}
+
+impl std::fmt::Debug for Signed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signed")
+            .field("keys", &self.keys)
+            .field("validity", &self.validity)
+            .field("names", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record's RDATA in wire format, names written in full.
+pub fn rdata_bytes(record: &Record) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    let mut encoder = BinEncoder::new(&mut out);
+    encoder.set_canonical_form(true);
+    let _ = record.data.emit(&mut encoder);
+    out
+}
+
+/// A record of a type hickory does not model here, from its RDATA.
+pub fn raw_record(owner: Name, ttl: u32, rtype: RecordType, rdata: Vec<u8>) -> Record {
+    Record::from_rdata(
+        owner,
+        ttl,
+        RData::Unknown {
+            code: rtype,
+            rdata: NULL::with(rdata),
+        },
+    )
+}
+
+impl Signed {
+    /// The key tags in use, for status and logs.
+    pub fn tags(&self) -> Vec<u16> {
+        self.keys.iter().map(|k| k.tag).collect()
+    }
+
+    fn cache_key(owner: &[u8], rtype: RecordType, ttl: u32, rdatas: &[Vec<u8>]) -> [u8; 32] {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut owner = owner.to_vec();
+        owner.make_ascii_lowercase();
+        context.update(&owner);
+        context.update(&u16::from(rtype).to_be_bytes());
+        context.update(&ttl.to_be_bytes());
+        for r in rdatas {
+            context.update(&(r.len() as u32).to_be_bytes());
+            context.update(r);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(context.finish().as_ref());
+        key
+    }
+
+    /// The RRSIGs (one per key) of one RRset; from those made ahead when
+    /// there are, else made now and kept for the next time.
+    pub fn sign(&self, set: &[Record]) -> Arc<[Record]> {
+        let Some(first) = set.first() else {
+            return Arc::from(Vec::new());
+        };
+        let owner = wire_key_of(&first.name);
+        let rtype = first.record_type();
+        let mut rdatas: Vec<Vec<u8>> = set
+            .iter()
+            .map(|r| sign::canonical_rdata(rtype, &rdata_bytes(r)))
+            .collect();
+        rdatas.sort();
+        rdatas.dedup();
+        let key = Self::cache_key(&owner, rtype, first.ttl, &rdatas);
+        if let Some(found) = self.presigned.get(&key) {
+            return found.clone();
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = recent.get(&key) {
+            return found.clone();
+        }
+        let made: Arc<[Record]> = self
+            .make(&first.name, &owner, rtype, first.ttl, &rdatas)
+            .into();
+        if recent.len() >= RECENT {
+            recent.clear();
+        }
+        recent.insert(key, made.clone());
+        made
+    }
+
+    fn make(
+        &self,
+        name: &Name,
+        owner: &[u8],
+        rtype: RecordType,
+        ttl: u32,
+        rdatas: &[Vec<u8>],
+    ) -> Vec<Record> {
+        let refs: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();
+        self.keys
+            .iter()
+            .map(|key| {
+                let rdata = sign::rrsig(key, owner, rtype, ttl, &refs, self.validity, &self.apex);
+                raw_record(name.clone(), ttl, RecordType::RRSIG, rdata)
+            })
+            .collect()
+    }
+
+    /// The chain's name at or before `key` (wire format) in canonical
+    /// order: the owner of the NSEC that matches or covers it.
+    pub fn covering(&self, key: &[u8]) -> &[u8] {
+        let after = self
+            .chain
+            .partition_point(|n| sign::canonical_cmp(n, key) != std::cmp::Ordering::Greater);
+        &self.chain[after.saturating_sub(1)]
+    }
+
+    /// The name after `key` in the chain (the apex after the last).
+    fn next(&self, key: &[u8]) -> &[u8] {
+        let after = self
+            .chain
+            .partition_point(|n| sign::canonical_cmp(n, key) != std::cmp::Ordering::Greater);
+        self.chain.get(after).unwrap_or(&self.chain[0])
+    }
+
+    /// Whether `key` (wire format, lower case) is a failover record's name.
+    pub fn is_dynamic(&self, key: &[u8]) -> bool {
+        self.dynamic.iter().any(|d| **d == *key)
+    }
+
+    /// The failover names' NSEC records (and their RRSIGs) for the types
+    /// each holds now (`types_at`): a failover changes addresses, not
+    /// names, but a site without an address of one family leaves that
+    /// type out.
+    pub fn dynamic_nsecs(&self, types_at: impl Fn(&[u8]) -> Vec<RecordType>) -> Vec<Record> {
+        let mut out = Vec::new();
+        for key in &self.dynamic {
+            let mut types = types_at(key);
+            types.retain(|t| *t != RecordType::NSEC && *t != RecordType::RRSIG);
+            types.extend([RecordType::NSEC, RecordType::RRSIG]);
+            let mut rdata = self.next(key).to_vec();
+            rdata.extend_from_slice(&sign::type_bitmap(&types));
+            let name = Name::from(&crate::zone::records::wire_name(key));
+            let nsec = raw_record(name, self.nsec_ttl, RecordType::NSEC, rdata);
+            let sigs = self.sign(std::slice::from_ref(&nsec));
+            out.push(nsec);
+            out.extend(sigs.iter().cloned());
+        }
+        out
+    }
+}
+
+/// Signs `zone` under `policy` at `now_s`: the records of the file with
+/// the DNSKEY, CDS and CDNSKEY sets, the NSEC chain and every RRSIG but
+/// those of the SOA and the failover names' NSEC (made as they are
+/// served). `dynamic` are the failover records' names; `variants` each
+/// site's failover records, signed ahead. Keys are made when there are
+/// none.
+pub fn sign_zone(
+    zone: &Zone,
+    policy: &Policy,
+    dynamic: &[Name],
+    variants: &[Vec<Record>],
+    now_s: u64,
+) -> Result<Zone, String> {
+    let origin = &zone.origin;
+    let records = &zone.records;
+    let soa = records
+        .first_of(RecordType::SOA)
+        .ok_or_else(|| format!("zone {origin} has no SOA"))?;
+    let minimum = match &soa.data {
+        RData::SOA(s) => s.minimum,
+        _ => soa.ttl,
+    };
+    for i in 0..records.len() {
+        let rtype = records.rtype(i);
+        if matches!(
+            rtype,
+            RecordType::RRSIG
+                | RecordType::NSEC
+                | RecordType::NSEC3
+                | RecordType::NSEC3PARAM
+                | RecordType::DNSKEY
+                | RecordType::CDS
+                | RecordType::CDNSKEY
+        ) {
+            let owner = Name::from(&crate::zone::records::wire_name(records.owner(i)));
+            return Err(format!(
+                "zone {origin} is signed by geofailover (dnssec:), but its file holds a {rtype} record at {owner}: remove it (keys go in the key folder, {})",
+                policy.keys.display()
+            ));
+        }
+    }
+    let (keys, created) = keys::load_or_create(&policy.keys, origin, policy.algorithm, soa.ttl)?;
+    if created {
+        tracing::info!(zone = %origin, folder = %policy.keys.display(), tag = keys[0].tag, "made a signing key (CSK) for the zone");
+    }
+    let apex: Box<[u8]> = lower_wire(&wire_key(&LowerName::new(origin)));
+    let cuts: Vec<Box<[u8]>> = records
+        .nodes()
+        .filter(|(key, range)| {
+            !key.eq_ignore_ascii_case(&apex)
+                && range.clone().any(|i| records.rtype(i) == RecordType::NS)
+        })
+        .map(|(key, _)| lower_wire(key))
+        .collect();
+    // Strictly below a cut: glue, not the zone's own data.
+    let below_cut = |key: &[u8]| {
+        let mut at = 0;
+        let mut first = true;
+        while key.len() - at > apex.len() {
+            if !first && cuts.iter().any(|c| **c == key[at..]) {
+                return true;
+            }
+            first = false;
+            at += 1 + usize::from(key[at]);
+        }
+        false
+    };
+    let at_cut = |key: &[u8]| cuts.iter().any(|c| **c == *key);
+    let mut dynamic: Vec<Box<[u8]>> = dynamic
+        .iter()
+        .map(|n| lower_wire(&wire_key(&LowerName::new(n))))
+        .filter(|k| wire_zone_of(&apex, k))
+        .collect();
+    // A name with an A and an AAAA failover record is listed twice.
+    dynamic.sort();
+    dynamic.dedup();
+
+    let mut chain: Vec<Box<[u8]>> = records
+        .nodes()
+        .map(|(key, _)| lower_wire(key))
+        .filter(|k| !below_cut(k))
+        .chain(dynamic.iter().cloned())
+        .collect();
+    chain.sort_by(|a, b| sign::canonical_cmp(a, b));
+    chain.dedup();
+
+    let mut signed = Signed {
+        keys,
+        validity: times(origin, policy, now_s),
+        apex: apex.clone(),
+        chain,
+        nsec_ttl: soa.ttl.min(minimum),
+        dynamic,
+        presigned: HashMap::new(),
+        recent: Mutex::new(HashMap::new()),
+    };
+
+    let mut added: Vec<Record> = Vec::new();
+    // The apex's key sets.
+    let dnskeys: Vec<Record> = signed
+        .keys
+        .iter()
+        .map(|k| {
+            raw_record(
+                origin.clone(),
+                soa.ttl,
+                RecordType::DNSKEY,
+                k.dnskey_rdata(),
+            )
+        })
+        .collect();
+    let sep: Vec<&Key> = signed.keys.iter().filter(|k| k.flags & 1 == 1).collect();
+    let cds: Vec<Record> = sep
+        .iter()
+        .map(|k| raw_record(origin.clone(), soa.ttl, RecordType::CDS, k.ds_rdata(&apex)))
+        .collect();
+    let cdnskeys: Vec<Record> = sep
+        .iter()
+        .map(|k| {
+            raw_record(
+                origin.clone(),
+                soa.ttl,
+                RecordType::CDNSKEY,
+                k.dnskey_rdata(),
+            )
+        })
+        .collect();
+    for set in [&dnskeys, &cds, &cdnskeys] {
+        if !set.is_empty() {
+            added.extend(signed.sign(set).iter().cloned());
+            added.extend(set.iter().cloned());
+        }
+    }
+    // Every RRset of the file's own data, and the NSEC of each name.
+    for (key, range) in records.nodes() {
+        let lower = lower_wire(key);
+        if below_cut(&lower) {
+            continue;
+        }
+        let cut = at_cut(&lower);
+        let owner = Name::from(&crate::zone::records::wire_name(key));
+        let mut types: Vec<RecordType> = Vec::new();
+        let mut at = range.start;
+        while at < range.end {
+            let rtype = records.rtype(at);
+            let end = (at..range.end)
+                .find(|&i| records.rtype(i) != rtype)
+                .unwrap_or(range.end);
+            types.push(rtype);
+            if rtype != RecordType::SOA && (!cut || rtype == RecordType::DS) {
+                let rdatas: Vec<Vec<u8>> = (at..end)
+                    .map(|i| sign::canonical_rdata(rtype, records.rdata(i)))
+                    .collect();
+                added.extend(signed.make(&owner, key, rtype, records.ttl(at), &rdatas));
+            }
+            at = end;
+        }
+        if signed.is_dynamic(&lower) {
+            continue;
+        }
+        if *lower == *apex {
+            types.extend([RecordType::DNSKEY, RecordType::CDS, RecordType::CDNSKEY]);
+        }
+        types.extend([RecordType::NSEC, RecordType::RRSIG]);
+        let mut rdata = signed.next(&lower).to_vec();
+        rdata.extend_from_slice(&sign::type_bitmap(&types));
+        let nsec = raw_record(owner.clone(), signed.nsec_ttl, RecordType::NSEC, rdata);
+        let rdatas = vec![sign::canonical_rdata(RecordType::NSEC, &rdata_bytes(&nsec))];
+        added.extend(signed.make(&owner, key, RecordType::NSEC, signed.nsec_ttl, &rdatas));
+        added.push(nsec);
+    }
+    // Each site's failover RRsets, signed ahead.
+    let mut presigned = HashMap::new();
+    for variant in variants {
+        let mut sets: Vec<Vec<Record>> = Vec::new();
+        for record in variant {
+            let key = wire_key_of(&record.name);
+            if !wire_zone_of(&apex, &lower_wire(&key)) {
+                continue;
+            }
+            match sets
+                .iter_mut()
+                .find(|s| s[0].name == record.name && s[0].record_type() == record.record_type())
+            {
+                Some(set) => set.push(record.clone()),
+                None => sets.push(vec![record.clone()]),
+            }
+        }
+        for set in sets {
+            let first = &set[0];
+            let owner = wire_key_of(&first.name);
+            let rtype = first.record_type();
+            let mut rdatas: Vec<Vec<u8>> = set
+                .iter()
+                .map(|r| sign::canonical_rdata(rtype, &rdata_bytes(r)))
+                .collect();
+            rdatas.sort();
+            rdatas.dedup();
+            let cache = Signed::cache_key(&owner, rtype, first.ttl, &rdatas);
+            let made: Arc<[Record]> = signed
+                .make(&first.name, &owner, rtype, first.ttl, &rdatas)
+                .into();
+            presigned.insert(cache, made);
+        }
+    }
+    signed.presigned = presigned;
+
+    let mut all = records.to_vec();
+    all.extend(added);
+    let records = Arc::new(Records::build(all));
+    Ok(Zone {
+        origin: origin.clone(),
+        digest: records.digest(),
+        records,
+        signed: Some(Arc::new(signed)),
+    })
+}
+
+/// The DS records of `zone`'s keys with a secure-entry-point flag, in
+/// zone-file form, for the parent (the registrar).
+pub fn ds_lines(origin: &Name, keys: &[Key], ttl: u32) -> Vec<String> {
+    let apex = lower_wire(&wire_key(&LowerName::new(origin)));
+    keys.iter()
+        .filter(|k| k.flags & 1 == 1)
+        .map(|k| {
+            let rdata = k.ds_rdata(&apex);
+            let hex: String = rdata[4..].iter().map(|b| format!("{b:02X}")).collect();
+            format!(
+                "{} {ttl} IN DS {} {} 2 {hex}",
+                origin.to_lowercase(),
+                k.tag,
+                k.algorithm.number()
+            )
+        })
+        .collect()
+}
+
+/// Signs every zone the config serves signed (`dnssec:`), at `now_s`;
+/// the others are returned as they are. Slow for a large zone: run it
+/// off the async runtime.
+pub fn sign_all(
+    config: &crate::config::Config,
+    zones: Vec<Zone>,
+    now_s: u64,
+) -> Result<Vec<Zone>, String> {
+    let dynamic: Vec<Name> = config
+        .failover
+        .iter()
+        .flat_map(|f| f.records.iter().map(|r| r.name.clone()))
+        .collect();
+    let variants: Vec<Vec<Record>> = config
+        .failover
+        .iter()
+        .flat_map(|f| {
+            crate::engine::Role::BOTH
+                .iter()
+                .map(|role| crate::control::answers::failover_records(f, *role, None))
+        })
+        .collect();
+    zones
+        .into_iter()
+        .map(|zone| {
+            let policy = config
+                .zones
+                .iter()
+                .find(|s| s.origin == zone.origin)
+                .and_then(|s| s.dnssec.as_ref());
+            match policy {
+                Some(policy) => sign_zone(&zone, policy, &dynamic, &variants, now_s)
+                    .map_err(|e| format!("zone {}: {e}", zone.origin)),
+                None => Ok(zone),
+            }
+        })
+        .collect()
+}
