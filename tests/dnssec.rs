@@ -17,7 +17,10 @@ use std::{
 
 use common::{
     Geofailover, Reference, StandIn, a_records, dig, repo_zones, soa_serial,
-    unbound::{Answer, RootZone, Unbound, axfr_to_file, ds_records, sign_with_bind, verify_zone},
+    unbound::{
+        Answer, Keys, RootZone, Unbound, axfr_to_file, ds_records, rrsig_ttl_mismatches,
+        sign_with_bind, sign_with_bind_keys, verify_zone, zone_lines,
+    },
     wait_until,
 };
 
@@ -73,7 +76,8 @@ fn the_harness_validates_a_zone_signed_by_bind() {
         "{}www             IN  A    {PRIMARY_A}\n                IN  AAAA {PRIMARY_AAAA}\n",
         signed_test_zone()
     );
-    let signed = sign_with_bind(dir.path(), "example.com", &zone);
+    // One CSK, as geofailover signs (the root has a KSK and a ZSK).
+    let signed = sign_with_bind_keys(dir.path(), "example.com", &zone, Keys::Csk);
     // example.net: keys made and a DS published, but served unsigned, as
     // a zone whose signatures were lost.
     let net = sign_with_bind(
@@ -120,11 +124,25 @@ fn the_harness_validates_a_zone_signed_by_bind() {
         }),
         String::new,
     );
-    let verified = verify_zone("example.com", &dir.path().join(&signed.file));
+    let verified = verify_zone("example.com", &signed.path);
     checks.check(
-        "the verifiers pass BIND's signed zone",
+        "the verifiers pass the zone BIND signed with a CSK",
         verified.is_ok(),
         || verified.clone().err().unwrap_or_default(),
+    );
+    let split = tempfile::tempdir().expect("tempdir");
+    let split = sign_with_bind(split.path(), "example.com", &zone);
+    let verified = verify_zone("example.com", &split.path);
+    checks.check(
+        "the verifiers pass the zone BIND signed with a KSK and a ZSK",
+        verified.is_ok(),
+        || verified.clone().err().unwrap_or_default(),
+    );
+    let mismatches = rrsig_ttl_mismatches(&signed.records());
+    checks.check(
+        "BIND gives each RRSIG its RRset's TTL",
+        mismatches.is_empty() && signed.records().len() > 100,
+        || mismatches.join("\n"),
     );
     checks.check(
         "the verifiers fail an unsigned zone",
@@ -618,6 +636,12 @@ fn the_signed_zone_passes_the_zone_verifiers() {
         verified.is_ok(),
         || verified.clone().err().unwrap_or_default(),
     );
+    let mismatches = rrsig_ttl_mismatches(&before);
+    checks.check(
+        "each RRSIG has the TTL of the RRset it covers (RFC 4034 3)",
+        mismatches.is_empty(),
+        || mismatches.join("\n"),
+    );
 
     // A failover changes www's RRsets and the SOA: a secondary gets them
     // by IXFR, signed.
@@ -660,11 +684,7 @@ fn the_signed_zone_passes_the_zone_verifiers() {
             &format!("IXFR={old_serial}"),
         ],
     );
-    let ixfr: Vec<String> = ixfr_text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let ixfr = zone_lines(&ixfr_text);
     let covers = |rtype: &str, owner: &str| {
         ixfr.iter().any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();

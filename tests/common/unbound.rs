@@ -43,6 +43,8 @@ pub struct BindSigned {
     pub origin: String,
     /// The signed zone file's name, in the folder.
     pub file: String,
+    /// The signed zone file.
+    pub path: PathBuf,
     /// The zone's DS records (SHA-256), as zone-file lines.
     pub ds: Vec<String>,
 }
@@ -55,27 +57,49 @@ fn stem(origin: &str) -> String {
     }
 }
 
+/// The keys a zone is signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// A KSK (flags 257) signing the DNSKEY RRset, a ZSK (256) the rest.
+    Split,
+    /// One combined signing key (flags 257) signing everything, as
+    /// geofailover signs.
+    Csk,
+}
+
 /// Signs `zone` (zone-file text for `origin`) in `dir` with a new
 /// ECDSA P-256 KSK and ZSK, as an operator would with BIND's tools.
 pub fn sign_with_bind(dir: &Path, origin: &str, zone: &str) -> BindSigned {
+    sign_with_bind_keys(dir, origin, zone, Keys::Split)
+}
+
+/// `sign_with_bind` with the keys of the caller's choice.
+pub fn sign_with_bind_keys(dir: &Path, origin: &str, zone: &str, layout: Keys) -> BindSigned {
     let stem = stem(origin);
     let unsigned = format!("{stem}.zone");
     let signed = format!("{stem}.signed");
     std::fs::write(dir.join(&unsigned), zone).expect("write the zone");
     let keys = dir.display().to_string();
-    for role in [&["-f", "KSK"][..], &[]] {
+    let roles: &[&[&str]] = match layout {
+        Keys::Split => &[&["-f", "KSK"], &[]],
+        Keys::Csk => &[&["-f", "KSK"]],
+    };
+    for role in roles {
         let mut args = vec!["-q", "-a", "ECDSAP256SHA256", "-K", &keys];
         args.extend_from_slice(role);
         args.push(origin);
         run(dir, "dnssec-keygen", &args);
     }
-    run(
-        dir,
-        "dnssec-signzone",
-        &[
-            "-S", "-K", &keys, "-d", &keys, "-o", origin, "-f", &signed, &unsigned,
-        ],
-    );
+    // -O full: one record a line.
+    let mut args = vec![
+        "-S", "-O", "full", "-K", &keys, "-d", &keys, "-o", origin, "-f", &signed,
+    ];
+    if layout == Keys::Csk {
+        // Every RRset signed with the key that has the KSK flag.
+        args.push("-z");
+    }
+    args.push(&unsigned);
+    run(dir, "dnssec-signzone", &args);
     let absolute = format!("{}.", origin.trim_end_matches('.'));
     let dsset = std::fs::read_to_string(dir.join(format!("dsset-{absolute}")))
         .expect("read the dsset file dnssec-signzone wrote");
@@ -83,9 +107,26 @@ pub fn sign_with_bind(dir: &Path, origin: &str, zone: &str) -> BindSigned {
     assert!(!ds.is_empty(), "no DS in the dsset file:\n{dsset}");
     BindSigned {
         origin: absolute,
+        path: dir.join(&signed),
         file: signed,
         ds,
     }
+}
+
+impl BindSigned {
+    /// The signed zone's records, one line each.
+    pub fn records(&self) -> Vec<String> {
+        zone_lines(&std::fs::read_to_string(&self.path).expect("read the signed zone"))
+    }
+}
+
+/// The records of zone-file text written one a line (dig's, or
+/// `dnssec-signzone -O full`'s), each with its fields one space apart.
+pub fn zone_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with(';'))
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
 }
 
 /// The DS records among zone-file lines (such as the output of
@@ -324,14 +365,17 @@ impl Unbound {
 }
 
 /// The DNSSEC zone verifiers of three implementations, each on the zone
-/// file `file` of `origin`: BIND's `dnssec-verify`, ldns'
+/// file `file` of `origin`: BIND's `dnssec-verify -z`, ldns'
 /// `ldns-verify-zone` and Knot's `kzonecheck --dnssec on`. Ok when all
 /// exit 0; otherwise each failing one's command and output.
 pub fn verify_zone(origin: &str, file: &Path) -> Result<(), String> {
     let origin = origin.trim_end_matches('.');
     let file = file.display().to_string();
     let checks: [(&str, Vec<&str>); 3] = [
-        ("dnssec-verify", vec!["-o", origin, &file]),
+        // -z: a key with the KSK flag may sign every RRset (a CSK, as
+        // geofailover's); without it dnssec-verify wants a ZSK as well
+        // and fails a zone BIND itself signed with one CSK.
+        ("dnssec-verify", vec!["-z", "-o", origin, &file]),
         ("ldns-verify-zone", vec![&file]),
         ("kzonecheck", vec!["-o", origin, "--dnssec", "on", &file]),
     ];
@@ -366,8 +410,32 @@ pub fn axfr_to_file(addr: SocketAddr, zone: &str, file: &Path) -> Vec<String> {
         &["+noall", "+answer", "+time=5", "+tries=1", zone, "AXFR"],
     );
     std::fs::write(file, &text).expect("write the transferred zone");
-    text.lines()
-        .filter(|line| !line.trim().is_empty() && !line.starts_with(';'))
-        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+    zone_lines(&text)
+}
+
+/// The RRSIGs among zone-file `records` (one per line, as
+/// `axfr_to_file` returns them) whose TTL is not that of the RRset they
+/// cover, which RFC 4034 section 3 requires; none of the verifiers checks
+/// it. Each as "RRSIG line (covered RRset's TTL N)".
+pub fn rrsig_ttl_mismatches(records: &[String]) -> Vec<String> {
+    let fields =
+        |line: &String| -> Vec<String> { line.split_whitespace().map(str::to_string).collect() };
+    let mut ttls = std::collections::HashMap::new();
+    for line in records {
+        let f = fields(line);
+        if f.len() > 4 && f[3] != "RRSIG" {
+            ttls.insert((f[0].to_lowercase(), f[3].clone()), f[1].clone());
+        }
+    }
+    records
+        .iter()
+        .filter_map(|line| {
+            let f = fields(line);
+            if f.len() < 5 || f[3] != "RRSIG" {
+                return None;
+            }
+            let covered = ttls.get(&(f[0].to_lowercase(), f[4].clone()))?;
+            (*covered != f[1]).then(|| format!("{line} (covered RRset's TTL {covered})"))
+        })
         .collect()
 }
