@@ -47,7 +47,11 @@ const GOOD_ZONE: &str = "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 host 1 720
 
 #[test]
 fn shipped_example_passes() {
-    for example in ["config/example.yaml", "config/example-secondaries.yaml"] {
+    for example in [
+        "config/example.yaml",
+        "config/example-secondaries.yaml",
+        "config/example-dnssec.yaml",
+    ] {
         let output = check(&repo(example));
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(

@@ -28,9 +28,52 @@ pub fn run(path: &Path, live: bool, node: Option<&str>) -> Result<(), Failure> {
     } else {
         Config::load_as(path, node).map_err(bad)?
     };
-    let zones = zone::load_all(&config).map_err(|e| Failure::Config(e.to_string()))?;
+    let mut zones = zone::load_all(&config).map_err(|e| Failure::Config(e.to_string()))?;
+    // Signed zones: their keys checked (never made here) and the zone
+    // signed as serve would sign it now, so its digest is the one served.
+    let mut keyless = Vec::new();
+    for source in &config.zones {
+        let Some(policy) = &source.dnssec else {
+            continue;
+        };
+        let keys = crate::dnssec::keys::load(&policy.keys, &source.origin, policy.algorithm)
+            .map_err(|e| Failure::Config(format!("zone {}: {e}", source.origin)))?;
+        if keys.is_empty() {
+            println!(
+                "note: zone {} is to be signed but has no keys in {}: the first serve (or `geofailover dnssec ds`) makes one",
+                source.origin,
+                policy.keys.display()
+            );
+            keyless.push(source.origin.clone());
+        } else {
+            let tags: Vec<String> = keys.iter().map(|k| format!("{:05}", k.tag)).collect();
+            println!(
+                "zone {} is signed with algorithm {}, keys {}",
+                source.origin,
+                policy.algorithm.number(),
+                tags.join(", ")
+            );
+        }
+    }
+    let signable: Vec<zone::Zone> = zones
+        .iter()
+        .filter(|z| !keyless.contains(&z.origin))
+        .cloned()
+        .collect();
+    let now_s = crate::control::clock::now_ms() / 1000;
+    let signed = crate::dnssec::sign_all(&config, signable, now_s).map_err(Failure::Config)?;
+    for zone in signed {
+        if let Some(slot) = zones.iter_mut().find(|z| z.origin == zone.origin) {
+            *slot = zone;
+        }
+    }
     // What the next load would serve, against what was served before.
     if let Ok(Some(stored)) = crate::store::LocalStore::new(&config.state_dir).load_now() {
+        let zones: Vec<zone::Zone> = zones
+            .iter()
+            .filter(|z| !keyless.contains(&z.origin))
+            .cloned()
+            .collect();
         let (_, notes) = crate::control::answers::serials(
             &zones,
             &config.zones,

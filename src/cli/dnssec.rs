@@ -147,7 +147,7 @@ fn status(path: &std::path::Path, node: Option<&str>) -> Result<(), Failure> {
             "  signatures valid {} to {}; signed again at {}",
             ms(times.inception),
             ms(times.expiration),
-            crate::engine::utc(dnssec::next_step(&source.origin, policy, now_s) * 1000)
+            crate::engine::utc(dnssec::due(policy, times) * 1000)
         );
         println!("  DS for the parent:");
         for line in dnssec::ds_lines(&source.origin, &keys, ttl) {

@@ -23,6 +23,8 @@ use crate::{
 
 /// Probe results and reloads waiting for the controller.
 const CONTROL_QUEUE: usize = 4096;
+/// How soon signing a zone again is retried after it failed.
+const RESIGN_RETRY: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub fn run(path: &Path, node: Option<&str>) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -165,8 +167,32 @@ pub async fn serve(
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    // Signed zones are signed again at the end of their step (`refresh`
+    // before the signatures expire); a failed attempt is tried again
+    // every RESIGN_RETRY until it succeeds, while the old signatures last.
+    let mut resign_retry: Option<tokio::time::Instant> = None;
     loop {
+        let resign_at = resign_retry.or_else(|| {
+            crate::dnssec::next_due(&config, &served).map(|due| {
+                let now = crate::control::clock::now_ms() / 1000;
+                tokio::time::Instant::now()
+                    + std::time::Duration::from_secs(due.saturating_sub(now))
+            })
+        });
+        let resign = async {
+            match resign_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            _ = resign => {
+                info!("signing the signed zones again: their signatures are due for renewal");
+                resign_retry = match reload(path, node, &events, &mut config, &mut served).await {
+                    Ok(_) => None,
+                    Err(_) => Some(tokio::time::Instant::now() + RESIGN_RETRY),
+                };
+            }
             _ = hangup.recv() => {
                 let _ = reload(path, node, &events, &mut config, &mut served).await;
             }

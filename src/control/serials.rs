@@ -33,6 +33,9 @@ pub struct ZoneServed {
     /// This node's content is the one its serial stands for: it may be
     /// transferred and notified.
     pub agreed: bool,
+    /// A signed zone's keys and signatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<crate::dnssec::ZoneSigned>,
 }
 
 /// Each zone's serial, and the content digest it stands for.
@@ -175,6 +178,7 @@ impl Controller {
                     digest: z.digest.clone(),
                     agreed_digest,
                     zone,
+                    dnssec: z.signed.as_ref().map(|s| s.status()),
                 }
             })
             .collect()

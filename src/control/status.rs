@@ -722,6 +722,42 @@ impl Status {
                 })
                 .collect(),
         );
+        family(
+            "geofailover_dnssec_signatures_expire_timestamp_seconds",
+            "gauge",
+            "When the signatures of a signed zone expire (seconds since 1970); the zone is signed again `refresh` before. Alert well before: a zone whose signatures expire goes bogus at every validating resolver.",
+            self.dns
+                .zones
+                .iter()
+                .filter_map(|z| {
+                    let signed = z.dnssec.as_ref()?;
+                    Some((label(&[("zone", &z.zone)]), signed.expires_at as f64))
+                })
+                .collect(),
+        );
+        family(
+            "geofailover_dnssec_key",
+            "gauge",
+            "1 for each key a signed zone is signed with, by its tag and role.",
+            self.dns
+                .zones
+                .iter()
+                .flat_map(|z| {
+                    z.dnssec.iter().flat_map(move |signed| {
+                        signed.keys.iter().map(move |k| {
+                            (
+                                label(&[
+                                    ("zone", &z.zone),
+                                    ("tag", &k.tag.to_string()),
+                                    ("role", &k.role),
+                                ]),
+                                1.0,
+                            )
+                        })
+                    })
+                })
+                .collect(),
+        );
         for (what, help) in [
             (
                 "limited",

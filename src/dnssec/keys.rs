@@ -424,7 +424,10 @@ mod tests {
         assert_eq!(key_tag(&keys[0].dnskey_rdata()), 6592);
         // Of another algorithm, the same file is refused with its line.
         let err = load(dir.path(), &zone, Algorithm::Ed25519);
-        assert!(err.unwrap().is_empty(), "another algorithm's files are not this one's");
+        assert!(
+            err.unwrap().is_empty(),
+            "another algorithm's files are not this one's"
+        );
     }
 
     #[test]

@@ -77,16 +77,34 @@ pub fn times(origin: &Name, policy: &Policy, now_s: u64) -> Validity {
     }
 }
 
-/// When the zone signed at `now_s` is due to be signed again (seconds).
-pub fn next_step(origin: &Name, policy: &Policy, now_s: u64) -> u64 {
-    let current = times(origin, policy, now_s);
-    u64::from(current.inception)
-        + u64::from(BACKDATE)
-        + policy
-            .validity
-            .saturating_sub(policy.refresh)
-            .as_secs()
-            .max(3600)
+/// When signatures made with `validity` under `policy` are due to be
+/// made again (seconds since 1970): the end of their step, `refresh`
+/// before they expire.
+pub fn due(policy: &Policy, validity: Validity) -> u64 {
+    let step = policy
+        .validity
+        .saturating_sub(policy.refresh)
+        .as_secs()
+        .max(3600);
+    u64::from(validity.inception) + u64::from(BACKDATE) + step
+}
+
+/// When the first of the signed zones `zones` of `config` is due to be
+/// signed again (seconds since 1970); `None` when none is signed.
+pub fn next_due(config: &crate::config::Config, zones: &[Zone]) -> Option<u64> {
+    zones
+        .iter()
+        .filter_map(|zone| {
+            let signed = zone.signed.as_ref()?;
+            let policy = config
+                .zones
+                .iter()
+                .find(|s| s.origin == zone.origin)?
+                .dnssec
+                .as_ref()?;
+            Some(due(policy, signed.validity))
+        })
+        .min()
 }
 
 /// What answers and transfers need of a signed zone after its load: the
@@ -95,6 +113,8 @@ pub fn next_step(origin: &Name, policy: &Policy, now_s: u64) -> u64 {
 pub struct Signed {
     keys: Vec<Key>,
     pub validity: Validity,
+    /// When the zone is due to be signed again (seconds since 1970).
+    pub resign_at: u64,
     /// The apex, wire format, lower case.
     apex: Box<[u8]>,
     /// Every name of the NSEC chain, wire format, lower case, in
@@ -119,6 +139,28 @@ impl std::fmt::Debug for Signed {
     }
 }
 
+/// A signed zone as status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ZoneSigned {
+    pub algorithm: u8,
+    pub keys: Vec<SignedKey>,
+    /// The signatures' inception and expiration (RFC 3339, UTC).
+    pub valid_from: String,
+    pub expires: String,
+    /// The expiration, in seconds since 1970 (for alerts).
+    pub expires_at: u64,
+    /// When the zone is signed again.
+    pub resign_at: String,
+}
+
+/// A key in use.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignedKey {
+    pub tag: u16,
+    /// CSK (signs everything) or ZSK.
+    pub role: String,
+}
+
 /// A record's RDATA in wire format, names written in full.
 pub fn rdata_bytes(record: &Record) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
@@ -141,9 +183,24 @@ pub fn raw_record(owner: Name, ttl: u32, rtype: RecordType, rdata: Vec<u8>) -> R
 }
 
 impl Signed {
-    /// The key tags in use, for status and logs.
-    pub fn tags(&self) -> Vec<u16> {
-        self.keys.iter().map(|k| k.tag).collect()
+    /// What status shows of the zone's signing.
+    pub fn status(&self) -> ZoneSigned {
+        let utc = |s: u64| crate::engine::utc(s * 1000);
+        ZoneSigned {
+            algorithm: self.keys.first().map_or(0, |k| k.algorithm.number()),
+            keys: self
+                .keys
+                .iter()
+                .map(|k| SignedKey {
+                    tag: k.tag,
+                    role: if k.flags & 1 == 1 { "CSK" } else { "ZSK" }.into(),
+                })
+                .collect(),
+            valid_from: utc(u64::from(self.validity.inception)),
+            expires: utc(u64::from(self.validity.expiration)),
+            expires_at: u64::from(self.validity.expiration),
+            resign_at: utc(self.resign_at),
+        }
     }
 
     fn cache_key(owner: &[u8], rtype: RecordType, ttl: u32, rdatas: &[Vec<u8>]) -> [u8; 32] {
@@ -342,9 +399,11 @@ pub fn sign_zone(
     chain.sort_by(|a, b| sign::canonical_cmp(a, b));
     chain.dedup();
 
+    let validity = times(origin, policy, now_s);
     let mut signed = Signed {
         keys,
-        validity: times(origin, policy, now_s),
+        validity,
+        resign_at: due(policy, validity),
         apex: apex.clone(),
         chain,
         nsec_ttl: soa.ttl.min(minimum),
@@ -530,4 +589,197 @@ pub fn sign_all(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::AnswerTable;
+    use hickory_proto::op::ResponseCode;
+
+    fn policy(dir: &std::path::Path) -> Policy {
+        Policy {
+            algorithm: Algorithm::EcdsaP256,
+            keys: dir.to_path_buf(),
+            validity: Policy::VALIDITY,
+            refresh: Policy::REFRESH,
+        }
+    }
+
+    fn zone() -> Zone {
+        let text = "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n  IN NS ns1\nns1 IN A 192.0.2.1\n*.wild IN TXT \"w\"\na.b IN TXT \"ent above\"\nsub IN NS ns.sub\n    IN DS 12345 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nns.sub IN A 192.0.2.9\nopen IN NS ns.open.example.net.\n";
+        let origin = Name::from_ascii("example.com.").unwrap();
+        crate::zone::from_text(std::path::Path::new("t.zone"), text, &origin).unwrap()
+    }
+
+    fn types(records: &[Record]) -> Vec<(String, RecordType)> {
+        records
+            .iter()
+            .map(|r| (r.name.to_ascii().to_lowercase(), r.record_type()))
+            .collect()
+    }
+
+    #[test]
+    fn signatures_hold_through_their_step_and_renew_before_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = policy(dir.path());
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let now = 1_796_083_200;
+        let t = times(&origin, &p, now);
+        assert!(u64::from(t.inception) <= now);
+        assert!(u64::from(t.expiration) >= now + p.refresh.as_secs());
+        let next = due(&p, t);
+        assert!(next > now);
+        // The same step: the same times (so the same bytes); the next
+        // step: new ones, still valid `refresh` ahead.
+        assert_eq!(times(&origin, &p, next - 1).expiration, t.expiration);
+        let later = times(&origin, &p, next);
+        assert!(later.expiration > t.expiration);
+        assert!(u64::from(later.expiration) >= next + p.refresh.as_secs());
+        // Another zone steps at another offset.
+        let other = Name::from_ascii("example.net.").unwrap();
+        assert_ne!(times(&other, &p, now).expiration, t.expiration);
+    }
+
+    #[test]
+    fn signing_is_deterministic_and_answers_carry_their_proofs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = policy(dir.path());
+        let now = 1_796_083_200;
+        let www = Name::from_ascii("www.example.com.").unwrap();
+        let one = sign_zone(&zone(), &p, std::slice::from_ref(&www), &[], now).unwrap();
+        let two = sign_zone(&zone(), &p, std::slice::from_ref(&www), &[], now).unwrap();
+        assert_eq!(
+            one.digest, two.digest,
+            "the same zone, keys and step sign alike"
+        );
+        assert_ne!(one.digest, zone().digest);
+
+        let table = AnswerTable::build_for(vec![one], std::slice::from_ref(&www));
+        let a = Record::from_rdata(
+            www.clone(),
+            30,
+            RData::A(hickory_proto::rr::rdata::A([192, 0, 2, 10].into())),
+        );
+        let serials = std::collections::BTreeMap::from([("example.com.".to_string(), 7)]);
+        let table = table.with_overlay(std::slice::from_ref(&a), &serials);
+        let ask = |name: &str, rtype: RecordType| {
+            table.resolve_signed(&Name::from_ascii(name).unwrap(), rtype, true)
+        };
+
+        // A failover record: its RRSIG.
+        let res = ask("www.example.com.", RecordType::A);
+        assert_eq!(
+            types(&res.answer),
+            [
+                ("www.example.com.".into(), RecordType::A),
+                ("www.example.com.".into(), RecordType::RRSIG)
+            ]
+        );
+        // Without DO: nothing of DNSSEC.
+        let plain = table.resolve(&www, RecordType::A);
+        assert_eq!(plain.answer.len(), 1);
+
+        // NXDOMAIN: the SOA and its RRSIG, the NSEC covering the name
+        // and the one covering the wildcard at the apex.
+        let res = ask("nothere.example.com.", RecordType::A);
+        assert_eq!(res.rcode, ResponseCode::NXDomain);
+        let auth = types(&res.authority);
+        assert_eq!(auth[0].1, RecordType::SOA);
+        assert_eq!(auth[1].1, RecordType::RRSIG);
+        let nsecs = auth.iter().filter(|t| t.1 == RecordType::NSEC).count();
+        assert!((1..=2).contains(&nsecs), "{auth:?}");
+
+        // NODATA at a name: its own NSEC.
+        let res = ask("ns1.example.com.", RecordType::TXT);
+        assert!(res.answer.is_empty());
+        assert!(types(&res.authority).contains(&("ns1.example.com.".into(), RecordType::NSEC)));
+        // NODATA at an empty non-terminal: the NSEC that covers it.
+        let res = ask("b.example.com.", RecordType::A);
+        assert_eq!(res.rcode, ResponseCode::NoError);
+        assert!(
+            types(&res.authority)
+                .iter()
+                .any(|t| t.1 == RecordType::NSEC)
+        );
+
+        // A wildcard: the answer under the name asked, its RRSIG with the
+        // wildcard's labels, and the NSEC proving the name is not there.
+        let res = ask("x.wild.example.com.", RecordType::TXT);
+        assert_eq!(
+            types(&res.answer)[0],
+            ("x.wild.example.com.".into(), RecordType::TXT)
+        );
+        let sig = res
+            .answer
+            .iter()
+            .find(|r| r.record_type() == RecordType::RRSIG)
+            .unwrap();
+        match &sig.data {
+            RData::Unknown { rdata, .. } => {
+                assert_eq!(rdata.anything[3], 3, "labels of *.wild.example.com.")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            types(&res.authority)
+                .iter()
+                .any(|t| t.1 == RecordType::NSEC)
+        );
+
+        // Referrals: the DS and its RRSIG; without DS, the NSEC at the cut.
+        let res = ask("host.sub.example.com.", RecordType::A);
+        let auth = types(&res.authority);
+        assert!(
+            auth.contains(&("sub.example.com.".into(), RecordType::DS)),
+            "{auth:?}"
+        );
+        assert!(
+            auth.contains(&("sub.example.com.".into(), RecordType::RRSIG)),
+            "{auth:?}"
+        );
+        let res = ask("host.open.example.com.", RecordType::A);
+        let auth = types(&res.authority);
+        assert!(
+            auth.contains(&("open.example.com.".into(), RecordType::NSEC)),
+            "{auth:?}"
+        );
+        // Glue is not signed.
+        assert!(
+            res.additional
+                .iter()
+                .all(|r| r.record_type() != RecordType::RRSIG)
+        );
+        // The apex's keys.
+        let res = ask("example.com.", RecordType::DNSKEY);
+        assert_eq!(
+            types(&res.answer)
+                .iter()
+                .filter(|t| t.1 == RecordType::DNSKEY)
+                .count(),
+            1
+        );
+        assert_eq!(
+            types(&res.answer)
+                .iter()
+                .filter(|t| t.1 == RecordType::RRSIG)
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_zone_file_with_dnssec_records_of_its_own_is_refused_at_its_line() {
+        let text = "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 900 1209600 60\n  IN NS ns1\nns1 IN A 192.0.2.1\n  IN NSEC example.com. A RRSIG NSEC\n";
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let errors =
+            crate::zone::from_text(std::path::Path::new("t.zone"), text, &origin).unwrap_err();
+        assert_eq!(errors[0].location.line, Some(6));
+        assert!(
+            errors[0]
+                .message
+                .contains("NSEC record at ns1.example.com."),
+            "{errors:?}"
+        );
+    }
 }

@@ -277,6 +277,12 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
     if data.is_empty() {
         return Err(format!("{rtype} record at {owner} has no data"));
     }
+    if rtype == RecordType::DS {
+        // hickory reads DS only with its DNSSEC feature: read here.
+        return ds_rdata(&data)
+            .map(|rdata| Record::from_rdata(owner.clone(), ttl, rdata))
+            .map_err(|e| format!("DS record at {owner}: {e}"));
+    }
     if cursor.direct
         && let Some(rdata) = common_rdata(rtype, &data, &cursor.origin)
     {
@@ -310,6 +316,62 @@ fn record(entry: &Entry, cursor: &mut Cursor) -> Result<Record, String> {
             record
         })
         .ok_or_else(|| format!("{rtype} record at {owner}: no record could be read"))
+}
+
+/// A DS record's data (RFC 4034 section 5.3): key tag, algorithm, digest
+/// type, and the digest in hexadecimal (which may hold spaces).
+fn ds_rdata(data: &[&Token]) -> Result<RData, String> {
+    const EXPECTED: &str = "expected KEY-TAG ALGORITHM DIGEST-TYPE HEX-DIGEST";
+    let [tag, algorithm, digest_type, digest @ ..] = data else {
+        return Err(EXPECTED.into());
+    };
+    let number = |token: &Token, what: &str, max: u32| -> Result<u32, String> {
+        token
+            .text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| {
+                format!(
+                    "{what} `{}` is not a number up to {max}: {EXPECTED}",
+                    token.text
+                )
+            })
+    };
+    let tag = number(tag, "key tag", 65_535)? as u16;
+    let algorithm = number(algorithm, "algorithm", 255)? as u8;
+    let digest_type = number(digest_type, "digest type", 255)? as u8;
+    let hex: String = digest.iter().map(|t| t.text).collect();
+    if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("the digest `{hex}` is not hexadecimal: {EXPECTED}"));
+    }
+    let expected_len = match digest_type {
+        1 => Some(20),
+        2 => Some(32),
+        4 => Some(48),
+        _ => None,
+    };
+    if let Some(len) = expected_len
+        && hex.len() != 2 * len
+    {
+        return Err(format!(
+            "a digest of type {digest_type} has {len} bytes ({} hex digits), this one {}",
+            2 * len,
+            hex.len()
+        ));
+    }
+    let mut rdata = Vec::with_capacity(4 + hex.len() / 2);
+    rdata.extend_from_slice(&tag.to_be_bytes());
+    rdata.push(algorithm);
+    rdata.push(digest_type);
+    for pair in hex.as_bytes().chunks(2) {
+        let text = std::str::from_utf8(pair).unwrap_or("00");
+        rdata.push(u8::from_str_radix(text, 16).unwrap_or(0));
+    }
+    Ok(RData::Unknown {
+        code: RecordType::DS,
+        rdata: hickory_proto::rr::rdata::NULL::with(rdata),
+    })
 }
 
 /// The data of the most common types in their plain forms, read directly:
