@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages: Knot and kdig, NSD, BIND, dig, openssl, socat, Chromium, MariaDB, etcd,
-# dnspython for the TSIG tests,
+# dnspython for the TSIG tests, Unbound and the DNSSEC zone verifiers of ldns and Knot for the DNSSEC tests,
 # iproute2 and iptables for the cluster's cut links, systemd-analyze and man for
 # the package test) when
 # they are missing, then runs every test. Extra arguments go to cargo test.
@@ -12,6 +12,10 @@ need=()
 [ -x /usr/sbin/nsd ] || need+=(nsd)
 [ -x /usr/sbin/named ] || need+=(bind9)
 command -v kdig >/dev/null || need+=(knot-dnsutils)
+[ -x /usr/sbin/unbound ] || need+=(unbound)
+command -v ldns-verify-zone >/dev/null || need+=(ldnsutils)
+command -v kzonecheck >/dev/null || need+=(knot-dnssecutils)
+command -v dnssec-signzone >/dev/null || need+=(bind9-utils)
 command -v dig >/dev/null || need+=(bind9-dnsutils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v socat >/dev/null || need+=(socat)
@@ -29,6 +33,11 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+  # The package starts a system resolver on port 53 under systemd; the
+  # tests run their own Unbound on loopback ports and need none.
+  if [[ " ${need[*]} " == *" unbound "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now unbound.service unbound-resolvconf.service 2>/dev/null || true
+  fi
 fi
 
 cargo test --locked "$@"

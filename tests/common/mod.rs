@@ -1,7 +1,7 @@
 //! Shared test harness: the real geofailover binary and the reference
-//! servers (Knot, NSD), each started on a loopback port in a temporary
-//! folder and stopped by PID when dropped; and DNS queries over real UDP
-//! and TCP sockets.
+//! servers (Knot, NSD; a validating Unbound in `unbound`), each started
+//! on a loopback port in a temporary folder and stopped by PID when
+//! dropped; and DNS queries over real UDP and TCP sockets.
 #![allow(dead_code)]
 
 pub mod cluster;
@@ -12,6 +12,7 @@ pub mod mariadb;
 pub mod netns;
 pub mod secondary;
 pub mod tls;
+pub mod unbound;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},

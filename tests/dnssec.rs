@@ -1,0 +1,734 @@
+//! DNSSEC in the real world: geofailover signs example.com, its DS goes
+//! into a root zone of the test's own (signed with BIND's tools, served by
+//! NSD), and a validating Unbound that trusts only that root must find
+//! every answer secure, through a failover too; the transferred zone must
+//! pass the zone verifiers of BIND, ldns and Knot, before and after a
+//! failover. The harness itself is proved first on a zone BIND signed.
+
+mod common;
+
+use std::{
+    collections::BTreeSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use common::{
+    Geofailover, Reference, StandIn, a_records, dig, repo_zones, soa_serial,
+    unbound::{
+        Answer, Keys, RootZone, Unbound, axfr_to_file, ds_records, rrsig_ttl_mismatches,
+        sign_with_bind, sign_with_bind_keys, verify_zone, zone_lines,
+    },
+    wait_until,
+};
+
+const PRIMARY_A: &str = "192.0.2.10";
+const PRIMARY_AAAA: &str = "2001:db8:10::10";
+const SECONDARY_A: &str = "198.51.100.10";
+const SECONDARY_AAAA: &str = "2001:db8:20::10";
+
+/// The DS of sub.example.com (a signed child whose server is never asked).
+const SUB_DS: &str = "60485 13 2 D4B7D520E7BB5F0F67674A0CCEB1E3E0614B93C4F9E99B8383F6A1E4469DA50A";
+
+/// A list of named checks that all run and are reported together, so a
+/// failure report shows every check that failed with the evidence.
+#[derive(Default)]
+struct Checks {
+    passed: Vec<String>,
+    failed: Vec<String>,
+}
+
+impl Checks {
+    fn check(&mut self, name: &str, ok: bool, evidence: impl FnOnce() -> String) {
+        if ok {
+            eprintln!("pass: {name}");
+            self.passed.push(name.to_string());
+        } else {
+            eprintln!("FAIL: {name}");
+            self.failed.push(format!("FAIL: {name}\n{}", evidence()));
+        }
+    }
+
+    fn assert_all(&self, context: impl FnOnce() -> String) {
+        assert!(
+            self.failed.is_empty(),
+            "{} of {} checks failed (passed: {:?}):\n{}\n{}",
+            self.failed.len(),
+            self.failed.len() + self.passed.len(),
+            self.passed,
+            self.failed.join("\n"),
+            context()
+        );
+    }
+}
+
+/// The proof of the harness: the test zone, with www's primary addresses
+/// as plain records, signed by BIND and served by NSD, passes every check
+/// the tests below make of geofailover; so does its zone file with the
+/// verifiers. And it is no rubber stamp: a zone with a DS in the root
+/// and no signatures is bogus to Unbound, and fails the verifiers.
+#[test]
+fn the_harness_validates_a_zone_signed_by_bind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zone = format!(
+        "{}www             IN  A    {PRIMARY_A}\n                IN  AAAA {PRIMARY_AAAA}\n",
+        signed_test_zone()
+    );
+    // One CSK, as geofailover signs (the root has a KSK and a ZSK).
+    let signed = sign_with_bind_keys(dir.path(), "example.com", &zone, Keys::Csk);
+    // example.net: keys made and a DS published, but served unsigned, as
+    // a zone whose signatures were lost.
+    let net = sign_with_bind(
+        dir.path(),
+        "example.net",
+        "$TTL 300\n\
+         example.net. IN SOA ns1.example.net. hostmaster.example.net. 1 7200 900 1209600 300\n\
+         example.net. IN NS ns1.example.net.\n\
+         ns1.example.net. IN A 127.0.0.1\n\
+         www.example.net. IN A 192.0.2.20\n",
+    );
+    let children = Reference::nsd(
+        dir.path(),
+        &[
+            ("example.com", &signed.file),
+            ("example.net", "example.net.zone"),
+        ],
+    );
+    let root = RootZone::start(&[
+        ("example.com", signed.ds.as_slice()),
+        ("example.net", net.ds.as_slice()),
+    ]);
+    let unbound = Unbound::start(
+        &root,
+        &[
+            ("example.com", children.addr),
+            ("example.net", children.addr),
+        ],
+    );
+
+    let mut checks = ask_everything(&unbound, children.addr);
+    let bogus = unbound.query("www.example.net", "A");
+    checks.check(
+        "a DS in the root and an unsigned zone: SERVFAIL",
+        bogus.rcode == "SERVFAIL",
+        || bogus.text.clone(),
+    );
+    checks.check(
+        "the log says why",
+        wait_until(Duration::from_secs(5), || {
+            unbound
+                .log()
+                .contains("validation failure <www.example.net. A IN>")
+        }),
+        String::new,
+    );
+    let verified = verify_zone("example.com", &signed.path);
+    checks.check(
+        "the verifiers pass the zone BIND signed with a CSK",
+        verified.is_ok(),
+        || verified.clone().err().unwrap_or_default(),
+    );
+    let split = tempfile::tempdir().expect("tempdir");
+    let split = sign_with_bind(split.path(), "example.com", &zone);
+    let verified = verify_zone("example.com", &split.path);
+    checks.check(
+        "the verifiers pass the zone BIND signed with a KSK and a ZSK",
+        verified.is_ok(),
+        || verified.clone().err().unwrap_or_default(),
+    );
+    let mismatches = rrsig_ttl_mismatches(&signed.records());
+    checks.check(
+        "BIND gives each RRSIG its RRset's TTL",
+        mismatches.is_empty() && signed.records().len() > 100,
+        || mismatches.join("\n"),
+    );
+    checks.check(
+        "the verifiers fail an unsigned zone",
+        verify_zone("example.net", &dir.path().join("example.net.zone")).is_err(),
+        String::new,
+    );
+    checks.assert_all(|| format!("--- root\n{}\n{}", root.text, unbound.log()));
+}
+
+/// The shipped example.com with what the tests need added: a DS at the
+/// signed delegation sub, and an insecure delegation (no DS).
+fn signed_test_zone() -> String {
+    let zone = std::fs::read_to_string(repo_zones().join("example.com.zone")).expect("read");
+    assert!(
+        zone.contains("*.wild          IN  A")
+            && zone.contains("IN  TXT  \"wildcard\"")
+            && zone.contains("sub             IN  NS   ns.sub"),
+        "zones/example.com.zone lost the wildcard or the delegation the DNSSEC tests ask for"
+    );
+    format!(
+        "{zone}\n; added by tests/dnssec.rs\n\
+         sub             IN  DS   {SUB_DS}\n\
+         insecure        IN  NS   ns.insecure\n\
+         ns.insecure     IN  A    192.0.2.101\n"
+    )
+}
+
+/// `geofailover dnssec ds --config CONFIG --zone example.com`: its DS
+/// records.
+fn dnssec_ds(config: &Path) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_geofailover"))
+        .args(["dnssec", "ds", "--config"])
+        .arg(config)
+        .args(["--zone", "example.com"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run geofailover dnssec ds");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "geofailover dnssec ds exited {}:\n{stdout}{stderr}",
+        out.status
+    );
+    eprintln!("geofailover dnssec ds:\n{stdout}");
+    let ds = ds_records(&stdout);
+    assert!(!ds.is_empty(), "no DS record printed:\n{stdout}{stderr}");
+    for line in &ds {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            fields.first() == Some(&"example.com.") && fields.contains(&"IN"),
+            "not a zone-file DS line for example.com.: {line}"
+        );
+    }
+    ds
+}
+
+/// geofailover serving the test zone signed, with the shipped example
+/// config's sites (both healthy stand-ins) and failover records of TTL
+/// `ttl`; transfers allowed to 127.0.0.1.
+struct Signed {
+    server: Geofailover,
+    primary: StandIn,
+    _secondary: StandIn,
+    config: PathBuf,
+    ds: Vec<String>,
+}
+
+fn start_signed(dir: &Path, ttl: u32, ds_before_serve: bool) -> Signed {
+    let zone = dir.join("example.com.zone");
+    std::fs::write(&zone, signed_test_zone()).expect("write the zone");
+    let primary = StandIn::start(0);
+    let secondary = StandIn::start(0);
+    let config = Geofailover::example_config(dir, primary.port, secondary.port);
+    let text = std::fs::read_to_string(&config).expect("read");
+    let shipped = format!(
+        "    file: {}\n",
+        repo_zones().join("example.com.zone").display()
+    );
+    assert!(
+        text.contains(&shipped) && text.matches("      ttl: 30\n").count() == 2,
+        "config/example.yaml changed: {text}"
+    );
+    let text = text
+        .replace(
+            &shipped,
+            &format!(
+                "    file: {}\n    dnssec: {{}}\n    allow_transfer: [\"127.0.0.1\"]\n",
+                zone.display()
+            ),
+        )
+        .replace("      ttl: 30\n", &format!("      ttl: {ttl}\n"));
+    std::fs::write(&config, text).expect("write");
+    let before = ds_before_serve.then(|| dnssec_ds(&config));
+    let server = Geofailover::start(&config);
+    assert!(
+        server.wait_for_log("site primary is now healthy", 1)
+            && server.wait_for_log("site secondary is now healthy", 1),
+        "{}",
+        server.log()
+    );
+    let ds = dnssec_ds(&config);
+    if let Some(before) = before {
+        assert_eq!(
+            before,
+            ds,
+            "serve did not sign with the keys `dnssec ds` made:\n{}",
+            server.log()
+        );
+    }
+    Signed {
+        server,
+        primary,
+        _secondary: secondary,
+        config,
+        ds,
+    }
+}
+
+/// What geofailover itself answers (DO bit, no recursion), for reports.
+fn direct(server: SocketAddr, name: &str, rtype: &str) -> String {
+    dig(
+        server,
+        &["+dnssec", "+norec", "+time=2", "+tries=1", name, rtype],
+    )
+}
+
+/// The validating chain in front of `signed`: the test root with its DS,
+/// Unbound sent to geofailover for example.com.
+fn resolver(signed: &Signed) -> (RootZone, Unbound) {
+    let root = RootZone::start(&[("example.com", signed.ds.as_slice())]);
+    let unbound = Unbound::start(&root, &[("example.com", signed.server.addr)]);
+    (root, unbound)
+}
+
+/// Every kind of answer the test zone gives, asked through `unbound`:
+/// each must be secure (AD) with the right rcode and data; `server` is
+/// the zone's server, asked directly for the report of a failure.
+fn ask_everything(unbound: &Unbound, server: SocketAddr) -> Checks {
+    let mut checks = Checks::default();
+    let mut ask = |title: &str, name: &str, rtype: &str, ok: &dyn Fn(&Answer) -> bool| {
+        let answer = unbound.query(name, rtype);
+        checks.check(
+            &format!(
+                "{title}: {name} {rtype} -> {} ad={}",
+                answer.rcode, answer.ad
+            ),
+            answer.rcode != "SERVFAIL" && ok(&answer),
+            || {
+                format!(
+                    "--- unbound's answer\n{}--- geofailover's own answer\n{}",
+                    answer.text,
+                    direct(server, name, rtype)
+                )
+            },
+        );
+    };
+    let secure_data = |rtype: &'static str, want: &'static [&'static str]| {
+        move |a: &Answer| a.is_secure("NOERROR") && a.data(rtype) == want
+    };
+    let secure_nodata = |a: &Answer| a.is_secure("NOERROR") && a.records.is_empty();
+
+    ask(
+        "the failover record, A",
+        "www.example.com",
+        "A",
+        &secure_data("A", &[PRIMARY_A]),
+    );
+    ask(
+        "the failover record, AAAA",
+        "www.example.com",
+        "AAAA",
+        &secure_data("AAAA", &[PRIMARY_AAAA]),
+    );
+    ask(
+        "the apex",
+        "example.com",
+        "MX",
+        &secure_data("MX", &["10 mail.example.com.", "20 mail2.example.net."]),
+    );
+    ask(
+        "a CNAME to the failover record",
+        "shop.example.com",
+        "A",
+        &|a: &Answer| {
+            a.is_secure("NOERROR")
+                && a.data("CNAME") == ["www.example.com."]
+                && a.data("A") == [PRIMARY_A]
+        },
+    );
+    ask("a missing name", "nope.example.com", "A", &|a: &Answer| {
+        a.is_secure("NXDOMAIN")
+    });
+    ask("a missing type", "mail.example.com", "TXT", &secure_nodata);
+    ask(
+        "a missing type at the failover name",
+        "www.example.com",
+        "TXT",
+        &secure_nodata,
+    );
+    ask(
+        "an empty non-terminal",
+        "b.ent.example.com",
+        "TXT",
+        &secure_nodata,
+    );
+    ask(
+        "the wildcard, TXT",
+        "anything.wild.example.com",
+        "TXT",
+        &secure_data("TXT", &["\"wildcard\""]),
+    );
+    ask(
+        "the wildcard, A",
+        "other.wild.example.com",
+        "A",
+        &secure_data("A", &["192.0.2.80"]),
+    );
+    ask(
+        "the wildcard, a missing type",
+        "third.wild.example.com",
+        "MX",
+        &secure_nodata,
+    );
+    ask(
+        "the DS of the signed delegation",
+        "sub.example.com",
+        "DS",
+        &|a: &Answer| {
+            a.is_secure("NOERROR")
+                && a.data("DS")
+                    .iter()
+                    .map(|d| d.replace(' ', ""))
+                    .eq([SUB_DS.replace(' ', "")])
+        },
+    );
+    ask(
+        "no DS at the insecure delegation",
+        "insecure.example.com",
+        "DS",
+        &secure_nodata,
+    );
+    ask("the zone's keys", "example.com", "DNSKEY", &|a: &Answer| {
+        a.is_secure("NOERROR") && !a.data("DNSKEY").is_empty()
+    });
+    checks
+}
+
+#[test]
+fn a_validating_unbound_finds_every_answer_secure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signed = start_signed(dir.path(), 30, false);
+    let (_root, unbound) = resolver(&signed);
+    let checks = ask_everything(&unbound, signed.server.addr);
+    checks.assert_all(|| {
+        format!(
+            "--- DS from geofailover\n{}\n{}\n--- geofailover's log\n{}",
+            signed.ds.join("\n"),
+            unbound.log(),
+            signed.server.log()
+        )
+    });
+}
+
+#[test]
+fn a_failover_under_a_validating_resolver_never_goes_bogus() {
+    // The shortest TTL a failover record takes.
+    const TTL: u64 = 5;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _memory = common::state_in_memory(dir.path());
+    let signed = start_signed(dir.path(), TTL as u32, false);
+    let (_root, unbound) = resolver(&signed);
+    let first = unbound.query("www.example.com", "A");
+    assert!(
+        first.is_secure("NOERROR") && first.data("A") == [PRIMARY_A],
+        "before the failover:\n{}\n{}\n{}",
+        first.text,
+        direct(signed.server.addr, "www.example.com", "A"),
+        unbound.log()
+    );
+
+    // Asked every 100 ms from the moment the primary fails until the
+    // secondary's answer has been served for two TTLs.
+    let start = Instant::now();
+    signed.primary.set_healthy(false);
+    let mut seen: Vec<(Duration, &str, Answer)> = Vec::new();
+    let mut moved: Option<Duration> = None;
+    while start.elapsed() < Duration::from_secs(40) {
+        let tick = Instant::now();
+        for rtype in ["A", "AAAA"] {
+            seen.push((
+                start.elapsed(),
+                rtype,
+                unbound.query("www.example.com", rtype),
+            ));
+        }
+        let a = &seen[seen.len() - 2].2;
+        if moved.is_none() && a.data("A") == [SECONDARY_A] {
+            moved = Some(start.elapsed());
+        }
+        if moved.is_some_and(|at| start.elapsed() > at + Duration::from_secs(2 * TTL)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100).saturating_sub(tick.elapsed()));
+    }
+
+    let expected = |rtype: &str| match rtype {
+        "A" => [PRIMARY_A, SECONDARY_A],
+        _ => [PRIMARY_AAAA, SECONDARY_AAAA],
+    };
+    let mut bad = Vec::new();
+    let mut back = Vec::new();
+    for (at, rtype, answer) in &seen {
+        let data = answer.data(rtype);
+        let known = data.len() == 1 && expected(rtype).contains(&data[0].as_str());
+        if !answer.is_secure("NOERROR") || !known {
+            bad.push(format!("at {at:?}, {rtype}:\n{}", answer.text));
+        }
+        if moved.is_some_and(|m| *at > m) && *rtype == "A" && data == [PRIMARY_A] {
+            back.push(format!("at {at:?}: back to the primary"));
+        }
+    }
+    let last_aaaa = seen.iter().rev().find(|(_, t, _)| *t == "AAAA");
+    eprintln!(
+        "{} answers over {:?}; the secondary's A first at {moved:?}; {} not secure",
+        seen.len(),
+        start.elapsed(),
+        bad.len()
+    );
+    let context = || {
+        format!(
+            "--- geofailover now\n{}{}\n--- geofailover's log\n{}",
+            direct(signed.server.addr, "www.example.com", "A"),
+            unbound.log(),
+            signed.server.log()
+        )
+    };
+    assert!(
+        bad.is_empty(),
+        "{} of {} answers were not secure (or not a site's address):\n{}\n{}",
+        bad.len(),
+        seen.len(),
+        bad.join("\n"),
+        context()
+    );
+    assert!(
+        moved.is_some_and(|m| m < Duration::from_secs(20)),
+        "the secondary's address never came through the resolver (first at {moved:?})\n{}",
+        context()
+    );
+    assert!(back.is_empty(), "{back:?}");
+    assert!(
+        last_aaaa.is_some_and(|(_, _, a)| a.data("AAAA") == [SECONDARY_AAAA]),
+        "AAAA did not follow: {:?}",
+        last_aaaa.map(|(_, _, a)| &a.text)
+    );
+
+    // Negative answers carry the new SOA: it is signed too.
+    let mut checks = Checks::default();
+    let missing = unbound.query("after-the-failover.example.com", "A");
+    checks.check(
+        "a missing name after the failover",
+        missing.is_secure("NXDOMAIN"),
+        || missing.text.clone(),
+    );
+    let soa = unbound.query("example.com", "SOA");
+    checks.check("the new SOA", soa.is_secure("NOERROR"), || soa.text.clone());
+    checks.assert_all(context);
+}
+
+/// Applies a `dig IXFR` answer (`+noall +answer` lines) to `zone`; a reply
+/// that is a whole zone (AXFR style) replaces it.
+fn apply_ixfr(zone: &BTreeSet<String>, ixfr: &[String]) -> BTreeSet<String> {
+    let is_soa = |line: &String| line.split_whitespace().nth(3) == Some("SOA");
+    assert!(
+        !ixfr.is_empty() && is_soa(&ixfr[0]),
+        "not a transfer: {ixfr:?}"
+    );
+    if ixfr.len() < 2 || !is_soa(&ixfr[1]) {
+        return ixfr.iter().cloned().collect();
+    }
+    // After the first SOA: the old SOA opens a deletion, the new one an
+    // addition, in turn; the last SOA closes the last addition.
+    let mut zone = zone.clone();
+    let mut adding = true;
+    for line in &ixfr[1..] {
+        if is_soa(line) {
+            adding = !adding;
+        }
+        if adding {
+            zone.insert(line.clone());
+        } else {
+            zone.remove(line);
+        }
+    }
+    zone.insert(ixfr[ixfr.len() - 1].clone());
+    zone
+}
+
+/// Writes `records` as a zone file, SOA first.
+fn write_zone(file: &Path, records: &BTreeSet<String>) {
+    let (soa, rest): (Vec<&String>, Vec<&String>) = records
+        .iter()
+        .partition(|l| l.split_whitespace().nth(3) == Some("SOA"));
+    let text: String = soa
+        .iter()
+        .chain(rest.iter())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(file, text).expect("write the zone");
+}
+
+fn serial(records: &[String]) -> u32 {
+    records[0]
+        .split_whitespace()
+        .nth(6)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no serial in {:?}", records[0]))
+}
+
+/// geofailover's DS records match those BIND's `dnssec-dsfromkey` makes
+/// from the key files in the keys folder.
+fn ds_matches_the_key_files(keys: &Path, ds: &[String]) -> Result<(), String> {
+    let normal = |line: &str| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = fields.iter().position(|f| *f == "DS").unwrap_or(0);
+        fields[at + 1..].concat().to_uppercase()
+    };
+    let mut from_keys = BTreeSet::new();
+    let entries = std::fs::read_dir(keys).map_err(|e| format!("{}: {e}", keys.display()))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        names.push(name.clone());
+        if name.starts_with("Kexample.com.+") && name.ends_with(".key") {
+            let out = Command::new("dnssec-dsfromkey")
+                .args(["-2"])
+                .arg(&path)
+                .output()
+                .map_err(|e| e.to_string())?;
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                from_keys.insert(normal(line));
+            }
+        }
+    }
+    let printed: BTreeSet<String> = ds.iter().map(|l| normal(l)).collect();
+    if !printed.is_empty() && printed.is_subset(&from_keys) {
+        Ok(())
+    } else {
+        Err(format!(
+            "printed {printed:?}; from the key files {from_keys:?}; files {names:?}"
+        ))
+    }
+}
+
+#[test]
+fn the_signed_zone_passes_the_zone_verifiers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signed = start_signed(dir.path(), 30, true);
+    let server = signed.server.addr;
+    let mut checks = Checks::default();
+
+    let keys = dir.path().join("state/keys");
+    let matched = ds_matches_the_key_files(&keys, &signed.ds);
+    checks.check(
+        "the DS printed is BIND's DS of a key file in state/keys",
+        matched.is_ok(),
+        || matched.clone().err().unwrap_or_default(),
+    );
+
+    let before_file = dir.path().join("before.zone");
+    let before = axfr_to_file(server, "example.com", &before_file);
+    let has = |records: &[String], rtype: &str| {
+        records
+            .iter()
+            .any(|l| l.split_whitespace().nth(3) == Some(rtype))
+    };
+    checks.check(
+        "the AXFR holds DNSKEY, RRSIG and NSEC records",
+        has(&before, "DNSKEY") && has(&before, "RRSIG") && has(&before, "NSEC"),
+        || before.join("\n"),
+    );
+    let verified = verify_zone("example.com", &before_file);
+    checks.check(
+        "the AXFR passes dnssec-verify, ldns-verify-zone and kzonecheck",
+        verified.is_ok(),
+        || verified.clone().err().unwrap_or_default(),
+    );
+    let mismatches = rrsig_ttl_mismatches(&before);
+    checks.check(
+        "each RRSIG has the TTL of the RRset it covers (RFC 4034 3)",
+        mismatches.is_empty(),
+        || mismatches.join("\n"),
+    );
+
+    // A failover changes www's RRsets and the SOA: a secondary gets them
+    // by IXFR, signed.
+    let old_serial = serial(&before);
+    signed.primary.set_healthy(false);
+    let moved = wait_until(Duration::from_secs(20), || {
+        a_records(server, "www.example.com.") == [SECONDARY_A]
+    });
+    assert!(moved, "no failover:\n{}", signed.server.log());
+    let new_serial = soa_serial(server, "example.com.");
+    assert!(
+        new_serial > old_serial,
+        "serial {old_serial} -> {new_serial}"
+    );
+
+    let after_file = dir.path().join("after.zone");
+    let after = axfr_to_file(server, "example.com", &after_file);
+    checks.check(
+        "after the failover the AXFR has www at the secondary",
+        after
+            .iter()
+            .any(|l| l.starts_with("www.example.com.") && l.ends_with(&format!("A {SECONDARY_A}"))),
+        || after.join("\n"),
+    );
+    let verified = verify_zone("example.com", &after_file);
+    checks.check(
+        "after the failover the AXFR passes the verifiers",
+        verified.is_ok(),
+        || verified.clone().err().unwrap_or_default(),
+    );
+
+    let ixfr_text = dig(
+        server,
+        &[
+            "+noall",
+            "+answer",
+            "+time=5",
+            "+tries=1",
+            "example.com",
+            &format!("IXFR={old_serial}"),
+        ],
+    );
+    let ixfr = zone_lines(&ixfr_text);
+    let covers = |rtype: &str, owner: &str| {
+        ixfr.iter().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 4 && f[0] == owner && f[3] == "RRSIG" && f[4] == rtype
+        })
+    };
+    checks.check(
+        "the IXFR carries the new signatures of www A, www AAAA and the SOA",
+        covers("A", "www.example.com.")
+            && covers("AAAA", "www.example.com.")
+            && covers("SOA", "example.com."),
+        || ixfr_text.clone(),
+    );
+    if !ixfr.is_empty() {
+        let old: BTreeSet<String> = before.iter().cloned().collect();
+        let applied = apply_ixfr(&old, &ixfr);
+        let applied_file = dir.path().join("ixfr-applied.zone");
+        write_zone(&applied_file, &applied);
+        let whole: BTreeSet<String> = after.iter().cloned().collect();
+        checks.check(
+            "the zone before plus the IXFR is the zone after",
+            applied == whole,
+            || {
+                format!(
+                    "only in the applied IXFR: {:?}\nonly in the AXFR: {:?}\n--- IXFR\n{ixfr_text}",
+                    applied.difference(&whole).collect::<Vec<_>>(),
+                    whole.difference(&applied).collect::<Vec<_>>()
+                )
+            },
+        );
+        let verified = verify_zone("example.com", &applied_file);
+        checks.check(
+            "the zone before plus the IXFR passes the verifiers",
+            verified.is_ok(),
+            || verified.clone().err().unwrap_or_default(),
+        );
+    } else {
+        checks.check("an IXFR answer", false, || ixfr_text.clone());
+    }
+    checks.assert_all(|| {
+        format!(
+            "config {}\n--- geofailover's log\n{}",
+            signed.config.display(),
+            signed.server.log()
+        )
+    });
+}
