@@ -11,12 +11,18 @@
 # per server-CPU-second is kept. Prints its qps, queries per
 # server-CPU-second and average latency, the server's RSS after all rounds,
 # and geofailover's ratio to each; then geofailover on the failover record alone against a static
-# name alone. Stops everything it started.
-#   usage: bench/dns.sh [SECONDS_PER_RUN] [ROUNDS]
+# name alone. With DNSSEC=yes, two more servers answer the same mix signed,
+# with the DO bit set on every query (dnsperf -D): geofailover with
+# example.com signed as in config/example-dnssec.yaml, and Knot signing the
+# same zone itself (a CSK, ECDSA P-256, NSEC); their rows are compared with
+# each other. DNSSEC=only runs these two alone. Stops everything it started.
+#   usage: [DNSSEC=yes|only] bench/dns.sh [SECONDS_PER_RUN] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 rounds=${2:-3}
+dnssec=${DNSSEC:-no}
+case $dnssec in no|yes|only) ;; *) echo "DNSSEC is no, yes or only" >&2; exit 2;; esac
 
 need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
@@ -26,10 +32,10 @@ command -v gdnsd >/dev/null || [ -x /usr/sbin/gdnsd ] || need+=(gdnsd)
 [ -x /usr/sbin/pdns_server ] || need+=(pdns-server pdns-backend-bind)
 source bench/prelude.sh
 
-python3 - "$work" "$seconds" "$rounds" <<'PY'
+python3 - "$work" "$seconds" "$rounds" "$dnssec" <<'PY'
 import os, re, signal, statistics, subprocess, sys, time
 
-work, seconds, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+work, seconds, rounds, dnssec = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 repo = os.getcwd()
 zone_text = open("zones/example.com.zone").read()
 procs = []
@@ -62,11 +68,13 @@ def pin(p):
     if off_core(p):
         sys.exit(f"threads {off_core(p)} of {p.pid} are not on core 1")
 
-def wait_port(port):
+def wait_port(port, signed=False):
+    # A signed server is up once its SOA comes with an RRSIG.
     for _ in range(200):
         r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+short", "+time=1", "+tries=1",
-                            "example.com", "SOA"], capture_output=True, text=True)
-        if r.stdout.strip():
+                            "+dnssec" if signed else "+nodnssec", "example.com", "SOA"],
+                           capture_output=True, text=True)
+        if re.search(r"^SOA 13 ", r.stdout, re.M) if signed else r.stdout.strip():
             return
         time.sleep(0.05)
     sys.exit(f"a server on port {port} did not start; see {work}/*.log")
@@ -170,6 +178,58 @@ pdns("PowerDNS", 15404, static_www, False)
 # The health-checked peer: ifportup probes loopback addresses only.
 pdns("PowerDNS+LUA", 15405, zone_text + "www 30 IN LUA A \"ifportup(15491, {'127.0.0.1', '127.0.0.2'})\"\n", True)
 
+# Signed: geofailover as config/example-dnssec.yaml (its key made at the
+# first start, in its own state folder), and Knot signing the same zone
+# (www static, the primary's address) by its automatic signing with
+# geofailover's choices: one combined key (CSK) of ECDSA P-256, NSEC,
+# signatures valid 14 days and made again 7 days before they expire, CDS
+# and CDNSKEY published.
+signed = {"geofailover+DNSSEC", "Knot+DNSSEC"}
+cfg = open("config/example-dnssec.yaml").read()
+cfg = (cfg.replace("127.0.0.1:5353", "127.0.0.1:15406").replace("127.0.0.1:8053", "127.0.0.1:15493")
+       .replace("state_dir: ../state", f"state_dir: {work}/gf-dnssec-state").replace("../zones/", f"{repo}/zones/")
+       .replace("127.0.0.1:18081", "127.0.0.1:15491").replace("127.0.0.1:18082", "127.0.0.1:15492"))
+assert "dnssec:" in cfg
+open(f"{work}/gf-dnssec.yaml", "w").write(cfg)
+servers.append(("geofailover+DNSSEC", 15406,
+                ["target/release/geofailover", "serve", "--config", f"{work}/gf-dnssec.yaml"], None))
+
+os.makedirs(f"{work}/knot-dnssec/db")
+open(f"{work}/knot-dnssec.conf", "w").write(f"""server:
+  listen: 127.0.0.1@15407
+  rundir: {work}/knot-dnssec
+  user: root
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+database:
+  storage: {work}/knot-dnssec/db
+policy:
+  - id: csk
+    algorithm: ecdsap256sha256
+    single-type-signing: on
+    nsec3: off
+    rrsig-lifetime: 14d
+    rrsig-refresh: 7d
+    cds-cdnskey-publish: always
+template:
+  - id: default
+    storage: {work}/zones
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    dnssec-signing: on
+    dnssec-policy: csk
+zone:
+  - domain: example.com
+    file: example.com.zone
+""")
+servers.append(("Knot+DNSSEC", 15407, ["knotd", "-c", f"{work}/knot-dnssec.conf"], None))
+if dnssec == "no":
+    servers = [s for s in servers if s[0] not in signed]
+elif dnssec == "only":
+    servers = [s for s in servers if s[0] in signed]
+
 # One query mix: mostly the failover record, static names and types, ~5 % NXDOMAIN.
 lines = []
 static = ["example.com SOA", "example.com NS", "example.com MX", "example.com TXT", "mail.example.com A",
@@ -188,10 +248,10 @@ open(f"{work}/queries", "w").write("\n".join(lines) + "\n")
 open(f"{work}/failover-only", "w").write("www.example.com A\n")
 open(f"{work}/static-only", "w").write("mail.example.com A\n")
 
-def dnsperf(port, mode, queries="queries"):
+def dnsperf(port, mode, queries="queries", do=False):
     out = subprocess.run(["taskset", "-c", "0", "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-m", mode,
-                          "-d", f"{work}/{queries}", "-l", str(seconds), "-c", "20", "-q", "200"],
-                         capture_output=True, text=True).stdout
+                          "-d", f"{work}/{queries}", "-l", str(seconds), "-c", "20", "-q", "200"]
+                         + (["-D"] if do else []), capture_output=True, text=True).stdout
     qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
     lat = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1))
     lost = re.search(r"Queries lost:\s+(\d+)", out).group(1)
@@ -217,12 +277,12 @@ def quiet_core1():
             return
     sys.exit("core 1 does not go quiet")
 
-def measure(p, port, mode, queries="queries"):
+def measure(p, port, mode, queries="queries", do=False):
     for attempt in range(3):
         pin(p)
         quiet_core1()
         c0, t0 = cpu_seconds(p), time.monotonic()
-        qps, lat, lost = dnsperf(port, mode, queries)
+        qps, lat, lost = dnsperf(port, mode, queries, do)
         cpu = cpu_seconds(p) - c0
         wall = time.monotonic() - t0
         if not off_core(p):
@@ -242,20 +302,30 @@ running = []
 try:
     for name, port, argv, cwd in servers:
         p = start(name.replace("+", "-"), argv, cwd)
-        wait_port(port)
+        wait_port(port, name in signed)
         running.append((name, port, p))
+    # Each question of the mix, asked with DO, must come back signed (an
+    # RRSIG in the answer or, for a name that is not there, NSEC records).
+    for name, port, p in running:
+        if name in signed:
+            for question in sorted(set(lines)):
+                r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+dnssec", "+norec", "+time=1",
+                                    "+tries=1"] + question.split(), capture_output=True, text=True).stdout
+                if not re.search(r"\sIN\s+(RRSIG|NSEC)\s", r):
+                    sys.exit(f"{name} answered {question} with DO unsigned:\n{r}")
     for r in range(rounds):
         for mode in ["udp", "tcp"]:
             for name, port, p in running:
-                run = measure(p, port, mode)
+                run = measure(p, port, mode, do=name in signed)
                 runs.setdefault((name, mode), []).append(run)
-                print(f"round {r + 1} {name:15} {mode}: {run[0]:>10.0f} qps, {run[1]:>10.0f} q/CPU-s, "
+                print(f"round {r + 1} {name:18} {mode}: {run[0]:>10.0f} qps, {run[1]:>10.0f} q/CPU-s, "
                       f"{run[2]*1000:.3f} ms, lost {run[3]}", flush=True)
         # The failover record against a static name, in alternating order.
-        name, port, p = running[0]
-        kinds = ["failover-only", "static-only"]
-        for kind in kinds if r % 2 == 0 else kinds[::-1]:
-            runs.setdefault(kind, []).append(measure(p, port, "udp", kind))
+        if dnssec != "only":
+            name, port, p = running[0]
+            kinds = ["failover-only", "static-only"]
+            for kind in kinds if r % 2 == 0 else kinds[::-1]:
+                runs.setdefault(kind, []).append(measure(p, port, "udp", kind))
     rss = {name: rss_mb(p) for name, _, p in running}
 finally:
     for p in procs:
@@ -270,13 +340,28 @@ def median(key):
 
 results = {key: median(key) for key in runs}
 print()
-print(f"{'server':15} {'proto':5} {'qps':>10} {'q/CPU-s':>10} {'latency':>10} {'RSS MB':>7} {'ours/them q/CPU-s':>18} {'ours/them qps':>14}")
+width = 18 if dnssec != "no" else 15
+print(f"{'server':{width}} {'proto':5} {'qps':>10} {'q/CPU-s':>10} {'latency':>10} {'RSS MB':>7} {'ours/them q/CPU-s':>18} {'ours/them qps':>14}")
 for mode in ["udp", "tcp"]:
-    ours = results[("geofailover", mode)]
     for name, *_ in servers:
+        # Signed rows against geofailover signed, the others against geofailover.
+        ours = results[("geofailover+DNSSEC" if name in signed else "geofailover", mode)]
         qps, per_cpu, lat, lost = results[(name, mode)]
         ratio = ours[1] / per_cpu if per_cpu else float("nan")
-        print(f"{name:15} {mode:5} {qps:>10.0f} {per_cpu:>10.0f} {lat*1000:>8.3f}ms {rss[name]:>7.1f} {ratio:>17.2f}x {ours[0] / qps:>13.2f}x")
+        print(f"{name:{width}} {mode:5} {qps:>10.0f} {per_cpu:>10.0f} {lat*1000:>8.3f}ms {rss[name]:>7.1f} {ratio:>17.2f}x {ours[0] / qps:>13.2f}x")
+
+if dnssec != "no":
+    print()
+    print("signed answers, DO set on every query (dnsperf -D), the same mix:")
+    for mode in ["udp", "tcp"]:
+        ours, knot = results[("geofailover+DNSSEC", mode)], results[("Knot+DNSSEC", mode)]
+        line = (f"  {mode}: geofailover {ours[1]:.0f} q/CPU-s, Knot {knot[1]:.0f} q/CPU-s: "
+                f"geofailover/Knot {ours[1] / knot[1]:.2f}x (goal >= 1.0x)")
+        if dnssec == "yes":
+            line += f"; geofailover signed/unsigned {ours[1] / results[('geofailover', mode)][1]:.2f}x"
+        print(line)
+    if dnssec == "only":
+        sys.exit(0)
 
 print()
 fo, st = results["failover-only"], results["static-only"]
