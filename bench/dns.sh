@@ -15,7 +15,8 @@
 # with the DO bit set on every query (dnsperf -D): geofailover with
 # example.com signed as in config/example-dnssec.yaml, and Knot signing the
 # same zone itself (a CSK, ECDSA P-256, NSEC); their rows are compared with
-# each other. DNSSEC=only runs these two alone. Stops everything it started.
+# each other, with the average size of their responses. DNSSEC=only runs
+# these two alone. Stops everything it started.
 #   usage: [DNSSEC=yes|only] bench/dns.sh [SECONDS_PER_RUN] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -256,7 +257,8 @@ def dnsperf(port, mode, queries="queries", do=False):
     lat = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1))
     lost = re.search(r"Queries lost:\s+(\d+)", out).group(1)
     done = int(re.search(r"Queries completed:\s+(\d+)", out).group(1))
-    return qps, lat, int(lost), done
+    size = int(re.search(r"Average packet size:.*response (\d+)", out).group(1))
+    return qps, lat, int(lost), done, size
 
 def busy_cores():
     # Non-idle jiffies per core, from /proc/stat.
@@ -283,7 +285,7 @@ def measure(p, port, mode, queries="queries", do=False):
         pin(p)
         quiet_core1()
         c0 = cpu_seconds(p)
-        qps, lat, lost, done = dnsperf(port, mode, queries, do)
+        qps, lat, lost, done, size = dnsperf(port, mode, queries, do)
         cpu = cpu_seconds(p) - c0
         if not off_core(p):
             break
@@ -293,7 +295,7 @@ def measure(p, port, mode, queries="queries", do=False):
     # The queries answered over the server's CPU time (not qps x wall time:
     # after a lost query dnsperf waits out its 5 s timeout, with the server idle).
     per_cpu = done / cpu if cpu > 0 else float("nan")
-    return (qps, per_cpu, lat, lost)
+    return (qps, per_cpu, lat, lost, size)
 
 # Every server runs from the start (idle ones cost nothing measurable);
 # the runs are interleaved, round by round, so a slow stretch of the
@@ -348,7 +350,7 @@ for mode in ["udp", "tcp"]:
     for name, *_ in servers:
         # Signed rows against geofailover signed, the others against geofailover.
         ours = results[("geofailover+DNSSEC" if name in signed else "geofailover", mode)]
-        qps, per_cpu, lat, lost = results[(name, mode)]
+        qps, per_cpu, lat, lost, size = results[(name, mode)]
         ratio = ours[1] / per_cpu if per_cpu else float("nan")
         print(f"{name:{width}} {mode:5} {qps:>10.0f} {per_cpu:>10.0f} {lat*1000:>8.3f}ms {rss[name]:>7.1f} {ratio:>17.2f}x {ours[0] / qps:>13.2f}x")
 
@@ -358,7 +360,8 @@ if dnssec != "no":
     for mode in ["udp", "tcp"]:
         ours, knot = results[("geofailover+DNSSEC", mode)], results[("Knot+DNSSEC", mode)]
         line = (f"  {mode}: geofailover {ours[1]:.0f} q/CPU-s, Knot {knot[1]:.0f} q/CPU-s: "
-                f"geofailover/Knot {ours[1] / knot[1]:.2f}x (goal >= 1.0x)")
+                f"geofailover/Knot {ours[1] / knot[1]:.2f}x (goal >= 1.0x); "
+                f"average response {ours[4]} and {knot[4]} bytes")
         if dnssec == "yes":
             line += f"; geofailover signed/unsigned {ours[1] / results[('geofailover', mode)][1]:.2f}x"
         print(line)
