@@ -7,13 +7,20 @@
 # on a random mix of the zone's names (90 % hN A/TXT, 5 % www, 5 %
 # missing); then 10 AXFRs of the zone at once (dig, from loopback): how
 # long until all are done and how much the server's RSS grew meanwhile
-# (sampled every 20 ms); then geofailover's ratio to each. Stops
-# everything it started.
-#   usage: bench/zone-scale.sh [NAMES] [SECONDS_PER_RUN]
+# (sampled every 20 ms); then geofailover's ratio to each. With
+# DNSSEC=yes, the same zone signed at load by geofailover (example.com's
+# dnssec: of config/example-dnssec.yaml) and by Knot (its automatic
+# signing: a CSK, ECDSA P-256, NSEC), one after the other: start to the
+# first signed answer (the last name's A with its RRSIG) and RSS once
+# loaded, and geofailover's ratio to Knot; DNSSEC=only runs these two
+# alone. Stops everything it started.
+#   usage: [DNSSEC=yes|only] bench/zone-scale.sh [NAMES] [SECONDS_PER_RUN]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=${1:-1000000}
 seconds=${2:-10}
+dnssec=${DNSSEC:-no}
+case $dnssec in no|yes|only) ;; *) echo "DNSSEC is no, yes or only" >&2; exit 2;; esac
 
 need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
@@ -21,10 +28,10 @@ command -v dnsperf >/dev/null || need+=(dnsperf)
 [ -x /usr/sbin/knotd ] || need+=(knot)
 source bench/prelude.sh
 
-python3 - "$work" "$names" "$seconds" <<'PY'
+python3 - "$work" "$names" "$seconds" "$dnssec" <<'PY'
 import os, random, re, signal, subprocess, sys, time
 
-work, names, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+work, names, seconds, dnssec = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 repo = os.getcwd()
 os.makedirs(f"{work}/zones")
 base = open("zones/example.com.zone").read()
@@ -48,15 +55,17 @@ def pin(p):
         subprocess.run(["taskset", "-a", "-p", "-c", "1", str(pid)], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
 
-def first_answer(port, timeout=600):
+def first_answer(port, signed=False, timeout=600):
+    # Signed: the address and its RRSIG (`+short` shows it as "A 13 3 300 ...").
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+short", "+time=1", "+tries=1",
-                            f"h{names - 1}.example.com", "A"], capture_output=True, text=True)
-        if re.fullmatch(r"10\.\d+\.\d+\.\d+", r.stdout.strip()):
+                            "+dnssec" if signed else "+nodnssec", f"h{names - 1}.example.com", "A"],
+                           capture_output=True, text=True)
+        if re.fullmatch(r"10\.\d+\.\d+\.\d+" + (r"\nA 13 3 300 .*" if signed else ""), r.stdout.strip()):
             return
         time.sleep(0.02)
-    sys.exit(f"the server on port {port} did not answer; see {work}/*.log")
+    sys.exit(f"the server on port {port} did not answer{' signed' if signed else ''}; see {work}/*.log")
 
 cfg = open("config/example.yaml").read()
 cfg = (cfg.replace("127.0.0.1:5353", "127.0.0.1:15500").replace("127.0.0.1:8053", "127.0.0.1:15590")
@@ -112,11 +121,59 @@ zone:
     file: static.zone
     acl: local
 """)
+# Signed: geofailover with example.com's dnssec: of config/example-dnssec.yaml
+# (its key made at start, in its own state folder), and Knot signing the
+# zone by its automatic signing with geofailover's choices: one combined
+# key (CSK) of ECDSA P-256, NSEC, signatures valid 14 days and made again
+# 7 days before they expire, CDS and CDNSKEY published.
+signing = re.search(r"\n    dnssec:.*?\n(?=  - name:)", open("config/example-dnssec.yaml").read(), re.S).group(0)
+cfg = (cfg.replace("127.0.0.1:15500", "127.0.0.1:15503").replace("127.0.0.1:15590", "127.0.0.1:15593")
+       .replace(f"state_dir: {work}/gf-state", f"state_dir: {work}/gf-dnssec-state")
+       .replace(f"file: {work}/zones/example.com.zone\n", f"file: {work}/zones/example.com.zone" + signing, 1))
+assert "dnssec:" in cfg
+open(f"{work}/gf-dnssec.yaml", "w").write(cfg)
+os.makedirs(f"{work}/knot-dnssec/db")
+open(f"{work}/knot-dnssec.conf", "w").write(f"""server:
+  listen: 127.0.0.1@15504
+  rundir: {work}/knot-dnssec
+  user: root
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+database:
+  storage: {work}/knot-dnssec/db
+policy:
+  - id: csk
+    algorithm: ecdsap256sha256
+    single-type-signing: on
+    nsec3: off
+    rrsig-lifetime: 14d
+    rrsig-refresh: 7d
+    cds-cdnskey-publish: always
+template:
+  - id: default
+    storage: {work}/zones
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    dnssec-signing: on
+    dnssec-policy: csk
+zone:
+  - domain: example.com
+    file: static.zone
+""")
+signed = {"geofailover+DNSSEC", "Knot+DNSSEC"}
 servers = [
     ("geofailover", 15500, ["target/release/geofailover", "serve", "--config", f"{work}/gf.yaml"]),
     ("Knot", 15502, ["knotd", "-c", f"{work}/knot.conf"]),
     ("NSD", 15501, ["nsd", "-d", "-c", f"{work}/nsd.conf"]),
+    ("geofailover+DNSSEC", 15503, ["target/release/geofailover", "serve", "--config", f"{work}/gf-dnssec.yaml"]),
+    ("Knot+DNSSEC", 15504, ["knotd", "-c", f"{work}/knot-dnssec.conf"]),
 ]
+if dnssec == "no":
+    servers = [s for s in servers if s[0] not in signed]
+elif dnssec == "only":
+    servers = [s for s in servers if s[0] in signed]
 
 rnd = random.Random(7)
 lines = []
@@ -170,11 +227,17 @@ try:
     # One at a time, so each load has the machine to itself.
     for name, port, argv in servers:
         t0 = time.monotonic()
-        p = start(name, argv)
-        first_answer(port)
+        p = start(name.replace("+", "-"), argv)
+        first_answer(port, name in signed)
         loaded = time.monotonic() - t0
         time.sleep(1)
         rss = rss_mb(p)
+        if name in signed:
+            results[name] = (loaded, rss)
+            print(f"{name:18} start -> first signed answer {loaded:7.2f} s, RSS {rss:8.1f} MiB", flush=True)
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=30)
+            continue
         qps, q_cpu = per_cpu(p, port)
         xfr_s, growth = transfers(p, port)
         results[name] = (loaded, rss, qps, q_cpu, xfr_s, growth)
@@ -190,12 +253,18 @@ finally:
         except OSError:
             pass
 
-ours = results["geofailover"]
 print()
 print(f"{names} names ({2 * names} records plus the example zone)")
-for name in ["Knot", "NSD"]:
-    them = results[name]
-    print(f"geofailover / {name:4}: load time {ours[0] / them[0]:5.2f}x, RSS {ours[1] / them[1]:5.2f}x, "
-          f"q/CPU-s {ours[3] / them[3]:5.2f}x, 10 AXFRs' time {ours[4] / them[4]:5.2f}x")
-print("targets: RSS <= 1.0x Knot's, load <= 2x Knot's time, q/CPU-s >= 1.0x NSD's")
+if dnssec != "only":
+    ours = results["geofailover"]
+    for name in ["Knot", "NSD"]:
+        them = results[name]
+        print(f"geofailover / {name:4}: load time {ours[0] / them[0]:5.2f}x, RSS {ours[1] / them[1]:5.2f}x, "
+              f"q/CPU-s {ours[3] / them[3]:5.2f}x, 10 AXFRs' time {ours[4] / them[4]:5.2f}x")
+    print("targets: RSS <= 1.0x Knot's, load <= 2x Knot's time, q/CPU-s >= 1.0x NSD's")
+if dnssec != "no":
+    ours, them = results["geofailover+DNSSEC"], results["Knot+DNSSEC"]
+    print(f"signed, geofailover / Knot: time to the first signed answer {ours[0] / them[0]:5.2f}x, "
+          f"RSS {ours[1] / them[1]:5.2f}x")
+    print("targets, signed: load <= 2x Knot's time, RSS <= 1.0x Knot's")
 PY
