@@ -327,7 +327,45 @@ pub fn load_or_create(
     if !keys.is_empty() {
         return Ok((keys, false));
     }
+    // Nodes that share the folder (several on one host) may all start at
+    // once: one makes the key, under a lock, and the others read it.
+    let _lock = FolderLock::take(dir)?;
+    let keys = load(dir, zone, algorithm)?;
+    if !keys.is_empty() {
+        return Ok((keys, false));
+    }
     create(dir, zone, algorithm, ttl).map(|key| (vec![key], true))
+}
+
+/// An exclusive lock on a key folder (`flock` on `.lock` in it), released
+/// when the file is closed, as it is dropped.
+struct FolderLock(#[allow(dead_code)] std::fs::File);
+
+impl FolderLock {
+    fn take(dir: &Path) -> Result<Self, String> {
+        use std::os::{fd::AsRawFd, unix::fs::DirBuilderExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create the key folder {}: {e}", dir.display()))?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { nix::libc::flock(file.as_raw_fd(), nix::libc::LOCK_EX) } != 0 {
+            return Err(format!(
+                "cannot lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(Self(file))
+    }
 }
 
 /// Makes a combined signing key (flags 257) and writes its two files.

@@ -54,6 +54,41 @@ impl Policy {
 
 /// Signatures start this long before their step, for clocks behind ours.
 const BACKDATE: u32 = 3600;
+/// The types signing makes: their answers depend on the keys, so they
+/// are never precomputed for the fast path (a node whose keys are not
+/// the agreed ones refuses them).
+pub fn is_signing_type(rtype: RecordType) -> bool {
+    matches!(
+        rtype,
+        RecordType::RRSIG
+            | RecordType::NSEC
+            | RecordType::NSEC3
+            | RecordType::NSEC3PARAM
+            | RecordType::DNSKEY
+            | RecordType::CDS
+            | RecordType::CDNSKEY
+    )
+}
+
+/// What separates a signed zone's content digest from its key tags.
+const KEYS_MARK: &str = ":keys=";
+
+/// Key tags as a digest carries them: sorted, comma-separated.
+fn key_list(tags: &[u16]) -> String {
+    let mut tags = tags.to_vec();
+    tags.sort_unstable();
+    tags.iter()
+        .map(|t| format!("{t:05}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The key tags a zone's content digest names: `None` for an unsigned
+/// zone's.
+pub fn digest_keys(digest: &str) -> Option<&str> {
+    digest.split_once(KEYS_MARK).map(|(_, keys)| keys)
+}
+
 /// Nodes signed at a time, spread over the cores.
 const SIGNING_BATCH: usize = 8192;
 
@@ -190,6 +225,11 @@ pub fn raw_record(owner: Name, ttl: u32, rtype: RecordType, rdata: Vec<u8>) -> R
 }
 
 impl Signed {
+    /// The tags of the keys that sign the zone.
+    pub fn tags(&self) -> Vec<u16> {
+        self.keys.iter().map(|k| k.tag).collect()
+    }
+
     /// What status shows of the zone's signing.
     pub fn status(&self) -> ZoneSigned {
         let utc = |s: u64| crate::engine::utc(s * 1000);
@@ -608,9 +648,16 @@ pub fn sign_zone(
     signed.presigned = presigned;
 
     let records = Arc::new(gather.finish(&apex));
+    // The key set is part of what the digest names, readable: nodes that
+    // agree on a digest agree on the DNSKEY set (`digest_keys`).
+    let digest = format!(
+        "{}{KEYS_MARK}{}",
+        records.digest(),
+        key_list(&signed.tags())
+    );
     Ok(Zone {
         origin: origin.clone(),
-        digest: records.digest(),
+        digest,
         records,
         signed: Some(Arc::new(signed)),
     })

@@ -78,6 +78,9 @@ struct ZoneTable {
     serial: u32,
     /// A signed zone's signing state (`dnssec:`).
     signed: Option<Arc<crate::dnssec::Signed>>,
+    /// This node's keys are not the agreed ones: DNSSEC answers of the
+    /// zone get SERVFAIL.
+    dnssec_refused: bool,
 }
 
 /// The records at one name; empty for an empty non-terminal.
@@ -119,14 +122,15 @@ impl<'a> NodeRef<'a> {
         }
     }
 
-    /// The RRset with the lowest type code, for ANY.
+    /// The RRset with the lowest type code, for ANY; the signatures and
+    /// NSEC records of a signed zone only when there is nothing else.
     fn first(self) -> Option<Cow<'a, [Record]>> {
-        match self {
-            Self::Overlay(node) => node.rrsets.first().map(|(_, set)| Cow::Borrowed(&set[..])),
-            Self::Zone(records, start, end) => (start < end)
-                .then(|| self.get(records.rtype(start)))
-                .flatten(),
-        }
+        let types = self.types();
+        let rtype = types
+            .iter()
+            .find(|t| !matches!(t, RecordType::RRSIG | RecordType::NSEC))
+            .or(types.first())?;
+        self.get(*rtype)
     }
 
     fn types(self) -> Vec<RecordType> {
@@ -263,6 +267,7 @@ impl AnswerTable {
                     negative_soa,
                     serial,
                     signed: zone.signed.clone(),
+                    dnssec_refused: false,
                 }
             })
             .collect();
@@ -300,6 +305,15 @@ impl AnswerTable {
                 zone.signatures(&self.records_of(zone, records), serial)
             })
             .collect()
+    }
+
+    /// Refuses the DNSSEC answers (SERVFAIL) of the signed zones named in
+    /// `zones` (origins as text): their keys here are not the agreed ones.
+    pub fn refuse_dnssec(&mut self, zones: &std::collections::BTreeSet<String>) {
+        for zone in &mut self.zones {
+            zone.dnssec_refused =
+                zone.signed.is_some() && zones.contains(&Name::from(&zone.origin).to_string());
+        }
     }
 
     /// Whether `name` is the apex of a served zone.
@@ -476,6 +490,7 @@ impl ZoneTable {
             negative_soa,
             serial,
             signed: zone.signed,
+            dnssec_refused: false,
         })
     }
 
@@ -557,6 +572,10 @@ impl ZoneTable {
         // RRSIGs and denial proofs go only to a client that set DO (RFC
         // 4035 section 3.2.1), for a zone that is signed.
         let dnssec = dnssec && self.signed.is_some();
+        let keys_asked = crate::dnssec::is_signing_type(qtype);
+        if self.dnssec_refused && (dnssec || keys_asked) {
+            return Resolution::new(ResponseCode::ServFail, false);
+        }
         let mut res = Resolution::new(ResponseCode::NoError, true);
         let mut name = qname.clone();
         let mut lower = lower;
