@@ -690,13 +690,11 @@ fn dnssec_policy(
             format!("algorithm {n}: expected 13 (ECDSA P-256 with SHA-256) or 15 (Ed25519)")
         })?,
     };
-    match raw.denial.as_deref() {
-        None | Some("nsec") => {}
-        Some("nsec3") => {
-            return Err("denial nsec3: not supported yet: expected nsec".into());
-        }
-        Some(other) => return Err(format!("denial `{other}`: expected nsec")),
-    }
+    let denial = match raw.denial.as_deref() {
+        None | Some("nsec") => crate::dnssec::Denial::Nsec,
+        Some("nsec3") => crate::dnssec::Denial::Nsec3,
+        Some(other) => return Err(format!("denial `{other}`: expected nsec or nsec3")),
+    };
     let validity = raw.validity.unwrap_or(Policy::VALIDITY);
     let refresh = raw.refresh.unwrap_or(Policy::REFRESH);
     if validity < std::time::Duration::from_secs(2 * 3600) {
@@ -719,6 +717,7 @@ fn dnssec_policy(
         keys,
         validity,
         refresh,
+        denial,
     })
 }
 

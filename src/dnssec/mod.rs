@@ -45,6 +45,20 @@ pub struct Policy {
     pub validity: Duration,
     /// How long before expiry the zone is signed again.
     pub refresh: Duration,
+    /// Authenticated denial of existence.
+    pub denial: Denial,
+}
+
+/// How a signed zone proves what it does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Denial {
+    /// NSEC (RFC 4034): the names in order, each pointing at the next.
+    #[default]
+    Nsec,
+    /// NSEC3 (RFC 5155) as RFC 9276 asks: SHA-1, no extra iterations, no
+    /// salt, no opt-out: the names hashed, so the zone cannot be listed
+    /// by walking its chain.
+    Nsec3,
 }
 
 impl Policy {
@@ -88,6 +102,39 @@ fn key_list(tags: &[u16]) -> String {
 pub fn digest_keys(digest: &str) -> Option<&str> {
     digest.split_once(KEYS_MARK).map(|(_, keys)| keys)
 }
+
+/// The NSEC3 hash of a name (wire format, lower case): SHA-1, no salt,
+/// no extra iteration (RFC 9276).
+pub fn nsec3_hash(name: &[u8]) -> [u8; 20] {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, name);
+    let mut hash = [0u8; 20];
+    hash.copy_from_slice(digest.as_ref());
+    hash
+}
+
+/// A hash in Base32hex (RFC 4648 section 7), lower case, no padding: the
+/// label of its NSEC3 record's owner.
+pub fn base32hex(hash: &[u8; 20]) -> [u8; 32] {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let mut out = [0u8; 32];
+    let mut bits: u64 = 0;
+    let mut held = 0;
+    let mut at = 0;
+    for byte in hash {
+        bits = bits << 8 | u64::from(*byte);
+        held += 8;
+        while held >= 5 {
+            held -= 5;
+            out[at] = ALPHABET[((bits >> held) & 31) as usize];
+            at += 1;
+        }
+    }
+    out
+}
+
+/// NSEC3PARAM's RDATA, and the head of every NSEC3's: SHA-1, no flags,
+/// no extra iterations, no salt.
+const NSEC3_PARAMS: [u8; 5] = [1, 0, 0, 0, 0];
 
 /// Nodes signed at a time, spread over the cores.
 const SIGNING_BATCH: usize = 8192;
@@ -164,6 +211,10 @@ pub struct Signed {
     chain: Vec<Box<[u8]>>,
     /// The TTL of NSEC records (RFC 9077: the SOA's minimum or TTL).
     pub nsec_ttl: u32,
+    /// With NSEC3: every name's hash (the empty non-terminals' too), in
+    /// order; `chain` is then unused.
+    hashes: Vec<[u8; 20]>,
+    pub denial: Denial,
     /// The failover records' names in the zone, wire format, lower case:
     /// their NSEC follows the types served there (`nsec_at`).
     dynamic: Vec<Box<[u8]>>,
@@ -350,7 +401,7 @@ impl Signed {
             }
             at = end;
         }
-        if self.is_dynamic(&lower) {
+        if self.is_dynamic(&lower) || self.denial != Denial::Nsec {
             return out;
         }
         if *lower == *self.apex {
@@ -376,6 +427,51 @@ impl Signed {
         out
     }
 
+    /// The NSEC3 record (with its RRSIGs) of the name `key` (wire format,
+    /// lower case), at its hashed owner: the types the zone file holds
+    /// there (at a zone cut only NS and DS; none at an empty
+    /// non-terminal), RRSIG when any of them is signed.
+    fn sign_nsec3(&self, records: &Records, key: &[u8], cut: bool) -> (Vec<u8>, Vec<Generated>) {
+        let mut types: Vec<RecordType> = records
+            .find(key)
+            .map(|range| range.map(|i| records.rtype(i)).collect())
+            .unwrap_or_default();
+        types.dedup();
+        if cut {
+            types.retain(|t| matches!(t, RecordType::NS | RecordType::DS));
+        }
+        let signed_here = types.iter().any(|t| !cut || *t == RecordType::DS);
+        if *key == *self.apex {
+            types.extend([
+                RecordType::DNSKEY,
+                RecordType::CDS,
+                RecordType::CDNSKEY,
+                RecordType::NSEC3PARAM,
+            ]);
+        }
+        if signed_here || *key == *self.apex {
+            types.push(RecordType::RRSIG);
+        }
+        let hash = nsec3_hash(key);
+        let owner = self.hashed_owner(&hash);
+        let rdata = self.nsec3_rdata(&hash, &types);
+        let mut out = Vec::with_capacity(1 + self.keys.len());
+        for k in &self.keys {
+            let rrsig = sign::rrsig(
+                k,
+                &owner,
+                RecordType::NSEC3,
+                self.nsec_ttl,
+                &[rdata.as_slice()],
+                self.validity,
+                &self.apex,
+            );
+            out.push((RecordType::RRSIG, self.nsec_ttl, rrsig));
+        }
+        out.push((RecordType::NSEC3, self.nsec_ttl, rdata));
+        (owner, out)
+    }
+
     /// The chain's name at or before `key` (wire format) in canonical
     /// order: the owner of the NSEC that matches or covers it.
     pub fn covering(&self, key: &[u8]) -> &[u8] {
@@ -393,6 +489,51 @@ impl Signed {
         self.chain.get(after).unwrap_or(&self.chain[0])
     }
 
+    /// The owner of the NSEC3 record of `hash`: its label under the apex
+    /// (wire format, lower case).
+    pub fn hashed_owner(&self, hash: &[u8; 20]) -> Vec<u8> {
+        let mut owner = Vec::with_capacity(33 + self.apex.len());
+        owner.push(32);
+        owner.extend_from_slice(&base32hex(hash));
+        owner.extend_from_slice(&self.apex);
+        owner
+    }
+
+    /// With NSEC3: the owner of the NSEC3 record that matches `key`
+    /// (wire format), if the name is in the chain.
+    pub fn nsec3_matching(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mut lower = key.to_vec();
+        lower.make_ascii_lowercase();
+        let hash = nsec3_hash(&lower);
+        self.hashes
+            .binary_search(&hash)
+            .ok()
+            .map(|_| self.hashed_owner(&hash))
+    }
+
+    /// With NSEC3: the owner of the NSEC3 record whose span covers the
+    /// hash of `key` (wire format): the last hash before it, or the last
+    /// of all when it comes before the first.
+    pub fn nsec3_covering(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mut lower = key.to_vec();
+        lower.make_ascii_lowercase();
+        let hash = nsec3_hash(&lower);
+        let before = self.hashes.partition_point(|h| *h < hash);
+        let at = before.checked_sub(1).or(self.hashes.len().checked_sub(1))?;
+        Some(self.hashed_owner(&self.hashes[at]))
+    }
+
+    /// The NSEC3 RDATA for a name whose hash is `hash` holding `types`.
+    fn nsec3_rdata(&self, hash: &[u8; 20], types: &[RecordType]) -> Vec<u8> {
+        let at = self.hashes.partition_point(|h| h <= hash);
+        let next = self.hashes.get(at).unwrap_or(&self.hashes[0]);
+        let mut rdata = NSEC3_PARAMS.to_vec();
+        rdata.push(20);
+        rdata.extend_from_slice(next);
+        rdata.extend_from_slice(&sign::type_bitmap(types));
+        rdata
+    }
+
     /// Whether `key` (wire format, lower case) is a failover record's name.
     pub fn is_dynamic(&self, key: &[u8]) -> bool {
         self.dynamic.iter().any(|d| **d == *key)
@@ -406,12 +547,30 @@ impl Signed {
         let mut out = Vec::new();
         for key in &self.dynamic {
             let mut types = types_at(key);
-            types.retain(|t| *t != RecordType::NSEC && *t != RecordType::RRSIG);
-            types.extend([RecordType::NSEC, RecordType::RRSIG]);
-            let mut rdata = self.next(key).to_vec();
-            rdata.extend_from_slice(&sign::type_bitmap(&types));
-            let name = Name::from(&crate::zone::records::wire_name(key));
-            let nsec = raw_record(name, self.nsec_ttl, RecordType::NSEC, rdata);
+            types.retain(|t| !is_signing_type(*t));
+            types.push(RecordType::RRSIG);
+            if *key == self.apex {
+                types.extend([RecordType::DNSKEY, RecordType::CDS, RecordType::CDNSKEY]);
+            }
+            let nsec = match self.denial {
+                Denial::Nsec => {
+                    types.push(RecordType::NSEC);
+                    let mut rdata = self.next(key).to_vec();
+                    rdata.extend_from_slice(&sign::type_bitmap(&types));
+                    let name = Name::from(&crate::zone::records::wire_name(key));
+                    raw_record(name, self.nsec_ttl, RecordType::NSEC, rdata)
+                }
+                Denial::Nsec3 => {
+                    if *key == self.apex {
+                        types.push(RecordType::NSEC3PARAM);
+                    }
+                    let hash = nsec3_hash(key);
+                    let owner = self.hashed_owner(&hash);
+                    let name = Name::from(&crate::zone::records::wire_name(&owner));
+                    let rdata = self.nsec3_rdata(&hash, &types);
+                    raw_record(name, self.nsec_ttl, RecordType::NSEC3, rdata)
+                }
+            };
             let sigs = self.sign(std::slice::from_ref(&nsec));
             out.push(nsec);
             out.extend(sigs.iter().cloned());
@@ -466,7 +625,7 @@ pub fn sign_zone(
         tracing::info!(zone = %origin, folder = %policy.keys.display(), tag = keys[0].tag, "made a signing key (CSK) for the zone");
     }
     let apex: Box<[u8]> = lower_wire(&wire_key(&LowerName::new(origin)));
-    let cuts: Vec<Box<[u8]>> = records
+    let cuts: rustc_hash::FxHashSet<Box<[u8]>> = records
         .nodes()
         .filter(|(key, range)| {
             !key.eq_ignore_ascii_case(&apex)
@@ -479,7 +638,7 @@ pub fn sign_zone(
         let mut at = 0;
         let mut first = true;
         while key.len() - at > apex.len() {
-            if !first && cuts.iter().any(|c| **c == key[at..]) {
+            if !first && cuts.contains(&key[at..]) {
                 return true;
             }
             first = false;
@@ -487,7 +646,7 @@ pub fn sign_zone(
         }
         false
     };
-    let at_cut = |key: &[u8]| cuts.iter().any(|c| **c == *key);
+    let at_cut = |key: &[u8]| cuts.contains(key);
     let mut dynamic: Vec<Box<[u8]>> = dynamic
         .iter()
         .map(|n| lower_wire(&wire_key(&LowerName::new(n))))
@@ -497,14 +656,28 @@ pub fn sign_zone(
     dynamic.sort();
     dynamic.dedup();
 
-    let mut chain: Vec<Box<[u8]>> = records
-        .nodes()
-        .map(|(key, _)| lower_wire(key))
-        .filter(|k| !below_cut(k))
-        .chain(dynamic.iter().cloned())
-        .collect();
-    chain.sort_by(|a, b| sign::canonical_cmp(a, b));
-    chain.dedup();
+    let (chain, hashes) = match policy.denial {
+        Denial::Nsec => {
+            let mut chain: Vec<Box<[u8]>> = records
+                .nodes()
+                .map(|(key, _)| lower_wire(key))
+                .filter(|k| !below_cut(k))
+                .chain(dynamic.iter().cloned())
+                .collect();
+            chain.sort_by(|a, b| sign::canonical_cmp(a, b));
+            chain.dedup();
+            (chain, Vec::new())
+        }
+        Denial::Nsec3 => {
+            // Every name, the empty non-terminals too (RFC 5155 section
+            // 7.1), those of the failover names included.
+            let names = nsec3_names(records, &apex, &dynamic, &below_cut);
+            let mut hashes: Vec<[u8; 20]> = names.iter().map(|n| nsec3_hash(n)).collect();
+            hashes.sort_unstable();
+            hashes.dedup();
+            (Vec::new(), hashes)
+        }
+    };
 
     let validity = times(origin, policy, now_s);
     let mut signed = Signed {
@@ -514,6 +687,8 @@ pub fn sign_zone(
         apex: apex.clone(),
         chain,
         nsec_ttl: soa.ttl.min(minimum),
+        hashes,
+        denial: policy.denial,
         dynamic,
         presigned: HashMap::new(),
         recent: Mutex::new(HashMap::new()),
@@ -555,8 +730,17 @@ pub fn sign_zone(
             )
         })
         .collect();
+    let nsec3param: Vec<Record> = match policy.denial {
+        Denial::Nsec => Vec::new(),
+        Denial::Nsec3 => vec![raw_record(
+            origin.clone(),
+            0,
+            RecordType::NSEC3PARAM,
+            NSEC3_PARAMS.to_vec(),
+        )],
+    };
     let (apex_node, _) = gather.node(origin);
-    for set in [&dnskeys, &cds, &cdnskeys] {
+    for set in [&dnskeys, &cds, &cdnskeys, &nsec3param] {
         if set.is_empty() {
             continue;
         }
@@ -611,6 +795,44 @@ pub fn sign_zone(
             }
         }
     }
+    if policy.denial == Denial::Nsec3 {
+        let names = nsec3_names(records, &apex, &signed.dynamic, &below_cut);
+        for batch in names.chunks(SIGNING_BATCH) {
+            let per_thread = batch.len().div_ceil(threads);
+            let made: Vec<(Vec<u8>, Vec<Generated>)> = std::thread::scope(|scope| {
+                let workers: Vec<_> = batch
+                    .chunks(per_thread.max(1))
+                    .map(|part| {
+                        let signed = &signed;
+                        let at_cut = &at_cut;
+                        scope.spawn(move || {
+                            part.iter()
+                                .filter(|key| !signed.is_dynamic(key))
+                                .map(|key| signed.sign_nsec3(records, key, at_cut(key)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_default())
+                    .collect()
+            });
+            for (owner, generated) in made {
+                let owner = Name::from(&crate::zone::records::wire_name(&owner));
+                let (node, _) = gather.node(&owner);
+                for (rtype, ttl, rdata) in generated {
+                    let mut wire = Vec::with_capacity(10 + rdata.len());
+                    wire.extend_from_slice(&u16::from(rtype).to_be_bytes());
+                    wire.extend_from_slice(&1u16.to_be_bytes());
+                    wire.extend_from_slice(&ttl.to_be_bytes());
+                    wire.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                    wire.extend_from_slice(&rdata);
+                    gather.push_wire(node, &wire);
+                }
+            }
+        }
+    }
     // Each site's failover RRsets, signed ahead.
     let mut presigned = HashMap::new();
     for variant in variants {
@@ -661,6 +883,35 @@ pub fn sign_zone(
         records,
         signed: Some(Arc::new(signed)),
     })
+}
+
+/// The names an NSEC3 chain covers (wire format, lower case): every name
+/// of the zone file (the empty non-terminals too) not below a zone cut,
+/// and the failover names with the names between them and the apex.
+fn nsec3_names(
+    records: &Records,
+    apex: &[u8],
+    dynamic: &[Box<[u8]>],
+    below_cut: &dyn Fn(&[u8]) -> bool,
+) -> Vec<Box<[u8]>> {
+    let mut names: Vec<Box<[u8]>> = records
+        .names()
+        .map(|(key, _)| lower_wire(key))
+        .filter(|k| !below_cut(k))
+        .collect();
+    for key in dynamic {
+        let mut at = 0;
+        while key.len() - at >= apex.len() {
+            names.push(key[at..].into());
+            if key.len() - at == apex.len() || key[at] == 0 {
+                break;
+            }
+            at += 1 + usize::from(key[at]);
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// The DS records of `zone`'s keys with a secure-entry-point flag, in
@@ -733,6 +984,7 @@ mod tests {
             keys: dir.to_path_buf(),
             validity: Policy::VALIDITY,
             refresh: Policy::REFRESH,
+            denial: Denial::Nsec,
         }
     }
 
