@@ -95,9 +95,14 @@ fn ds(path: &std::path::Path, zone: &str, node: Option<&str>) -> Result<(), Fail
             }
         )));
     };
-    let (keys, created) =
-        dnssec::keys::load_or_create(&policy.keys, &source.origin, policy.algorithm, *ttl)
-            .map_err(Failure::Config)?;
+    let (keys, created) = dnssec::keys::load_or_create(
+        &policy.keys,
+        &source.origin,
+        policy.algorithm,
+        *ttl,
+        policy.split_keys,
+    )
+    .map_err(Failure::Config)?;
     if created {
         eprintln!(
             "made a signing key for {} in {}",
@@ -132,8 +137,13 @@ fn status(path: &std::path::Path, node: Option<&str>) -> Result<(), Failure> {
             println!("  no keys yet: the first serve (or `geofailover dnssec ds`) makes one");
             continue;
         }
+        let zsks = keys.iter().any(|k| k.flags & 1 == 0);
         for key in &keys {
-            let role = if key.flags & 1 == 1 { "CSK" } else { "ZSK" };
+            let role = match (key.flags & 1 == 1, zsks) {
+                (true, true) => "KSK",
+                (true, false) => "CSK",
+                (false, _) => "ZSK",
+            };
             println!(
                 "  key {:05} {role} (flags {}), active, {}",
                 key.tag,

@@ -695,6 +695,15 @@ fn dnssec_policy(
         Some("nsec3") => crate::dnssec::Denial::Nsec3,
         Some(other) => return Err(format!("denial `{other}`: expected nsec or nsec3")),
     };
+    let split_keys = match raw.signing_keys.as_deref() {
+        None | Some("csk") => false,
+        Some("ksk_zsk") => true,
+        Some(other) => {
+            return Err(format!(
+                "signing_keys `{other}`: expected csk (one combined key) or ksk_zsk"
+            ));
+        }
+    };
     let validity = raw.validity.unwrap_or(Policy::VALIDITY);
     let refresh = raw.refresh.unwrap_or(Policy::REFRESH);
     if validity < std::time::Duration::from_secs(2 * 3600) {
@@ -718,6 +727,7 @@ fn dnssec_policy(
         validity,
         refresh,
         denial,
+        split_keys,
     })
 }
 

@@ -315,13 +315,18 @@ fn public_flags(text: &str) -> Option<u16> {
         })
 }
 
-/// The keys of `zone` in `dir`, a combined signing key made (and the
-/// folder, mode 0700) when there is none; whether one was made.
+/// DNSKEY flags of a zone-signing key (no secure entry point).
+pub const FLAGS_ZONE: u16 = 256;
+
+/// The keys of `zone` in `dir`; when there are none, a combined signing
+/// key is made (flags 257), or a KSK (257) and a ZSK (256) when `split`
+/// (and the folder, mode 0700); whether keys were made.
 pub fn load_or_create(
     dir: &Path,
     zone: &hickory_proto::rr::Name,
     algorithm: Algorithm,
     ttl: u32,
+    split: bool,
 ) -> Result<(Vec<Key>, bool), String> {
     let keys = load(dir, zone, algorithm)?;
     if !keys.is_empty() {
@@ -334,7 +339,11 @@ pub fn load_or_create(
     if !keys.is_empty() {
         return Ok((keys, false));
     }
-    create(dir, zone, algorithm, ttl).map(|key| (vec![key], true))
+    let mut keys = vec![create(dir, zone, algorithm, ttl, FLAGS_SEP)?];
+    if split {
+        keys.push(create(dir, zone, algorithm, ttl, FLAGS_ZONE)?);
+    }
+    Ok((keys, true))
 }
 
 /// An exclusive lock on a key folder (`flock` on `.lock` in it), released
@@ -368,12 +377,14 @@ impl FolderLock {
     }
 }
 
-/// Makes a combined signing key (flags 257) and writes its two files.
+/// Makes a key with `flags` (257: a KSK or CSK, 256: a ZSK) and writes
+/// its two files.
 fn create(
     dir: &Path,
     zone: &hickory_proto::rr::Name,
     algorithm: Algorithm,
     ttl: u32,
+    flags: u16,
 ) -> Result<Key, String> {
     use ring::rand::SecureRandom as _;
     {
@@ -392,7 +403,7 @@ fn create(
             .map_err(|_| "the system's random source failed".to_string())?;
         // A P-256 scalar must be below the group order: draw again in the
         // rare case it is not.
-        if let Ok(key) = Key::from_secret(algorithm, FLAGS_SEP, &private, PathBuf::new()) {
+        if let Ok(key) = Key::from_secret(algorithm, flags, &private, PathBuf::new()) {
             break (key, private);
         }
     };
@@ -412,7 +423,8 @@ fn create(
         b64(&private),
     );
     let public_text = format!(
-        "; This is a key-signing key, keyid {}, for {zone_text}\n; Created: {stamp}\n; Publish: {stamp}\n; Activate: {stamp}\n{zone_text} {ttl} IN DNSKEY {} 3 {} {}\n",
+        "; This is a {}-signing key, keyid {}, for {zone_text}\n; Created: {stamp}\n; Publish: {stamp}\n; Activate: {stamp}\n{zone_text} {ttl} IN DNSKEY {} 3 {} {}\n",
+        if flags & 1 == 1 { "key" } else { "zone" },
         key.tag,
         key.flags,
         algorithm.number(),
@@ -473,9 +485,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let zone = hickory_proto::rr::Name::from_ascii("Example.COM.").unwrap();
         for algorithm in [Algorithm::EcdsaP256, Algorithm::Ed25519] {
-            let (made, created) = load_or_create(dir.path(), &zone, algorithm, 3600).unwrap();
+            let (made, created) =
+                load_or_create(dir.path(), &zone, algorithm, 3600, false).unwrap();
             assert!(created);
-            let (again, created) = load_or_create(dir.path(), &zone, algorithm, 3600).unwrap();
+            let (again, created) =
+                load_or_create(dir.path(), &zone, algorithm, 3600, false).unwrap();
             assert!(!created);
             assert_eq!(made[0].public, again[0].public);
             assert_eq!(made[0].tag, again[0].tag);

@@ -47,6 +47,9 @@ pub struct Policy {
     pub refresh: Duration,
     /// Authenticated denial of existence.
     pub denial: Denial,
+    /// Keys made, when there are none: one combined signing key (false),
+    /// or a KSK and a ZSK (true).
+    pub split_keys: bool,
 }
 
 /// How a signed zone proves what it does not hold.
@@ -275,7 +278,30 @@ pub fn raw_record(owner: Name, ttl: u32, rtype: RecordType, rdata: Vec<u8>) -> R
     )
 }
 
+/// A key's role among `keys`: a KSK beside ZSKs, a CSK alone, or a ZSK.
+fn role(key: &Key, keys: &[Key]) -> &'static str {
+    let zsks = keys.iter().any(|k| k.flags & 1 == 0);
+    match (key.flags & 1 == 1, zsks) {
+        (true, true) => "KSK",
+        (true, false) => "CSK",
+        (false, _) => "ZSK",
+    }
+}
+
 impl Signed {
+    /// The keys that sign RRsets of `rtype`: the key sets at the apex
+    /// (DNSKEY, CDS, CDNSKEY) by the keys with the SEP flag, the rest by
+    /// the others; when one kind is missing, every key signs (a CSK).
+    fn signers(&self, rtype: RecordType) -> impl Iterator<Item = &Key> + '_ {
+        let key_set = matches!(
+            rtype,
+            RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+        );
+        let sep = |k: &Key| k.flags & 1 == 1;
+        let both = self.keys.iter().any(sep) && self.keys.iter().any(|k| !sep(k));
+        self.keys.iter().filter(move |k| !both || sep(k) == key_set)
+    }
+
     /// The tags of the keys that sign the zone.
     pub fn tags(&self) -> Vec<u16> {
         self.keys.iter().map(|k| k.tag).collect()
@@ -291,7 +317,7 @@ impl Signed {
                 .iter()
                 .map(|k| SignedKey {
                     tag: k.tag,
-                    role: if k.flags & 1 == 1 { "CSK" } else { "ZSK" }.into(),
+                    role: role(k, &self.keys).into(),
                 })
                 .collect(),
             valid_from: utc(u64::from(self.validity.inception)),
@@ -358,8 +384,7 @@ impl Signed {
         rdatas: &[Vec<u8>],
     ) -> Vec<Record> {
         let refs: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();
-        self.keys
-            .iter()
+        self.signers(rtype)
             .map(|key| {
                 let rdata = sign::rrsig(key, owner, rtype, ttl, &refs, self.validity, &self.apex);
                 raw_record(name.clone(), ttl, RecordType::RRSIG, rdata)
@@ -394,7 +419,7 @@ impl Signed {
                     .collect();
                 let refs: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();
                 let ttl = records.ttl(at);
-                for k in &self.keys {
+                for k in self.signers(rtype) {
                     let rrsig = sign::rrsig(k, key, rtype, ttl, &refs, self.validity, &self.apex);
                     out.push((RecordType::RRSIG, ttl, rrsig));
                 }
@@ -411,7 +436,7 @@ impl Signed {
         let mut nsec = self.next(&lower).to_vec();
         nsec.extend_from_slice(&sign::type_bitmap(&types));
         let canonical = [nsec.as_slice()];
-        for k in &self.keys {
+        for k in self.signers(RecordType::NSEC) {
             let rrsig = sign::rrsig(
                 k,
                 key,
@@ -456,7 +481,7 @@ impl Signed {
         let owner = self.hashed_owner(&hash);
         let rdata = self.nsec3_rdata(&hash, &types);
         let mut out = Vec::with_capacity(1 + self.keys.len());
-        for k in &self.keys {
+        for k in self.signers(RecordType::NSEC3) {
             let rrsig = sign::rrsig(
                 k,
                 &owner,
@@ -620,9 +645,19 @@ pub fn sign_zone(
             ));
         }
     }
-    let (keys, created) = keys::load_or_create(&policy.keys, origin, policy.algorithm, soa.ttl)?;
+    let (keys, created) = keys::load_or_create(
+        &policy.keys,
+        origin,
+        policy.algorithm,
+        soa.ttl,
+        policy.split_keys,
+    )?;
     if created {
-        tracing::info!(zone = %origin, folder = %policy.keys.display(), tag = keys[0].tag, "made a signing key (CSK) for the zone");
+        let made: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{} {:05}", role(k, &keys), k.tag))
+            .collect();
+        tracing::info!(zone = %origin, folder = %policy.keys.display(), "made signing keys for the zone: {}", made.join(", "));
     }
     let apex: Box<[u8]> = lower_wire(&wire_key(&LowerName::new(origin)));
     let cuts: rustc_hash::FxHashSet<Box<[u8]>> = records
@@ -985,6 +1020,7 @@ mod tests {
             validity: Policy::VALIDITY,
             refresh: Policy::REFRESH,
             denial: Denial::Nsec,
+            split_keys: false,
         }
     }
 
