@@ -144,10 +144,28 @@ fn status(path: &std::path::Path, node: Option<&str>) -> Result<(), Failure> {
                 (true, false) => "CSK",
                 (false, _) => "ZSK",
             };
+            let t = key.timing;
+            let state = if t.signs(now_s) {
+                "signing"
+            } else if t.published(now_s) {
+                "published, not signing"
+            } else if t.publish.is_some_and(|p| p > now_s) {
+                "not yet published"
+            } else {
+                "retired"
+            };
+            let when = |what: &str, at: Option<u64>| {
+                at.map(|s| format!(", {what} {}", crate::engine::utc(s * 1000)))
+                    .unwrap_or_default()
+            };
             println!(
-                "  key {:05} {role} (flags {}), active, {}",
+                "  key {:05} {role} (flags {}), {state}{}{}{}{}, {}",
                 key.tag,
                 key.flags,
+                when("published", t.publish),
+                when("active", t.activate),
+                when("inactive", t.inactive),
+                when("deleted", t.delete),
                 key.file.display()
             );
         }

@@ -70,7 +70,62 @@ pub struct Key {
     pub tag: u16,
     /// The `.private` file it was read from.
     pub file: PathBuf,
+    /// BIND's timing metadata (seconds since 1970), when the file has it:
+    /// the DNSKEY is published from `publish` until `delete`, and the key
+    /// signs from `activate` until `inactive`.
+    pub timing: Timing,
     secret: Secret,
+}
+
+/// When a key is published, signs, stops signing and is removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    pub publish: Option<u64>,
+    pub activate: Option<u64>,
+    pub inactive: Option<u64>,
+    pub delete: Option<u64>,
+}
+
+impl Timing {
+    /// Whether the DNSKEY is in the zone at `now` (seconds).
+    pub fn published(&self, now: u64) -> bool {
+        self.publish.is_none_or(|t| t <= now) && self.delete.is_none_or(|t| now < t)
+    }
+
+    /// Whether the key signs at `now`.
+    pub fn signs(&self, now: u64) -> bool {
+        self.published(now)
+            && self.activate.is_none_or(|t| t <= now)
+            && self.inactive.is_none_or(|t| now < t)
+    }
+
+    /// The first of its times after `now`: when the zone must be signed
+    /// again for the key's state to change.
+    pub fn next_after(&self, now: u64) -> Option<u64> {
+        [self.publish, self.activate, self.inactive, self.delete]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+    }
+}
+
+/// A BIND timestamp (`YYYYMMDDHHMMSS`, UTC) in seconds since 1970.
+fn bind_time(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t.len() != 14 || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let rfc3339 = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &t[0..4],
+        &t[4..6],
+        &t[6..8],
+        &t[8..10],
+        &t[10..12],
+        &t[12..14]
+    );
+    crate::engine::parse_utc(&rfc3339).map(|ms| ms / 1000)
 }
 
 impl fmt::Debug for Key {
@@ -114,6 +169,7 @@ impl Key {
             public,
             tag: 0,
             file,
+            timing: Timing::default(),
             secret,
         };
         key.tag = key_tag(&key.dnskey_rdata());
@@ -233,6 +289,7 @@ fn read_key(file: &Path, algorithm: Algorithm) -> Result<Key, String> {
         .map_err(|e| format!("cannot read the private key file {shown}: {e}"))?;
     let mut private = None;
     let mut named = None;
+    let mut timing = Timing::default();
     for (n, line) in text.lines().enumerate() {
         let Some((field, value)) = line.split_once(':') else {
             continue;
@@ -252,6 +309,22 @@ fn read_key(file: &Path, algorithm: Algorithm) -> Result<Key, String> {
                         algorithm.bind_name()
                     ));
                 }
+            }
+            field @ ("Publish" | "Activate" | "Inactive" | "Delete") => {
+                let at = bind_time(value).ok_or_else(|| {
+                    format!(
+                        "{shown}:{}: {field} `{}`: expected a time as YYYYMMDDHHMMSS (UTC)",
+                        n + 1,
+                        value.trim()
+                    )
+                })?;
+                let slot = match field {
+                    "Publish" => &mut timing.publish,
+                    "Activate" => &mut timing.activate,
+                    "Inactive" => &mut timing.inactive,
+                    _ => &mut timing.delete,
+                };
+                *slot = Some(at);
             }
             "PrivateKey" => {
                 private = Some(
@@ -280,8 +353,9 @@ fn read_key(file: &Path, algorithm: Algorithm) -> Result<Key, String> {
         })?,
         Err(_) => FLAGS_SEP,
     };
-    let key = Key::from_secret(algorithm, flags, &private, file.to_path_buf())
+    let mut key = Key::from_secret(algorithm, flags, &private, file.to_path_buf())
         .map_err(|e| format!("{shown}: {e}"))?;
+    key.timing = timing;
     // The file's name carries the tag: a key renamed by hand, or a
     // .key from another key, is caught here.
     let stem = file
@@ -412,8 +486,9 @@ fn create(
     let base = Key::base_name(&zone_text, algorithm, key.tag);
     let private_file = dir.join(format!("{base}.private"));
     let public_file = dir.join(format!("{base}.key"));
-    let now = crate::engine::utc(crate::control::clock::now_ms());
-    // BIND's timestamps: YYYYMMDDHHMMSS.
+    // BIND's timestamps (YYYYMMDDHHMMSS): published and active from an
+    // hour ago, so a node whose clock is behind uses it too.
+    let now = crate::engine::utc(crate::control::clock::now_ms().saturating_sub(3_600_000));
     let stamp: String = now.chars().filter(char::is_ascii_digit).collect();
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let private_text = format!(

@@ -188,13 +188,13 @@ pub fn next_due(config: &crate::config::Config, zones: &[Zone]) -> Option<u64> {
         .iter()
         .filter_map(|zone| {
             let signed = zone.signed.as_ref()?;
-            let policy = config
+            config
                 .zones
                 .iter()
                 .find(|s| s.origin == zone.origin)?
                 .dnssec
                 .as_ref()?;
-            Some(due(policy, signed.validity))
+            Some(signed.resign_at)
         })
         .min()
 }
@@ -203,7 +203,11 @@ pub fn next_due(config: &crate::config::Config, zones: &[Zone]) -> Option<u64> {
 /// keys, the times, the NSEC chain's names, and the signatures made
 /// ahead for the failover records.
 pub struct Signed {
+    /// The keys that sign now.
     keys: Vec<Key>,
+    /// Keys published (their DNSKEY in the zone) that do not sign now:
+    /// a successor before it signs, a predecessor after.
+    standby: Vec<Key>,
     pub validity: Validity,
     /// When the zone is due to be signed again (seconds since 1970).
     pub resign_at: u64,
@@ -253,8 +257,12 @@ pub struct ZoneSigned {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SignedKey {
     pub tag: u16,
-    /// CSK (signs everything) or ZSK.
+    /// CSK (signs everything), KSK or ZSK.
     pub role: String,
+    /// `signing`, or `published` (in the DNSKEY set, not signing: a
+    /// successor before its time, a predecessor after).
+    #[serde(default)]
+    pub state: String,
 }
 
 /// A record's RDATA in wire format, names written in full.
@@ -302,9 +310,13 @@ impl Signed {
         self.keys.iter().filter(move |k| !both || sep(k) == key_set)
     }
 
-    /// The tags of the keys that sign the zone.
+    /// The tags of the keys in the zone's DNSKEY set.
     pub fn tags(&self) -> Vec<u16> {
-        self.keys.iter().map(|k| k.tag).collect()
+        self.keys
+            .iter()
+            .chain(&self.standby)
+            .map(|k| k.tag)
+            .collect()
     }
 
     /// What status shows of the zone's signing.
@@ -315,9 +327,12 @@ impl Signed {
             keys: self
                 .keys
                 .iter()
-                .map(|k| SignedKey {
+                .map(|k| (k, "signing"))
+                .chain(self.standby.iter().map(|k| (k, "published")))
+                .map(|(k, state)| SignedKey {
                     tag: k.tag,
                     role: role(k, &self.keys).into(),
+                    state: state.into(),
                 })
                 .collect(),
             valid_from: utc(u64::from(self.validity.inception)),
@@ -645,7 +660,7 @@ pub fn sign_zone(
             ));
         }
     }
-    let (keys, created) = keys::load_or_create(
+    let (all_keys, created) = keys::load_or_create(
         &policy.keys,
         origin,
         policy.algorithm,
@@ -653,11 +668,30 @@ pub fn sign_zone(
         policy.split_keys,
     )?;
     if created {
-        let made: Vec<String> = keys
+        let made: Vec<String> = all_keys
             .iter()
-            .map(|k| format!("{} {:05}", role(k, &keys), k.tag))
+            .map(|k| format!("{} {:05}", role(k, &all_keys), k.tag))
             .collect();
         tracing::info!(zone = %origin, folder = %policy.keys.display(), "made signing keys for the zone: {}", made.join(", "));
+    }
+    // The keys' timing (BIND's Publish, Activate, Inactive, Delete) at
+    // the signing time: which are in the DNSKEY set, which sign, and when
+    // that next changes.
+    let next_event = all_keys
+        .iter()
+        .filter_map(|k| k.timing.next_after(now_s))
+        .min();
+    let (keys, rest): (Vec<Key>, Vec<Key>) =
+        all_keys.into_iter().partition(|k| k.timing.signs(now_s));
+    let standby: Vec<Key> = rest
+        .into_iter()
+        .filter(|k| k.timing.published(now_s))
+        .collect();
+    if keys.is_empty() {
+        return Err(format!(
+            "none of the zone's keys in {} signs now (their Activate, Inactive or Delete times): make one active, or move them out of the folder to have a new key made",
+            policy.keys.display()
+        ));
     }
     let apex: Box<[u8]> = lower_wire(&wire_key(&LowerName::new(origin)));
     let cuts: rustc_hash::FxHashSet<Box<[u8]>> = records
@@ -717,8 +751,9 @@ pub fn sign_zone(
     let validity = times(origin, policy, now_s);
     let mut signed = Signed {
         keys,
+        standby,
         validity,
-        resign_at: due(policy, validity),
+        resign_at: next_event.map_or(due(policy, validity), |at| at.min(due(policy, validity))),
         apex: apex.clone(),
         chain,
         nsec_ttl: soa.ttl.min(minimum),
@@ -740,6 +775,7 @@ pub fn sign_zone(
     let dnskeys: Vec<Record> = signed
         .keys
         .iter()
+        .chain(&signed.standby)
         .map(|k| {
             raw_record(
                 origin.clone(),
@@ -749,7 +785,12 @@ pub fn sign_zone(
             )
         })
         .collect();
-    let sep: Vec<&Key> = signed.keys.iter().filter(|k| k.flags & 1 == 1).collect();
+    let sep: Vec<&Key> = signed
+        .keys
+        .iter()
+        .chain(&signed.standby)
+        .filter(|k| k.flags & 1 == 1 && k.timing.inactive.is_none_or(|t| now_s < t))
+        .collect();
     let cds: Vec<Record> = sep
         .iter()
         .map(|k| raw_record(origin.clone(), soa.ttl, RecordType::CDS, k.ds_rdata(&apex)))
@@ -1063,7 +1104,7 @@ mod tests {
     fn signing_is_deterministic_and_answers_carry_their_proofs() {
         let dir = tempfile::tempdir().unwrap();
         let p = policy(dir.path());
-        let now = 1_796_083_200;
+        let now = crate::control::clock::now_ms() / 1000 + 86_400;
         let www = Name::from_ascii("www.example.com.").unwrap();
         let one = sign_zone(&zone(), &p, std::slice::from_ref(&www), &[], now).unwrap();
         let two = sign_zone(&zone(), &p, std::slice::from_ref(&www), &[], now).unwrap();
@@ -1199,5 +1240,108 @@ mod tests {
                 .contains("NSEC record at ns1.example.com."),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn keys_are_published_and_sign_as_their_timing_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = policy(dir.path());
+        // After the keys' own Publish and Activate times.
+        let now = crate::control::clock::now_ms() / 1000 + 86_400;
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let (made, _) = keys::load_or_create(dir.path(), &origin, p.algorithm, 300, false).unwrap();
+        let first = made[0].file.clone();
+        // A successor made by hand: published now, signing in an hour.
+        let (_, _) = keys::load_or_create(
+            dir.path(),
+            &Name::from_ascii("example.net.").unwrap(),
+            p.algorithm,
+            300,
+            false,
+        )
+        .unwrap();
+        let stamp = |s: u64| {
+            crate::engine::utc(s * 1000)
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        };
+        let successor = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.to_str().unwrap().contains("Kexample.net.") && p.extension().unwrap() == "private"
+            })
+            .unwrap();
+        let text = std::fs::read_to_string(&successor).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with("Publish") && !l.starts_with("Activate"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let name = successor
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace("example.net.", "example.com.");
+        let key_file = successor.with_extension("key");
+        let key_text = std::fs::read_to_string(&key_file)
+            .unwrap()
+            .replace("example.net.", "example.com.");
+        std::fs::remove_file(&successor).unwrap();
+        std::fs::remove_file(&key_file).unwrap();
+        let moved = dir.path().join(&name);
+        crate::web::auth::write_private(
+            &moved,
+            &format!(
+                "{kept}Publish: {}\nActivate: {}\n",
+                stamp(now),
+                stamp(now + 3600)
+            ),
+        )
+        .unwrap();
+        std::fs::write(moved.with_extension("key"), key_text).unwrap();
+
+        let zone = sign_zone(&zone(), &p, &[], &[], now).unwrap();
+        let signed = zone.signed.as_ref().unwrap();
+        let status = signed.status();
+        let states: Vec<&str> = status.keys.iter().map(|k| k.state.as_str()).collect();
+        assert_eq!(states, ["signing", "published"], "{status:?}");
+        assert_eq!(signed.tags().len(), 2, "both keys are in the DNSKEY set");
+        assert_eq!(
+            signed.resign_at,
+            now + 3600,
+            "signed again when the successor activates"
+        );
+        // An hour on, both sign; a key whose Delete has passed is gone.
+        let later = sign_zone(&zone_of(&zone), &p, &[], &[], now + 3600).unwrap();
+        let states: Vec<String> = later
+            .signed
+            .unwrap()
+            .status()
+            .keys
+            .iter()
+            .map(|k| k.state.clone())
+            .collect();
+        assert_eq!(states, ["signing", "signing"]);
+        let text = std::fs::read_to_string(&first).unwrap();
+        std::fs::remove_file(&first).unwrap();
+        crate::web::auth::write_private(
+            &first,
+            &format!(
+                "{text}Inactive: {}\nDelete: {}\n",
+                stamp(now + 3600),
+                stamp(now + 7200)
+            ),
+        )
+        .unwrap();
+        let retired = sign_zone(&zone_of(&zone), &p, &[], &[], now + 7200).unwrap();
+        assert_eq!(retired.signed.unwrap().tags().len(), 1);
+    }
+
+    /// The unsigned zone a signed one was made from, for signing again.
+    fn zone_of(_signed: &Zone) -> Zone {
+        zone()
     }
 }
