@@ -480,6 +480,21 @@ impl Config {
             });
         }
 
+        if cluster.is_some()
+            && let Some(zone) = zones
+                .iter()
+                .find(|z| z.dnssec.as_ref().is_some_and(|d| d.zsk_lifetime.is_some()))
+        {
+            // Each node signs itself: one making a successor key alone
+            // would sign with keys the others lack.
+            return Err(at(
+                line_of(text, "zsk_lifetime"),
+                format!(
+                    "zone {}: zsk_lifetime with several nodes: each node would make its own successor key; roll the ZSK by hand (README, \"Key timing\") and give every node the same key folder",
+                    zone.origin
+                ),
+            ));
+        }
         let failover = failover::validate(path, text, raw.failover, raw.sites)?;
         if cluster.is_some() && failover.is_none() {
             // The nodes agree on the serials and their content through the
@@ -704,6 +719,19 @@ fn dnssec_policy(
             ));
         }
     };
+    if let Some(lifetime) = raw.zsk_lifetime {
+        if !split_keys {
+            return Err(
+                "zsk_lifetime without a ZSK: expected signing_keys: ksk_zsk with it".into(),
+            );
+        }
+        if lifetime < std::time::Duration::from_secs(86_400) {
+            return Err(format!(
+                "zsk_lifetime {}: expected at least 1d (a rollover takes the DNSKEY TTL and the zone's largest TTL, plus an hour each)",
+                duration::show(lifetime)
+            ));
+        }
+    }
     let validity = raw.validity.unwrap_or(Policy::VALIDITY);
     let refresh = raw.refresh.unwrap_or(Policy::REFRESH);
     if validity < std::time::Duration::from_secs(2 * 3600) {
@@ -728,6 +756,7 @@ fn dnssec_policy(
         refresh,
         denial,
         split_keys,
+        zsk_lifetime: raw.zsk_lifetime,
     })
 }
 

@@ -214,6 +214,9 @@ pub struct RawDnssec {
     /// The keys made when there are none: `csk` (default) or `ksk_zsk`.
     #[serde(default)]
     pub signing_keys: Option<String>,
+    /// Roll the ZSK automatically after this long (with `ksk_zsk`).
+    #[serde(default, deserialize_with = "crate::config::duration::optional")]
+    pub zsk_lifetime: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -451,14 +451,38 @@ impl FolderLock {
     }
 }
 
-/// Makes a key with `flags` (257: a KSK or CSK, 256: a ZSK) and writes
-/// its two files.
+/// Makes a key with `flags` (257: a KSK or CSK, 256: a ZSK), published
+/// and active from an hour ago (so a node whose clock is behind uses it
+/// too), and writes its two files.
 fn create(
     dir: &Path,
     zone: &hickory_proto::rr::Name,
     algorithm: Algorithm,
     ttl: u32,
     flags: u16,
+) -> Result<Key, String> {
+    let since = (crate::control::clock::now_ms() / 1000).saturating_sub(3600);
+    create_timed(dir, zone, algorithm, ttl, flags, since, since)
+}
+
+/// BIND's form of a time (seconds since 1970): `YYYYMMDDHHMMSS`.
+fn bind_stamp(seconds: u64) -> String {
+    crate::engine::utc(seconds * 1000)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
+}
+
+/// Makes a key with `flags`, published at `publish` and signing from
+/// `activate` (seconds since 1970), and writes its two files.
+fn create_timed(
+    dir: &Path,
+    zone: &hickory_proto::rr::Name,
+    algorithm: Algorithm,
+    ttl: u32,
+    flags: u16,
+    publish: u64,
+    activate: u64,
 ) -> Result<Key, String> {
     use ring::rand::SecureRandom as _;
     {
@@ -486,19 +510,17 @@ fn create(
     let base = Key::base_name(&zone_text, algorithm, key.tag);
     let private_file = dir.join(format!("{base}.private"));
     let public_file = dir.join(format!("{base}.key"));
-    // BIND's timestamps (YYYYMMDDHHMMSS): published and active from an
-    // hour ago, so a node whose clock is behind uses it too.
-    let now = crate::engine::utc(crate::control::clock::now_ms().saturating_sub(3_600_000));
-    let stamp: String = now.chars().filter(char::is_ascii_digit).collect();
+    let created = bind_stamp(crate::control::clock::now_ms() / 1000);
+    let (stamp, active) = (bind_stamp(publish), bind_stamp(activate));
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let private_text = format!(
-        "Private-key-format: v1.3\nAlgorithm: {} ({})\nPrivateKey: {}\nCreated: {stamp}\nPublish: {stamp}\nActivate: {stamp}\n",
+        "Private-key-format: v1.3\nAlgorithm: {} ({})\nPrivateKey: {}\nCreated: {created}\nPublish: {stamp}\nActivate: {active}\n",
         algorithm.number(),
         algorithm.bind_name(),
         b64(&private),
     );
     let public_text = format!(
-        "; This is a {}-signing key, keyid {}, for {zone_text}\n; Created: {stamp}\n; Publish: {stamp}\n; Activate: {stamp}\n{zone_text} {ttl} IN DNSKEY {} 3 {} {}\n",
+        "; This is a {}-signing key, keyid {}, for {zone_text}\n; Created: {created}\n; Publish: {stamp}\n; Activate: {active}\n{zone_text} {ttl} IN DNSKEY {} 3 {} {}\n",
         if flags & 1 == 1 { "key" } else { "zone" },
         key.tag,
         key.flags,
@@ -514,7 +536,92 @@ fn create(
     std::fs::write(&public_file, public_text)
         .map_err(|e| format!("cannot write the key file {}: {e}", public_file.display()))?;
     key.file = private_file;
+    key.timing = Timing {
+        publish: Some(publish),
+        activate: Some(activate),
+        ..Timing::default()
+    };
     Ok(key)
+}
+
+/// Sets a key's `Inactive` and `Delete` times in its `.private` file
+/// (written anew beside it, then renamed over it, mode 0600).
+fn retire(key: &Key, inactive: u64, delete: u64) -> Result<(), String> {
+    let shown = key.file.display();
+    let text = std::fs::read_to_string(&key.file)
+        .map_err(|e| format!("cannot read the private key file {shown}: {e}"))?;
+    let mut kept: String = text
+        .lines()
+        .filter(|l| !l.starts_with("Inactive:") && !l.starts_with("Delete:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    kept.push_str(&format!(
+        "Inactive: {}\nDelete: {}\n",
+        bind_stamp(inactive),
+        bind_stamp(delete)
+    ));
+    let temporary = key.file.with_extension("private.new");
+    let _ = std::fs::remove_file(&temporary);
+    crate::web::auth::write_private(&temporary, &kept)
+        .and_then(|()| std::fs::rename(&temporary, &key.file))
+        .map_err(|e| format!("cannot write the private key file {shown}: {e}"))
+}
+
+/// An automatic ZSK rollover by pre-publication (RFC 7583 section 3.2),
+/// done when the zone is signed at `now`: when the ZSK signing now
+/// reaches `lifetime` (counted from its Activate) within `publication`
+/// (the time a new DNSKEY takes to reach every cache), a successor is
+/// made, published now and signing from the later of the two; the old
+/// one stops signing then and leaves `retirement` after (the time its
+/// signatures take to leave the caches). Nothing when the zone has no
+/// ZSK, when a successor exists already, or when the ZSK signing has no
+/// Activate time to count from. Under the folder's lock; what was done.
+#[allow(clippy::too_many_arguments)]
+pub fn roll_zsk(
+    dir: &Path,
+    zone: &hickory_proto::rr::Name,
+    algorithm: Algorithm,
+    ttl: u32,
+    now: u64,
+    lifetime: u64,
+    publication: u64,
+    retirement: u64,
+) -> Result<Option<String>, String> {
+    let _lock = FolderLock::take(dir)?;
+    let keys = load(dir, zone, algorithm)?;
+    let zsks: Vec<&Key> = keys.iter().filter(|k| k.flags & 1 == 0).collect();
+    let Some(current) = zsks
+        .iter()
+        .filter(|k| k.timing.signs(now))
+        .max_by_key(|k| k.timing.activate)
+    else {
+        return Ok(None);
+    };
+    let Some(activated) = current.timing.activate else {
+        return Ok(None);
+    };
+    let successor = zsks.iter().any(|k| {
+        k.tag != current.tag
+            && k.timing.delete.is_none_or(|d| now < d)
+            && k.timing.activate.is_some_and(|a| a > activated)
+    });
+    if successor || current.timing.inactive.is_some() {
+        return Ok(None);
+    }
+    let due = activated + lifetime;
+    if now + publication < due {
+        return Ok(None);
+    }
+    let activate = (now + publication).max(due);
+    let new = create_timed(dir, zone, algorithm, ttl, FLAGS_ZONE, now, activate)?;
+    retire(current, activate, activate + retirement)?;
+    Ok(Some(format!(
+        "ZSK rollover: ZSK {:05} published, signing from {}; ZSK {:05} stops signing then and is removed at {}",
+        new.tag,
+        crate::engine::utc(activate * 1000),
+        current.tag,
+        crate::engine::utc((activate + retirement) * 1000)
+    )))
 }
 
 #[cfg(test)]

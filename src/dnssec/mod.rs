@@ -50,7 +50,13 @@ pub struct Policy {
     /// Keys made, when there are none: one combined signing key (false),
     /// or a KSK and a ZSK (true).
     pub split_keys: bool,
+    /// A ZSK is rolled (a successor made, pre-published) after this long.
+    pub zsk_lifetime: Option<Duration>,
 }
+
+/// How long a change takes to reach every secondary and cache beyond its
+/// TTL (Knot's `propagation-delay`).
+const PROPAGATION: u64 = 3600;
 
 /// How a signed zone proves what it does not hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -667,6 +673,28 @@ pub fn sign_zone(
         soa.ttl,
         policy.split_keys,
     )?;
+    let mut all_keys = all_keys;
+    if let Some(lifetime) = policy.zsk_lifetime {
+        // The new DNSKEY set must reach every cache before the successor
+        // signs; the old signatures must leave them before its DNSKEY does.
+        let largest_ttl = (0..records.len())
+            .map(|i| records.ttl(i))
+            .max()
+            .unwrap_or(soa.ttl);
+        if let Some(done) = keys::roll_zsk(
+            &policy.keys,
+            origin,
+            policy.algorithm,
+            soa.ttl,
+            now_s,
+            lifetime.as_secs(),
+            u64::from(soa.ttl) + PROPAGATION,
+            u64::from(largest_ttl) + PROPAGATION,
+        )? {
+            tracing::info!(zone = %origin, "{done}");
+            all_keys = keys::load(&policy.keys, origin, policy.algorithm)?;
+        }
+    }
     if created {
         let made: Vec<String> = all_keys
             .iter()
@@ -1010,12 +1038,14 @@ pub fn ds_lines(origin: &Name, keys: &[Key], ttl: u32) -> Vec<String> {
 }
 
 /// Signs every zone the config serves signed (`dnssec:`), at `now_s`;
-/// the others are returned as they are. Slow for a large zone: run it
-/// off the async runtime.
+/// the others are returned as they are. With `manage_keys`, keys are
+/// rolled as the policy says (`serve`); without, the key folders are only
+/// read (`check`). Slow for a large zone: run it off the async runtime.
 pub fn sign_all(
     config: &crate::config::Config,
     zones: Vec<Zone>,
     now_s: u64,
+    manage_keys: bool,
 ) -> Result<Vec<Zone>, String> {
     let dynamic: Vec<Name> = config
         .failover
@@ -1040,8 +1070,14 @@ pub fn sign_all(
                 .find(|s| s.origin == zone.origin)
                 .and_then(|s| s.dnssec.as_ref());
             match policy {
-                Some(policy) => sign_zone(&zone, policy, &dynamic, &variants, now_s)
-                    .map_err(|e| format!("zone {}: {e}", zone.origin)),
+                Some(policy) => {
+                    let mut policy = policy.clone();
+                    if !manage_keys {
+                        policy.zsk_lifetime = None;
+                    }
+                    sign_zone(&zone, &policy, &dynamic, &variants, now_s)
+                }
+                .map_err(|e| format!("zone {}: {e}", zone.origin)),
                 None => Ok(zone),
             }
         })
@@ -1062,6 +1098,7 @@ mod tests {
             refresh: Policy::REFRESH,
             denial: Denial::Nsec,
             split_keys: false,
+            zsk_lifetime: None,
         }
     }
 
@@ -1338,6 +1375,58 @@ mod tests {
         .unwrap();
         let retired = sign_zone(&zone_of(&zone), &p, &[], &[], now + 7200).unwrap();
         assert_eq!(retired.signed.unwrap().tags().len(), 1);
+    }
+
+    #[test]
+    fn a_zsk_is_rolled_by_pre_publication_when_its_lifetime_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = policy(dir.path());
+        p.split_keys = true;
+        p.zsk_lifetime = Some(Duration::from_secs(30 * 86_400));
+        let start = crate::control::clock::now_ms() / 1000 + 60;
+        let zone_now = |now: u64| sign_zone(&zone(), &p, &[], &[], now).unwrap();
+        let states = |z: &Zone| -> Vec<(String, String)> {
+            z.signed
+                .as_ref()
+                .unwrap()
+                .status()
+                .keys
+                .iter()
+                .map(|k| (k.role.clone(), k.state.clone()))
+                .collect()
+        };
+        let first = zone_now(start);
+        assert_eq!(states(&first).len(), 2, "a KSK and a ZSK");
+        // Well before the end of its lifetime: nothing made.
+        assert_eq!(states(&zone_now(start + 86_400)).len(), 2);
+        // Within the publication interval of its end: a successor,
+        // published, not signing yet; signed again when it activates.
+        let near = start + 30 * 86_400 - 1800;
+        let rolled = zone_now(near);
+        let mut got = states(&rolled);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("KSK".to_string(), "signing".to_string()),
+                ("ZSK".into(), "published".into()),
+                ("ZSK".into(), "signing".into())
+            ]
+        );
+        let activate = rolled.signed.as_ref().unwrap().resign_at;
+        assert!(
+            activate > near && activate <= near + 300 + PROPAGATION,
+            "{activate} {near}"
+        );
+        // Once it activates: the successor signs, the old one is only
+        // published; no third ZSK.
+        let mut got = states(&zone_now(activate));
+        got.sort();
+        assert_eq!(got.len(), 3, "{got:?}");
+        let tags_signing: usize = got.iter().filter(|(_, s)| s == "signing").count();
+        assert_eq!(tags_signing, 2, "the KSK and the new ZSK: {got:?}");
+        // After the retirement interval: the old ZSK is gone.
+        assert_eq!(states(&zone_now(activate + 300 + PROPAGATION + 1)).len(), 2);
     }
 
     /// The unsigned zone a signed one was made from, for signing again.
