@@ -781,3 +781,136 @@ fn the_signed_zone_passes_the_zone_verifiers() {
         )
     });
 }
+
+/// `geofailover` run with `args`, its stdout; it must succeed.
+fn geofailover(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_geofailover"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run geofailover");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "geofailover {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The DNSKEY tags geofailover serves for example.com.
+fn dnskey_tags(server: SocketAddr) -> BTreeSet<String> {
+    let out = dig(server, &["+norec", "+dnssec", "example.com", "DNSKEY"]);
+    out.lines()
+        .filter(|l| l.contains("\tRRSIG\tDNSKEY "))
+        .filter_map(|l| l.split_whitespace().nth(10).map(str::to_string))
+        .collect()
+}
+
+/// A CSK rollover (double KSK) with the parent watched: the successor is
+/// published and signs beside the old key, a validating Unbound finds
+/// every answer secure through it; while the parent serves only the old
+/// DS the old key stays; once every parent nameserver serves the new DS,
+/// the old key is given its end, and with the old DS gone from the parent
+/// the zone validates through the new key alone.
+#[test]
+fn a_csk_rollover_waits_for_the_parent_s_ds_and_stays_secure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signed = start_signed(dir.path(), 30, false);
+    let old_root = RootZone::start(&[("example.com", signed.ds.as_slice())]);
+    let text = std::fs::read_to_string(&signed.config).expect("config");
+    let watched = |parent: SocketAddr| {
+        text.replace(
+            "    dnssec: {}\n",
+            &format!("    dnssec: {{parent_nameservers: [\"{parent}\"]}}\n"),
+        )
+    };
+    std::fs::write(&signed.config, watched(old_root.addr())).expect("write");
+    let config = signed.config.display().to_string();
+    let url = signed.server.url();
+    let token_file = dir.path().join("state/api.token").display().to_string();
+    let reload = || geofailover(&["reload", "--url", &url, "--token-file", &token_file]);
+    reload();
+    let old_tags = dnskey_tags(signed.server.addr);
+    assert_eq!(old_tags.len(), 1, "{old_tags:?}");
+
+    let begun = geofailover(&[
+        "dnssec",
+        "rollover",
+        "--config",
+        &config,
+        "--zone",
+        "example.com",
+        "--key",
+        "csk",
+    ]);
+    let new_ds: Vec<String> = ds_records(&begun);
+    assert_eq!(new_ds.len(), 1, "{begun}");
+    // The successor would sign after the DNSKEY TTL and an hour: made to
+    // sign now, as an operator would with BIND's tool.
+    let keys = dir.path().join("state/keys");
+    let successor = std::fs::read_dir(&keys)
+        .expect("keys")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "key"))
+        .find(|p| {
+            let tag = new_ds[0].split_whitespace().nth(4).unwrap_or_default();
+            p.display().to_string().contains(&format!("+{tag:0>5}."))
+        })
+        .expect("the successor's file");
+    let stem = successor.with_extension("");
+    let out = Command::new("dnssec-settime")
+        .args(["-A", "now"])
+        .arg(&stem)
+        .output()
+        .expect("dnssec-settime");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reload();
+    let both = dnskey_tags(signed.server.addr);
+    assert_eq!(both.len(), 2, "both keys sign the DNSKEY set: {both:?}");
+    let cds = dig(
+        signed.server.addr,
+        &["+norec", "+short", "example.com", "CDS"],
+    );
+    assert_eq!(cds.lines().count(), 2, "a CDS for each key: {cds}");
+
+    // The parent still serves only the old DS: nothing retires.
+    let unbound = Unbound::start(&old_root, &[("example.com", signed.server.addr)]);
+    let mut checks = ask_everything(&unbound, signed.server.addr);
+    reload();
+    let status = geofailover(&["dnssec", "status", "--config", &config]);
+    checks.check(
+        "no key retires while the parent serves only the old DS",
+        !status.contains("inactive"),
+        || status.clone(),
+    );
+
+    // Every parent serves both DS: the old key gets its end (logged), and
+    // still signs until then.
+    let both_ds: Vec<String> = signed.ds.iter().chain(&new_ds).cloned().collect();
+    let new_root = RootZone::start(&[("example.com", both_ds.as_slice())]);
+    std::fs::write(&signed.config, watched(new_root.addr())).expect("write");
+    reload();
+    reload();
+    let retired = signed.server.wait_for_log("stops signing at", 1);
+    let status = geofailover(&["dnssec", "status", "--config", &config]);
+    checks.check(
+        "the old key is given its Inactive and Delete times once the parent serves the new DS",
+        retired && status.contains("inactive") && status.contains("deleted"),
+        || format!("{status}\n{}", signed.server.log()),
+    );
+    // The old DS gone from the parent: the new key alone validates.
+    let newest = RootZone::start(&[("example.com", new_ds.as_slice())]);
+    let unbound = Unbound::start(&newest, &[("example.com", signed.server.addr)]);
+    let through_new = ask_everything(&unbound, signed.server.addr);
+    checks.check(
+        "with only the new DS at the parent every answer is secure",
+        through_new.failed.is_empty(),
+        || through_new.failed.join("\n"),
+    );
+    checks.assert_all(|| signed.server.log());
+}

@@ -13,6 +13,7 @@
 //! step does. A new step comes `refresh` before the signatures expire.
 
 pub mod keys;
+pub mod parent;
 pub mod sign;
 
 use std::{
@@ -52,11 +53,14 @@ pub struct Policy {
     pub split_keys: bool,
     /// A ZSK is rolled (a successor made, pre-published) after this long.
     pub zsk_lifetime: Option<Duration>,
+    /// The parent zone's nameservers, asked for the DS during a KSK or
+    /// CSK rollover.
+    pub parent_nameservers: Vec<std::net::SocketAddr>,
 }
 
 /// How long a change takes to reach every secondary and cache beyond its
 /// TTL (Knot's `propagation-delay`).
-const PROPAGATION: u64 = 3600;
+pub const PROPAGATION: u64 = 3600;
 
 /// How a signed zone proves what it does not hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -1099,6 +1103,7 @@ mod tests {
             denial: Denial::Nsec,
             split_keys: false,
             zsk_lifetime: None,
+            parent_nameservers: Vec::new(),
         }
     }
 
