@@ -385,7 +385,12 @@ impl AnswerTable {
     /// record's name, not at or below a zone cut), a type whose data
     /// holds no names, and records of that type there. Anything else is
     /// `None`, and goes the general way.
-    pub fn direct(&self, key: &[u8], qtype: RecordType) -> Option<(&Records, Range<usize>)> {
+    pub fn direct(
+        &self,
+        key: &[u8],
+        qtype: RecordType,
+        dnssec: bool,
+    ) -> Option<(&Records, Range<usize>, Vec<usize>)> {
         if !DIRECT.contains(&qtype) {
             return None;
         }
@@ -411,7 +416,19 @@ impl AnswerTable {
         let last = (first..end)
             .find(|&i| records.rtype(i) != qtype)
             .unwrap_or(end);
-        Some((records, first..last))
+        // A signed zone's answer to DO carries the RRSIGs covering it
+        // (a zone whose keys are refused here goes the general way).
+        let signatures = match (&zone.signed, dnssec) {
+            (Some(_), true) if zone.dnssec_refused => return None,
+            (Some(_), true) => (start..end)
+                .filter(|&i| {
+                    records.rtype(i) == RecordType::RRSIG
+                        && crate::dnssec::sign::covered(records.rdata(i)) == Some(qtype)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some((records, first..last, signatures))
     }
 
     /// Answers `qtype` for `qname` (as the client wrote it: its case is kept
