@@ -16,7 +16,9 @@ use std::{
 };
 
 use common::{
-    Geofailover, Reference, StandIn, a_records, dig, repo_zones, soa_serial,
+    Geofailover, Reference, StandIn, a_records, dig, free_port, repo_zones,
+    secondary::{Kind, Secondary},
+    soa_serial, try_a_records,
     unbound::{
         Answer, Keys, RootZone, Unbound, axfr_to_file, ds_records, rrsig_ttl_mismatches,
         sign_with_bind, sign_with_bind_keys, verify_zone, zone_lines,
@@ -212,8 +214,20 @@ struct Signed {
 }
 
 fn start_signed(dir: &Path, ttl: u32, ds_before_serve: bool) -> Signed {
+    start_signed_with(dir, ttl, ds_before_serve, &signed_test_zone(), |text| text)
+}
+
+/// `start_signed` serving `zone_text` as example.com, with `edit` applied
+/// to the config last.
+fn start_signed_with(
+    dir: &Path,
+    ttl: u32,
+    ds_before_serve: bool,
+    zone_text: &str,
+    edit: impl FnOnce(String) -> String,
+) -> Signed {
     let zone = dir.join("example.com.zone");
-    std::fs::write(&zone, signed_test_zone()).expect("write the zone");
+    std::fs::write(&zone, zone_text).expect("write the zone");
     let primary = StandIn::start(0);
     let secondary = StandIn::start(0);
     let config = Geofailover::example_config(dir, primary.port, secondary.port);
@@ -235,7 +249,7 @@ fn start_signed(dir: &Path, ttl: u32, ds_before_serve: bool) -> Signed {
             ),
         )
         .replace("      ttl: 30\n", &format!("      ttl: {ttl}\n"));
-    std::fs::write(&config, text).expect("write");
+    std::fs::write(&config, edit(text)).expect("write");
     let before = ds_before_serve.then(|| dnssec_ds(&config));
     let server = Geofailover::start(&config);
     assert!(
@@ -510,6 +524,306 @@ fn a_failover_under_a_validating_resolver_never_goes_bogus() {
     );
     let soa = unbound.query("example.com", "SOA");
     checks.check("the new SOA", soa.is_secure("NOERROR"), || soa.text.clone());
+    checks.assert_all(context);
+}
+
+/// One look through a secondary's validating resolver, and at the
+/// secondary itself, during a failover.
+struct Sample {
+    /// When the secondary was asked, from the start of the failover.
+    direct_at: Duration,
+    /// www's A records the secondary answered (no DO bit), if it answered.
+    direct: Option<Vec<String>>,
+    /// When the resolver's answer came back.
+    answer_at: Duration,
+    answer: Answer,
+}
+
+/// Asks `unbound` (whose stub for example.com is `secondary`) and the
+/// secondary for www.example.com A every 100 ms from `start` until the
+/// resolver has answered the secondary site's address for `hold`, or
+/// `deadline` passes.
+fn watch(
+    unbound: &Unbound,
+    secondary: &Secondary,
+    start: Instant,
+    hold: Duration,
+    deadline: Duration,
+) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    let mut moved: Option<Duration> = None;
+    while start.elapsed() < deadline {
+        let tick = Instant::now();
+        let direct_at = start.elapsed();
+        let direct = try_a_records(secondary.addr, "www.example.com.");
+        let answer = unbound.query("www.example.com", "A");
+        let answer_at = start.elapsed();
+        if moved.is_none() && answer.data("A") == [SECONDARY_A] {
+            moved = Some(answer_at);
+        }
+        samples.push(Sample {
+            direct_at,
+            direct,
+            answer_at,
+            answer,
+        });
+        if moved.is_some_and(|at| answer_at > at + hold) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100).saturating_sub(tick.elapsed()));
+    }
+    samples
+}
+
+/// Whether a secondary's log since a change (`new`) shows that it took
+/// the change by IXFR, where its log can tell: Knot names the transfer
+/// ("IXFR, incoming, ..., finished", and "fallback to AXFR" when it could
+/// not apply one); BIND 9.18 at severity info does not name it, but counts
+/// the records ("Transfer completed: 1 messages, 14 records"), which must
+/// be those of the difference geofailover logged sending ("IXFR sent: the
+/// difference ..., 14 records"), not the whole zone's. NSD 4.6 logs
+/// "received update to serial N ... of B bytes" for either kind, so its
+/// log cannot tell (None): that it took an IXFR shows only on
+/// geofailover's side, which sends no whole zone after the change.
+fn took_an_ixfr(kind: Kind, new: &str, geofailover_log: &str) -> Option<bool> {
+    match kind {
+        Kind::Nsd => None,
+        Kind::Knot => Some(
+            new.lines()
+                .any(|l| l.contains("IXFR, incoming") && l.contains(", finished"))
+                && !new.contains("AXFR, incoming")
+                && !new.contains("fallback to AXFR"),
+        ),
+        Kind::Bind => {
+            let count = |line: &str, after: &str, unit: &str| -> Option<u32> {
+                line.split(after)
+                    .nth(1)?
+                    .split(unit)
+                    .next()?
+                    .trim()
+                    .parse()
+                    .ok()
+            };
+            let sent = geofailover_log
+                .lines()
+                .rev()
+                .find(|l| l.contains("IXFR sent: the difference"))
+                .and_then(|l| count(l, ", ", " records in"));
+            let received: Vec<u32> = new
+                .lines()
+                .filter_map(|l| count(l, "messages, ", " records"))
+                .collect();
+            Some(sent.is_some() && received.len() == 1 && sent == Some(received[0]))
+        }
+    }
+}
+
+/// The standard secondaries of the README, NSD, Knot and BIND, transfer
+/// the signed zone from geofailover and each sits behind a validating
+/// Unbound of its own (the test root holding geofailover's DS, a stub for
+/// example.com at that secondary only). Through a failover every answer
+/// of every resolver is secure, and each moves to the secondary site's
+/// address within the TTL after its secondary took the change, which it
+/// takes by IXFR after geofailover's NOTIFY.
+#[test]
+fn a_failover_reaches_validating_resolvers_through_nsd_knot_and_bind_secondaries() {
+    const TTL: u64 = 5;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _memory = common::state_in_memory(dir.path());
+    let ports: Vec<u16> = Kind::ALL.iter().map(|_| free_port()).collect();
+    let notify: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let signed = start_signed_with(dir.path(), TTL as u32, false, &signed_test_zone(), |text| {
+        let allow = "    allow_transfer: [\"127.0.0.1\"]\n";
+        assert!(text.contains(allow), "{text}");
+        text.replace(
+            allow,
+            &format!("{allow}    notify: [{}]\n", notify.join(", ")),
+        )
+    });
+    let server = signed.server.addr;
+    let secondaries: Vec<Secondary> = Kind::ALL
+        .iter()
+        .zip(&ports)
+        .map(|(kind, port)| Secondary::start_on(*kind, "example.com", server, false, *port))
+        .collect();
+    let first = soa_serial(server, "example.com.");
+    for secondary in &secondaries {
+        assert!(
+            secondary.wait_serial(first, Duration::from_secs(30)),
+            "{} did not transfer the signed zone at serial {first}:\n{}\n--- geofailover's log\n{}",
+            secondary.kind.name(),
+            secondary.log(),
+            signed.server.log()
+        );
+    }
+    let root = RootZone::start(&[("example.com", signed.ds.as_slice())]);
+    let resolvers: Vec<Unbound> = secondaries
+        .iter()
+        .map(|secondary| Unbound::start(&root, &[("example.com", secondary.addr)]))
+        .collect();
+    for (secondary, unbound) in secondaries.iter().zip(&resolvers) {
+        let answer = unbound.query("www.example.com", "A");
+        assert!(
+            answer.is_secure("NOERROR") && answer.data("A") == [PRIMARY_A],
+            "through {} before the failover:\n{}\n--- {} itself\n{}\n{}",
+            secondary.kind.name(),
+            answer.text,
+            secondary.kind.name(),
+            direct(secondary.addr, "www.example.com", "A"),
+            unbound.log()
+        );
+    }
+    let sent = |what: &str| signed.server.log().matches(what).count();
+    let whole_before = sent("AXFR sent") + sent("as AXFR");
+    let ixfrs_before = sent("IXFR sent: the difference");
+    let logs_before: Vec<usize> = secondaries.iter().map(|s| s.log().len()).collect();
+
+    // The primary fails; each resolver is watched from then until it has
+    // answered the secondary site for a TTL and a second more.
+    let start = Instant::now();
+    signed.primary.set_healthy(false);
+    let hold = Duration::from_secs(TTL + 1);
+    let deadline = Duration::from_secs(40);
+    let (switched, watched) = std::thread::scope(|scope| {
+        let watchers: Vec<_> = secondaries
+            .iter()
+            .zip(&resolvers)
+            .map(|(secondary, unbound)| {
+                scope.spawn(move || watch(unbound, secondary, start, hold, deadline))
+            })
+            .collect();
+        let mut switched = None;
+        wait_until(Duration::from_secs(20), || {
+            let now = start.elapsed();
+            let moved =
+                try_a_records(server, "www.example.com.").is_some_and(|a| a == [SECONDARY_A]);
+            if moved {
+                switched = Some(now);
+            }
+            moved
+        });
+        let watched: Vec<Vec<Sample>> = watchers
+            .into_iter()
+            .map(|w| w.join().expect("a watcher panicked"))
+            .collect();
+        (switched, watched)
+    });
+    let context = || {
+        let logs: String = secondaries
+            .iter()
+            .zip(&resolvers)
+            .map(|(s, u)| {
+                format!(
+                    "--- {}'s log\n{}\n--- its resolver\n{}",
+                    s.kind.name(),
+                    s.log(),
+                    u.log()
+                )
+            })
+            .collect();
+        format!("{logs}\n--- geofailover's log\n{}", signed.server.log())
+    };
+    let switched =
+        switched.unwrap_or_else(|| panic!("geofailover never failed over\n{}", context()));
+    let serial = soa_serial(server, "example.com.");
+    assert!(
+        serial != first,
+        "the failover did not change the serial {first}"
+    );
+
+    let mut checks = Checks::default();
+    for ((secondary, samples), before) in secondaries.iter().zip(&watched).zip(&logs_before) {
+        let name = secondary.kind.name();
+        let bad: Vec<String> = samples
+            .iter()
+            .filter(|s| {
+                let data = s.answer.data("A");
+                !s.answer.is_secure("NOERROR")
+                    || data.len() != 1
+                    || ![PRIMARY_A, SECONDARY_A].contains(&data[0].as_str())
+            })
+            .map(|s| format!("at {:?}:\n{}", s.answer_at, s.answer.text))
+            .collect();
+        checks.check(
+            &format!(
+                "through {name}: all {} answers NOERROR with AD and one site's address",
+                samples.len()
+            ),
+            bad.is_empty(),
+            || bad.join("\n"),
+        );
+        let took = samples
+            .iter()
+            .find(|s| s.direct.as_deref() == Some(&[SECONDARY_A.to_string()][..]))
+            .map(|s| s.direct_at.saturating_sub(switched));
+        let answered = samples
+            .iter()
+            .find(|s| s.answer.data("A") == [SECONDARY_A])
+            .map(|s| s.answer_at.saturating_sub(switched));
+        eprintln!(
+            "{name}: geofailover switched {switched:?} after the primary failed; \
+             {name} served the change {took:?} after that, its resolver answered it {answered:?} after that"
+        );
+        checks.check(
+            &format!("{name} served the change within 5 s of geofailover ({took:?})"),
+            took.is_some_and(|t| t <= Duration::from_secs(5)),
+            || {
+                format!(
+                    "{}\n{}",
+                    secondary.log(),
+                    direct(secondary.addr, "www.example.com", "A")
+                )
+            },
+        );
+        checks.check(
+            &format!(
+                "through {name}: the secondary site's address within the TTL ({TTL} s) of the transfer, \
+                 plus a second ({answered:?})"
+            ),
+            answered.is_some_and(|a| {
+                took.is_some_and(|t| a <= t + Duration::from_secs(TTL + 1))
+            }),
+            || {
+                samples
+                    .iter()
+                    .map(|s| format!("{:?}: {:?} ({:?} direct)", s.answer_at, s.answer.data("A"), s.direct))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            },
+        );
+        let back: Vec<Duration> = samples
+            .iter()
+            .skip_while(|s| s.answer.data("A") != [SECONDARY_A])
+            .filter(|s| s.answer.data("A") == [PRIMARY_A])
+            .map(|s| s.answer_at)
+            .collect();
+        checks.check(
+            &format!("through {name}: never back to the primary"),
+            back.is_empty(),
+            || format!("the primary again at {back:?}"),
+        );
+        checks.check(
+            &format!("{name} serves geofailover's serial {serial}"),
+            secondary.wait_serial(serial, Duration::from_secs(10)),
+            || format!("it serves {:?}:\n{}", secondary.serial(), secondary.log()),
+        );
+        let log = secondary.log();
+        let new = log.get(*before..).unwrap_or_default();
+        if let Some(by_ixfr) = took_an_ixfr(secondary.kind, new, &signed.server.log()) {
+            checks.check(
+                &format!("{name}'s log shows the change came by IXFR"),
+                by_ixfr,
+                || format!("--- {name}'s log since the failover\n{new}"),
+            );
+        }
+    }
+    checks.check(
+        "geofailover sent an IXFR to each of the three and no whole zone",
+        wait_until(Duration::from_secs(5), || {
+            sent("IXFR sent: the difference") >= ixfrs_before + 3
+        }) && sent("AXFR sent") + sent("as AXFR") == whole_before,
+        || signed.server.log(),
+    );
     checks.assert_all(context);
 }
 
