@@ -439,3 +439,89 @@ fn a_zone_changed_under_the_same_serial_gets_a_new_one_and_check_says_so() {
     assert_eq!(served(&config), 2);
     assert_eq!(served(&config), 2, "the same content keeps its serial");
 }
+
+/// A zone's `dnssec:` settings are checked at their line; check reads
+/// the keys (a private key others can read is refused, with the fix) and
+/// never makes one.
+#[test]
+fn dnssec_settings_and_keys_are_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = with_zone(dir.path(), GOOD_ZONE);
+    let text = std::fs::read_to_string(&base).expect("read");
+    let with = |settings: &str| {
+        let path = dir.path().join("signed.yaml");
+        std::fs::write(
+            &path,
+            text.replace(
+                "    file: example.com.zone\n",
+                &format!("    file: example.com.zone\n    dnssec: {settings}\n    # end\n"),
+            ),
+        )
+        .expect("write");
+        check(&path)
+    };
+    for (settings, words) in [
+        (
+            "{algorithm: 8}",
+            "algorithm 8: expected 13 (ECDSA P-256 with SHA-256) or 15 (Ed25519)",
+        ),
+        ("{denial: nsec5}", "denial `nsec5`: expected nsec or nsec3"),
+        (
+            "{validity: 1d, refresh: 1d}",
+            "leaves less than an hour of the validity",
+        ),
+        (
+            "{zsk_lifetime: 90d}",
+            "zsk_lifetime without a ZSK: expected signing_keys: ksk_zsk",
+        ),
+        ("{signing_keys: two}", "signing_keys `two`: expected csk"),
+    ] {
+        assert_rejected(&with(settings), "signed.yaml:6:", words);
+    }
+    // No keys yet: a note, and none made.
+    let keys = dir.path().join("state/keys");
+    let fine = with("{}");
+    let stdout = String::from_utf8_lossy(&fine.stdout);
+    assert!(
+        fine.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fine.stderr)
+    );
+    assert!(stdout.contains("has no keys in"), "{stdout}");
+    assert!(!keys.exists(), "check made a key folder");
+    // Keys made by `dnssec ds`, then one made readable to others.
+    let config = dir.path().join("signed.yaml");
+    let ds = Command::new(env!("CARGO_BIN_EXE_geofailover"))
+        .args(["dnssec", "ds", "--zone", "example.com", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run dnssec ds");
+    let ds_text = String::from_utf8_lossy(&ds.stdout);
+    assert!(ds_text.starts_with("example.com. 300 IN DS "), "{ds_text}");
+    let fine = with("{}");
+    let stdout = String::from_utf8_lossy(&fine.stdout);
+    assert!(
+        stdout.contains("is signed with algorithm 13, keys"),
+        "{stdout}"
+    );
+    let private = std::fs::read_dir(&keys)
+        .expect("keys")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "private"))
+        .expect("a private key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let refused = with("{}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("can be read by group or others (mode 0644): run chmod 600"),
+        "{stderr}"
+    );
+    let secret = std::fs::read_to_string(&private).expect("read");
+    let secret = secret
+        .lines()
+        .find_map(|l| l.strip_prefix("PrivateKey: "))
+        .expect("key");
+    assert!(!stderr.contains(secret) && !stdout.contains(secret));
+}

@@ -521,3 +521,78 @@ fn a_node_whose_zone_file_differs_says_so_and_transfers_nothing_of_the_zone() {
         "{reply}"
     );
 }
+
+/// A signed zone whose keys at one node are not the agreed ones: that
+/// node says so and refuses the zone's DNSSEC answers (SERVFAIL), so no
+/// resolver sees two key sets; plain answers go on; the other nodes
+/// answer signed.
+#[test]
+fn a_node_signing_with_other_keys_refuses_dnssec_answers_for_the_zone() {
+    let mut cluster = Cluster::start(|config| {
+        config.replace(
+            "  - name: example.com\n",
+            "  - name: example.com\n    dnssec: {}\n",
+        )
+    });
+    cluster
+        .wait_all_answer(PRIMARY, Duration::from_secs(20))
+        .expect("every node answers the primary");
+    let signed_a = |cluster: &Cluster, node: &str| {
+        let addr = cluster.node(node).dns.expect("dns");
+        common::dig(addr, &["+dnssec", "+norec", "www.example.com", "A"])
+    };
+    for node in ["ns1", "ns2"] {
+        let out = signed_a(&cluster, node);
+        assert!(out.contains("RRSIG\tA 13 3"), "{node}: {out}");
+    }
+    let tags = |cluster: &Cluster, node: &str| {
+        cluster.status_json(node)["dns"]["zones"][0]["dnssec"]["keys"][0]["tag"].clone()
+    };
+    // One key, made once for the nodes sharing the folder.
+    assert_eq!(tags(&cluster, "ns1"), tags(&cluster, "ns2"));
+
+    // ns2 restarted with a key folder of its own: a key of its own.
+    let text = std::fs::read_to_string(&cluster.config).expect("config");
+    let other_keys = cluster.dir.path().join("other-keys");
+    let ns2_config = cluster.dir.path().join("ns2.yaml");
+    std::fs::write(
+        &ns2_config,
+        text.replace(
+            "    dnssec: {}\n",
+            &format!("    dnssec: {{keys: {}}}\n", other_keys.display()),
+        ),
+    )
+    .expect("write");
+    cluster.kill("ns2");
+    cluster.start_node_from("ns2", &ns2_config);
+    cluster.wait_settled();
+    let refused = common::wait_until(Duration::from_secs(20), || {
+        cluster.status_json("ns2")["dns"]["zones"][0]["keys_agreed"] == false
+    });
+    assert!(refused, "{}", cluster.status_json("ns2")["dns"]);
+    assert_ne!(tags(&cluster, "ns1"), tags(&cluster, "ns2"));
+    let out = signed_a(&cluster, "ns2");
+    assert!(out.contains("status: SERVFAIL"), "{out}");
+    let ns2 = cluster.node("ns2").dns.expect("dns");
+    let keys = common::dig(ns2, &["+norec", "example.com", "DNSKEY"]);
+    assert!(keys.contains("status: SERVFAIL"), "{keys}");
+    // Plain answers go on; the other node answers signed.
+    assert_eq!(common::a_records(ns2, "www.example.com."), [PRIMARY]);
+    let out = signed_a(&cluster, "ns1");
+    assert!(out.contains("RRSIG\tA 13 3"), "{out}");
+    let metrics = common::http("GET", cluster.node("ns2").http, "/metrics", None, "").1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "geofailover_dnssec_keys_agreed{zone=\"example.com.\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        cluster
+            .server("ns2")
+            .log()
+            .contains("its DNSSEC answers for the zone are refused"),
+        "{}",
+        cluster.server("ns2").log()
+    );
+}

@@ -218,15 +218,28 @@ struct Signed {
 }
 
 fn start_signed(dir: &Path, ttl: u32, ds_before_serve: bool) -> Signed {
-    start_signed_with(dir, ttl, ds_before_serve, &signed_test_zone(), |text| text)
+    start_signed_with(dir, ttl, ds_before_serve, "{}")
 }
 
-/// `start_signed` serving `zone_text` as example.com, with `edit` applied
-/// to the config last.
-fn start_signed_with(
+/// `start_signed` with the zone's `dnssec:` settings `settings`.
+fn start_signed_with(dir: &Path, ttl: u32, ds_before_serve: bool, settings: &str) -> Signed {
+    start_signed_zone(
+        dir,
+        ttl,
+        ds_before_serve,
+        settings,
+        &signed_test_zone(),
+        |text| text,
+    )
+}
+
+/// `start_signed_with` serving `zone_text` as example.com, with `edit`
+/// applied to the config last.
+fn start_signed_zone(
     dir: &Path,
     ttl: u32,
     ds_before_serve: bool,
+    settings: &str,
     zone_text: &str,
     edit: impl FnOnce(String) -> String,
 ) -> Signed {
@@ -248,7 +261,7 @@ fn start_signed_with(
         .replace(
             &shipped,
             &format!(
-                "    file: {}\n    dnssec: {{}}\n    allow_transfer: [\"127.0.0.1\"]\n",
+                "    file: {}\n    dnssec: {settings}\n    allow_transfer: [\"127.0.0.1\"]\n",
                 zone.display()
             ),
         )
@@ -415,6 +428,50 @@ fn a_validating_unbound_finds_every_answer_secure() {
     let signed = start_signed(dir.path(), 30, false);
     let (_root, unbound) = resolver(&signed);
     let checks = ask_everything(&unbound, signed.server.addr);
+    checks.assert_all(|| {
+        format!(
+            "--- DS from geofailover\n{}\n{}\n--- geofailover's log\n{}",
+            signed.ds.join("\n"),
+            unbound.log(),
+            signed.server.log()
+        )
+    });
+}
+
+/// The same with NSEC3 (RFC 5155, as RFC 9276 asks), in Ed25519: every
+/// denial is a closest encloser proof, and the zone still passes the
+/// verifiers.
+#[test]
+fn a_validating_unbound_finds_every_answer_secure_with_nsec3_and_ed25519() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signed = start_signed_with(dir.path(), 30, false, "{algorithm: 15, denial: nsec3}");
+    assert!(
+        signed.ds[0].contains(" DS ") && signed.ds[0].contains(" 15 2 "),
+        "{:?}",
+        signed.ds
+    );
+    let (_root, unbound) = resolver(&signed);
+    let mut checks = ask_everything(&unbound, signed.server.addr);
+    let nx = direct(signed.server.addr, "nothere.example.com", "A");
+    checks.check(
+        "NXDOMAIN is proven by NSEC3 (a closest encloser proof), not NSEC",
+        {
+            let types: Vec<&str> = nx
+                .lines()
+                .filter(|l| !l.starts_with(';'))
+                .filter_map(|l| l.split_whitespace().nth(3))
+                .collect();
+            types.contains(&"NSEC3") && !types.contains(&"NSEC")
+        },
+        || nx.clone(),
+    );
+    let file = dir.path().join("nsec3.axfr");
+    axfr_to_file(signed.server.addr, "example.com", &file);
+    checks.check(
+        "the NSEC3 zone passes dnssec-verify, ldns-verify-zone and kzonecheck",
+        verify_zone("example.com", &file).is_ok(),
+        || format!("{:?}", verify_zone("example.com", &file)),
+    );
     checks.assert_all(|| {
         format!(
             "--- DS from geofailover\n{}\n{}\n--- geofailover's log\n{}",
@@ -636,14 +693,21 @@ fn a_failover_reaches_validating_resolvers_through_nsd_knot_and_bind_secondaries
     let _memory = common::state_in_memory(dir.path());
     let ports: Vec<u16> = Kind::ALL.iter().map(|_| free_port()).collect();
     let notify: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
-    let signed = start_signed_with(dir.path(), TTL as u32, false, &signed_test_zone(), |text| {
-        let allow = "    allow_transfer: [\"127.0.0.1\"]\n";
-        assert!(text.contains(allow), "{text}");
-        text.replace(
-            allow,
-            &format!("{allow}    notify: [{}]\n", notify.join(", ")),
-        )
-    });
+    let signed = start_signed_zone(
+        dir.path(),
+        TTL as u32,
+        false,
+        "{}",
+        &signed_test_zone(),
+        |text| {
+            let allow = "    allow_transfer: [\"127.0.0.1\"]\n";
+            assert!(text.contains(allow), "{text}");
+            text.replace(
+                allow,
+                &format!("{allow}    notify: [{}]\n", notify.join(", ")),
+            )
+        },
+    );
     let server = signed.server.addr;
     let secondaries: Vec<Secondary> = Kind::ALL
         .iter()
@@ -1139,7 +1203,7 @@ fn zonemaster_finds_nothing_about_dnssec_that_it_does_not_find_for_knot() {
         .iter()
         .map(|ip| format!("    - {ip}:53\n"))
         .collect();
-    let signed = start_signed_with(dir.path(), 30, false, &zone, |text| {
+    let signed = start_signed_zone(dir.path(), 30, false, "{}", &zone, |text| {
         let ephemeral = "  listen:\n    - 127.0.0.1:0\n";
         assert!(text.contains(ephemeral), "{text}");
         text.replacen(ephemeral, &format!("  listen:\n{listen}"), 1)

@@ -61,7 +61,8 @@ pub fn run(path: &Path, live: bool, node: Option<&str>) -> Result<(), Failure> {
         .cloned()
         .collect();
     let now_s = crate::control::clock::now_ms() / 1000;
-    let signed = crate::dnssec::sign_all(&config, signable, now_s).map_err(Failure::Config)?;
+    let signed =
+        crate::dnssec::sign_all(&config, signable, now_s, false).map_err(Failure::Config)?;
     for zone in signed {
         if let Some(slot) = zones.iter_mut().find(|z| z.origin == zone.origin) {
             *slot = zone;

@@ -95,9 +95,14 @@ fn ds(path: &std::path::Path, zone: &str, node: Option<&str>) -> Result<(), Fail
             }
         )));
     };
-    let (keys, created) =
-        dnssec::keys::load_or_create(&policy.keys, &source.origin, policy.algorithm, *ttl)
-            .map_err(Failure::Config)?;
+    let (keys, created) = dnssec::keys::load_or_create(
+        &policy.keys,
+        &source.origin,
+        policy.algorithm,
+        *ttl,
+        policy.split_keys,
+    )
+    .map_err(Failure::Config)?;
     if created {
         eprintln!(
             "made a signing key for {} in {}",
@@ -132,12 +137,35 @@ fn status(path: &std::path::Path, node: Option<&str>) -> Result<(), Failure> {
             println!("  no keys yet: the first serve (or `geofailover dnssec ds`) makes one");
             continue;
         }
+        let zsks = keys.iter().any(|k| k.flags & 1 == 0);
         for key in &keys {
-            let role = if key.flags & 1 == 1 { "CSK" } else { "ZSK" };
+            let role = match (key.flags & 1 == 1, zsks) {
+                (true, true) => "KSK",
+                (true, false) => "CSK",
+                (false, _) => "ZSK",
+            };
+            let t = key.timing;
+            let state = if t.signs(now_s) {
+                "signing"
+            } else if t.published(now_s) {
+                "published, not signing"
+            } else if t.publish.is_some_and(|p| p > now_s) {
+                "not yet published"
+            } else {
+                "retired"
+            };
+            let when = |what: &str, at: Option<u64>| {
+                at.map(|s| format!(", {what} {}", crate::engine::utc(s * 1000)))
+                    .unwrap_or_default()
+            };
             println!(
-                "  key {:05} {role} (flags {}), active, {}",
+                "  key {:05} {role} (flags {}), {state}{}{}{}{}, {}",
                 key.tag,
                 key.flags,
+                when("published", t.publish),
+                when("active", t.activate),
+                when("inactive", t.inactive),
+                when("deleted", t.delete),
                 key.file.display()
             );
         }

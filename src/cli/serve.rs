@@ -40,7 +40,7 @@ fn load(path: &Path, node: Option<&str>) -> Result<(Config, Vec<Zone>), String> 
     let config = Config::load_as(path, node).map_err(|e| e.to_string())?;
     let zones = zone::load_all(&config).map_err(|e| e.to_string())?;
     let now_s = crate::control::clock::now_ms() / 1000;
-    let zones = crate::dnssec::sign_all(&config, zones, now_s)?;
+    let zones = crate::dnssec::sign_all(&config, zones, now_s, true)?;
     Ok((config, zones))
 }
 

@@ -480,6 +480,21 @@ impl Config {
             });
         }
 
+        if cluster.is_some()
+            && let Some(zone) = zones
+                .iter()
+                .find(|z| z.dnssec.as_ref().is_some_and(|d| d.zsk_lifetime.is_some()))
+        {
+            // Each node signs itself: one making a successor key alone
+            // would sign with keys the others lack.
+            return Err(at(
+                line_of(text, "zsk_lifetime"),
+                format!(
+                    "zone {}: zsk_lifetime with several nodes: each node would make its own successor key; roll the ZSK by hand (README, \"Key timing\") and give every node the same key folder",
+                    zone.origin
+                ),
+            ));
+        }
         let failover = failover::validate(path, text, raw.failover, raw.sites)?;
         if cluster.is_some() && failover.is_none() {
             // The nodes agree on the serials and their content through the
@@ -690,12 +705,32 @@ fn dnssec_policy(
             format!("algorithm {n}: expected 13 (ECDSA P-256 with SHA-256) or 15 (Ed25519)")
         })?,
     };
-    match raw.denial.as_deref() {
-        None | Some("nsec") => {}
-        Some("nsec3") => {
-            return Err("denial nsec3: not supported yet: expected nsec".into());
+    let denial = match raw.denial.as_deref() {
+        None | Some("nsec") => crate::dnssec::Denial::Nsec,
+        Some("nsec3") => crate::dnssec::Denial::Nsec3,
+        Some(other) => return Err(format!("denial `{other}`: expected nsec or nsec3")),
+    };
+    let split_keys = match raw.signing_keys.as_deref() {
+        None | Some("csk") => false,
+        Some("ksk_zsk") => true,
+        Some(other) => {
+            return Err(format!(
+                "signing_keys `{other}`: expected csk (one combined key) or ksk_zsk"
+            ));
         }
-        Some(other) => return Err(format!("denial `{other}`: expected nsec")),
+    };
+    if let Some(lifetime) = raw.zsk_lifetime {
+        if !split_keys {
+            return Err(
+                "zsk_lifetime without a ZSK: expected signing_keys: ksk_zsk with it".into(),
+            );
+        }
+        if lifetime < std::time::Duration::from_secs(86_400) {
+            return Err(format!(
+                "zsk_lifetime {}: expected at least 1d (a rollover takes the DNSKEY TTL and the zone's largest TTL, plus an hour each)",
+                duration::show(lifetime)
+            ));
+        }
     }
     let validity = raw.validity.unwrap_or(Policy::VALIDITY);
     let refresh = raw.refresh.unwrap_or(Policy::REFRESH);
@@ -719,6 +754,9 @@ fn dnssec_policy(
         keys,
         validity,
         refresh,
+        denial,
+        split_keys,
+        zsk_lifetime: raw.zsk_lifetime,
     })
 }
 

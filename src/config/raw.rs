@@ -208,9 +208,15 @@ pub struct RawDnssec {
     /// How long before they expire the zone is signed again (default 7d).
     #[serde(default, deserialize_with = "crate::config::duration::optional")]
     pub refresh: Option<std::time::Duration>,
-    /// Authenticated denial: `nsec` (the only one so far).
+    /// Authenticated denial: `nsec` (default) or `nsec3`.
     #[serde(default)]
     pub denial: Option<String>,
+    /// The keys made when there are none: `csk` (default) or `ksk_zsk`.
+    #[serde(default)]
+    pub signing_keys: Option<String>,
+    /// Roll the ZSK automatically after this long (with `ksk_zsk`).
+    #[serde(default, deserialize_with = "crate::config::duration::optional")]
+    pub zsk_lifetime: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -267,6 +267,9 @@ pub struct Controller {
     /// Zones whose content here differs from the agreed content, as last
     /// told (each change is logged once).
     told_differs: std::collections::BTreeSet<String>,
+    /// Signed zones whose keys here differ from the agreed ones, as last
+    /// told.
+    told_keys_differ: std::collections::BTreeSet<String>,
     /// The highest serial served of each zone since the start: a pick
     /// never goes below it.
     highest: BTreeMap<String, u32>,
@@ -397,6 +400,7 @@ impl Controller {
             digests: BTreeMap::new(),
             zone_sources: config.zones.clone(),
             told_differs: Default::default(),
+            told_keys_differ: Default::default(),
             highest: BTreeMap::new(),
             resettle: false,
             table: SharedTable::default(),
@@ -485,11 +489,9 @@ impl Controller {
             }
             Err(_) => Arc::default(),
         };
-        self.table.store(Arc::new(self.base.serve(
-            &records,
-            &self.serials,
-            transfers,
-        )));
+        let mut served = self.base.serve(&records, &self.serials, transfers);
+        served.table.refuse_dnssec(&self.keys_differing());
+        self.table.store(Arc::new(served));
         // A zone whose content here is not the agreed one is nobody's
         // news: its secondaries hear of it from a node that serves it.
         let mut notified = self.serials.clone();

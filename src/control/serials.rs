@@ -36,6 +36,10 @@ pub struct ZoneServed {
     /// A signed zone's keys and signatures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dnssec: Option<crate::dnssec::ZoneSigned>,
+    /// For a signed zone: its keys here are the agreed ones (else its
+    /// DNSSEC answers are refused here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_agreed: Option<bool>,
 }
 
 /// Each zone's serial, and the content digest it stands for.
@@ -165,6 +169,24 @@ impl Controller {
             .collect()
     }
 
+    /// The signed zones whose keys here are not the agreed ones (the key
+    /// tags the agreed digest names): their DNSSEC answers are refused
+    /// (SERVFAIL) here, so no resolver sees two DNSKEY sets under one
+    /// name. Content that differs with the same keys still validates.
+    pub(super) fn keys_differing(&self) -> BTreeSet<String> {
+        self.zones
+            .iter()
+            .filter(|z| z.signed.is_some())
+            .map(|z| (z.origin.to_string(), &z.digest))
+            .filter(|(origin, digest)| {
+                self.digests.get(origin).is_some_and(|agreed| {
+                    crate::dnssec::digest_keys(agreed) != crate::dnssec::digest_keys(digest)
+                })
+            })
+            .map(|(origin, _)| origin)
+            .collect()
+    }
+
     /// Each zone as served here.
     pub(super) fn zones_served(&self) -> Vec<ZoneServed> {
         self.zones
@@ -172,12 +194,18 @@ impl Controller {
             .map(|z| {
                 let zone = z.origin.to_string();
                 let agreed_digest = self.digests.get(&zone).cloned();
+                let keys_agreed = z.signed.as_ref().map(|_| {
+                    agreed_digest.as_deref().is_none_or(|agreed| {
+                        crate::dnssec::digest_keys(agreed) == crate::dnssec::digest_keys(&z.digest)
+                    })
+                });
                 ZoneServed {
                     serial: self.serials.get(&zone).copied().unwrap_or_default(),
                     agreed: agreed_digest.as_deref() == Some(z.digest.as_str()),
                     digest: z.digest.clone(),
                     agreed_digest,
                     zone,
+                    keys_agreed,
                     dnssec: z.signed.as_ref().map(|s| s.status()),
                 }
             })
@@ -206,6 +234,28 @@ impl Controller {
             info!(%zone, "zone {zone}: this node's content is the agreed one again");
         }
         self.told_differs = now;
+        let keys = self.keys_differing();
+        for zone in keys.difference(&self.told_keys_differ) {
+            let agreed = self
+                .digests
+                .get(zone)
+                .and_then(|d| crate::dnssec::digest_keys(d))
+                .unwrap_or("none");
+            let mine = self
+                .zones
+                .iter()
+                .find(|z| z.origin.to_string() == *zone)
+                .and_then(|z| crate::dnssec::digest_keys(&z.digest))
+                .unwrap_or("none");
+            error!(
+                %zone,
+                "zone {zone}: this node signs with keys {mine}, the agreed content with keys {agreed}: its DNSSEC answers for the zone are refused (SERVFAIL) so that no resolver sees two key sets; give every node the same key folder and reload"
+            );
+        }
+        for zone in self.told_keys_differ.difference(&keys) {
+            info!(%zone, "zone {zone}: this node's keys are the agreed ones again");
+        }
+        self.told_keys_differ = keys;
     }
 }
 

@@ -736,6 +736,19 @@ impl Status {
                 .collect(),
         );
         family(
+            "geofailover_dnssec_keys_agreed",
+            "gauge",
+            "For a signed zone: 1 when this node signs with the keys of the agreed content; 0 when its keys differ (its DNSSEC answers for the zone are refused).",
+            self.dns
+                .zones
+                .iter()
+                .filter_map(|z| {
+                    let agreed = z.keys_agreed?;
+                    Some((label(&[("zone", &z.zone)]), if agreed { 1.0 } else { 0.0 }))
+                })
+                .collect(),
+        );
+        family(
             "geofailover_dnssec_key",
             "gauge",
             "1 for each key a signed zone is signed with, by its tag and role.",

@@ -89,9 +89,9 @@ impl Base {
         // Names with data beyond what the fast path writes from the
         // zone's records (MX, NS, CNAME, SRV and the like).
         let beyond = |types: &[RecordType]| {
-            types
-                .iter()
-                .any(|t| !crate::zone::table::DIRECT.contains(t))
+            types.iter().any(|t| {
+                !crate::zone::table::DIRECT.contains(t) && !crate::dnssec::is_signing_type(*t)
+            })
         };
         'names: for (name, types) in table.names_where(beyond) {
             let lower = LowerName::new(&name);
@@ -167,8 +167,10 @@ impl Base {
     }
 }
 
-/// The types worth having ready at a name: its own, and A, AAAA and ANY.
+/// The types worth having ready at a name: its own (but those signing
+/// makes), and A, AAAA and ANY.
 fn wanted(mut types: Vec<RecordType>) -> Vec<RecordType> {
+    types.retain(|t| !crate::dnssec::is_signing_type(*t));
     for t in [RecordType::A, RecordType::AAAA, RecordType::ANY] {
         if !types.contains(&t) {
             types.push(t);

@@ -70,7 +70,62 @@ pub struct Key {
     pub tag: u16,
     /// The `.private` file it was read from.
     pub file: PathBuf,
+    /// BIND's timing metadata (seconds since 1970), when the file has it:
+    /// the DNSKEY is published from `publish` until `delete`, and the key
+    /// signs from `activate` until `inactive`.
+    pub timing: Timing,
     secret: Secret,
+}
+
+/// When a key is published, signs, stops signing and is removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    pub publish: Option<u64>,
+    pub activate: Option<u64>,
+    pub inactive: Option<u64>,
+    pub delete: Option<u64>,
+}
+
+impl Timing {
+    /// Whether the DNSKEY is in the zone at `now` (seconds).
+    pub fn published(&self, now: u64) -> bool {
+        self.publish.is_none_or(|t| t <= now) && self.delete.is_none_or(|t| now < t)
+    }
+
+    /// Whether the key signs at `now`.
+    pub fn signs(&self, now: u64) -> bool {
+        self.published(now)
+            && self.activate.is_none_or(|t| t <= now)
+            && self.inactive.is_none_or(|t| now < t)
+    }
+
+    /// The first of its times after `now`: when the zone must be signed
+    /// again for the key's state to change.
+    pub fn next_after(&self, now: u64) -> Option<u64> {
+        [self.publish, self.activate, self.inactive, self.delete]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+    }
+}
+
+/// A BIND timestamp (`YYYYMMDDHHMMSS`, UTC) in seconds since 1970.
+fn bind_time(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t.len() != 14 || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let rfc3339 = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &t[0..4],
+        &t[4..6],
+        &t[6..8],
+        &t[8..10],
+        &t[10..12],
+        &t[12..14]
+    );
+    crate::engine::parse_utc(&rfc3339).map(|ms| ms / 1000)
 }
 
 impl fmt::Debug for Key {
@@ -114,6 +169,7 @@ impl Key {
             public,
             tag: 0,
             file,
+            timing: Timing::default(),
             secret,
         };
         key.tag = key_tag(&key.dnskey_rdata());
@@ -233,6 +289,7 @@ fn read_key(file: &Path, algorithm: Algorithm) -> Result<Key, String> {
         .map_err(|e| format!("cannot read the private key file {shown}: {e}"))?;
     let mut private = None;
     let mut named = None;
+    let mut timing = Timing::default();
     for (n, line) in text.lines().enumerate() {
         let Some((field, value)) = line.split_once(':') else {
             continue;
@@ -252,6 +309,22 @@ fn read_key(file: &Path, algorithm: Algorithm) -> Result<Key, String> {
                         algorithm.bind_name()
                     ));
                 }
+            }
+            field @ ("Publish" | "Activate" | "Inactive" | "Delete") => {
+                let at = bind_time(value).ok_or_else(|| {
+                    format!(
+                        "{shown}:{}: {field} `{}`: expected a time as YYYYMMDDHHMMSS (UTC)",
+                        n + 1,
+                        value.trim()
+                    )
+                })?;
+                let slot = match field {
+                    "Publish" => &mut timing.publish,
+                    "Activate" => &mut timing.activate,
+                    "Inactive" => &mut timing.inactive,
+                    _ => &mut timing.delete,
+                };
+                *slot = Some(at);
             }
             "PrivateKey" => {
                 private = Some(
@@ -280,8 +353,9 @@ fn read_key(file: &Path, algorithm: Algorithm) -> Result<Key, String> {
         })?,
         Err(_) => FLAGS_SEP,
     };
-    let key = Key::from_secret(algorithm, flags, &private, file.to_path_buf())
+    let mut key = Key::from_secret(algorithm, flags, &private, file.to_path_buf())
         .map_err(|e| format!("{shown}: {e}"))?;
+    key.timing = timing;
     // The file's name carries the tag: a key renamed by hand, or a
     // .key from another key, is caught here.
     let stem = file
@@ -315,27 +389,100 @@ fn public_flags(text: &str) -> Option<u16> {
         })
 }
 
-/// The keys of `zone` in `dir`, a combined signing key made (and the
-/// folder, mode 0700) when there is none; whether one was made.
+/// DNSKEY flags of a zone-signing key (no secure entry point).
+pub const FLAGS_ZONE: u16 = 256;
+
+/// The keys of `zone` in `dir`; when there are none, a combined signing
+/// key is made (flags 257), or a KSK (257) and a ZSK (256) when `split`
+/// (and the folder, mode 0700); whether keys were made.
 pub fn load_or_create(
     dir: &Path,
     zone: &hickory_proto::rr::Name,
     algorithm: Algorithm,
     ttl: u32,
+    split: bool,
 ) -> Result<(Vec<Key>, bool), String> {
     let keys = load(dir, zone, algorithm)?;
     if !keys.is_empty() {
         return Ok((keys, false));
     }
-    create(dir, zone, algorithm, ttl).map(|key| (vec![key], true))
+    // Nodes that share the folder (several on one host) may all start at
+    // once: one makes the key, under a lock, and the others read it.
+    let _lock = FolderLock::take(dir)?;
+    let keys = load(dir, zone, algorithm)?;
+    if !keys.is_empty() {
+        return Ok((keys, false));
+    }
+    let mut keys = vec![create(dir, zone, algorithm, ttl, FLAGS_SEP)?];
+    if split {
+        keys.push(create(dir, zone, algorithm, ttl, FLAGS_ZONE)?);
+    }
+    Ok((keys, true))
 }
 
-/// Makes a combined signing key (flags 257) and writes its two files.
+/// An exclusive lock on a key folder (`flock` on `.lock` in it), released
+/// when the file is closed, as it is dropped.
+struct FolderLock(#[allow(dead_code)] std::fs::File);
+
+impl FolderLock {
+    fn take(dir: &Path) -> Result<Self, String> {
+        use std::os::{fd::AsRawFd, unix::fs::DirBuilderExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create the key folder {}: {e}", dir.display()))?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { nix::libc::flock(file.as_raw_fd(), nix::libc::LOCK_EX) } != 0 {
+            return Err(format!(
+                "cannot lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(Self(file))
+    }
+}
+
+/// Makes a key with `flags` (257: a KSK or CSK, 256: a ZSK), published
+/// and active from an hour ago (so a node whose clock is behind uses it
+/// too), and writes its two files.
 fn create(
     dir: &Path,
     zone: &hickory_proto::rr::Name,
     algorithm: Algorithm,
     ttl: u32,
+    flags: u16,
+) -> Result<Key, String> {
+    let since = (crate::control::clock::now_ms() / 1000).saturating_sub(3600);
+    create_timed(dir, zone, algorithm, ttl, flags, since, since)
+}
+
+/// BIND's form of a time (seconds since 1970): `YYYYMMDDHHMMSS`.
+fn bind_stamp(seconds: u64) -> String {
+    crate::engine::utc(seconds * 1000)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
+}
+
+/// Makes a key with `flags`, published at `publish` and signing from
+/// `activate` (seconds since 1970), and writes its two files.
+fn create_timed(
+    dir: &Path,
+    zone: &hickory_proto::rr::Name,
+    algorithm: Algorithm,
+    ttl: u32,
+    flags: u16,
+    publish: u64,
+    activate: u64,
 ) -> Result<Key, String> {
     use ring::rand::SecureRandom as _;
     {
@@ -354,7 +501,7 @@ fn create(
             .map_err(|_| "the system's random source failed".to_string())?;
         // A P-256 scalar must be below the group order: draw again in the
         // rare case it is not.
-        if let Ok(key) = Key::from_secret(algorithm, FLAGS_SEP, &private, PathBuf::new()) {
+        if let Ok(key) = Key::from_secret(algorithm, flags, &private, PathBuf::new()) {
             break (key, private);
         }
     };
@@ -363,18 +510,18 @@ fn create(
     let base = Key::base_name(&zone_text, algorithm, key.tag);
     let private_file = dir.join(format!("{base}.private"));
     let public_file = dir.join(format!("{base}.key"));
-    let now = crate::engine::utc(crate::control::clock::now_ms());
-    // BIND's timestamps: YYYYMMDDHHMMSS.
-    let stamp: String = now.chars().filter(char::is_ascii_digit).collect();
+    let created = bind_stamp(crate::control::clock::now_ms() / 1000);
+    let (stamp, active) = (bind_stamp(publish), bind_stamp(activate));
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let private_text = format!(
-        "Private-key-format: v1.3\nAlgorithm: {} ({})\nPrivateKey: {}\nCreated: {stamp}\nPublish: {stamp}\nActivate: {stamp}\n",
+        "Private-key-format: v1.3\nAlgorithm: {} ({})\nPrivateKey: {}\nCreated: {created}\nPublish: {stamp}\nActivate: {active}\n",
         algorithm.number(),
         algorithm.bind_name(),
         b64(&private),
     );
     let public_text = format!(
-        "; This is a key-signing key, keyid {}, for {zone_text}\n; Created: {stamp}\n; Publish: {stamp}\n; Activate: {stamp}\n{zone_text} {ttl} IN DNSKEY {} 3 {} {}\n",
+        "; This is a {}-signing key, keyid {}, for {zone_text}\n; Created: {created}\n; Publish: {stamp}\n; Activate: {active}\n{zone_text} {ttl} IN DNSKEY {} 3 {} {}\n",
+        if flags & 1 == 1 { "key" } else { "zone" },
         key.tag,
         key.flags,
         algorithm.number(),
@@ -389,7 +536,92 @@ fn create(
     std::fs::write(&public_file, public_text)
         .map_err(|e| format!("cannot write the key file {}: {e}", public_file.display()))?;
     key.file = private_file;
+    key.timing = Timing {
+        publish: Some(publish),
+        activate: Some(activate),
+        ..Timing::default()
+    };
     Ok(key)
+}
+
+/// Sets a key's `Inactive` and `Delete` times in its `.private` file
+/// (written anew beside it, then renamed over it, mode 0600).
+fn retire(key: &Key, inactive: u64, delete: u64) -> Result<(), String> {
+    let shown = key.file.display();
+    let text = std::fs::read_to_string(&key.file)
+        .map_err(|e| format!("cannot read the private key file {shown}: {e}"))?;
+    let mut kept: String = text
+        .lines()
+        .filter(|l| !l.starts_with("Inactive:") && !l.starts_with("Delete:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    kept.push_str(&format!(
+        "Inactive: {}\nDelete: {}\n",
+        bind_stamp(inactive),
+        bind_stamp(delete)
+    ));
+    let temporary = key.file.with_extension("private.new");
+    let _ = std::fs::remove_file(&temporary);
+    crate::web::auth::write_private(&temporary, &kept)
+        .and_then(|()| std::fs::rename(&temporary, &key.file))
+        .map_err(|e| format!("cannot write the private key file {shown}: {e}"))
+}
+
+/// An automatic ZSK rollover by pre-publication (RFC 7583 section 3.2),
+/// done when the zone is signed at `now`: when the ZSK signing now
+/// reaches `lifetime` (counted from its Activate) within `publication`
+/// (the time a new DNSKEY takes to reach every cache), a successor is
+/// made, published now and signing from the later of the two; the old
+/// one stops signing then and leaves `retirement` after (the time its
+/// signatures take to leave the caches). Nothing when the zone has no
+/// ZSK, when a successor exists already, or when the ZSK signing has no
+/// Activate time to count from. Under the folder's lock; what was done.
+#[allow(clippy::too_many_arguments)]
+pub fn roll_zsk(
+    dir: &Path,
+    zone: &hickory_proto::rr::Name,
+    algorithm: Algorithm,
+    ttl: u32,
+    now: u64,
+    lifetime: u64,
+    publication: u64,
+    retirement: u64,
+) -> Result<Option<String>, String> {
+    let _lock = FolderLock::take(dir)?;
+    let keys = load(dir, zone, algorithm)?;
+    let zsks: Vec<&Key> = keys.iter().filter(|k| k.flags & 1 == 0).collect();
+    let Some(current) = zsks
+        .iter()
+        .filter(|k| k.timing.signs(now))
+        .max_by_key(|k| k.timing.activate)
+    else {
+        return Ok(None);
+    };
+    let Some(activated) = current.timing.activate else {
+        return Ok(None);
+    };
+    let successor = zsks.iter().any(|k| {
+        k.tag != current.tag
+            && k.timing.delete.is_none_or(|d| now < d)
+            && k.timing.activate.is_some_and(|a| a > activated)
+    });
+    if successor || current.timing.inactive.is_some() {
+        return Ok(None);
+    }
+    let due = activated + lifetime;
+    if now + publication < due {
+        return Ok(None);
+    }
+    let activate = (now + publication).max(due);
+    let new = create_timed(dir, zone, algorithm, ttl, FLAGS_ZONE, now, activate)?;
+    retire(current, activate, activate + retirement)?;
+    Ok(Some(format!(
+        "ZSK rollover: ZSK {:05} published, signing from {}; ZSK {:05} stops signing then and is removed at {}",
+        new.tag,
+        crate::engine::utc(activate * 1000),
+        current.tag,
+        crate::engine::utc((activate + retirement) * 1000)
+    )))
 }
 
 #[cfg(test)]
@@ -435,9 +667,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let zone = hickory_proto::rr::Name::from_ascii("Example.COM.").unwrap();
         for algorithm in [Algorithm::EcdsaP256, Algorithm::Ed25519] {
-            let (made, created) = load_or_create(dir.path(), &zone, algorithm, 3600).unwrap();
+            let (made, created) =
+                load_or_create(dir.path(), &zone, algorithm, 3600, false).unwrap();
             assert!(created);
-            let (again, created) = load_or_create(dir.path(), &zone, algorithm, 3600).unwrap();
+            let (again, created) =
+                load_or_create(dir.path(), &zone, algorithm, 3600, false).unwrap();
             assert!(!created);
             assert_eq!(made[0].public, again[0].public);
             assert_eq!(made[0].tag, again[0].tag);

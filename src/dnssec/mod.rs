@@ -45,6 +45,29 @@ pub struct Policy {
     pub validity: Duration,
     /// How long before expiry the zone is signed again.
     pub refresh: Duration,
+    /// Authenticated denial of existence.
+    pub denial: Denial,
+    /// Keys made, when there are none: one combined signing key (false),
+    /// or a KSK and a ZSK (true).
+    pub split_keys: bool,
+    /// A ZSK is rolled (a successor made, pre-published) after this long.
+    pub zsk_lifetime: Option<Duration>,
+}
+
+/// How long a change takes to reach every secondary and cache beyond its
+/// TTL (Knot's `propagation-delay`).
+const PROPAGATION: u64 = 3600;
+
+/// How a signed zone proves what it does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Denial {
+    /// NSEC (RFC 4034): the names in order, each pointing at the next.
+    #[default]
+    Nsec,
+    /// NSEC3 (RFC 5155) as RFC 9276 asks: SHA-1, no extra iterations, no
+    /// salt, no opt-out: the names hashed, so the zone cannot be listed
+    /// by walking its chain.
+    Nsec3,
 }
 
 impl Policy {
@@ -54,6 +77,74 @@ impl Policy {
 
 /// Signatures start this long before their step, for clocks behind ours.
 const BACKDATE: u32 = 3600;
+/// The types signing makes: their answers depend on the keys, so they
+/// are never precomputed for the fast path (a node whose keys are not
+/// the agreed ones refuses them).
+pub fn is_signing_type(rtype: RecordType) -> bool {
+    matches!(
+        rtype,
+        RecordType::RRSIG
+            | RecordType::NSEC
+            | RecordType::NSEC3
+            | RecordType::NSEC3PARAM
+            | RecordType::DNSKEY
+            | RecordType::CDS
+            | RecordType::CDNSKEY
+    )
+}
+
+/// What separates a signed zone's content digest from its key tags.
+const KEYS_MARK: &str = ":keys=";
+
+/// Key tags as a digest carries them: sorted, comma-separated.
+fn key_list(tags: &[u16]) -> String {
+    let mut tags = tags.to_vec();
+    tags.sort_unstable();
+    tags.iter()
+        .map(|t| format!("{t:05}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The key tags a zone's content digest names: `None` for an unsigned
+/// zone's.
+pub fn digest_keys(digest: &str) -> Option<&str> {
+    digest.split_once(KEYS_MARK).map(|(_, keys)| keys)
+}
+
+/// The NSEC3 hash of a name (wire format, lower case): SHA-1, no salt,
+/// no extra iteration (RFC 9276).
+pub fn nsec3_hash(name: &[u8]) -> [u8; 20] {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, name);
+    let mut hash = [0u8; 20];
+    hash.copy_from_slice(digest.as_ref());
+    hash
+}
+
+/// A hash in Base32hex (RFC 4648 section 7), lower case, no padding: the
+/// label of its NSEC3 record's owner.
+pub fn base32hex(hash: &[u8; 20]) -> [u8; 32] {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let mut out = [0u8; 32];
+    let mut bits: u64 = 0;
+    let mut held = 0;
+    let mut at = 0;
+    for byte in hash {
+        bits = bits << 8 | u64::from(*byte);
+        held += 8;
+        while held >= 5 {
+            held -= 5;
+            out[at] = ALPHABET[((bits >> held) & 31) as usize];
+            at += 1;
+        }
+    }
+    out
+}
+
+/// NSEC3PARAM's RDATA, and the head of every NSEC3's: SHA-1, no flags,
+/// no extra iterations, no salt.
+const NSEC3_PARAMS: [u8; 5] = [1, 0, 0, 0, 0];
+
 /// Nodes signed at a time, spread over the cores.
 const SIGNING_BATCH: usize = 8192;
 
@@ -103,13 +194,13 @@ pub fn next_due(config: &crate::config::Config, zones: &[Zone]) -> Option<u64> {
         .iter()
         .filter_map(|zone| {
             let signed = zone.signed.as_ref()?;
-            let policy = config
+            config
                 .zones
                 .iter()
                 .find(|s| s.origin == zone.origin)?
                 .dnssec
                 .as_ref()?;
-            Some(due(policy, signed.validity))
+            Some(signed.resign_at)
         })
         .min()
 }
@@ -118,7 +209,11 @@ pub fn next_due(config: &crate::config::Config, zones: &[Zone]) -> Option<u64> {
 /// keys, the times, the NSEC chain's names, and the signatures made
 /// ahead for the failover records.
 pub struct Signed {
+    /// The keys that sign now.
     keys: Vec<Key>,
+    /// Keys published (their DNSKEY in the zone) that do not sign now:
+    /// a successor before it signs, a predecessor after.
+    standby: Vec<Key>,
     pub validity: Validity,
     /// When the zone is due to be signed again (seconds since 1970).
     pub resign_at: u64,
@@ -129,6 +224,10 @@ pub struct Signed {
     chain: Vec<Box<[u8]>>,
     /// The TTL of NSEC records (RFC 9077: the SOA's minimum or TTL).
     pub nsec_ttl: u32,
+    /// With NSEC3: every name's hash (the empty non-terminals' too), in
+    /// order; `chain` is then unused.
+    hashes: Vec<[u8; 20]>,
+    pub denial: Denial,
     /// The failover records' names in the zone, wire format, lower case:
     /// their NSEC follows the types served there (`nsec_at`).
     dynamic: Vec<Box<[u8]>>,
@@ -164,8 +263,12 @@ pub struct ZoneSigned {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SignedKey {
     pub tag: u16,
-    /// CSK (signs everything) or ZSK.
+    /// CSK (signs everything), KSK or ZSK.
     pub role: String,
+    /// `signing`, or `published` (in the DNSKEY set, not signing: a
+    /// successor before its time, a predecessor after).
+    #[serde(default)]
+    pub state: String,
 }
 
 /// A record's RDATA in wire format, names written in full.
@@ -189,7 +292,39 @@ pub fn raw_record(owner: Name, ttl: u32, rtype: RecordType, rdata: Vec<u8>) -> R
     )
 }
 
+/// A key's role among `keys`: a KSK beside ZSKs, a CSK alone, or a ZSK.
+fn role(key: &Key, keys: &[Key]) -> &'static str {
+    let zsks = keys.iter().any(|k| k.flags & 1 == 0);
+    match (key.flags & 1 == 1, zsks) {
+        (true, true) => "KSK",
+        (true, false) => "CSK",
+        (false, _) => "ZSK",
+    }
+}
+
 impl Signed {
+    /// The keys that sign RRsets of `rtype`: the key sets at the apex
+    /// (DNSKEY, CDS, CDNSKEY) by the keys with the SEP flag, the rest by
+    /// the others; when one kind is missing, every key signs (a CSK).
+    fn signers(&self, rtype: RecordType) -> impl Iterator<Item = &Key> + '_ {
+        let key_set = matches!(
+            rtype,
+            RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+        );
+        let sep = |k: &Key| k.flags & 1 == 1;
+        let both = self.keys.iter().any(sep) && self.keys.iter().any(|k| !sep(k));
+        self.keys.iter().filter(move |k| !both || sep(k) == key_set)
+    }
+
+    /// The tags of the keys in the zone's DNSKEY set.
+    pub fn tags(&self) -> Vec<u16> {
+        self.keys
+            .iter()
+            .chain(&self.standby)
+            .map(|k| k.tag)
+            .collect()
+    }
+
     /// What status shows of the zone's signing.
     pub fn status(&self) -> ZoneSigned {
         let utc = |s: u64| crate::engine::utc(s * 1000);
@@ -198,9 +333,12 @@ impl Signed {
             keys: self
                 .keys
                 .iter()
-                .map(|k| SignedKey {
+                .map(|k| (k, "signing"))
+                .chain(self.standby.iter().map(|k| (k, "published")))
+                .map(|(k, state)| SignedKey {
                     tag: k.tag,
-                    role: if k.flags & 1 == 1 { "CSK" } else { "ZSK" }.into(),
+                    role: role(k, &self.keys).into(),
+                    state: state.into(),
                 })
                 .collect(),
             valid_from: utc(u64::from(self.validity.inception)),
@@ -267,8 +405,7 @@ impl Signed {
         rdatas: &[Vec<u8>],
     ) -> Vec<Record> {
         let refs: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();
-        self.keys
-            .iter()
+        self.signers(rtype)
             .map(|key| {
                 let rdata = sign::rrsig(key, owner, rtype, ttl, &refs, self.validity, &self.apex);
                 raw_record(name.clone(), ttl, RecordType::RRSIG, rdata)
@@ -303,14 +440,14 @@ impl Signed {
                     .collect();
                 let refs: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();
                 let ttl = records.ttl(at);
-                for k in &self.keys {
+                for k in self.signers(rtype) {
                     let rrsig = sign::rrsig(k, key, rtype, ttl, &refs, self.validity, &self.apex);
                     out.push((RecordType::RRSIG, ttl, rrsig));
                 }
             }
             at = end;
         }
-        if self.is_dynamic(&lower) {
+        if self.is_dynamic(&lower) || self.denial != Denial::Nsec {
             return out;
         }
         if *lower == *self.apex {
@@ -320,7 +457,7 @@ impl Signed {
         let mut nsec = self.next(&lower).to_vec();
         nsec.extend_from_slice(&sign::type_bitmap(&types));
         let canonical = [nsec.as_slice()];
-        for k in &self.keys {
+        for k in self.signers(RecordType::NSEC) {
             let rrsig = sign::rrsig(
                 k,
                 key,
@@ -334,6 +471,51 @@ impl Signed {
         }
         out.push((RecordType::NSEC, self.nsec_ttl, nsec));
         out
+    }
+
+    /// The NSEC3 record (with its RRSIGs) of the name `key` (wire format,
+    /// lower case), at its hashed owner: the types the zone file holds
+    /// there (at a zone cut only NS and DS; none at an empty
+    /// non-terminal), RRSIG when any of them is signed.
+    fn sign_nsec3(&self, records: &Records, key: &[u8], cut: bool) -> (Vec<u8>, Vec<Generated>) {
+        let mut types: Vec<RecordType> = records
+            .find(key)
+            .map(|range| range.map(|i| records.rtype(i)).collect())
+            .unwrap_or_default();
+        types.dedup();
+        if cut {
+            types.retain(|t| matches!(t, RecordType::NS | RecordType::DS));
+        }
+        let signed_here = types.iter().any(|t| !cut || *t == RecordType::DS);
+        if *key == *self.apex {
+            types.extend([
+                RecordType::DNSKEY,
+                RecordType::CDS,
+                RecordType::CDNSKEY,
+                RecordType::NSEC3PARAM,
+            ]);
+        }
+        if signed_here || *key == *self.apex {
+            types.push(RecordType::RRSIG);
+        }
+        let hash = nsec3_hash(key);
+        let owner = self.hashed_owner(&hash);
+        let rdata = self.nsec3_rdata(&hash, &types);
+        let mut out = Vec::with_capacity(1 + self.keys.len());
+        for k in self.signers(RecordType::NSEC3) {
+            let rrsig = sign::rrsig(
+                k,
+                &owner,
+                RecordType::NSEC3,
+                self.nsec_ttl,
+                &[rdata.as_slice()],
+                self.validity,
+                &self.apex,
+            );
+            out.push((RecordType::RRSIG, self.nsec_ttl, rrsig));
+        }
+        out.push((RecordType::NSEC3, self.nsec_ttl, rdata));
+        (owner, out)
     }
 
     /// The chain's name at or before `key` (wire format) in canonical
@@ -353,6 +535,51 @@ impl Signed {
         self.chain.get(after).unwrap_or(&self.chain[0])
     }
 
+    /// The owner of the NSEC3 record of `hash`: its label under the apex
+    /// (wire format, lower case).
+    pub fn hashed_owner(&self, hash: &[u8; 20]) -> Vec<u8> {
+        let mut owner = Vec::with_capacity(33 + self.apex.len());
+        owner.push(32);
+        owner.extend_from_slice(&base32hex(hash));
+        owner.extend_from_slice(&self.apex);
+        owner
+    }
+
+    /// With NSEC3: the owner of the NSEC3 record that matches `key`
+    /// (wire format), if the name is in the chain.
+    pub fn nsec3_matching(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mut lower = key.to_vec();
+        lower.make_ascii_lowercase();
+        let hash = nsec3_hash(&lower);
+        self.hashes
+            .binary_search(&hash)
+            .ok()
+            .map(|_| self.hashed_owner(&hash))
+    }
+
+    /// With NSEC3: the owner of the NSEC3 record whose span covers the
+    /// hash of `key` (wire format): the last hash before it, or the last
+    /// of all when it comes before the first.
+    pub fn nsec3_covering(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mut lower = key.to_vec();
+        lower.make_ascii_lowercase();
+        let hash = nsec3_hash(&lower);
+        let before = self.hashes.partition_point(|h| *h < hash);
+        let at = before.checked_sub(1).or(self.hashes.len().checked_sub(1))?;
+        Some(self.hashed_owner(&self.hashes[at]))
+    }
+
+    /// The NSEC3 RDATA for a name whose hash is `hash` holding `types`.
+    fn nsec3_rdata(&self, hash: &[u8; 20], types: &[RecordType]) -> Vec<u8> {
+        let at = self.hashes.partition_point(|h| h <= hash);
+        let next = self.hashes.get(at).unwrap_or(&self.hashes[0]);
+        let mut rdata = NSEC3_PARAMS.to_vec();
+        rdata.push(20);
+        rdata.extend_from_slice(next);
+        rdata.extend_from_slice(&sign::type_bitmap(types));
+        rdata
+    }
+
     /// Whether `key` (wire format, lower case) is a failover record's name.
     pub fn is_dynamic(&self, key: &[u8]) -> bool {
         self.dynamic.iter().any(|d| **d == *key)
@@ -366,12 +593,30 @@ impl Signed {
         let mut out = Vec::new();
         for key in &self.dynamic {
             let mut types = types_at(key);
-            types.retain(|t| *t != RecordType::NSEC && *t != RecordType::RRSIG);
-            types.extend([RecordType::NSEC, RecordType::RRSIG]);
-            let mut rdata = self.next(key).to_vec();
-            rdata.extend_from_slice(&sign::type_bitmap(&types));
-            let name = Name::from(&crate::zone::records::wire_name(key));
-            let nsec = raw_record(name, self.nsec_ttl, RecordType::NSEC, rdata);
+            types.retain(|t| !is_signing_type(*t));
+            types.push(RecordType::RRSIG);
+            if *key == self.apex {
+                types.extend([RecordType::DNSKEY, RecordType::CDS, RecordType::CDNSKEY]);
+            }
+            let nsec = match self.denial {
+                Denial::Nsec => {
+                    types.push(RecordType::NSEC);
+                    let mut rdata = self.next(key).to_vec();
+                    rdata.extend_from_slice(&sign::type_bitmap(&types));
+                    let name = Name::from(&crate::zone::records::wire_name(key));
+                    raw_record(name, self.nsec_ttl, RecordType::NSEC, rdata)
+                }
+                Denial::Nsec3 => {
+                    if *key == self.apex {
+                        types.push(RecordType::NSEC3PARAM);
+                    }
+                    let hash = nsec3_hash(key);
+                    let owner = self.hashed_owner(&hash);
+                    let name = Name::from(&crate::zone::records::wire_name(&owner));
+                    let rdata = self.nsec3_rdata(&hash, &types);
+                    raw_record(name, self.nsec_ttl, RecordType::NSEC3, rdata)
+                }
+            };
             let sigs = self.sign(std::slice::from_ref(&nsec));
             out.push(nsec);
             out.extend(sigs.iter().cloned());
@@ -421,12 +666,63 @@ pub fn sign_zone(
             ));
         }
     }
-    let (keys, created) = keys::load_or_create(&policy.keys, origin, policy.algorithm, soa.ttl)?;
+    let (all_keys, created) = keys::load_or_create(
+        &policy.keys,
+        origin,
+        policy.algorithm,
+        soa.ttl,
+        policy.split_keys,
+    )?;
+    let mut all_keys = all_keys;
+    if let Some(lifetime) = policy.zsk_lifetime {
+        // The new DNSKEY set must reach every cache before the successor
+        // signs; the old signatures must leave them before its DNSKEY does.
+        let largest_ttl = (0..records.len())
+            .map(|i| records.ttl(i))
+            .max()
+            .unwrap_or(soa.ttl);
+        if let Some(done) = keys::roll_zsk(
+            &policy.keys,
+            origin,
+            policy.algorithm,
+            soa.ttl,
+            now_s,
+            lifetime.as_secs(),
+            u64::from(soa.ttl) + PROPAGATION,
+            u64::from(largest_ttl) + PROPAGATION,
+        )? {
+            tracing::info!(zone = %origin, "{done}");
+            all_keys = keys::load(&policy.keys, origin, policy.algorithm)?;
+        }
+    }
     if created {
-        tracing::info!(zone = %origin, folder = %policy.keys.display(), tag = keys[0].tag, "made a signing key (CSK) for the zone");
+        let made: Vec<String> = all_keys
+            .iter()
+            .map(|k| format!("{} {:05}", role(k, &all_keys), k.tag))
+            .collect();
+        tracing::info!(zone = %origin, folder = %policy.keys.display(), "made signing keys for the zone: {}", made.join(", "));
+    }
+    // The keys' timing (BIND's Publish, Activate, Inactive, Delete) at
+    // the signing time: which are in the DNSKEY set, which sign, and when
+    // that next changes.
+    let next_event = all_keys
+        .iter()
+        .filter_map(|k| k.timing.next_after(now_s))
+        .min();
+    let (keys, rest): (Vec<Key>, Vec<Key>) =
+        all_keys.into_iter().partition(|k| k.timing.signs(now_s));
+    let standby: Vec<Key> = rest
+        .into_iter()
+        .filter(|k| k.timing.published(now_s))
+        .collect();
+    if keys.is_empty() {
+        return Err(format!(
+            "none of the zone's keys in {} signs now (their Activate, Inactive or Delete times): make one active, or move them out of the folder to have a new key made",
+            policy.keys.display()
+        ));
     }
     let apex: Box<[u8]> = lower_wire(&wire_key(&LowerName::new(origin)));
-    let cuts: Vec<Box<[u8]>> = records
+    let cuts: rustc_hash::FxHashSet<Box<[u8]>> = records
         .nodes()
         .filter(|(key, range)| {
             !key.eq_ignore_ascii_case(&apex)
@@ -439,7 +735,7 @@ pub fn sign_zone(
         let mut at = 0;
         let mut first = true;
         while key.len() - at > apex.len() {
-            if !first && cuts.iter().any(|c| **c == key[at..]) {
+            if !first && cuts.contains(&key[at..]) {
                 return true;
             }
             first = false;
@@ -447,7 +743,7 @@ pub fn sign_zone(
         }
         false
     };
-    let at_cut = |key: &[u8]| cuts.iter().any(|c| **c == *key);
+    let at_cut = |key: &[u8]| cuts.contains(key);
     let mut dynamic: Vec<Box<[u8]>> = dynamic
         .iter()
         .map(|n| lower_wire(&wire_key(&LowerName::new(n))))
@@ -457,23 +753,40 @@ pub fn sign_zone(
     dynamic.sort();
     dynamic.dedup();
 
-    let mut chain: Vec<Box<[u8]>> = records
-        .nodes()
-        .map(|(key, _)| lower_wire(key))
-        .filter(|k| !below_cut(k))
-        .chain(dynamic.iter().cloned())
-        .collect();
-    chain.sort_by(|a, b| sign::canonical_cmp(a, b));
-    chain.dedup();
+    let (chain, hashes) = match policy.denial {
+        Denial::Nsec => {
+            let mut chain: Vec<Box<[u8]>> = records
+                .nodes()
+                .map(|(key, _)| lower_wire(key))
+                .filter(|k| !below_cut(k))
+                .chain(dynamic.iter().cloned())
+                .collect();
+            chain.sort_by(|a, b| sign::canonical_cmp(a, b));
+            chain.dedup();
+            (chain, Vec::new())
+        }
+        Denial::Nsec3 => {
+            // Every name, the empty non-terminals too (RFC 5155 section
+            // 7.1), those of the failover names included.
+            let names = nsec3_names(records, &apex, &dynamic, &below_cut);
+            let mut hashes: Vec<[u8; 20]> = names.iter().map(|n| nsec3_hash(n)).collect();
+            hashes.sort_unstable();
+            hashes.dedup();
+            (Vec::new(), hashes)
+        }
+    };
 
     let validity = times(origin, policy, now_s);
     let mut signed = Signed {
         keys,
+        standby,
         validity,
-        resign_at: due(policy, validity),
+        resign_at: next_event.map_or(due(policy, validity), |at| at.min(due(policy, validity))),
         apex: apex.clone(),
         chain,
         nsec_ttl: soa.ttl.min(minimum),
+        hashes,
+        denial: policy.denial,
         dynamic,
         presigned: HashMap::new(),
         recent: Mutex::new(HashMap::new()),
@@ -490,6 +803,7 @@ pub fn sign_zone(
     let dnskeys: Vec<Record> = signed
         .keys
         .iter()
+        .chain(&signed.standby)
         .map(|k| {
             raw_record(
                 origin.clone(),
@@ -499,7 +813,12 @@ pub fn sign_zone(
             )
         })
         .collect();
-    let sep: Vec<&Key> = signed.keys.iter().filter(|k| k.flags & 1 == 1).collect();
+    let sep: Vec<&Key> = signed
+        .keys
+        .iter()
+        .chain(&signed.standby)
+        .filter(|k| k.flags & 1 == 1 && k.timing.inactive.is_none_or(|t| now_s < t))
+        .collect();
     let cds: Vec<Record> = sep
         .iter()
         .map(|k| raw_record(origin.clone(), soa.ttl, RecordType::CDS, k.ds_rdata(&apex)))
@@ -515,8 +834,17 @@ pub fn sign_zone(
             )
         })
         .collect();
+    let nsec3param: Vec<Record> = match policy.denial {
+        Denial::Nsec => Vec::new(),
+        Denial::Nsec3 => vec![raw_record(
+            origin.clone(),
+            0,
+            RecordType::NSEC3PARAM,
+            NSEC3_PARAMS.to_vec(),
+        )],
+    };
     let (apex_node, _) = gather.node(origin);
-    for set in [&dnskeys, &cds, &cdnskeys] {
+    for set in [&dnskeys, &cds, &cdnskeys, &nsec3param] {
         if set.is_empty() {
             continue;
         }
@@ -571,6 +899,44 @@ pub fn sign_zone(
             }
         }
     }
+    if policy.denial == Denial::Nsec3 {
+        let names = nsec3_names(records, &apex, &signed.dynamic, &below_cut);
+        for batch in names.chunks(SIGNING_BATCH) {
+            let per_thread = batch.len().div_ceil(threads);
+            let made: Vec<(Vec<u8>, Vec<Generated>)> = std::thread::scope(|scope| {
+                let workers: Vec<_> = batch
+                    .chunks(per_thread.max(1))
+                    .map(|part| {
+                        let signed = &signed;
+                        let at_cut = &at_cut;
+                        scope.spawn(move || {
+                            part.iter()
+                                .filter(|key| !signed.is_dynamic(key))
+                                .map(|key| signed.sign_nsec3(records, key, at_cut(key)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_default())
+                    .collect()
+            });
+            for (owner, generated) in made {
+                let owner = Name::from(&crate::zone::records::wire_name(&owner));
+                let (node, _) = gather.node(&owner);
+                for (rtype, ttl, rdata) in generated {
+                    let mut wire = Vec::with_capacity(10 + rdata.len());
+                    wire.extend_from_slice(&u16::from(rtype).to_be_bytes());
+                    wire.extend_from_slice(&1u16.to_be_bytes());
+                    wire.extend_from_slice(&ttl.to_be_bytes());
+                    wire.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                    wire.extend_from_slice(&rdata);
+                    gather.push_wire(node, &wire);
+                }
+            }
+        }
+    }
     // Each site's failover RRsets, signed ahead.
     let mut presigned = HashMap::new();
     for variant in variants {
@@ -608,12 +974,48 @@ pub fn sign_zone(
     signed.presigned = presigned;
 
     let records = Arc::new(gather.finish(&apex));
+    // The key set is part of what the digest names, readable: nodes that
+    // agree on a digest agree on the DNSKEY set (`digest_keys`).
+    let digest = format!(
+        "{}{KEYS_MARK}{}",
+        records.digest(),
+        key_list(&signed.tags())
+    );
     Ok(Zone {
         origin: origin.clone(),
-        digest: records.digest(),
+        digest,
         records,
         signed: Some(Arc::new(signed)),
     })
+}
+
+/// The names an NSEC3 chain covers (wire format, lower case): every name
+/// of the zone file (the empty non-terminals too) not below a zone cut,
+/// and the failover names with the names between them and the apex.
+fn nsec3_names(
+    records: &Records,
+    apex: &[u8],
+    dynamic: &[Box<[u8]>],
+    below_cut: &dyn Fn(&[u8]) -> bool,
+) -> Vec<Box<[u8]>> {
+    let mut names: Vec<Box<[u8]>> = records
+        .names()
+        .map(|(key, _)| lower_wire(key))
+        .filter(|k| !below_cut(k))
+        .collect();
+    for key in dynamic {
+        let mut at = 0;
+        while key.len() - at >= apex.len() {
+            names.push(key[at..].into());
+            if key.len() - at == apex.len() || key[at] == 0 {
+                break;
+            }
+            at += 1 + usize::from(key[at]);
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// The DS records of `zone`'s keys with a secure-entry-point flag, in
@@ -636,12 +1038,14 @@ pub fn ds_lines(origin: &Name, keys: &[Key], ttl: u32) -> Vec<String> {
 }
 
 /// Signs every zone the config serves signed (`dnssec:`), at `now_s`;
-/// the others are returned as they are. Slow for a large zone: run it
-/// off the async runtime.
+/// the others are returned as they are. With `manage_keys`, keys are
+/// rolled as the policy says (`serve`); without, the key folders are only
+/// read (`check`). Slow for a large zone: run it off the async runtime.
 pub fn sign_all(
     config: &crate::config::Config,
     zones: Vec<Zone>,
     now_s: u64,
+    manage_keys: bool,
 ) -> Result<Vec<Zone>, String> {
     let dynamic: Vec<Name> = config
         .failover
@@ -666,8 +1070,14 @@ pub fn sign_all(
                 .find(|s| s.origin == zone.origin)
                 .and_then(|s| s.dnssec.as_ref());
             match policy {
-                Some(policy) => sign_zone(&zone, policy, &dynamic, &variants, now_s)
-                    .map_err(|e| format!("zone {}: {e}", zone.origin)),
+                Some(policy) => {
+                    let mut policy = policy.clone();
+                    if !manage_keys {
+                        policy.zsk_lifetime = None;
+                    }
+                    sign_zone(&zone, &policy, &dynamic, &variants, now_s)
+                }
+                .map_err(|e| format!("zone {}: {e}", zone.origin)),
                 None => Ok(zone),
             }
         })
@@ -686,6 +1096,9 @@ mod tests {
             keys: dir.to_path_buf(),
             validity: Policy::VALIDITY,
             refresh: Policy::REFRESH,
+            denial: Denial::Nsec,
+            split_keys: false,
+            zsk_lifetime: None,
         }
     }
 
@@ -728,7 +1141,7 @@ mod tests {
     fn signing_is_deterministic_and_answers_carry_their_proofs() {
         let dir = tempfile::tempdir().unwrap();
         let p = policy(dir.path());
-        let now = 1_796_083_200;
+        let now = crate::control::clock::now_ms() / 1000 + 86_400;
         let www = Name::from_ascii("www.example.com.").unwrap();
         let one = sign_zone(&zone(), &p, std::slice::from_ref(&www), &[], now).unwrap();
         let two = sign_zone(&zone(), &p, std::slice::from_ref(&www), &[], now).unwrap();
@@ -864,5 +1277,160 @@ mod tests {
                 .contains("NSEC record at ns1.example.com."),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn keys_are_published_and_sign_as_their_timing_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = policy(dir.path());
+        // After the keys' own Publish and Activate times.
+        let now = crate::control::clock::now_ms() / 1000 + 86_400;
+        let origin = Name::from_ascii("example.com.").unwrap();
+        let (made, _) = keys::load_or_create(dir.path(), &origin, p.algorithm, 300, false).unwrap();
+        let first = made[0].file.clone();
+        // A successor made by hand: published now, signing in an hour.
+        let (_, _) = keys::load_or_create(
+            dir.path(),
+            &Name::from_ascii("example.net.").unwrap(),
+            p.algorithm,
+            300,
+            false,
+        )
+        .unwrap();
+        let stamp = |s: u64| {
+            crate::engine::utc(s * 1000)
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        };
+        let successor = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.to_str().unwrap().contains("Kexample.net.") && p.extension().unwrap() == "private"
+            })
+            .unwrap();
+        let text = std::fs::read_to_string(&successor).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with("Publish") && !l.starts_with("Activate"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let name = successor
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace("example.net.", "example.com.");
+        let key_file = successor.with_extension("key");
+        let key_text = std::fs::read_to_string(&key_file)
+            .unwrap()
+            .replace("example.net.", "example.com.");
+        std::fs::remove_file(&successor).unwrap();
+        std::fs::remove_file(&key_file).unwrap();
+        let moved = dir.path().join(&name);
+        crate::web::auth::write_private(
+            &moved,
+            &format!(
+                "{kept}Publish: {}\nActivate: {}\n",
+                stamp(now),
+                stamp(now + 3600)
+            ),
+        )
+        .unwrap();
+        std::fs::write(moved.with_extension("key"), key_text).unwrap();
+
+        let zone = sign_zone(&zone(), &p, &[], &[], now).unwrap();
+        let signed = zone.signed.as_ref().unwrap();
+        let status = signed.status();
+        let states: Vec<&str> = status.keys.iter().map(|k| k.state.as_str()).collect();
+        assert_eq!(states, ["signing", "published"], "{status:?}");
+        assert_eq!(signed.tags().len(), 2, "both keys are in the DNSKEY set");
+        assert_eq!(
+            signed.resign_at,
+            now + 3600,
+            "signed again when the successor activates"
+        );
+        // An hour on, both sign; a key whose Delete has passed is gone.
+        let later = sign_zone(&zone_of(&zone), &p, &[], &[], now + 3600).unwrap();
+        let states: Vec<String> = later
+            .signed
+            .unwrap()
+            .status()
+            .keys
+            .iter()
+            .map(|k| k.state.clone())
+            .collect();
+        assert_eq!(states, ["signing", "signing"]);
+        let text = std::fs::read_to_string(&first).unwrap();
+        std::fs::remove_file(&first).unwrap();
+        crate::web::auth::write_private(
+            &first,
+            &format!(
+                "{text}Inactive: {}\nDelete: {}\n",
+                stamp(now + 3600),
+                stamp(now + 7200)
+            ),
+        )
+        .unwrap();
+        let retired = sign_zone(&zone_of(&zone), &p, &[], &[], now + 7200).unwrap();
+        assert_eq!(retired.signed.unwrap().tags().len(), 1);
+    }
+
+    #[test]
+    fn a_zsk_is_rolled_by_pre_publication_when_its_lifetime_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = policy(dir.path());
+        p.split_keys = true;
+        p.zsk_lifetime = Some(Duration::from_secs(30 * 86_400));
+        let start = crate::control::clock::now_ms() / 1000 + 60;
+        let zone_now = |now: u64| sign_zone(&zone(), &p, &[], &[], now).unwrap();
+        let states = |z: &Zone| -> Vec<(String, String)> {
+            z.signed
+                .as_ref()
+                .unwrap()
+                .status()
+                .keys
+                .iter()
+                .map(|k| (k.role.clone(), k.state.clone()))
+                .collect()
+        };
+        let first = zone_now(start);
+        assert_eq!(states(&first).len(), 2, "a KSK and a ZSK");
+        // Well before the end of its lifetime: nothing made.
+        assert_eq!(states(&zone_now(start + 86_400)).len(), 2);
+        // Within the publication interval of its end: a successor,
+        // published, not signing yet; signed again when it activates.
+        let near = start + 30 * 86_400 - 1800;
+        let rolled = zone_now(near);
+        let mut got = states(&rolled);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("KSK".to_string(), "signing".to_string()),
+                ("ZSK".into(), "published".into()),
+                ("ZSK".into(), "signing".into())
+            ]
+        );
+        let activate = rolled.signed.as_ref().unwrap().resign_at;
+        assert!(
+            activate > near && activate <= near + 300 + PROPAGATION,
+            "{activate} {near}"
+        );
+        // Once it activates: the successor signs, the old one is only
+        // published; no third ZSK.
+        let mut got = states(&zone_now(activate));
+        got.sort();
+        assert_eq!(got.len(), 3, "{got:?}");
+        let tags_signing: usize = got.iter().filter(|(_, s)| s == "signing").count();
+        assert_eq!(tags_signing, 2, "the KSK and the new ZSK: {got:?}");
+        // After the retirement interval: the old ZSK is gone.
+        assert_eq!(states(&zone_now(activate + 300 + PROPAGATION + 1)).len(), 2);
+    }
+
+    /// The unsigned zone a signed one was made from, for signing again.
+    fn zone_of(_signed: &Zone) -> Zone {
+        zone()
     }
 }

@@ -78,6 +78,9 @@ struct ZoneTable {
     serial: u32,
     /// A signed zone's signing state (`dnssec:`).
     signed: Option<Arc<crate::dnssec::Signed>>,
+    /// This node's keys are not the agreed ones: DNSSEC answers of the
+    /// zone get SERVFAIL.
+    dnssec_refused: bool,
 }
 
 /// The records at one name; empty for an empty non-terminal.
@@ -119,14 +122,15 @@ impl<'a> NodeRef<'a> {
         }
     }
 
-    /// The RRset with the lowest type code, for ANY.
+    /// The RRset with the lowest type code, for ANY; the signatures and
+    /// NSEC records of a signed zone only when there is nothing else.
     fn first(self) -> Option<Cow<'a, [Record]>> {
-        match self {
-            Self::Overlay(node) => node.rrsets.first().map(|(_, set)| Cow::Borrowed(&set[..])),
-            Self::Zone(records, start, end) => (start < end)
-                .then(|| self.get(records.rtype(start)))
-                .flatten(),
-        }
+        let types = self.types();
+        let rtype = types
+            .iter()
+            .find(|t| !matches!(t, RecordType::RRSIG | RecordType::NSEC))
+            .or(types.first())?;
+        self.get(*rtype)
     }
 
     fn types(self) -> Vec<RecordType> {
@@ -263,6 +267,7 @@ impl AnswerTable {
                     negative_soa,
                     serial,
                     signed: zone.signed.clone(),
+                    dnssec_refused: false,
                 }
             })
             .collect();
@@ -300,6 +305,15 @@ impl AnswerTable {
                 zone.signatures(&self.records_of(zone, records), serial)
             })
             .collect()
+    }
+
+    /// Refuses the DNSSEC answers (SERVFAIL) of the signed zones named in
+    /// `zones` (origins as text): their keys here are not the agreed ones.
+    pub fn refuse_dnssec(&mut self, zones: &std::collections::BTreeSet<String>) {
+        for zone in &mut self.zones {
+            zone.dnssec_refused =
+                zone.signed.is_some() && zones.contains(&Name::from(&zone.origin).to_string());
+        }
     }
 
     /// Whether `name` is the apex of a served zone.
@@ -476,6 +490,7 @@ impl ZoneTable {
             negative_soa,
             serial,
             signed: zone.signed,
+            dnssec_refused: false,
         })
     }
 
@@ -541,9 +556,116 @@ impl ZoneTable {
 
     /// The node at `name`: the overlay's, else the zone file's.
     fn node(&self, name: &LowerName) -> Option<NodeRef<'_>> {
+        let node = self.raw_node(name)?;
+        // An NSEC3 record's hashed owner is not a name of the zone (as
+        // BIND and Knot keep NSEC3 apart): a node holding only NSEC3 and
+        // its RRSIG does not exist for lookups.
+        if self.nsec3() && name.num_labels() == self.origin.num_labels() + 1 {
+            let types = node.types();
+            if !types.is_empty()
+                && types
+                    .iter()
+                    .all(|t| matches!(t, RecordType::NSEC3 | RecordType::RRSIG))
+            {
+                return None;
+            }
+        }
+        Some(node)
+    }
+
+    /// The node at `name`, NSEC3 owners included.
+    fn raw_node(&self, name: &LowerName) -> Option<NodeRef<'_>> {
         match self.overlay.get(name) {
             Some(node) => Some(NodeRef::Overlay(node)),
             None => self.static_node(name),
+        }
+    }
+
+    /// Whether the zone denies by NSEC3.
+    fn nsec3(&self) -> bool {
+        self.signed
+            .as_ref()
+            .is_some_and(|s| s.denial == crate::dnssec::Denial::Nsec3)
+    }
+
+    /// The NSEC3 record (with its RRSIG) at the hashed owner `owner` (wire
+    /// format), once.
+    fn nsec3_at(&self, owner: &[u8], out: &mut Vec<Record>) {
+        let name = wire_name(owner);
+        let node = self.raw_node(&name);
+        if let Some(nsec3) = node.and_then(|n| n.get(RecordType::NSEC3)) {
+            let owner = Name::from(&name);
+            for record in nsec3
+                .iter()
+                .cloned()
+                .chain(signatures(node, RecordType::NSEC3, &owner))
+            {
+                if !out.contains(&record) {
+                    out.push(record);
+                }
+            }
+        }
+    }
+
+    /// The next closer name of `name` (RFC 5155 section 1.3): one label
+    /// longer than its closest encloser `encloser`.
+    fn next_closer(name: &LowerName, encloser: &LowerName) -> LowerName {
+        let mut next = name.clone();
+        while next.num_labels() > encloser.num_labels() + 1 {
+            next = next.base_name();
+        }
+        next
+    }
+
+    /// Proof that `name` does not exist and no wildcard answers for it:
+    /// with NSEC, the NSEC covering it and the one covering the wildcard
+    /// at its closest encloser (RFC 4035 section 3.1.3.2); with NSEC3,
+    /// the closest encloser proof (the NSEC3 matching it, the one covering
+    /// the next closer name) and the NSEC3 covering the wildcard (RFC 5155
+    /// section 7.2.2).
+    fn prove_nxdomain(&self, name: &LowerName, out: &mut Vec<Record>) {
+        let encloser = self.closest_encloser(name);
+        let star = Name::from(&encloser)
+            .prepend_label("*")
+            .ok()
+            .map(|n| LowerName::new(&n));
+        match (&self.signed, self.nsec3()) {
+            (Some(signed), true) => {
+                if let Some(owner) = signed.nsec3_matching(&wire_key(&encloser)) {
+                    self.nsec3_at(&owner, out);
+                }
+                let next = Self::next_closer(name, &encloser);
+                if let Some(owner) = signed.nsec3_covering(&wire_key(&next)) {
+                    self.nsec3_at(&owner, out);
+                }
+                if let Some(star) = star
+                    && let Some(owner) = signed.nsec3_covering(&wire_key(&star))
+                {
+                    self.nsec3_at(&owner, out);
+                }
+            }
+            _ => {
+                self.deny(name, out);
+                if let Some(star) = star {
+                    self.deny(&star, out);
+                }
+            }
+        }
+    }
+
+    /// Proof that the name a wildcard answered for does not exist: the
+    /// NSEC covering it (RFC 4035 section 3.1.3.3), or the NSEC3 covering
+    /// its next closer name (RFC 5155 section 7.2.6).
+    fn prove_expansion(&self, name: &LowerName, out: &mut Vec<Record>) {
+        match (&self.signed, self.nsec3()) {
+            (Some(signed), true) => {
+                let encloser = self.closest_encloser(name);
+                let next = Self::next_closer(name, &encloser);
+                if let Some(owner) = signed.nsec3_covering(&wire_key(&next)) {
+                    self.nsec3_at(&owner, out);
+                }
+            }
+            _ => self.deny(name, out),
         }
     }
 
@@ -557,6 +679,10 @@ impl ZoneTable {
         // RRSIGs and denial proofs go only to a client that set DO (RFC
         // 4035 section 3.2.1), for a zone that is signed.
         let dnssec = dnssec && self.signed.is_some();
+        let keys_asked = crate::dnssec::is_signing_type(qtype);
+        if self.dnssec_refused && (dnssec || keys_asked) {
+            return Resolution::new(ResponseCode::ServFail, false);
+        }
         let mut res = Resolution::new(ResponseCode::NoError, true);
         let mut name = qname.clone();
         let mut lower = lower;
@@ -596,14 +722,7 @@ impl ZoneTable {
                         res.rcode = ResponseCode::NXDomain;
                         self.negative(dnssec, &mut res);
                         if dnssec {
-                            // The name does not exist, nor does the
-                            // wildcard at its closest encloser (RFC 4035
-                            // section 3.1.3.2).
-                            self.deny(&lower, &mut res.authority);
-                            let encloser = self.closest_encloser(&lower);
-                            if let Ok(star) = Name::from(&encloser).prepend_label("*") {
-                                self.deny(&LowerName::new(&star), &mut res.authority);
-                            }
+                            self.prove_nxdomain(&lower, &mut res.authority);
                         }
                         return res;
                     }
@@ -613,7 +732,7 @@ impl ZoneTable {
             // exist (RFC 4035 section 3.1.3.3).
             let expanded = |res: &mut Resolution| {
                 if dnssec && wildcard.is_some() {
-                    self.deny(&lower, &mut res.authority);
+                    self.prove_expansion(&lower, &mut res.authority);
                 }
             };
             let positive = |res: &mut Resolution, set: &[Record]| {
@@ -667,7 +786,13 @@ impl ZoneTable {
                 // for an empty non-terminal, the NSEC that covers it).
                 match &wildcard {
                     Some(star) => {
-                        self.deny(&lower, &mut res.authority);
+                        if self.nsec3() {
+                            // RFC 5155 section 7.2.5: the closest
+                            // encloser's NSEC3 too.
+                            let encloser = self.closest_encloser(&lower);
+                            self.nsec_at(&encloser, &mut res.authority);
+                        }
+                        self.prove_expansion(&lower, &mut res.authority);
                         self.nsec_at(star, &mut res.authority);
                     }
                     None => self.nsec_at(&lower, &mut res.authority),
@@ -695,6 +820,18 @@ impl ZoneTable {
     /// The NSEC at `name` with its RRSIG; the one that covers it when
     /// `name` has none (an empty non-terminal).
     fn nsec_at(&self, name: &LowerName, out: &mut Vec<Record>) {
+        if let (Some(signed), true) = (&self.signed, self.nsec3()) {
+            // Every name has its NSEC3, empty non-terminals too.
+            match signed.nsec3_matching(&wire_key(name)) {
+                Some(owner) => self.nsec3_at(&owner, out),
+                None => {
+                    if let Some(owner) = signed.nsec3_covering(&wire_key(name)) {
+                        self.nsec3_at(&owner, out);
+                    }
+                }
+            }
+            return;
+        }
         let node = self.node(name);
         match node.and_then(|n| n.get(RecordType::NSEC)) {
             Some(nsec) => {
