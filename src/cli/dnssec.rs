@@ -55,6 +55,22 @@ pub enum DnssecCommand {
     },
 }
 
+/// One zone read and checked; its errors, each with file and line.
+fn load_zone(
+    source: &crate::config::ZoneSource,
+    config: &std::path::Path,
+) -> Result<zone::Zone, Failure> {
+    zone::load(source, config).map_err(|errors| {
+        Failure::Config(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })
+}
+
 pub fn run(command: DnssecCommand) -> Result<(), Failure> {
     match command {
         DnssecCommand::Ds { config, zone, node } => ds(&config, &zone, node.as_deref()),
@@ -77,15 +93,7 @@ fn signed_zones(
         let Some(policy) = &source.dnssec else {
             continue;
         };
-        let loaded = zone::load(source, &config.path).map_err(|errors| {
-            Failure::Config(
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
+        let loaded = load_zone(source, &config.path)?;
         let ttl = loaded
             .records
             .first_of(RecordType::SOA)
@@ -161,15 +169,7 @@ fn rollover(
             ))
         })?;
     let policy = source.dnssec.as_ref().expect("signed");
-    let loaded = zone::load(source, &config.path).map_err(|errors| {
-        Failure::Config(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let loaded = load_zone(source, &config.path)?;
     let records = &loaded.records;
     let soa_ttl = records
         .first_of(RecordType::SOA)

@@ -12,7 +12,6 @@ use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{LowerName, Name, RecordType},
 };
-use tokio::net::UdpSocket;
 
 use super::{PROPAGATION, keys, rdata_bytes};
 use crate::{
@@ -40,36 +39,19 @@ pub async fn ds_at(server: SocketAddr, zone: &Name) -> Result<(Vec<Vec<u8>>, u32
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let socket = UdpSocket::bind(local).await.map_err(|e| e.to_string())?;
-    socket.connect(server).await.map_err(|e| e.to_string())?;
-    socket.send(&bytes).await.map_err(|e| e.to_string())?;
-    let mut buffer = vec![0u8; 4096];
-    let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
-    loop {
-        let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err(format!("no answer within {} s", ANSWER_WAIT.as_secs())),
-        };
-        let Ok(answer) = Message::from_vec(&buffer[..n]) else {
-            continue;
-        };
-        if answer.metadata.id != id || answer.metadata.message_type != MessageType::Response {
-            continue;
-        }
-        if answer.metadata.response_code != ResponseCode::NoError {
-            return Err(format!("it answered {}", answer.metadata.response_code));
-        }
-        let ds: Vec<_> = answer
-            .answers
-            .iter()
-            .filter(|r| {
-                r.record_type() == RecordType::DS && LowerName::new(&r.name) == LowerName::new(zone)
-            })
-            .collect();
-        let ttl = ds.iter().map(|r| r.ttl).max().unwrap_or(0);
-        return Ok((ds.iter().map(|r| rdata_bytes(r)).collect(), ttl));
+    let (_, answer) = crate::dns::notify::exchange(local, server, &bytes, id, ANSWER_WAIT).await?;
+    if answer.metadata.response_code != ResponseCode::NoError {
+        return Err(format!("it answered {}", answer.metadata.response_code));
     }
+    let ds: Vec<_> = answer
+        .answers
+        .iter()
+        .filter(|r| {
+            r.record_type() == RecordType::DS && LowerName::new(&r.name) == LowerName::new(zone)
+        })
+        .collect();
+    let ttl = ds.iter().map(|r| r.ttl).max().unwrap_or(0);
+    Ok((ds.iter().map(|r| rdata_bytes(r)).collect(), ttl))
 }
 
 /// For each signed zone with `parent_nameservers` and a KSK or CSK

@@ -609,19 +609,7 @@ impl ZoneTable {
     /// format), once.
     fn nsec3_at(&self, owner: &[u8], out: &mut Vec<Record>) {
         let name = wire_name(owner);
-        let node = self.raw_node(&name);
-        if let Some(nsec3) = node.and_then(|n| n.get(RecordType::NSEC3)) {
-            let owner = Name::from(&name);
-            for record in nsec3
-                .iter()
-                .cloned()
-                .chain(signatures(node, RecordType::NSEC3, &owner))
-            {
-                if !out.contains(&record) {
-                    out.push(record);
-                }
-            }
-        }
+        proof(self.raw_node(&name), &name, RecordType::NSEC3, out);
     }
 
     /// The next closer name of `name` (RFC 5155 section 1.3): one label
@@ -849,21 +837,8 @@ impl ZoneTable {
             }
             return;
         }
-        let node = self.node(name);
-        match node.and_then(|n| n.get(RecordType::NSEC)) {
-            Some(nsec) => {
-                let owner = Name::from(name);
-                for record in nsec
-                    .iter()
-                    .cloned()
-                    .chain(signatures(node, RecordType::NSEC, &owner))
-                {
-                    if !out.contains(&record) {
-                        out.push(record);
-                    }
-                }
-            }
-            None => self.deny(name, out),
+        if !proof(self.node(name), name, RecordType::NSEC, out) {
+            self.deny(name, out);
         }
     }
 
@@ -873,19 +848,7 @@ impl ZoneTable {
             return;
         };
         let covering = wire_name(signed.covering(&wire_key(name)));
-        let node = self.node(&covering);
-        if let Some(nsec) = node.and_then(|n| n.get(RecordType::NSEC)) {
-            let owner = Name::from(&covering);
-            for record in nsec
-                .iter()
-                .cloned()
-                .chain(signatures(node, RecordType::NSEC, &owner))
-            {
-                if !out.contains(&record) {
-                    out.push(record);
-                }
-            }
-        }
+        proof(self.node(&covering), &covering, RecordType::NSEC, out);
     }
 
     /// The closest existing ancestor of `name` (RFC 4592 section 3.3.1).
@@ -971,6 +934,26 @@ impl ZoneTable {
             done.push(target);
         }
     }
+}
+
+/// The `rtype` (NSEC or NSEC3) records at `node` (named `name`) with their
+/// RRSIGs, each added to `out` once; whether there were any.
+fn proof(
+    node: Option<NodeRef<'_>>,
+    name: &LowerName,
+    rtype: RecordType,
+    out: &mut Vec<Record>,
+) -> bool {
+    let Some(set) = node.and_then(|n| n.get(rtype)) else {
+        return false;
+    };
+    let owner = Name::from(name);
+    for record in set.iter().cloned().chain(signatures(node, rtype, &owner)) {
+        if !out.contains(&record) {
+            out.push(record);
+        }
+    }
+    true
 }
 
 /// The RRSIGs at `node` that cover `rtype`, with the owner `owner` (a
