@@ -259,3 +259,41 @@ fn the_timeline_draws_a_failover_and_a_failback_where_they_happened() {
         screenshot(&url, width, 1600, name);
     }
 }
+
+/// A signed zone on the page: "signed", the key with its role and the
+/// signatures' expiry, as Chromium renders them.
+#[test]
+fn a_signed_zone_shows_its_key_and_signature_expiry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _primary, _secondary, _) = common::start_example(dir.path(), None, |text| {
+        text.replace(
+            "  - name: example.com\n",
+            "  - name: example.com\n    dnssec: {}\n",
+        )
+    });
+    let status = common::http(
+        "GET",
+        server.http.expect("http"),
+        "/api/v1/status",
+        None,
+        "",
+    )
+    .1;
+    let status: serde_json::Value = serde_json::from_str(&status).expect("json");
+    let signed = &status["dns"]["zones"]
+        .as_array()
+        .and_then(|zones| zones.iter().find(|z| z["zone"] == "example.com."))
+        .expect("example.com in status")["dnssec"];
+    let tag = signed["keys"][0]["tag"].as_u64().expect("a key tag");
+    let expires = signed["expires"].as_str().expect("expiry").to_string();
+    let html = rendered(&format!("{}/", server.url()), 1200);
+    assert!(html.contains(">signed<"), "no signed badge:\n{html}");
+    assert!(
+        html.contains(&format!("CSK {tag}")),
+        "no key {tag}:\n{html}"
+    );
+    assert!(
+        html.contains(&format!("signatures valid until {expires}")),
+        "no expiry {expires}:\n{html}"
+    );
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages: Knot and kdig, NSD, BIND, dig, openssl, socat, Chromium, MariaDB, etcd,
-# dnspython for the TSIG tests, Unbound and the DNSSEC zone verifiers of ldns and Knot for the DNSSEC tests,
+# dnspython for the TSIG tests, Unbound, Zonemaster and the DNSSEC zone verifiers of ldns and Knot for the DNSSEC tests,
 # iproute2 and iptables for the cluster's cut links, systemd-analyze and man for
 # the package test) when
 # they are missing, then runs every test. Extra arguments go to cargo test.
@@ -15,6 +15,7 @@ command -v kdig >/dev/null || need+=(knot-dnsutils)
 [ -x /usr/sbin/unbound ] || need+=(unbound)
 command -v ldns-verify-zone >/dev/null || need+=(ldnsutils)
 command -v kzonecheck >/dev/null || need+=(knot-dnssecutils)
+command -v zonemaster-cli >/dev/null || need+=(zonemaster-cli)
 command -v dnssec-signzone >/dev/null || need+=(bind9-utils)
 command -v dig >/dev/null || need+=(bind9-dnsutils)
 command -v openssl >/dev/null || need+=(openssl)

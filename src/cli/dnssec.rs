@@ -25,6 +25,24 @@ pub enum DnssecCommand {
         #[arg(long)]
         node: Option<String>,
     },
+    /// Begin a key rollover: a successor key published now; a ZSK's
+    /// predecessor retires on its own, a KSK's or CSK's once the parent
+    /// serves the successor's DS (asked of `parent_nameservers`). Run
+    /// `geofailover reload` after it.
+    Rollover {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/example.yaml")]
+        config: PathBuf,
+        /// The zone, such as example.com.
+        #[arg(long)]
+        zone: String,
+        /// Which key: zsk, ksk or csk.
+        #[arg(long)]
+        key: String,
+        /// With several nodes: as this one.
+        #[arg(long)]
+        node: Option<String>,
+    },
     /// Show each signed zone's keys, the signatures' validity now and when
     /// the zone is next signed again.
     Status {
@@ -37,10 +55,32 @@ pub enum DnssecCommand {
     },
 }
 
+/// One zone read and checked; its errors, each with file and line.
+fn load_zone(
+    source: &crate::config::ZoneSource,
+    config: &std::path::Path,
+) -> Result<zone::Zone, Failure> {
+    zone::load(source, config).map_err(|errors| {
+        Failure::Config(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })
+}
+
 pub fn run(command: DnssecCommand) -> Result<(), Failure> {
     match command {
         DnssecCommand::Ds { config, zone, node } => ds(&config, &zone, node.as_deref()),
         DnssecCommand::Status { config, node } => status(&config, node.as_deref()),
+        DnssecCommand::Rollover {
+            config,
+            zone,
+            key,
+            node,
+        } => rollover(&config, &zone, &key, node.as_deref()),
     }
 }
 
@@ -53,15 +93,7 @@ fn signed_zones(
         let Some(policy) = &source.dnssec else {
             continue;
         };
-        let loaded = zone::load(source, &config.path).map_err(|errors| {
-            Failure::Config(
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
+        let loaded = load_zone(source, &config.path)?;
         let ttl = loaded
             .records
             .first_of(RecordType::SOA)
@@ -113,6 +145,125 @@ fn ds(path: &std::path::Path, zone: &str, node: Option<&str>) -> Result<(), Fail
     for line in dnssec::ds_lines(&source.origin, &keys, *ttl) {
         println!("{line}");
     }
+    Ok(())
+}
+
+fn rollover(
+    path: &std::path::Path,
+    zone: &str,
+    which: &str,
+    node: Option<&str>,
+) -> Result<(), Failure> {
+    let config = Config::load_as(path, node).map_err(|e| Failure::Config(e.to_string()))?;
+    let mut wanted = Name::from_utf8(zone)
+        .map_err(|e| Failure::Config(format!("`{zone}` is not a domain name: {e}")))?;
+    wanted.set_fqdn(true);
+    let source = config
+        .zones
+        .iter()
+        .find(|s| s.origin == wanted && s.dnssec.is_some())
+        .ok_or_else(|| {
+            Failure::Config(format!(
+                "{}: zone {wanted} is not served signed: expected a zone with `dnssec:`",
+                path.display()
+            ))
+        })?;
+    let policy = source.dnssec.as_ref().expect("signed");
+    let loaded = load_zone(source, &config.path)?;
+    let records = &loaded.records;
+    let soa_ttl = records
+        .first_of(RecordType::SOA)
+        .map_or(3600, |soa| soa.ttl);
+    let largest = (0..records.len())
+        .map(|i| records.ttl(i))
+        .max()
+        .unwrap_or(soa_ttl);
+    let now = crate::control::clock::now_ms() / 1000;
+    let publication = u64::from(soa_ttl) + dnssec::PROPAGATION;
+    let keys = dnssec::keys::load(&policy.keys, &source.origin, policy.algorithm)
+        .map_err(Failure::Config)?;
+    let zsks = keys.iter().any(|k| k.flags & 1 == 0);
+    let utc = |s: u64| crate::engine::utc(s * 1000);
+    match (which, zsks) {
+        ("zsk", true) => {
+            let done = dnssec::keys::roll_zsk(
+                &policy.keys,
+                &source.origin,
+                policy.algorithm,
+                soa_ttl,
+                now,
+                0,
+                publication,
+                u64::from(largest) + dnssec::PROPAGATION,
+            )
+            .map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
+            match done {
+                Some(done) => println!("{done}"),
+                None => {
+                    return Err(Failure::Other(anyhow::anyhow!(
+                        "no ZSK rollover begun: one is under way already (see `geofailover dnssec status`)"
+                    )));
+                }
+            }
+        }
+        ("ksk", true) | ("csk", false) => {
+            let new = dnssec::keys::begin_sep_rollover(
+                &policy.keys,
+                &source.origin,
+                policy.algorithm,
+                soa_ttl,
+                now,
+                publication,
+            )
+            .map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
+            println!(
+                "{} rollover: key {:05} published now, signing from {}; give the parent its DS:",
+                which.to_uppercase(),
+                new.tag,
+                utc(now + publication)
+            );
+            for line in dnssec::ds_lines(&source.origin, std::slice::from_ref(&new), soa_ttl) {
+                println!("  {line}");
+            }
+            if policy.parent_nameservers.is_empty() {
+                println!(
+                    "The old key signs on; once the parent serves the new DS, retire it by hand: dnssec-settime -K {} -I +DS_TTL+1h -D +1d <old key>",
+                    policy.keys.display()
+                );
+            } else {
+                println!(
+                    "The old key signs on until every parent nameserver ({}) serves the new DS; it is retired then.",
+                    policy
+                        .parent_nameservers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        ("zsk", false) => {
+            return Err(Failure::Config(format!(
+                "zone {wanted} is signed with a CSK, not a ZSK: roll it with --key csk"
+            )));
+        }
+        ("ksk", false) => {
+            return Err(Failure::Config(format!(
+                "zone {wanted} is signed with a CSK, not a KSK: roll it with --key csk"
+            )));
+        }
+        ("csk", true) => {
+            return Err(Failure::Config(format!(
+                "zone {wanted} is signed with a KSK and a ZSK: roll them with --key ksk or --key zsk"
+            )));
+        }
+        (other, _) => {
+            return Err(Failure::Config(format!(
+                "--key `{other}`: expected zsk, ksk or csk"
+            )));
+        }
+    }
+    println!("Run `geofailover reload` (or send SIGHUP) for the server to publish it.");
     Ok(())
 }
 

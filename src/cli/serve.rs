@@ -23,6 +23,9 @@ use crate::{
 
 /// Probe results and reloads waiting for the controller.
 const CONTROL_QUEUE: usize = 4096;
+/// How often the parents of zones in a KSK or CSK rollover are asked for
+/// the new DS.
+const PARENT_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
 /// How soon signing a zone again is retried after it failed.
 const RESIGN_RETRY: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -171,6 +174,7 @@ pub async fn serve(
     // before the signatures expire); a failed attempt is tried again
     // every RESIGN_RETRY until it succeeds, while the old signatures last.
     let mut resign_retry: Option<tokio::time::Instant> = None;
+    let mut parent_tick = tokio::time::interval(PARENT_CHECK);
     loop {
         let resign_at = resign_retry.or_else(|| {
             crate::dnssec::next_due(&config, &served).map(|due| {
@@ -186,6 +190,11 @@ pub async fn serve(
             }
         };
         tokio::select! {
+            _ = parent_tick.tick() => {
+                if parents_changed(&config, &served).await {
+                    let _ = reload(path, node, &events, &mut config, &mut served).await;
+                }
+            }
             _ = resign => {
                 info!("signing the signed zones again: their signatures are due for renewal");
                 resign_retry = match reload(path, node, &events, &mut config, &mut served).await {
@@ -227,6 +236,7 @@ async fn reload(
     served: &mut Vec<Zone>,
 ) -> Result<Vec<String>, String> {
     info!(config = %path.display(), "reloading");
+    parents_changed(config, served).await;
     // Reading, checking and compiling the zones may take a while for a
     // large zone: off the async runtime, while the old table answers.
     let (file, name) = (path.to_path_buf(), node.map(str::to_string));
@@ -304,6 +314,29 @@ async fn reload(
         }
         Err(_) => Err(stopped()),
     }
+}
+
+/// Asks the parents of the signed zones in a KSK or CSK rollover for the
+/// new DS (`dnssec::parent::check`), logs what it found; whether a key's
+/// times changed (the zones are then to be signed again).
+async fn parents_changed(config: &Config, served: &[Zone]) -> bool {
+    let watched = config.zones.iter().any(|z| {
+        z.dnssec
+            .as_ref()
+            .is_some_and(|d| !d.parent_nameservers.is_empty())
+    });
+    if !watched {
+        return false;
+    }
+    let now = crate::control::clock::now_ms() / 1000;
+    let (done, failed) = crate::dnssec::parent::check(config, served, now).await;
+    for line in &failed {
+        warn!("{line}");
+    }
+    for line in &done {
+        info!("{line}");
+    }
+    !done.is_empty()
 }
 
 /// A drill under way is aborted and its fail-back awaited (at most two

@@ -732,6 +732,20 @@ fn dnssec_policy(
             ));
         }
     }
+    let mut parent_nameservers = Vec::new();
+    for entry in &raw.parent_nameservers {
+        let address = entry
+            .parse::<std::net::SocketAddr>()
+            .or_else(|_| {
+                entry
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+            })
+            .map_err(|_| {
+                format!("parent_nameservers: `{entry}`: expected an address, IP or IP:PORT")
+            })?;
+        parent_nameservers.push(address);
+    }
     let validity = raw.validity.unwrap_or(Policy::VALIDITY);
     let refresh = raw.refresh.unwrap_or(Policy::REFRESH);
     if validity < std::time::Duration::from_secs(2 * 3600) {
@@ -757,6 +771,7 @@ fn dnssec_policy(
         denial,
         split_keys,
         zsk_lifetime: raw.zsk_lifetime,
+        parent_nameservers,
     })
 }
 

@@ -217,6 +217,10 @@ pub struct RawDnssec {
     /// Roll the ZSK automatically after this long (with `ksk_zsk`).
     #[serde(default, deserialize_with = "crate::config::duration::optional")]
     pub zsk_lifetime: Option<std::time::Duration>,
+    /// The parent zone's nameservers (`IP[:PORT]`), asked for the DS
+    /// during a KSK or CSK rollover.
+    #[serde(default)]
+    pub parent_nameservers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,5 @@
 //! The UDP fast path, for a plain query (one question, class IN, no EDNS
-//! or EDNS version 0 without DO):
+//! or EDNS version 0, with or without DO):
 //!
 //! - an answer that is the zone's own records of a type with no names in
 //!   its data (`AnswerTable::direct`) is written straight from their
@@ -106,12 +106,12 @@ impl Base {
             let worth = |t: RecordType| t != RecordType::ANY && (has(t) || has(RecordType::CNAME));
             let answerable: Vec<RecordType> = wanted(types.clone())
                 .into_iter()
-                .filter(|&t| worth(t) && table.direct(&wire, t).is_none())
+                .filter(|&t| worth(t) && table.direct(&wire, t, false).is_none())
                 .collect();
             for rtype in answerable {
-                for edns in [false, true] {
+                for mode in [PLAIN, EDNS] {
                     let Some((key, template, res)) =
-                        Template::make(&table, &name, rtype, edns, &mut out)
+                        Template::make(&table, &name, rtype, mode, &mut out)
                     else {
                         continue;
                     };
@@ -147,9 +147,11 @@ impl Base {
         for (name, types) in table.overlay_names() {
             let name = name.to_lowercase();
             for rtype in wanted(types) {
-                for edns in [false, true] {
+                // The failover records' answers, signed ones too: what a
+                // failover changes is ready before it is served.
+                for mode in [PLAIN, EDNS, EDNS_DO] {
                     if let Some((key, template, _)) =
-                        Template::make(&table, &name, rtype, edns, &mut out)
+                        Template::make(&table, &name, rtype, mode, &mut out)
                     {
                         own.insert(key.as_slice().into(), template);
                     }
@@ -238,8 +240,14 @@ pub struct FastAnswers {
     shared: Arc<FxHashMap<Box<[u8]>, Template>>,
 }
 
-/// The longest wire-format name, plus type and EDNS flag.
+/// The longest wire-format name, plus type and EDNS mode.
 const KEY_MAX: usize = 255 + 3;
+
+/// A query's EDNS, as the last byte of its key: none, EDNS, EDNS with
+/// the DO bit.
+const PLAIN: u8 = 0;
+const EDNS: u8 = 1;
+const EDNS_DO: u8 = 3;
 
 /// A plain query's lookup key, on the stack.
 struct Key {
@@ -256,7 +264,11 @@ impl Key {
         }
         bytes[len] = packet[query.name_end];
         bytes[len + 1] = packet[query.name_end + 1];
-        bytes[len + 2] = u8::from(query.payload.is_some());
+        bytes[len + 2] = match (query.payload.is_some(), query.dnssec_ok) {
+            (false, _) => PLAIN,
+            (true, false) => EDNS,
+            (true, true) => EDNS_DO,
+        };
         Self {
             bytes,
             len: len + 3,
@@ -270,19 +282,21 @@ impl Key {
 
 impl Template {
     /// Encodes, the general way, the response to a plain query for `name`
-    /// (lower case), `rtype`, with or without EDNS; `out` is scratch.
+    /// (lower case), `rtype`, with the EDNS `mode` (`PLAIN`, `EDNS`,
+    /// `EDNS_DO`); `out` is scratch.
     fn make(
         table: &AnswerTable,
         name: &Name,
         rtype: RecordType,
-        edns: bool,
+        mode: u8,
         out: &mut Vec<u8>,
     ) -> Option<(Key, Self, Option<Resolution>)> {
         let mut query = Message::new(0, MessageType::Query, OpCode::Query);
         query.add_query(Query::query(name.clone(), rtype));
-        if edns {
+        if mode != PLAIN {
             let mut opt = Edns::new();
             opt.set_max_payload(MAX_UDP_PAYLOAD);
+            opt.set_dnssec_ok(mode == EDNS_DO);
             query.set_edns(opt);
         }
         let bytes = query.to_vec().ok()?;
@@ -359,9 +373,9 @@ impl FastAnswers {
         for (name, types) in table.names() {
             let name = name.to_lowercase();
             for rtype in wanted(types) {
-                for edns in [false, true] {
+                for mode in [PLAIN, EDNS, EDNS_DO] {
                     if let Some((key, template, _)) =
-                        Template::make(table, &name, rtype, edns, &mut out)
+                        Template::make(table, &name, rtype, mode, &mut out)
                     {
                         own.insert(key.as_slice().into(), template);
                     }
@@ -491,7 +505,7 @@ impl Recent {
         let name = Name::read(&mut BinDecoder::new(name)).ok()?;
         let rtype = RecordType::from(u16::from_be_bytes([rest[0], rest[1]]));
         let (learned, template, _) =
-            Template::make(&served.table, &name, rtype, rest[2] == 1, &mut self.scratch)?;
+            Template::make(&served.table, &name, rtype, rest[2], &mut self.scratch)?;
         if learned.as_slice() != key {
             // Not the query it was asked for (a name that does not come
             // back the same way): never kept.
@@ -519,12 +533,12 @@ fn direct(
 ) -> Option<ResponseCode> {
     let (name, rest) = key.split_at(key.len() - 3);
     let qtype = RecordType::from(u16::from_be_bytes([rest[0], rest[1]]));
-    let (records, range) = table.direct(name, qtype)?;
+    let (records, range, signatures) = table.direct(name, qtype, query.dnssec_ok)?;
     let limit = match (tcp, query.payload) {
         (true, _) => usize::from(u16::MAX),
         (false, payload) => payload.map_or(512, |p| usize::from(p.clamp(512, MAX_UDP_PAYLOAD))),
     };
-    let count = u16::try_from(range.len()).ok()?;
+    let count = u16::try_from(range.len() + signatures.len()).ok()?;
     out.clear();
     out.extend_from_slice(&packet[..2]);
     out.push(0x84 | (packet[2] & 0x01)); // QR, AA; RD as asked
@@ -534,7 +548,7 @@ fn direct(
     out.extend_from_slice(&[0, 0, 0, u8::from(query.payload.is_some())]);
     out.extend_from_slice(&packet[12..query.name_end + 4]);
     let owner = u16::try_from(out.len()).ok()? | 0xC000;
-    for (n, i) in range.enumerate() {
+    for (n, i) in range.chain(signatures).enumerate() {
         if n == 0 {
             out.extend_from_slice(&packet[12..query.name_end]);
         } else {
@@ -546,25 +560,27 @@ fn direct(
         }
     }
     if query.payload.is_some() {
-        // Root, OPT, our payload, no extended rcode, version 0, no flags
-        // (DO is never asked in a plain query), no options.
+        // Root, OPT, our payload, no extended rcode, version 0, the DO
+        // bit as asked (RFC 3225 section 3), no options.
         out.extend_from_slice(&[0, 0, 41]);
         out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
-        out.extend_from_slice(&[0; 6]);
+        out.extend_from_slice(&[0, 0, if query.dnssec_ok { 0x80 } else { 0 }, 0, 0, 0]);
     }
     (out.len() <= limit).then_some(ResponseCode::NoError)
 }
 
-/// A plain query's parts: where its name ends, and its EDNS payload.
+/// A plain query's parts: where its name ends, its EDNS payload, and
+/// whether it set DO.
 struct Plain {
     name_end: usize,
     payload: Option<u16>,
+    dnssec_ok: bool,
 }
 
 /// Recognises a plain query: a QUERY with one IN question whose name is
 /// not compressed, nothing in the answer and authority sections, and at
-/// most an OPT record of version 0 without the DO bit. Anything else is
-/// `None`.
+/// most an OPT record of version 0 (the DO bit the only flag). Anything
+/// else is `None`.
 fn parse(packet: &[u8]) -> Option<Plain> {
     let u16_at = |i: usize| -> Option<u16> {
         Some(u16::from_be_bytes([*packet.get(i)?, *packet.get(i + 1)?]))
@@ -599,6 +615,7 @@ fn parse(packet: &[u8]) -> Option<Plain> {
         return None; // IXFR and AXFR: the transfer side's, over any protocol
     }
     let mut end = name_end + 4;
+    let mut dnssec_ok = false;
     let payload = match additional {
         0 => None,
         1 => {
@@ -613,9 +630,10 @@ fn parse(packet: &[u8]) -> Option<Plain> {
                 *packet.get(end + 6)?,
                 *packet.get(end + 7)?,
             );
-            if ext_rcode != 0 || version != 0 || flags & 0x80 != 0 {
+            if ext_rcode != 0 || version != 0 || flags & 0x7f != 0 || *packet.get(end + 8)? != 0 {
                 return None;
             }
+            dnssec_ok = flags & 0x80 != 0;
             let rdlen = usize::from(u16_at(end + 9)?);
             end += 11;
             let options = packet.get(end..end + rdlen)?;
@@ -627,7 +645,11 @@ fn parse(packet: &[u8]) -> Option<Plain> {
         }
         _ => return None,
     };
-    (end == packet.len()).then_some(Plain { name_end, payload })
+    (end == packet.len()).then_some(Plain {
+        name_end,
+        payload,
+        dnssec_ok,
+    })
 }
 
 /// Whether an OPT record's options are ones the answer does not depend on
@@ -965,6 +987,103 @@ mod tests {
                 .is_none()
         );
         assert!(served.fast.answer(&[0u8; 11], &mut out).is_none());
+    }
+
+    /// With a signed zone, DO queries answered from stored bytes
+    /// (precomputed, straight from the records with their RRSIGs, or
+    /// learned) are what the general way sends, byte for byte.
+    #[test]
+    fn signed_answers_from_stored_bytes_are_what_the_general_path_sends() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml");
+        let config = crate::config::Config::load(&path).unwrap();
+        let keys = tempfile::tempdir().unwrap();
+        let policy = crate::dnssec::Policy {
+            algorithm: crate::dnssec::Algorithm::EcdsaP256,
+            keys: keys.path().to_path_buf(),
+            validity: crate::dnssec::Policy::VALIDITY,
+            refresh: crate::dnssec::Policy::REFRESH,
+            denial: crate::dnssec::Denial::Nsec,
+            split_keys: false,
+            zsk_lifetime: None,
+            parent_nameservers: Vec::new(),
+        };
+        let now = crate::control::clock::now_ms() / 1000;
+        let zones: Vec<crate::zone::Zone> = crate::zone::load_all(&config)
+            .unwrap()
+            .into_iter()
+            .map(|z| {
+                if z.origin.to_ascii() == "example.com." {
+                    crate::dnssec::sign_zone(&z, &policy, &[], &[], now).unwrap()
+                } else {
+                    z
+                }
+            })
+            .collect();
+        let served = Arc::new(Served::new(AnswerTable::build(zones), Arc::default()));
+        let src = SocketAddr::from(([127, 0, 0, 1], 5353));
+        let mut recent = Recent::default();
+        let (mut fast, mut general) = (Vec::new(), Vec::new());
+        let (mut precomputed, mut straight, mut learned) = (0, 0, 0);
+        let mut names: Vec<Name> = served.table.names().into_iter().map(|(n, _)| n).collect();
+        names.push(Name::from_ascii("x.wild.example.com.").unwrap());
+        names.push(Name::from_ascii("nope.example.com.").unwrap());
+        for name in names {
+            for rtype in [
+                RecordType::A,
+                RecordType::AAAA,
+                RecordType::TXT,
+                RecordType::CAA,
+                RecordType::MX,
+                RecordType::NSEC,
+                RecordType::DNSKEY,
+            ] {
+                let mut message =
+                    Message::from_vec(&query(&name.to_lowercase().to_ascii(), rtype, true))
+                        .unwrap();
+                if let Some(opt) = message.edns.as_mut() {
+                    opt.set_dnssec_ok(true);
+                }
+                let packet = message.to_vec().unwrap();
+                let rcode = super::general(&served, &packet, src, &mut general);
+                let plain = parse(&packet).expect("a plain query with DO");
+                let key = Key::of(&packet, &plain);
+                if let Some(template) = served.fast.get(key.as_slice()) {
+                    assert_eq!(template.fill(&packet, &plain, &mut fast), rcode);
+                    assert_eq!(fast, general, "precomputed {name} {rtype}");
+                    precomputed += 1;
+                }
+                let hit = super::direct(
+                    &served.table,
+                    &packet,
+                    &plain,
+                    key.as_slice(),
+                    false,
+                    &mut fast,
+                );
+                if hit.is_some() {
+                    assert_eq!(hit, rcode);
+                    assert_eq!(fast, general, "direct {name} {rtype}");
+                    let reply = Message::from_vec(&fast).unwrap();
+                    assert!(
+                        reply
+                            .answers
+                            .iter()
+                            .any(|r| r.record_type() == RecordType::RRSIG),
+                        "{name} {rtype}: no RRSIG"
+                    );
+                    straight += 1;
+                }
+                // Learned on the second sight.
+                let _ = recent.answer(&served, &packet, &mut fast);
+                if recent.answer(&served, &packet, &mut fast).is_some() {
+                    assert_eq!(fast, general, "learned {name} {rtype}");
+                    learned += 1;
+                }
+            }
+        }
+        assert!(straight > 10, "only {straight} straight from the records");
+        assert!(learned > 50, "only {learned} learned");
+        let _ = precomputed;
     }
 
     /// The table a base serves after a change answers every name exactly

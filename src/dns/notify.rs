@@ -360,33 +360,44 @@ impl Worker {
             None if self.target.is_ipv4() => ([0, 0, 0, 0], 0).into(),
             None => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let socket = UdpSocket::bind(local)
-            .await
-            .map_err(|e| format!("cannot send from {}: {e}", local.ip()))?;
-        socket
-            .connect(self.target)
-            .await
-            .map_err(|e| e.to_string())?;
-        socket.send(&bytes).await.map_err(|e| e.to_string())?;
-        let mut buffer = vec![0u8; 4096];
-        let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
-        loop {
-            let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => return Err(format!("no answer within {} ms", ANSWER_WAIT.as_millis())),
-            };
-            let answer = &buffer[..n];
-            let Ok(parsed) = Message::from_vec(answer) else {
-                continue;
-            };
-            if parsed.metadata.id != id || parsed.metadata.message_type != MessageType::Response {
-                continue;
-            }
-            if let (Some(key), Some(mac)) = (&self.key, &mac) {
-                tsig::verify_response(answer, key, mac, tsig::now())?;
-            }
-            return Ok(parsed);
+        let (answer, parsed) = exchange(local, self.target, &bytes, id, ANSWER_WAIT).await?;
+        if let (Some(key), Some(mac)) = (&self.key, &mac) {
+            tsig::verify_response(&answer, key, mac, tsig::now())?;
         }
+        Ok(parsed)
+    }
+}
+
+/// Sends the query `bytes` (ID `id`) from `local` to `target` over UDP and
+/// waits up to `wait` for the response with that ID (anything else that
+/// arrives is dropped): its bytes, parsed.
+pub async fn exchange(
+    local: SocketAddr,
+    target: SocketAddr,
+    bytes: &[u8],
+    id: u16,
+    wait: std::time::Duration,
+) -> Result<(Vec<u8>, Message), String> {
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(|e| format!("cannot send from {}: {e}", local.ip()))?;
+    socket.connect(target).await.map_err(|e| e.to_string())?;
+    socket.send(bytes).await.map_err(|e| e.to_string())?;
+    let mut buffer = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buffer)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("no answer within {} ms", wait.as_millis())),
+        };
+        let answer = &buffer[..n];
+        let Ok(parsed) = Message::from_vec(answer) else {
+            continue;
+        };
+        if parsed.metadata.id != id || parsed.metadata.message_type != MessageType::Response {
+            continue;
+        }
+        return Ok((answer.to_vec(), parsed));
     }
 }

@@ -546,7 +546,7 @@ fn create_timed(
 
 /// Sets a key's `Inactive` and `Delete` times in its `.private` file
 /// (written anew beside it, then renamed over it, mode 0600).
-fn retire(key: &Key, inactive: u64, delete: u64) -> Result<(), String> {
+pub fn retire(key: &Key, inactive: u64, delete: u64) -> Result<(), String> {
     let shown = key.file.display();
     let text = std::fs::read_to_string(&key.file)
         .map_err(|e| format!("cannot read the private key file {shown}: {e}"))?;
@@ -608,8 +608,9 @@ pub fn roll_zsk(
     if successor || current.timing.inactive.is_some() {
         return Ok(None);
     }
+    // A rollover asked for now (`lifetime` 0) starts at once.
     let due = activated + lifetime;
-    if now + publication < due {
+    if lifetime > 0 && now + publication < due {
         return Ok(None);
     }
     let activate = (now + publication).max(due);
@@ -622,6 +623,48 @@ pub fn roll_zsk(
         current.tag,
         crate::engine::utc((activate + retirement) * 1000)
     )))
+}
+
+/// A KSK or CSK rollover (double KSK, RFC 7583 section 3.3) begun at
+/// `now`: a successor with the flags of the key signing the key sets now
+/// (257), published now and signing from `now + publication`; the old one
+/// signs on until the parent serves the successor's DS (see
+/// `sep_rollover_pending`). The successor.
+pub fn begin_sep_rollover(
+    dir: &Path,
+    zone: &hickory_proto::rr::Name,
+    algorithm: Algorithm,
+    ttl: u32,
+    now: u64,
+    publication: u64,
+) -> Result<Key, String> {
+    let _lock = FolderLock::take(dir)?;
+    let keys = load(dir, zone, algorithm)?;
+    if keys
+        .iter()
+        .filter(|k| k.flags & 1 == 1 && k.timing.published(now) && k.timing.inactive.is_none())
+        .count()
+        > 1
+    {
+        return Err("a KSK or CSK rollover is under way already: it ends when the parent serves the new key's DS".into());
+    }
+    if !keys.iter().any(|k| k.flags & 1 == 1 && k.timing.signs(now)) {
+        return Err("the zone has no KSK or CSK signing now to roll".into());
+    }
+    create_timed(dir, zone, algorithm, ttl, FLAGS_SEP, now, now + publication)
+}
+
+/// A KSK or CSK rollover under way at `now`: the newest key with the SEP
+/// flag (the successor) and those it replaces (published, with no
+/// Inactive time yet).
+pub fn sep_rollover_pending(keys: &[Key], now: u64) -> Option<(&Key, Vec<&Key>)> {
+    let live: Vec<&Key> = keys
+        .iter()
+        .filter(|k| k.flags & 1 == 1 && k.timing.published(now) && k.timing.inactive.is_none())
+        .collect();
+    let newest = *live.iter().max_by_key(|k| (k.timing.publish, k.tag))?;
+    let older: Vec<&Key> = live.into_iter().filter(|k| k.tag != newest.tag).collect();
+    (!older.is_empty()).then_some((newest, older))
 }
 
 #[cfg(test)]

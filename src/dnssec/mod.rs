@@ -13,6 +13,7 @@
 //! step does. A new step comes `refresh` before the signatures expire.
 
 pub mod keys;
+pub mod parent;
 pub mod sign;
 
 use std::{
@@ -52,11 +53,14 @@ pub struct Policy {
     pub split_keys: bool,
     /// A ZSK is rolled (a successor made, pre-published) after this long.
     pub zsk_lifetime: Option<Duration>,
+    /// The parent zone's nameservers, asked for the DS during a KSK or
+    /// CSK rollover.
+    pub parent_nameservers: Vec<std::net::SocketAddr>,
 }
 
 /// How long a change takes to reach every secondary and cache beyond its
 /// TTL (Knot's `propagation-delay`).
-const PROPAGATION: u64 = 3600;
+pub const PROPAGATION: u64 = 3600;
 
 /// How a signed zone proves what it does not hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -280,6 +284,22 @@ pub fn rdata_bytes(record: &Record) -> Vec<u8> {
     out
 }
 
+/// An RRset as signing reads it: its owner (wire format), type, and its
+/// records' RDATA in canonical form and order, duplicates left out.
+fn canonical_set(
+    set: &[Record],
+    first: &Record,
+) -> (crate::zone::records::WireKey, RecordType, Vec<Vec<u8>>) {
+    let rtype = first.record_type();
+    let mut rdatas: Vec<Vec<u8>> = set
+        .iter()
+        .map(|r| sign::canonical_rdata(rtype, &rdata_bytes(r)))
+        .collect();
+    rdatas.sort();
+    rdatas.dedup();
+    (wire_key_of(&first.name), rtype, rdatas)
+}
+
 /// A record of a type hickory does not model here, from its RDATA.
 pub fn raw_record(owner: Name, ttl: u32, rtype: RecordType, rdata: Vec<u8>) -> Record {
     Record::from_rdata(
@@ -370,14 +390,7 @@ impl Signed {
         let Some(first) = set.first() else {
             return Arc::from(Vec::new());
         };
-        let owner = wire_key_of(&first.name);
-        let rtype = first.record_type();
-        let mut rdatas: Vec<Vec<u8>> = set
-            .iter()
-            .map(|r| sign::canonical_rdata(rtype, &rdata_bytes(r)))
-            .collect();
-        rdatas.sort();
-        rdatas.dedup();
+        let (owner, rtype, rdatas) = canonical_set(set, first);
         let key = Self::cache_key(&owner, rtype, first.ttl, &rdatas);
         if let Some(found) = self.presigned.get(&key) {
             return found.clone();
@@ -649,16 +662,7 @@ pub fn sign_zone(
     };
     for i in 0..records.len() {
         let rtype = records.rtype(i);
-        if matches!(
-            rtype,
-            RecordType::RRSIG
-                | RecordType::NSEC
-                | RecordType::NSEC3
-                | RecordType::NSEC3PARAM
-                | RecordType::DNSKEY
-                | RecordType::CDS
-                | RecordType::CDNSKEY
-        ) {
+        if is_signing_type(rtype) {
             let owner = Name::from(&crate::zone::records::wire_name(records.owner(i)));
             return Err(format!(
                 "zone {origin} is signed by geofailover (dnssec:), but its file holds a {rtype} record at {owner}: remove it (keys go in the key folder, {})",
@@ -956,14 +960,7 @@ pub fn sign_zone(
         }
         for set in sets {
             let first = &set[0];
-            let owner = wire_key_of(&first.name);
-            let rtype = first.record_type();
-            let mut rdatas: Vec<Vec<u8>> = set
-                .iter()
-                .map(|r| sign::canonical_rdata(rtype, &rdata_bytes(r)))
-                .collect();
-            rdatas.sort();
-            rdatas.dedup();
+            let (owner, rtype, rdatas) = canonical_set(&set, first);
             let cache = Signed::cache_key(&owner, rtype, first.ttl, &rdatas);
             let made: Arc<[Record]> = signed
                 .make(&first.name, &owner, rtype, first.ttl, &rdatas)
@@ -1099,6 +1096,7 @@ mod tests {
             denial: Denial::Nsec,
             split_keys: false,
             zsk_lifetime: None,
+            parent_nameservers: Vec::new(),
         }
     }
 

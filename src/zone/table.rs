@@ -385,7 +385,12 @@ impl AnswerTable {
     /// record's name, not at or below a zone cut), a type whose data
     /// holds no names, and records of that type there. Anything else is
     /// `None`, and goes the general way.
-    pub fn direct(&self, key: &[u8], qtype: RecordType) -> Option<(&Records, Range<usize>)> {
+    pub fn direct(
+        &self,
+        key: &[u8],
+        qtype: RecordType,
+        dnssec: bool,
+    ) -> Option<(&Records, Range<usize>, Vec<usize>)> {
         if !DIRECT.contains(&qtype) {
             return None;
         }
@@ -411,7 +416,19 @@ impl AnswerTable {
         let last = (first..end)
             .find(|&i| records.rtype(i) != qtype)
             .unwrap_or(end);
-        Some((records, first..last))
+        // A signed zone's answer to DO carries the RRSIGs covering it
+        // (a zone whose keys are refused here goes the general way).
+        let signatures = match (&zone.signed, dnssec) {
+            (Some(_), true) if zone.dnssec_refused => return None,
+            (Some(_), true) => (start..end)
+                .filter(|&i| {
+                    records.rtype(i) == RecordType::RRSIG
+                        && crate::dnssec::sign::covered(records.rdata(i)) == Some(qtype)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some((records, first..last, signatures))
     }
 
     /// Answers `qtype` for `qname` (as the client wrote it: its case is kept
@@ -592,19 +609,7 @@ impl ZoneTable {
     /// format), once.
     fn nsec3_at(&self, owner: &[u8], out: &mut Vec<Record>) {
         let name = wire_name(owner);
-        let node = self.raw_node(&name);
-        if let Some(nsec3) = node.and_then(|n| n.get(RecordType::NSEC3)) {
-            let owner = Name::from(&name);
-            for record in nsec3
-                .iter()
-                .cloned()
-                .chain(signatures(node, RecordType::NSEC3, &owner))
-            {
-                if !out.contains(&record) {
-                    out.push(record);
-                }
-            }
-        }
+        proof(self.raw_node(&name), &name, RecordType::NSEC3, out);
     }
 
     /// The next closer name of `name` (RFC 5155 section 1.3): one label
@@ -832,21 +837,8 @@ impl ZoneTable {
             }
             return;
         }
-        let node = self.node(name);
-        match node.and_then(|n| n.get(RecordType::NSEC)) {
-            Some(nsec) => {
-                let owner = Name::from(name);
-                for record in nsec
-                    .iter()
-                    .cloned()
-                    .chain(signatures(node, RecordType::NSEC, &owner))
-                {
-                    if !out.contains(&record) {
-                        out.push(record);
-                    }
-                }
-            }
-            None => self.deny(name, out),
+        if !proof(self.node(name), name, RecordType::NSEC, out) {
+            self.deny(name, out);
         }
     }
 
@@ -856,19 +848,7 @@ impl ZoneTable {
             return;
         };
         let covering = wire_name(signed.covering(&wire_key(name)));
-        let node = self.node(&covering);
-        if let Some(nsec) = node.and_then(|n| n.get(RecordType::NSEC)) {
-            let owner = Name::from(&covering);
-            for record in nsec
-                .iter()
-                .cloned()
-                .chain(signatures(node, RecordType::NSEC, &owner))
-            {
-                if !out.contains(&record) {
-                    out.push(record);
-                }
-            }
-        }
+        proof(self.node(&covering), &covering, RecordType::NSEC, out);
     }
 
     /// The closest existing ancestor of `name` (RFC 4592 section 3.3.1).
@@ -954,6 +934,26 @@ impl ZoneTable {
             done.push(target);
         }
     }
+}
+
+/// The `rtype` (NSEC or NSEC3) records at `node` (named `name`) with their
+/// RRSIGs, each added to `out` once; whether there were any.
+fn proof(
+    node: Option<NodeRef<'_>>,
+    name: &LowerName,
+    rtype: RecordType,
+    out: &mut Vec<Record>,
+) -> bool {
+    let Some(set) = node.and_then(|n| n.get(rtype)) else {
+        return false;
+    };
+    let owner = Name::from(name);
+    for record in set.iter().cloned().chain(signatures(node, rtype, &owner)) {
+        if !out.contains(&record) {
+            out.push(record);
+        }
+    }
+    true
 }
 
 /// The RRSIGs at `node` that cover `rtype`, with the owner `owner` (a

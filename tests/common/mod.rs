@@ -1,5 +1,6 @@
 //! Shared test harness: the real geofailover binary and the reference
-//! servers (Knot, NSD; a validating Unbound in `unbound`), each started
+//! servers (Knot, NSD; a validating Unbound in `unbound`; Zonemaster and
+//! a Knot that signs in `zonemaster`), each started
 //! on a loopback port in a temporary folder and stopped by PID when
 //! dropped; and DNS queries over real UDP and TCP sockets.
 #![allow(dead_code)]
@@ -13,6 +14,7 @@ pub mod netns;
 pub mod secondary;
 pub mod tls;
 pub mod unbound;
+pub mod zonemaster;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -411,17 +413,22 @@ impl Reference {
             .stderr(Stdio::null())
             .spawn()
             .expect("start knotd");
-        Self::ready("knotd", child, port, zones, dir)
+        Self::ready("knotd", child, ([127, 0, 0, 1], port).into(), zones, dir)
     }
 
     /// nsd serving `zones` from `zone_dir` (response rate limiting off).
     pub fn nsd(zone_dir: &Path, zones: &[(&str, &str)]) -> Self {
+        Self::nsd_at(zone_dir, zones, ([127, 0, 0, 1], free_port()).into())
+    }
+
+    /// `nsd` listening on `addr` (any loopback address, any port).
+    pub fn nsd_at(zone_dir: &Path, zones: &[(&str, &str)], addr: SocketAddr) -> Self {
         let nsd = require("nsd");
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
+        let (ip, port) = (addr.ip(), addr.port());
         let run = dir.path().display();
         let mut conf = format!(
-            "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n\
+            "server:\n  ip-address: {ip}@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n\
              \x20 zonesdir: \"{zones}\"\n  pidfile: \"{run}/nsd.pid\"\n  database: \"\"\n\
              \x20 zonelistfile: \"{run}/zone.list\"\n  xfrdfile: \"{run}/xfrd.state\"\n  xfrdir: \"{run}\"\n\
              \x20 logfile: \"{run}/nsd.log\"\n  server-count: 1\n  rrl-ratelimit: 0\n  hide-version: yes\n\
@@ -441,18 +448,17 @@ impl Reference {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nsd");
-        Self::ready("nsd", child, port, zones, dir)
+        Self::ready("nsd", child, addr, zones, dir)
     }
 
     /// Waits until the server answers for its first zone.
     fn ready(
         name: &'static str,
         child: Child,
-        port: u16,
+        addr: SocketAddr,
         zones: &[(&str, &str)],
         dir: tempfile::TempDir,
     ) -> Self {
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut process = Process { child, name };
         let origin = Name::from_ascii(zones[0].0).expect("origin");
         let up = wait_until(Duration::from_secs(20), || {

@@ -178,6 +178,10 @@ impl Secondary {
                 )
             }
             Kind::Knot => {
+                // Knot makes no database folder of its own: without one it
+                // cannot keep an IXFR's changes in its journal ("failed to
+                // store changes (not exists)") and falls back to AXFR.
+                std::fs::create_dir_all(format!("{dir}/db")).expect("knot's database folder");
                 let addresses = self
                     .primaries
                     .iter()
