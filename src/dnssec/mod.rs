@@ -1244,6 +1244,18 @@ mod tests {
                 .iter()
                 .all(|r| r.record_type() != RecordType::RRSIG)
         );
+        // The zone's own addresses in the additional section are, with
+        // their RRSIGs (RFC 4035 section 3.1.1).
+        let res = ask("example.com.", RecordType::NS);
+        let extra = types(&res.additional);
+        assert!(
+            extra.contains(&("ns1.example.com.".into(), RecordType::A)),
+            "{extra:?}"
+        );
+        assert!(
+            extra.contains(&("ns1.example.com.".into(), RecordType::RRSIG)),
+            "{extra:?}"
+        );
         // The apex's keys.
         let res = ask("example.com.", RecordType::DNSKEY);
         assert_eq!(

@@ -753,7 +753,7 @@ impl ZoneTable {
                     Some(set) => {
                         positive(&mut res, &set);
                         expanded(&mut res);
-                        self.additional_for(&set, &mut res);
+                        self.additional_for(&set, &mut res, dnssec);
                     }
                     None => self.negative(dnssec, &mut res),
                 }
@@ -762,7 +762,7 @@ impl ZoneTable {
             if let Some(set) = node.get(qtype) {
                 positive(&mut res, &set);
                 expanded(&mut res);
-                self.additional_for(&set, &mut res);
+                self.additional_for(&set, &mut res, dnssec);
                 return res;
             }
             if let Some(set) = node.get(RecordType::CNAME) {
@@ -893,25 +893,27 @@ impl ZoneTable {
     fn referral(&self, cut: &LowerName, res: &mut Resolution) {
         if let Some(ns) = self.node(cut).and_then(|n| n.get(RecordType::NS)) {
             res.authority.extend(ns.iter().cloned());
-            self.add_addresses(&ns, res);
+            // Glue below the cut is not the zone's data: never signed.
+            self.add_addresses(&ns, res, false);
         }
     }
 
     /// Additional-section processing (RFC 1034 section 4.3.2 step 6): the
     /// addresses of the names NS, MX and SRV answers point at, where this
-    /// zone has them.
-    fn additional_for(&self, set: &[Record], res: &mut Resolution) {
+    /// zone has them; with `dnssec`, the RRSIGs of those that are the
+    /// zone's own data (RFC 4035 section 3.1.1), not glue below a cut.
+    fn additional_for(&self, set: &[Record], res: &mut Resolution, dnssec: bool) {
         if let Some(first) = set.first()
             && matches!(
                 first.record_type(),
                 RecordType::NS | RecordType::MX | RecordType::SRV
             )
         {
-            self.add_addresses(set, res);
+            self.add_addresses(set, res, dnssec);
         }
     }
 
-    fn add_addresses(&self, set: &[Record], res: &mut Resolution) {
+    fn add_addresses(&self, set: &[Record], res: &mut Resolution, dnssec: bool) {
         let mut done: Vec<LowerName> = Vec::new();
         for record in set {
             let target = match &record.data {
@@ -924,10 +926,15 @@ impl ZoneTable {
             if done.contains(&target) || !self.origin.zone_of(&target) {
                 continue;
             }
+            let signed = dnssec && self.cut_above(&target).is_none();
             if let Some(node) = self.node(&target) {
                 for rtype in [RecordType::A, RecordType::AAAA] {
                     if let Some(addresses) = node.get(rtype) {
                         res.additional.extend(addresses.iter().cloned());
+                        if signed {
+                            let owner = Name::from(&target);
+                            res.additional.extend(signatures(Some(node), rtype, &owner));
+                        }
                     }
                 }
             }
