@@ -489,8 +489,9 @@ impl Controller {
             }
             Err(_) => Arc::default(),
         };
-        let mut served = self.base.serve(&records, &self.serials, transfers);
-        served.table.refuse_dnssec(&self.keys_differing());
+        let served =
+            self.base
+                .serve_refusing(&records, &self.serials, transfers, &self.keys_differing());
         self.table.store(Arc::new(served));
         // A zone whose content here is not the agreed one is nobody's
         // news: its secondaries hear of it from a node that serves it.

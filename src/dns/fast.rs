@@ -141,7 +141,20 @@ impl Base {
         serials: &std::collections::BTreeMap<String, u32>,
         transfers: Arc<Transfers>,
     ) -> Served {
-        let table = self.table.with_overlay(records, serials);
+        self.serve_refusing(records, serials, transfers, &Default::default())
+    }
+
+    /// `serve`, with the DNSSEC answers of the signed zones in `refused`
+    /// (origins as text) refused before any answer is made from them.
+    pub fn serve_refusing(
+        &self,
+        records: &[Record],
+        serials: &std::collections::BTreeMap<String, u32>,
+        transfers: Arc<Transfers>,
+        refused: &std::collections::BTreeSet<String>,
+    ) -> Served {
+        let mut table = self.table.with_overlay(records, serials);
+        table.refuse_dnssec(refused);
         let mut own = FxHashMap::default();
         let mut out = Vec::with_capacity(512);
         for (name, types) in table.overlay_names() {
