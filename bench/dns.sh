@@ -41,7 +41,7 @@ repo = os.getcwd()
 zone_text = open("zones/example.com.zone").read()
 procs = []
 sys.path.insert(0, os.path.join(repo, "bench"))
-from peers import cpu_seconds, group_pids, rss_mb, start as start_in
+from peers import cpu_seconds, group_pids, knot_signing_config, rss_mb, start as start_in
 
 def start(name, argv, cwd=None):
     return start_in(work, procs, name, argv, cwd)
@@ -195,36 +195,7 @@ open(f"{work}/gf-dnssec.yaml", "w").write(cfg)
 servers.append(("geofailover+DNSSEC", 15406,
                 ["target/release/geofailover", "serve", "--config", f"{work}/gf-dnssec.yaml"], None))
 
-os.makedirs(f"{work}/knot-dnssec/db")
-open(f"{work}/knot-dnssec.conf", "w").write(f"""server:
-  listen: 127.0.0.1@15407
-  rundir: {work}/knot-dnssec
-  user: root
-  udp-workers: 1
-  tcp-workers: 1
-  background-workers: 1
-database:
-  storage: {work}/knot-dnssec/db
-policy:
-  - id: csk
-    algorithm: ecdsap256sha256
-    single-type-signing: on
-    nsec3: off
-    rrsig-lifetime: 14d
-    rrsig-refresh: 7d
-    cds-cdnskey-publish: always
-template:
-  - id: default
-    storage: {work}/zones
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-    dnssec-signing: on
-    dnssec-policy: csk
-zone:
-  - domain: example.com
-    file: example.com.zone
-""")
+knot_signing_config(work, 15407, "example.com.zone")
 servers.append(("Knot+DNSSEC", 15407, ["knotd", "-c", f"{work}/knot-dnssec.conf"], None))
 if dnssec == "no":
     servers = [s for s in servers if s[0] not in signed]

@@ -48,3 +48,43 @@ def rss_mb(p):
         except OSError:
             pass
     return total / 1024
+
+
+def knot_signing_config(work, port, zone_file):
+    """Writes work/knot-dnssec.conf: a Knot on 127.0.0.1@PORT signing
+    example.com (work/zones/ZONE_FILE) as geofailover does by default: a
+    CSK, ECDSA P-256, NSEC, 14 days of validity refreshed 7 days before,
+    CDS/CDNSKEY published; one worker of each kind. Returns its path."""
+    os.makedirs(f"{work}/knot-dnssec/db")
+    path = f"{work}/knot-dnssec.conf"
+    with open(path, "w") as f:
+        f.write(f"""server:
+  listen: 127.0.0.1@{port}
+  rundir: {work}/knot-dnssec
+  user: root
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+database:
+  storage: {work}/knot-dnssec/db
+policy:
+  - id: csk
+    algorithm: ecdsap256sha256
+    single-type-signing: on
+    nsec3: off
+    rrsig-lifetime: 14d
+    rrsig-refresh: 7d
+    cds-cdnskey-publish: always
+template:
+  - id: default
+    storage: {work}/zones
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    dnssec-signing: on
+    dnssec-policy: csk
+zone:
+  - domain: example.com
+    file: {zone_file}
+""")
+    return path

@@ -45,7 +45,7 @@ with open(f"{work}/zones/static.zone", "w") as f:
     f.write("www 30 IN A 192.0.2.10\n")
 procs = []
 sys.path.insert(0, os.path.join(repo, "bench"))
-from peers import cpu_seconds, group_pids, rss_mb, start as start_in
+from peers import cpu_seconds, group_pids, knot_signing_config, rss_mb, start as start_in
 
 def start(name, argv, cwd=None):
     return start_in(work, procs, name, argv, cwd)
@@ -132,36 +132,7 @@ cfg = (cfg.replace("127.0.0.1:15500", "127.0.0.1:15503").replace("127.0.0.1:1559
        .replace(f"file: {work}/zones/example.com.zone\n", f"file: {work}/zones/example.com.zone" + signing, 1))
 assert "dnssec:" in cfg
 open(f"{work}/gf-dnssec.yaml", "w").write(cfg)
-os.makedirs(f"{work}/knot-dnssec/db")
-open(f"{work}/knot-dnssec.conf", "w").write(f"""server:
-  listen: 127.0.0.1@15504
-  rundir: {work}/knot-dnssec
-  user: root
-  udp-workers: 1
-  tcp-workers: 1
-  background-workers: 1
-database:
-  storage: {work}/knot-dnssec/db
-policy:
-  - id: csk
-    algorithm: ecdsap256sha256
-    single-type-signing: on
-    nsec3: off
-    rrsig-lifetime: 14d
-    rrsig-refresh: 7d
-    cds-cdnskey-publish: always
-template:
-  - id: default
-    storage: {work}/zones
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-    dnssec-signing: on
-    dnssec-policy: csk
-zone:
-  - domain: example.com
-    file: static.zone
-""")
+knot_signing_config(work, 15504, "static.zone")
 signed = {"geofailover+DNSSEC", "Knot+DNSSEC"}
 servers = [
     ("geofailover", 15500, ["target/release/geofailover", "serve", "--config", f"{work}/gf.yaml"]),

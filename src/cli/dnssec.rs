@@ -158,17 +158,17 @@ fn rollover(
     let mut wanted = Name::from_utf8(zone)
         .map_err(|e| Failure::Config(format!("`{zone}` is not a domain name: {e}")))?;
     wanted.set_fqdn(true);
-    let source = config
+    let (source, policy) = config
         .zones
         .iter()
-        .find(|s| s.origin == wanted && s.dnssec.is_some())
+        .filter(|s| s.origin == wanted)
+        .find_map(|s| s.dnssec.as_ref().map(|policy| (s, policy)))
         .ok_or_else(|| {
             Failure::Config(format!(
                 "{}: zone {wanted} is not served signed: expected a zone with `dnssec:`",
                 path.display()
             ))
         })?;
-    let policy = source.dnssec.as_ref().expect("signed");
     let loaded = load_zone(source, &config.path)?;
     let records = &loaded.records;
     let soa_ttl = records
