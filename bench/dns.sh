@@ -41,7 +41,7 @@ repo = os.getcwd()
 zone_text = open("zones/example.com.zone").read()
 procs = []
 sys.path.insert(0, os.path.join(repo, "bench"))
-from peers import cpu_seconds, group_pids, knot_signing_config, rss_mb, start as start_in
+from peers import cpu_seconds, group_pids, knot_config, rss_mb, start as start_in
 
 def start(name, argv, cwd=None):
     return start_in(work, procs, name, argv, cwd)
@@ -116,26 +116,7 @@ zone:
 """)
 servers.append(("NSD", 15401, ["nsd", "-d", "-c", f"{work}/nsd.conf"], None))
 
-os.makedirs(f"{work}/knot")
-open(f"{work}/knot.conf", "w").write(f"""server:
-  listen: 127.0.0.1@15402
-  rundir: {work}/knot
-  user: root
-  udp-workers: 1
-  tcp-workers: 1
-  background-workers: 1
-database:
-  storage: {work}/knot/db
-template:
-  - id: default
-    storage: {work}/zones
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-zone:
-  - domain: example.com
-    file: example.com.zone
-""")
+knot_config(work, "knot", 15402, "example.com.zone")
 servers.append(("Knot", 15402, ["knotd", "-c", f"{work}/knot.conf"], None))
 
 for d in ["gdnsd/zones", "gdnsd/run", "gdnsd/state"]:
@@ -195,7 +176,7 @@ open(f"{work}/gf-dnssec.yaml", "w").write(cfg)
 servers.append(("geofailover+DNSSEC", 15406,
                 ["target/release/geofailover", "serve", "--config", f"{work}/gf-dnssec.yaml"], None))
 
-knot_signing_config(work, 15407, "example.com.zone")
+knot_config(work, "knot-dnssec", 15407, "example.com.zone", signing=True)
 servers.append(("Knot+DNSSEC", 15407, ["knotd", "-c", f"{work}/knot-dnssec.conf"], None))
 if dnssec == "no":
     servers = [s for s in servers if s[0] not in signed]

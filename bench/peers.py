@@ -50,24 +50,16 @@ def rss_mb(p):
     return total / 1024
 
 
-def knot_signing_config(work, port, zone_file):
-    """Writes work/knot-dnssec.conf: a Knot on 127.0.0.1@PORT signing
-    example.com (work/zones/ZONE_FILE) as geofailover does by default: a
-    CSK, ECDSA P-256, NSEC, 14 days of validity refreshed 7 days before,
-    CDS/CDNSKEY published; one worker of each kind. Returns its path."""
-    os.makedirs(f"{work}/knot-dnssec/db")
-    path = f"{work}/knot-dnssec.conf"
-    with open(path, "w") as f:
-        f.write(f"""server:
-  listen: 127.0.0.1@{port}
-  rundir: {work}/knot-dnssec
-  user: root
-  udp-workers: 1
-  tcp-workers: 1
-  background-workers: 1
-database:
-  storage: {work}/knot-dnssec/db
-policy:
+
+def knot_config(work, name, port, zone_file, signing=False, transfer=False):
+    """Writes work/NAME.conf: a Knot on 127.0.0.1@PORT serving example.com
+    from work/zones/ZONE_FILE, one worker of each kind. With `signing`, it
+    signs the zone as geofailover does by default: a CSK, ECDSA P-256,
+    NSEC, 14 days of validity refreshed 7 days before, CDS/CDNSKEY
+    published. With `transfer`, 127.0.0.1 may transfer it. Returns the
+    config's path."""
+    os.makedirs(f"{work}/{name}/db")
+    policy = """policy:
   - id: csk
     algorithm: ecdsap256sha256
     single-type-signing: on
@@ -75,16 +67,33 @@ policy:
     rrsig-lifetime: 14d
     rrsig-refresh: 7d
     cds-cdnskey-publish: always
-template:
+""" if signing else ""
+    acl = """acl:
+  - id: local
+    address: 127.0.0.1
+    action: transfer
+""" if transfer else ""
+    sign_template = "    dnssec-signing: on\n    dnssec-policy: csk\n" if signing else ""
+    zone_acl = "    acl: local\n" if transfer else ""
+    path = f"{work}/{name}.conf"
+    with open(path, "w") as f:
+        f.write(f"""server:
+  listen: 127.0.0.1@{port}
+  rundir: {work}/{name}
+  user: root
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+database:
+  storage: {work}/{name}/db
+{acl}{policy}template:
   - id: default
     storage: {work}/zones
     zonefile-sync: -1
     zonefile-load: whole
     journal-content: none
-    dnssec-signing: on
-    dnssec-policy: csk
-zone:
+{sign_template}zone:
   - domain: example.com
     file: {zone_file}
-""")
+{zone_acl}""")
     return path

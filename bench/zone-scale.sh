@@ -45,7 +45,7 @@ with open(f"{work}/zones/static.zone", "w") as f:
     f.write("www 30 IN A 192.0.2.10\n")
 procs = []
 sys.path.insert(0, os.path.join(repo, "bench"))
-from peers import cpu_seconds, group_pids, knot_signing_config, rss_mb, start as start_in
+from peers import cpu_seconds, group_pids, knot_config, rss_mb, start as start_in
 
 def start(name, argv, cwd=None):
     return start_in(work, procs, name, argv, cwd)
@@ -96,31 +96,7 @@ zone:
   zonefile: static.zone
   provide-xfr: 127.0.0.1 NOKEY
 """)
-os.makedirs(f"{work}/knot")
-open(f"{work}/knot.conf", "w").write(f"""server:
-  listen: 127.0.0.1@15502
-  rundir: {work}/knot
-  user: root
-  udp-workers: 1
-  tcp-workers: 1
-  background-workers: 1
-database:
-  storage: {work}/knot/db
-acl:
-  - id: local
-    address: 127.0.0.1
-    action: transfer
-template:
-  - id: default
-    storage: {work}/zones
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-zone:
-  - domain: example.com
-    file: static.zone
-    acl: local
-""")
+knot_config(work, "knot", 15502, "static.zone", transfer=True)
 # Signed: geofailover with example.com's dnssec: of config/example-dnssec.yaml
 # (its key made at start, in its own state folder), and Knot signing the
 # zone by its automatic signing with geofailover's choices: one combined
@@ -132,7 +108,7 @@ cfg = (cfg.replace("127.0.0.1:15500", "127.0.0.1:15503").replace("127.0.0.1:1559
        .replace(f"file: {work}/zones/example.com.zone\n", f"file: {work}/zones/example.com.zone" + signing, 1))
 assert "dnssec:" in cfg
 open(f"{work}/gf-dnssec.yaml", "w").write(cfg)
-knot_signing_config(work, 15504, "static.zone")
+knot_config(work, "knot-dnssec", 15504, "static.zone", signing=True)
 signed = {"geofailover+DNSSEC", "Knot+DNSSEC"}
 servers = [
     ("geofailover", 15500, ["target/release/geofailover", "serve", "--config", f"{work}/gf.yaml"]),

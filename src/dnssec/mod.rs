@@ -224,12 +224,14 @@ pub struct Signed {
     /// The apex, wire format, lower case.
     apex: Box<[u8]>,
     /// Every name of the NSEC chain, wire format, lower case, in
-    /// canonical order (the apex first).
+    /// canonical order (the apex first). With NSEC, never empty: the apex,
+    /// owner of the SOA, is always in it (`covering` and `next` index it).
     chain: Vec<Box<[u8]>>,
     /// The TTL of NSEC records (RFC 9077: the SOA's minimum or TTL).
     pub nsec_ttl: u32,
     /// With NSEC3: every name's hash (the empty non-terminals' too), in
-    /// order; `chain` is then unused.
+    /// order; `chain` is then unused. Never empty with NSEC3: the apex's
+    /// hash is always in it (`nsec3_rdata` indexes it).
     hashes: Vec<[u8; 20]>,
     pub denial: Denial,
     /// The failover records' names in the zone, wire format, lower case:
@@ -533,11 +535,11 @@ impl Signed {
 
     /// The chain's name at or before `key` (wire format) in canonical
     /// order: the owner of the NSEC that matches or covers it.
-    pub fn covering(&self, key: &[u8]) -> &[u8] {
+    pub fn covering(&self, key: &[u8]) -> Option<&[u8]> {
         let after = self
             .chain
             .partition_point(|n| sign::canonical_cmp(n, key) != std::cmp::Ordering::Greater);
-        &self.chain[after.saturating_sub(1)]
+        self.chain.get(after.saturating_sub(1)).map(|n| &n[..])
     }
 
     /// The name after `key` in the chain (the apex after the last).

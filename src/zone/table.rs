@@ -847,7 +847,10 @@ impl ZoneTable {
         let Some(signed) = &self.signed else {
             return;
         };
-        let covering = wire_name(signed.covering(&wire_key(name)));
+        let Some(covering) = signed.covering(&wire_key(name)) else {
+            return;
+        };
+        let covering = wire_name(covering);
         proof(self.node(&covering), &covering, RecordType::NSEC, out);
     }
 
