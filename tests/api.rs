@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::{path::Path, process::Command, sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use common::{Geofailover, StandIn, WebhookSink, http, status_json, wait_until};
 
@@ -265,18 +265,7 @@ fn a_webhook_hears_of_the_failover_and_of_ready_for_failback() {
     );
 }
 
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_geofailover"))
-        .args(args)
-        .env("USER", "carol")
-        .output()
-        .expect("run the CLI");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
+use common::cli;
 
 #[test]
 fn the_cli_shows_status_switches_over_and_refuses_clearly() {

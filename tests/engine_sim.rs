@@ -64,6 +64,7 @@ fn random_spec(rng: &mut Rng) -> EngineSpec {
         flag_clear_delay_ms: rng.below(60_000),
         prepare_timeout_ms: 5_000 + rng.below(60_000),
         settle_ms: 1_000 + rng.below(20_000),
+        promotion: None,
     }
 }
 
@@ -525,6 +526,7 @@ fn random_view(rng: &mut Rng) -> ReplicationView {
         } else {
             Vec::new()
         },
+        semi_sync: None,
     }
 }
 
@@ -747,6 +749,7 @@ fn one_check_each(fall: u32, rise: u32) -> EngineSpec {
         flag_clear_delay_ms: 0,
         prepare_timeout_ms: 30_000,
         settle_ms: 10_000,
+        promotion: None,
     }
 }
 

@@ -399,6 +399,13 @@ pub fn failback(target: &Target, dry_run: bool, yes: bool) -> Result<(), Failure
     report(&reply)
 }
 
+pub fn promote(target: &Target, primary_is_down: bool) -> Result<(), Failure> {
+    let client = Client::new(target)?;
+    let body = json!({"operator": operator(), "primary_is_down": primary_is_down});
+    let reply = runtime()?.block_on(client.command("promote", body))?;
+    report(&reply)
+}
+
 pub fn pause(target: &Target, resume: bool) -> Result<(), Failure> {
     let client = Client::new(target)?;
     let path = if resume { "resume" } else { "pause" };

@@ -78,6 +78,16 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Make the secondary the primary (failover.mode: promote): the old
+    /// primary fenced first, the secondary made writable.
+    Promote {
+        #[command(flatten)]
+        target: client::Target,
+        /// The old primary is down and takes no writes, on your word:
+        /// promote without verifying its fence (when it cannot be reached).
+        #[arg(long)]
+        primary_is_down: bool,
+    },
     /// Stop automatic failover until resumed.
     Pause {
         #[command(flatten)]
@@ -195,6 +205,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             dry_run,
             yes,
         } => client::failback(&target, dry_run, yes),
+        Command::Promote {
+            target,
+            primary_is_down,
+        } => client::promote(&target, primary_is_down),
         Command::Pause { target } => client::pause(&target, false),
         Command::Resume { target } => client::pause(&target, true),
         Command::Reload { target } => client::reload(&target),

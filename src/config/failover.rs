@@ -13,13 +13,13 @@ use hickory_proto::rr::{Name, RecordType};
 use super::{
     ConfigError, Location,
     raw::{
-        RawCheck, RawDatabase, RawDbTls, RawDownRule, RawFailover, RawReadOnly, RawRecordType,
-        RawRole, RawSite,
+        RawCheck, RawDatabase, RawDbTls, RawDownRule, RawFailover, RawMode, RawReadOnly,
+        RawRecordType, RawRole, RawSite,
     },
 };
 use crate::{
     db::{DbTarget, DbTls},
-    engine::{CheckSpec, DownRule, EngineSpec, ReplicationRules, Role, SiteSpec},
+    engine::{CheckSpec, DownRule, EngineSpec, PromotionRules, ReplicationRules, Role, SiteSpec},
 };
 
 pub const DEFAULT_TTL: u32 = 30;
@@ -51,7 +51,28 @@ pub struct Failover {
     pub step_timeout: Duration,
     /// How often the failover readiness checks run.
     pub readiness_interval: Duration,
+    /// `mode: promote`: the second stage after read-only mode.
+    pub promotion: Option<Promotion>,
 }
+
+/// `mode: promote`: when and how the secondary is made the primary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promotion {
+    /// The primary down this long (the quorum's verdict) before the
+    /// secondary is promoted by itself.
+    pub after: Duration,
+    /// The primary site's node, cut from the cluster this long, fences
+    /// its own database.
+    pub fence_after: Duration,
+    /// Promote by itself even when acknowledged writes could be lost.
+    pub allow_data_loss: bool,
+    /// The account the old primary replicates from the new one with.
+    pub replication_user: String,
+    pub replication_password: Secret,
+}
+
+pub const DEFAULT_PROMOTE_AFTER: Duration = Duration::from_secs(300);
+pub const DEFAULT_FENCE_AFTER: Duration = Duration::from_secs(15);
 
 /// One part of a site's read-only mode, in the order they are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -91,6 +112,8 @@ pub struct Database {
     pub target: DbTarget,
     pub app_accounts: Vec<String>,
     pub strict_grants: bool,
+    /// Where the other site's server reaches this one to replicate.
+    pub replication_address: SocketAddr,
 }
 
 /// The application's read-only flag: any of a file, SQL, an HTTP call.
@@ -281,6 +304,10 @@ impl Failover {
                 + self.flag_clear_margin.as_millis() as u64,
             prepare_timeout_ms: self.prepare_timeout().as_millis() as u64,
             settle_ms: self.settle_time().as_millis() as u64,
+            promotion: self.promotion.as_ref().map(|p| PromotionRules {
+                after_ms: p.after.as_millis() as u64,
+                allow_data_loss: p.allow_data_loss,
+            }),
         }
     }
 
@@ -446,7 +473,34 @@ pub(super) fn validate(
             "failover.replication: interval must be at least 100ms and timeout above zero".into(),
         ));
     }
+    let promotion = match failover.mode {
+        None | Some(RawMode::ReadOnly) => {
+            for (key, set) in [
+                ("promote_after", failover.promote_after.is_some()),
+                ("fence_after", failover.fence_after.is_some()),
+                ("allow_data_loss", failover.allow_data_loss.is_some()),
+            ] {
+                if set {
+                    return Err(at(
+                        super::line_of(text, key),
+                        format!(
+                            "failover.{key} is for `mode: promote`; with read-only mode (the default) the secondary is never made writable"
+                        ),
+                    ));
+                }
+            }
+            None
+        }
+        Some(RawMode::Promote) => Some(validate_promotion(
+            text,
+            base,
+            &failover,
+            [&primary, &secondary],
+            &at,
+        )?),
+    };
     Ok(Some(Failover {
+        promotion,
         records,
         auto: failover.auto.unwrap_or(true),
         cooldown: failover.cooldown.unwrap_or(DEFAULT_COOLDOWN),
@@ -458,6 +512,68 @@ pub(super) fn validate(
         step_timeout,
         readiness_interval,
     }))
+}
+
+/// `mode: promote`: both sites have databases, the replication account
+/// is given, and the self-fence comes well before a promotion.
+fn validate_promotion(
+    text: &str,
+    base: &Path,
+    failover: &RawFailover,
+    sites: [&Site; 2],
+    at: &impl Fn(Option<usize>, String) -> ConfigError,
+) -> Result<Promotion, ConfigError> {
+    let mode_line = super::line_of(text, "mode:");
+    if let Some(site) = sites.iter().find(|s| s.database.is_none()) {
+        return Err(at(
+            mode_line,
+            format!(
+                "failover.mode: promote needs a database at both sites; site {} has none",
+                site.name
+            ),
+        ));
+    }
+    let after = failover.promote_after.unwrap_or(DEFAULT_PROMOTE_AFTER);
+    let fence_after = failover.fence_after.unwrap_or(DEFAULT_FENCE_AFTER);
+    if after < Duration::from_secs(1) {
+        return Err(at(
+            super::line_of(text, "promote_after"),
+            "failover.promote_after: expected at least 1s".into(),
+        ));
+    }
+    if fence_after >= after {
+        return Err(at(
+            super::line_of(text, "fence_after").or(super::line_of(text, "promote_after")),
+            format!(
+                "failover.fence_after ({}) must be below promote_after ({}): the old primary's node fences itself before the secondary may be promoted",
+                super::duration::show(fence_after),
+                super::duration::show(after)
+            ),
+        ));
+    }
+    let replication = failover.replication.as_ref();
+    let line = super::line_of(text, "replication:").or(mode_line);
+    let Some(user) = replication.and_then(|r| r.user.clone()) else {
+        return Err(at(
+            line,
+            "failover.mode: promote needs failover.replication.user (with password_file or password_env): the account the old primary replicates from the new primary with".into(),
+        ));
+    };
+    let file = replication
+        .and_then(|r| r.password_file.as_ref())
+        .map(|f| base.join(f));
+    let password = read_secret(
+        file.as_deref(),
+        replication.and_then(|r| r.password_env.as_deref()),
+    )
+    .map_err(|e| at(line, format!("failover.replication: {e}")))?;
+    Ok(Promotion {
+        after,
+        fence_after,
+        allow_data_loss: failover.allow_data_loss.unwrap_or(false),
+        replication_user: user,
+        replication_password: password,
+    })
 }
 
 fn validate_site(
@@ -631,6 +747,7 @@ fn validate_database(base: &Path, raw: RawDatabase) -> Result<Database, String> 
         },
         app_accounts: raw.app_accounts,
         strict_grants: raw.strict_grants.unwrap_or(false),
+        replication_address: raw.replication_address.unwrap_or(raw.address),
     })
 }
 

@@ -247,6 +247,28 @@ pub struct RawFailover {
     /// How often the failover readiness checks run.
     #[serde(default, deserialize_with = "duration::optional")]
     pub readiness_interval: Option<Duration>,
+    /// `read_only` (the default) or `promote`.
+    #[serde(default)]
+    pub mode: Option<RawMode>,
+    /// In `promote` mode: how long the primary must have been down before
+    /// the secondary is promoted by itself.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub promote_after: Option<Duration>,
+    /// In `promote` mode: how long the primary site's node waits, cut from
+    /// the cluster, before it fences its own database.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub fence_after: Option<Duration>,
+    /// Promote by itself even when writes could be lost (replication not
+    /// semi-synchronous AFTER_SYNC, or the secondary not acknowledging).
+    #[serde(default)]
+    pub allow_data_loss: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawMode {
+    ReadOnly,
+    Promote,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,6 +281,14 @@ pub struct RawReplication {
     /// Most the secondary may lag for a fail-back.
     #[serde(default, deserialize_with = "duration::optional")]
     pub max_lag: Option<Duration>,
+    /// The account a replica connects to its source with: what a promoted
+    /// secondary's old primary is rejoined with (`mode: promote`).
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -370,6 +400,10 @@ pub struct RawDatabase {
     /// Refuse read-only mode when an application account could bypass it.
     #[serde(default)]
     pub strict_grants: Option<bool>,
+    /// Where the other site's server reaches this one to replicate from
+    /// it (default: `address`).
+    #[serde(default)]
+    pub replication_address: Option<SocketAddr>,
     #[serde(default)]
     pub tls: Option<RawDbTls>,
 }

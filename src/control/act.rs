@@ -47,7 +47,7 @@ impl Controller {
                         failing.scheduled_clears.push(clear);
                     }
                 }
-                Action::UndoReadOnly { .. } => {}
+                Action::UndoReadOnly { .. } | Action::Promote { .. } | Action::Rejoin { .. } => {}
             }
         }
     }
@@ -72,6 +72,12 @@ impl Controller {
                     epoch: *epoch,
                     not_before: *not_before,
                 }),
+                Action::Promote {
+                    epoch,
+                    attempt,
+                    fence_required,
+                } => self.promote(*epoch, *attempt, *fence_required),
+                Action::Rejoin { attempt } => self.rejoin(*attempt),
             }
         }
     }

@@ -1,8 +1,9 @@
 //! What the webhooks hear after a decision, each occasion once: a failover
 //! that stopped (`action_failed`) and a failover that cannot start
 //! (`failover_blocked`), once per outage of the primary; the primary ready
-//! for fail-back, once each time it becomes so. A change of active site
-//! is told by `act` as it happens.
+//! for fail-back, once each time it becomes so; each change of promotion
+//! stage (`mode: promote`). A change of active site is told by `act` as it
+//! happens.
 
 use super::{Controller, Notification};
 use crate::engine::{Decision, Event, Role, SiteHealth};
@@ -59,6 +60,25 @@ impl Controller {
                 decision.epoch,
                 Some(primary),
                 summary,
+                now,
+            ));
+        }
+        // Every change of promotion stage is told: it changes which
+        // database takes writes.
+        let stage = match decision.event {
+            Event::PromotionStarted { .. } => Some("promotion_started"),
+            Event::Promoted => Some("promoted"),
+            Event::PromotionAborted => Some("promotion_aborted"),
+            Event::Rejoined => Some("rejoined"),
+            Event::Diverged => Some("diverged"),
+            _ => None,
+        };
+        if let Some(word) = stage {
+            self.notifier.send(Notification::new(
+                word,
+                decision.epoch,
+                Some(failing.config.sites[1].name.clone()),
+                decision.summary.clone(),
                 now,
             ));
         }

@@ -29,6 +29,11 @@ pub(super) fn event_word(event: Event) -> &'static str {
         Event::Paused => "paused",
         Event::Resumed => "resumed",
         Event::Refused => "refused",
+        Event::PromotionStarted { .. } => "promotion_started",
+        Event::Promoted => "promoted",
+        Event::PromotionAborted => "promotion_aborted",
+        Event::Rejoined => "rejoined",
+        Event::Diverged => "diverged",
     }
 }
 
@@ -68,6 +73,8 @@ impl Controller {
             Input::Check { .. }
             | Input::Replication { .. }
             | Input::ReadOnly { .. }
+            | Input::Promoted { .. }
+            | Input::Rejoined { .. }
             | Input::Tick => "engine".to_string(),
         };
         let is_command = matches!(input, Input::Command { .. });

@@ -24,6 +24,7 @@ mod notify;
 mod persist;
 mod preparation;
 mod probes;
+mod promotion;
 pub mod readiness;
 pub mod reconcile;
 mod reload;
@@ -119,6 +120,19 @@ pub enum ControlEvent {
     },
     /// A failed undo is due to be tried again.
     UndoRetry { attempt: u64 },
+    /// Promotion `attempt`'s steps ended.
+    PromotionDone {
+        epoch: u64,
+        attempt: u64,
+        result: Result<String, crate::engine::PromotionFailure>,
+        journal: Vec<StepOutcome>,
+    },
+    /// Rejoining the old primary ended.
+    RejoinDone {
+        epoch: u64,
+        attempt: u64,
+        outcome: crate::engine::RejoinOutcome,
+    },
     /// A scheduled application-flag clear is due.
     ClearDue { epoch: u64 },
     /// The application flag was cleared, or not.
@@ -675,6 +689,17 @@ impl Controller {
             }
             ControlEvent::Undone { attempt, outcomes } => self.undone(attempt, outcomes).await,
             ControlEvent::UndoRetry { attempt } => self.undo_retry(attempt).await,
+            ControlEvent::PromotionDone {
+                epoch,
+                attempt,
+                result,
+                journal,
+            } => self.promotion_done(epoch, attempt, result, journal).await,
+            ControlEvent::RejoinDone {
+                epoch,
+                attempt,
+                outcome,
+            } => self.rejoin_done(epoch, attempt, outcome).await,
             ControlEvent::ClearDue { epoch } => self.clear_due(epoch).await,
             ControlEvent::FlagCleared {
                 epoch,

@@ -69,13 +69,26 @@ impl Compared {
 
 /// What the agreed state requires of `step` at the site of `role`:
 /// `Some(true)` set, `Some(false)` clear, `None` not compared.
+/// `promoted`: the secondary was made the primary (`mode: promote`).
 pub fn wanted(
     role: Role,
     step: ReadOnlyStep,
     active: Role,
     epoch: u64,
     clears_scheduled: bool,
+    promoted: bool,
 ) -> Option<bool> {
+    if promoted {
+        return match (role, step) {
+            // The new primary: writable (verified by the promotion; a
+            // repair would have to make it writable, which only the
+            // promotion's own checks may do), its flags clear.
+            (Role::Secondary, ReadOnlyStep::Database) => None,
+            (Role::Secondary, _) => Some(false),
+            // The old primary stays fenced: read-only, its flags set.
+            (Role::Primary, _) => Some(true),
+        };
+    }
     match (role, step, active) {
         (Role::Secondary, _, Role::Secondary) => Some(true),
         // A replica again after fail-back; before any failover the
@@ -147,13 +160,18 @@ impl Controller {
             || failing.waiting.is_some()
             || failing.reconciling.is_some()
             || failing.read_only.is_some()
-            || failing.drill.is_some();
+            || failing.drill.is_some()
+            || failing
+                .engine
+                .promotion()
+                .is_some_and(|p| p.stage == crate::engine::Stage::Promoting);
         if busy || now < failing.quiet_until {
             return;
         }
         let persisted = failing.engine.persisted();
         let (active, epoch) = (persisted.active, persisted.epoch);
         let clears = !failing.scheduled_clears.is_empty();
+        let promoted = failing.engine.promotion().is_some();
         let plan: Vec<(Role, ReadOnlyStep, bool)> = Role::BOTH
             .iter()
             .flat_map(|&role| {
@@ -163,7 +181,7 @@ impl Controller {
                     .read_only_steps()
                     .into_iter()
                     .filter_map(move |step| {
-                        wanted(role, step, active, epoch, clears).map(|w| (role, step, w))
+                        wanted(role, step, active, epoch, clears, promoted).map(|w| (role, step, w))
                     })
             })
             .collect();
@@ -301,7 +319,7 @@ mod tests {
             ReadOnlyStep::FlagHttp,
         ] {
             assert_eq!(
-                wanted(Role::Secondary, step, Role::Secondary, 3, false),
+                wanted(Role::Secondary, step, Role::Secondary, 3, false, false),
                 Some(true)
             );
         }
@@ -312,6 +330,7 @@ mod tests {
                 ReadOnlyStep::FlagHttp,
                 Role::Secondary,
                 3,
+                false,
                 false
             ),
             None
@@ -321,9 +340,12 @@ mod tests {
     #[test]
     fn after_fail_back_the_flags_clear_once_the_ttl_wait_ends_and_the_replica_stays_read_only() {
         let flag = ReadOnlyStep::FlagHttp;
-        assert_eq!(wanted(Role::Secondary, flag, Role::Primary, 2, true), None);
         assert_eq!(
-            wanted(Role::Secondary, flag, Role::Primary, 2, false),
+            wanted(Role::Secondary, flag, Role::Primary, 2, true, false),
+            None
+        );
+        assert_eq!(
+            wanted(Role::Secondary, flag, Role::Primary, 2, false, false),
             Some(false)
         );
         assert_eq!(
@@ -332,6 +354,7 @@ mod tests {
                 ReadOnlyStep::Database,
                 Role::Primary,
                 2,
+                false,
                 false
             ),
             Some(true)
@@ -343,12 +366,13 @@ mod tests {
                 ReadOnlyStep::Database,
                 Role::Primary,
                 0,
+                false,
                 false
             ),
             None
         );
         assert_eq!(
-            wanted(Role::Primary, flag, Role::Primary, 0, false),
+            wanted(Role::Primary, flag, Role::Primary, 0, false, false),
             Some(false)
         );
         assert_eq!(
@@ -357,9 +381,46 @@ mod tests {
                 ReadOnlyStep::Database,
                 Role::Primary,
                 0,
+                false,
                 false
             ),
             None
         );
+    }
+
+    #[test]
+    fn after_a_promotion_the_old_primary_stays_fenced_and_the_new_one_unflagged() {
+        for active_epoch in [(Role::Secondary, 1)] {
+            let (active, epoch) = active_epoch;
+            for step in [ReadOnlyStep::Database, ReadOnlyStep::FlagFile] {
+                assert_eq!(
+                    wanted(Role::Primary, step, active, epoch, false, true),
+                    Some(true)
+                );
+            }
+            assert_eq!(
+                wanted(
+                    Role::Secondary,
+                    ReadOnlyStep::FlagFile,
+                    active,
+                    epoch,
+                    false,
+                    true
+                ),
+                Some(false)
+            );
+            // Never set read-only again by a repair.
+            assert_eq!(
+                wanted(
+                    Role::Secondary,
+                    ReadOnlyStep::Database,
+                    active,
+                    epoch,
+                    false,
+                    true
+                ),
+                None
+            );
+        }
     }
 }

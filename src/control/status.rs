@@ -69,6 +69,32 @@ pub struct Status {
     /// The last reconciliation of the flags with the agreed state.
     #[serde(default)]
     pub reconcile: Option<super::reconcile::ReconcileStatus>,
+    /// `failover.mode: promote`: the promotion stage, the RPO, the fence.
+    #[serde(default)]
+    pub promotion: Option<PromotionStatus>,
+}
+
+/// `mode: promote` as the page, the JSON and `/metrics` show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PromotionStatus {
+    /// read_only (traffic on the primary, or the secondary read-only),
+    /// promoting, promoted, rejoined or diverged.
+    pub stage: String,
+    /// "RPO 0: semi-sync AFTER_SYNC, acknowledged" or why writes could
+    /// be lost, as last seen of the primary.
+    pub rpo: Option<String>,
+    pub rpo_zero: bool,
+    /// Why no automatic promotion starts, while that lasts.
+    pub blocked: Option<String>,
+    /// Whether the old primary was verified fenced or taken as down.
+    pub fence: Option<String>,
+    /// The new primary's GTID position when it became writable.
+    pub position: Option<String>,
+    /// Diverged: the old primary's GTIDs the new one lacks.
+    pub errant: Vec<String>,
+    pub detail: Option<String>,
+    pub promote_after_s: u64,
+    pub allow_data_loss: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +246,7 @@ pub(crate) fn view_of(observed: &Observed) -> ReplicationView {
             .unwrap_or_default(),
         missing: observed.missing,
         errant: observed.errant.clone(),
+        semi_sync: observed.semi_sync.clone(),
     }
 }
 
@@ -289,6 +316,7 @@ impl super::Controller {
                 timeline: None,
                 cluster: self.cluster_status(),
                 reconcile: None,
+                promotion: None,
             };
         };
         let persisted = f.engine.persisted();
@@ -392,6 +420,33 @@ impl super::Controller {
             }),
             cluster: self.cluster_status(),
             reconcile: Some(f.reconcile_status.clone()).filter(|r| r.checked.is_some()),
+            promotion: f.config.promotion.as_ref().map(|settings| {
+                let current = f.engine.promotion();
+                let rpo = f.engine.rpo();
+                PromotionStatus {
+                    stage: current.map_or("read_only", |p| p.stage.word()).to_string(),
+                    rpo: current
+                        .map(|p| p.rpo.clone())
+                        .or_else(|| rpo.map(crate::engine::Rpo::describe)),
+                    rpo_zero: rpo.is_some_and(|r| r.zero),
+                    blocked: f.engine.promotion_blocked().map(str::to_string),
+                    fence: current.map(|p| {
+                        let detail = p.detail.clone().unwrap_or_default();
+                        if detail.contains("old primary fenced") {
+                            "the old primary was verified fenced".to_string()
+                        } else if !p.fence_required {
+                            "the old primary taken as down by the operator's word".to_string()
+                        } else {
+                            "the old primary is fenced before the secondary is changed".to_string()
+                        }
+                    }),
+                    position: current.and_then(|p| p.position.clone()),
+                    errant: current.map(|p| p.errant.clone()).unwrap_or_default(),
+                    detail: current.and_then(|p| p.detail.clone()),
+                    promote_after_s: settings.after.as_secs(),
+                    allow_data_loss: settings.allow_data_loss,
+                }
+            }),
         }
     }
 }
@@ -551,6 +606,26 @@ impl Status {
                 },
             )],
         );
+        if let Some(p) = &self.promotion {
+            family(
+                "geofailover_promotion_stage",
+                "gauge",
+                "1 for the promotion stage now (failover.mode: promote).",
+                ["read_only", "promoting", "promoted", "rejoined", "diverged"]
+                    .iter()
+                    .map(|stage| {
+                        let value = if p.stage == *stage { 1.0 } else { 0.0 };
+                        (label(&[("stage", stage)]), value)
+                    })
+                    .collect(),
+            );
+            family(
+                "geofailover_rpo_zero",
+                "gauge",
+                "1 when, as last seen of the primary, every acknowledged write was at the secondary (semi-sync AFTER_SYNC, acknowledged).",
+                vec![(String::new(), if p.rpo_zero { 1.0 } else { 0.0 })],
+            );
+        }
         family(
             "geofailover_paused",
             "gauge",

@@ -4,6 +4,7 @@
 //! columns are read by name, since the two flavours name them differently.
 
 pub mod gtid;
+pub mod promote;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -540,6 +541,8 @@ pub struct Observed {
     pub missing: Option<u64>,
     /// GTIDs at the secondary that did not come from the primary.
     pub errant: Vec<String>,
+    /// The primary's semi-synchronous replication.
+    pub semi_sync: Option<crate::engine::SemiSync>,
 }
 
 /// GTIDs read in the order that keeps both comparisons honest under
@@ -605,6 +608,8 @@ pub async fn observe(primary: &DbTarget, secondary: &DbTarget, timeout: Duration
                 Ok::<_, String>((state, position))
             }
             .await;
+            // Not every account may read it; the RPO is then unknown.
+            seen.semi_sync = db.semi_sync().await.ok();
             match reads {
                 Ok((state, position)) => {
                     seen.primary_position = Some(position.clone());

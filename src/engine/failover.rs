@@ -17,6 +17,7 @@ impl Engine {
         reasons: Vec<String>,
         now: u64,
     ) -> Decision {
+        self.keep_rpo();
         if !self.spec.read_only {
             if automatic {
                 self.state.cooldown_until = Some(now + self.spec.cooldown_ms);

@@ -7,12 +7,16 @@
 mod failover;
 pub mod health;
 mod prechecks;
+mod promotion;
 pub mod quorum;
 mod rules;
 
 use serde::{Deserialize, Serialize};
 
 pub use health::{CheckHealth, CheckState, DownRule, SiteHealth};
+pub use promotion::{
+    Promotion, PromotionFailure, PromotionRules, RejoinOutcome, Rpo, SemiSync, Stage,
+};
 
 /// The two sites' configured roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,6 +76,8 @@ pub struct EngineSpec {
     /// How long after a start the checks need to count up or down: a
     /// failover under way at a restart waits this long for them.
     pub settle_ms: u64,
+    /// `mode: promote`: when the secondary is made the primary.
+    pub promotion: Option<PromotionRules>,
 }
 
 /// What fail-back asks of replication.
@@ -98,6 +104,9 @@ pub struct ReplicationView {
     pub missing: Option<u64>,
     /// GTIDs at the secondary that did not come from the primary.
     pub errant: Vec<String>,
+    /// The primary's semi-synchronous replication, when it was read.
+    #[serde(default)]
+    pub semi_sync: Option<SemiSync>,
 }
 
 /// A failover between its decision and DNS moving. It is part of the
@@ -159,6 +168,13 @@ pub struct Persisted {
     /// How many failover attempts were ever started: the last one's id.
     #[serde(default)]
     pub attempts: u64,
+    /// `mode: promote`: the promotion that followed the last failover.
+    #[serde(default)]
+    pub promotion: Option<Promotion>,
+    /// How safe a promotion was as last seen before the last failover
+    /// began: whether acknowledged writes were all at the secondary.
+    #[serde(default)]
+    pub rpo: Option<Rpo>,
 }
 
 impl Default for Persisted {
@@ -172,6 +188,8 @@ impl Default for Persisted {
             last_change: None,
             pending: None,
             attempts: 0,
+            promotion: None,
+            rpo: None,
         }
     }
 }
@@ -204,6 +222,17 @@ pub enum Input {
         attempt: u64,
         result: Result<String, String>,
     },
+    /// The outcome of promotion `attempt`: the GTID position the new
+    /// primary started from and what was verified, or why it stopped.
+    Promoted {
+        attempt: u64,
+        result: Result<String, promotion::PromotionFailure>,
+    },
+    /// The outcome of rejoining the old primary after promotion `attempt`.
+    Rejoined {
+        attempt: u64,
+        outcome: RejoinOutcome,
+    },
     /// Time passed.
     Tick,
 }
@@ -220,6 +249,10 @@ pub enum Command {
     Pause,
     /// Allow automatic actions again.
     Resume,
+    /// `mode: promote`: make the secondary the primary now;
+    /// `primary_is_down` is the operator's word that the old primary
+    /// takes no writes, for when it cannot be fenced.
+    Promote { primary_is_down: bool },
 }
 
 /// What the engine orders, in the order it is to be done.
@@ -247,6 +280,20 @@ pub enum Action {
         epoch: u64,
         not_before: u64,
     },
+    /// Promote the secondary (`mode: promote`): the old primary fenced
+    /// first (verified, unless `fence_required` is false: the operator's
+    /// word that it is down), the secondary's relay log applied, its
+    /// replication stopped and reset, `read_only` off, its application
+    /// flag cleared. Report with `Input::Promoted`.
+    Promote {
+        epoch: u64,
+        attempt: u64,
+        fence_required: bool,
+    },
+    /// Make the old primary a replica of the promoted secondary, unless it
+    /// holds transactions the new primary lacks. Report with
+    /// `Input::Rejoined`.
+    Rejoin { attempt: u64 },
 }
 
 /// The kind of conclusion a step reached.
@@ -278,6 +325,18 @@ pub enum Event {
     Resumed,
     /// A command was refused; `summary` says why.
     Refused,
+    /// A promotion began (`mode: promote`).
+    PromotionStarted {
+        automatic: bool,
+    },
+    /// The secondary is the primary now.
+    Promoted,
+    /// A promotion stopped before it changed the secondary.
+    PromotionAborted,
+    /// The old primary replicates from the new one.
+    Rejoined,
+    /// The old primary holds transactions the new one lacks.
+    Diverged,
 }
 
 /// One step's outcome.
@@ -335,6 +394,8 @@ pub struct Engine {
     /// Per site: `describe_site`'s sentence, until a check of the site
     /// changes state or a down check reports something new.
     described: std::cell::RefCell<[Option<String>; 2]>,
+    /// `mode: promote`: what this engine knows beyond the stored state.
+    promoting: promotion::Memory,
 }
 
 fn slot(state: CheckState) -> usize {
@@ -371,6 +432,7 @@ impl Engine {
             read_only_failed_at: None,
             counts: [[spec_counts[0], 0, 0], [spec_counts[1], 0, 0]],
             described: std::cell::RefCell::new([None, None]),
+            promoting: promotion::Memory::default(),
         }
     }
 
@@ -407,6 +469,7 @@ impl Engine {
         self.described = std::cell::RefCell::new([None, None]);
         self.replication = old.replication.clone();
         self.read_only_failed_at = old.read_only_failed_at;
+        self.promoting = old.promoting.clone();
     }
 
     /// The last replication observation, with its time.
@@ -450,6 +513,7 @@ impl Engine {
     pub fn ready_for_failback(&self) -> bool {
         self.state.active == Role::Secondary
             && self.site_health(Role::Primary) == SiteHealth::Healthy
+            && self.promotion().is_none()
     }
 
     /// When the cooldown after the last automatic failover ends, if it has
@@ -524,7 +588,14 @@ impl Engine {
                 self.evaluate(now, event, reasons)
             }
             Input::Command { command, actor } => self.command(command, &actor, now),
+            Input::Promoted { .. } | Input::Rejoined { .. } if !self.deciding => {
+                let summary = "a promotion result ignored: this controller follows the leader and decides nothing".to_string();
+                self.decide(now, Event::Steady, summary, Vec::new(), Vec::new())
+            }
+            Input::Promoted { attempt, result } => self.promotion_result(attempt, result, now),
+            Input::Rejoined { attempt, outcome } => self.rejoin_result(attempt, outcome, now),
             Input::Replication { view, at } => {
+                self.note_rpo(&view, at.min(now));
                 self.replication = Some((at.min(now), view));
                 self.evaluate(now, Event::Steady, Vec::new())
             }
@@ -562,6 +633,7 @@ impl Engine {
     /// decisions); a failover under way in it is resumed or rolled back
     /// if this engine comes to decide.
     pub fn adopt(&mut self, state: Persisted) {
+        self.promoting.ordered = None;
         self.resuming = state.pending.is_some();
         self.resume_deadline = None;
         self.last_summary = state.last_decision.clone();

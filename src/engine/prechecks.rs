@@ -25,6 +25,22 @@ impl Engine {
                 detail: self.describe_site(Role::Primary),
             },
         ];
+        if let Some(promotion) = self.promotion() {
+            checks.push(Precheck {
+                name: "secondary not promoted".into(),
+                ok: false,
+                detail: format!(
+                    "{} is the primary ({}): fail-back after a promotion is a planned switchover, not available in this version; the old primary is {}",
+                    self.spec.sites[1].name,
+                    promotion.stage.word(),
+                    match promotion.stage {
+                        super::Stage::Rejoined => "a replica again".to_string(),
+                        super::Stage::Diverged => format!("diverged ({})", promotion.errant.join(", ")),
+                        _ => "not rejoined yet".to_string(),
+                    }
+                ),
+            });
+        }
         if let Some(rules) = self.spec.replication {
             checks.extend(replication_prechecks(rules, self.replication.as_ref(), now));
         }

@@ -11,6 +11,7 @@ impl Engine {
         event: Event,
         mut reasons: Vec<String>,
     ) -> Decision {
+        self.track_primary_down(now);
         let primary = self.site_health(Role::Primary);
         let secondary = self.site_health(Role::Secondary);
         self.blocked = None;
@@ -75,6 +76,12 @@ impl Engine {
                 self.spec.sites[0].name,
                 self.describe_site(Role::Primary)
             ),
+            Role::Secondary if self.spec.promotion.is_some() => {
+                if let Some(decision) = self.evaluate_promotion(now, event, &mut reasons) {
+                    return decision;
+                }
+                self.promotion_sentence(primary)
+            }
             Role::Secondary if primary == SiteHealth::Healthy => format!(
                 "no action: answers point at {}; {}: ready for fail-back",
                 self.spec.sites[1].name,
@@ -122,6 +129,9 @@ impl Engine {
                 let forced = if force { ", forced" } else { "" };
                 let summary = format!("failover by {actor} ({reason}{forced})");
                 self.begin_failover(false, force, summary, reasons, now)
+            }
+            Command::Promote { primary_is_down } => {
+                self.promote_command(primary_is_down, actor, reasons, now)
             }
             Command::Failback => {
                 let failed: Vec<String> = self

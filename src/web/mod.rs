@@ -108,6 +108,7 @@ pub fn app(state: WebState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/failover", post(failover))
         .route("/api/v1/failback", post(failback))
+        .route("/api/v1/promote", post(promote))
         .route("/api/v1/pause", post(pause))
         .route("/api/v1/resume", post(resume))
         .route("/api/v1/drill", post(drill))
@@ -244,6 +245,10 @@ struct CommandBody {
     /// Fail over even when read-only mode cannot be verified.
     #[serde(default)]
     force: bool,
+    /// Promote without the old primary verified fenced: the operator's
+    /// word that it is down.
+    #[serde(default)]
+    primary_is_down: bool,
 }
 
 fn parse_body(body: &Bytes) -> Result<CommandBody, ApiError> {
@@ -403,6 +408,19 @@ async fn failback(
         status.failback_prechecks,
     )
     .await
+}
+
+async fn promote(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_token(&state, &headers)?;
+    let body = parse_body(&body)?;
+    let command = Command::Promote {
+        primary_is_down: body.primary_is_down,
+    };
+    run_command(&state, command, operator(&body), Vec::new()).await
 }
 
 async fn pause(

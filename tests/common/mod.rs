@@ -1037,6 +1037,20 @@ pub fn fail_back_when_ready(addr: SocketAddr, token: &str, operator: &str) {
 }
 
 /// The whole journal, as the API at `addr` serves it.
+/// Runs the CLI as operator "carol": (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geofailover"))
+        .args(args)
+        .env("USER", "carol")
+        .output()
+        .expect("run the CLI");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 pub fn journal(addr: SocketAddr) -> Vec<serde_json::Value> {
     let (code, body) = http("GET", addr, "/api/v1/events?since=0", None, "");
     assert_eq!(code, 200, "{body}");

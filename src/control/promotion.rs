@@ -1,0 +1,276 @@
+//! `mode: promote` in the shell: the promotion's steps and the old
+//! primary's rejoin, each run in the background under the leadership that
+//! ordered it, journalled step by step, the outcome fed back to the
+//! engine. Every step is idempotent and checks before it changes: a
+//! promotion resumed after a restart or by a new leader reads what is
+//! already done (a secondary no longer a replica is not reset again) and
+//! finishes the rest.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::{ControlEvent, Controller, StepOutcome, now_ms, preparation::undo_steps, steps};
+use crate::{
+    config::{Failover, ReadOnlyStep, Site},
+    db::{Db, promote},
+    engine::{Input, PromotionFailure, RejoinOutcome, Role},
+    store::{NewEntry, shared::Leadership},
+};
+
+fn outcome(step: &str, result: &Result<String, String>) -> StepOutcome {
+    StepOutcome {
+        at: now_ms(),
+        step: step.to_string(),
+        ok: result.is_ok(),
+        detail: match result {
+            Ok(d) | Err(d) => d.clone(),
+        },
+    }
+}
+
+/// The application flags of `site` (its read-only steps but the
+/// database's).
+fn flags(site: &Site) -> Vec<ReadOnlyStep> {
+    site.read_only_steps()
+        .into_iter()
+        .filter(|s| *s != ReadOnlyStep::Database)
+        .collect()
+}
+
+/// Fences the old primary: its database read-only (read back) with the
+/// application's connections killed, then its site's application flags
+/// set and verified.
+async fn fence(
+    site: &Site,
+    timeout: Duration,
+    journal: &mut Vec<StepOutcome>,
+) -> Result<String, String> {
+    let Some(database) = &site.database else {
+        return Err(format!("site {} has no database", site.name));
+    };
+    let fenced = async {
+        let mut db = Db::connect(&database.target, timeout).await?;
+        let fenced = db.fence().await;
+        db.close().await;
+        fenced
+    }
+    .await;
+    journal.push(outcome("fence old primary database", &fenced));
+    let mut verified = vec![fenced?];
+    for step in flags(site) {
+        let report = steps::set(step, site, timeout).await;
+        journal.extend(report.journal.iter().map(|o| StepOutcome {
+            step: format!("fence old primary {}", o.step),
+            ..o.clone()
+        }));
+        verified.push(report.result?);
+    }
+    Ok(verified.join("; "))
+}
+
+/// The promotion's steps, in order: the old primary fenced (required or
+/// tried), the secondary promoted, its application flags cleared.
+async fn run_promotion(
+    config: Failover,
+    fence_required: bool,
+    leadership: Leadership,
+    journal: &mut Vec<StepOutcome>,
+) -> Result<String, PromotionFailure> {
+    let timeout = config.step_timeout;
+    let unchanged = |why: String| PromotionFailure {
+        why,
+        changed: false,
+    };
+    let old = config.site(Role::Primary);
+    let fenced = tokio::time::timeout(timeout * 2, fence(old, timeout, journal))
+        .await
+        .unwrap_or_else(|_| Err("fencing timed out".into()));
+    let fence_note = match (fenced, fence_required) {
+        (Ok(done), _) => format!("old primary fenced ({done})"),
+        (Err(why), true) => {
+            return Err(unchanged(format!(
+                "the old primary could not be verified fenced ({why}); promotion waits for it, for its node to be gone long enough, or for `geofailover promote --primary-is-down`"
+            )));
+        }
+        (Err(why), false) => {
+            format!("old primary not fenced ({why}): down by the operator's word")
+        }
+    };
+    let secondary = config.site(Role::Secondary);
+    let Some(database) = &secondary.database else {
+        return Err(unchanged(format!(
+            "site {} has no database",
+            secondary.name
+        )));
+    };
+    let promoted = async {
+        let mut db = Db::connect(&database.target, timeout)
+            .await
+            .map_err(unchanged)?;
+        let promoted = db.promote(timeout).await;
+        db.close().await;
+        promoted
+    }
+    .await;
+    journal.push(outcome(
+        "promote secondary database",
+        &promoted.clone().map_err(|f| f.why),
+    ));
+    let promoted = promoted?;
+    let clear = flags(secondary);
+    let cleared = undo_steps(secondary, &clear, &clear, "clear", timeout, &leadership).await;
+    let mut failed = Vec::new();
+    for (_, step) in cleared {
+        if !step.ok {
+            failed.push(step.detail.clone());
+        }
+        journal.push(step);
+    }
+    if !failed.is_empty() {
+        return Err(PromotionFailure {
+            why: format!(
+                "the application flag could not be cleared: {}",
+                failed.join("; ")
+            ),
+            changed: true,
+        });
+    }
+    Ok(format!("{fence_note}; {promoted}"))
+}
+
+impl Controller {
+    /// Runs promotion `attempt`'s steps in the background.
+    pub(super) fn promote(&mut self, epoch: u64, attempt: u64, fence_required: bool) {
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        let config = failing.config.clone();
+        let leadership = self.leadership.clone();
+        let outbox = self.outbox.clone();
+        info!(epoch, attempt, "promotion steps start");
+        tokio::spawn(async move {
+            let mut journal = Vec::new();
+            let result = leadership
+                .run(run_promotion(
+                    config,
+                    fence_required,
+                    leadership.clone(),
+                    &mut journal,
+                ))
+                .await
+                .unwrap_or_else(|lost| {
+                    Err(PromotionFailure {
+                        why: format!("the promotion was stopped: {lost}"),
+                        changed: true,
+                    })
+                });
+            let _ = outbox
+                .send(ControlEvent::PromotionDone {
+                    epoch,
+                    attempt,
+                    result,
+                    journal,
+                })
+                .await;
+        });
+    }
+
+    /// Rejoins the old primary in the background.
+    pub(super) fn rejoin(&mut self, attempt: u64) {
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        let config = failing.config.clone();
+        let epoch = failing.engine.persisted().epoch;
+        let leadership = self.leadership.clone();
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move {
+            let work = async {
+                let (old, new) = (config.site(Role::Primary), config.site(Role::Secondary));
+                let (Some(old_db), Some(new_db), Some(promotion)) =
+                    (&old.database, &new.database, &config.promotion)
+                else {
+                    return RejoinOutcome::Failed("both sites need databases".into());
+                };
+                let timeout = config.step_timeout;
+                let mut old_conn = match Db::connect(&old_db.target, timeout).await {
+                    Ok(db) => db,
+                    Err(e) => return RejoinOutcome::Failed(e),
+                };
+                let mut new_conn = match Db::connect(&new_db.target, timeout).await {
+                    Ok(db) => db,
+                    Err(e) => {
+                        old_conn.close().await;
+                        return RejoinOutcome::Failed(e);
+                    }
+                };
+                let outcome = promote::rejoin(
+                    &mut old_conn,
+                    &mut new_conn,
+                    new_db.replication_address,
+                    &promotion.replication_user,
+                    &promotion.replication_password,
+                    timeout,
+                )
+                .await;
+                old_conn.close().await;
+                new_conn.close().await;
+                outcome
+            };
+            let outcome = leadership
+                .run(work)
+                .await
+                .unwrap_or_else(|lost| RejoinOutcome::Failed(format!("stopped: {lost}")));
+            let _ = outbox
+                .send(ControlEvent::RejoinDone {
+                    epoch,
+                    attempt,
+                    outcome,
+                })
+                .await;
+        });
+    }
+
+    pub(super) async fn promotion_done(
+        &mut self,
+        epoch: u64,
+        attempt: u64,
+        result: Result<String, PromotionFailure>,
+        journal: Vec<StepOutcome>,
+    ) {
+        self.journal_steps(epoch, &journal);
+        if let Err(failure) = &result {
+            warn!(attempt, "promotion: {}", failure.why);
+        }
+        self.step(Input::Promoted { attempt, result }, now_ms())
+            .await;
+    }
+
+    pub(super) async fn rejoin_done(&mut self, epoch: u64, attempt: u64, outcome: RejoinOutcome) {
+        let (ok, detail) = match &outcome {
+            RejoinOutcome::Rejoined(d) => (true, d.clone()),
+            RejoinOutcome::Diverged(errant) => (
+                false,
+                format!("diverged: errant GTIDs {}", errant.join(", ")),
+            ),
+            RejoinOutcome::Failed(why) => (false, why.clone()),
+        };
+        self.journal(NewEntry {
+            at: now_ms(),
+            epoch,
+            actor: "engine".into(),
+            kind: "action",
+            event: "rejoin_old_primary".into(),
+            summary: detail.clone(),
+            reasons: Vec::new(),
+            outcome: if ok {
+                "ok".into()
+            } else {
+                format!("failed: {detail}")
+            },
+        });
+        self.step(Input::Rejoined { attempt, outcome }, now_ms())
+            .await;
+    }
+}

@@ -1,0 +1,465 @@
+//! Promotion's SQL, each flavour's: the primary's semi-synchronous
+//! replication read, the old primary fenced (read-only verified, the
+//! application's connections killed), the secondary made writable once
+//! its relay log is applied, and the old primary rejoined as a replica of
+//! the new one when it holds nothing the new one lacks.
+
+use std::{net::SocketAddr, time::Duration};
+
+use super::{Db, Flavor, gtid};
+use crate::{
+    config::Secret,
+    engine::{PromotionFailure, RejoinOutcome, SemiSync},
+};
+
+/// Reads `SHOW GLOBAL VARIABLES|STATUS LIKE 'rpl_semi_sync_%'`: MariaDB
+/// names the primary's side `master`, MySQL 8.0.26+ `source` (and before
+/// that `master`, from the plugin). No rows: semi-sync is not there.
+pub fn semi_sync_from(variables: &[(String, String)], status: &[(String, String)]) -> SemiSync {
+    let find = |rows: &[(String, String)], suffix: &str| {
+        ["master", "source"].iter().find_map(|side| {
+            let name = format!("rpl_semi_sync_{side}_{suffix}");
+            rows.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+                .map(|(_, v)| v.clone())
+        })
+    };
+    let on = |v: Option<String>| v.is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1");
+    SemiSync {
+        enabled: on(find(variables, "enabled")),
+        wait_point: find(variables, "wait_point").unwrap_or_else(|| "none".into()),
+        active: on(find(status, "status")),
+        clients: find(status, "clients")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+/// The SQL of each step, by flavour.
+struct Sql {
+    stop: &'static str,
+    stop_io: &'static str,
+    start: &'static str,
+    reset: &'static str,
+    writable: &'static [&'static str],
+}
+
+fn sql(flavor: Flavor) -> Sql {
+    let new_words = flavor.replica_status_sql() == "SHOW REPLICA STATUS";
+    match (flavor, new_words) {
+        (Flavor::MariaDb { .. }, _) => Sql {
+            stop: "STOP SLAVE",
+            stop_io: "STOP SLAVE IO_THREAD",
+            start: "START SLAVE",
+            reset: "RESET SLAVE ALL",
+            writable: &["SET GLOBAL read_only = OFF"],
+        },
+        (Flavor::MySql { .. }, true) => Sql {
+            stop: "STOP REPLICA",
+            stop_io: "STOP REPLICA IO_THREAD",
+            start: "START REPLICA",
+            reset: "RESET REPLICA ALL",
+            writable: &[
+                "SET GLOBAL super_read_only = OFF",
+                "SET GLOBAL read_only = OFF",
+            ],
+        },
+        (Flavor::MySql { .. }, false) => Sql {
+            stop: "STOP SLAVE",
+            stop_io: "STOP SLAVE IO_THREAD",
+            start: "START SLAVE",
+            reset: "RESET SLAVE ALL",
+            writable: &[
+                "SET GLOBAL super_read_only = OFF",
+                "SET GLOBAL read_only = OFF",
+            ],
+        },
+    }
+}
+
+/// `CHANGE MASTER TO` (MariaDB, GTID from the replica's own position) or
+/// `CHANGE REPLICATION SOURCE TO` (MySQL 8.0.23+, auto-positioned) for a
+/// replica of `source`; the password in it is never shown.
+pub fn change_source_sql(flavor: Flavor, source: SocketAddr, user: &str, password: &str) -> String {
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('\'', "\\'");
+    let (host, port, user, password) = (
+        quote(&source.ip().to_string()),
+        source.port(),
+        quote(user),
+        quote(password),
+    );
+    match flavor {
+        Flavor::MariaDb { .. } => format!(
+            "CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={port}, MASTER_USER='{user}', MASTER_PASSWORD='{password}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1"
+        ),
+        Flavor::MySql {
+            major,
+            minor,
+            patch,
+        } if (major, minor, patch) >= (8, 0, 23) => format!(
+            "CHANGE REPLICATION SOURCE TO SOURCE_HOST='{host}', SOURCE_PORT={port}, SOURCE_USER='{user}', SOURCE_PASSWORD='{password}', SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, GET_SOURCE_PUBLIC_KEY=1"
+        ),
+        Flavor::MySql { .. } => format!(
+            "CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={port}, MASTER_USER='{user}', MASTER_PASSWORD='{password}', MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1"
+        ),
+    }
+}
+
+impl Db {
+    /// The semi-synchronous replication of this server as a primary.
+    pub async fn semi_sync(&mut self) -> Result<SemiSync, String> {
+        let pairs = |rows: Vec<std::collections::BTreeMap<String, Option<String>>>| {
+            rows.into_iter()
+                .map(|row| {
+                    let get = |column: &str| row.get(column).cloned().flatten().unwrap_or_default();
+                    (get("Variable_name"), get("Value"))
+                })
+                .collect::<Vec<_>>()
+        };
+        let variables = pairs(
+            self.rows("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'")
+                .await?,
+        );
+        let status = pairs(
+            self.rows("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'")
+                .await?,
+        );
+        Ok(semi_sync_from(&variables, &status))
+    }
+
+    /// Runs a statement whose text holds a secret: errors show `shown`.
+    async fn execute_secret(&mut self, statement: &str, shown: &str) -> Result<(), String> {
+        use mysql_async::prelude::Queryable;
+        let (timeout, address) = (self.timeout, self.address);
+        Self::bounded(timeout, address, shown, self.conn.query_drop(statement)).await
+    }
+
+    /// Kills every connection but this one, the server's own threads and
+    /// replication's: the application's open transactions end with them.
+    /// Needs PROCESS (to see them) and CONNECTION ADMIN (to kill them).
+    pub async fn kill_application_connections(&mut self) -> Result<usize, String> {
+        let ids = self
+            .rows(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() \
+                 AND USER NOT IN ('system user', 'event_scheduler') \
+                 AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', 'Slave_IO', 'Slave_SQL', 'Slave_worker')",
+            )
+            .await?;
+        let mut killed = 0;
+        for id in ids
+            .into_iter()
+            .filter_map(|r| r.into_values().next().flatten())
+        {
+            let Ok(id) = id.parse::<u64>() else { continue };
+            match self.execute(&format!("KILL CONNECTION {id}")).await {
+                Ok(()) => killed += 1,
+                // Gone meanwhile.
+                Err(e) if e.contains("Unknown thread id") || e.contains("1094") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(killed)
+    }
+
+    /// Fences this server: read-only set and read back, the application's
+    /// connections killed, read-only read back again.
+    pub async fn fence(&mut self) -> Result<String, String> {
+        self.set_read_only().await?;
+        let killed = self.kill_application_connections().await?;
+        let verified = self.read_only().await?;
+        Ok(format!("{verified}, {killed} connection(s) killed"))
+    }
+
+    /// Makes this replica the primary: its IO thread stopped (the relay
+    /// log is then final), everything received applied, replication
+    /// stopped and reset, read-only off and read back. Returns what was
+    /// verified with the GTID position it starts from.
+    pub async fn promote(&mut self, wait: Duration) -> Result<String, PromotionFailure> {
+        let unchanged = |why: String| PromotionFailure {
+            why,
+            changed: false,
+        };
+        let changed = |why: String| PromotionFailure { why, changed: true };
+        let sql = sql(self.flavor);
+        let status = self.replica_status().await.map_err(unchanged)?;
+        let mut applied_note = "it was no replica".to_string();
+        if let Some(status) = status {
+            if !status.sql_running && !status.last_sql_error.is_empty() {
+                return Err(unchanged(format!(
+                    "the secondary's SQL thread stopped with an error, so what it received cannot be applied: {}",
+                    status.last_sql_error
+                )));
+            }
+            self.execute(sql.stop_io).await.map_err(unchanged)?;
+            let received = self.received().await.map_err(unchanged)?;
+            let reached = self
+                .wait_applied(&received, wait)
+                .await
+                .map_err(unchanged)?;
+            if !reached {
+                return Err(unchanged(format!(
+                    "the secondary did not apply everything it received ({received}) within {}",
+                    crate::config::duration::show(wait)
+                )));
+            }
+            applied_note = format!("relay log applied up to {received}");
+            self.execute(sql.stop).await.map_err(changed)?;
+            self.execute(sql.reset).await.map_err(changed)?;
+        }
+        for statement in sql.writable {
+            self.execute(statement).await.map_err(changed)?;
+        }
+        let (read_only, detail) = self.read_only_state().await.map_err(changed)?;
+        if read_only {
+            return Err(changed(format!(
+                "still read-only after promotion: {detail}"
+            )));
+        }
+        let position = self.binlog_position().await.map_err(changed)?;
+        Ok(format!(
+            "{applied_note}; replication reset; read_only reads 0; GTID position {position}"
+        ))
+    }
+
+    /// What this replica received from its source: MariaDB `Gtid_IO_Pos`,
+    /// MySQL `Retrieved_Gtid_Set` with what it executed.
+    async fn received(&mut self) -> Result<String, String> {
+        let sql = self.flavor.replica_status_sql();
+        let rows = self.rows(sql).await?;
+        let row = rows.first().cloned().unwrap_or_default();
+        let get = |name: &str| row.get(name).cloned().flatten().unwrap_or_default();
+        Ok(match self.flavor {
+            Flavor::MariaDb { .. } => get("Gtid_IO_Pos").replace('\n', ""),
+            Flavor::MySql { .. } => get("Retrieved_Gtid_Set").replace('\n', ""),
+        })
+    }
+
+    /// Waits up to `wait` until `received` is applied here.
+    async fn wait_applied(&mut self, received: &str, wait: Duration) -> Result<bool, String> {
+        if received.trim().is_empty() {
+            return Ok(true);
+        }
+        let seconds = wait.as_secs_f64();
+        let sql = match self.flavor {
+            Flavor::MariaDb { .. } => {
+                let position = gtid::MariaPosition::parse(received)?;
+                format!("SELECT MASTER_GTID_WAIT('{position}', {seconds:.3})")
+            }
+            Flavor::MySql { .. } => {
+                let set = gtid::GtidSet::parse(received)?;
+                format!("SELECT WAIT_FOR_EXECUTED_GTID_SET('{set}', {seconds:.3})")
+            }
+        };
+        let (timeout, address) = (
+            self.timeout.max(wait + Duration::from_secs(1)),
+            self.address,
+        );
+        use mysql_async::prelude::Queryable;
+        let value: Option<mysql_async::Row> =
+            Self::bounded(timeout, address, &sql, self.conn.query_first(sql.as_str())).await?;
+        let value = value
+            .and_then(|r| super::row_map(r).into_values().next().flatten())
+            .unwrap_or_default();
+        Ok(value == "0")
+    }
+
+    /// The GTIDs this server has that `source` lacks: what stops it from
+    /// replicating from `source` without losing or doubling anything.
+    pub async fn errant_against(&mut self, source: &mut Db) -> Result<Vec<String>, String> {
+        // This server's state first: it takes no writes (fenced), so
+        // nothing it got from `source` afterwards can be newer.
+        let mine = self.binlog_state().await?;
+        let theirs = source.binlog_state().await?;
+        match self.flavor {
+            Flavor::MariaDb { .. } => {
+                Ok(gtid::MariaState::parse(&theirs)?.errant_in(&gtid::MariaState::parse(&mine)?))
+            }
+            Flavor::MySql { .. } => {
+                let errant = gtid::GtidSet::parse(&mine)?.minus(&gtid::GtidSet::parse(&theirs)?);
+                Ok(if errant.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![errant.to_string()]
+                })
+            }
+        }
+    }
+
+    /// Makes this (fenced) server a replica of `source` from its own GTID
+    /// position and waits up to `wait` for both threads to run.
+    pub async fn replicate_from(
+        &mut self,
+        source: SocketAddr,
+        user: &str,
+        password: &Secret,
+        wait: Duration,
+    ) -> Result<String, String> {
+        let sql = sql(self.flavor);
+        if let Some(status) = self.replica_status().await?
+            && (status.io_running || status.sql_running)
+        {
+            self.execute(sql.stop).await?;
+        }
+        if let Flavor::MariaDb { .. } = self.flavor {
+            // A former primary's own writes are in its binlog, not in
+            // gtid_slave_pos: it goes on from what it has.
+            self.execute("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos")
+                .await?;
+        }
+        let change = change_source_sql(self.flavor, source, user, password.expose());
+        let shown = change_source_sql(self.flavor, source, user, "<redacted>");
+        self.execute_secret(&change, &shown).await?;
+        self.execute(sql.start).await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let status = self.replica_status().await?;
+            match status {
+                Some(s) if s.io_running && s.sql_running => {
+                    let position = self.applied_position().await?;
+                    return Ok(format!(
+                        "replicating from {source}, IO and SQL threads running, applied {position}"
+                    ));
+                }
+                Some(s) if tokio::time::Instant::now() >= deadline => {
+                    return Err(format!(
+                        "replication from {source} not running after {}: IO {}, SQL {}{}{}",
+                        crate::config::duration::show(wait),
+                        s.io_running,
+                        s.sql_running,
+                        if s.last_io_error.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; IO error: {}", s.last_io_error)
+                        },
+                        if s.last_sql_error.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; SQL error: {}", s.last_sql_error)
+                        },
+                    ));
+                }
+                None if tokio::time::Instant::now() >= deadline => {
+                    return Err(format!("no replication configured after {}", sql.start));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+/// Rejoins `old` (the old primary) as a replica of `new`: fenced first,
+/// then refused if it holds transactions `new` lacks.
+pub async fn rejoin(
+    old: &mut Db,
+    new: &mut Db,
+    source: SocketAddr,
+    user: &str,
+    password: &Secret,
+    wait: Duration,
+) -> RejoinOutcome {
+    let fenced = match old.fence().await {
+        Ok(fenced) => fenced,
+        Err(e) => return RejoinOutcome::Failed(format!("fencing the old primary: {e}")),
+    };
+    match old.errant_against(new).await {
+        Ok(errant) if !errant.is_empty() => return RejoinOutcome::Diverged(errant),
+        Ok(_) => {}
+        Err(e) => return RejoinOutcome::Failed(format!("comparing GTIDs: {e}")),
+    }
+    match old.replicate_from(source, user, password, wait).await {
+        Ok(detail) => RejoinOutcome::Rejoined(format!("fenced ({fenced}); {detail}")),
+        Err(e) => RejoinOutcome::Failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// As MariaDB 10.11 answers with semi-sync on (recorded here).
+    #[test]
+    fn mariadb_semi_sync_rows() {
+        let semi = semi_sync_from(
+            &rows(&[
+                ("rpl_semi_sync_master_enabled", "ON"),
+                ("rpl_semi_sync_master_timeout", "10000"),
+                ("rpl_semi_sync_master_wait_point", "AFTER_SYNC"),
+                ("rpl_semi_sync_slave_enabled", "ON"),
+            ]),
+            &rows(&[
+                ("Rpl_semi_sync_master_clients", "1"),
+                ("Rpl_semi_sync_master_status", "ON"),
+                ("Rpl_semi_sync_slave_status", "OFF"),
+            ]),
+        );
+        assert_eq!(
+            semi,
+            SemiSync {
+                enabled: true,
+                wait_point: "AFTER_SYNC".into(),
+                active: true,
+                clients: 1
+            }
+        );
+        assert!(semi.verdict().0);
+    }
+
+    /// MySQL 8.0.26+ names the primary's side `source` (semisync_source
+    /// plugin; recorded from its documentation's output).
+    #[test]
+    fn mysql_semi_sync_rows() {
+        let semi = semi_sync_from(
+            &rows(&[
+                ("rpl_semi_sync_source_enabled", "ON"),
+                ("rpl_semi_sync_source_wait_point", "AFTER_SYNC"),
+                ("rpl_semi_sync_source_wait_for_replica_count", "1"),
+            ]),
+            &rows(&[
+                ("Rpl_semi_sync_source_clients", "1"),
+                ("Rpl_semi_sync_source_status", "ON"),
+            ]),
+        );
+        assert!(semi.verdict().0, "{semi:?}");
+        // No plugin: no rows.
+        let none = semi_sync_from(&[], &[]);
+        assert!(!none.enabled && !none.verdict().0);
+    }
+
+    #[test]
+    fn change_source_statements_by_flavour() {
+        let source: SocketAddr = "192.0.2.7:3307".parse().unwrap();
+        let maria = change_source_sql(
+            Flavor::from_version("10.11.6-MariaDB"),
+            source,
+            "repl",
+            "p'w",
+        );
+        assert!(maria.starts_with("CHANGE MASTER TO MASTER_HOST='192.0.2.7', MASTER_PORT=3307"));
+        assert!(maria.contains("MASTER_USE_GTID=slave_pos"));
+        assert!(maria.contains("MASTER_PASSWORD='p\\'w'"));
+        let mysql = change_source_sql(Flavor::from_version("8.0.36"), source, "repl", "pw");
+        assert!(mysql.starts_with("CHANGE REPLICATION SOURCE TO SOURCE_HOST='192.0.2.7'"));
+        assert!(mysql.contains("SOURCE_AUTO_POSITION=1"));
+        let old = change_source_sql(Flavor::from_version("5.7.44"), source, "repl", "pw");
+        assert!(old.contains("MASTER_AUTO_POSITION=1"));
+        assert_eq!(
+            sql(Flavor::from_version("8.0.36")).reset,
+            "RESET REPLICA ALL"
+        );
+        assert_eq!(
+            sql(Flavor::from_version("8.0.36")).writable[0],
+            "SET GLOBAL super_read_only = OFF"
+        );
+        assert_eq!(
+            sql(Flavor::from_version("10.11.6-MariaDB")).reset,
+            "RESET SLAVE ALL"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! `failover.mode: promote` against two real MariaDB 10.11 servers with
+//! GTID replication, semi-synchronous (AFTER_SYNC) or not, under a writer
+//! that counts the writes acknowledged to it: the secondary promoted only
+//! with the old primary fenced or on the operator's word, no acknowledged
+//! write lost, the old primary rejoined or reported diverged.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    cli,
+    mariadb::{ADMIN_PASSWORD, ADMIN_USER, Pair, Setup, Writer, ids},
+    wait_until,
+};
+
+const SECONDARY: &str = "198.51.100.10";
+const REPL_PASSWORD: &str = "repl-secret";
+
+/// Both servers semi-synchronous in both roles, waiting AFTER_SYNC; a
+/// primary with no replica acknowledging falls back after 2 s.
+fn semi_sync() -> Vec<String> {
+    [
+        "--rpl-semi-sync-master-enabled=ON",
+        "--rpl-semi-sync-slave-enabled=ON",
+        "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+        "--rpl-semi-sync-master-timeout=2000",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The example config in `mode: promote`, promotion after `after`, the
+/// primary site with a flag file of its own (set when it is fenced).
+fn promote_mode(after: &str) -> impl FnOnce(String) -> String {
+    let after = after.to_string();
+    move |text: String| {
+        let state = text
+            .lines()
+            .find_map(|l| l.strip_prefix("state_dir: "))
+            .expect("state_dir")
+            .to_string();
+        text.replace(
+            "  flag_clear_margin: 1s",
+            &format!(
+                "  flag_clear_margin: 1s\n  mode: promote\n  promote_after: {after}\n  fence_after: 1s\n"
+            ),
+        )
+        .replace(
+            "    max_lag: 5s                  # fail-back needs the secondary this close",
+            "    max_lag: 5s\n    user: repl\n    password_env: GEOFAILOVER_REPL_PASSWORD",
+        )
+        .replace(
+            "      app_accounts: [\"app@%\"]\n  - name: secondary",
+            &format!(
+                "      app_accounts: [\"app@%\"]\n    read_only:\n      flag_file:\n        path: {state}/PRIMARY-READONLY\n        content: \"read-only\\n\"\n  - name: secondary"
+            ),
+        )
+    }
+}
+
+/// What fencing and promotion need beyond the read-only grants.
+fn grant_promotion(pair: &Pair) {
+    pair.primary.must(&format!(
+        "GRANT PROCESS, CONNECTION ADMIN, RELOAD ON *.* TO '{ADMIN_USER}'@'%'"
+    ));
+    pair.catch_up();
+}
+
+fn start(extra: &[String], after: &str) -> Setup {
+    // SAFETY: set before any thread of this test reads the environment
+    // of the controller it starts.
+    unsafe { std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD) };
+    let pair = Pair::start_with(extra);
+    grant_promotion(&pair);
+    let setup = Setup::start_on(pair, ADMIN_PASSWORD, promote_mode(after), false);
+    let text = std::fs::read_to_string(setup.config()).expect("config");
+    assert!(text.contains("mode: promote"), "{text}");
+    setup.wait_healthy();
+    setup
+}
+
+fn promotion(setup: &Setup) -> serde_json::Value {
+    setup.status()["promotion"].clone()
+}
+
+fn wait_stage(setup: &Setup, stage: &str, within: Duration) {
+    assert!(
+        wait_until(within, || promotion(setup)["stage"] == stage),
+        "never {stage}: {}\n{}",
+        promotion(setup),
+        setup.server.log()
+    );
+}
+
+fn promote(setup: &Setup, primary_is_down: bool) -> (i32, String, String) {
+    let url = format!("http://{}", setup.api());
+    let config = setup.config();
+    let config = config.to_str().expect("utf-8");
+    let mut args = vec!["promote", "--config", config, "--url", &url];
+    if primary_is_down {
+        args.push("--primary-is-down");
+    }
+    cli(&args)
+}
+
+fn journal_text(setup: &Setup) -> String {
+    setup
+        .events()
+        .iter()
+        .map(|e| format!("{} {} {}", e["event"], e["summary"], e["reasons"]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn semi_sync_after_a_crash_promotes_on_the_operators_word_loses_no_acknowledged_write_and_rejoins_the_old_primary()
+ {
+    let mut setup = start(&semi_sync(), "3s");
+    assert!(
+        wait_until(Duration::from_secs(20), || promotion(&setup)["rpo_zero"]
+            == true),
+        "semi-sync never read as RPO 0: {}",
+        promotion(&setup)
+    );
+    assert!(
+        promotion(&setup)["rpo"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("RPO 0: semi-sync AFTER_SYNC, acknowledged"),
+        "{}",
+        promotion(&setup)
+    );
+    let writer = Writer::start(setup.pair.primary.port, 30);
+    setup.pair.primary.crash();
+    let acked = writer.stop();
+
+    // Read-only mode first, as without promotion.
+    setup.wait_for_answer(SECONDARY);
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
+    // A single controller cannot fence a database it cannot reach: no
+    // automatic promotion, and the page says why.
+    assert!(
+        wait_until(Duration::from_secs(20), || promotion(&setup)["blocked"]
+            .as_str()
+            .is_some_and(|b| b.contains("could not be verified fenced"))),
+        "{}\n{}",
+        promotion(&setup),
+        journal_text(&setup)
+    );
+    assert_eq!(promotion(&setup)["stage"], "read_only");
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
+
+    let (code, out, err) = promote(&setup, true);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_stage(&setup, "promoted", Duration::from_secs(30));
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "0");
+    assert!(
+        !setup.flag().exists(),
+        "the secondary's application flag stays set"
+    );
+    let at_new = ids(&setup.pair.secondary);
+    let lost: Vec<&u32> = acked.iter().filter(|id| !at_new.contains(id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged write(s) lost: {lost:?}",
+        lost.len()
+    );
+    // Writes resume at the new primary.
+    let writer = Writer::start(setup.pair.secondary.port, 10);
+    let p = promotion(&setup);
+    assert!(
+        p["position"].as_str().is_some_and(|g| g.starts_with("0-")),
+        "{p}"
+    );
+
+    // The old primary comes back: fenced at once, rejoined as a replica.
+    setup.pair.primary.restart();
+    wait_stage(&setup, "rejoined", Duration::from_secs(60));
+    assert_eq!(setup.pair.primary.must("SELECT @@read_only"), "1");
+    let acked_new = writer.stop();
+    let position = setup.pair.secondary.must("SELECT @@gtid_binlog_pos");
+    assert_eq!(
+        setup
+            .pair
+            .primary
+            .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)")),
+        "0",
+        "the old primary did not catch up to {position}"
+    );
+    let at_old = ids(&setup.pair.primary);
+    for id in acked.iter().chain(&acked_new) {
+        assert!(
+            at_old.contains(id),
+            "id {id} missing at the rejoined old primary"
+        );
+    }
+    let journal = journal_text(&setup);
+    for word in ["promotion_started", "promoted", "rejoined"] {
+        assert!(
+            journal.contains(word),
+            "no {word} in the journal:\n{journal}"
+        );
+    }
+    // Fail-back after a promotion is not a plain fail-back.
+    let (code, body) = setup.post("/api/v1/failback", r#"{"operator": "erin"}"#);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("secondary not promoted"), "{body}");
+    let _ = &mut setup;
+}
+
+#[test]
+fn with_the_old_primary_reachable_the_promotion_is_automatic_after_it_is_fenced_and_nothing_acknowledged_is_lost()
+ {
+    let setup = start(&semi_sync(), "4s");
+    assert!(
+        wait_until(Duration::from_secs(20), || promotion(&setup)["rpo_zero"]
+            == true),
+        "{}",
+        promotion(&setup)
+    );
+    // Visitors still reach the old primary's database (their resolvers
+    // ignore the TTL) while its site's web checks fail.
+    let writer = Writer::start(setup.pair.primary.port, 30);
+    setup.primary_web.set_healthy(false);
+    setup.wait_for_answer(SECONDARY);
+    wait_stage(&setup, "promoted", Duration::from_secs(40));
+    let acked = writer.stop();
+    // The fence: read-only verified, its application flag set, and no
+    // write acknowledged there after it.
+    assert_eq!(setup.pair.primary.must("SELECT @@read_only"), "1");
+    let primary_flag = setup.dir.path().join("state/PRIMARY-READONLY");
+    assert!(primary_flag.exists(), "the old primary's flag was not set");
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "0");
+    let at_new = ids(&setup.pair.secondary);
+    let lost: Vec<&u32> = acked.iter().filter(|id| !at_new.contains(id)).collect();
+    assert!(lost.is_empty(), "acknowledged write(s) lost: {lost:?}");
+    let p = promotion(&setup);
+    assert!(
+        p["fence"]
+            .as_str()
+            .unwrap_or("")
+            .contains("verified fenced"),
+        "{p}"
+    );
+    // Reachable, it is rejoined at once.
+    wait_stage(&setup, "rejoined", Duration::from_secs(30));
+    let writer = Writer::start(setup.pair.secondary.port, 10);
+    let acked_new = writer.stop();
+    let position = setup.pair.secondary.must("SELECT @@gtid_binlog_pos");
+    assert_eq!(
+        setup
+            .pair
+            .primary
+            .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)")),
+        "0"
+    );
+    let at_old = ids(&setup.pair.primary);
+    assert!(acked_new.iter().all(|id| at_old.contains(id)));
+    let metrics = common::http("GET", setup.api(), "/metrics", None, "").1;
+    assert!(
+        metrics.contains("geofailover_promotion_stage{stage=\"rejoined\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn asynchronous_replication_blocks_automatic_promotion_the_operator_promotes_and_an_old_primary_with_errant_writes_is_not_rejoined()
+ {
+    let setup = start(&[], "2s");
+    assert!(
+        wait_until(Duration::from_secs(20), || promotion(&setup)["rpo"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("asynchronous"))),
+        "{}",
+        promotion(&setup)
+    );
+    // The secondary stops receiving; the primary goes on taking writes
+    // the secondary never gets.
+    setup.pair.secondary.must("STOP SLAVE IO_THREAD");
+    let writer = Writer::start(setup.pair.primary.port, 20);
+    let acked = writer.stop();
+    assert!(
+        wait_until(Duration::from_secs(20), || promotion(&setup)["rpo"]
+            .as_str()
+            .is_some_and(|r| r.contains("transaction(s) not yet applied"))),
+        "{}",
+        promotion(&setup)
+    );
+    let mut setup = setup;
+    setup.pair.primary.crash();
+    setup.wait_for_answer(SECONDARY);
+    assert!(
+        wait_until(Duration::from_secs(20), || promotion(&setup)["blocked"]
+            .as_str()
+            .is_some_and(|b| b.contains("automatic promotion needs RPO 0"))),
+        "{}",
+        promotion(&setup)
+    );
+    // On the page too.
+    let page = common::http("GET", setup.api(), "/", None, "").1;
+    assert!(
+        page.contains("id=\"promotion\""),
+        "no promotion line on the page"
+    );
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
+
+    let (code, out, err) = promote(&setup, true);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_stage(&setup, "promoted", Duration::from_secs(30));
+    let journal = journal_text(&setup);
+    assert!(
+        journal.contains("RPO: asynchronous") && journal.contains("transaction(s) not yet applied"),
+        "the journal does not say what may be lost:\n{journal}"
+    );
+    let at_new = ids(&setup.pair.secondary);
+    assert!(
+        acked.iter().any(|id| !at_new.contains(id)),
+        "the test meant some writes to be lost"
+    );
+
+    // The old primary comes back with writes the new one never had.
+    setup.pair.primary.restart();
+    wait_stage(&setup, "diverged", Duration::from_secs(60));
+    let p = promotion(&setup);
+    let errant = p["errant"].as_array().cloned().unwrap_or_default();
+    assert!(
+        errant
+            .iter()
+            .any(|g| g.as_str().is_some_and(|g| g.starts_with("0-1-"))),
+        "{p}"
+    );
+    // Fenced, not replicating, fail-back refused.
+    assert_eq!(setup.pair.primary.must("SELECT @@read_only"), "1");
+    assert_eq!(
+        setup
+            .pair
+            .primary
+            .root("SHOW SLAVE STATUS")
+            .unwrap_or_default(),
+        "",
+        "a diverged old primary must not replicate"
+    );
+    let (code, body) = setup.post("/api/v1/failback", r#"{"operator": "erin"}"#);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("diverged"), "{body}");
+}
