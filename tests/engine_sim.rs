@@ -527,6 +527,7 @@ fn random_view(rng: &mut Rng) -> ReplicationView {
             Vec::new()
         },
         semi_sync: None,
+        swapped: false,
     }
 }
 

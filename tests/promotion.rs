@@ -14,6 +14,7 @@ use common::{
     wait_until,
 };
 
+const PRIMARY: &str = "192.0.2.10";
 const SECONDARY: &str = "198.51.100.10";
 const REPL_PASSWORD: &str = "repl-secret";
 
@@ -262,6 +263,51 @@ fn with_the_old_primary_reachable_the_promotion_is_automatic_after_it_is_fenced_
         metrics.contains("geofailover_promotion_stage{stage=\"rejoined\"} 1"),
         "{metrics}"
     );
+
+    // Fail-back is a planned switchover, under an application that writes
+    // wherever a write is taken.
+    setup.primary_web.set_healthy(true);
+    let writer =
+        Writer::start_following(vec![setup.pair.secondary.port, setup.pair.primary.port], 20);
+    setup.fail_back();
+    setup.wait_for_answer(PRIMARY);
+    assert!(
+        wait_until(Duration::from_secs(30), || promotion(&setup)["stage"]
+            == "read_only"),
+        "{}",
+        promotion(&setup)
+    );
+    // Writes go on at the primary after the window.
+    let before = writer.acked().len();
+    assert!(
+        wait_until(Duration::from_secs(15), || writer.acked().len()
+            >= before + 20),
+        "writes did not resume"
+    );
+    let window = writer.longest_gap();
+    let acked = writer.stop();
+    assert_eq!(setup.pair.primary.must("SELECT @@read_only"), "0");
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
+    let at_primary = ids(&setup.pair.primary);
+    let lost: Vec<&u32> = acked.iter().filter(|id| !at_primary.contains(id)).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged write(s) lost in the switchover: {lost:?}"
+    );
+    setup.pair.catch_up();
+    let at_secondary = ids(&setup.pair.secondary);
+    assert!(acked.iter().all(|id| at_secondary.contains(id)));
+    assert!(
+        !setup.dir.path().join("state/PRIMARY-READONLY").exists(),
+        "the primary's flag stays set"
+    );
+    let journal = journal_text(&setup);
+    assert!(journal.contains("writes stopped for"), "{journal}");
+    eprintln!(
+        "switchover back: longest time without an acknowledged write {} ms",
+        window.as_millis()
+    );
+    assert!(window < Duration::from_secs(10), "{window:?}");
 }
 
 #[test]

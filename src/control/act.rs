@@ -47,7 +47,10 @@ impl Controller {
                         failing.scheduled_clears.push(clear);
                     }
                 }
-                Action::UndoReadOnly { .. } | Action::Promote { .. } | Action::Rejoin { .. } => {}
+                Action::UndoReadOnly { .. }
+                | Action::Promote { .. }
+                | Action::Rejoin { .. }
+                | Action::SwitchBack { .. } => {}
             }
         }
     }
@@ -78,6 +81,7 @@ impl Controller {
                     fence_required,
                 } => self.promote(*epoch, *attempt, *fence_required),
                 Action::Rejoin { attempt } => self.rejoin(*attempt),
+                Action::SwitchBack { attempt } => self.switch_back(*attempt),
             }
         }
     }

@@ -71,6 +71,8 @@ impl Controller {
             Event::PromotionAborted => Some("promotion_aborted"),
             Event::Rejoined => Some("rejoined"),
             Event::Diverged => Some("diverged"),
+            Event::SwitchbackStarted => Some("switchback_started"),
+            Event::SwitchbackAborted => Some("switchback_aborted"),
             _ => None,
         };
         if let Some(word) = stage {

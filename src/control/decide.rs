@@ -34,6 +34,8 @@ pub(super) fn event_word(event: Event) -> &'static str {
         Event::PromotionAborted => "promotion_aborted",
         Event::Rejoined => "rejoined",
         Event::Diverged => "diverged",
+        Event::SwitchbackStarted => "switchback_started",
+        Event::SwitchbackAborted => "switchback_aborted",
     }
 }
 
@@ -55,6 +57,13 @@ impl Controller {
         self.resettle().await;
         let decision = self.step_engine(input, now).await;
         self.observe_timeline(now);
+        if let Some(failing) = &self.failing {
+            let swapped = failing
+                .engine
+                .promotion()
+                .is_some_and(|p| p.stage.secondary_is_source());
+            self.tasks.set_swapped(swapped);
+        }
         decision
     }
 
@@ -75,6 +84,7 @@ impl Controller {
             | Input::ReadOnly { .. }
             | Input::Promoted { .. }
             | Input::Rejoined { .. }
+            | Input::SwitchedBack { .. }
             | Input::Tick => "engine".to_string(),
         };
         let is_command = matches!(input, Input::Command { .. });

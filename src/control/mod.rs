@@ -127,6 +127,13 @@ pub enum ControlEvent {
         result: Result<String, crate::engine::PromotionFailure>,
         journal: Vec<StepOutcome>,
     },
+    /// Switchover `attempt` back to the primary ended.
+    SwitchBackDone {
+        epoch: u64,
+        attempt: u64,
+        result: Result<String, crate::engine::PromotionFailure>,
+        journal: Vec<StepOutcome>,
+    },
     /// Rejoining the old primary ended.
     RejoinDone {
         epoch: u64,
@@ -695,6 +702,12 @@ impl Controller {
                 result,
                 journal,
             } => self.promotion_done(epoch, attempt, result, journal).await,
+            ControlEvent::SwitchBackDone {
+                epoch,
+                attempt,
+                result,
+                journal,
+            } => self.switch_back_done(epoch, attempt, result, journal).await,
             ControlEvent::RejoinDone {
                 epoch,
                 attempt,

@@ -139,7 +139,224 @@ async fn run_promotion(
     Ok(format!("{fence_note}; {promoted}"))
 }
 
+/// Makes `site`'s database writable again and clears its flags: a
+/// switchover that stopped before the primary took writes gives them
+/// back to the secondary.
+async fn restore_writable(
+    site: &Site,
+    timeout: Duration,
+    leadership: &Leadership,
+    journal: &mut Vec<StepOutcome>,
+) -> Result<(), String> {
+    let Some(database) = &site.database else {
+        return Ok(());
+    };
+    let restored = async {
+        let mut db = Db::connect(&database.target, timeout).await?;
+        let done = db.set_writable().await;
+        db.close().await;
+        done
+    }
+    .await;
+    journal.push(outcome("give writes back to the secondary", &restored));
+    restored?;
+    let clear = flags(site);
+    for (_, step) in undo_steps(site, &clear, &clear, "clear", timeout, leadership).await {
+        journal.push(step);
+    }
+    Ok(())
+}
+
+/// Fail-back after a promotion, a planned switchover: the secondary
+/// fenced (writes stop), the primary caught up to the secondary's exact
+/// GTID position and made writable (writes resume), its flags cleared,
+/// the secondary made its replica. Before the primary is changed, a
+/// failure gives writes back to the secondary.
+async fn run_switchback(
+    config: Failover,
+    leadership: Leadership,
+    journal: &mut Vec<StepOutcome>,
+) -> Result<String, PromotionFailure> {
+    let timeout = config.step_timeout;
+    let (primary, secondary) = (config.site(Role::Primary), config.site(Role::Secondary));
+    let (Some(primary_db), Some(secondary_db), Some(promotion)) =
+        (&primary.database, &secondary.database, &config.promotion)
+    else {
+        return Err(PromotionFailure {
+            why: "both sites need databases".into(),
+            changed: false,
+        });
+    };
+    let started = std::time::Instant::now();
+    // Writes stop here.
+    let fenced = fence(secondary, timeout, journal).await;
+    let position = match fenced {
+        Ok(_) => {
+            let read = async {
+                let mut db = Db::connect(&secondary_db.target, timeout).await?;
+                let position = db.written_position().await;
+                db.close().await;
+                position
+            }
+            .await;
+            journal.push(outcome("exact GTID position at the secondary", &read));
+            read
+        }
+        Err(e) => Err(e),
+    };
+    let caught_up = match position {
+        Ok(position) => {
+            let waited = async {
+                let mut db = Db::connect(&primary_db.target, timeout).await?;
+                let reached = db.wait_position(&position, timeout).await;
+                db.close().await;
+                match reached? {
+                    true => Ok(format!("{} applied {position}", primary.name)),
+                    false => Err(format!(
+                        "{} did not reach {position} within {}",
+                        primary.name,
+                        crate::config::duration::show(timeout)
+                    )),
+                }
+            }
+            .await;
+            journal.push(outcome("primary caught up", &waited));
+            waited
+        }
+        Err(e) => Err(e),
+    };
+    let promoted = match caught_up {
+        Ok(_) => {
+            let promoted = async {
+                let mut db = Db::connect(&primary_db.target, timeout)
+                    .await
+                    .map_err(|why| PromotionFailure {
+                        why,
+                        changed: false,
+                    })?;
+                let promoted = db.promote(timeout).await;
+                db.close().await;
+                promoted
+            }
+            .await;
+            journal.push(outcome(
+                "promote primary database",
+                &promoted.clone().map_err(|f| f.why),
+            ));
+            promoted
+        }
+        Err(why) => Err(PromotionFailure {
+            why,
+            changed: false,
+        }),
+    };
+    let promoted = match promoted {
+        Ok(promoted) => promoted,
+        Err(failure) if !failure.changed => {
+            let why = failure.why;
+            let restored = restore_writable(secondary, timeout, &leadership, journal).await;
+            let changed = restored.is_err();
+            return Err(PromotionFailure {
+                why: match restored {
+                    Ok(()) => format!("{why}; writes given back to {}", secondary.name),
+                    Err(e) => format!("{why}; writes NOT given back to {}: {e}", secondary.name),
+                },
+                changed,
+            });
+        }
+        Err(failure) => return Err(failure),
+    };
+    let window = started.elapsed();
+    let clear = flags(primary);
+    let mut failed = Vec::new();
+    for (_, step) in undo_steps(primary, &clear, &clear, "clear", timeout, &leadership).await {
+        if !step.ok {
+            failed.push(step.detail.clone());
+        }
+        journal.push(step);
+    }
+    if !failed.is_empty() {
+        return Err(PromotionFailure {
+            why: format!(
+                "{}'s application flag could not be cleared: {}",
+                primary.name,
+                failed.join("; ")
+            ),
+            changed: true,
+        });
+    }
+    let window = window.max(started.elapsed());
+    let replica = async {
+        let mut db = Db::connect(&secondary_db.target, timeout).await?;
+        let done = db
+            .replicate_from(
+                primary_db.replication_address,
+                &promotion.replication_user,
+                &promotion.replication_password,
+                timeout,
+            )
+            .await;
+        db.close().await;
+        done
+    }
+    .await;
+    journal.push(outcome("secondary replicates from the primary", &replica));
+    let replica = replica.map_err(|why| PromotionFailure { why, changed: true })?;
+    Ok(format!(
+        "writes stopped for {} ms; {promoted}; {}: {replica}",
+        window.as_millis(),
+        secondary.name
+    ))
+}
+
 impl Controller {
+    /// Runs switchover `attempt` back to the primary in the background.
+    pub(super) fn switch_back(&mut self, attempt: u64) {
+        let Some(failing) = &mut self.failing else {
+            return;
+        };
+        let config = failing.config.clone();
+        let epoch = failing.engine.persisted().epoch;
+        let leadership = self.leadership.clone();
+        let outbox = self.outbox.clone();
+        info!(epoch, attempt, "switchover back starts");
+        tokio::spawn(async move {
+            let mut journal = Vec::new();
+            let result = leadership
+                .run(run_switchback(config, leadership.clone(), &mut journal))
+                .await
+                .unwrap_or_else(|lost| {
+                    Err(PromotionFailure {
+                        why: format!("the switchover was stopped: {lost}"),
+                        changed: true,
+                    })
+                });
+            let _ = outbox
+                .send(ControlEvent::SwitchBackDone {
+                    epoch,
+                    attempt,
+                    result,
+                    journal,
+                })
+                .await;
+        });
+    }
+
+    pub(super) async fn switch_back_done(
+        &mut self,
+        epoch: u64,
+        attempt: u64,
+        result: Result<String, PromotionFailure>,
+        journal: Vec<StepOutcome>,
+    ) {
+        self.journal_steps(epoch, &journal);
+        if let Err(failure) = &result {
+            warn!(attempt, "switchover back: {}", failure.why);
+        }
+        self.step(Input::SwitchedBack { attempt, result }, now_ms())
+            .await;
+    }
+
     /// Runs promotion `attempt`'s steps in the background.
     pub(super) fn promote(&mut self, epoch: u64, attempt: u64, fence_required: bool) {
         let Some(failing) = &mut self.failing else {

@@ -161,10 +161,12 @@ impl Controller {
             || failing.reconciling.is_some()
             || failing.read_only.is_some()
             || failing.drill.is_some()
-            || failing
-                .engine
-                .promotion()
-                .is_some_and(|p| p.stage == crate::engine::Stage::Promoting);
+            || failing.engine.promotion().is_some_and(|p| {
+                matches!(
+                    p.stage,
+                    crate::engine::Stage::Promoting | crate::engine::Stage::SwitchingBack
+                )
+            });
         if busy || now < failing.quiet_until {
             return;
         }

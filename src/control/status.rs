@@ -247,6 +247,7 @@ pub(crate) fn view_of(observed: &Observed) -> ReplicationView {
         missing: observed.missing,
         errant: observed.errant.clone(),
         semi_sync: observed.semi_sync.clone(),
+        swapped: observed.swapped,
     }
 }
 

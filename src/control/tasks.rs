@@ -2,7 +2,13 @@
 //! restarted on a reload) together: every check's probe, the replication
 //! watcher when both sites have a database, and the readiness checks.
 
-use std::path::Path;
+use std::{
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use tokio::{sync::mpsc, task::JoinHandle};
 
@@ -14,6 +20,9 @@ pub(super) struct Tasks {
     running: Vec<JoinHandle<()>>,
     /// Grows at every start: probe results carry it.
     generation: u64,
+    /// After a promotion: the replication watcher reads the secondary as
+    /// the source and the primary as its replica.
+    swapped: Arc<AtomicBool>,
 }
 
 impl Tasks {
@@ -29,11 +38,20 @@ impl Tasks {
         self.stop();
         self.generation += 1;
         self.running = probes;
-        self.running
-            .extend(replication_watch(failover, outbox.clone()));
+        self.running.extend(replication_watch(
+            failover,
+            self.swapped.clone(),
+            outbox.clone(),
+        ));
         self.running
             .push(readiness_checks(failover, state_dir, outbox.clone()));
         Ok(())
+    }
+
+    /// Whether the secondary is the source of replication (after a
+    /// promotion), for the watcher's next round.
+    pub fn set_swapped(&self, swapped: bool) {
+        self.swapped.store(swapped, Ordering::Relaxed);
     }
 
     pub fn generation(&self) -> u64 {
@@ -57,6 +75,7 @@ impl Drop for Tasks {
 /// one, sending what it sees to the controller every interval.
 fn replication_watch(
     failover: &Failover,
+    swapped: Arc<AtomicBool>,
     outbox: mpsc::Sender<ControlEvent>,
 ) -> Option<JoinHandle<()>> {
     let (Some(primary), Some(secondary)) =
@@ -72,7 +91,14 @@ fn replication_watch(
         loop {
             ticks.tick().await;
             let at = super::now_ms();
-            let seen = db::observe(&primary, &secondary, settings.timeout).await;
+            let seen = if swapped.load(Ordering::Relaxed) {
+                db::Observed {
+                    swapped: true,
+                    ..db::observe(&secondary, &primary, settings.timeout).await
+                }
+            } else {
+                db::observe(&primary, &secondary, settings.timeout).await
+            };
             if outbox
                 .send(ControlEvent::Replication {
                     seen: Box::new(seen),

@@ -543,6 +543,9 @@ pub struct Observed {
     pub errant: Vec<String>,
     /// The primary's semi-synchronous replication.
     pub semi_sync: Option<crate::engine::SemiSync>,
+    /// Read the other way round: the secondary as the source (after a
+    /// promotion).
+    pub swapped: bool,
 }
 
 /// GTIDs read in the order that keeps both comparisons honest under

@@ -206,19 +206,35 @@ impl Db {
             self.execute(sql.stop).await.map_err(changed)?;
             self.execute(sql.reset).await.map_err(changed)?;
         }
-        for statement in sql.writable {
-            self.execute(statement).await.map_err(changed)?;
-        }
-        let (read_only, detail) = self.read_only_state().await.map_err(changed)?;
-        if read_only {
-            return Err(changed(format!(
-                "still read-only after promotion: {detail}"
-            )));
-        }
+        self.set_writable().await.map_err(changed)?;
         let position = self.binlog_position().await.map_err(changed)?;
         Ok(format!(
             "{applied_note}; replication reset; read_only reads 0; GTID position {position}"
         ))
+    }
+
+    /// Turns read-only off (MySQL: `super_read_only` too) and reads it
+    /// back.
+    pub async fn set_writable(&mut self) -> Result<String, String> {
+        for statement in sql(self.flavor).writable {
+            self.execute(statement).await?;
+        }
+        match self.read_only_state().await? {
+            (true, detail) => Err(format!("still read-only: {detail}")),
+            (false, _) => Ok(format!("{} reads read_only 0", self.address)),
+        }
+    }
+
+    /// The GTID position this server has written: what a replica must
+    /// reach to have everything.
+    pub async fn written_position(&mut self) -> Result<String, String> {
+        self.binlog_position().await
+    }
+
+    /// Waits up to `wait` until this replica has applied `position` (a
+    /// source's `written_position`).
+    pub async fn wait_position(&mut self, position: &str, wait: Duration) -> Result<bool, String> {
+        self.wait_applied(position, wait).await
     }
 
     /// What this replica received from its source: MariaDB `Gtid_IO_Pos`,

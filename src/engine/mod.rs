@@ -107,6 +107,12 @@ pub struct ReplicationView {
     /// The primary's semi-synchronous replication, when it was read.
     #[serde(default)]
     pub semi_sync: Option<SemiSync>,
+    /// After a promotion the secondary is the source: `primary_*` then
+    /// describe the secondary's database (the new primary) and
+    /// `secondary_*`, the replica threads, `missing` and `errant` the old
+    /// primary's.
+    #[serde(default)]
+    pub swapped: bool,
 }
 
 /// A failover between its decision and DNS moving. It is part of the
@@ -233,6 +239,11 @@ pub enum Input {
         attempt: u64,
         outcome: RejoinOutcome,
     },
+    /// The outcome of switchover `attempt` back to the primary.
+    SwitchedBack {
+        attempt: u64,
+        result: Result<String, promotion::PromotionFailure>,
+    },
     /// Time passed.
     Tick,
 }
@@ -294,6 +305,12 @@ pub enum Action {
     /// holds transactions the new primary lacks. Report with
     /// `Input::Rejoined`.
     Rejoin { attempt: u64 },
+    /// Fail-back after a promotion, a planned switchover: the secondary
+    /// (the primary now) fenced with its application flag set, the old
+    /// primary caught up to its exact GTID position and made writable,
+    /// the secondary made its replica, the primary's flags cleared.
+    /// Report with `Input::SwitchedBack`.
+    SwitchBack { attempt: u64 },
 }
 
 /// The kind of conclusion a step reached.
@@ -337,6 +354,11 @@ pub enum Event {
     Rejoined,
     /// The old primary holds transactions the new one lacks.
     Diverged,
+    /// Fail-back after a promotion began: a planned switchover.
+    SwitchbackStarted,
+    /// It stopped before the primary was made writable: the secondary
+    /// stays the primary.
+    SwitchbackAborted,
 }
 
 /// One step's outcome.
@@ -588,12 +610,15 @@ impl Engine {
                 self.evaluate(now, event, reasons)
             }
             Input::Command { command, actor } => self.command(command, &actor, now),
-            Input::Promoted { .. } | Input::Rejoined { .. } if !self.deciding => {
+            Input::Promoted { .. } | Input::Rejoined { .. } | Input::SwitchedBack { .. }
+                if !self.deciding =>
+            {
                 let summary = "a promotion result ignored: this controller follows the leader and decides nothing".to_string();
                 self.decide(now, Event::Steady, summary, Vec::new(), Vec::new())
             }
             Input::Promoted { attempt, result } => self.promotion_result(attempt, result, now),
             Input::Rejoined { attempt, outcome } => self.rejoin_result(attempt, outcome, now),
+            Input::SwitchedBack { attempt, result } => self.switched_back(attempt, result, now),
             Input::Replication { view, at } => {
                 self.note_rpo(&view, at.min(now));
                 self.replication = Some((at.min(now), view));

@@ -25,24 +25,47 @@ impl Engine {
                 detail: self.describe_site(Role::Primary),
             },
         ];
-        if let Some(promotion) = self.promotion() {
+        let promotion = self.promotion();
+        if let Some(promotion) = promotion {
             checks.push(Precheck {
-                name: "secondary not promoted".into(),
-                ok: false,
+                name: "old primary rejoined".into(),
+                ok: promotion.stage == super::Stage::Rejoined,
                 detail: format!(
-                    "{} is the primary ({}): fail-back after a promotion is a planned switchover, not available in this version; the old primary is {}",
+                    "{} is the primary ({}); fail-back after a promotion is a planned switchover, once {} replicates from it{}",
                     self.spec.sites[1].name,
                     promotion.stage.word(),
+                    self.spec.sites[0].name,
                     match promotion.stage {
-                        super::Stage::Rejoined => "a replica again".to_string(),
-                        super::Stage::Diverged => format!("diverged ({})", promotion.errant.join(", ")),
-                        _ => "not rejoined yet".to_string(),
+                        super::Stage::Diverged => format!(
+                            "; it diverged ({}): rebuild it from {}",
+                            promotion.errant.join(", "),
+                            self.spec.sites[1].name
+                        ),
+                        _ => String::new(),
                     }
                 ),
             });
         }
         if let Some(rules) = self.spec.replication {
-            checks.extend(replication_prechecks(rules, self.replication.as_ref(), now));
+            let mut replication = replication_prechecks(rules, self.replication.as_ref(), now);
+            // After a promotion the roles are the other way round.
+            if promotion.is_some() {
+                let swapped = self.replication.as_ref().is_some_and(|(_, v)| v.swapped);
+                for check in &mut replication {
+                    check.name = match check.name.as_str() {
+                        "primary database reachable" => "new primary's database reachable",
+                        "replication running" => "old primary replicating from the new",
+                        "replication caught up" => "old primary caught up",
+                        _ => "no errant transaction at the old primary",
+                    }
+                    .into();
+                    if !swapped {
+                        check.ok = false;
+                        check.detail = "replication not yet watched from the new primary".into();
+                    }
+                }
+            }
+            checks.extend(replication);
         }
         checks
     }

@@ -119,6 +119,9 @@ pub enum Stage {
     Rejoined,
     /// The old primary holds transactions the new one lacks.
     Diverged,
+    /// Fail-back as a planned switchover: its steps run (or are to be
+    /// resumed).
+    SwitchingBack,
 }
 
 impl Stage {
@@ -128,7 +131,13 @@ impl Stage {
             Stage::Promoted => "promoted",
             Stage::Rejoined => "rejoined",
             Stage::Diverged => "diverged",
+            Stage::SwitchingBack => "switching_back",
         }
+    }
+
+    /// Whether the secondary's database is the source of replication.
+    pub fn secondary_is_source(self) -> bool {
+        !matches!(self, Stage::Promoting)
     }
 }
 
@@ -198,7 +207,7 @@ pub(super) struct Memory {
 impl Engine {
     /// The primary's semi-sync state, when the primary could be read.
     pub(super) fn note_rpo(&mut self, view: &ReplicationView, at: u64) {
-        if view.primary_error.is_some() {
+        if view.primary_error.is_some() || view.swapped {
             return;
         }
         let (zero, sentence) = match &view.semi_sync {
@@ -322,6 +331,17 @@ impl Engine {
                         self.spec.sites[1].name
                     );
                     let actions = vec![Action::Rejoin {
+                        attempt: promotion.attempt,
+                    }];
+                    Some(self.decide(now, event, summary, reasons.clone(), actions))
+                }
+                Stage::SwitchingBack => {
+                    self.promoting.ordered = Some((promotion.attempt, Stage::SwitchingBack));
+                    let summary = format!(
+                        "resuming the switchover back to {} ({})",
+                        self.spec.sites[0].name, promotion.summary
+                    );
+                    let actions = vec![Action::SwitchBack {
                         attempt: promotion.attempt,
                     }];
                     Some(self.decide(now, event, summary, reasons.clone(), actions))
@@ -496,6 +516,133 @@ impl Engine {
         };
         let summary = format!("promotion by {actor}{word}");
         self.begin_promotion(false, !primary_is_down, summary, reasons, now)
+    }
+
+    /// Fail-back after a promotion: a planned switchover, once the old
+    /// primary is rejoined and caught up (the pre-checks say so).
+    pub(super) fn switchback_command(
+        &mut self,
+        actor: &str,
+        reasons: Vec<String>,
+        now: u64,
+    ) -> Decision {
+        let failed: Vec<String> = self
+            .failback_prechecks(now)
+            .into_iter()
+            .filter(|p| !p.ok)
+            .map(|p| format!("{} failed: {}", p.name, p.detail))
+            .collect();
+        let Some(mut promotion) = self.promotion().cloned() else {
+            return self.refuse(
+                now,
+                "fail-back refused: no promotion to switch back from",
+                reasons,
+            );
+        };
+        if !failed.is_empty() {
+            let why = format!("fail-back refused: {}", failed.join("; "));
+            return self.refuse(now, &why, reasons);
+        }
+        self.state.attempts += 1;
+        promotion.attempt = self.state.attempts;
+        promotion.stage = Stage::SwitchingBack;
+        promotion.summary = format!("switchover back to {} by {actor}", self.spec.sites[0].name);
+        let summary = format!(
+            "{}: {} set read-only, {} caught up to its exact GTID position and made writable, then answers move",
+            promotion.summary, self.spec.sites[1].name, self.spec.sites[0].name
+        );
+        let attempt = promotion.attempt;
+        self.state.promotion = Some(promotion);
+        self.state.cooldown_until = None;
+        self.promoting.ordered = Some((attempt, Stage::SwitchingBack));
+        self.promoting.failed_at = None;
+        self.decide(
+            now,
+            Event::SwitchbackStarted,
+            summary,
+            reasons,
+            vec![Action::SwitchBack { attempt }],
+        )
+    }
+
+    pub(super) fn switched_back(
+        &mut self,
+        attempt: u64,
+        result: Result<String, PromotionFailure>,
+        now: u64,
+    ) -> Decision {
+        if self
+            .promoting
+            .ordered
+            .is_some_and(|(a, s)| a == attempt && s == Stage::SwitchingBack)
+        {
+            self.promoting.ordered = None;
+        }
+        let current = self
+            .promotion()
+            .filter(|p| p.attempt == attempt && p.stage == Stage::SwitchingBack)
+            .cloned();
+        let Some(mut promotion) = current else {
+            let summary = format!(
+                "a result of switchover attempt {attempt}, which is not under way: ignored"
+            );
+            return self.decide(now, Event::Steady, summary, Vec::new(), Vec::new());
+        };
+        let (primary, secondary) = (
+            self.spec.sites[0].name.clone(),
+            self.spec.sites[1].name.clone(),
+        );
+        match result {
+            Ok(done) => {
+                self.state.promotion = None;
+                self.read_only_failed_at = None;
+                let summary = format!(
+                    "{}: {done}; answers now point at {primary}",
+                    promotion.summary
+                );
+                let mut decision = self.activate(
+                    Role::Primary,
+                    Event::FailedBack,
+                    summary,
+                    vec![format!("switchover attempt {attempt}")],
+                    now,
+                );
+                decision.actions.push(Action::ClearAppFlag {
+                    site: Role::Secondary,
+                    epoch: decision.epoch,
+                    not_before: now + self.spec.flag_clear_delay_ms,
+                });
+                decision
+            }
+            Err(failure) if failure.changed => {
+                self.promoting.failed_at = Some(now);
+                self.promoting.last_failure = Some(failure.why.clone());
+                promotion.detail = Some(failure.why.clone());
+                self.state.promotion = Some(promotion);
+                let summary = format!(
+                    "the switchover back to {primary} stopped half-way ({}); it goes on at {}",
+                    failure.why,
+                    utc(now + READ_ONLY_RETRY_MS)
+                );
+                self.decide(now, Event::Steady, summary, Vec::new(), Vec::new())
+            }
+            Err(failure) => {
+                promotion.stage = Stage::Rejoined;
+                promotion.detail = Some(failure.why.clone());
+                self.state.promotion = Some(promotion);
+                let summary = format!(
+                    "switchover back stopped: {}; {secondary} stays the primary, writable again",
+                    failure.why
+                );
+                self.decide(
+                    now,
+                    Event::SwitchbackAborted,
+                    summary,
+                    Vec::new(),
+                    Vec::new(),
+                )
+            }
+        }
     }
 
     pub(super) fn promotion_result(

@@ -133,6 +133,9 @@ impl Engine {
             Command::Promote { primary_is_down } => {
                 self.promote_command(primary_is_down, actor, reasons, now)
             }
+            Command::Failback if self.promotion().is_some() => {
+                self.switchback_command(actor, reasons, now)
+            }
             Command::Failback => {
                 let failed: Vec<String> = self
                     .failback_prechecks(now)

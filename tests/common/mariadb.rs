@@ -172,6 +172,8 @@ impl MariaDb {
 pub struct Writer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     acked: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+    /// When each acknowledged write was sent.
+    times: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -179,19 +181,33 @@ impl Writer {
     /// Starts writing at the database on `port` and waits until `first`
     /// writes were acknowledged.
     pub fn start(port: u16, first: usize) -> Self {
+        Self::start_following(vec![port], first)
+    }
+
+    /// Like `start`, each write tried at `ports` in order until one
+    /// acknowledges it: an application that follows whichever database
+    /// takes writes.
+    pub fn start_following(ports: Vec<u16>, first: usize) -> Self {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let thread = {
-            let (stop, acked) = (stop.clone(), acked.clone());
+            let (stop, acked, times) = (stop.clone(), acked.clone(), times.clone());
             std::thread::spawn(move || {
-                let mut id = 1;
+                // Ids are unique across the writers of one test process.
+                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
                 while !stop.load(Ordering::Relaxed) {
+                    let id = NEXT.fetch_add(1, Ordering::Relaxed);
                     let sql = format!("INSERT INTO app.orders VALUES ({id}, 'order {id}')");
-                    if as_user_at(port, APP_USER, APP_PASSWORD, &sql).is_ok() {
+                    let at = std::time::Instant::now();
+                    if ports
+                        .iter()
+                        .any(|port| as_user_at(*port, APP_USER, APP_PASSWORD, &sql).is_ok())
+                    {
                         acked.lock().expect("lock").push(id);
+                        times.lock().expect("lock").push(at);
                     }
-                    id += 1;
                     std::thread::sleep(Duration::from_millis(10));
                 }
             })
@@ -199,6 +215,7 @@ impl Writer {
         let writer = Self {
             stop,
             acked,
+            times,
             thread: Some(thread),
         };
         assert!(
@@ -207,6 +224,17 @@ impl Writer {
             writer.acked().len()
         );
         writer
+    }
+
+    /// The longest time between two acknowledged writes: how long the
+    /// application could not write.
+    pub fn longest_gap(&self) -> Duration {
+        let times = self.times.lock().expect("lock");
+        times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default()
     }
 
     /// The ids acknowledged so far.
