@@ -93,3 +93,194 @@ fn the_primary_dies_under_a_writer_one_failover_read_only_set_once_and_nothing_a
     assert_nothing_lost(&pair, &acked);
     eprintln!("{} acknowledged writes, all at both databases", acked.len());
 }
+
+/// `mode: promote` on a cluster whose primary-site node ns1 sits in a
+/// network namespace of its own, the databases reachable from it at the
+/// namespace link's host address `host` (and at 127.0.0.1).
+fn promote_cluster(after: &str) -> (Cluster, Pair) {
+    use common::mariadb::{REPL_PASSWORD, grant_promotion, promote_mode, semi_sync};
+    // SAFETY: the same constant values for every test of this binary,
+    // set before the nodes (which inherit them) start.
+    unsafe {
+        std::env::set_var("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD);
+        std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD);
+    }
+    let flags = tempfile::tempdir().expect("tempdir");
+    let mut started = None;
+    let cluster = Cluster::start_apart("ns1", |config, host| {
+        let mut extra = semi_sync();
+        extra.push(format!("--bind-address=127.0.0.1,{host}"));
+        let pair = Pair::start_with(&extra);
+        grant_promotion(&pair);
+        let config = with_databases(config, &pair, flags.path())
+            .replace(
+                &format!("127.0.0.1:{}", pair.primary.port),
+                &format!("{host}:{}", pair.primary.port),
+            )
+            .replace(
+                &format!("127.0.0.1:{}", pair.secondary.port),
+                &format!("{host}:{}", pair.secondary.port),
+            );
+        started = Some(pair);
+        promote_mode(after)(config)
+    });
+    std::mem::forget(flags);
+    (cluster, started.expect("the pair"))
+}
+
+/// `@@read_only` at `db`; empty while the query's connection is killed
+/// by a fence.
+fn read_only(db: &common::mariadb::MariaDb) -> String {
+    db.root("SELECT @@read_only").unwrap_or_default()
+}
+
+/// The promotion as the node that leads now shows it (a node cut off
+/// may still think another leads).
+fn leader_promotion(cluster: &Cluster) -> serde_json::Value {
+    ["ns1", "ns2", "witness"]
+        .iter()
+        .filter_map(|n| cluster.status(n))
+        .find(|s| s["cluster"]["leading"] == true)
+        .map(|s| s["promotion"].clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn cut_from_the_cluster_the_primary_node_fences_its_database_and_the_secondary_is_promoted_without_reaching_it()
+ {
+    let (mut cluster, mut pair) = promote_cluster("8s");
+    assert!(
+        cluster
+            .wait_all_answer(PRIMARY, Duration::from_secs(20))
+            .is_some(),
+        "{}",
+        cluster.logs()
+    );
+    assert!(
+        wait_until(
+            Duration::from_secs(20),
+            || leader_promotion(&cluster)["rpo_zero"] == true
+        ),
+        "{}",
+        leader_promotion(&cluster)
+    );
+    let writer = Writer::start(pair.primary.port, 20);
+    let cut = std::time::Instant::now();
+    cluster.cut_from_etcd(true);
+    // ns1 fences its own database within fence_after (1 s) of noticing.
+    assert!(
+        wait_until(Duration::from_secs(20), || read_only(&pair.primary) == "1"),
+        "ns1 never fenced its database:\n{}",
+        cluster.logs()
+    );
+    let fenced = std::time::Instant::now();
+    eprintln!(
+        "self-fenced {} ms after the cut",
+        (fenced - cut).as_millis()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        writer.acked_since(fenced),
+        0,
+        "a write was acknowledged at the old primary after its fence"
+    );
+    let acked = writer.stop();
+    assert!(
+        cluster
+            .status("ns1")
+            .is_some_and(|s| s["promotion"]["self_fenced"].is_string())
+    );
+
+    // The primary's site goes: its database with it. The others cannot
+    // reach it, so the promotion rests on ns1's self-fence.
+    pair.primary.crash();
+    cluster.primary.set_healthy(false);
+    assert!(
+        wait_until(
+            Duration::from_secs(60),
+            || leader_promotion(&cluster)["stage"] == "promoted"
+        ),
+        "never promoted: {}\n{}",
+        leader_promotion(&cluster),
+        cluster.logs()
+    );
+    let promotion = leader_promotion(&cluster);
+    assert!(
+        promotion["fence"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the primary site's node has been gone"),
+        "{promotion}"
+    );
+    assert_eq!(pair.secondary.must("SELECT @@read_only"), "0");
+    let at_new = common::mariadb::ids(&pair.secondary);
+    let lost: Vec<&u32> = acked.iter().filter(|id| !at_new.contains(id)).collect();
+    assert!(lost.is_empty(), "acknowledged write(s) lost: {lost:?}");
+
+    // ns1 comes back: the agreed promotion keeps its fence; the old
+    // primary, restarted, is rejoined.
+    cluster.cut_from_etcd(false);
+    pair.primary.restart();
+    assert!(
+        wait_until(
+            Duration::from_secs(60),
+            || leader_promotion(&cluster)["stage"] == "rejoined"
+        ),
+        "never rejoined: {}\n{}",
+        leader_promotion(&cluster),
+        cluster.logs()
+    );
+    assert_eq!(pair.primary.must("SELECT @@read_only"), "1");
+    let _ = &mut cluster;
+}
+
+#[test]
+fn a_primary_node_cut_off_briefly_fences_its_database_and_lifts_the_fence_when_back_without_a_promotion()
+ {
+    let (cluster, pair) = promote_cluster("5m");
+    assert!(
+        cluster
+            .wait_all_answer(PRIMARY, Duration::from_secs(20))
+            .is_some()
+    );
+    let writer = Writer::start(pair.primary.port, 20);
+    cluster.cut_from_etcd(true);
+    assert!(
+        wait_until(Duration::from_secs(20), || read_only(&pair.primary) == "1"),
+        "ns1 never fenced its database:\n{}",
+        cluster.logs()
+    );
+    let fenced = std::time::Instant::now();
+    cluster.cut_from_etcd(false);
+    // Back, and no promotion agreed: the fence is lifted after a lease
+    // and a margin.
+    assert!(
+        wait_until(Duration::from_secs(30), || read_only(&pair.primary) == "0"),
+        "the self-fence was never lifted:\n{}",
+        cluster.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || writer.acked_since(fenced) > 10),
+        "writes did not resume at the primary"
+    );
+    let acked = writer.stop();
+    assert_nothing_lost(&pair, &acked);
+    let log = cluster.server("ns1").log();
+    for line in [
+        "cut from the cluster: this site's database fenced",
+        "back in the cluster, no promotion agreed",
+    ] {
+        assert!(
+            log.contains(line),
+            "ns1's log does not say `{line}`:\n{log}"
+        );
+    }
+    assert!(
+        cluster
+            .answers()
+            .iter()
+            .all(|(_, a)| a == &[PRIMARY.to_string()]),
+        "{:?}",
+        cluster.answers()
+    );
+}

@@ -10,63 +10,15 @@ use std::time::Duration;
 
 use common::{
     cli,
-    mariadb::{ADMIN_PASSWORD, ADMIN_USER, Pair, Setup, Writer, ids},
+    mariadb::{
+        ADMIN_PASSWORD, Pair, REPL_PASSWORD, Setup, Writer, grant_promotion, ids, promote_mode,
+        semi_sync,
+    },
     wait_until,
 };
 
 const PRIMARY: &str = "192.0.2.10";
 const SECONDARY: &str = "198.51.100.10";
-const REPL_PASSWORD: &str = "repl-secret";
-
-/// Both servers semi-synchronous in both roles, waiting AFTER_SYNC; a
-/// primary with no replica acknowledging falls back after 2 s.
-fn semi_sync() -> Vec<String> {
-    [
-        "--rpl-semi-sync-master-enabled=ON",
-        "--rpl-semi-sync-slave-enabled=ON",
-        "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
-        "--rpl-semi-sync-master-timeout=2000",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-/// The example config in `mode: promote`, promotion after `after`, the
-/// primary site with a flag file of its own (set when it is fenced).
-fn promote_mode(after: &str) -> impl FnOnce(String) -> String {
-    let after = after.to_string();
-    move |text: String| {
-        let state = text
-            .lines()
-            .find_map(|l| l.strip_prefix("state_dir: "))
-            .expect("state_dir")
-            .to_string();
-        text.replace(
-            "  flag_clear_margin: 1s",
-            &format!(
-                "  flag_clear_margin: 1s\n  mode: promote\n  promote_after: {after}\n  fence_after: 1s\n"
-            ),
-        )
-        .replace(
-            "    max_lag: 5s                  # fail-back needs the secondary this close",
-            "    max_lag: 5s\n    user: repl\n    password_env: GEOFAILOVER_REPL_PASSWORD",
-        )
-        .replace(
-            "      app_accounts: [\"app@%\"]\n  - name: secondary",
-            &format!(
-                "      app_accounts: [\"app@%\"]\n    read_only:\n      flag_file:\n        path: {state}/PRIMARY-READONLY\n        content: \"read-only\\n\"\n  - name: secondary"
-            ),
-        )
-    }
-}
-
-/// What fencing and promotion need beyond the read-only grants.
-fn grant_promotion(pair: &Pair) {
-    pair.primary.must(&format!(
-        "GRANT PROCESS, CONNECTION ADMIN, RELOAD ON *.* TO '{ADMIN_USER}'@'%'"
-    ));
-    pair.catch_up();
-}
 
 fn start(extra: &[String], after: &str) -> Setup {
     // SAFETY: set before any thread of this test reads the environment

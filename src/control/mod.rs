@@ -28,6 +28,7 @@ mod promotion;
 pub mod readiness;
 pub mod reconcile;
 mod reload;
+mod self_fence;
 pub mod serials;
 pub mod status;
 pub mod steps;
@@ -132,6 +133,12 @@ pub enum ControlEvent {
         epoch: u64,
         attempt: u64,
         result: Result<String, crate::engine::PromotionFailure>,
+        journal: Vec<StepOutcome>,
+    },
+    /// This node's self-fence (or its lifting) ended.
+    SelfFence {
+        lift: bool,
+        result: Result<String, String>,
         journal: Vec<StepOutcome>,
     },
     /// Rejoining the old primary ended.
@@ -311,6 +318,12 @@ pub struct Controller {
     cluster: Option<cluster::Cluster>,
     /// Whether, and for how long, this controller may act on the world.
     leadership: Leadership,
+    /// With several nodes, on the primary site's node in `mode: promote`:
+    /// since when (ms) it has fenced its own database, cut from the
+    /// cluster; kept in the state folder until lifted.
+    self_fenced: Option<u64>,
+    /// A self-fence or its lifting runs, since then (ms).
+    self_fencing: Option<u64>,
 }
 
 impl Controller {
@@ -436,6 +449,8 @@ impl Controller {
                 .as_ref()
                 .map_or_else(Leadership::sole, |c| c.leadership.clone()),
             cluster,
+            self_fenced: self_fence::load(&config.state_dir),
+            self_fencing: None,
         };
         controller.notifier.mute(controller.cluster.is_some());
         controller.settle_serials(&stored_serials, &stored_digests);
@@ -628,6 +643,8 @@ pub async fn run(
                 Some(event) => controller.handle(event).await,
             },
             _ = tick.tick() => {
+                controller.self_fence_tick(now_ms());
+                controller.agree_now();
                 controller.step(Input::Tick, now_ms()).await;
                 controller.scheduled_drill(now_ms()).await;
             }
@@ -708,6 +725,11 @@ impl Controller {
                 result,
                 journal,
             } => self.switch_back_done(epoch, attempt, result, journal).await,
+            ControlEvent::SelfFence {
+                lift,
+                result,
+                journal,
+            } => self.self_fence_done(lift, result, journal).await,
             ControlEvent::RejoinDone {
                 epoch,
                 attempt,

@@ -41,7 +41,7 @@ fn flags(site: &Site) -> Vec<ReadOnlyStep> {
 /// Fences the old primary: its database read-only (read back) with the
 /// application's connections killed, then its site's application flags
 /// set and verified.
-async fn fence(
+pub(super) async fn fence(
     site: &Site,
     timeout: Duration,
     journal: &mut Vec<StepOutcome>,
@@ -94,7 +94,7 @@ async fn run_promotion(
             )));
         }
         (Err(why), false) => {
-            format!("old primary not fenced ({why}): down by the operator's word")
+            format!("old primary not reached ({why}): promoted without a verified fence")
         }
     };
     let secondary = config.site(Role::Secondary);
@@ -142,7 +142,7 @@ async fn run_promotion(
 /// Makes `site`'s database writable again and clears its flags: a
 /// switchover that stopped before the primary took writes gives them
 /// back to the secondary.
-async fn restore_writable(
+pub(super) async fn restore_writable(
     site: &Site,
     timeout: Duration,
     leadership: &Leadership,

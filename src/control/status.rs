@@ -95,6 +95,10 @@ pub struct PromotionStatus {
     pub detail: Option<String>,
     pub promote_after_s: u64,
     pub allow_data_loss: bool,
+    /// With several nodes, on the primary site's node: since when it has
+    /// fenced its own database, cut from the cluster (RFC 3339).
+    #[serde(default)]
+    pub self_fenced: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -433,14 +437,16 @@ impl super::Controller {
                     blocked: f.engine.promotion_blocked().map(str::to_string),
                     fence: current.map(|p| {
                         let detail = p.detail.clone().unwrap_or_default();
-                        if detail.contains("old primary fenced") {
-                            "the old primary was verified fenced".to_string()
-                        } else if !p.fence_required {
-                            "the old primary taken as down by the operator's word".to_string()
-                        } else {
-                            "the old primary is fenced before the secondary is changed".to_string()
+                        match &p.fence_basis {
+                            _ if detail.contains("old primary fenced") => {
+                                "the old primary was verified fenced".to_string()
+                            }
+                            Some(basis) => format!("the old primary taken as fenced: {basis}"),
+                            None => "the old primary is fenced before the secondary is changed"
+                                .to_string(),
                         }
                     }),
+                    self_fenced: self.self_fenced.map(crate::engine::utc),
                     position: current.and_then(|p| p.position.clone()),
                     errant: current.map(|p| p.errant.clone()).unwrap_or_default(),
                     detail: current.and_then(|p| p.detail.clone()),

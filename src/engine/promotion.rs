@@ -166,6 +166,10 @@ pub struct Promotion {
     /// Diverged: the GTIDs at the old primary the new one lacks.
     #[serde(default)]
     pub errant: Vec<String>,
+    /// Why the old primary was taken as fenced without a verified fence:
+    /// an operator's word, or its node gone long enough.
+    #[serde(default)]
+    pub fence_basis: Option<String>,
 }
 
 /// Why a promotion stopped; `changed` when the secondary was already
@@ -202,6 +206,10 @@ pub(super) struct Memory {
     last_failure: Option<String>,
     /// Why no promotion starts, while that lasts.
     blocked: Option<String>,
+    /// With several nodes: the primary site's node has been gone longer
+    /// than its lease plus `fence_after`, so it has fenced its database
+    /// (why, as a sentence).
+    node_fenced: Option<String>,
 }
 
 impl Engine {
@@ -238,6 +246,12 @@ impl Engine {
     /// Kept with a failover's decision, so a new leader knows it.
     pub(super) fn keep_rpo(&mut self) {
         self.state.rpo = self.rpo().cloned();
+    }
+
+    /// With several nodes: whether the primary site's node has been gone
+    /// longer than its lease plus `fence_after` (the sentence saying so).
+    pub fn set_primary_node_fenced(&mut self, fenced: Option<String>) {
+        self.promoting.node_fenced = fenced;
     }
 
     /// Why no promotion starts, while that lasts.
@@ -324,7 +338,7 @@ impl Engine {
                     }];
                     Some(self.decide(now, event, summary, reasons.clone(), actions))
                 }
-                Stage::Promoted | Stage::Diverged if self.primary_database_reachable(now) => {
+                Stage::Promoted | Stage::Diverged if self.old_primary_answers(now) => {
                     self.promoting.ordered = Some((promotion.attempt, Stage::Promoted));
                     let summary = format!(
                         "the old primary's database is reachable: fencing it and rejoining it as a replica of {}",
@@ -370,7 +384,7 @@ impl Engine {
                     |r| r.describe()
                 )
             ))
-        } else if !self.primary_database_reachable(now) {
+        } else if !self.primary_database_reachable(now) && self.promoting.node_fenced.is_none() {
             let why = self
                 .replication
                 .as_ref()
@@ -405,7 +419,20 @@ impl Engine {
             down_for.unwrap_or(0) / 1000,
             rules.after_ms / 1000
         );
-        Some(self.begin_promotion(true, true, summary, reasons.clone(), now))
+        // Fenced by its own node when that node is gone long enough; a
+        // fence is still tried (and verified when it can be).
+        let basis = self.promoting.node_fenced.clone();
+        let fence_required = basis.is_none() || self.primary_database_reachable(now);
+        if let Some(basis) = &basis {
+            reasons.push(basis.clone());
+        }
+        let decision = self.begin_promotion(true, fence_required, summary, reasons.clone(), now);
+        if let (Some(p), Some(basis)) = (self.state.promotion.as_mut(), basis)
+            && !fence_required
+        {
+            p.fence_basis = Some(basis);
+        }
+        Some(decision)
     }
 
     /// The old primary's database answered the replication watcher lately.
@@ -413,6 +440,15 @@ impl Engine {
         let stale = self.spec.replication.map_or(10_000, |r| r.stale_ms);
         self.replication.as_ref().is_some_and(|(at, view)| {
             now.saturating_sub(*at) <= stale && view.primary_error.is_none()
+        })
+    }
+
+    /// After a promotion: the old primary's database answered the last
+    /// round of the watcher, which read it as the new primary's replica.
+    fn old_primary_answers(&self, now: u64) -> bool {
+        let stale = self.spec.replication.map_or(10_000, |r| r.stale_ms);
+        self.replication.as_ref().is_some_and(|(at, view)| {
+            view.swapped && view.secondary_error.is_none() && now.saturating_sub(*at) <= stale
         })
     }
 
@@ -443,10 +479,14 @@ impl Engine {
             position: None,
             detail: None,
             errant: Vec::new(),
+            fence_basis: (!fence_required)
+                .then(|| "the operator's word that the old primary is down".to_string()),
         });
         self.promoting.ordered = Some((attempt, Stage::Promoting));
         let fence = if fence_required {
             "fencing the old primary, then "
+        } else if automatic {
+            "the old primary taken as fenced by its own node; "
         } else {
             "the old primary taken as down by the operator's word; "
         };

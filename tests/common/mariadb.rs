@@ -18,6 +18,8 @@ pub const ADMIN_USER: &str = "geofailover";
 pub const ADMIN_PASSWORD: &str = "admin-secret-4711";
 pub const APP_USER: &str = "app";
 pub const APP_PASSWORD: &str = "app-secret-0815";
+/// The replication account's password (as `Pair` creates it).
+pub const REPL_PASSWORD: &str = "repl-secret";
 
 pub struct MariaDb {
     pub port: u16,
@@ -235,6 +237,16 @@ impl Writer {
             .map(|w| w[1] - w[0])
             .max()
             .unwrap_or_default()
+    }
+
+    /// How many writes were acknowledged that were sent after `at`.
+    pub fn acked_since(&self, at: std::time::Instant) -> usize {
+        self.times
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|t| **t > at)
+            .count()
     }
 
     /// The ids acknowledged so far.
@@ -569,4 +581,57 @@ impl Setup {
         let (code, reply) = self.post("/api/v1/failback", r#"{"operator": "erin"}"#);
         assert_eq!(code, 200, "{reply}");
     }
+}
+
+// failover.mode: promote
+
+/// Both servers semi-synchronous in both roles, waiting AFTER_SYNC; a
+/// primary with no replica acknowledging falls back after 2 s.
+pub fn semi_sync() -> Vec<String> {
+    [
+        "--rpl-semi-sync-master-enabled=ON",
+        "--rpl-semi-sync-slave-enabled=ON",
+        "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+        "--rpl-semi-sync-master-timeout=2000",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The example config in `mode: promote`, promotion after `after`, the
+/// primary site with a flag file of its own (set when it is fenced).
+pub fn promote_mode(after: &str) -> impl FnOnce(String) -> String {
+    let after = after.to_string();
+    move |text: String| {
+        let state = text
+            .lines()
+            .find_map(|l| l.strip_prefix("state_dir: "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("state_dir")
+            .to_string();
+        text.replace(
+            "  flag_clear_margin: 1s",
+            &format!(
+                "  flag_clear_margin: 1s\n  mode: promote\n  promote_after: {after}\n  fence_after: 1s\n"
+            ),
+        )
+        .replace(
+            "    max_lag: 5s                  # fail-back needs the secondary this close",
+            "    max_lag: 5s\n    user: repl\n    password_env: GEOFAILOVER_REPL_PASSWORD",
+        )
+        .replace(
+            "      app_accounts: [\"app@%\"]\n  - name: secondary",
+            &format!(
+                "      app_accounts: [\"app@%\"]\n    read_only:\n      flag_file:\n        path: {state}/PRIMARY-READONLY\n        content: \"read-only\\n\"\n  - name: secondary"
+            ),
+        )
+    }
+}
+
+/// What fencing and promotion need beyond the read-only grants.
+pub fn grant_promotion(pair: &Pair) {
+    pair.primary.must(&format!(
+        "GRANT PROCESS, CONNECTION ADMIN, RELOAD ON *.* TO '{ADMIN_USER}'@'%'"
+    ));
+    pair.catch_up();
 }

@@ -66,6 +66,9 @@ pub(super) struct Cluster {
     refused_epoch: Option<u64>,
     waiting: HashMap<String, Waiter>,
     next_id: u64,
+    /// When (ms) a view of a node at the primary site was last seen (at
+    /// first: when this node started).
+    primary_seen: u64,
 }
 
 impl Cluster {
@@ -89,6 +92,7 @@ impl Cluster {
             refused_epoch: None,
             waiting: HashMap::new(),
             next_id: 1,
+            primary_seen: now_ms(),
         }
     }
 
@@ -267,6 +271,12 @@ impl Controller {
     }
 
     /// The quorum's verdict, given to the deciding engine.
+    /// The quorum's verdict and the primary site's node's absence, as
+    /// they stand now (at each tick: absence grows without events).
+    pub(super) fn agree_now(&mut self) {
+        self.agree();
+    }
+
     fn agree(&mut self) {
         let (Some(failing), Some(cluster)) = (&mut self.failing, &self.cluster) else {
             return;
@@ -277,6 +287,39 @@ impl Controller {
         ];
         let agreed = cluster.agreed([&names[0], &names[1]]);
         failing.engine.set_agreed(Some(agreed));
+        // `mode: promote`: the primary site's node gone longer than its
+        // lease plus `fence_after` has fenced its own database.
+        let now = now_ms();
+        let primary_nodes = cluster
+            .config
+            .nodes
+            .iter()
+            .filter(|n| n.place == crate::config::Place::Primary)
+            .count();
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if primary_nodes == 0
+            || cluster
+                .views
+                .values()
+                .any(|v| v.place == crate::config::Place::Primary)
+        {
+            cluster.primary_seen = now;
+        }
+        let fenced = failing.config.promotion.as_ref().and_then(|p| {
+            let wait = cluster.config.etcd.lease_ttl + p.fence_after;
+            let gone = now.saturating_sub(cluster.primary_seen);
+            (gone >= wait.as_millis() as u64).then(|| {
+                format!(
+                    "the primary site's node has been gone for {} s, longer than its lease ({}) plus fence_after ({}): cut off, it has fenced its database itself",
+                    gone / 1000,
+                    crate::config::duration::show(cluster.config.etcd.lease_ttl),
+                    crate::config::duration::show(p.fence_after)
+                )
+            })
+        });
+        failing.engine.set_primary_node_fenced(fenced);
     }
 
     /// Takes the agreed state: the engine's, the serials, what the shell

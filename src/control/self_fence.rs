@@ -1,0 +1,189 @@
+//! The self-fence, with several nodes in `mode: promote`: the primary
+//! site's node, cut from the cluster (etcd out of reach) for
+//! `fence_after`, fences its own site's database (read-only verified,
+//! the application's connections killed, the site's flag set) and keeps
+//! it so while it stays cut off. The leader may then promote the
+//! secondary once that node has been gone longer than its lease plus
+//! `fence_after`, without reaching the old primary itself.
+//!
+//! These are the only things a node does without leadership: a fence
+//! only takes writes away. The node lifts its own fence once it is back:
+//! etcd answering for a lease and a margin (time for any promotion the
+//! leader decided while it was gone to reach it through the agreed
+//! state), and the agreed state holding no promotion. With a promotion,
+//! the fence stays and the leader rejoins the old primary.
+
+use std::path::{Path, PathBuf};
+
+use tracing::{info, warn};
+
+use super::{ControlEvent, Controller, now_ms, promotion};
+use crate::{
+    config::Place,
+    engine::{Role, utc},
+    store::{NewEntry, shared::Leadership},
+};
+
+/// How often the fence is set again while the node stays cut off.
+const AGAIN_MS: u64 = 5_000;
+
+fn file(state_dir: &Path) -> PathBuf {
+    state_dir.join("self-fenced")
+}
+
+/// Since when this node has fenced its database, as kept on disk.
+pub(super) fn load(state_dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(file(state_dir))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
+
+impl Controller {
+    /// At each tick: fences, or lifts the fence, when it is time.
+    pub(super) fn self_fence_tick(&mut self, now: u64) {
+        let (Some(cluster), Some(failing)) = (&self.cluster, &self.failing) else {
+            return;
+        };
+        let Some(settings) = &failing.config.promotion else {
+            return;
+        };
+        if cluster.config.me().place != Place::Primary || self.self_fencing.is_some() {
+            return;
+        }
+        let since = now.saturating_sub(cluster.etcd_since);
+        let cut = !cluster.etcd_up && since >= settings.fence_after.as_millis() as u64;
+        let back_for = (cluster.etcd_up).then_some(since);
+        let lease = cluster.config.etcd.lease_ttl.as_millis() as u64;
+        let promoted = failing.engine.promotion().is_some();
+        let site = failing.config.site(Role::Primary).clone();
+        let timeout = failing.config.step_timeout;
+        let outbox = self.outbox.clone();
+        if cut {
+            if self
+                .self_fenced
+                .is_some_and(|at| now.saturating_sub(at) < AGAIN_MS)
+            {
+                return;
+            }
+            self.self_fencing = Some(now);
+            let detail = cluster.etcd_detail.clone();
+            // Kept before anything is set: whatever part of the fence
+            // lands is lifted later.
+            if self.self_fenced.is_none() {
+                let path = file(&self.state_dir);
+                if let Err(e) = crate::store::write_atomically(&path, now.to_string().as_bytes()) {
+                    warn!(
+                        "the self-fence could not be kept in {}: {e}",
+                        path.display()
+                    );
+                }
+            }
+            warn!(
+                "cut from the cluster for {} s ({detail}): fencing this site's database",
+                since / 1000
+            );
+            tokio::spawn(async move {
+                let mut journal = Vec::new();
+                let result = promotion::fence(&site, timeout, &mut journal).await;
+                let _ = outbox
+                    .send(ControlEvent::SelfFence {
+                        lift: false,
+                        result,
+                        journal,
+                    })
+                    .await;
+            });
+        } else if self.self_fenced.is_some()
+            && back_for.is_some_and(|b| b >= lease + 2_000)
+            && !promoted
+        {
+            self.self_fencing = Some(now);
+            info!("back in the cluster and no promotion agreed: lifting this node's self-fence");
+            tokio::spawn(async move {
+                let mut journal = Vec::new();
+                let result =
+                    promotion::restore_writable(&site, timeout, &Leadership::sole(), &mut journal)
+                        .await
+                        .map(|()| {
+                            format!("{}'s database writable again, its flags cleared", site.name)
+                        });
+                let _ = outbox
+                    .send(ControlEvent::SelfFence {
+                        lift: true,
+                        result,
+                        journal,
+                    })
+                    .await;
+            });
+        }
+    }
+
+    pub(super) async fn self_fence_done(
+        &mut self,
+        lift: bool,
+        result: Result<String, String>,
+        journal: Vec<super::StepOutcome>,
+    ) {
+        let now = now_ms();
+        self.self_fencing = None;
+        let epoch = self.engine().map_or(0, |e| e.persisted().epoch);
+        self.journal_steps(epoch, &journal);
+        let path = file(&self.state_dir);
+        let (event, summary) = match (&result, lift) {
+            (Ok(done), false) => {
+                let first = self.self_fenced.is_none();
+                self.self_fenced = Some(now);
+                if !first {
+                    return;
+                }
+                (
+                    "self_fenced",
+                    format!("cut from the cluster: this site's database fenced ({done})"),
+                )
+            }
+            (Ok(done), true) => {
+                self.self_fenced = None;
+                let _ = std::fs::remove_file(&path);
+                (
+                    "self_fence_lifted",
+                    format!("back in the cluster, no promotion agreed: {done}"),
+                )
+            }
+            (Err(e), false) => {
+                // Part of it may have landed: lifted later like the rest.
+                self.self_fenced.get_or_insert(now);
+                (
+                    "self_fence_failed",
+                    format!("cut from the cluster, the fence failed: {e}"),
+                )
+            }
+            (Err(e), true) => (
+                "self_fence_lift_failed",
+                format!("the self-fence could not be lifted: {e}"),
+            ),
+        };
+        if result.is_ok() {
+            info!("{summary}");
+        } else {
+            warn!("{summary}");
+        }
+        self.journal(NewEntry {
+            at: now,
+            epoch,
+            actor: self
+                .cluster
+                .as_ref()
+                .map(|c| c.config.node.clone())
+                .unwrap_or_default(),
+            kind: "action",
+            event: event.into(),
+            summary,
+            reasons: vec![format!("at {}", utc(now))],
+            outcome: if result.is_ok() {
+                "ok".into()
+            } else {
+                "failed".into()
+            },
+        });
+    }
+}
