@@ -440,6 +440,53 @@ fn a_zone_changed_under_the_same_serial_gets_a_new_one_and_check_says_so() {
     assert_eq!(served(&config), 2, "the same content keeps its serial");
 }
 
+/// A zone taken out of the config keeps its serial and digest in the
+/// state: brought back after a start without it, it goes on from the
+/// serial it was served under, never back to its file's lower one.
+#[test]
+fn a_zone_taken_out_and_brought_back_goes_on_from_its_stored_serial() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("example.com.zone"), GOOD_ZONE).expect("write zone");
+    std::fs::write(
+        dir.path().join("example.net.zone"),
+        GOOD_ZONE.replace("example.com.", "example.net."),
+    )
+    .expect("write zone");
+    let config = dir.path().join("config.yaml");
+    let write = |zones: &[&str]| {
+        let zones: String = zones
+            .iter()
+            .map(|z| format!("  - name: {z}\n    file: {z}.zone\n"))
+            .collect();
+        std::fs::write(
+            &config,
+            format!(
+                "dns:\n  listen: [127.0.0.1:0]\nstate_dir: {}\nzones:\n{zones}",
+                dir.path().join("state").display()
+            ),
+        )
+        .expect("write config")
+    };
+    let served = |zone: &str| {
+        let server = common::Geofailover::start(&config);
+        common::soa_serial(server.addr, zone)
+    };
+    write(&["example.com", "example.net"]);
+    assert_eq!(served("example.com."), 1);
+    // Changed under the same file serial: served under 2.
+    std::fs::write(
+        dir.path().join("example.com.zone"),
+        format!("{GOOD_ZONE}added IN A 192.0.2.9\n"),
+    )
+    .expect("edit zone");
+    assert_eq!(served("example.com."), 2);
+    // A start without it, then one with it again: still 2.
+    write(&["example.net"]);
+    assert_eq!(served("example.net."), 1);
+    write(&["example.com", "example.net"]);
+    assert_eq!(served("example.com."), 2);
+}
+
 /// A zone's `dnssec:` settings are checked at their line; check reads
 /// the keys (a private key others can read is refused, with the fix) and
 /// never makes one.

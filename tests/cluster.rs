@@ -596,3 +596,145 @@ fn a_node_signing_with_other_keys_refuses_dnssec_answers_for_the_zone() {
         cluster.server("ns2").log()
     );
 }
+
+/// `geofailover reload` asked of `node`, from the config file `config`:
+/// whether it succeeded, and what it printed.
+fn reload_cli(config: &std::path::Path, node: &str) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geofailover"))
+        .args(["reload", "--config"])
+        .arg(config)
+        .args(["--node", node])
+        .output()
+        .expect("geofailover reload");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// One serial, one content, the failover section included: a follower
+/// whose failover section differs (the primary's address, the active
+/// one) reloads without moving its serials (only the leader picks them),
+/// says its content differs (status, metric) and transfers nothing of the
+/// zone, while its zone files are the same as everyone's.
+/// `geofailover reload` asked of it lists, per zone, which nodes serve
+/// which content, and flags it. With the same config again, it agrees.
+#[test]
+fn a_follower_whose_failover_section_differs_keeps_the_agreed_serial_and_says_so() {
+    let mut cluster = Cluster::start(|config| {
+        config.replace(
+            "  - name: example.com\n",
+            "  - name: example.com\n    allow_transfer: [\"127.0.0.0/8\"]\n",
+        )
+    });
+    let serial = cluster
+        .wait_all_answer(PRIMARY, Duration::from_secs(10))
+        .expect("every node answers the primary");
+    let leader = cluster.leader().expect("a leader");
+    let follower = ["ns1", "ns2"]
+        .into_iter()
+        .find(|n| *n != leader)
+        .expect("a follower serving DNS");
+    // The follower runs from a config file of its own, the same for now.
+    let text = std::fs::read_to_string(&cluster.config).expect("config");
+    let own = cluster.dir.path().join("own.yaml");
+    std::fs::write(&own, &text).expect("write");
+    cluster.kill(follower);
+    cluster.start_node_from(follower, &own);
+    cluster.wait_settled();
+    assert_eq!(cluster.leader().as_deref(), Some(leader.as_str()));
+    let dns = cluster.node(follower).dns.expect("dns");
+    let agreed_at =
+        |node: &str, zone: usize| cluster.status_json(node)["dns"]["zones"][zone].clone();
+    assert_eq!(agreed_at(follower, 0)["agreed"], true);
+
+    let primary_addresses = "[192.0.2.10, 2001:db8:10::10]";
+    assert!(text.contains(primary_addresses));
+    std::fs::write(
+        &own,
+        text.replace(primary_addresses, "[192.0.2.99, 2001:db8:10::10]"),
+    )
+    .expect("write");
+    let (ok, out) = reload_cli(&own, follower);
+    assert!(ok, "{out}");
+    // It answers its own records under the agreed serial, which it did
+    // not move (not even for a moment: the reload changed no serial),
+    // and says its content differs.
+    assert!(
+        out.contains("changed: the failover records' answers")
+            && !out.contains(&format!("serial {serial} ->")),
+        "{out}"
+    );
+    assert_eq!(common::a_records(dns, "www.example.com."), ["192.0.2.99"]);
+    assert_eq!(common::soa_serial(dns, "example.com."), serial, "{out}");
+    let leader_dns = cluster.node(&leader).dns;
+    if let Some(leader_dns) = leader_dns {
+        assert_eq!(common::soa_serial(leader_dns, "example.com."), serial);
+        assert_eq!(common::a_records(leader_dns, "www.example.com."), [PRIMARY]);
+    }
+    let zone = agreed_at(follower, 0);
+    assert_eq!(zone["zone"], "example.com.", "{zone}");
+    assert_eq!(zone["agreed"], false, "{zone}");
+    assert_ne!(zone["digest"], zone["agreed_digest"], "{zone}");
+    // The reverse zone holds no failover record: still agreed.
+    assert_eq!(agreed_at(follower, 1)["agreed"], true);
+    assert_eq!(axfr(dns), Vec::<String>::new());
+    let metrics = common::http("GET", cluster.node(follower).http, "/metrics", None, "").1;
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("geofailover_zone_content_agreed{zone=\"example.com.\"")
+            && l.ends_with(" 0")),
+        "{metrics}"
+    );
+    // The reload's answer: per zone, the agreed content and each node's,
+    // the follower's flagged, the others' not.
+    let short = |d: &serde_json::Value| d.as_str().expect("digest")[..12].to_string();
+    let (mine, agreed) = (short(&zone["digest"]), short(&zone["agreed_digest"]));
+    assert!(
+        out.contains(&format!(
+            "example.com.: agreed serial {serial} content {agreed}"
+        )),
+        "{out}"
+    );
+    let line_of = |node: &str| {
+        out.lines()
+            .find(|l| {
+                l.starts_with("  ")
+                    && l.contains(": serial ")
+                    && l.split(':')
+                        .next()
+                        .is_some_and(|names| names.split(", ").any(|n| n.trim() == node))
+            })
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let flagged = line_of(follower);
+    assert!(
+        flagged.contains(&format!("serial {serial} content {mine}: DIFFERS")),
+        "{out}"
+    );
+    for other in ["ns1", "ns2", "witness"]
+        .into_iter()
+        .filter(|n| *n != follower)
+    {
+        let line = line_of(other);
+        assert!(
+            line.contains(&format!("serial {serial} content {agreed}"))
+                && !line.contains("DIFFERS"),
+            "{other}: {out}"
+        );
+    }
+
+    // The shared config again: one content everywhere, the serial unmoved.
+    std::fs::write(&own, &text).expect("write");
+    let (ok, out) = reload_cli(&own, follower);
+    assert!(ok, "{out}");
+    assert!(!out.contains("DIFFERS"), "{out}");
+    assert_eq!(agreed_at(follower, 0)["agreed"], true);
+    assert_eq!(common::a_records(dns, "www.example.com."), [PRIMARY]);
+    assert_eq!(common::soa_serial(dns, "example.com."), serial);
+}

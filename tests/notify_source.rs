@@ -12,7 +12,10 @@ use std::{
     time::Duration,
 };
 
-use common::{Geofailover, free_port, secondary::Secondary, soa_serial, status_json, wait_until};
+use common::{
+    Geofailover, cluster::Cluster, free_port, secondary::Secondary, soa_serial, status_json,
+    wait_until,
+};
 
 const NOTIFY_FROM: [u8; 4] = [127, 0, 0, 3];
 
@@ -164,4 +167,76 @@ fn without_the_notify_source_the_secondary_refuses_and_is_not_notified_for_ever(
         nsd.log()
     );
     assert_eq!(secondary_status(&server)["caught_up"], false);
+}
+
+/// With several nodes, each node's NOTIFYs leave from its own
+/// `notify_source` (under `nodes`): ns1's from 127.0.0.3, which NSD takes
+/// and follows at once after a failover, ns2's from 127.0.0.4, which NSD
+/// refuses, and ns2 says so naming its address.
+#[test]
+fn with_several_nodes_each_node_notifies_from_its_own_source() {
+    let at = SocketAddr::from(([127, 0, 0, 2], free_port()));
+    let cluster = Cluster::start(|config| {
+        config
+            .replacen(
+                "    place: primary\n",
+                "    place: primary\n    notify_source: 127.0.0.3\n",
+                1,
+            )
+            .replacen(
+                "    place: secondary\n",
+                "    place: secondary\n    notify_source: 127.0.0.4\n",
+                1,
+            )
+            .replace(
+                "  - name: example.com\n",
+                &format!(
+                    "  - name: example.com\n    allow_transfer: [\"127.0.0.0/8\"]\n    notify: [\"{at}\"]\n"
+                ),
+            )
+    });
+    let ns1 = cluster.node("ns1").dns.expect("dns");
+    let serial = cluster
+        .wait_all_answer("192.0.2.10", Duration::from_secs(10))
+        .expect("every node answers the primary");
+    let nsd = Secondary::start_nsd_at("example.com", ns1, at, IpAddr::from(NOTIFY_FROM));
+    assert!(
+        nsd.wait_serial(serial, Duration::from_secs(30)),
+        "NSD did not transfer serial {serial}: {}",
+        nsd.log()
+    );
+    cluster.primary.set_healthy(false);
+    let after = cluster
+        .wait_all_answer("198.51.100.10", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{:?}\n{}", cluster.answers(), cluster.logs()));
+    // Only a NOTIFY brings the new serial this soon (NSD's refresh is
+    // two hours), and only ns1's is taken.
+    assert!(
+        nsd.wait_serial(after, Duration::from_secs(15)),
+        "NSD did not follow to {after}: {}\n{}",
+        nsd.log(),
+        cluster.logs()
+    );
+    assert!(
+        nsd.log().contains("notify for example.com. from 127.0.0.3")
+            && !nsd.log().contains("from 127.0.0.3 refused"),
+        "{}",
+        nsd.log()
+    );
+    // ns2 sends from its own address, which NSD refuses; ns2 says so.
+    assert!(
+        wait_until(Duration::from_secs(20), || cluster
+            .server("ns2")
+            .log()
+            .contains("does it take NOTIFY from 127.0.0.4 without a key?")),
+        "{}\n{}",
+        cluster.server("ns2").log(),
+        nsd.log()
+    );
+    assert!(
+        nsd.log()
+            .contains("notify for example.com. from 127.0.0.4 refused"),
+        "{}",
+        nsd.log()
+    );
 }

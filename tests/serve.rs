@@ -6,7 +6,9 @@ mod common;
 
 use std::{net::SocketAddr, path::PathBuf, process::Command, time::Duration};
 
-use common::{Geofailover, dig, free_port, query_message, tcp, tcp_raw, udp, udp_raw, wait_until};
+use common::{
+    Geofailover, ask_on, dig, free_port, query_message, tcp, tcp_raw, udp, udp_raw, wait_until,
+};
 use hickory_net::{
     client::{Client, ClientHandle},
     runtime::TokioRuntimeProvider,
@@ -684,20 +686,6 @@ fn additional_addresses_that_do_not_fit_are_left_out_without_tc() {
         .find(|l| l.starts_with(";; flags:"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(flags.contains(" tc"), "{text}");
-}
-
-/// Sends `query` on `stream` and reads its answer.
-fn ask_on(stream: &mut std::net::TcpStream, query: &Message) -> Option<Message> {
-    use std::io::{Read, Write};
-    let bytes = query.to_vec().expect("encode");
-    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&bytes);
-    stream.write_all(&framed).ok()?;
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).ok()?;
-    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut reply).ok()?;
-    Message::from_vec(&reply).ok()
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! zone larger than the socket buffers, asked by a client that then stops
 //! reading (or reads slowly), must not keep its connection and its slot
 //! past the idle timeout (or the connection's lifetime) while the server
-//! writes. The server's side of each connection is watched in
-//! /proc/net/tcp.
+//! writes; one that reads goes on to the end of its transfer, busy
+//! however long it lasts; a transfer cut short ends its connection. The
+//! server's side of each connection is watched in /proc/net/tcp.
 
 mod common;
 
@@ -38,7 +39,11 @@ fn big_zone(dir: &Path) -> PathBuf {
 /// connection at most (overall and from one address) unless `extra` (in
 /// `dns`) says otherwise.
 fn start(dir: &Path, extra: &str) -> Geofailover {
-    let zone = big_zone(dir);
+    serve(dir, &big_zone(dir), extra)
+}
+
+/// `start`, serving the zone file `zone` as example.com.
+fn serve(dir: &Path, zone: &Path, extra: &str) -> Geofailover {
     let config = dir.join("geofailover.yaml");
     std::fs::write(
         &config,
@@ -57,6 +62,17 @@ fn start(dir: &Path, extra: &str) -> Geofailover {
     )
     .expect("write the config");
     Geofailover::start(&config)
+}
+
+/// The AXFR request for example.com, framed for TCP.
+fn axfr_request() -> Vec<u8> {
+    let name = Name::from_ascii("example.com.").expect("name");
+    let query = query_message(&name, RecordType::AXFR, false)
+        .to_vec()
+        .expect("encode");
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend(query);
+    framed
 }
 
 /// A connection to `server` with a small receive buffer that has asked
@@ -78,14 +94,24 @@ fn ask_transfer(server: SocketAddr) -> TcpStream {
     };
     connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to)).expect("connect");
     let mut stream = TcpStream::from(fd);
-    let name = Name::from_ascii("example.com.").expect("name");
-    let query = query_message(&name, RecordType::AXFR, false)
-        .to_vec()
-        .expect("encode");
-    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-    framed.extend(query);
-    stream.write_all(&framed).expect("send the AXFR request");
     stream
+        .write_all(&axfr_request())
+        .expect("send the AXFR request");
+    stream
+}
+
+/// Reads from `stream` until it has `bytes` more; false when it ends or
+/// stalls first.
+fn read_on(stream: &mut TcpStream, bytes: usize) -> bool {
+    let mut received = 0;
+    let mut chunk = [0u8; 8192];
+    while received < bytes {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => received += n,
+        }
+    }
+    true
 }
 
 /// The server's side of the connection from local port `client`: its
@@ -224,6 +250,127 @@ fn a_transfer_outlasts_the_connection_lifetime_and_the_connection_ends_after_it(
     assert!(
         wait_until(Duration::from_secs(5), || answers_over_tcp(server.addr)),
         "no TCP answer after the transfer:\n{}",
+        server.log()
+    );
+}
+
+/// A connection busy with a transfer counts as busy at each message it
+/// sends, not idle since its request: at the cap, the connection closed
+/// to make room is one left idle after the transfer began, and the
+/// transfer goes on to its end.
+#[test]
+fn at_the_cap_a_connection_busy_with_a_transfer_is_not_closed_as_the_longest_idle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(
+        dir.path(),
+        "  tcp_max_connections: 2\n  tcp_max_per_source: 2\n",
+    );
+    let mut transfer = ask_transfer(server.addr);
+    transfer
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    assert!(read_on(&mut transfer, 100_000), "{}", server.log());
+    // A connection asked once, after the transfer's request, then quiet.
+    let mut idle = TcpStream::connect(server.addr).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let soa = query_message(
+        &Name::from_ascii("example.com.").expect("name"),
+        RecordType::SOA,
+        false,
+    );
+    assert!(common::ask_on(&mut idle, &soa).is_some());
+    let idle_port = idle.local_addr().expect("local addr").port();
+    // Many messages of the transfer leave after it.
+    assert!(read_on(&mut transfer, 400_000), "{}", server.log());
+    // A third connection at the cap is answered: room is made by closing
+    // the idle one, not the transfer.
+    assert!(answers_over_tcp(server.addr), "{}", server.log());
+    assert!(
+        wait_until(Duration::from_secs(5), || closed(&server, idle_port)),
+        "the idle connection is still open: {:?}",
+        server_side(server.addr, idle_port)
+    );
+    // To its end: then the connection waits for another query.
+    transfer
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut received = 500_000;
+    let cut = loop {
+        let mut chunk = [0u8; 65536];
+        match transfer.read(&mut chunk) {
+            Ok(0) => break false,
+            Ok(n) => received += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break false;
+            }
+            // Reset by the server: cut short.
+            Err(_) => break true,
+        }
+    };
+    assert!(
+        !cut && received > 5_500_000,
+        "the transfer was cut after {received} bytes:\n{}",
+        server.log()
+    );
+}
+
+/// A transfer cut short after its first message (a record that fits in
+/// no message, not even one of 64 KiB, after those that fit in the
+/// first) closes the connection at once: the client reads the first
+/// message, then the connection's end, not silence until the idle
+/// timeout as after a whole transfer.
+#[test]
+fn a_transfer_cut_short_after_its_first_message_closes_the_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut zone = std::fs::read_to_string(common::repo_zones().join("example.com.zone"))
+        .expect("read the example zone");
+    // 65,535 bytes of TXT data: with its owner and header, over 64 KiB.
+    let mut strings = vec![format!("\"{}\"", "x".repeat(255)); 255];
+    strings.push(format!("\"{}\"", "y".repeat(254)));
+    zone.push_str(&format!("huge 300 IN TXT {}\n", strings.join(" ")));
+    let file = dir.path().join("example.com.zone");
+    std::fs::write(&file, zone).expect("write the zone");
+    let server = serve(
+        dir.path(),
+        &file,
+        "  tcp_idle_timeout: 30\n  tcp_max_connections: 2\n  tcp_max_per_source: 2\n",
+    );
+    let mut client = TcpStream::connect(server.addr).expect("connect");
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    client
+        .write_all(&axfr_request())
+        .expect("send the AXFR request");
+    let asked = Instant::now();
+    let mut messages = 0;
+    let end = loop {
+        let mut length = [0u8; 2];
+        if let Err(e) = client.read_exact(&mut length) {
+            break e.kind();
+        }
+        let mut message = vec![0u8; usize::from(u16::from_be_bytes(length))];
+        if let Err(e) = client.read_exact(&mut message) {
+            break e.kind();
+        }
+        messages += 1;
+    };
+    assert!(
+        matches!(end, ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset),
+        "{end:?} after {messages} messages in {:?}:\n{}",
+        asked.elapsed(),
+        server.log()
+    );
+    assert_eq!(messages, 1, "{}", server.log());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the connection ended only after {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        server.log().contains("a record does not fit in 64 KiB"),
+        "{}",
         server.log()
     );
 }

@@ -11,12 +11,14 @@ use crate::{config::Config, control::readiness, zone};
 pub fn run(path: &Path, live: bool, node: Option<&str>) -> Result<(), Failure> {
     let bad = |e: crate::config::ConfigError| Failure::Config(e.to_string());
     // With several nodes and none named, every node's settings are
-    // checked; the zones and the live checks are the first node's.
+    // checked (each as from another host: a node's notify_source is its
+    // own host's address); the zones and the live checks are the first
+    // node's.
     let names = Config::node_names(path).map_err(bad)?;
     let config = if node.is_none() && !names.is_empty() {
         let mut first = None;
         for name in &names {
-            let config = Config::load_as(path, Some(name)).map_err(bad)?;
+            let config = Config::load_elsewhere(path, name).map_err(bad)?;
             first.get_or_insert(config);
         }
         println!(

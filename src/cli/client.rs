@@ -448,31 +448,70 @@ pub fn reload(target: &Target) -> Result<(), Failure> {
         }
     }
     if !reply.nodes.is_empty() {
-        println!("nodes:");
-        for node in &reply.nodes {
-            let zones: Vec<String> = node
-                .zones
-                .iter()
-                .map(|(zone, served)| {
-                    format!(
-                        "{zone} serial {} content {}",
-                        served.serial,
-                        crate::control::serials::short(&served.digest)
-                    )
-                })
-                .collect();
-            let zones = if node.live {
-                zones.join(", ")
-            } else {
-                "gone (no view in etcd)".into()
-            };
-            println!("  {}: {zones}", node.name);
-        }
+        print_nodes(&reply);
     }
     if reply.reloaded {
         Ok(())
     } else {
         Err(Failure::Other(anyhow!("{}", reply.summary)))
+    }
+}
+
+/// With several nodes: per zone, which nodes serve which content (the
+/// agreed content first), each node whose content is not the agreed one
+/// flagged; the nodes gone from etcd last.
+fn print_nodes(reply: &crate::web::ReloadReply) {
+    use crate::control::serials::short;
+    if !reply.settled {
+        println!(
+            "note: this node's new content was not yet in etcd: the nodes below may show it as it was before the reload"
+        );
+    }
+    for zone in &reply.zones {
+        let agreed = zone.agreed_digest.as_deref();
+        println!(
+            "{}: agreed serial {} content {}",
+            zone.zone,
+            zone.serial,
+            agreed.map_or("(none)", short)
+        );
+        // (serial, digest) -> the nodes serving it, the agreed first.
+        let mut groups: Vec<((u32, &str), Vec<&str>)> = Vec::new();
+        for node in reply.nodes.iter().filter(|n| n.live) {
+            let Some(served) = node.zones.get(&zone.zone) else {
+                continue;
+            };
+            let key = (served.serial, served.digest.as_str());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, names)) => names.push(&node.name),
+                None => groups.push((key, vec![&node.name])),
+            }
+        }
+        groups.sort_by_key(|((_, digest), _)| Some(*digest) != agreed);
+        for ((serial, digest), names) in groups {
+            let flag = if Some(digest) == agreed {
+                String::new()
+            } else {
+                format!(
+                    ": DIFFERS from the agreed content (not transferred from {})",
+                    if names.len() == 1 { "it" } else { "them" }
+                )
+            };
+            println!(
+                "  {}: serial {serial} content {}{flag}",
+                names.join(", "),
+                short(digest)
+            );
+        }
+    }
+    let gone: Vec<&str> = reply
+        .nodes
+        .iter()
+        .filter(|n| !n.live)
+        .map(|n| n.name.as_str())
+        .collect();
+    if !gone.is_empty() {
+        println!("gone (no view in etcd): {}", gone.join(", "));
     }
 }
 

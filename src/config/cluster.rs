@@ -4,14 +4,16 @@
 //! and how many vantage points make a quorum.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use serde::Deserialize;
 
-use super::{ConfigError, Location, Secret, duration, failover::read_secret};
+use super::{
+    ConfigError, Location, Secret, duration, failover::read_secret, raw::RawAddresses, transfer,
+};
 
 /// Where a node stands: at a site, or in a third place as a witness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
@@ -108,6 +110,10 @@ pub struct RawNode {
     /// default: the config's state_dir/<name>.
     #[serde(default)]
     pub state_dir: Option<String>,
+    /// The address (one per family) its NOTIFYs leave from: one of its
+    /// own host's.
+    #[serde(default)]
+    pub notify_source: Option<RawAddresses>,
 }
 
 /// How to reach etcd.
@@ -139,6 +145,9 @@ pub struct Node {
     pub dns: Vec<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub state_dir: PathBuf,
+    /// Where its NOTIFYs leave from, at most one address per family;
+    /// none: the kernel's choice.
+    pub notify_source: Vec<IpAddr>,
 }
 
 /// Several controllers sharing one decision through etcd.
@@ -176,13 +185,17 @@ pub struct RawCluster {
 }
 
 /// Validates the cluster settings; `chosen` (from `--node`) overrides the
-/// config's `node:`. `None` for `store: local` (one controller).
+/// config's `node:`. `None` for `store: local` (one controller). What
+/// only the chosen node's host can tell (that its `notify_source` is an
+/// address of this host) is checked when `here`: every other node's
+/// addresses belong to other hosts.
 pub fn validate(
     path: &Path,
     text: &str,
     state_dir: &Path,
     raw: RawCluster,
     chosen: Option<&str>,
+    here: bool,
 ) -> Result<Option<ClusterConfig>, ConfigError> {
     let at = |line: Option<usize>, message: String| ConfigError {
         location: Location {
@@ -357,12 +370,34 @@ pub fn validate(
             Some(dir) => base.join(dir),
             None => state_dir.join(&node.name),
         };
+        let source_line = || super::line_of_from(text, line.unwrap_or(1), "notify_source");
+        let notify_source = match (node.notify_source, node.place) {
+            (None, _) => Vec::new(),
+            (Some(_), Place::Witness) => {
+                return Err(at(
+                    source_line(),
+                    format!(
+                        "node {}: a witness notifies no secondary: remove its notify_source",
+                        node.name
+                    ),
+                ));
+            }
+            (Some(sources), Place::Primary | Place::Secondary) => {
+                transfer::notify_addresses(&sources.into_vec()).map_err(|message| {
+                    at(
+                        source_line(),
+                        format!("node {}: notify_source: {message}", node.name),
+                    )
+                })?
+            }
+        };
         nodes.push(Node {
             name: node.name,
             place: node.place,
             dns: node.dns,
             http: node.http,
             state_dir,
+            notify_source,
         });
     }
     let node = match (chosen, raw.node) {
@@ -394,6 +429,17 @@ pub fn validate(
                     .join(", ")
             ),
         ));
+    }
+    if here && let Some(me) = nodes.iter().find(|n| n.name == node) {
+        for addr in &me.notify_source {
+            transfer::sendable(*addr).map_err(|message| {
+                let from = line_of(&format!("name: {}", me.name)).unwrap_or(1);
+                at(
+                    super::line_of_from(text, from, "notify_source"),
+                    format!("node {}: notify_source: {message}", me.name),
+                )
+            })?;
+        }
     }
     let majority = nodes.len() / 2 + 1;
     let quorum = raw.quorum.unwrap_or(majority);

@@ -296,6 +296,23 @@ impl Config {
 
     /// `parse`, for the node named `node`.
     pub fn parse_as(path: &Path, text: &str, node: Option<&str>) -> Result<Self, ConfigError> {
+        Self::parse_for(path, text, node, true)
+    }
+
+    /// `load_as`, from another host than the node's: what only the
+    /// node's own host can tell (that its `notify_source` is one of this
+    /// host's addresses) is not checked. For `check` of every node.
+    pub fn load_elsewhere(path: &Path, node: &str) -> Result<Self, ConfigError> {
+        Self::parse_for(path, &read(path)?, Some(node), false)
+    }
+
+    /// `parse_as`; the node's host-bound settings checked when `here`.
+    fn parse_for(
+        path: &Path,
+        text: &str,
+        node: Option<&str>,
+        here: bool,
+    ) -> Result<Self, ConfigError> {
         let at = |line: Option<usize>, message: String| ConfigError {
             location: Location {
                 file: path.to_path_buf(),
@@ -317,6 +334,7 @@ impl Config {
                 quorum: raw.quorum,
             },
             node,
+            here,
         )?;
         if let Some(cluster) = &cluster {
             if !raw.dns.listen.is_empty() {
@@ -367,20 +385,23 @@ impl Config {
         }
         let rrl = rrl_section(raw.dns.rrl.take().unwrap_or_default())
             .map_err(|message| at(line_of(text, "rrl:"), format!("dns.rrl: {message}")))?;
-        let notify_source = match raw.dns.notify_source.take() {
-            None => Vec::new(),
-            Some(_) if cluster.is_some() => {
+        let notify_source = match (raw.dns.notify_source.take(), &cluster) {
+            (None, None) => Vec::new(),
+            (None, Some(cluster)) => cluster.me().notify_source.clone(),
+            (Some(_), Some(_)) => {
                 return Err(at(
                     line_of(text, "notify_source"),
-                    "dns.notify_source with several nodes: `dns` holds what every node shares, and a source address is one host's; leave it out (each node sends from the kernel's choice)".into(),
+                    "dns.notify_source with several nodes: `dns` holds what every node shares, and a source address is one host's; give each node its own `notify_source` under nodes".into(),
                 ));
             }
-            Some(sources) => transfer::notify_sources(&sources.into_vec()).map_err(|message| {
-                at(
-                    line_of(text, "notify_source"),
-                    format!("dns.notify_source: {message}"),
-                )
-            })?,
+            (Some(sources), None) => {
+                transfer::notify_sources(&sources.into_vec()).map_err(|message| {
+                    at(
+                        line_of(text, "notify_source"),
+                        format!("dns.notify_source: {message}"),
+                    )
+                })?
+            }
         };
         let tcp_max_connections = raw
             .dns
@@ -983,6 +1004,88 @@ mod tests {
         let err = parse(&with("[127.0.0.3, nowhere]")).unwrap_err();
         assert_eq!(err.location.line, Some(4), "{err}");
         assert!(err.message.contains("`nowhere` is not an address"), "{err}");
+    }
+
+    /// Each node sends its NOTIFYs from its own `notify_source`, checked
+    /// to be an address of this host only for the node this is: the
+    /// others' are their hosts' addresses.
+    #[test]
+    fn each_node_has_its_own_notify_source_checked_only_on_its_own_host() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-cluster.yaml");
+        let text = std::fs::read_to_string(&example).unwrap();
+        let with = |ns1: &str, ns2: &str| {
+            text.replace(
+                "    dns: [127.0.0.1:5301]\n",
+                &format!("    dns: [127.0.0.1:5301]\n    notify_source: {ns1}\n"),
+            )
+            .replace(
+                "    dns: [127.0.0.1:5302]\n",
+                &format!("    dns: [127.0.0.1:5302]\n    notify_source: {ns2}\n"),
+            )
+        };
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let edited = with("127.0.0.3", "127.0.0.4");
+        let ns1 = Config::parse_as(&example, &edited, Some("ns1")).unwrap();
+        assert_eq!(ns1.dns.notify_source, [ip("127.0.0.3")]);
+        let ns2 = Config::parse_as(&example, &edited, Some("ns2")).unwrap();
+        assert_eq!(ns2.dns.notify_source, [ip("127.0.0.4")]);
+        let witness = Config::parse_as(&example, &edited, Some("witness")).unwrap();
+        assert!(witness.dns.notify_source.is_empty());
+        let nodes = &ns2.cluster.expect("a cluster").nodes;
+        assert_eq!(nodes[0].notify_source, [ip("127.0.0.3")]);
+
+        // ns1's address is another host's: refused at ns1, at its line;
+        // accepted at ns2, and by a check made from elsewhere.
+        let edited = with("192.0.2.99", "127.0.0.4");
+        let error = Config::parse_as(&example, &edited, Some("ns1")).unwrap_err();
+        let line = edited
+            .lines()
+            .position(|l| l.contains("notify_source: 192.0.2.99"))
+            .map(|i| i + 1);
+        assert_eq!(error.location.line, line, "{error}");
+        assert!(
+            error
+                .message
+                .contains("node ns1: notify_source: `192.0.2.99` is not an address of this host"),
+            "{error}"
+        );
+        let ns2 = Config::parse_as(&example, &edited, Some("ns2")).unwrap();
+        assert_eq!(ns2.dns.notify_source, [ip("127.0.0.4")]);
+        let elsewhere = Config::parse_for(&example, &edited, Some("ns1"), false).unwrap();
+        assert_eq!(elsewhere.dns.notify_source, [ip("192.0.2.99")]);
+
+        // The form is checked for every node, wherever.
+        let edited = with("127.0.0.3", "[127.0.0.4, 127.0.0.5]");
+        let error = Config::parse_as(&example, &edited, Some("ns1")).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("node ns2: notify_source: 127.0.0.4 and 127.0.0.5 are of one family"),
+            "{error}"
+        );
+        assert!(error.location.line.is_some(), "{error}");
+        let witness = text.replace(
+            "    place: witness             # checks the sites and votes, serves no DNS\n",
+            "    place: witness\n    notify_source: 127.0.0.3\n",
+        );
+        let error = Config::parse_as(&example, &witness, Some("ns1")).unwrap_err();
+        assert!(
+            error.message.contains("a witness notifies no secondary"),
+            "{error}"
+        );
+        // `dns.notify_source` is shared by every node: refused, naming
+        // the per-node setting.
+        let shared = text.replace(
+            "http:\n  token_file",
+            "dns:\n  notify_source: 127.0.0.3\nhttp:\n  token_file",
+        );
+        let error = Config::parse_as(&example, &shared, Some("ns1")).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("give each node its own `notify_source` under nodes"),
+            "{error}"
+        );
     }
 
     #[test]

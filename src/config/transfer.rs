@@ -288,6 +288,17 @@ pub fn notify(text: &str, keys: &[TsigKey]) -> Result<NotifyTarget, String> {
 /// The `dns.notify_source` addresses: at most one per family, each an
 /// address this host can send from (checked by binding to it).
 pub fn notify_sources(raw: &[String]) -> Result<Vec<IpAddr>, String> {
+    let sources = notify_addresses(raw)?;
+    for addr in &sources {
+        sendable(*addr)?;
+    }
+    Ok(sources)
+}
+
+/// `notify_source` addresses as written: at most one per family, none a
+/// wildcard. Whether this host has them is `sendable`'s question (a
+/// node's addresses are its own host's, not necessarily this one's).
+pub fn notify_addresses(raw: &[String]) -> Result<Vec<IpAddr>, String> {
     let mut sources: Vec<IpAddr> = Vec::new();
     for text in raw {
         let addr: IpAddr = text.trim().parse().map_err(|_| {
@@ -303,12 +314,16 @@ pub fn notify_sources(raw: &[String]) -> Result<Vec<IpAddr>, String> {
                 "{other} and {addr} are of one family: expected at most one IPv4 and one IPv6 address"
             ));
         }
-        std::net::UdpSocket::bind((addr, 0)).map_err(|e| {
-            format!("`{addr}` is not an address of this host: cannot send from it ({e})")
-        })?;
         sources.push(addr);
     }
     Ok(sources)
+}
+
+/// Whether this host can send from `addr` (checked by binding to it).
+pub fn sendable(addr: IpAddr) -> Result<(), String> {
+    std::net::UdpSocket::bind((addr, 0))
+        .map(drop)
+        .map_err(|e| format!("`{addr}` is not an address of this host: cannot send from it ({e})"))
 }
 
 #[cfg(test)]

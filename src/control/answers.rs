@@ -221,6 +221,60 @@ mod tests {
         assert_eq!(a.digest.len(), 64);
     }
 
+    /// The digest one serial stands for covers the failover records a
+    /// zone holds, every site's addresses and the TTL, not only the zone
+    /// file: two nodes whose failover sections differ differ in digest.
+    /// The active site is not part of it (a failover is a serial of its
+    /// own), nor the order addresses are listed in.
+    #[test]
+    fn the_digest_covers_the_failover_records_the_zone_holds() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml");
+        let config = crate::config::Config::load(&path).unwrap();
+        let zones = crate::zone::load_all(&config).unwrap();
+        let digest_of = |config: &crate::config::Config, origin: &str| {
+            let mut zones = zones.clone();
+            crate::zone::with_failover(config, &mut zones);
+            let zone = zones
+                .iter()
+                .find(|z| z.origin.to_string() == origin)
+                .unwrap();
+            (zone.digest.clone(), zone.file_digest.clone())
+        };
+        let (digest, file) = digest_of(&config, "example.com.");
+        assert_ne!(digest, file, "the failover records are in the digest");
+        // The reverse zone holds no failover record: its file's digest.
+        let (reverse, reverse_file) = digest_of(&config, "2.0.192.in-addr.arpa.");
+        assert_eq!(reverse, reverse_file);
+
+        let edited = |edit: &dyn Fn(&mut crate::config::Failover)| {
+            let mut other = config.clone();
+            edit(other.failover.as_mut().unwrap());
+            digest_of(&other, "example.com.")
+        };
+        // One address of the site not active differs: another digest,
+        // the same zone file.
+        let (other, other_file) =
+            edited(&|f| f.sites[1].addresses[0] = vec!["198.51.100.11".parse().unwrap()]);
+        assert_ne!(other, digest);
+        assert_eq!(other_file, file);
+        // So does the primary's, and the TTL.
+        assert_ne!(
+            edited(&|f| f.sites[0].addresses[1] = vec!["2001:db8:10::11".parse().unwrap()]).0,
+            digest
+        );
+        assert_ne!(edited(&|f| f.records[0].ttl += 1).0, digest);
+        // The addresses are a set: their order does not count.
+        let two = |f: &mut crate::config::Failover, a: &str, b: &str| {
+            f.sites[1].addresses[0] = vec![a.parse().unwrap(), b.parse().unwrap()];
+        };
+        assert_eq!(
+            edited(&|f| two(f, "198.51.100.10", "198.51.100.11")).0,
+            edited(&|f| two(f, "198.51.100.11", "198.51.100.10")).0
+        );
+        // The same config, the same digest (whichever site is active).
+        assert_eq!(digest_of(&config, "example.com.").0, digest);
+    }
+
     #[test]
     fn changed_content_moves_the_serial_whatever_the_file_says() {
         let old = zone(10, "");

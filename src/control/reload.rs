@@ -89,15 +89,32 @@ impl Controller {
                     != answers::failover_records(new, active, ttl);
                 changes.push("failover settings".to_string());
                 if answers_changed {
-                    // A follower's serials are the agreed state's: the
-                    // leader's reload moves them.
-                    if !follows {
-                        self.serials = answers::bump(&self.serials, &self.zones, new);
-                    }
                     changes.push("the failover records' answers".to_string());
                 }
             }
             (Some(_), Some(_)) => {}
+        }
+        // A zone whose failover records changed (their digest is part of
+        // the zone's) and nothing else: one serial more, whatever its
+        // serial policy (the failover section's changes are not the zone
+        // file's serial to manage), standing for the new content. A
+        // follower's serials are the agreed state's: the leader's reload
+        // moves them.
+        let (mut serials, mut digests) = (self.serials.clone(), self.digests.clone());
+        if !follows {
+            for zone in &zones {
+                let origin = zone.origin.to_string();
+                let refreshed = self.zones.iter().any(|old| {
+                    old.origin == zone.origin
+                        && old.file_digest == zone.file_digest
+                        && old.digest != zone.digest
+                        && digests.get(&origin) == Some(&old.digest)
+                });
+                if refreshed && let Some(serial) = serials.get_mut(&origin) {
+                    *serial = serial.wrapping_add(1);
+                    digests.insert(origin, zone.digest.clone());
+                }
+            }
         }
         if let Ok(mut history) = self.history.lock() {
             history.load(&zones, config, static_changes);
@@ -108,7 +125,6 @@ impl Controller {
         self.zones = zones;
         self.zone_sources = config.zones.clone();
         self.base = base;
-        let (serials, digests) = (self.serials.clone(), self.digests.clone());
         self.settle_serials(&serials, &digests);
         if (&self.serials, &self.digests) != (&stored.0, &stored.1) {
             self.store_serials(stored.clone()).await;

@@ -1,6 +1,7 @@
 //! The secondaries: each listed in a zone's `notify` is sent a NOTIFY
 //! (RFC 1996) at every change of the zone's serial, from
-//! `dns.notify_source` when set, TSIG-signed when a key is named, and
+//! `dns.notify_source` (with several nodes, the node's own
+//! `notify_source`) when set, TSIG-signed when a key is named, and
 //! retried with backoff while it does not answer. A secondary that
 //! answers with an error (REFUSED: it does not take NOTIFY from this
 //! address or key) is tried `REFUSALS_MAX` times per change, then left
@@ -242,8 +243,17 @@ impl Worker {
                         } else {
                             let error = format!(
                                 "NOTIFY refused: it answered {rcode} {refusals} times; not sent again until the next change (does it take NOTIFY from {} {}?)",
-                                self.source.map_or("the kernel's choice of source address (dns.notify_source sets it)".to_string(), |s| s.to_string()),
-                                self.key.as_ref().map_or("without a key".to_string(), |k| format!("with key {}", k.name)),
+                                self.source.map_or(
+                                    "the kernel's choice of source address (notify_source sets it)"
+                                        .to_string(),
+                                    |s| s.to_string()
+                                ),
+                                self.key
+                                    .as_ref()
+                                    .map_or("without a key".to_string(), |k| format!(
+                                        "with key {}",
+                                        k.name
+                                    )),
                             );
                             if told_refusal {
                                 debug!(zone = %zone, secondary = %self.target, serial = wanted, "{error}");

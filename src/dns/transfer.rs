@@ -549,7 +549,8 @@ struct ZoneHistory {
     /// The zone file's SOA, whose serial each version replaces.
     soa: Option<Record>,
     statics: Arc<Records>,
-    /// The digest of `statics`: a reload of the same content keeps them.
+    /// The digest of `statics` (the zone's `file_digest`): a reload of
+    /// the same zone file keeps them.
     digest: String,
     current: Option<Arc<Version>>,
     changes: VecDeque<Arc<Change>>,
@@ -575,7 +576,7 @@ pub fn static_changes(old: &[crate::zone::Zone], new: &[crate::zone::Zone]) -> S
     new.iter()
         .filter_map(|zone| {
             let before = old.iter().find(|o| o.origin == zone.origin)?;
-            if before.digest == zone.digest {
+            if before.file_digest == zone.file_digest {
                 return None;
             }
             let change = static_difference(&before.records, &zone.records);
@@ -627,11 +628,13 @@ impl History {
                 // The same content: the records already held are kept,
                 // so the next version shares them and no difference is
                 // looked for.
-                Some(b) if b.digest == zone.digest => (b.soa.clone(), b.statics.clone()),
+                Some(b) if b.digest == zone.file_digest => (b.soa.clone(), b.statics.clone()),
                 _ => (zone.records.first_of(RecordType::SOA), zone.records.clone()),
             };
             let name = zone.origin.to_string();
-            let same = before.as_ref().is_some_and(|b| b.digest == zone.digest);
+            let same = before
+                .as_ref()
+                .is_some_and(|b| b.digest == zone.file_digest);
             let (current, kept, pending) = before
                 .map(|b| (b.current, b.changes, b.pending))
                 .unwrap_or_default();
@@ -646,7 +649,7 @@ impl History {
                 allow,
                 soa,
                 statics,
-                digest: zone.digest.clone(),
+                digest: zone.file_digest.clone(),
                 current,
                 changes: kept,
                 pending,

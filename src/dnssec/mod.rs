@@ -982,6 +982,7 @@ pub fn sign_zone(
     );
     Ok(Zone {
         origin: origin.clone(),
+        file_digest: digest.clone(),
         digest,
         records,
         signed: Some(Arc::new(signed)),
@@ -1080,7 +1081,12 @@ pub fn sign_all(
                 None => Ok(zone),
             }
         })
-        .collect()
+        .collect::<Result<Vec<Zone>, String>>()
+        .map(|mut zones| {
+            // Signing made the zone files' digests anew.
+            crate::zone::with_failover(config, &mut zones);
+            zones
+        })
 }
 
 #[cfg(test)]

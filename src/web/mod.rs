@@ -57,6 +57,11 @@ pub type ReloadRequest = oneshot::Sender<Result<Vec<String>, String>>;
 /// How long a reload may take (reading and compiling a large zone).
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// With several nodes, how long a reload's reply waits for this node's
+/// new content to be in etcd as the nodes see it, so the reply's nodes
+/// show it.
+const RELOAD_SETTLE: Duration = Duration::from_secs(5);
+
 /// What `POST /api/v1/reload` answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ReloadReply {
@@ -68,6 +73,15 @@ pub struct ReloadReply {
     /// With several nodes: each node's zones as it last published them
     /// (serial and content digest).
     pub nodes: Vec<NodeZones>,
+    /// With several nodes: this node's content after the reload is what
+    /// `nodes` shows of it (its view reached etcd within
+    /// `RELOAD_SETTLE`).
+    #[serde(default = "yes")]
+    pub settled: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,6 +89,27 @@ pub struct NodeZones {
     pub name: String,
     pub live: bool,
     pub zones: std::collections::BTreeMap<String, crate::store::shared::ServedContent>,
+    /// The zones whose content at this node is not the agreed content
+    /// (the digest the agreed serial stands for).
+    #[serde(default)]
+    pub differs: Vec<String>,
+}
+
+/// Whether this node's view, as the nodes see it in etcd, carries the
+/// zones it serves now (always, with one controller).
+fn published(status: &Status) -> bool {
+    let Some(cluster) = &status.cluster else {
+        return true;
+    };
+    let Some(me) = cluster.nodes.iter().find(|n| n.name == cluster.node) else {
+        return false;
+    };
+    me.zones.len() == status.dns.zones.len()
+        && status.dns.zones.iter().all(|z| {
+            me.zones
+                .get(&z.zone)
+                .is_some_and(|c| c.serial == z.serial && c.digest == z.digest)
+        })
 }
 
 /// An error as the API shows it: a status and a sentence.
@@ -465,13 +500,38 @@ async fn reload(State(state): State<WebState>, headers: HeaderMap) -> Result<Res
         .await
         .map_err(|_| unavailable())?
         .map_err(|_| unavailable())?;
-    let status = get_status(&state).await?;
+    // With several nodes, the answer shows every node's content once
+    // this node's new content is in etcd (each node publishes its own;
+    // reloading one node reloads no other).
+    let settle_by = tokio::time::Instant::now() + RELOAD_SETTLE;
+    let mut status = get_status(&state).await?;
+    while !published(&status) && tokio::time::Instant::now() < settle_by {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = get_status(&state).await?;
+    }
+    let settled = published(&status);
+    let agreed: std::collections::BTreeMap<String, Option<String>> = status
+        .dns
+        .zones
+        .iter()
+        .map(|z| (z.zone.clone(), z.agreed_digest.clone()))
+        .collect();
     let nodes = status
         .cluster
         .map(|c| {
             c.nodes
                 .into_iter()
                 .map(|n| NodeZones {
+                    differs: n
+                        .zones
+                        .iter()
+                        .filter(|(zone, served)| {
+                            agreed
+                                .get(*zone)
+                                .is_some_and(|a| a.as_deref() != Some(served.digest.as_str()))
+                        })
+                        .map(|(zone, _)| zone.clone())
+                        .collect(),
                     name: n.name,
                     live: n.live,
                     zones: n.zones,
@@ -498,6 +558,7 @@ async fn reload(State(state): State<WebState>, headers: HeaderMap) -> Result<Res
         changes,
         zones: status.dns.zones,
         nodes,
+        settled,
     };
     Ok((code, axum::Json(reply)).into_response())
 }

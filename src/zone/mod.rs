@@ -48,8 +48,14 @@ impl fmt::Display for ZoneErrors {
 pub struct Zone {
     pub origin: Name,
     pub records: std::sync::Arc<Records>,
-    /// `Records::digest` of the records: what one serial stands for.
+    /// What one serial stands for: the zone file's content
+    /// (`file_digest`) with the failover records the zone holds, every
+    /// site's variant (`with_failover`).
     pub digest: String,
+    /// `Records::digest` of the records (with the key tags of a signed
+    /// zone): the zone file's part, which a reload compares to keep the
+    /// records already held for transfers.
+    pub file_digest: String,
     /// The signing state of a zone served signed (`dnssec:`), for the
     /// signatures made as it is served: the SOA's, the failover records'.
     pub signed: Option<std::sync::Arc<crate::dnssec::Signed>>,
@@ -70,9 +76,101 @@ pub fn load_all(config: &Config) -> Result<Vec<Zone>, ZoneErrors> {
         errors = check_failover_records(config, &zones);
     }
     if errors.is_empty() {
+        with_failover(config, &mut zones);
         Ok(zones)
     } else {
         Err(ZoneErrors(errors))
+    }
+}
+
+/// Sets each zone's `digest` to stand for its zone file's content
+/// (`file_digest`) and the failover records it holds: their names,
+/// types, TTLs and every site's addresses. Two nodes whose failover
+/// sections differ would otherwise answer differently under one serial
+/// without either noticing. Every site's variant, not the active one's:
+/// which site is active is the agreed state's (each failover is a serial
+/// of its own), so the digest stays the same across a failover, and one
+/// digest with the agreed active site and TTL is one content.
+pub fn with_failover(config: &Config, zones: &mut [Zone]) {
+    for zone in zones {
+        zone.digest = content_digest(config, &zone.origin, &zone.file_digest);
+    }
+}
+
+/// `file_digest` (and its key tags) with the failover records of the
+/// zone `origin` folded in; `file_digest` itself when it holds none.
+fn content_digest(config: &Config, origin: &Name, file_digest: &str) -> String {
+    use ring::digest::{Context, SHA256};
+    let Some(failover) = &config.failover else {
+        return file_digest.to_string();
+    };
+    let origin = LowerName::new(origin);
+    // A failover record belongs to the deepest zone that holds its name,
+    // as its answers do.
+    let holder = |name: &Name| {
+        let name = LowerName::new(name);
+        config
+            .zones
+            .iter()
+            .filter(|z| LowerName::new(&z.origin).zone_of(&name))
+            .max_by_key(|z| z.origin.num_labels())
+            .map(|z| LowerName::new(&z.origin))
+    };
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    for (i, record) in failover.records.iter().enumerate() {
+        if holder(&record.name).as_ref() != Some(&origin) {
+            continue;
+        }
+        let mut entry = records::wire_key(&LowerName::new(&record.name)).to_vec();
+        entry.extend_from_slice(&u16::from(record.rtype).to_be_bytes());
+        entry.extend_from_slice(&record.ttl.to_be_bytes());
+        // Primary first: each site's addresses as a set.
+        for site in &failover.sites {
+            let mut addresses: Vec<Vec<u8>> = site
+                .addresses
+                .get(i)
+                .into_iter()
+                .flatten()
+                .map(|ip| match ip {
+                    std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+                    std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+                })
+                .collect();
+            addresses.sort();
+            addresses.dedup();
+            entry.extend_from_slice(&(addresses.len() as u16).to_be_bytes());
+            for address in addresses {
+                entry.push(address.len() as u8);
+                entry.extend_from_slice(&address);
+            }
+        }
+        entries.push(entry);
+    }
+    if entries.is_empty() {
+        return file_digest.to_string();
+    }
+    entries.sort();
+    // The key tags of a signed zone stay readable after the hex digest.
+    let (file_hex, keys) = match file_digest.split_once(':') {
+        Some((hex, keys)) => (hex, Some(keys)),
+        None => (file_digest, None),
+    };
+    let mut context = Context::new(&SHA256);
+    context.update(b"geofailover zone and failover records\0");
+    context.update(file_hex.as_bytes());
+    for entry in &entries {
+        context.update(&(entry.len() as u32).to_be_bytes());
+        context.update(entry);
+    }
+    let hex: String = context
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    match keys {
+        Some(keys) => format!("{hex}:{keys}"),
+        None => hex,
     }
 }
 
@@ -409,9 +507,11 @@ impl Checker {
         // RFC 2181 section 5.2: an RRset's records share one TTL, the
         // lowest (made so as they are grouped).
         let records = kept.finish(&apex);
+        let digest = records.digest();
         Zone {
             origin: origin.clone(),
-            digest: records.digest(),
+            file_digest: digest.clone(),
+            digest,
             signed: None,
             records: std::sync::Arc::new(records),
         }

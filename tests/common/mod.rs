@@ -539,6 +539,20 @@ pub fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
     Some(reply)
 }
 
+/// Sends `query` on `stream` (a TCP connection kept open) and reads its
+/// answer.
+pub fn ask_on(stream: &mut TcpStream, query: &Message) -> Option<Message> {
+    let bytes = query.to_vec().expect("encode");
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).ok()?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).ok()?;
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply).ok()?;
+    Message::from_vec(&reply).ok()
+}
+
 /// A query over TCP.
 pub fn tcp(addr: SocketAddr, message: &Message) -> Option<Message> {
     let reply = tcp_raw(addr, &message.to_vec().expect("encode"))?;

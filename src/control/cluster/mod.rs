@@ -754,6 +754,7 @@ mod tests {
                     dns: Vec::new(),
                     http: None,
                     state_dir: std::path::PathBuf::new(),
+                    notify_source: Vec::new(),
                 })
                 .collect(),
             quorum: 2,
