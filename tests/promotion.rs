@@ -155,10 +155,14 @@ fn semi_sync_after_a_crash_promotes_on_the_operators_word_loses_no_acknowledged_
             "no {word} in the journal:\n{journal}"
         );
     }
-    // Fail-back after a promotion is not a plain fail-back.
-    let (code, body) = setup.post("/api/v1/failback", r#"{"operator": "erin"}"#);
-    assert_eq!(code, 409, "{body}");
-    assert!(body.contains("secondary not promoted"), "{body}");
+    // Fail-back after a promotion is a switchover, with its own
+    // pre-checks (run in the test of the reachable old primary).
+    let (code, body) = setup.post("/api/v1/failback", r#"{"dry_run": true}"#);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"name\":\"old primary rejoined\",\"ok\":true"),
+        "{body}"
+    );
     let _ = &mut setup;
 }
 
