@@ -284,3 +284,82 @@ fn a_primary_node_cut_off_briefly_fences_its_database_and_lifts_the_fence_when_b
         cluster.answers()
     );
 }
+
+#[test]
+fn the_leader_killed_mid_promotion_the_next_leader_finishes_it_once_and_nothing_acknowledged_is_lost()
+ {
+    use common::mariadb::{REPL_PASSWORD, grant_promotion, promote_mode, semi_sync};
+    // SAFETY: as in `promote_cluster`.
+    unsafe {
+        std::env::set_var("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD);
+        std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD);
+    }
+    let pair = Pair::start_with(&semi_sync());
+    grant_promotion(&pair);
+    let flags = tempfile::tempdir().expect("tempdir");
+    let mut cluster =
+        Cluster::start(|config| promote_mode("3s")(with_databases(config, &pair, flags.path())));
+    assert!(
+        wait_until(
+            Duration::from_secs(20),
+            || leader_promotion(&cluster)["rpo_zero"] == true
+        ),
+        "{}",
+        leader_promotion(&cluster)
+    );
+    // The secondary applies what it receives 8 s late (it still
+    // acknowledges at once): a promotion waits that long for its relay log.
+    pair.secondary
+        .must("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=8; START SLAVE");
+    assert!(
+        wait_until(
+            Duration::from_secs(20),
+            || leader_promotion(&cluster)["rpo_zero"] == true
+        ),
+        "{}",
+        leader_promotion(&cluster)
+    );
+    let writer = Writer::start(pair.primary.port, 20);
+    cluster.primary.set_healthy(false);
+    let first = {
+        let mut found = None;
+        let promoting = wait_until(Duration::from_secs(40), || {
+            found = ["ns1", "ns2", "witness"].into_iter().find(|n| {
+                cluster.status(n).is_some_and(|s| {
+                    s["cluster"]["leading"] == true && s["promotion"]["stage"] == "promoting"
+                })
+            });
+            found.is_some()
+        });
+        assert!(promoting, "never promoting:\n{}", cluster.logs());
+        found.expect("the leader")
+    };
+    cluster.kill(first);
+    let acked = writer.stop();
+    assert!(
+        wait_until(
+            Duration::from_secs(40),
+            || leader_promotion(&cluster)["stage"] == "promoted"
+        ),
+        "the next leader did not finish the promotion: {}\n{}",
+        leader_promotion(&cluster),
+        cluster.logs()
+    );
+    let leader = cluster.leader().expect("a leader");
+    assert_ne!(leader, first);
+    let log = cluster.server(&leader).log();
+    assert!(
+        log.contains("resuming the promotion"),
+        "{leader} did not resume the promotion:\n{log}"
+    );
+    let events = cluster.events(&leader);
+    let count = |word: &str| events.iter().filter(|e| e["event"] == word).count();
+    assert_eq!(count("promotion_started"), 1, "{events:?}");
+    assert_eq!(count("promoted"), 1, "{events:?}");
+    assert_eq!(count("promote_secondary_database"), 1, "{events:?}");
+    assert_eq!(pair.secondary.must("SELECT @@read_only"), "0");
+    let at_new = common::mariadb::ids(&pair.secondary);
+    let lost: Vec<&u32> = acked.iter().filter(|id| !at_new.contains(id)).collect();
+    assert!(lost.is_empty(), "acknowledged write(s) lost: {lost:?}");
+    std::mem::forget(flags);
+}

@@ -57,6 +57,19 @@ fn promote(setup: &Setup, primary_is_down: bool) -> (i32, String, String) {
     cli(&args)
 }
 
+/// The failover readiness item `name`, once the checks have run.
+fn readiness_item(setup: &Setup, name: &str) -> serde_json::Value {
+    let mut item = serde_json::Value::Null;
+    wait_until(Duration::from_secs(20), || {
+        item = setup.status()["failover_ready"]["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["name"] == name).cloned())
+            .unwrap_or_default();
+        !item.is_null()
+    });
+    item
+}
+
 fn journal_text(setup: &Setup) -> String {
     setup
         .events()
@@ -176,6 +189,17 @@ fn with_the_old_primary_reachable_the_promotion_is_automatic_after_it_is_fenced_
         "{}",
         promotion(&setup)
     );
+    // Before the disaster, the readiness checks know promotion could run.
+    for name in [
+        "promotion privileges at secondary",
+        "promotion privileges at primary",
+        "binary log for a rejoin at secondary",
+        "semi-sync AFTER_SYNC at primary",
+        "semi-sync AFTER_SYNC at secondary",
+    ] {
+        let item = readiness_item(&setup, name);
+        assert_eq!(item["ok"], true, "{name}: {item}");
+    }
     // Visitors still reach the old primary's database (their resolvers
     // ignore the TTL) while its site's web checks fail.
     let writer = Writer::start(setup.pair.primary.port, 30);
@@ -276,6 +300,12 @@ fn asynchronous_replication_blocks_automatic_promotion_the_operator_promotes_and
             .is_some_and(|r| r.starts_with("asynchronous"))),
         "{}",
         promotion(&setup)
+    );
+    let item = readiness_item(&setup, "semi-sync AFTER_SYNC at primary");
+    assert_eq!(item["ok"], false, "{item}");
+    assert!(
+        item["detail"].as_str().unwrap_or("").starts_with("asynchronous"),
+        "{item}"
     );
     // The secondary stops receiving; the primary goes on taking writes
     // the secondary never gets.

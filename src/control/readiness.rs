@@ -85,11 +85,48 @@ pub async fn check(failover: &Failover, state_dir: &Path) -> Readiness {
         items.push(steps::ready(step, site, failover.step_timeout).await);
     }
     items.push(state_dir_writable(state_dir));
+    if failover.promotion.is_some() {
+        items.extend(promotion_ready(failover).await);
+    }
     Readiness {
         ready: items.iter().all(|i| i.ok),
         checked: utc(now_ms()),
         items,
     }
+}
+
+/// `mode: promote`: at each site's database, what fencing, promotion and
+/// a rejoin need.
+async fn promotion_ready(failover: &Failover) -> Vec<Precheck> {
+    let mut items = Vec::new();
+    for role in Role::BOTH {
+        let site = failover.site(role);
+        let Some(database) = &site.database else {
+            continue;
+        };
+        let timeout = failover.step_timeout;
+        let read = async {
+            let mut db = crate::db::Db::connect(&database.target, timeout).await?;
+            let items = crate::db::promote::promotion_ready(&mut db).await;
+            db.close().await;
+            items
+        }
+        .await;
+        match read {
+            Ok(found) => items.extend(found.into_iter().map(|(name, ok, detail)| Precheck {
+                name: format!("{name} at {}", site.name),
+                ok,
+                detail,
+            })),
+            Err(e) => items.push(Precheck {
+                name: format!("promotion at {}", site.name),
+                // The old primary may be down: that is what promotion is for.
+                ok: role == Role::Primary,
+                detail: format!("not read: {e}"),
+            }),
+        }
+    }
+    items
 }
 
 impl Controller {

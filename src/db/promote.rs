@@ -363,6 +363,95 @@ impl Db {
     }
 }
 
+/// What `mode: promote` needs of a server, each as (ok, sentence): the
+/// account's privileges to fence, promote and rejoin; the binary log
+/// keeping replicated writes with strict GTIDs; semi-sync AFTER_SYNC in
+/// both roles. Changes nothing.
+pub async fn promotion_ready(db: &mut Db) -> Result<Vec<(String, bool, String)>, String> {
+    let grants = db.grants(None).await?;
+    let has = |p: &str| super::grants_hold(&grants, p);
+    let mut items = Vec::new();
+    let (needed, missing): (Vec<&str>, Vec<&str>) = match db.flavor {
+        Flavor::MariaDb { .. } => {
+            let needed = vec![
+                "PROCESS",
+                "CONNECTION ADMIN",
+                "RELOAD",
+                "REPLICATION SLAVE ADMIN",
+            ];
+            let missing = needed
+                .iter()
+                .copied()
+                .filter(|p| !(has(p) || (*p == "CONNECTION ADMIN" && has("SUPER"))))
+                .collect();
+            (needed, missing)
+        }
+        Flavor::MySql { .. } => {
+            let needed = vec![
+                "PROCESS",
+                "CONNECTION_ADMIN",
+                "RELOAD",
+                "REPLICATION_SLAVE_ADMIN",
+            ];
+            let missing = needed
+                .iter()
+                .copied()
+                .filter(|p| !has(p) && !has("SUPER"))
+                .collect();
+            (needed, missing)
+        }
+    };
+    items.push((
+        "promotion privileges".to_string(),
+        missing.is_empty(),
+        if missing.is_empty() {
+            format!("{} held", needed.join(", "))
+        } else {
+            format!(
+                "the controller's account lacks {} ON *.* (to fence, promote and rejoin)",
+                missing.join(", ")
+            )
+        },
+    ));
+    let (updates, strict) = match db.flavor {
+        Flavor::MariaDb { .. } => (
+            "SELECT @@GLOBAL.log_slave_updates",
+            "SELECT @@GLOBAL.gtid_strict_mode",
+        ),
+        Flavor::MySql { .. } => (
+            "SELECT @@GLOBAL.log_replica_updates",
+            "SELECT @@GLOBAL.gtid_mode = 'ON'",
+        ),
+    };
+    let on = |v: Option<String>| v.is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("ON"));
+    let updates_on = on(db.value(updates).await?);
+    let strict_on = on(db.value(strict).await?);
+    items.push((
+        "binary log for a rejoin".to_string(),
+        updates_on && strict_on,
+        match (updates_on, strict_on) {
+            (true, true) => "replicated writes kept in the binary log, GTIDs strict".to_string(),
+            (false, _) => format!(
+                "`{}` is off: a rejoined old primary could not find its position here",
+                &updates[7..]
+            ),
+            (true, false) => format!("`{}` is off: GTIDs are not strict", &strict[7..]),
+        },
+    ));
+    let semi = db.semi_sync().await?;
+    let lossless = semi.enabled && semi.wait_point.eq_ignore_ascii_case("AFTER_SYNC");
+    items.push((
+        "semi-sync AFTER_SYNC".to_string(),
+        lossless,
+        if lossless {
+            "as a primary: semi-sync on, wait point AFTER_SYNC".to_string()
+        } else {
+            semi.verdict().1
+        },
+    ));
+    Ok(items)
+}
+
 /// Rejoins `old` (the old primary) as a replica of `new`: fenced first,
 /// then refused if it holds transactions `new` lacks.
 pub async fn rejoin(
