@@ -304,7 +304,10 @@ fn asynchronous_replication_blocks_automatic_promotion_the_operator_promotes_and
     let item = readiness_item(&setup, "semi-sync AFTER_SYNC at primary");
     assert_eq!(item["ok"], false, "{item}");
     assert!(
-        item["detail"].as_str().unwrap_or("").starts_with("asynchronous"),
+        item["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("asynchronous"),
         "{item}"
     );
     // The secondary stops receiving; the primary goes on taking writes

@@ -75,6 +75,16 @@ impl Controller {
                     epoch: *epoch,
                     not_before: *not_before,
                 }),
+                Action::Promote { .. } | Action::Rejoin { .. } | Action::SwitchBack { .. }
+                    if self
+                        .failing
+                        .as_ref()
+                        .is_some_and(|f| f.reconciling.is_some()) =>
+                {
+                    if let Some(failing) = &mut self.failing {
+                        failing.deferred.push(action.clone());
+                    }
+                }
                 Action::Promote {
                     epoch,
                     attempt,

@@ -274,6 +274,9 @@ struct Failing {
     quiet_until: u64,
     /// The last reconciliation pass.
     reconcile_status: reconcile::ReconcileStatus,
+    /// Promotion work ordered while a reconciliation pass ran: started
+    /// once it ends.
+    deferred: Vec<crate::engine::Action>,
 }
 
 pub struct Controller {
@@ -408,6 +411,7 @@ impl Controller {
                     // leader waits out the previous one's step timeout.
                     quiet_until: 0,
                     reconcile_status: reconcile::ReconcileStatus::default(),
+                    deferred: Vec::new(),
                 })
             }
             None => None,

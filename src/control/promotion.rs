@@ -83,11 +83,49 @@ async fn run_promotion(
         changed: false,
     };
     let old = config.site(Role::Primary);
+    let secondary = config.site(Role::Secondary);
+    // A promotion resumed after its first change (by a restart or a new
+    // leader) goes on: its fence was verified, or not required, before
+    // that change, and the old primary may be gone by now.
+    let already = match &secondary.database {
+        Some(database) => {
+            let read = async {
+                let mut db = Db::connect(&database.target, timeout).await?;
+                let replica = db.replica_status().await;
+                let read_only = db.read_only_state().await;
+                db.close().await;
+                Ok::<_, String>(replica?.is_none() || !read_only?.0)
+            }
+            .await;
+            read.map_err(|why| PromotionFailure {
+                why: format!("the secondary cannot be read: {why}"),
+                changed: false,
+            })?
+        }
+        None => false,
+    };
     let fenced = tokio::time::timeout(timeout * 2, fence(old, timeout, journal))
         .await
         .unwrap_or_else(|_| Err("fencing timed out".into()));
+    let final_position = match &fenced {
+        Ok(_) => match &old.database {
+            Some(database) => async {
+                let mut db = Db::connect(&database.target, timeout).await?;
+                let position = db.written_position().await;
+                db.close().await;
+                position
+            }
+            .await
+            .ok(),
+            None => None,
+        },
+        Err(_) => None,
+    };
     let fence_note = match (fenced, fence_required) {
         (Ok(done), _) => format!("old primary fenced ({done})"),
+        (Err(why), _) if already => {
+            format!("old primary not reached now ({why}); the promotion was under way already")
+        }
         (Err(why), true) => {
             return Err(unchanged(format!(
                 "the old primary could not be verified fenced ({why}); promotion waits for it, for its node to be gone long enough, or for `geofailover promote --primary-is-down`"
@@ -97,7 +135,6 @@ async fn run_promotion(
             format!("old primary not reached ({why}): promoted without a verified fence")
         }
     };
-    let secondary = config.site(Role::Secondary);
     let Some(database) = &secondary.database else {
         return Err(unchanged(format!(
             "site {} has no database",
@@ -108,11 +145,15 @@ async fn run_promotion(
         let mut db = Db::connect(&database.target, timeout)
             .await
             .map_err(unchanged)?;
-        let promoted = db.promote(timeout).await;
+        let promoted = db.promote(timeout, final_position.as_deref()).await;
         db.close().await;
         promoted
     }
-    .await;
+    .await
+    .map_err(|failure| PromotionFailure {
+        changed: failure.changed || already,
+        ..failure
+    });
     journal.push(outcome(
         "promote secondary database",
         &promoted.clone().map_err(|f| f.why),
@@ -234,7 +275,7 @@ async fn run_switchback(
                         why,
                         changed: false,
                     })?;
-                let promoted = db.promote(timeout).await;
+                let promoted = db.promote(timeout, None).await;
                 db.close().await;
                 promoted
             }
@@ -254,6 +295,31 @@ async fn run_switchback(
         Ok(promoted) => promoted,
         Err(failure) if !failure.changed => {
             let why = failure.why;
+            // Writes go back to the secondary only while the primary is
+            // still a read-only replica: a switchover resumed after the
+            // primary was made writable goes forward instead.
+            let untouched = async {
+                let mut db = Db::connect(&primary_db.target, timeout).await?;
+                let replica = db.replica_status().await;
+                let read_only = db.read_only_state().await;
+                db.close().await;
+                Ok::<_, String>(replica?.is_some() && read_only?.0)
+            }
+            .await;
+            if !matches!(untouched, Ok(true)) {
+                return Err(PromotionFailure {
+                    why: format!(
+                        "{why}; {} may already take writes ({}), so writes are not given back to {}",
+                        primary.name,
+                        match untouched {
+                            Ok(_) => "it is writable or no replica".to_string(),
+                            Err(e) => format!("it cannot be read: {e}"),
+                        },
+                        secondary.name
+                    ),
+                    changed: true,
+                });
+            }
             let restored = restore_writable(secondary, timeout, &leadership, journal).await;
             let changed = restored.is_err();
             return Err(PromotionFailure {

@@ -104,6 +104,17 @@ pub fn wanted(
     }
 }
 
+/// Makes `site`'s database writable and reads it back.
+async fn writable(site: &Site, timeout: Duration) -> Result<String, String> {
+    let Some(database) = &site.database else {
+        return Err(format!("site {} has no database", site.name));
+    };
+    let mut db = crate::db::Db::connect(&database.target, timeout).await?;
+    let done = db.set_writable().await;
+    db.close().await;
+    done
+}
+
 /// Reads each step of `plan` and repairs those that differ from what is
 /// wanted, each bounded by `timeout`.
 async fn pass(
@@ -123,10 +134,11 @@ async fn pass(
             repair: None,
         };
         if entry.drifted() {
-            let done = if wanted {
-                steps::set(step, site, timeout).await.result
-            } else {
-                steps::undo(step, site, timeout).await
+            let done = match (wanted, role, step) {
+                (true, _, _) => steps::set(step, site, timeout).await.result,
+                // Only planned to lift a primary node's self-fence.
+                (false, Role::Primary, ReadOnlyStep::Database) => writable(site, timeout).await,
+                (false, _, _) => steps::undo(step, site, timeout).await,
             };
             entry.repair = Some(match done {
                 Err(e) => Err(e),
@@ -149,6 +161,7 @@ impl Controller {
         if self.follows() {
             return;
         }
+        let self_fenced = self.primary_self_fenced();
         let Some(failing) = &mut self.failing else {
             return;
         };
@@ -174,7 +187,8 @@ impl Controller {
         let (active, epoch) = (persisted.active, persisted.epoch);
         let clears = !failing.scheduled_clears.is_empty();
         let promoted = failing.engine.promotion().is_some();
-        let plan: Vec<(Role, ReadOnlyStep, bool)> = Role::BOTH
+        let lift = !promoted && self_fenced;
+        let mut plan: Vec<(Role, ReadOnlyStep, bool)> = Role::BOTH
             .iter()
             .flat_map(|&role| {
                 failing
@@ -187,6 +201,15 @@ impl Controller {
                     })
             })
             .collect();
+        if lift {
+            // The primary site's node fenced its database while cut off,
+            // and no promotion followed: the leader gives it its writes
+            // back (the database first, then its flags).
+            plan.retain(|(role, _, _)| *role != Role::Primary);
+            for step in failing.config.site(Role::Primary).read_only_steps() {
+                plan.push((Role::Primary, step, false));
+            }
+        }
         if plan.is_empty() {
             return;
         }
@@ -215,7 +238,31 @@ impl Controller {
     }
 
     /// A pass ended: each drift found is journalled, told and counted.
+    /// A pass ended: what it found is taken, then the promotion work
+    /// held back while it ran goes ahead (it never runs beside a pass,
+    /// whose repairs could undo its steps).
     pub(super) async fn reconciled(&mut self, epoch: u64, compared: Vec<Compared>) {
+        let deferred = self
+            .failing
+            .as_mut()
+            .map(|f| std::mem::take(&mut f.deferred))
+            .unwrap_or_default();
+        self.reconciled_pass(epoch, compared).await;
+        for action in deferred {
+            match action {
+                crate::engine::Action::Promote {
+                    epoch,
+                    attempt,
+                    fence_required,
+                } => self.promote(epoch, attempt, fence_required),
+                crate::engine::Action::Rejoin { attempt } => self.rejoin(attempt),
+                crate::engine::Action::SwitchBack { attempt } => self.switch_back(attempt),
+                _ => {}
+            }
+        }
+    }
+
+    async fn reconciled_pass(&mut self, epoch: u64, compared: Vec<Compared>) {
         let now = now_ms();
         let Some(failing) = &mut self.failing else {
             return;

@@ -6,12 +6,12 @@
 //! secondary once that node has been gone longer than its lease plus
 //! `fence_after`, without reaching the old primary itself.
 //!
-//! These are the only things a node does without leadership: a fence
-//! only takes writes away. The node lifts its own fence once it is back:
-//! etcd answering for a lease and a margin (time for any promotion the
-//! leader decided while it was gone to reach it through the agreed
-//! state), and the agreed state holding no promotion. With a promotion,
-//! the fence stays and the leader rejoins the old primary.
+//! This is the only thing a node does without leadership: a fence only
+//! takes writes away. Its view says it is fenced; once it is back and
+//! the agreed state holds no promotion, the leader lifts the fence in its
+//! reconciliation pass (which no promotion step runs beside), and the node
+//! drops its mark when it reads its database writable again. With a
+//! promotion, the fence stays and the leader rejoins the old primary.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ use super::{ControlEvent, Controller, now_ms, promotion};
 use crate::{
     config::Place,
     engine::{Role, utc},
-    store::{NewEntry, shared::Leadership},
+    store::NewEntry,
 };
 
 /// How often the fence is set again while the node stays cut off.
@@ -97,21 +97,30 @@ impl Controller {
             && back_for.is_some_and(|b| b >= lease + 2_000)
             && !promoted
         {
+            // The leader lifts the fence (this node's view says it is
+            // fenced); this node only reads whether it has, changing
+            // nothing, and then drops its mark.
             self.self_fencing = Some(now);
-            info!("back in the cluster and no promotion agreed: lifting this node's self-fence");
             tokio::spawn(async move {
-                let mut journal = Vec::new();
-                let result =
-                    promotion::restore_writable(&site, timeout, &Leadership::sole(), &mut journal)
-                        .await
-                        .map(|()| {
-                            format!("{}'s database writable again, its flags cleared", site.name)
-                        });
+                let read = async {
+                    let database = site.database.as_ref().ok_or("no database")?;
+                    let mut db = crate::db::Db::connect(&database.target, timeout).await?;
+                    let state = db.read_only_state().await;
+                    db.close().await;
+                    match state? {
+                        (false, _) => Ok(format!(
+                            "the leader lifted the fence: {} is writable again",
+                            site.name
+                        )),
+                        (true, _) => Err("still fenced".to_string()),
+                    }
+                }
+                .await;
                 let _ = outbox
                     .send(ControlEvent::SelfFence {
                         lift: true,
-                        result,
-                        journal,
+                        result: read,
+                        journal: Vec::new(),
                     })
                     .await;
             });
@@ -144,6 +153,7 @@ impl Controller {
             (Ok(done), true) => {
                 self.self_fenced = None;
                 let _ = std::fs::remove_file(&path);
+                self.publish_view().await;
                 (
                     "self_fence_lifted",
                     format!("back in the cluster, no promotion agreed: {done}"),
@@ -157,10 +167,8 @@ impl Controller {
                     format!("cut from the cluster, the fence failed: {e}"),
                 )
             }
-            (Err(e), true) => (
-                "self_fence_lift_failed",
-                format!("the self-fence could not be lifted: {e}"),
-            ),
+            // Not lifted yet: read again at a later tick.
+            (Err(_), true) => return,
         };
         if result.is_ok() {
             info!("{summary}");

@@ -128,10 +128,25 @@ impl Db {
     }
 
     /// Runs a statement whose text holds a secret: errors show `shown`.
-    async fn execute_secret(&mut self, statement: &str, shown: &str) -> Result<(), String> {
+    /// The server's own message may quote the statement: `secret` is
+    /// taken out of any error.
+    async fn execute_secret(
+        &mut self,
+        statement: &str,
+        shown: &str,
+        secret: &str,
+    ) -> Result<(), String> {
         use mysql_async::prelude::Queryable;
         let (timeout, address) = (self.timeout, self.address);
-        Self::bounded(timeout, address, shown, self.conn.query_drop(statement)).await
+        Self::bounded(timeout, address, shown, self.conn.query_drop(statement))
+            .await
+            .map_err(|e| {
+                if secret.is_empty() {
+                    e
+                } else {
+                    e.replace(secret, "<redacted>")
+                }
+            })
     }
 
     /// Kills every connection but this one, the server's own threads and
@@ -164,8 +179,11 @@ impl Db {
     /// Fences this server: read-only set and read back, the application's
     /// connections killed, read-only read back again.
     pub async fn fence(&mut self) -> Result<String, String> {
+        // Killed first too: an open transaction holding locks would hold
+        // up `read_only` until the step's timeout.
+        let mut killed = self.kill_application_connections().await?;
         self.set_read_only().await?;
-        let killed = self.kill_application_connections().await?;
+        killed += self.kill_application_connections().await?;
         let verified = self.read_only().await?;
         Ok(format!("{verified}, {killed} connection(s) killed"))
     }
@@ -174,7 +192,11 @@ impl Db {
     /// log is then final), everything received applied, replication
     /// stopped and reset, read-only off and read back. Returns what was
     /// verified with the GTID position it starts from.
-    pub async fn promote(&mut self, wait: Duration) -> Result<String, PromotionFailure> {
+    pub async fn promote(
+        &mut self,
+        wait: Duration,
+        source_final: Option<&str>,
+    ) -> Result<String, PromotionFailure> {
         let unchanged = |why: String| PromotionFailure {
             why,
             changed: false,
@@ -190,18 +212,44 @@ impl Db {
                     status.last_sql_error
                 )));
             }
-            self.execute(sql.stop_io).await.map_err(unchanged)?;
-            let received = self.received().await.map_err(unchanged)?;
-            let reached = self
-                .wait_applied(&received, wait)
-                .await
-                .map_err(unchanged)?;
-            if !reached {
-                return Err(unchanged(format!(
-                    "the secondary did not apply everything it received ({received}) within {}",
-                    crate::config::duration::show(wait)
-                )));
+            // The fenced old primary's last position, when it was read:
+            // everything it wrote is received before the IO thread stops.
+            if let Some(last) = source_final
+                && status.io_running
+            {
+                self.wait_received(last, wait).await.map_err(unchanged)?;
             }
+            self.execute(sql.stop_io).await.map_err(unchanged)?;
+            if !status.sql_running {
+                // Stopped by hand, with no error: it must apply the rest.
+                let start_sql = match self.flavor {
+                    Flavor::MySql { .. } if sql.start == "START REPLICA" => {
+                        "START REPLICA SQL_THREAD"
+                    }
+                    _ => "START SLAVE SQL_THREAD",
+                };
+                self.execute(start_sql).await.map_err(unchanged)?;
+            }
+            let applied = async {
+                let received = self.received().await?;
+                match self.wait_applied(&received, wait).await? {
+                    true => Ok(received),
+                    false => Err(format!(
+                        "the secondary did not apply everything it received ({received}) within {}",
+                        crate::config::duration::show(wait)
+                    )),
+                }
+            }
+            .await;
+            let received = match applied {
+                Ok(received) => received,
+                Err(why) => {
+                    // Nothing changed but the stopped IO thread: it runs
+                    // again, so replication goes on as before.
+                    let _ = self.execute(sql.start).await;
+                    return Err(unchanged(why));
+                }
+            };
             applied_note = format!("relay log applied up to {received}");
             self.execute(sql.stop).await.map_err(changed)?;
             self.execute(sql.reset).await.map_err(changed)?;
@@ -235,6 +283,35 @@ impl Db {
     /// source's `written_position`).
     pub async fn wait_position(&mut self, position: &str, wait: Duration) -> Result<bool, String> {
         self.wait_applied(position, wait).await
+    }
+
+    /// Waits up to `wait` until this replica has received `position` (its
+    /// source's last written position).
+    async fn wait_received(&mut self, position: &str, wait: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let received = self.received().await?;
+            let done = match self.flavor {
+                Flavor::MariaDb { .. } => {
+                    gtid::MariaPosition::parse(position)?
+                        .missing_at(&gtid::MariaPosition::parse(&received)?)
+                        == 0
+                }
+                // Retrieved_Gtid_Set holds only what this IO thread
+                // fetched, not all the replica has: not compared.
+                Flavor::MySql { .. } => true,
+            };
+            if done {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the secondary did not receive the old primary's last position {position} within {} (it has {received})",
+                    crate::config::duration::show(wait)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// What this replica received from its source: MariaDB `Gtid_IO_Pos`,
@@ -324,7 +401,8 @@ impl Db {
         }
         let change = change_source_sql(self.flavor, source, user, password.expose());
         let shown = change_source_sql(self.flavor, source, user, "<redacted>");
-        self.execute_secret(&change, &shown).await?;
+        self.execute_secret(&change, &shown, password.expose())
+            .await?;
         self.execute(sql.start).await?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {

@@ -128,6 +128,10 @@ pub struct NodeView {
     /// Each zone it serves: the serial and its zone file's content digest.
     #[serde(default)]
     pub zones: BTreeMap<String, ServedContent>,
+    /// `mode: promote`, the primary site's node: it fenced its database
+    /// while cut off, and the leader has not lifted that fence yet.
+    #[serde(default)]
+    pub self_fenced: bool,
 }
 
 /// A zone as a node serves it.

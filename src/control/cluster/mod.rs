@@ -60,7 +60,7 @@ pub(super) struct Cluster {
     /// The shared journal, oldest first.
     pub journal: VecDeque<JournalEntry>,
     /// What this node last published of the sites and of its zones.
-    published: Option<(VantageView, BTreeMap<String, ServedContent>)>,
+    published: Option<(VantageView, BTreeMap<String, ServedContent>, bool)>,
     /// The epoch of an agreed state not taken because it was older than
     /// this node's (told once).
     refused_epoch: Option<u64>,
@@ -218,12 +218,12 @@ impl Controller {
             node: cluster.config.node.clone(),
             ..view
         };
-        let published = (view, zones);
+        let published = (view, zones, self.self_fenced.is_some());
         if cluster.published.as_ref() == Some(&published) {
             return;
         }
         cluster.published = Some(published.clone());
-        let (view, zones) = published;
+        let (view, zones, self_fenced) = published;
         let me = cluster.config.me();
         let node_view = NodeView {
             place: me.place,
@@ -231,6 +231,7 @@ impl Controller {
             dns: me.dns.clone(),
             view,
             zones,
+            self_fenced,
         };
         let _ = cluster
             .member
@@ -271,6 +272,16 @@ impl Controller {
     }
 
     /// The quorum's verdict, given to the deciding engine.
+    /// Whether a node of the primary site says it fenced its database
+    /// while cut off (and the fence is not lifted yet).
+    pub(super) fn primary_self_fenced(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            c.views
+                .values()
+                .any(|v| v.place == crate::config::Place::Primary && v.self_fenced)
+        })
+    }
+
     /// The quorum's verdict and the primary site's node's absence, as
     /// they stand now (at each tick: absence grows without events).
     pub(super) fn agree_now(&mut self) {
@@ -423,6 +434,7 @@ impl Controller {
             }
             Event::View { node, view } => {
                 let leading = self.cluster.as_ref().is_some_and(|c| c.leading);
+                let fenced = view.as_ref().is_some_and(|v| v.self_fenced);
                 let lost = match (self.cluster_mut(), view) {
                     (Some(cluster), Some(view)) => {
                         cluster.views.insert(node.clone(), view);
@@ -443,6 +455,10 @@ impl Controller {
                 self.agree();
                 if leading {
                     self.step(crate::engine::Input::Tick, now).await;
+                    if fenced {
+                        // Its fence is lifted by this leader's next pass.
+                        self.reconcile(now);
+                    }
                 }
             }
             Event::State { state, revision } => {
@@ -774,6 +790,7 @@ mod tests {
             place: Place::Witness,
             since: String::new(),
             dns: Vec::new(),
+            self_fenced: false,
             view: VantageView {
                 node: node.into(),
                 health: [SiteHealth::Down, SiteHealth::Healthy],
