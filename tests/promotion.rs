@@ -21,11 +21,17 @@ const PRIMARY: &str = "192.0.2.10";
 const SECONDARY: &str = "198.51.100.10";
 
 fn start(extra: &[String], after: &str) -> Setup {
+    start_with(extra, after, |_| {})
+}
+
+/// `start`, with `prepare` run on the databases before the controller.
+fn start_with(extra: &[String], after: &str, prepare: impl FnOnce(&Pair)) -> Setup {
     // SAFETY: set before any thread of this test reads the environment
     // of the controller it starts.
     unsafe { std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD) };
     let pair = Pair::start_with(extra);
     grant_promotion(&pair);
+    prepare(&pair);
     let setup = Setup::start_on(pair, ADMIN_PASSWORD, promote_mode(after), false);
     let text = std::fs::read_to_string(setup.config()).expect("config");
     assert!(text.contains("mode: promote"), "{text}");
@@ -379,4 +385,31 @@ fn asynchronous_replication_blocks_automatic_promotion_the_operator_promotes_and
     let (code, body) = setup.post("/api/v1/failback", r#"{"operator": "erin"}"#);
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("diverged"), "{body}");
+}
+
+#[test]
+fn an_application_account_that_can_bypass_read_only_makes_the_fence_fail_and_nothing_is_promoted() {
+    let setup = start_with(&semi_sync(), "2s", |pair| {
+        pair.primary
+            .must("GRANT READ_ONLY ADMIN ON *.* TO 'app'@'%'");
+        pair.catch_up();
+    });
+    assert!(
+        wait_until(Duration::from_secs(20), || promotion(&setup)["rpo_zero"]
+            == true),
+        "{}",
+        promotion(&setup)
+    );
+    setup.primary_web.set_healthy(false);
+    setup.wait_for_answer(SECONDARY);
+    assert!(
+        wait_until(Duration::from_secs(30), || promotion(&setup)["blocked"]
+            .as_str()
+            .is_some_and(|b| b.contains("can still write: app@%"))),
+        "{}\n{}",
+        promotion(&setup),
+        journal_text(&setup)
+    );
+    assert_eq!(promotion(&setup)["stage"], "read_only");
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
 }

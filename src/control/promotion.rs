@@ -52,8 +52,28 @@ pub(super) async fn fence(
     let fenced = async {
         let mut db = Db::connect(&database.target, timeout).await?;
         let fenced = db.fence().await;
+        // MariaDB has no super_read_only: an application account that
+        // may bypass read_only still writes, so the fence is not one.
+        let bypass = match fenced {
+            Ok(_)
+                if !database.app_accounts.is_empty()
+                    && matches!(db.flavor, crate::db::Flavor::MariaDb { .. }) =>
+            {
+                db.bypassing_accounts(&database.app_accounts).await
+            }
+            _ => Ok(Vec::new()),
+        };
         db.close().await;
-        fenced
+        match bypass {
+            Ok(found) if !found.is_empty() => Err(format!(
+                "read_only set, but these application accounts can still write: {}",
+                found.join(", ")
+            )),
+            Ok(_) => fenced,
+            Err(e) => Err(format!(
+                "read_only set, but the application accounts' grants cannot be read: {e}"
+            )),
+        }
     }
     .await;
     journal.push(outcome("fence old primary database", &fenced));

@@ -319,14 +319,24 @@ impl Controller {
             cluster.primary_seen = now;
         }
         let fenced = failing.config.promotion.as_ref().and_then(|p| {
-            let wait = cluster.config.etcd.lease_ttl + p.fence_after;
+            // From its view's expiry: its lease, then what the node needs
+            // to notice etcd is gone (every endpoint timing out), then
+            // fence_after, then the fence itself (at most two steps).
+            let etcd = &cluster.config.etcd;
+            let endpoints = etcd.endpoints.len().max(1) as u32;
+            let wait = etcd.lease_ttl
+                + etcd.timeout * endpoints
+                + p.fence_after
+                + failing.config.step_timeout * 2;
             let gone = now.saturating_sub(cluster.primary_seen);
             (gone >= wait.as_millis() as u64).then(|| {
                 format!(
-                    "the primary site's node has been gone for {} s, longer than its lease ({}) plus fence_after ({}): cut off, it has fenced its database itself",
+                    "the primary site's node has been gone for {} s, longer than its lease ({}), the time to notice etcd is gone ({}), fence_after ({}) and the fence itself ({}): cut off, it has fenced its database itself",
                     gone / 1000,
-                    crate::config::duration::show(cluster.config.etcd.lease_ttl),
-                    crate::config::duration::show(p.fence_after)
+                    crate::config::duration::show(etcd.lease_ttl),
+                    crate::config::duration::show(etcd.timeout * endpoints),
+                    crate::config::duration::show(p.fence_after),
+                    crate::config::duration::show(failing.config.step_timeout * 2)
                 )
             })
         });
