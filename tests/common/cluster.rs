@@ -119,20 +119,42 @@ impl Cluster {
             .replace("127.0.0.1:18081", &format!("{host}:{}", primary.port))
             .replace("127.0.0.1:18082", &format!("{host}:{}", secondary.port));
         let mut nodes = Vec::new();
-        for (name, dns, http) in [
+        let nodes_at = [
             ("ns1", Some("127.0.0.1:5301"), "127.0.0.1:8101"),
             ("ns2", Some("127.0.0.1:5302"), "127.0.0.1:8102"),
             ("witness", None, "127.0.0.1:8103"),
-        ] {
+        ];
+        // Each example address becomes a placeholder first: a port given
+        // to one node must not be taken for another's example address
+        // (127.0.0.1:53011 holds 127.0.0.1:5301).
+        let mut placeholders = Vec::new();
+        for (name, dns, http) in nodes_at {
+            let placeholder = format!("@{name}-http@");
+            text = text.replace(http, &placeholder);
+            placeholders.push((http, placeholder));
+            if let Some(d) = dns {
+                let placeholder = format!("@{name}-dns@");
+                text = text.replace(d, &placeholder);
+                placeholders.push((d, placeholder));
+            }
+        }
+        let placeholder_of = |address: &str| {
+            placeholders
+                .iter()
+                .find(|(a, _)| *a == address)
+                .map(|(_, p)| p.clone())
+                .expect("a placeholder")
+        };
+        for (name, dns, http) in nodes_at {
             let ip: IpAddr = match apart.iter().find(|(node, _)| *node == name) {
                 Some((_, namespace)) => namespace.ns_ip.into(),
                 None => [127, 0, 0, 1].into(),
             };
             let http_port = free_port();
-            text = text.replace(http, &format!("{ip}:{http_port}"));
+            text = text.replace(&placeholder_of(http), &format!("{ip}:{http_port}"));
             let dns = dns.map(|d| {
                 let port = free_port();
-                text = text.replace(d, &format!("{ip}:{port}"));
+                text = text.replace(&placeholder_of(d), &format!("{ip}:{port}"));
                 SocketAddr::new(ip, port)
             });
             nodes.push(Node {
