@@ -356,7 +356,13 @@ fn the_leader_killed_mid_promotion_the_next_leader_finishes_it_once_and_nothing_
         log.contains("resuming the promotion"),
         "{leader} did not resume the promotion:\n{log}"
     );
-    let events = cluster.events(&leader);
+    // The shared journal follows the state through etcd: read it once it
+    // has the promotion's end.
+    let mut events = cluster.events(&leader);
+    wait_until(Duration::from_secs(10), || {
+        events = cluster.events(&leader);
+        events.iter().any(|e| e["event"] == "promoted")
+    });
     let count = |word: &str| events.iter().filter(|e| e["event"] == word).count();
     assert_eq!(count("promotion_started"), 1, "{events:?}");
     assert_eq!(count("promoted"), 1, "{events:?}");

@@ -63,6 +63,7 @@ fn semi(zero: bool) -> SemiSync {
         wait_point: if zero { "AFTER_SYNC" } else { "AFTER_COMMIT" }.into(),
         active: true,
         clients: 1,
+        secondary_acknowledging: Some(true),
     }
 }
 

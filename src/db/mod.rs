@@ -627,6 +627,10 @@ pub async fn observe(primary: &DbTarget, secondary: &DbTarget, timeout: Duration
     if let Some(mut db) = secondary_db {
         let result: Result<(), String> = async {
             seen.replica = db.replica_status().await?;
+            let acknowledging = db.semi_sync_replica().await.ok();
+            if let Some(semi) = seen.semi_sync.as_mut() {
+                semi.secondary_acknowledging = acknowledging;
+            }
             // Give the secondary a moment to reach the primary's position
             // as just read, so a steady writer at the primary does not
             // make it look behind by the transaction in flight.

@@ -32,7 +32,20 @@ pub fn semi_sync_from(variables: &[(String, String)], status: &[(String, String)
         clients: find(status, "clients")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        secondary_acknowledging: None,
     }
+}
+
+/// A replica's own semi-sync status from `SHOW GLOBAL STATUS LIKE
+/// 'Rpl_semi_sync_%'`: MariaDB `Rpl_semi_sync_slave_status`, MySQL
+/// 8.0.26+ `Rpl_semi_sync_replica_status`. No row: not a semi-sync replica.
+pub fn replica_acknowledging(status: &[(String, String)]) -> bool {
+    ["slave", "replica"].iter().any(|side| {
+        let name = format!("rpl_semi_sync_{side}_status");
+        status.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case(&name) && (v.eq_ignore_ascii_case("ON") || v == "1")
+        })
+    })
 }
 
 /// The SQL of each step, by flavour.
@@ -106,6 +119,21 @@ pub fn change_source_sql(flavor: Flavor, source: SocketAddr, user: &str, passwor
 }
 
 impl Db {
+    /// Whether this server, as a replica, acknowledges semi-sync.
+    pub async fn semi_sync_replica(&mut self) -> Result<bool, String> {
+        let rows = self
+            .rows("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'")
+            .await?;
+        let status: Vec<(String, String)> = rows
+            .into_iter()
+            .map(|row| {
+                let get = |column: &str| row.get(column).cloned().flatten().unwrap_or_default();
+                (get("Variable_name"), get("Value"))
+            })
+            .collect();
+        Ok(replica_acknowledging(&status))
+    }
+
     /// The semi-synchronous replication of this server as a primary.
     pub async fn semi_sync(&mut self) -> Result<SemiSync, String> {
         let pairs = |rows: Vec<std::collections::BTreeMap<String, Option<String>>>| {
@@ -588,10 +616,24 @@ mod tests {
                 enabled: true,
                 wait_point: "AFTER_SYNC".into(),
                 active: true,
-                clients: 1
+                clients: 1,
+                secondary_acknowledging: None,
             }
         );
-        assert!(semi.verdict().0);
+        assert!(!semi.verdict().0, "the secondary's own status not read yet");
+        assert!(replica_acknowledging(&rows(&[(
+            "Rpl_semi_sync_slave_status",
+            "ON"
+        )])));
+        assert!(replica_acknowledging(&rows(&[(
+            "Rpl_semi_sync_replica_status",
+            "ON"
+        )])));
+        assert!(!replica_acknowledging(&rows(&[(
+            "Rpl_semi_sync_slave_status",
+            "OFF"
+        )])));
+        assert!(!replica_acknowledging(&[]));
     }
 
     /// MySQL 8.0.26+ names the primary's side `source` (semisync_source
@@ -609,6 +651,10 @@ mod tests {
                 ("Rpl_semi_sync_source_status", "ON"),
             ]),
         );
+        let semi = SemiSync {
+            secondary_acknowledging: Some(true),
+            ..semi
+        };
         assert!(semi.verdict().0, "{semi:?}");
         // No plugin: no rows.
         let none = semi_sync_from(&[], &[]);

@@ -44,6 +44,11 @@ pub struct SemiSync {
     pub active: bool,
     /// `Rpl_semi_sync_master_clients`: replicas acknowledging.
     pub clients: u64,
+    /// The secondary's own `Rpl_semi_sync_slave_status` (MySQL:
+    /// `_replica_`): whether it is one of those clients (another replica
+    /// acknowledging proves nothing of the secondary). `None`: not read.
+    #[serde(default)]
+    pub secondary_acknowledging: Option<bool>,
 }
 
 impl SemiSync {
@@ -75,6 +80,18 @@ impl SemiSync {
             return (
                 false,
                 format!("semi-sync AFTER_SYNC with no replica acknowledging: {LOSSY}"),
+            );
+        }
+        if self.secondary_acknowledging != Some(true) {
+            return (
+                false,
+                format!(
+                    "semi-sync AFTER_SYNC, but the secondary is not an acknowledging replica (its semi-sync status {}): {LOSSY}",
+                    match self.secondary_acknowledging {
+                        Some(_) => "is off",
+                        None => "could not be read",
+                    }
+                ),
             );
         }
         (true, "RPO 0: semi-sync AFTER_SYNC, acknowledged".into())
@@ -836,6 +853,7 @@ mod tests {
             wait_point: wait_point.into(),
             active,
             clients,
+            secondary_acknowledging: Some(true),
         }
     }
 
@@ -847,6 +865,13 @@ mod tests {
             (semi(true, "AFTER_COMMIT", true, 1), "AFTER_COMMIT"),
             (semi(true, "AFTER_SYNC", false, 1), "fell back"),
             (semi(true, "AFTER_SYNC", true, 0), "no replica"),
+            (
+                SemiSync {
+                    secondary_acknowledging: Some(false),
+                    ..semi(true, "AFTER_SYNC", true, 1)
+                },
+                "the secondary is not an acknowledging replica",
+            ),
         ] {
             let (zero, sentence) = case.verdict();
             assert!(!zero, "{case:?}");
