@@ -19,14 +19,6 @@ use common::{
 
 const PRIMARY: &str = "192.0.2.10";
 
-/// Starts a drill through the API; returns its id.
-fn start_drill(setup: &Setup, body: &str) -> String {
-    let (code, reply) = setup.post("/api/v1/drill", body);
-    assert_eq!(code, 202, "{reply}");
-    let reply: serde_json::Value = serde_json::from_str(&reply).expect("json");
-    reply["id"].as_str().expect("an id").to_string()
-}
-
 /// Waits until the running drill has switched to the secondary.
 fn wait_switched(setup: &Setup) {
     let holding = wait_until(Duration::from_secs(60), || {
@@ -36,23 +28,6 @@ fn wait_switched(setup: &Setup) {
             .contains("switched")
     });
     assert!(holding, "{}", setup.server.log());
-}
-
-/// Waits for drill `id` to end and returns its report.
-fn report(setup: &Setup, id: &str, within: Duration) -> serde_json::Value {
-    let ended = wait_until(within, || {
-        let st = setup.status();
-        st["drill"].is_null() && st["last_drill"]["id"] == id
-    });
-    assert!(
-        ended,
-        "the drill did not end: {}\n{}",
-        setup.status(),
-        setup.server.log()
-    );
-    let (code, body) = http("GET", setup.api(), "/api/v1/drill/last", None, "");
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).expect("report")
 }
 
 fn step_names(report: &serde_json::Value) -> Vec<String> {
@@ -68,11 +43,8 @@ fn step_names(report: &serde_json::Value) -> Vec<String> {
 fn a_passing_drill_verifies_every_step_and_ends_on_the_primary() {
     let setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
-    let id = start_drill(
-        &setup,
-        r#"{"hold": "2s", "lower_ttl": "5s", "operator": "frank"}"#,
-    );
-    let report = report(&setup, &id, Duration::from_secs(120));
+    let id = setup.start_drill(r#"{"hold": "2s", "lower_ttl": "5s", "operator": "frank"}"#);
+    let report = setup.drill_report(&id, Duration::from_secs(120));
     assert_eq!(report["result"], "pass", "{report:#}");
     assert_eq!(report["operator"], "frank");
     let names = step_names(&report);
@@ -150,10 +122,10 @@ fn a_passing_drill_verifies_every_step_and_ends_on_the_primary() {
 fn a_secondary_failing_during_the_hold_aborts_the_drill_and_returns_to_the_primary() {
     let setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
-    let id = start_drill(&setup, r#"{"hold": "60s"}"#);
+    let id = setup.start_drill(r#"{"hold": "60s"}"#);
     wait_switched(&setup);
     setup.secondary_web.set_healthy(false);
-    let report = report(&setup, &id, Duration::from_secs(90));
+    let report = setup.drill_report(&id, Duration::from_secs(90));
     assert_eq!(report["result"], "aborted", "{report:#}");
     assert!(
         report["reason"]
@@ -211,7 +183,7 @@ fn a_dry_run_changes_nothing_and_a_paused_controller_refuses_drills() {
 fn a_drill_killed_mid_hold_is_completed_by_the_restarted_controller() {
     let mut setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
-    let id = start_drill(&setup, r#"{"hold": "120s"}"#);
+    let id = setup.start_drill(r#"{"hold": "120s"}"#);
     wait_switched(&setup);
     assert_eq!(
         a_records(setup.server.addr, "www.example.com."),
@@ -233,7 +205,7 @@ fn a_drill_killed_mid_hold_is_completed_by_the_restarted_controller() {
         setup.server.log().contains("finishing its fail-back")
             || setup.server.wait_for_log("finishing its fail-back", 1)
     );
-    let report = report(&setup, &id, Duration::from_secs(120));
+    let report = setup.drill_report(&id, Duration::from_secs(120));
     assert_eq!(report["resumed_after_restart"], true, "{report:#}");
     assert_eq!(report["result"], "aborted");
     assert!(
@@ -250,7 +222,7 @@ fn a_drill_killed_mid_hold_is_completed_by_the_restarted_controller() {
 fn sigterm_mid_drill_fails_back_before_the_controller_stops() {
     let mut setup = Setup::start(ADMIN_PASSWORD);
     setup.wait_healthy();
-    let id = start_drill(&setup, r#"{"hold": "120s"}"#);
+    let id = setup.start_drill(r#"{"hold": "120s"}"#);
     wait_switched(&setup);
     setup.server.process.signal("TERM");
     let status = setup.server.process.wait_exit(Duration::from_secs(90));
@@ -395,7 +367,7 @@ fn ctrl_c_in_the_drill_command_aborts_the_drill_and_fails_back() {
         .find_map(|l| l.strip_prefix("drill ")?.split(" started").next())
         .expect("the drill's id")
         .to_string();
-    let report = report(&setup, &id, Duration::from_secs(30));
+    let report = setup.drill_report(&id, Duration::from_secs(30));
     assert_eq!(report["result"], "aborted", "{report:#}");
     assert!(step_names(&report).iter().any(|n| n == "fail back"));
     assert_eq!(a_records(setup.server.addr, "www.example.com."), [PRIMARY]);

@@ -413,3 +413,150 @@ fn an_application_account_that_can_bypass_read_only_makes_the_fence_fail_and_not
     assert_eq!(promotion(&setup)["stage"], "read_only");
     assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
 }
+
+const DRILL_PASSWORD: &str = "drill-secret-1234";
+
+/// `drill.writer` as the account `drill`, its password from the
+/// environment.
+fn drill_writer(text: String) -> String {
+    let edited = text.replace(
+        "  timeout: 60s ",
+        "  writer:\n    user: drill\n    password_env: GEOFAILOVER_DRILL_PASSWORD\n  timeout: 60s ",
+    );
+    assert!(edited.contains("writer:"), "{edited}");
+    edited
+}
+
+#[test]
+fn a_drill_in_promote_mode_promotes_switches_back_and_loses_none_of_its_own_writes() {
+    // SAFETY: set before any thread of this test reads the environment
+    // of the controller it starts.
+    unsafe {
+        std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD);
+        std::env::set_var("GEOFAILOVER_DRILL_PASSWORD", DRILL_PASSWORD);
+    }
+    let pair = Pair::start_with(&semi_sync());
+    grant_promotion(&pair);
+    pair.primary.must(&format!(
+        "CREATE USER 'drill'@'%' IDENTIFIED BY '{DRILL_PASSWORD}'"
+    ));
+    pair.primary
+        .must("GRANT CREATE, INSERT, SELECT, DELETE ON geofailover_drill.* TO 'drill'@'%'");
+    // First an account that writes through read_only.
+    pair.primary
+        .must("GRANT READ_ONLY ADMIN ON *.* TO 'drill'@'%'");
+    pair.catch_up();
+    let setup = Setup::start_on(
+        pair,
+        ADMIN_PASSWORD,
+        |text| drill_writer(promote_mode("1h")(text)),
+        false,
+    );
+    setup.wait_healthy();
+
+    // It could not tell a fenced database from a writable one: the drill
+    // fails before anything moves.
+    let id = setup.start_drill(r#"{"hold": "1s", "operator": "grace"}"#);
+    let report = setup.drill_report(&id, Duration::from_secs(60));
+    assert_eq!(report["result"], "fail", "{report:#}");
+    let first = &report["steps"][0];
+    assert_eq!(first["name"], "start the drill's writer", "{report:#}");
+    assert!(
+        first["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("READ_ONLY ADMIN") && d.contains("write through read_only")),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["steps"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
+    assert_eq!(setup.status()["active_role"], "primary");
+
+    setup
+        .pair
+        .primary
+        .must("REVOKE READ_ONLY ADMIN ON *.* FROM 'drill'@'%'");
+    setup.pair.catch_up();
+    // The plan names the promotion.
+    let (code, plan) = setup.post("/api/v1/drill", r#"{"dry_run": true}"#);
+    assert_eq!(code, 200, "{plan}");
+    assert!(plan.contains("promote the secondary"), "{plan}");
+
+    let id = setup.start_drill(r#"{"hold": "2s", "operator": "grace"}"#);
+    let report = setup.drill_report(&id, Duration::from_secs(180));
+    assert_eq!(report["result"], "pass", "{report:#}");
+    assert_eq!(report["promoted"], true, "{report:#}");
+    let names: Vec<&str> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    for step in [
+        "start the drill's writer",
+        "switch to the secondary",
+        "the secondary is read-only",
+        "promote the secondary",
+        "the secondary is writable",
+        "the old primary rejoined",
+        "hold",
+        "switch back over",
+        "all nameservers answer the primary",
+        "writes at the primary",
+        "the drill's writes",
+    ] {
+        assert!(names.contains(&step), "no step {step}: {names:?}");
+    }
+    let writes = &report["writes"];
+    assert_eq!(writes["lost"], 0, "{writes:#}");
+    assert_eq!(writes["missing_at_replica"], 0, "{writes:#}");
+    for field in ["at_primary", "at_secondary"] {
+        assert!(
+            writes[field].as_u64().unwrap_or(0) > 0,
+            "{field}: {writes:#}"
+        );
+    }
+    for gap in ["promotion_gap_ms", "switchover_gap_ms"] {
+        assert!(writes[gap].as_u64().is_some(), "{gap}: {writes:#}");
+    }
+    assert!(
+        report["timings"]["promotion_ms"].as_u64().is_some(),
+        "{report:#}"
+    );
+    println!(
+        "drill writes: {} acknowledged, writes stopped {} ms at the promotion and {} ms at the switchover back",
+        writes["acknowledged"], writes["promotion_gap_ms"], writes["switchover_gap_ms"]
+    );
+
+    // Back as before: the primary writable, the secondary its read-only
+    // replica, no promotion; the drill's rows gone from both.
+    assert_eq!(setup.status()["active_role"], "primary");
+    assert_eq!(promotion(&setup)["stage"], "read_only");
+    assert_eq!(setup.pair.primary.must("SELECT @@read_only"), "0");
+    assert_eq!(setup.pair.secondary.must("SELECT @@read_only"), "1");
+    setup.pair.catch_up();
+    for db in [&setup.pair.primary, &setup.pair.secondary] {
+        assert_eq!(
+            db.must("SELECT COUNT(*) FROM geofailover_drill.writes"),
+            "0"
+        );
+    }
+    // The Markdown report has the writes.
+    let url = format!("http://{}", setup.api());
+    let config = setup.config();
+    let (code, out, err) = cli(&[
+        "drill",
+        "--last",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--url",
+        &url,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("## Writes") && out.contains("| acknowledged but lost | 0 |"),
+        "{out}"
+    );
+}

@@ -522,6 +522,7 @@ pub fn drill(
     hold: Option<String>,
     lower_ttl: Option<String>,
     dry_run: bool,
+    read_only: bool,
     last: bool,
 ) -> Result<(), Failure> {
     let client = Client::new(target)?;
@@ -530,8 +531,13 @@ pub fn drill(
         print!("{}", rt.block_on(client.last_drill())?.markdown());
         return Ok(());
     }
-    let body =
-        json!({"hold": hold, "lower_ttl": lower_ttl, "dry_run": dry_run, "operator": operator()});
+    let body = json!({
+        "hold": hold,
+        "lower_ttl": lower_ttl,
+        "dry_run": dry_run,
+        "read_only": read_only,
+        "operator": operator(),
+    });
     // Watched before the drill starts, so no ctrl-c goes unanswered.
     let mut interrupt = rt
         .block_on(async {

@@ -117,6 +117,10 @@ enum Command {
         /// Print the plan and the pre-checks; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// In failover.mode: promote, rehearse read-only mode only (no
+        /// promotion, no switchover back).
+        #[arg(long)]
+        read_only: bool,
         /// Print the last drill's report.
         #[arg(long)]
         last: bool,
@@ -217,8 +221,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             hold,
             lower_ttl,
             dry_run,
+            read_only,
             last,
-        } => client::drill(&target, hold, lower_ttl, dry_run, last),
+        } => client::drill(&target, hold, lower_ttl, dry_run, read_only, last),
         Command::Dnssec { command } => dnssec::run(command),
         Command::Demo => demo::run(),
         Command::Man { dir } => manual(dir.as_deref()).map_err(|e| Failure::Other(e.into())),

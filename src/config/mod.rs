@@ -21,7 +21,7 @@ use hickory_proto::rr::Name;
 pub use cluster::{ClusterConfig, EtcdConfig, Node, Place};
 pub use failover::{
     Check, CheckKind, Database, Failover, FailoverRecord, FlagFile, FlagHttp, FlagSql, HttpCheck,
-    ReadOnlyFlags, ReadOnlyStep, Secret, Site,
+    ReadOnlyFlags, ReadOnlyStep, Secret, Site, read_secret,
 };
 use raw::RawConfig;
 pub use schedule::{DrillSchedule, DrillWindow};
@@ -66,6 +66,16 @@ pub struct DrillConfig {
     pub timeout: Duration,
     /// Drills that run by themselves (`drill.every`).
     pub schedule: Option<schedule::DrillSchedule>,
+    /// The account a drill in `failover.mode: promote` writes with.
+    pub writer: Option<DrillWriter>,
+}
+
+/// `drill.writer`: an application-like account (it must not bypass
+/// read_only) that writes to `geofailover_drill.writes` during a drill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillWriter {
+    pub user: String,
+    pub password: Secret,
 }
 
 /// The status page and API server.
@@ -578,6 +588,7 @@ impl Config {
                 hold: DEFAULT_DRILL_HOLD,
                 timeout: DEFAULT_DRILL_TIMEOUT,
                 schedule: None,
+                writer: None,
             },
             Some(d) => {
                 let line = line_of(text, "drill:");
@@ -624,11 +635,31 @@ impl Config {
                         })
                     }
                 };
+                let writer = match d.writer {
+                    None => None,
+                    Some(w) => {
+                        let line = line_of(text, "writer:").or(line);
+                        if failover.as_ref().is_none_or(|f| f.promotion.is_none()) {
+                            return Err(at(
+                                line,
+                                "drill.writer: only drills in failover.mode: promote write (a read-only drill leaves the primary writable)".into(),
+                            ));
+                        }
+                        let file = w.password_file.as_ref().map(|f| base.join(f));
+                        let password = read_secret(file.as_deref(), w.password_env.as_deref())
+                            .map_err(|e| at(line, format!("drill.writer: {e}")))?;
+                        Some(DrillWriter {
+                            user: w.user,
+                            password,
+                        })
+                    }
+                };
                 DrillConfig {
                     nameservers: d.nameservers,
                     hold: d.hold.unwrap_or(DEFAULT_DRILL_HOLD),
                     timeout: d.timeout.unwrap_or(DEFAULT_DRILL_TIMEOUT),
                     schedule,
+                    writer,
                 }
             }
         };
@@ -831,6 +862,121 @@ mod tests {
         std::fs::write(&path, "http: [\n").unwrap();
         let broken = Config::load_http(&path, None).unwrap_err();
         assert!(broken.location.line.is_some(), "{broken}");
+    }
+
+    /// config/example-mysql.yaml with its passwords in files, edited by
+    /// `edit`, parsed from a temporary folder.
+    fn mysql_example(edit: impl FnOnce(String) -> String) -> Result<Config, ConfigError> {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-mysql.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "s3cret\n").unwrap();
+        let text = std::fs::read_to_string(&example).unwrap().replace(
+            "password_env: GEOFAILOVER_DB_PASSWORD",
+            "password_file: secret",
+        );
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, edit(text)).unwrap();
+        Config::load(&path)
+    }
+
+    /// `mode: promote` with the replication account, promotion after 1m.
+    fn promote(text: String) -> String {
+        text.replace(
+            "  flag_clear_margin: 1s",
+            "  flag_clear_margin: 1s\n  mode: promote\n  promote_after: 1m",
+        )
+        .replace(
+            "    max_lag: 5s ",
+            "    user: repl\n    password_file: secret\n    max_lag: 5s ",
+        )
+    }
+
+    fn with_writer(text: String) -> String {
+        text.replace(
+            "  timeout: 60s ",
+            "  writer:\n    user: drill\n    password_file: secret\n  timeout: 60s ",
+        )
+    }
+
+    #[test]
+    fn promotion_settings_are_checked_each_at_its_line() {
+        let config = mysql_example(promote).unwrap();
+        let promotion = config.failover.unwrap().promotion.expect("promote mode");
+        assert_eq!(promotion.after, Duration::from_secs(60));
+        assert_eq!(promotion.fence_after, failover::DEFAULT_FENCE_AFTER);
+        assert_eq!(promotion.replication_password.expose(), "s3cret");
+
+        let late_fence = mysql_example(|t| {
+            promote(t).replace("promote_after: 1m", "promote_after: 1m\n  fence_after: 2m")
+        })
+        .unwrap_err();
+        assert!(
+            late_fence.message.contains("must be below promote_after"),
+            "{late_fence}"
+        );
+        assert!(late_fence.location.line.is_some(), "{late_fence}");
+
+        let no_account = mysql_example(|t| {
+            promote(t).replace("    user: repl\n    password_file: secret\n", "")
+        })
+        .unwrap_err();
+        assert!(
+            no_account
+                .message
+                .contains("needs failover.replication.user"),
+            "{no_account}"
+        );
+
+        let in_read_only = mysql_example(|t| {
+            t.replace(
+                "  flag_clear_margin: 1s",
+                "  flag_clear_margin: 1s\n  promote_after: 1m",
+            )
+        })
+        .unwrap_err();
+        assert!(
+            in_read_only.message.contains("is for `mode: promote`"),
+            "{in_read_only}"
+        );
+    }
+
+    #[test]
+    fn a_drill_writer_is_for_promotion_drills_and_its_password_comes_from_a_file() {
+        let config = mysql_example(|t| with_writer(promote(t))).unwrap();
+        let writer = config.drill.writer.expect("a writer");
+        assert_eq!(writer.user, "drill");
+        assert_eq!(writer.password.expose(), "s3cret");
+        assert!(!format!("{writer:?}").contains("s3cret"));
+
+        let read_only = mysql_example(with_writer).unwrap_err();
+        assert!(
+            read_only
+                .message
+                .contains("drill.writer: only drills in failover.mode: promote"),
+            "{read_only}"
+        );
+        let line = read_only.location.line.expect("a line");
+        let text = with_writer(
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-mysql.yaml"),
+            )
+            .unwrap(),
+        );
+        assert_eq!(text.lines().nth(line - 1).map(str::trim), Some("writer:"));
+
+        let no_password = mysql_example(|t| {
+            promote(t).replace(
+                "  timeout: 60s ",
+                "  writer:\n    user: drill\n  timeout: 60s ",
+            )
+        })
+        .unwrap_err();
+        assert!(
+            no_password
+                .message
+                .contains("drill.writer: expected password_file or password_env"),
+            "{no_password}"
+        );
     }
 
     #[test]

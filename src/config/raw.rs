@@ -69,6 +69,20 @@ pub struct RawDrill {
     /// The failover records' TTL during a scheduled drill.
     #[serde(default, deserialize_with = "duration::optional")]
     pub lower_ttl: Option<Duration>,
+    /// In `failover.mode: promote`: the account the drill writes with,
+    /// to measure write downtime and lost writes.
+    #[serde(default)]
+    pub writer: Option<RawDrillWriter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrillWriter {
+    pub user: String,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -238,6 +238,25 @@ fn grants_hold(grants: &[String], privilege: &str) -> bool {
     })
 }
 
+/// The privileges among `SHOW GRANTS` lines that let an account write
+/// despite read-only: SUPER, READ ONLY ADMIN, or ALL PRIVILEGES on *.*.
+pub fn bypass_privileges(grants: &[String]) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for privilege in ["SUPER", "READ ONLY ADMIN", "READ_ONLY ADMIN"] {
+        if grants_hold(grants, privilege) && !grants_hold(grants, "ALL PRIVILEGES") {
+            found.push(privilege);
+        }
+    }
+    if grants.iter().any(|g| {
+        let upper = g.to_ascii_uppercase();
+        upper.contains("ALL PRIVILEGES") && upper.contains(" ON *.* ")
+    }) {
+        found.push("ALL PRIVILEGES");
+    }
+    found.dedup();
+    found
+}
+
 /// A privilege on a database (`mysql`) or on `*.*`.
 fn grants_hold_on(grants: &[String], privilege: &str, database: &str) -> bool {
     grants_hold(grants, privilege)
@@ -407,19 +426,12 @@ impl Db {
         let mut found = Vec::new();
         for account in accounts {
             let grants = self.grants(Some(account)).await?;
-            for privilege in ["SUPER", "READ ONLY ADMIN", "READ_ONLY ADMIN"] {
-                if grants_hold(&grants, privilege) && !grants_hold(&grants, "ALL PRIVILEGES") {
-                    found.push(format!("{account}: {privilege}"));
-                }
-            }
-            if grants.iter().any(|g| {
-                let upper = g.to_ascii_uppercase();
-                upper.contains("ALL PRIVILEGES") && upper.contains(" ON *.* ")
-            }) {
-                found.push(format!("{account}: ALL PRIVILEGES"));
-            }
+            found.extend(
+                bypass_privileges(&grants)
+                    .into_iter()
+                    .map(|privilege| format!("{account}: {privilege}")),
+            );
         }
-        found.dedup();
         Ok(found)
     }
 

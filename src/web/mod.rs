@@ -577,6 +577,9 @@ struct DrillBody {
     lower_ttl: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    /// In `failover.mode: promote`: rehearse read-only mode only.
+    #[serde(default)]
+    read_only: bool,
 }
 
 async fn drill(
@@ -587,7 +590,7 @@ async fn drill(
     check_token(&state, &headers)?;
     let body: DrillBody = parse_json(
         &body,
-        r#"{"hold": "30s", "lower_ttl": "5s", "dry_run": false}"#,
+        r#"{"hold": "30s", "lower_ttl": "5s", "dry_run": false, "read_only": false}"#,
     )?;
     let duration = |field: &str, text: &Option<String>| -> Result<Option<Duration>, ApiError> {
         text.as_deref()
@@ -614,6 +617,7 @@ async fn drill(
             .map(clean)
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "api".into()),
+        read_only: body.read_only,
     };
     let dry_run = body.dry_run;
     let reply = ask(&state, |reply| ControlEvent::DrillStart {

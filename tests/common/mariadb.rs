@@ -570,6 +570,31 @@ impl Setup {
         );
     }
 
+    /// Starts a drill through the API; returns its id.
+    pub fn start_drill(&self, body: &str) -> String {
+        let (code, reply) = self.post("/api/v1/drill", body);
+        assert_eq!(code, 202, "{reply}");
+        let reply: serde_json::Value = serde_json::from_str(&reply).expect("json");
+        reply["id"].as_str().expect("an id").to_string()
+    }
+
+    /// Waits for drill `id` to end and returns its report.
+    pub fn drill_report(&self, id: &str, within: Duration) -> serde_json::Value {
+        let ended = wait_until(within, || {
+            let st = self.status();
+            st["drill"].is_null() && st["last_drill"]["id"] == id
+        });
+        assert!(
+            ended,
+            "the drill did not end: {}\n{}",
+            self.status(),
+            self.server.log()
+        );
+        let (code, body) = http("GET", self.api(), "/api/v1/drill/last", None, "");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("report")
+    }
+
     /// Fails back as operator "erin" once the pre-checks pass (polled with
     /// dry runs).
     pub fn fail_back(&self) {

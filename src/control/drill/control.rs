@@ -200,10 +200,28 @@ impl Controller {
             records: failing.config.records.clone(),
             primary_addresses: failing.config.sites[0].addresses.clone(),
             secondary_addresses: failing.config.sites[1].addresses.clone(),
+            primary: failing.config.sites[0].clone(),
             secondary: failing.config.sites[1].clone(),
             timeout: self.drill_config.timeout,
             abort,
+            promote: failing.config.promotion.is_some(),
+            writer: self.drill_writer(failing),
         })
+    }
+
+    /// The drill writer's account at each site's database (its address
+    /// and TLS), when `drill.writer` is set.
+    fn drill_writer(&self, failing: &Failing) -> Option<[crate::db::DbTarget; 2]> {
+        let writer = self.drill_config.writer.as_ref()?;
+        let at = |site: usize| {
+            let db = failing.config.sites[site].database.as_ref()?;
+            Some(crate::db::DbTarget {
+                user: writer.user.clone(),
+                password: writer.password.clone(),
+                ..db.target.clone()
+            })
+        };
+        Some([at(0)?, at(1)?])
     }
 
     async fn spawn_drill(
@@ -316,6 +334,7 @@ impl Controller {
                 hold: self.drill_config.hold,
                 lower_ttl: None,
                 operator: "engine".into(),
+                read_only: false,
             };
             warn!(drill = %progress.id, phase = %progress.phase, "a drill was under way when the controller stopped: finishing its fail-back");
             self.spawn_drill(ctx, request, progress.id, true).await;

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod control;
 pub mod schedule;
+pub mod writer;
 
 use super::{ControlEvent, Status, now_ms};
 use crate::{
@@ -38,6 +39,10 @@ pub struct DrillRequest {
     /// Lower the failover records' TTL to this (seconds) first.
     pub lower_ttl: Option<u32>,
     pub operator: String,
+    /// In `failover.mode: promote`: rehearse read-only mode only, without
+    /// the promotion and the switchover back.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +70,9 @@ pub struct Timings {
     pub failback_to_consistent_ms: Option<u64>,
     /// The wait for caches to drop the secondary's answer.
     pub ttl_drain_ms: Option<u64>,
+    /// From the promote command to the secondary verified writable.
+    #[serde(default)]
+    pub promotion_ms: Option<u64>,
     pub total_ms: u64,
 }
 
@@ -87,6 +95,12 @@ pub struct DrillReport {
     pub replication_lag_at_switch_s: Option<u64>,
     pub missing_transactions_at_switch: Option<u64>,
     pub nameservers: Vec<String>,
+    /// The drill promoted the secondary and switched back.
+    #[serde(default)]
+    pub promoted: bool,
+    /// What the drill's writer saw (promotion drills with `drill.writer`).
+    #[serde(default)]
+    pub writes: Option<writer::WriteReport>,
 }
 
 impl DrillReport {
@@ -116,14 +130,29 @@ impl DrillReport {
             self.missing_transactions_at_switch
                 .map_or("unknown".into(), |m| m.to_string())
         ));
+        if self.promoted {
+            out.push_str("- the secondary was promoted, then switched back over\n");
+        }
         out.push_str(&format!(
-            "\n## Timings\n\n| what | time |\n|---|---|\n| decision to answer change | {} |\n| answer change to all nameservers consistent | {} |\n| fail-back to all nameservers consistent | {} |\n| TTL drain | {} |\n| total | {} |\n",
+            "\n## Timings\n\n| what | time |\n|---|---|\n| decision to answer change | {} |\n| answer change to all nameservers consistent | {} |\n",
             ms(self.timings.decision_to_answer_ms),
             ms(self.timings.answer_to_consistent_ms),
+        ));
+        if self.promoted {
+            out.push_str(&format!(
+                "| promote command to the secondary writable | {} |\n",
+                ms(self.timings.promotion_ms)
+            ));
+        }
+        out.push_str(&format!(
+            "| fail-back to all nameservers consistent | {} |\n| TTL drain | {} |\n| total | {} |\n",
             ms(self.timings.failback_to_consistent_ms),
             ms(self.timings.ttl_drain_ms),
             ms(Some(self.timings.total_ms)),
         ));
+        if let Some(writes) = &self.writes {
+            out.push_str(&writes.markdown());
+        }
         out.push_str(
             "\n## Steps\n\n| step | start | end | result | detail |\n|---|---|---|---|---|\n",
         );
@@ -224,9 +253,21 @@ pub struct DrillContext {
     /// Per record: the primary's and the secondary's addresses.
     pub primary_addresses: Vec<Vec<IpAddr>>,
     pub secondary_addresses: Vec<Vec<IpAddr>>,
+    pub primary: Site,
     pub secondary: Site,
     pub timeout: Duration,
     pub abort: watch::Receiver<Option<String>>,
+    /// `failover.mode: promote`: drills promote unless asked not to.
+    pub promote: bool,
+    /// The drill's writer at the primary's and the secondary's database.
+    pub writer: Option<[crate::db::DbTarget; 2]>,
+}
+
+impl DrillContext {
+    /// Whether this drill promotes the secondary and switches back.
+    pub fn promotes(&self, request: &DrillRequest) -> bool {
+        self.promote && !request.read_only
+    }
 }
 
 /// The steps a drill would take, for `--dry-run`.
@@ -244,6 +285,14 @@ pub fn plan(ctx: &DrillContext, request: &DrillRequest) -> Vec<PlannedStep> {
     let servers: Vec<String> = ctx.nameservers.iter().map(ToString::to_string).collect();
     let max_ttl = ctx.records.iter().map(|r| r.ttl).max().unwrap_or(0);
     let mut plan = Vec::new();
+    let promotes = ctx.promotes(request);
+    if promotes && ctx.writer.is_some() {
+        plan.push(step(
+            &format!("start the drill's writer ({})", writer::TABLE),
+            "primary".into(),
+            "a first write acknowledged; the account cannot bypass read_only",
+        ));
+    }
     if let Some(ttl) = request.lower_ttl {
         plan.push(step(
             &format!(
@@ -276,16 +325,39 @@ pub fn plan(ctx: &DrillContext, request: &DrillRequest) -> Vec<PlannedStep> {
         ctx.secondary.name.clone(),
         &verified.join("; "),
     ));
+    if promotes {
+        plan.push(step(
+            "promote the secondary (the promote command): the primary fenced first",
+            ctx.secondary.name.clone(),
+            "the primary reads read_only 1, the secondary read_only 0; writes acknowledged there",
+        ));
+        plan.push(step(
+            "wait for the old primary to rejoin",
+            ctx.primary.name.clone(),
+            "it replicates from the secondary",
+        ));
+    }
     plan.push(step(
         &format!("hold for {}", crate::config::duration::show(request.hold)),
         ctx.secondary.name.clone(),
         "the secondary stays healthy; an abort fails back at once",
     ));
     plan.push(step(
-        "fail back (the fail-back command, after its pre-checks)",
+        if promotes {
+            "switch back over (the fail-back command: the secondary fenced, the primary caught up and made writable)"
+        } else {
+            "fail back (the fail-back command, after its pre-checks)"
+        },
         "primary".into(),
         "every nameserver answers the primary's addresses",
     ));
+    if promotes && ctx.writer.is_some() {
+        plan.push(step(
+            "stop the writer and read its writes back",
+            "both databases".into(),
+            "no acknowledged write lost; the replica has them all",
+        ));
+    }
     plan.push(step(
         &format!("wait the records' TTL ({max_ttl} s) for caches to drain"),
         names.join(", "),
@@ -505,6 +577,9 @@ pub async fn run(
     };
     let timeout = ctx.timeout;
     let mut switched = false;
+    let promotes = ctx.promotes(&request) && !resume;
+    let mut promoted = false;
+    let mut writer = None;
 
     if resume {
         reason = Some("the controller restarted during the drill".into());
@@ -541,7 +616,20 @@ pub async fn run(
                 reason = waited.err();
             }
         }
-        if reason.is_none() {
+        if promotes
+            && reason.is_none()
+            && let Some(targets) = ctx.writer.clone()
+        {
+            let t = now_ms();
+            let started = writer::Writer::start(targets, &id, timeout)
+                .await
+                .map(|(w, detail)| {
+                    writer = Some(w);
+                    detail
+                });
+            failed |= !rec.record("start the drill's writer", t, &started);
+        }
+        if reason.is_none() && !failed {
             phase(Some("preparing")).await;
             let t = now_ms();
             let command = Command::Failover {
@@ -674,6 +762,49 @@ pub async fn run(
             };
             failed |= !rec.record("the secondary's checks pass", t, &result);
         }
+        if promotes && switched && !failed && reason.is_none() {
+            phase(Some("promoting")).await;
+            let t = now_ms();
+            let outcome = match promote(&mut ctx, &request.operator).await {
+                Err(abort) => {
+                    reason = Some(abort.clone());
+                    Err(abort)
+                }
+                Ok(result) => result,
+            };
+            promoted = outcome.is_ok();
+            failed |= !rec.record("promote the secondary", t, &outcome);
+            if promoted {
+                let verified = verify_promoted(&ctx.primary, &ctx.secondary, timeout).await;
+                let verified = match (&writer, verified) {
+                    (Some(w), Ok(detail)) => match w.wait_for(1, t, timeout).await {
+                        Some(at) => Ok(format!(
+                            "{detail}; the first write acknowledged at the secondary {} ms after the promote command",
+                            at.saturating_sub(t)
+                        )),
+                        None => Err(format!(
+                            "{detail}; but no write was acknowledged at the secondary"
+                        )),
+                    },
+                    (_, verified) => verified,
+                };
+                if verified.is_ok() {
+                    timings.promotion_ms = Some(now_ms().saturating_sub(t));
+                }
+                failed |= !rec.record("the secondary is writable", t, &verified);
+            }
+            if promoted && !failed && reason.is_none() {
+                let t = now_ms();
+                let rejoined = match stage(&mut ctx, &["rejoined"], &["diverged"]).await {
+                    Err(abort) => {
+                        reason = Some(abort.clone());
+                        Err(abort)
+                    }
+                    Ok(result) => result,
+                };
+                failed |= !rec.record("the old primary rejoined", t, &rejoined);
+            }
+        }
         if switched && !failed && reason.is_none() {
             let t = now_ms();
             let hold_until = Instant::now() + request.hold;
@@ -733,7 +864,15 @@ pub async fn run(
                 Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         };
-        let back = rec.record("fail back", t, &result);
+        let back = rec.record(
+            if promoted {
+                "switch back over"
+            } else {
+                "fail back"
+            },
+            t,
+            &result,
+        );
         failed |= !back;
         if back {
             let t2 = now_ms();
@@ -750,6 +889,19 @@ pub async fn run(
                 timings.failback_to_consistent_ms = Some(now_ms().saturating_sub(t));
             }
             failed |= !rec.record("all nameservers answer the primary", t2, &result);
+            if let Some(w) = &writer
+                && promoted
+            {
+                let t4 = now_ms();
+                let result = match w.wait_for(0, t, timeout).await {
+                    Some(at) => Ok(format!(
+                        "the first write acknowledged at the primary {} ms after the fail-back command",
+                        at.saturating_sub(t)
+                    )),
+                    None => Err("no write was acknowledged at the primary".to_string()),
+                };
+                failed |= !rec.record("writes at the primary", t4, &result);
+            }
             let t3 = now_ms();
             tokio::time::sleep(Duration::from_secs(u64::from(max_ttl))).await;
             timings.ttl_drain_ms = Some(now_ms().saturating_sub(t3));
@@ -759,6 +911,39 @@ pub async fn run(
                 &Ok(format!("waited the records' TTL of {max_ttl} s")),
             );
         }
+    }
+    let mut writes = None;
+    if let Some(w) = writer {
+        let t = now_ms();
+        let report = w.finish().await;
+        let result = if report.lost > 0 {
+            Err(format!(
+                "{} of {} acknowledged write(s) lost: {:?}",
+                report.lost, report.acknowledged, report.lost_examples
+            ))
+        } else if let Some(note) = &report.note {
+            Err(note.clone())
+        } else if report.missing_at_replica != Some(0) {
+            Err(format!(
+                "the replica lacks {} acknowledged write(s)",
+                report
+                    .missing_at_replica
+                    .map_or("unknown".into(), |m| m.to_string())
+            ))
+        } else {
+            Ok(format!(
+                "{} write(s) acknowledged, none lost, all at both databases; writes stopped {} ms at the promotion, {} ms at the switchover back",
+                report.acknowledged,
+                report
+                    .promotion_gap_ms
+                    .map_or("-".into(), |v| v.to_string()),
+                report
+                    .switchover_gap_ms
+                    .map_or("-".into(), |v| v.to_string()),
+            ))
+        };
+        failed |= !rec.record("the drill's writes", t, &result);
+        writes = Some(report);
     }
     let restore = request.lower_ttl.is_some() || resume;
     if restore {
@@ -797,7 +982,115 @@ pub async fn run(
         replication_lag_at_switch_s: lag,
         missing_transactions_at_switch: missing,
         nameservers: ctx.nameservers.iter().map(ToString::to_string).collect(),
+        promoted,
+        writes,
     }
+}
+
+/// The promote command, then the wait until the secondary is promoted;
+/// `Err` carries an abort's reason.
+async fn promote(ctx: &mut DrillContext, operator: &str) -> Result<Result<String, String>, String> {
+    let decision = ask(&ctx.outbox, |reply| ControlEvent::Command {
+        command: Command::Promote {
+            primary_is_down: false,
+        },
+        actor: operator.to_string(),
+        reply,
+    })
+    .await
+    .and_then(|decided| decided);
+    match decision {
+        Ok(d) if d.event == Event::Refused => Ok(Err(d.summary)),
+        Ok(_) => stage(ctx, &["promoted", "rejoined"], &[]).await,
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// Waits until the promotion's stage is one of `want`; a stage in `fail`,
+/// or the promotion gone (stopped), ends the wait as a failure. `Err`
+/// carries an abort's reason.
+async fn stage(
+    ctx: &mut DrillContext,
+    want: &[&str],
+    fail: &[&str],
+) -> Result<Result<String, String>, String> {
+    const STOPPED: &str = "STOPPED: ";
+    let outbox = ctx.outbox.clone();
+    let timeout = ctx.timeout;
+    let (want, fail): (Vec<String>, Vec<String>) = (
+        want.iter().map(|s| s.to_string()).collect(),
+        fail.iter().map(|s| s.to_string()).collect(),
+    );
+    let watched = until(ctx, timeout, || {
+        let (outbox, want, fail) = (outbox.clone(), want.clone(), fail.clone());
+        async move {
+            let st = status(&outbox).await?;
+            let p = st.promotion.ok_or("the status has no promotion")?;
+            let detail = p.detail.clone().unwrap_or_default();
+            if want.contains(&p.stage) {
+                Ok(format!("{}: {detail}", p.stage))
+            } else if fail.contains(&p.stage) {
+                Ok(format!("{STOPPED}{}: {detail}", p.stage))
+            } else if p.stage == "read_only" {
+                let last = st.last_decision.unwrap_or_default();
+                if last.starts_with("promotion stopped") {
+                    Ok(format!("{STOPPED}{last}"))
+                } else {
+                    Err(format!("still read-only: {last}"))
+                }
+            } else {
+                Err(format!("{}: {detail}", p.stage))
+            }
+        }
+    })
+    .await?;
+    Ok(match watched {
+        Ok(text) => match text.strip_prefix(STOPPED) {
+            Some(why) => Err(why.to_string()),
+            None => Ok(text),
+        },
+        Err(e) => Err(e),
+    })
+}
+
+/// Reads both databases from the outside after a promotion: the old
+/// primary read-only, the secondary writable.
+async fn verify_promoted(
+    primary: &Site,
+    secondary: &Site,
+    timeout: Duration,
+) -> Result<String, String> {
+    let mut seen = Vec::new();
+    for (site, want_read_only) in [(primary, true), (secondary, false)] {
+        let Some(db) = &site.database else {
+            return Err(format!("{} has no database", site.name));
+        };
+        let mut conn = crate::db::Db::connect(&db.target, timeout).await?;
+        let state = conn.read_only_state().await;
+        conn.close().await;
+        let (read_only, detail) = state?;
+        if read_only != want_read_only {
+            return Err(format!(
+                "{}: expected {}, found {detail}",
+                site.name,
+                if want_read_only {
+                    "read-only"
+                } else {
+                    "writable"
+                }
+            ));
+        }
+        seen.push(format!(
+            "{}: {}",
+            site.name,
+            if read_only {
+                detail
+            } else {
+                "read_only reads 0".to_string()
+            }
+        ));
+    }
+    Ok(seen.join("; "))
 }
 
 /// Keeps a report: `drills/<id>.json`, `drills/<id>.md`, `drills/last.json`.
