@@ -26,13 +26,23 @@ fn start(extra: &[String], after: &str) -> Setup {
 
 /// `start`, with `prepare` run on the databases before the controller.
 fn start_with(extra: &[String], after: &str, prepare: impl FnOnce(&Pair)) -> Setup {
+    start_edited(extra, promote_mode(after), prepare)
+}
+
+/// `start_with`, the config edited by `edit` (which puts it in promote
+/// mode).
+fn start_edited(
+    extra: &[String],
+    edit: impl FnOnce(String) -> String,
+    prepare: impl FnOnce(&Pair),
+) -> Setup {
     // SAFETY: set before any thread of this test reads the environment
     // of the controller it starts.
     unsafe { std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD) };
     let pair = Pair::start_with(extra);
     grant_promotion(&pair);
     prepare(&pair);
-    let setup = Setup::start_on(pair, ADMIN_PASSWORD, promote_mode(after), false);
+    let setup = Setup::start_on(pair, ADMIN_PASSWORD, edit, false);
     let text = std::fs::read_to_string(setup.config()).expect("config");
     assert!(text.contains("mode: promote"), "{text}");
     setup.wait_healthy();
@@ -88,7 +98,18 @@ fn journal_text(setup: &Setup) -> String {
 #[test]
 fn semi_sync_after_a_crash_promotes_on_the_operators_word_loses_no_acknowledged_write_and_rejoins_the_old_primary()
  {
-    let mut setup = start(&semi_sync(), "3s");
+    // Reconciliation passes every second (they follow the readiness
+    // checks).
+    let mut setup = start_edited(
+        &semi_sync(),
+        |text| {
+            promote_mode("3s")(text).replace(
+                "  flag_clear_margin: 1s",
+                "  flag_clear_margin: 1s\n  readiness_interval: 1s",
+            )
+        },
+        |_| {},
+    );
     assert!(
         wait_until(Duration::from_secs(20), || promotion(&setup)["rpo_zero"]
             == true),
@@ -182,6 +203,27 @@ fn semi_sync_after_a_crash_promotes_on_the_operators_word_loses_no_acknowledged_
         body.contains("\"name\":\"old primary rejoined\",\"ok\":true"),
         "{body}"
     );
+    // The new primary found read-only (restarted with read_only in its
+    // my.cnf, say): the reconciliation makes it writable again.
+    setup.pair.secondary.must("SET GLOBAL read_only = 1");
+    assert!(
+        wait_until(Duration::from_secs(20), || setup
+            .pair
+            .secondary
+            .must("SELECT @@read_only")
+            == "0"),
+        "the new primary stays read-only:\n{}",
+        setup.server.log()
+    );
+    assert!(
+        setup
+            .events()
+            .iter()
+            .any(|e| e["summary"].as_str().is_some_and(|s| s.contains("repaired"))),
+        "{}",
+        journal_text(&setup)
+    );
+    assert_eq!(setup.pair.primary.must("SELECT @@read_only"), "1");
     let _ = &mut setup;
 }
 

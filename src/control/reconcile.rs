@@ -80,10 +80,12 @@ pub fn wanted(
 ) -> Option<bool> {
     if promoted {
         return match (role, step) {
-            // The new primary: writable (verified by the promotion; a
-            // repair would have to make it writable, which only the
-            // promotion's own checks may do), its flags clear.
-            (Role::Secondary, ReadOnlyStep::Database) => None,
+            // The new primary: writable, its flags clear. One found
+            // read-only (restarted with read_only in its my.cnf, or set
+            // by hand) is made writable again: the old primary was fenced
+            // before the promotion and is fenced again whenever it
+            // answers, so this is as safe as the promotion was. Passes do
+            // not run while a promotion or a switchover is under way.
             (Role::Secondary, _) => Some(false),
             // The old primary stays fenced: read-only, its flags set.
             (Role::Primary, _) => Some(true),
@@ -136,8 +138,9 @@ async fn pass(
         if entry.drifted() {
             let done = match (wanted, role, step) {
                 (true, _, _) => steps::set(step, site, timeout).await.result,
-                // Only planned to lift a primary node's self-fence.
-                (false, Role::Primary, ReadOnlyStep::Database) => writable(site, timeout).await,
+                // Planned to lift a primary node's self-fence, or for a
+                // promoted secondary.
+                (false, _, ReadOnlyStep::Database) => writable(site, timeout).await,
                 (false, _, _) => steps::undo(step, site, timeout).await,
             };
             entry.repair = Some(match done {
@@ -458,7 +461,7 @@ mod tests {
                 ),
                 Some(false)
             );
-            // Never set read-only again by a repair.
+            // Writable: one found read-only is made writable again.
             assert_eq!(
                 wanted(
                     Role::Secondary,
@@ -468,7 +471,7 @@ mod tests {
                     false,
                     true
                 ),
-                None
+                Some(false)
             );
         }
     }
