@@ -216,10 +216,9 @@ fn semi_sync_after_a_crash_promotes_on_the_operators_word_loses_no_acknowledged_
         setup.server.log()
     );
     assert!(
-        setup
-            .events()
-            .iter()
-            .any(|e| e["summary"].as_str().is_some_and(|s| s.contains("repaired"))),
+        setup.events().iter().any(|e| e["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("repaired"))),
         "{}",
         journal_text(&setup)
     );
