@@ -373,3 +373,118 @@ fn the_leader_killed_mid_promotion_the_next_leader_finishes_it_once_and_nothing_
     assert!(lost.is_empty(), "acknowledged write(s) lost: {lost:?}");
     std::mem::forget(flags);
 }
+
+#[test]
+fn the_leader_killed_mid_switchover_the_next_leader_finishes_it_once_and_nothing_acknowledged_is_lost()
+ {
+    use common::mariadb::{REPL_PASSWORD, grant_promotion, promote_mode, semi_sync};
+    use std::sync::atomic::Ordering;
+    // SAFETY: as in `promote_cluster`.
+    unsafe {
+        std::env::set_var("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD);
+        std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD);
+    }
+    let pair = Pair::start_with(&semi_sync());
+    grant_promotion(&pair);
+    let flags = tempfile::tempdir().expect("tempdir");
+    // The secondary's application switch: hung on request, it holds the
+    // switchover after the secondary's database is fenced.
+    let switch = common::AppSwitch::start();
+    let mut cluster = Cluster::start(|config| {
+        let text = promote_mode("3s")(with_databases(config, &pair, flags.path()));
+        let anchor = "        content: \"read-only\\n\"\n";
+        let at = text.rfind(anchor).expect("the secondary's flag file") + anchor.len();
+        format!("{}{}{}", &text[..at], switch.config(), &text[at..])
+    });
+    assert!(
+        wait_until(
+            Duration::from_secs(20),
+            || leader_promotion(&cluster)["rpo_zero"] == true
+        ),
+        "{}",
+        leader_promotion(&cluster)
+    );
+    // Promoted (the old primary reachable, so fenced first) and rejoined.
+    cluster.primary.set_healthy(false);
+    assert!(
+        wait_until(
+            Duration::from_secs(60),
+            || leader_promotion(&cluster)["stage"] == "rejoined"
+        ),
+        "{}\n{}",
+        leader_promotion(&cluster),
+        cluster.logs()
+    );
+    cluster.primary.set_healthy(true);
+    let writer = Writer::start_following(vec![pair.secondary.port, pair.primary.port], 20);
+    let asked = || {
+        switch
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("POST /admin/read-only"))
+            .count()
+    };
+    let before = asked();
+    switch.hanging.store(true, Ordering::Relaxed);
+    let first = cluster.leader().expect("a leader");
+    let accepted = wait_until(Duration::from_secs(30), || {
+        let (_, body) = cluster.post(&first, "/api/v1/failback", r#"{"dry_run": true}"#);
+        body.contains("\"accepted\":true")
+            && cluster
+                .post(&first, "/api/v1/failback", r#"{"operator": "erin"}"#)
+                .0
+                == 200
+    });
+    assert!(
+        accepted,
+        "{}",
+        cluster.status_json(&first)["failback_prechecks"]
+    );
+    // The switchover holds at the secondary's application flag, its
+    // database already fenced: the leader dies there.
+    assert!(
+        wait_until(Duration::from_secs(20), || asked() > before),
+        "{}",
+        cluster.logs()
+    );
+    assert_eq!(
+        cluster.status_json(&first)["promotion"]["stage"],
+        "switching_back"
+    );
+    cluster.kill(&first);
+    switch.hanging.store(false, Ordering::Relaxed);
+    cluster
+        .wait_all_answer(PRIMARY, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("{:?}\n{}", cluster.answers(), cluster.logs()));
+    let leader = cluster.leader().expect("a leader");
+    assert_ne!(leader, first);
+    let log = cluster.server(&leader).log();
+    assert!(
+        log.contains("resuming the switchover back"),
+        "{leader} did not resume the switchover:\n{log}"
+    );
+    // Writes resume at the primary; none acknowledged is lost.
+    let resumed = writer.acked().len();
+    assert!(
+        wait_until(Duration::from_secs(20), || writer.acked().len()
+            >= resumed + 20),
+        "writes did not resume"
+    );
+    let acked = writer.stop();
+    assert_eq!(read_only(&pair.primary), "0");
+    assert_eq!(read_only(&pair.secondary), "1");
+    let at_primary = common::mariadb::ids(&pair.primary);
+    let lost: Vec<&u32> = acked.iter().filter(|id| !at_primary.contains(id)).collect();
+    assert!(lost.is_empty(), "acknowledged write(s) lost: {lost:?}");
+    // One switchover in the shared journal, its primary promoted once.
+    let mut events = cluster.events(&leader);
+    wait_until(Duration::from_secs(10), || {
+        events = cluster.events(&leader);
+        events.iter().any(|e| e["event"] == "failed_back")
+    });
+    let count = |word: &str| events.iter().filter(|e| e["event"] == word).count();
+    assert_eq!(count("switchback_started"), 1, "{events:?}");
+    assert_eq!(count("failed_back"), 1, "{events:?}");
+    assert_eq!(count("promote_primary_database"), 1, "{events:?}");
+    std::mem::forget(flags);
+}
