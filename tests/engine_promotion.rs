@@ -432,6 +432,57 @@ fn the_old_primary_is_rejoined_only_once_read_as_a_replica_and_a_diverged_one_bl
 }
 
 #[test]
+fn a_held_rejoin_leaves_the_old_primary_alone_until_released() {
+    let (mut engine, now) = promoted();
+    let answers = |at: u64| Input::Replication {
+        view: view(true, true, true),
+        at,
+    };
+    let d = engine.step(command(Command::HoldRejoin { hold: true }), now);
+    assert_eq!(d.event, Event::RejoinHeld, "{d:?}");
+    assert!(
+        engine
+            .promotion()
+            .and_then(|p| p.rejoin_held.clone())
+            .is_some_and(|h| h.starts_with("by alice since ")),
+        "{:?}",
+        engine.promotion()
+    );
+    let d = engine.step(command(Command::HoldRejoin { hold: true }), now);
+    assert_eq!(d.event, Event::Steady, "{d:?}");
+    // The old primary answers, long after any retry time: left alone.
+    let mut last = String::new();
+    for at in [now + 1, now + 40_000, now + 100_000] {
+        let d = engine.step(answers(at), at);
+        assert!(!rejoins(&d), "{d:?}");
+        last = d.summary;
+    }
+    assert!(last.contains("rejoin is held by alice"), "{last}");
+    // Fail-back says why it cannot go.
+    engine.step(check(Role::Primary, true), now + 100_001);
+    let d = engine.step(command(Command::Failback), now + 100_001);
+    assert_eq!(d.event, Event::Refused);
+    assert!(d.summary.contains("rejoin is held"), "{}", d.summary);
+
+    // Released: the next round rejoins it, without waiting for a retry.
+    let d = engine.step(command(Command::HoldRejoin { hold: false }), now + 100_002);
+    assert_eq!(d.event, Event::RejoinReleased, "{d:?}");
+    let d = engine.step(answers(now + 100_003), now + 100_003);
+    assert!(rejoins(&d), "{d:?}");
+    let attempt = engine.promotion().expect("promotion").attempt;
+    engine.step(
+        Input::Rejoined {
+            attempt,
+            outcome: RejoinOutcome::Rejoined("replicating".into()),
+        },
+        now + 100_004,
+    );
+    let d = engine.step(command(Command::HoldRejoin { hold: true }), now + 100_005);
+    assert_eq!(d.event, Event::Refused, "{d:?}");
+    assert!(d.summary.contains("rejoined"), "{}", d.summary);
+}
+
+#[test]
 fn fail_back_after_a_promotion_is_one_switchover_and_moves_dns_only_when_it_is_done() {
     let (mut engine, now) = promoted();
     let attempt = engine.promotion().expect("promotion").attempt;
@@ -548,7 +599,8 @@ impl Rng {
 /// - no fence is skipped but on the operator's word or that knowledge;
 /// - at most one promotion attempt is under way, and a result is taken
 ///   only for the attempt ordered;
-/// - DNS moves back to the primary only when a switchover reports done.
+/// - DNS moves back to the primary only when a switchover reports done;
+/// - no rejoin is ordered while an operator holds it.
 fn run(seed: u64, steps: usize) -> Result<std::collections::HashSet<String>, String> {
     let mut seen = std::collections::HashSet::new();
     let mut rng = Rng(seed);
@@ -584,6 +636,9 @@ fn run(seed: u64, steps: usize) -> Result<std::collections::HashSet<String>, Str
             }
             9 => command(Command::Promote {
                 primary_is_down: rng.chance(50),
+            }),
+            10 if rng.chance(25) => command(Command::HoldRejoin {
+                hold: rng.chance(50),
             }),
             10 => command(if rng.chance(70) {
                 Command::Failback
@@ -705,7 +760,12 @@ fn run(seed: u64, steps: usize) -> Result<std::collections::HashSet<String>, Str
                     }
                     ordered = Some((*attempt, "promote"));
                 }
-                Action::Rejoin { attempt } => ordered = Some((*attempt, "rejoin")),
+                Action::Rejoin { attempt } => {
+                    if engine.promotion().is_some_and(|p| p.rejoin_held.is_some()) {
+                        return fail("a rejoin ordered while it is held".into());
+                    }
+                    ordered = Some((*attempt, "rejoin"));
+                }
                 Action::SwitchBack { attempt } => {
                     if !is_command && !matches!(d.event, Event::Steady | Event::HealthChanged) {
                         return fail("a switchover not asked for".into());
@@ -768,6 +828,8 @@ fn random_runs_keep_the_promotion_rules() {
         "SwitchbackStarted",
         "SwitchbackAborted",
         "FailedBack",
+        "RejoinHeld",
+        "RejoinReleased",
     ] {
         assert!(seen.contains(event), "no run reached {event}: {seen:?}");
     }

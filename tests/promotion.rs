@@ -426,6 +426,54 @@ fn asynchronous_replication_blocks_automatic_promotion_the_operator_promotes_and
     let (code, body) = setup.post("/api/v1/failback", r#"{"operator": "erin"}"#);
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("diverged"), "{body}");
+
+    // The operator holds the rejoin and rebuilds it by hand: the errant
+    // rows taken out, its GTID state made the new primary's.
+    let url = format!("http://{}", setup.api());
+    let config = setup.config();
+    let config = config.to_str().expect("utf-8");
+    let (code, out, err) = cli(&["rejoin", "--hold", "--config", config, "--url", &url]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        promotion(&setup)["rejoin_held"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("by carol since ")),
+        "{}",
+        promotion(&setup)
+    );
+    let at_new = ids(&setup.pair.secondary);
+    let errant_rows: Vec<String> = ids(&setup.pair.primary)
+        .into_iter()
+        .filter(|id| !at_new.contains(id))
+        .map(|id| id.to_string())
+        .collect();
+    let state = setup.pair.secondary.must("SELECT @@gtid_binlog_state");
+    setup.pair.primary.must(&format!(
+        "SET SESSION sql_log_bin = 0; DELETE FROM app.orders WHERE id IN ({}); RESET MASTER; SET GLOBAL gtid_binlog_state = '{state}'",
+        errant_rows.join(",")
+    ));
+    assert_eq!(promotion(&setup)["stage"], "diverged");
+    let (code, out, err) = cli(&["rejoin", "--release", "--config", config, "--url", &url]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_stage(&setup, "rejoined", Duration::from_secs(60));
+    assert!(promotion(&setup)["rejoin_held"].is_null());
+    setup
+        .pair
+        .secondary
+        .must("INSERT INTO app.orders VALUES (999999, 'after the rebuild')");
+    let position = setup.pair.secondary.must("SELECT @@gtid_binlog_pos");
+    assert_eq!(
+        setup
+            .pair
+            .primary
+            .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)")),
+        "0"
+    );
+    assert!(ids(&setup.pair.primary).contains(&999_999));
+    let journal = journal_text(&setup);
+    for word in ["rejoin_held", "rejoin_released"] {
+        assert!(journal.contains(word), "no {word}:\n{journal}");
+    }
 }
 
 #[test]

@@ -406,6 +406,17 @@ pub fn promote(target: &Target, primary_is_down: bool) -> Result<(), Failure> {
     report(&reply)
 }
 
+pub fn rejoin(target: &Target, hold: bool) -> Result<(), Failure> {
+    let client = Client::new(target)?;
+    let path = if hold {
+        "rejoin/hold"
+    } else {
+        "rejoin/release"
+    };
+    let reply = runtime()?.block_on(client.command(path, json!({"operator": operator()})))?;
+    report(&reply)
+}
+
 pub fn pause(target: &Target, resume: bool) -> Result<(), Failure> {
     let client = Client::new(target)?;
     let path = if resume { "resume" } else { "pause" };

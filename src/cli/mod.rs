@@ -88,6 +88,19 @@ enum Command {
         #[arg(long)]
         primary_is_down: bool,
     },
+    /// After a promotion: hold the old primary's rejoin while you rebuild
+    /// it (geofailover leaves it alone but read-only), or release the hold.
+    Rejoin {
+        #[command(flatten)]
+        target: client::Target,
+        /// Leave the old primary to the operator until released.
+        #[arg(long, conflicts_with = "release", required_unless_present = "release")]
+        hold: bool,
+        /// Rejoin it again: fenced, compared, made a replica when it holds
+        /// nothing the new primary lacks.
+        #[arg(long)]
+        release: bool,
+    },
     /// Stop automatic failover until resumed.
     Pause {
         #[command(flatten)]
@@ -213,6 +226,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             target,
             primary_is_down,
         } => client::promote(&target, primary_is_down),
+        Command::Rejoin { target, hold, .. } => client::rejoin(&target, hold),
         Command::Pause { target } => client::pause(&target, false),
         Command::Resume { target } => client::pause(&target, true),
         Command::Reload { target } => client::reload(&target),

@@ -73,6 +73,8 @@ impl Controller {
             Event::Diverged => Some("diverged"),
             Event::SwitchbackStarted => Some("switchback_started"),
             Event::SwitchbackAborted => Some("switchback_aborted"),
+            Event::RejoinHeld => Some("rejoin_held"),
+            Event::RejoinReleased => Some("rejoin_released"),
             _ => None,
         };
         if let Some(word) = stage {

@@ -36,6 +36,8 @@ pub(super) fn event_word(event: Event) -> &'static str {
         Event::Diverged => "diverged",
         Event::SwitchbackStarted => "switchback_started",
         Event::SwitchbackAborted => "switchback_aborted",
+        Event::RejoinHeld => "rejoin_held",
+        Event::RejoinReleased => "rejoin_released",
     }
 }
 

@@ -99,6 +99,9 @@ pub struct PromotionStatus {
     /// fenced its own database, cut from the cluster (RFC 3339).
     #[serde(default)]
     pub self_fenced: Option<String>,
+    /// An operator holds the old primary's rejoin: by whom, since when.
+    #[serde(default)]
+    pub rejoin_held: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -452,6 +455,7 @@ impl super::Controller {
                     detail: current.and_then(|p| p.detail.clone()),
                     promote_after_s: settings.after.as_secs(),
                     allow_data_loss: settings.allow_data_loss,
+                    rejoin_held: current.and_then(|p| p.rejoin_held.clone()),
                 }
             }),
         }

@@ -264,6 +264,9 @@ pub enum Command {
     /// `primary_is_down` is the operator's word that the old primary
     /// takes no writes, for when it cannot be fenced.
     Promote { primary_is_down: bool },
+    /// `mode: promote`: leave the old primary to the operator (`hold`,
+    /// while it is rebuilt) or rejoin it again (release).
+    HoldRejoin { hold: bool },
 }
 
 /// What the engine orders, in the order it is to be done.
@@ -359,6 +362,10 @@ pub enum Event {
     /// It stopped before the primary was made writable: the secondary
     /// stays the primary.
     SwitchbackAborted,
+    /// An operator holds the old primary's rejoin (it is rebuilt).
+    RejoinHeld,
+    /// The hold ended: the old primary is rejoined when it can be.
+    RejoinReleased,
 }
 
 /// One step's outcome.

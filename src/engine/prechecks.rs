@@ -35,9 +35,12 @@ impl Engine {
                     self.spec.sites[1].name,
                     promotion.stage.word(),
                     self.spec.sites[0].name,
-                    match promotion.stage {
-                        super::Stage::Diverged => format!(
-                            "; it diverged ({}): rebuild it from {}",
+                    match (&promotion.rejoin_held, promotion.stage) {
+                        (Some(held), _) => format!(
+                            "; its rejoin is held {held} (`geofailover rejoin --release` when it is rebuilt)"
+                        ),
+                        (None, super::Stage::Diverged) => format!(
+                            "; it diverged ({}): rebuild it from {} (`geofailover rejoin --hold` keeps geofailover off it meanwhile)",
                             promotion.errant.join(", "),
                             self.spec.sites[1].name
                         ),

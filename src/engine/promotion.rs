@@ -187,6 +187,11 @@ pub struct Promotion {
     /// an operator's word, or its node gone long enough.
     #[serde(default)]
     pub fence_basis: Option<String>,
+    /// An operator holds the old primary's rejoin (who, since when): it
+    /// is left alone (no fence, no connection killed, not made a
+    /// replica) while it is rebuilt.
+    #[serde(default)]
+    pub rejoin_held: Option<String>,
 }
 
 /// Why a promotion stopped; `changed` when the secondary was already
@@ -297,7 +302,7 @@ impl Engine {
         let name = &self.spec.sites[1].name;
         match (self.promotion(), primary) {
             (Some(p), _) => format!(
-                "no action: {name} is the primary ({}){}",
+                "no action: {name} is the primary ({}){}{}",
                 p.stage.word(),
                 match p.stage {
                     Stage::Diverged => format!(
@@ -305,7 +310,11 @@ impl Engine {
                         p.errant.join(", ")
                     ),
                     _ => String::new(),
-                }
+                },
+                p.rejoin_held
+                    .as_ref()
+                    .map(|held| format!("; the old primary's rejoin is held {held}"))
+                    .unwrap_or_default()
             ),
             (None, SiteHealth::Healthy) => format!(
                 "no action: answers point at {name} (read-only); {}: ready for fail-back",
@@ -355,7 +364,9 @@ impl Engine {
                     }];
                     Some(self.decide(now, event, summary, reasons.clone(), actions))
                 }
-                Stage::Promoted | Stage::Diverged if self.old_primary_answers(now) => {
+                Stage::Promoted | Stage::Diverged
+                    if self.old_primary_answers(now) && promotion.rejoin_held.is_none() =>
+                {
                     self.promoting.ordered = Some((promotion.attempt, Stage::Promoted));
                     let summary = format!(
                         "the old primary's database is reachable: fencing it and rejoining it as a replica of {}",
@@ -498,6 +509,7 @@ impl Engine {
             errant: Vec::new(),
             fence_basis: (!fence_required)
                 .then(|| "the operator's word that the old primary is down".to_string()),
+            rejoin_held: None,
         });
         self.promoting.ordered = Some((attempt, Stage::Promoting));
         let fence = if fence_required {
@@ -573,6 +585,64 @@ impl Engine {
         };
         let summary = format!("promotion by {actor}{word}");
         self.begin_promotion(false, !primary_is_down, summary, reasons, now)
+    }
+
+    /// Holds the old primary's rejoin while an operator rebuilds it, or
+    /// releases the hold (the next attempt comes at once).
+    pub(super) fn hold_rejoin_command(
+        &mut self,
+        hold: bool,
+        actor: &str,
+        reasons: Vec<String>,
+        now: u64,
+    ) -> Decision {
+        let Some(mut promotion) = self.promotion().cloned() else {
+            return self.refuse(
+                now,
+                "refused: no promotion, so no old primary to rejoin",
+                reasons,
+            );
+        };
+        let old = self.spec.sites[0].name.clone();
+        let (event, summary) = match (hold, &promotion.rejoin_held) {
+            (true, Some(held)) => (
+                Event::Steady,
+                format!("the rejoin of {old} is already held ({held}); {actor} asked again"),
+            ),
+            (true, None) if !matches!(promotion.stage, Stage::Promoted | Stage::Diverged) => {
+                let why = format!(
+                    "rejoin hold refused: {old} is not waiting to be rejoined ({})",
+                    promotion.stage.word()
+                );
+                return self.refuse(now, &why, reasons);
+            }
+            (true, None) => {
+                promotion.rejoin_held = Some(format!("by {actor} since {}", utc(now)));
+                (
+                    Event::RejoinHeld,
+                    format!(
+                        "the rejoin of {old} held by {actor}: it is not fenced again, its connections are not killed and it is not made a replica until released (reconciliation still keeps it read-only)"
+                    ),
+                )
+            }
+            (false, None) => (
+                Event::Steady,
+                format!("the rejoin of {old} is not held; {actor} asked to release it"),
+            ),
+            (false, Some(_)) => {
+                promotion.rejoin_held = None;
+                self.promoting.failed_at = None;
+                (
+                    Event::RejoinReleased,
+                    format!(
+                        "the rejoin of {old} released by {actor}: it is fenced and compared again, and rejoined when it holds nothing {} lacks",
+                        self.spec.sites[1].name
+                    ),
+                )
+            }
+        };
+        self.state.promotion = Some(promotion);
+        self.decide(now, event, summary, reasons, Vec::new())
     }
 
     /// Fail-back after a promotion: a planned switchover, once the old

@@ -133,6 +133,7 @@ impl Engine {
             Command::Promote { primary_is_down } => {
                 self.promote_command(primary_is_down, actor, reasons, now)
             }
+            Command::HoldRejoin { hold } => self.hold_rejoin_command(hold, actor, reasons, now),
             Command::Failback if self.promotion().is_some() => {
                 self.switchback_command(actor, reasons, now)
             }

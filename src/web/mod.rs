@@ -144,6 +144,8 @@ pub fn app(state: WebState) -> Router {
         .route("/api/v1/failover", post(failover))
         .route("/api/v1/failback", post(failback))
         .route("/api/v1/promote", post(promote))
+        .route("/api/v1/rejoin/hold", post(rejoin_hold))
+        .route("/api/v1/rejoin/release", post(rejoin_release))
         .route("/api/v1/pause", post(pause))
         .route("/api/v1/resume", post(resume))
         .route("/api/v1/drill", post(drill))
@@ -455,6 +457,34 @@ async fn promote(
     let command = Command::Promote {
         primary_is_down: body.primary_is_down,
     };
+    run_command(&state, command, operator(&body), Vec::new()).await
+}
+
+async fn rejoin_hold(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    rejoin(state, headers, body, true).await
+}
+
+async fn rejoin_release(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    rejoin(state, headers, body, false).await
+}
+
+async fn rejoin(
+    state: WebState,
+    headers: HeaderMap,
+    body: Bytes,
+    hold: bool,
+) -> Result<Response, ApiError> {
+    check_token(&state, &headers)?;
+    let body = parse_body(&body)?;
+    let command = Command::HoldRejoin { hold };
     run_command(&state, command, operator(&body), Vec::new()).await
 }
 
