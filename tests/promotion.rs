@@ -205,6 +205,20 @@ fn semi_sync_after_a_crash_promotes_on_the_operators_word_loses_no_acknowledged_
     );
     // The new primary found read-only (restarted with read_only in its
     // my.cnf, say): the reconciliation makes it writable again.
+    let repairs = |setup: &Setup| {
+        setup
+            .events()
+            .iter()
+            .filter(|e| {
+                e["event"] == "flag_drift"
+                    && e["outcome"] == "ok"
+                    && e["summary"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("secondary database read_only"))
+            })
+            .count()
+    };
+    let before = repairs(&setup);
     setup.pair.secondary.must("SET GLOBAL read_only = 1");
     assert!(
         wait_until(Duration::from_secs(20), || setup
@@ -216,9 +230,7 @@ fn semi_sync_after_a_crash_promotes_on_the_operators_word_loses_no_acknowledged_
         setup.server.log()
     );
     assert!(
-        setup.events().iter().any(|e| e["summary"]
-            .as_str()
-            .is_some_and(|s| s.contains("repaired"))),
+        wait_until(Duration::from_secs(5), || repairs(&setup) > before),
         "{}",
         journal_text(&setup)
     );
@@ -648,4 +660,38 @@ fn a_drill_in_promote_mode_promotes_switches_back_and_loses_none_of_its_own_writ
         out.contains("## Writes") && out.contains("| acknowledged but lost | 0 |"),
         "{out}"
     );
+
+    // Writes lost behind the drill's back (deleted at the new primary
+    // while it holds): the drill says so and fails.
+    let id = setup.start_drill(r#"{"hold": "4s", "operator": "grace"}"#);
+    assert!(
+        wait_until(Duration::from_secs(60), || setup
+            .pair
+            .secondary
+            .root("SELECT @@read_only")
+            .is_ok_and(|r| r == "0")
+            && setup
+                .pair
+                .secondary
+                .root("SELECT COUNT(*) FROM geofailover_drill.writes")
+                .is_ok_and(|n| n.parse::<u32>().unwrap_or(0) >= 3)),
+        "{}",
+        setup.server.log()
+    );
+    setup
+        .pair
+        .secondary
+        .must("DELETE FROM geofailover_drill.writes ORDER BY seq LIMIT 3");
+    let report = setup.drill_report(&id, Duration::from_secs(180));
+    assert_eq!(report["result"], "fail", "{report:#}");
+    assert_eq!(report["writes"]["lost"], 3, "{report:#}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("the drill's writes") && r.contains("3 of")),
+        "{report:#}"
+    );
+    // Back on the primary all the same.
+    assert_eq!(setup.status()["active_role"], "primary");
+    assert_eq!(setup.pair.primary.must("SELECT @@read_only"), "0");
 }

@@ -68,6 +68,9 @@ pub struct DrillConfig {
     pub schedule: Option<schedule::DrillSchedule>,
     /// The account a drill in `failover.mode: promote` writes with.
     pub writer: Option<DrillWriter>,
+    /// Scheduled drills promote too (`failover.mode: promote`); by
+    /// default they rehearse read-only mode only.
+    pub promote_scheduled: bool,
 }
 
 /// `drill.writer`: an application-like account (it must not bypass
@@ -589,6 +592,7 @@ impl Config {
                 timeout: DEFAULT_DRILL_TIMEOUT,
                 schedule: None,
                 writer: None,
+                promote_scheduled: false,
             },
             Some(d) => {
                 let line = line_of(text, "drill:");
@@ -635,11 +639,18 @@ impl Config {
                         })
                     }
                 };
+                let promotes = failover.as_ref().is_some_and(|f| f.promotion.is_some());
+                if d.promote == Some(true) && !promotes {
+                    return Err(at(
+                        line_of(text, "promote: true").or(line),
+                        "drill.promote: only with failover.mode: promote".into(),
+                    ));
+                }
                 let writer = match d.writer {
                     None => None,
                     Some(w) => {
                         let line = line_of(text, "writer:").or(line);
-                        if failover.as_ref().is_none_or(|f| f.promotion.is_none()) {
+                        if !promotes {
                             return Err(at(
                                 line,
                                 "drill.writer: only drills in failover.mode: promote write (a read-only drill leaves the primary writable)".into(),
@@ -660,6 +671,7 @@ impl Config {
                     timeout: d.timeout.unwrap_or(DEFAULT_DRILL_TIMEOUT),
                     schedule,
                     writer,
+                    promote_scheduled: d.promote.unwrap_or(false),
                 }
             }
         };
@@ -963,6 +975,24 @@ mod tests {
             .unwrap(),
         );
         assert_eq!(text.lines().nth(line - 1).map(str::trim), Some("writer:"));
+
+        let scheduled =
+            mysql_example(|t| t.replace("  timeout: 60s ", "  promote: true\n  timeout: 60s "))
+                .unwrap_err();
+        assert!(
+            scheduled
+                .message
+                .contains("drill.promote: only with failover.mode: promote"),
+            "{scheduled}"
+        );
+        assert!(
+            mysql_example(
+                |t| promote(t).replace("  timeout: 60s ", "  promote: true\n  timeout: 60s ")
+            )
+            .unwrap()
+            .drill
+            .promote_scheduled
+        );
 
         let no_password = mysql_example(|t| {
             promote(t).replace(

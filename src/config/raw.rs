@@ -73,6 +73,9 @@ pub struct RawDrill {
     /// to measure write downtime and lost writes.
     #[serde(default)]
     pub writer: Option<RawDrillWriter>,
+    /// In `failover.mode: promote`: scheduled drills promote too.
+    #[serde(default)]
+    pub promote: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

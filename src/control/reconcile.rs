@@ -32,7 +32,7 @@ use super::{
 use crate::{
     config::{ReadOnlyStep, Site},
     engine::{Role, utc},
-    store::NewEntry,
+    store::{NewEntry, shared::Leadership},
 };
 
 /// What the page and the JSON show of the last pass.
@@ -106,15 +106,47 @@ pub fn wanted(
     }
 }
 
-/// Makes `site`'s database writable and reads it back.
-async fn writable(site: &Site, timeout: Duration) -> Result<String, String> {
+/// Makes `site`'s database writable and reads it back; with
+/// `not_a_replica`, only if it has no replication configured.
+async fn writable(site: &Site, timeout: Duration, not_a_replica: bool) -> Result<String, String> {
     let Some(database) = &site.database else {
         return Err(format!("site {} has no database", site.name));
     };
     let mut db = crate::db::Db::connect(&database.target, timeout).await?;
-    let done = db.set_writable().await;
+    let done = async {
+        if not_a_replica && db.replica_status().await?.is_some() {
+            return Err(format!(
+                "{} is a replica: it is not made writable",
+                site.name
+            ));
+        }
+        db.set_writable().await
+    }
+    .await;
     db.close().await;
     done
+}
+
+/// Whether this pass found the old primary's database read-only (or set
+/// it so), or could not reach it (as when it was promoted away from): a
+/// promoted secondary is made writable again only then.
+fn old_primary_fenced(compared: &[Compared]) -> Result<(), String> {
+    let Some(old) = compared
+        .iter()
+        .find(|c| c.site == Role::Primary && c.step == ReadOnlyStep::Database)
+    else {
+        return Ok(());
+    };
+    match (&old.found, &old.repair) {
+        (Err(_), _) | (Ok(_), Some(Ok(_))) => Ok(()),
+        (Ok((Seen::Set, _)), None) => Ok(()),
+        (Ok(_), Some(Err(e))) => Err(format!(
+            "the old primary could not be set read-only ({e}), so the new one is not made writable"
+        )),
+        (Ok((_, read)), None) => Err(format!(
+            "the old primary is not read-only ({read}), so the new one is not made writable"
+        )),
+    }
 }
 
 /// Reads each step of `plan` and repairs those that differ from what is
@@ -123,6 +155,7 @@ async fn pass(
     sites: [Site; 2],
     plan: Vec<(Role, ReadOnlyStep, bool)>,
     timeout: Duration,
+    leadership: Leadership,
 ) -> Vec<Compared> {
     let mut compared = Vec::new();
     for (role, step, wanted) in plan {
@@ -138,9 +171,19 @@ async fn pass(
         if entry.drifted() {
             let done = match (wanted, role, step) {
                 (true, _, _) => steps::set(step, site, timeout).await.result,
-                // Planned to lift a primary node's self-fence, or for a
-                // promoted secondary.
-                (false, _, ReadOnlyStep::Database) => writable(site, timeout).await,
+                // Planned to lift a primary node's self-fence.
+                (false, Role::Primary, ReadOnlyStep::Database) => {
+                    writable(site, timeout, false).await
+                }
+                // A promoted secondary: the old primary read-only first
+                // (it comes first in the plan), this one no replica, and
+                // the leadership held right before.
+                (false, Role::Secondary, ReadOnlyStep::Database) => {
+                    match old_primary_fenced(&compared).and_then(|()| leadership.hold().map(drop)) {
+                        Ok(()) => writable(site, timeout, true).await,
+                        Err(why) => Err(why),
+                    }
+                }
                 (false, _, _) => steps::undo(step, site, timeout).await,
             };
             entry.repair = Some(match done {
@@ -213,6 +256,10 @@ impl Controller {
                 plan.push((Role::Primary, step, false));
             }
         }
+        if persisted.paused {
+            // Paused: an operator may hold the new primary read-only.
+            plan.retain(|p| *p != (Role::Secondary, ReadOnlyStep::Database, false));
+        }
         if plan.is_empty() {
             return;
         }
@@ -226,7 +273,7 @@ impl Controller {
         let outbox = self.outbox.clone();
         tokio::spawn(async move {
             let compared = leadership
-                .run(pass(sites, plan, timeout))
+                .run(pass(sites, plan, timeout, leadership.clone()))
                 .await
                 .unwrap_or_default();
             let _ = outbox

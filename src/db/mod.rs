@@ -342,6 +342,16 @@ impl Db {
         Ok(row.and_then(|r| row_map(r).into_values().next().flatten()))
     }
 
+    /// The first column of every row of `query`, as text.
+    pub async fn column(&mut self, query: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .rows(query)
+            .await?
+            .into_iter()
+            .filter_map(|row| row.into_values().next().flatten())
+            .collect())
+    }
+
     pub async fn execute(&mut self, statement: &str) -> Result<(), String> {
         let (timeout, address) = (self.timeout, self.address);
         Self::bounded(timeout, address, statement, self.conn.query_drop(statement)).await
@@ -410,12 +420,7 @@ impl Db {
             }
             None => "SHOW GRANTS".to_string(),
         };
-        Ok(self
-            .rows(&sql)
-            .await?
-            .into_iter()
-            .filter_map(|row| row.into_values().next().flatten())
-            .collect())
+        self.column(&sql).await
     }
 
     /// The accounts among `accounts` (`user@host`) whose grants let them

@@ -744,6 +744,12 @@ pub async fn run(
         if switched && !failed && reason.is_none() {
             let t = now_ms();
             let result = verify_secondary(&ctx.secondary, timeout).await;
+            if result.is_ok()
+                && let Some(w) = &writer
+            {
+                // Read-only verified: it takes writes only once promoted.
+                w.follow();
+            }
             failed |= !rec.record("the secondary is read-only", t, &result);
             let t = now_ms();
             let result = match status(&outbox).await {
@@ -773,6 +779,9 @@ pub async fn run(
                 Ok(result) => result,
             };
             promoted = outcome.is_ok();
+            if promoted {
+                timings.promotion_ms = Some(now_ms().saturating_sub(t));
+            }
             failed |= !rec.record("promote the secondary", t, &outcome);
             if promoted {
                 let verified = verify_promoted(&ctx.primary, &ctx.secondary, timeout).await;
@@ -788,20 +797,18 @@ pub async fn run(
                     },
                     (_, verified) => verified,
                 };
-                if verified.is_ok() {
-                    timings.promotion_ms = Some(now_ms().saturating_sub(t));
-                }
                 failed |= !rec.record("the secondary is writable", t, &verified);
             }
             if promoted && !failed && reason.is_none() {
                 let t = now_ms();
-                let rejoined = match stage(&mut ctx, &["rejoined"], &["diverged"]).await {
-                    Err(abort) => {
-                        reason = Some(abort.clone());
-                        Err(abort)
-                    }
-                    Ok(result) => result,
-                };
+                let rejoined =
+                    match stage(&mut ctx, &["rejoined"], &["diverged"], timeout, true).await {
+                        Err(abort) => {
+                            reason = Some(abort.clone());
+                            Err(abort)
+                        }
+                        Ok(result) => result,
+                    };
                 failed |= !rec.record("the old primary rejoined", t, &rejoined);
             }
         }
@@ -844,8 +851,29 @@ pub async fn run(
         }
     }
 
-    // Fail back whenever the switch happened, whatever went before.
+    // Fail back whenever the switch happened, whatever went before. A
+    // promotion (finished by the engine after an abort, or found after a
+    // restart) is switched back over once the old primary is rejoined:
+    // that wait is not cut short by an abort, and allows for a rejoin
+    // tried again after a failure (30 s later).
     if switched {
+        let found = status(&outbox)
+            .await
+            .ok()
+            .and_then(|st| st.promotion)
+            .map(|p| p.stage)
+            .filter(|stage| stage != "read_only");
+        if let Some(found) = found {
+            promoted = true;
+            if found != "rejoined" {
+                let t = now_ms();
+                let within = timeout + Duration::from_secs(35);
+                let rejoined = stage(&mut ctx, &["rejoined"], &["diverged"], within, false)
+                    .await
+                    .unwrap_or_else(Err);
+                failed |= !rec.record("the old primary rejoined", t, &rejoined);
+            }
+        }
         phase(Some("failing_back")).await;
         let t = now_ms();
         let deadline = Instant::now() + timeout.max(Duration::from_secs(5));
@@ -1001,56 +1029,60 @@ async fn promote(ctx: &mut DrillContext, operator: &str) -> Result<Result<String
     .and_then(|decided| decided);
     match decision {
         Ok(d) if d.event == Event::Refused => Ok(Err(d.summary)),
-        Ok(_) => stage(ctx, &["promoted", "rejoined"], &[]).await,
+        Ok(_) => {
+            let timeout = ctx.timeout;
+            stage(ctx, &["promoted", "rejoined"], &[], timeout, true).await
+        }
         Err(e) => Ok(Err(e)),
     }
 }
 
-/// Waits until the promotion's stage is one of `want`; a stage in `fail`,
-/// or the promotion gone (stopped), ends the wait as a failure. `Err`
-/// carries an abort's reason.
+/// Waits (up to `within`) until the promotion's stage is one of `want`;
+/// a stage in `fail`, or the promotion gone (stopped), ends the wait as
+/// a failure. `Err` carries an abort's reason, when `abortable`.
 async fn stage(
     ctx: &mut DrillContext,
     want: &[&str],
     fail: &[&str],
+    within: Duration,
+    abortable: bool,
 ) -> Result<Result<String, String>, String> {
-    const STOPPED: &str = "STOPPED: ";
-    let outbox = ctx.outbox.clone();
-    let timeout = ctx.timeout;
-    let (want, fail): (Vec<String>, Vec<String>) = (
-        want.iter().map(|s| s.to_string()).collect(),
-        fail.iter().map(|s| s.to_string()).collect(),
-    );
-    let watched = until(ctx, timeout, || {
-        let (outbox, want, fail) = (outbox.clone(), want.clone(), fail.clone());
-        async move {
-            let st = status(&outbox).await?;
-            let p = st.promotion.ok_or("the status has no promotion")?;
-            let detail = p.detail.clone().unwrap_or_default();
-            if want.contains(&p.stage) {
-                Ok(format!("{}: {detail}", p.stage))
-            } else if fail.contains(&p.stage) {
-                Ok(format!("{STOPPED}{}: {detail}", p.stage))
-            } else if p.stage == "read_only" {
-                let last = st.last_decision.unwrap_or_default();
-                if last.starts_with("promotion stopped") {
-                    Ok(format!("{STOPPED}{last}"))
-                } else {
-                    Err(format!("still read-only: {last}"))
-                }
-            } else {
-                Err(format!("{}: {detail}", p.stage))
-            }
+    let deadline = Instant::now() + within;
+    loop {
+        if abortable && let Some(reason) = ctx.abort.borrow().clone() {
+            return Err(reason);
         }
-    })
-    .await?;
-    Ok(match watched {
-        Ok(text) => match text.strip_prefix(STOPPED) {
-            Some(why) => Err(why.to_string()),
-            None => Ok(text),
-        },
-        Err(e) => Err(e),
-    })
+        let waiting = match status(&ctx.outbox).await {
+            Err(e) => e,
+            Ok(st) => match st.promotion {
+                None => "the status has no promotion".to_string(),
+                Some(p) => {
+                    let detail = p.detail.clone().unwrap_or_default();
+                    if want.contains(&p.stage.as_str()) {
+                        return Ok(Ok(format!("{}: {detail}", p.stage)));
+                    }
+                    if fail.contains(&p.stage.as_str()) {
+                        return Ok(Err(format!("{}: {detail}", p.stage)));
+                    }
+                    let last = st.last_decision.unwrap_or_default();
+                    if p.stage == "read_only" && last.starts_with("promotion stopped") {
+                        return Ok(Err(last));
+                    }
+                    format!("{}: {detail}", p.stage)
+                }
+            },
+        };
+        if Instant::now() >= deadline {
+            return Ok(Err(format!(
+                "still {waiting} after {}",
+                crate::config::duration::show(within)
+            )));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = ctx.abort.changed(), if abortable => {}
+        }
+    }
 }
 
 /// Reads both databases from the outside after a promotion: the old

@@ -148,7 +148,7 @@ impl Controller {
             hold: self.drill_config.hold,
             lower_ttl: schedule.lower_ttl,
             operator: "schedule".into(),
-            read_only: false,
+            read_only: !self.drill_config.promote_scheduled,
         };
         let reply = self.drill_start(request, false, now).await;
         match (reply.id, reply.refused) {
