@@ -145,6 +145,70 @@ fn leader_promotion(cluster: &Cluster) -> serde_json::Value {
         .unwrap_or_default()
 }
 
+/// Waits until the leader reads RPO 0 (semi-sync AFTER_SYNC, the
+/// secondary acknowledging).
+fn wait_rpo_zero(cluster: &Cluster) {
+    assert!(
+        wait_until(
+            Duration::from_secs(20),
+            || leader_promotion(cluster)["rpo_zero"] == true
+        ),
+        "{}",
+        leader_promotion(cluster)
+    );
+}
+
+/// Waits until the leader shows the promotion at `stage`.
+fn wait_leader_stage(cluster: &Cluster, stage: &str, within: Duration) {
+    assert!(
+        wait_until(within, || leader_promotion(cluster)["stage"] == stage),
+        "never {stage}: {}\n{}",
+        leader_promotion(cluster),
+        cluster.logs()
+    );
+}
+
+/// Each of `events` exactly once in the shared journal, as `leader`
+/// serves it; read once it has the last of them (the journal follows the
+/// state through etcd).
+fn once_each(cluster: &Cluster, leader: &str, events: &[&str]) {
+    let last = events.last().copied().unwrap_or_default();
+    let mut journal = cluster.events(leader);
+    wait_until(Duration::from_secs(10), || {
+        journal = cluster.events(leader);
+        journal.iter().any(|e| e["event"] == last)
+    });
+    for word in events {
+        let count = journal.iter().filter(|e| e["event"] == *word).count();
+        assert_eq!(count, 1, "{word}: {journal:?}");
+    }
+}
+
+/// The cluster on loopback over a semi-synchronous pair in `mode:
+/// promote` (promotion after 3 s), the config edited by `edit` last;
+/// returns once the leader reads RPO 0.
+fn promote_cluster_on_loopback(edit: impl FnOnce(String) -> String) -> (Cluster, Pair) {
+    use common::mariadb::{REPL_PASSWORD, grant_promotion, promote_mode, semi_sync};
+    // SAFETY: as in `promote_cluster`.
+    unsafe {
+        std::env::set_var("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD);
+        std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD);
+    }
+    let pair = Pair::start_with(&semi_sync());
+    grant_promotion(&pair);
+    let flags = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::start(|config| {
+        edit(promote_mode("3s")(with_databases(
+            config,
+            &pair,
+            flags.path(),
+        )))
+    });
+    std::mem::forget(flags);
+    wait_rpo_zero(&cluster);
+    (cluster, pair)
+}
+
 #[test]
 fn cut_from_the_cluster_the_primary_node_fences_its_database_and_the_secondary_is_promoted_without_reaching_it()
  {
@@ -156,14 +220,7 @@ fn cut_from_the_cluster_the_primary_node_fences_its_database_and_the_secondary_i
         "{}",
         cluster.logs()
     );
-    assert!(
-        wait_until(
-            Duration::from_secs(20),
-            || leader_promotion(&cluster)["rpo_zero"] == true
-        ),
-        "{}",
-        leader_promotion(&cluster)
-    );
+    wait_rpo_zero(&cluster);
     let writer = Writer::start(pair.primary.port, 20);
     let cut = std::time::Instant::now();
     cluster.cut_from_etcd(true);
@@ -195,15 +252,7 @@ fn cut_from_the_cluster_the_primary_node_fences_its_database_and_the_secondary_i
     // reach it, so the promotion rests on ns1's self-fence.
     pair.primary.crash();
     cluster.primary.set_healthy(false);
-    assert!(
-        wait_until(
-            Duration::from_secs(60),
-            || leader_promotion(&cluster)["stage"] == "promoted"
-        ),
-        "never promoted: {}\n{}",
-        leader_promotion(&cluster),
-        cluster.logs()
-    );
+    wait_leader_stage(&cluster, "promoted", Duration::from_secs(60));
     let promotion = leader_promotion(&cluster);
     assert!(
         promotion["fence"]
@@ -221,15 +270,7 @@ fn cut_from_the_cluster_the_primary_node_fences_its_database_and_the_secondary_i
     // primary, restarted, is rejoined.
     cluster.cut_from_etcd(false);
     pair.primary.restart();
-    assert!(
-        wait_until(
-            Duration::from_secs(60),
-            || leader_promotion(&cluster)["stage"] == "rejoined"
-        ),
-        "never rejoined: {}\n{}",
-        leader_promotion(&cluster),
-        cluster.logs()
-    );
+    wait_leader_stage(&cluster, "rejoined", Duration::from_secs(60));
     assert_eq!(pair.primary.must("SELECT @@read_only"), "1");
     let _ = &mut cluster;
 }
@@ -292,37 +333,12 @@ fn a_primary_node_cut_off_briefly_fences_its_database_and_lifts_the_fence_when_b
 #[test]
 fn the_leader_killed_mid_promotion_the_next_leader_finishes_it_once_and_nothing_acknowledged_is_lost()
  {
-    use common::mariadb::{REPL_PASSWORD, grant_promotion, promote_mode, semi_sync};
-    // SAFETY: as in `promote_cluster`.
-    unsafe {
-        std::env::set_var("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD);
-        std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD);
-    }
-    let pair = Pair::start_with(&semi_sync());
-    grant_promotion(&pair);
-    let flags = tempfile::tempdir().expect("tempdir");
-    let mut cluster =
-        Cluster::start(|config| promote_mode("3s")(with_databases(config, &pair, flags.path())));
-    assert!(
-        wait_until(
-            Duration::from_secs(20),
-            || leader_promotion(&cluster)["rpo_zero"] == true
-        ),
-        "{}",
-        leader_promotion(&cluster)
-    );
+    let (mut cluster, pair) = promote_cluster_on_loopback(|config| config);
     // The secondary applies what it receives 8 s late (it still
     // acknowledges at once): a promotion waits that long for its relay log.
     pair.secondary
         .must("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=8; START SLAVE");
-    assert!(
-        wait_until(
-            Duration::from_secs(20),
-            || leader_promotion(&cluster)["rpo_zero"] == true
-        ),
-        "{}",
-        leader_promotion(&cluster)
-    );
+    wait_rpo_zero(&cluster);
     let writer = Writer::start(pair.primary.port, 20);
     cluster.primary.set_healthy(false);
     let first = {
@@ -340,15 +356,7 @@ fn the_leader_killed_mid_promotion_the_next_leader_finishes_it_once_and_nothing_
     };
     cluster.kill(first);
     let acked = writer.stop();
-    assert!(
-        wait_until(
-            Duration::from_secs(40),
-            || leader_promotion(&cluster)["stage"] == "promoted"
-        ),
-        "the next leader did not finish the promotion: {}\n{}",
-        leader_promotion(&cluster),
-        cluster.logs()
-    );
+    wait_leader_stage(&cluster, "promoted", Duration::from_secs(40));
     let leader = cluster.leader().expect("a leader");
     assert_ne!(leader, first);
     let log = cluster.server(&leader).log();
@@ -356,65 +364,36 @@ fn the_leader_killed_mid_promotion_the_next_leader_finishes_it_once_and_nothing_
         log.contains("resuming the promotion"),
         "{leader} did not resume the promotion:\n{log}"
     );
-    // The shared journal follows the state through etcd: read it once it
-    // has the promotion's end.
-    let mut events = cluster.events(&leader);
-    wait_until(Duration::from_secs(10), || {
-        events = cluster.events(&leader);
-        events.iter().any(|e| e["event"] == "promoted")
-    });
-    let count = |word: &str| events.iter().filter(|e| e["event"] == word).count();
-    assert_eq!(count("promotion_started"), 1, "{events:?}");
-    assert_eq!(count("promoted"), 1, "{events:?}");
-    assert_eq!(count("promote_secondary_database"), 1, "{events:?}");
+    once_each(
+        &cluster,
+        &leader,
+        &[
+            "promotion_started",
+            "promote_secondary_database",
+            "promoted",
+        ],
+    );
     assert_eq!(pair.secondary.must("SELECT @@read_only"), "0");
     let at_new = common::mariadb::ids(&pair.secondary);
     let lost: Vec<&u32> = acked.iter().filter(|id| !at_new.contains(id)).collect();
     assert!(lost.is_empty(), "acknowledged write(s) lost: {lost:?}");
-    std::mem::forget(flags);
 }
 
 #[test]
 fn the_leader_killed_mid_switchover_the_next_leader_finishes_it_once_and_nothing_acknowledged_is_lost()
  {
-    use common::mariadb::{REPL_PASSWORD, grant_promotion, promote_mode, semi_sync};
     use std::sync::atomic::Ordering;
-    // SAFETY: as in `promote_cluster`.
-    unsafe {
-        std::env::set_var("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD);
-        std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD);
-    }
-    let pair = Pair::start_with(&semi_sync());
-    grant_promotion(&pair);
-    let flags = tempfile::tempdir().expect("tempdir");
     // The secondary's application switch: hung on request, it holds the
     // switchover after the secondary's database is fenced.
     let switch = common::AppSwitch::start();
-    let mut cluster = Cluster::start(|config| {
-        let text = promote_mode("3s")(with_databases(config, &pair, flags.path()));
+    let (mut cluster, pair) = promote_cluster_on_loopback(|text| {
         let anchor = "        content: \"read-only\\n\"\n";
         let at = text.rfind(anchor).expect("the secondary's flag file") + anchor.len();
         format!("{}{}{}", &text[..at], switch.config(), &text[at..])
     });
-    assert!(
-        wait_until(
-            Duration::from_secs(20),
-            || leader_promotion(&cluster)["rpo_zero"] == true
-        ),
-        "{}",
-        leader_promotion(&cluster)
-    );
     // Promoted (the old primary reachable, so fenced first) and rejoined.
     cluster.primary.set_healthy(false);
-    assert!(
-        wait_until(
-            Duration::from_secs(60),
-            || leader_promotion(&cluster)["stage"] == "rejoined"
-        ),
-        "{}\n{}",
-        leader_promotion(&cluster),
-        cluster.logs()
-    );
+    wait_leader_stage(&cluster, "rejoined", Duration::from_secs(60));
     cluster.primary.set_healthy(true);
     let writer = Writer::start_following(vec![pair.secondary.port, pair.primary.port], 20);
     let asked = || {
@@ -477,14 +456,13 @@ fn the_leader_killed_mid_switchover_the_next_leader_finishes_it_once_and_nothing
     let lost: Vec<&u32> = acked.iter().filter(|id| !at_primary.contains(id)).collect();
     assert!(lost.is_empty(), "acknowledged write(s) lost: {lost:?}");
     // One switchover in the shared journal, its primary promoted once.
-    let mut events = cluster.events(&leader);
-    wait_until(Duration::from_secs(10), || {
-        events = cluster.events(&leader);
-        events.iter().any(|e| e["event"] == "failed_back")
-    });
-    let count = |word: &str| events.iter().filter(|e| e["event"] == word).count();
-    assert_eq!(count("switchback_started"), 1, "{events:?}");
-    assert_eq!(count("failed_back"), 1, "{events:?}");
-    assert_eq!(count("promote_primary_database"), 1, "{events:?}");
-    std::mem::forget(flags);
+    once_each(
+        &cluster,
+        &leader,
+        &[
+            "switchback_started",
+            "promote_primary_database",
+            "failed_back",
+        ],
+    );
 }

@@ -5,11 +5,15 @@
 //! rules after every step. A failing run prints its seed; replay it with
 //! `GEOFAILOVER_SIM_SEED=<seed> cargo test --test engine_promotion`.
 
+#[path = "common/rng.rs"]
+mod rng;
+
 use geofailover::engine::{
     Action, CheckId, CheckSpec, Command, Decision, DownRule, Engine, EngineSpec, Event, Input,
     Persisted, PromotionFailure, PromotionRules, RejoinOutcome, ReplicationRules, ReplicationView,
     Role, SemiSync, SiteHealth, SiteSpec, Stage,
 };
+use rng::Rng;
 
 const AFTER: u64 = 60_000;
 
@@ -574,24 +578,6 @@ fn fail_back_after_a_promotion_is_one_switchover_and_moves_dns_only_when_it_is_d
 }
 
 /// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
 /// One random run; the rules after every step:
 /// - an automatic promotion starts only on the secondary, with the
 ///   primary down for promote_after, RPO 0 last seen (or allowed), and a

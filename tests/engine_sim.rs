@@ -7,29 +7,14 @@
 //!
 //! Then named scenarios, each a story an operator would recognise.
 
+#[path = "common/rng.rs"]
+mod rng;
+
 use geofailover::engine::{
     Action, CheckId, CheckSpec, Command, Decision, DownRule, Engine, EngineSpec, Event, Input,
     Persisted, READ_ONLY_RETRY_MS, ReplicationRules, ReplicationView, Role, SiteHealth, SiteSpec,
 };
-
-/// splitmix64: small, seedable, good enough to drive a simulation.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+use rng::Rng;
 
 fn random_spec(rng: &mut Rng) -> EngineSpec {
     let site = |rng: &mut Rng, name: &str| {

@@ -172,15 +172,7 @@ fn semi_sync_after_a_crash_promotes_on_the_operators_word_loses_no_acknowledged_
     wait_stage(&setup, "rejoined", Duration::from_secs(60));
     assert_eq!(setup.pair.primary.must("SELECT @@read_only"), "1");
     let acked_new = writer.stop();
-    let position = setup.pair.secondary.must("SELECT @@gtid_binlog_pos");
-    assert_eq!(
-        setup
-            .pair
-            .primary
-            .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)")),
-        "0",
-        "the old primary did not catch up to {position}"
-    );
+    setup.pair.catch_up_from_secondary();
     let at_old = ids(&setup.pair.primary);
     for id in acked.iter().chain(&acked_new) {
         assert!(
@@ -287,14 +279,7 @@ fn with_the_old_primary_reachable_the_promotion_is_automatic_after_it_is_fenced_
     wait_stage(&setup, "rejoined", Duration::from_secs(30));
     let writer = Writer::start(setup.pair.secondary.port, 10);
     let acked_new = writer.stop();
-    let position = setup.pair.secondary.must("SELECT @@gtid_binlog_pos");
-    assert_eq!(
-        setup
-            .pair
-            .primary
-            .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)")),
-        "0"
-    );
+    setup.pair.catch_up_from_secondary();
     let at_old = ids(&setup.pair.primary);
     assert!(acked_new.iter().all(|id| at_old.contains(id)));
     let metrics = common::http("GET", setup.api(), "/metrics", None, "").1;
@@ -473,14 +458,7 @@ fn asynchronous_replication_blocks_automatic_promotion_the_operator_promotes_and
         .pair
         .secondary
         .must("INSERT INTO app.orders VALUES (999999, 'after the rebuild')");
-    let position = setup.pair.secondary.must("SELECT @@gtid_binlog_pos");
-    assert_eq!(
-        setup
-            .pair
-            .primary
-            .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)")),
-        "0"
-    );
+    setup.pair.catch_up_from_secondary();
     assert!(ids(&setup.pair.primary).contains(&999_999));
     let journal = journal_text(&setup);
     for word in ["rejoin_held", "rejoin_released"] {

@@ -18,6 +18,22 @@ use crate::{
     store::{NewEntry, shared::Leadership},
 };
 
+/// The background work of a promotion stage.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Promote { fence_required: bool },
+    SwitchBack,
+}
+
+impl Work {
+    fn name(self) -> &'static str {
+        match self {
+            Work::Promote { .. } => "promotion",
+            Work::SwitchBack => "switchover",
+        }
+    }
+}
+
 fn outcome(step: &str, result: &Result<String, String>) -> StepOutcome {
     StepOutcome {
         at: now_ms(),
@@ -398,34 +414,11 @@ async fn run_switchback(
 impl Controller {
     /// Runs switchover `attempt` back to the primary in the background.
     pub(super) fn switch_back(&mut self, attempt: u64) {
-        let Some(failing) = &mut self.failing else {
-            return;
-        };
-        let config = failing.config.clone();
-        let epoch = failing.engine.persisted().epoch;
-        let leadership = self.leadership.clone();
-        let outbox = self.outbox.clone();
-        info!(epoch, attempt, "switchover back starts");
-        tokio::spawn(async move {
-            let mut journal = Vec::new();
-            let result = leadership
-                .run(run_switchback(config, leadership.clone(), &mut journal))
-                .await
-                .unwrap_or_else(|lost| {
-                    Err(PromotionFailure {
-                        why: format!("the switchover was stopped: {lost}"),
-                        changed: true,
-                    })
-                });
-            let _ = outbox
-                .send(ControlEvent::SwitchBackDone {
-                    epoch,
-                    attempt,
-                    result,
-                    journal,
-                })
-                .await;
-        });
+        let epoch = self.failing.as_ref().map(|f| f.engine.persisted().epoch);
+        if let Some(epoch) = epoch {
+            info!(epoch, attempt, "switchover back starts");
+            self.spawn_work(epoch, attempt, Work::SwitchBack);
+        }
     }
 
     pub(super) async fn switch_back_done(
@@ -445,37 +438,55 @@ impl Controller {
 
     /// Runs promotion `attempt`'s steps in the background.
     pub(super) fn promote(&mut self, epoch: u64, attempt: u64, fence_required: bool) {
+        info!(epoch, attempt, "promotion steps start");
+        self.spawn_work(epoch, attempt, Work::Promote { fence_required });
+    }
+
+    /// Runs a promotion's or a switchover's steps in the background under
+    /// the leadership; the result and the steps journalled so far go back
+    /// to the controller (a lost leadership stops them as "changed", so
+    /// the next leader reads what is done and goes on).
+    fn spawn_work(&mut self, epoch: u64, attempt: u64, work: Work) {
         let Some(failing) = &mut self.failing else {
             return;
         };
         let config = failing.config.clone();
         let leadership = self.leadership.clone();
         let outbox = self.outbox.clone();
-        info!(epoch, attempt, "promotion steps start");
         tokio::spawn(async move {
             let mut journal = Vec::new();
-            let result = leadership
-                .run(run_promotion(
-                    config,
-                    fence_required,
-                    leadership.clone(),
-                    &mut journal,
-                ))
-                .await
-                .unwrap_or_else(|lost| {
-                    Err(PromotionFailure {
-                        why: format!("the promotion was stopped: {lost}"),
-                        changed: true,
-                    })
-                });
-            let _ = outbox
-                .send(ControlEvent::PromotionDone {
+            let steps = async {
+                match work {
+                    Work::Promote { fence_required } => {
+                        run_promotion(config, fence_required, leadership.clone(), &mut journal)
+                            .await
+                    }
+                    Work::SwitchBack => {
+                        run_switchback(config, leadership.clone(), &mut journal).await
+                    }
+                }
+            };
+            let result = leadership.run(steps).await.unwrap_or_else(|lost| {
+                Err(PromotionFailure {
+                    why: format!("the {} was stopped: {lost}", work.name()),
+                    changed: true,
+                })
+            });
+            let event = match work {
+                Work::Promote { .. } => ControlEvent::PromotionDone {
                     epoch,
                     attempt,
                     result,
                     journal,
-                })
-                .await;
+                },
+                Work::SwitchBack => ControlEvent::SwitchBackDone {
+                    epoch,
+                    attempt,
+                    result,
+                    journal,
+                },
+            };
+            let _ = outbox.send(event).await;
         });
     }
 

@@ -698,18 +698,9 @@ impl Engine {
         result: Result<String, PromotionFailure>,
         now: u64,
     ) -> Decision {
-        if self
-            .promoting
-            .ordered
-            .is_some_and(|(a, s)| a == attempt && s == Stage::SwitchingBack)
-        {
-            self.promoting.ordered = None;
-        }
-        let current = self
-            .promotion()
-            .filter(|p| p.attempt == attempt && p.stage == Stage::SwitchingBack)
-            .cloned();
-        let Some(mut promotion) = current else {
+        let Some(mut promotion) =
+            self.take_result(attempt, Stage::SwitchingBack, &[Stage::SwitchingBack])
+        else {
             let summary = format!(
                 "a result of switchover attempt {attempt}, which is not under way: ignored"
             );
@@ -772,24 +763,30 @@ impl Engine {
         }
     }
 
+    /// A result of attempt `attempt`, ordered at `ordered`: its order is
+    /// taken back, and the promotion returned when that attempt is still
+    /// at one of `stages` (else the result is ignored).
+    fn take_result(&mut self, attempt: u64, ordered: Stage, stages: &[Stage]) -> Option<Promotion> {
+        if self
+            .promoting
+            .ordered
+            .is_some_and(|(a, s)| a == attempt && s == ordered)
+        {
+            self.promoting.ordered = None;
+        }
+        self.promotion()
+            .filter(|p| p.attempt == attempt && stages.contains(&p.stage))
+            .cloned()
+    }
+
     pub(super) fn promotion_result(
         &mut self,
         attempt: u64,
         result: Result<String, PromotionFailure>,
         now: u64,
     ) -> Decision {
-        if self
-            .promoting
-            .ordered
-            .is_some_and(|(a, s)| a == attempt && s == Stage::Promoting)
-        {
-            self.promoting.ordered = None;
-        }
-        let current = self
-            .promotion()
-            .filter(|p| p.attempt == attempt && p.stage == Stage::Promoting)
-            .cloned();
-        let Some(mut promotion) = current else {
+        let Some(mut promotion) = self.take_result(attempt, Stage::Promoting, &[Stage::Promoting])
+        else {
             let summary =
                 format!("a result of promotion attempt {attempt}, which is not under way: ignored");
             return self.decide(now, Event::Steady, summary, Vec::new(), Vec::new());
@@ -844,20 +841,11 @@ impl Engine {
         outcome: RejoinOutcome,
         now: u64,
     ) -> Decision {
-        if self
-            .promoting
-            .ordered
-            .is_some_and(|(a, s)| a == attempt && s == Stage::Promoted)
-        {
-            self.promoting.ordered = None;
-        }
-        let current = self
-            .promotion()
-            .filter(|p| {
-                p.attempt == attempt && matches!(p.stage, Stage::Promoted | Stage::Diverged)
-            })
-            .cloned();
-        let Some(mut promotion) = current else {
+        let Some(mut promotion) = self.take_result(
+            attempt,
+            Stage::Promoted,
+            &[Stage::Promoted, Stage::Diverged],
+        ) else {
             let summary = format!(
                 "a rejoin result of promotion attempt {attempt}, which is not awaited: ignored"
             );

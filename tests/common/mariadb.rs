@@ -368,11 +368,19 @@ impl Pair {
 
     /// Waits until the secondary has applied everything the primary wrote.
     pub fn catch_up(&self) {
-        let position = self.primary.must("SELECT @@gtid_binlog_pos");
-        let waited = self
-            .secondary
-            .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)"));
-        assert_eq!(waited, "0", "the secondary did not reach {position}");
+        Self::reach(&self.primary, &self.secondary);
+    }
+
+    /// After a promotion: the old primary, now the secondary's replica,
+    /// applies everything the secondary wrote (within 30 s).
+    pub fn catch_up_from_secondary(&self) {
+        Self::reach(&self.secondary, &self.primary);
+    }
+
+    fn reach(source: &MariaDb, replica: &MariaDb) {
+        let position = source.must("SELECT @@gtid_binlog_pos");
+        let waited = replica.must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)"));
+        assert_eq!(waited, "0", "the replica did not reach {position}");
     }
 }
 
