@@ -395,6 +395,7 @@ async fn run_switchback(
                 primary_db.replication_address,
                 &promotion.replication_user,
                 &promotion.replication_password,
+                primary_db.target.tls.is_some(),
                 timeout,
             )
             .await;
@@ -525,6 +526,7 @@ impl Controller {
                     new_db.replication_address,
                     &promotion.replication_user,
                     &promotion.replication_password,
+                    new_db.target.tls.is_some(),
                     timeout,
                 )
                 .await;

@@ -92,8 +92,18 @@ fn sql(flavor: Flavor) -> Sql {
 
 /// `CHANGE MASTER TO` (MariaDB, GTID from the replica's own position) or
 /// `CHANGE REPLICATION SOURCE TO` (MySQL 8.0.23+, auto-positioned) for a
-/// replica of `source`; the password in it is never shown.
-pub fn change_source_sql(flavor: Flavor, source: SocketAddr, user: &str, password: &str) -> String {
+/// replica of `source`; the password in it is never shown. With `tls`
+/// (the controller reaches that server over TLS, so it has TLS) the
+/// replica connects over TLS; without, MySQL 8 fetches the source's RSA
+/// key for `caching_sha2_password` (open to a man in the middle on an
+/// untrusted network: use TLS there).
+pub fn change_source_sql(
+    flavor: Flavor,
+    source: SocketAddr,
+    user: &str,
+    password: &str,
+    tls: bool,
+) -> String {
     let quote = |s: &str| s.replace('\\', "\\\\").replace('\'', "\\'");
     let (host, port, user, password) = (
         quote(&source.ip().to_string()),
@@ -103,17 +113,29 @@ pub fn change_source_sql(flavor: Flavor, source: SocketAddr, user: &str, passwor
     );
     match flavor {
         Flavor::MariaDb { .. } => format!(
-            "CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={port}, MASTER_USER='{user}', MASTER_PASSWORD='{password}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1"
+            "CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={port}, MASTER_USER='{user}', MASTER_PASSWORD='{password}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1{}",
+            if tls { ", MASTER_SSL=1" } else { "" }
         ),
         Flavor::MySql {
             major,
             minor,
             patch,
         } if (major, minor, patch) >= (8, 0, 23) => format!(
-            "CHANGE REPLICATION SOURCE TO SOURCE_HOST='{host}', SOURCE_PORT={port}, SOURCE_USER='{user}', SOURCE_PASSWORD='{password}', SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, GET_SOURCE_PUBLIC_KEY=1"
+            "CHANGE REPLICATION SOURCE TO SOURCE_HOST='{host}', SOURCE_PORT={port}, SOURCE_USER='{user}', SOURCE_PASSWORD='{password}', SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, {}",
+            if tls {
+                "SOURCE_SSL=1"
+            } else {
+                "GET_SOURCE_PUBLIC_KEY=1"
+            }
         ),
-        Flavor::MySql { .. } => format!(
-            "CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={port}, MASTER_USER='{user}', MASTER_PASSWORD='{password}', MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1"
+        Flavor::MySql { major, .. } => format!(
+            "CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={port}, MASTER_USER='{user}', MASTER_PASSWORD='{password}', MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1{}",
+            match (tls, major >= 8) {
+                (true, _) => ", MASTER_SSL=1",
+                // caching_sha2_password, the default from 8.0 on.
+                (false, true) => ", GET_MASTER_PUBLIC_KEY=1",
+                (false, false) => "",
+            }
         ),
     }
 }
@@ -413,6 +435,7 @@ impl Db {
         source: SocketAddr,
         user: &str,
         password: &Secret,
+        tls: bool,
         wait: Duration,
     ) -> Result<String, String> {
         let sql = sql(self.flavor);
@@ -427,8 +450,8 @@ impl Db {
             self.execute("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos")
                 .await?;
         }
-        let change = change_source_sql(self.flavor, source, user, password.expose());
-        let shown = change_source_sql(self.flavor, source, user, "<redacted>");
+        let change = change_source_sql(self.flavor, source, user, password.expose(), tls);
+        let shown = change_source_sql(self.flavor, source, user, "<redacted>", tls);
         self.execute_secret(&change, &shown, password.expose())
             .await?;
         self.execute(sql.start).await?;
@@ -469,15 +492,14 @@ impl Db {
     }
 }
 
-/// What `mode: promote` needs of a server, each as (ok, sentence): the
-/// account's privileges to fence, promote and rejoin; the binary log
-/// keeping replicated writes with strict GTIDs; semi-sync AFTER_SYNC in
-/// both roles. Changes nothing.
-pub async fn promotion_ready(db: &mut Db) -> Result<Vec<(String, bool, String)>, String> {
-    let grants = db.grants(None).await?;
-    let has = |p: &str| super::grants_hold(&grants, p);
-    let mut items = Vec::new();
-    let (needed, missing): (Vec<&str>, Vec<&str>) = match db.flavor {
+/// The privileges `mode: promote` needs of the controller's account (to
+/// fence, promote and rejoin), and those its `SHOW GRANTS` lines lack.
+pub fn promotion_privileges(
+    flavor: Flavor,
+    grants: &[String],
+) -> (Vec<&'static str>, Vec<&'static str>) {
+    let has = |p: &str| super::grants_hold(grants, p);
+    match flavor {
         Flavor::MariaDb { .. } => {
             let needed = vec![
                 "PROCESS",
@@ -499,14 +521,26 @@ pub async fn promotion_ready(db: &mut Db) -> Result<Vec<(String, bool, String)>,
                 "RELOAD",
                 "REPLICATION_SLAVE_ADMIN",
             ];
+            // SUPER (deprecated) still covers the dynamic ones, never the
+            // static PROCESS and RELOAD.
             let missing = needed
                 .iter()
                 .copied()
-                .filter(|p| !has(p) && !has("SUPER"))
+                .filter(|p| !has(p) && !(p.ends_with("_ADMIN") && has("SUPER")))
                 .collect();
             (needed, missing)
         }
-    };
+    }
+}
+
+/// What `mode: promote` needs of a server, each as (ok, sentence): the
+/// account's privileges to fence, promote and rejoin; the binary log
+/// keeping replicated writes with strict GTIDs; semi-sync AFTER_SYNC in
+/// both roles. Changes nothing.
+pub async fn promotion_ready(db: &mut Db) -> Result<Vec<(String, bool, String)>, String> {
+    let grants = db.grants(None).await?;
+    let mut items = Vec::new();
+    let (needed, missing) = promotion_privileges(db.flavor, &grants);
     items.push((
         "promotion privileges".to_string(),
         missing.is_empty(),
@@ -524,8 +558,17 @@ pub async fn promotion_ready(db: &mut Db) -> Result<Vec<(String, bool, String)>,
             "SELECT @@GLOBAL.log_slave_updates",
             "SELECT @@GLOBAL.gtid_strict_mode",
         ),
-        Flavor::MySql { .. } => (
+        // log_replica_updates from 8.0.26 on; log_slave_updates before.
+        Flavor::MySql {
+            major,
+            minor,
+            patch,
+        } if (major, minor, patch) >= (8, 0, 26) => (
             "SELECT @@GLOBAL.log_replica_updates",
+            "SELECT @@GLOBAL.gtid_mode = 'ON'",
+        ),
+        Flavor::MySql { .. } => (
+            "SELECT @@GLOBAL.log_slave_updates",
             "SELECT @@GLOBAL.gtid_mode = 'ON'",
         ),
     };
@@ -566,6 +609,7 @@ pub async fn rejoin(
     source: SocketAddr,
     user: &str,
     password: &Secret,
+    tls: bool,
     wait: Duration,
 ) -> RejoinOutcome {
     let fenced = match old.fence().await {
@@ -577,7 +621,7 @@ pub async fn rejoin(
         Ok(_) => {}
         Err(e) => return RejoinOutcome::Failed(format!("comparing GTIDs: {e}")),
     }
-    match old.replicate_from(source, user, password, wait).await {
+    match old.replicate_from(source, user, password, tls, wait).await {
         Ok(detail) => RejoinOutcome::Rejoined(format!("fenced ({fenced}); {detail}")),
         Err(e) => RejoinOutcome::Failed(e),
     }
@@ -661,6 +705,48 @@ mod tests {
         assert!(!none.enabled && !none.verdict().0);
     }
 
+    /// `SHOW GRANTS` as MySQL 8.0 and MariaDB 10.11 print them (recorded).
+    #[test]
+    fn promotion_privileges_from_recorded_grants() {
+        let lines = |ls: &[&str]| ls.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        let mysql = Flavor::from_version("8.0.36");
+        // SUPER covers the dynamic privileges, not PROCESS and RELOAD.
+        let (_, missing) = promotion_privileges(
+            mysql,
+            &lines(&["GRANT SUPER, REPLICATION CLIENT ON *.* TO `geofailover`@`%`"]),
+        );
+        assert_eq!(missing, ["PROCESS", "RELOAD"]);
+        let (_, missing) = promotion_privileges(
+            mysql,
+            &lines(&[
+                "GRANT RELOAD, PROCESS, REPLICATION CLIENT ON *.* TO `geofailover`@`%`",
+                "GRANT CONNECTION_ADMIN,REPLICATION_SLAVE_ADMIN,SYSTEM_VARIABLES_ADMIN ON *.* TO `geofailover`@`%`",
+            ]),
+        );
+        assert!(missing.is_empty(), "{missing:?}");
+        let maria = Flavor::from_version("10.11.6-MariaDB");
+        let (_, missing) = promotion_privileges(
+            maria,
+            &lines(&[
+                "GRANT RELOAD, PROCESS, SUPER, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN ON *.* TO `geofailover`@`%` IDENTIFIED BY PASSWORD '*00'",
+            ]),
+        );
+        assert!(missing.is_empty(), "{missing:?}");
+        let (_, missing) = promotion_privileges(
+            maria,
+            &lines(&["GRANT READ_ONLY ADMIN ON *.* TO `geofailover`@`%`"]),
+        );
+        assert_eq!(
+            missing,
+            [
+                "PROCESS",
+                "CONNECTION ADMIN",
+                "RELOAD",
+                "REPLICATION SLAVE ADMIN"
+            ]
+        );
+    }
+
     #[test]
     fn change_source_statements_by_flavour() {
         let source: SocketAddr = "192.0.2.7:3307".parse().unwrap();
@@ -669,15 +755,34 @@ mod tests {
             source,
             "repl",
             "p'w",
+            false,
         );
         assert!(maria.starts_with("CHANGE MASTER TO MASTER_HOST='192.0.2.7', MASTER_PORT=3307"));
         assert!(maria.contains("MASTER_USE_GTID=slave_pos"));
         assert!(maria.contains("MASTER_PASSWORD='p\\'w'"));
-        let mysql = change_source_sql(Flavor::from_version("8.0.36"), source, "repl", "pw");
+        assert!(!maria.contains("SSL"));
+        let maria_tls = change_source_sql(
+            Flavor::from_version("10.11.6-MariaDB"),
+            source,
+            "repl",
+            "pw",
+            true,
+        );
+        assert!(maria_tls.ends_with(", MASTER_SSL=1"), "{maria_tls}");
+        let mysql = change_source_sql(Flavor::from_version("8.0.36"), source, "repl", "pw", false);
         assert!(mysql.starts_with("CHANGE REPLICATION SOURCE TO SOURCE_HOST='192.0.2.7'"));
         assert!(mysql.contains("SOURCE_AUTO_POSITION=1"));
-        let old = change_source_sql(Flavor::from_version("5.7.44"), source, "repl", "pw");
+        assert!(mysql.ends_with("GET_SOURCE_PUBLIC_KEY=1"), "{mysql}");
+        let mysql_tls =
+            change_source_sql(Flavor::from_version("8.0.36"), source, "repl", "pw", true);
+        assert!(mysql_tls.ends_with("SOURCE_SSL=1"), "{mysql_tls}");
+        assert!(!mysql_tls.contains("PUBLIC_KEY"), "{mysql_tls}");
+        let early8 = change_source_sql(Flavor::from_version("8.0.20"), source, "repl", "pw", false);
+        assert!(early8.starts_with("CHANGE MASTER TO"), "{early8}");
+        assert!(early8.ends_with("GET_MASTER_PUBLIC_KEY=1"), "{early8}");
+        let old = change_source_sql(Flavor::from_version("5.7.44"), source, "repl", "pw", false);
         assert!(old.contains("MASTER_AUTO_POSITION=1"));
+        assert!(!old.contains("PUBLIC_KEY"), "{old}");
         assert_eq!(
             sql(Flavor::from_version("8.0.36")).reset,
             "RESET REPLICA ALL"
