@@ -526,7 +526,7 @@ pub fn promotion_privileges(
             let missing = needed
                 .iter()
                 .copied()
-                .filter(|p| !has(p) && !(p.ends_with("_ADMIN") && has("SUPER")))
+                .filter(|p| !(has(p) || (p.ends_with("_ADMIN") && has("SUPER"))))
                 .collect();
             (needed, missing)
         }
