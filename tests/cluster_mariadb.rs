@@ -188,14 +188,27 @@ fn once_each(cluster: &Cluster, leader: &str, events: &[&str]) {
 /// promote` (promotion after 3 s), the config edited by `edit` last;
 /// returns once the leader reads RPO 0.
 fn promote_cluster_on_loopback(edit: impl FnOnce(String) -> String) -> (Cluster, Pair) {
+    promote_cluster_on_loopback_with(&[], |_| {}, edit)
+}
+
+/// `promote_cluster_on_loopback`, the servers started with `extra`
+/// options too and `prepare` run on them first.
+fn promote_cluster_on_loopback_with(
+    extra: &[&str],
+    prepare: impl FnOnce(&Pair),
+    edit: impl FnOnce(String) -> String,
+) -> (Cluster, Pair) {
     use common::mariadb::{REPL_PASSWORD, grant_promotion, promote_mode, semi_sync};
     // SAFETY: as in `promote_cluster`.
     unsafe {
         std::env::set_var("GEOFAILOVER_DB_PASSWORD", ADMIN_PASSWORD);
         std::env::set_var("GEOFAILOVER_REPL_PASSWORD", REPL_PASSWORD);
     }
-    let pair = Pair::start_with(&semi_sync());
+    let mut options = semi_sync();
+    options.extend(extra.iter().map(|o| o.to_string()));
+    let pair = Pair::start_with(&options);
     grant_promotion(&pair);
+    prepare(&pair);
     let flags = tempfile::tempdir().expect("tempdir");
     let cluster = Cluster::start(|config| {
         edit(promote_mode("3s")(with_databases(
@@ -465,4 +478,87 @@ fn the_leader_killed_mid_switchover_the_next_leader_finishes_it_once_and_nothing
             "failed_back",
         ],
     );
+}
+
+#[test]
+fn with_the_heartbeat_fence_a_hung_primary_node_has_its_database_fenced_by_the_database_and_the_leader_lifts_it_when_back()
+ {
+    let (mut cluster, pair) = promote_cluster_on_loopback_with(
+        &["--event-scheduler=ON"],
+        |pair| {
+            pair.primary.must(&format!(
+                "GRANT ALL ON geofailover_fence.* TO '{}'@'%'",
+                common::mariadb::ADMIN_USER
+            ));
+            pair.catch_up();
+        },
+        |text| {
+            text.replace(
+                "  mode: promote\n",
+                "  mode: promote\n  fence_heartbeat: true\n  readiness_interval: 1s\n",
+            )
+        },
+    );
+    // The readiness checks see the heartbeat beat.
+    let item = || {
+        let leader = cluster.leader().unwrap_or_default();
+        cluster.status(&leader).and_then(|s| {
+            s["failover_ready"]["items"].as_array().and_then(|items| {
+                items
+                    .iter()
+                    .find(|i| i["name"] == "fence heartbeat at primary")
+                    .cloned()
+            })
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || item()
+            .is_some_and(|i| i["ok"] == true)),
+        "{:?}\n{}",
+        item(),
+        cluster.logs()
+    );
+    // Nothing of it reached the replica: no table, no GTID of its own.
+    assert_eq!(
+        pair.secondary
+            .must("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'geofailover_fence'"),
+        "0"
+    );
+    let writer = Writer::start(pair.primary.port, 20);
+    // ns1 hangs: it beats no more, and the database fences itself.
+    cluster.freeze("ns1");
+    assert!(
+        wait_until(Duration::from_secs(15), || read_only(&pair.primary) == "1"),
+        "the primary's database was not fenced by its event:\n{}",
+        cluster.logs()
+    );
+    let fenced_at = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(5), || writer
+            .acked_since(fenced_at + Duration::from_millis(200))
+            == 0
+            && !writer.acked().is_empty()),
+        "writes still acknowledged at a fenced primary"
+    );
+    // Back: the node finds what the event did, and the leader, with no
+    // promotion agreed (the primary site stayed healthy), lifts it.
+    cluster.thaw("ns1");
+    assert!(
+        wait_until(Duration::from_secs(40), || read_only(&pair.primary) == "0"),
+        "the fence was not lifted:\n{}",
+        cluster.logs()
+    );
+    let before = writer.acked().len();
+    assert!(
+        wait_until(Duration::from_secs(15), || writer.acked().len()
+            >= before + 20),
+        "writes did not resume"
+    );
+    let acked = writer.stop();
+    pair.catch_up();
+    let at_secondary = common::mariadb::ids(&pair.secondary);
+    assert!(acked.iter().all(|id| at_secondary.contains(id)));
+    let log = cluster.server("ns1").log();
+    assert!(log.contains("fenced by its heartbeat event"), "{log}");
+    let _ = &mut cluster;
 }

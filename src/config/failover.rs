@@ -66,6 +66,9 @@ pub struct Promotion {
     pub fence_after: Duration,
     /// Promote by itself even when acknowledged writes could be lost.
     pub allow_data_loss: bool,
+    /// The primary site's node keeps a heartbeat in its database, and an
+    /// event there fences the database when the beat stops.
+    pub fence_heartbeat: bool,
     /// The account the old primary replicates from the new one with.
     pub replication_user: String,
     pub replication_password: Secret,
@@ -479,6 +482,7 @@ pub(super) fn validate(
                 ("promote_after", failover.promote_after.is_some()),
                 ("fence_after", failover.fence_after.is_some()),
                 ("allow_data_loss", failover.allow_data_loss.is_some()),
+                ("fence_heartbeat", failover.fence_heartbeat.is_some()),
             ] {
                 if set {
                     return Err(at(
@@ -571,6 +575,7 @@ fn validate_promotion(
         after,
         fence_after,
         allow_data_loss: failover.allow_data_loss.unwrap_or(false),
+        fence_heartbeat: failover.fence_heartbeat.unwrap_or(false),
         replication_user: user,
         replication_password: password,
     })

@@ -538,6 +538,17 @@ impl Config {
                 "several nodes need a failover section: expected `failover:` with the records they answer".into(),
             ));
         }
+        if cluster.is_none()
+            && failover
+                .as_ref()
+                .and_then(|f| f.promotion.as_ref())
+                .is_some_and(|p| p.fence_heartbeat)
+        {
+            return Err(at(
+                line_of(text, "fence_heartbeat"),
+                "failover.fence_heartbeat is for several nodes: the primary site's node keeps the heartbeat".into(),
+            ));
+        }
         if let Some(failover) = &failover {
             for record in &failover.records {
                 if !zones.iter().any(|z| z.origin.zone_of(&record.name)) {
@@ -927,6 +938,21 @@ mod tests {
             "{late_fence}"
         );
         assert!(late_fence.location.line.is_some(), "{late_fence}");
+
+        let single = mysql_example(|t| {
+            promote(t).replace(
+                "promote_after: 1m",
+                "promote_after: 1m\n  fence_heartbeat: true",
+            )
+        })
+        .unwrap_err();
+        assert!(
+            single
+                .message
+                .contains("fence_heartbeat is for several nodes"),
+            "{single}"
+        );
+        assert!(single.location.line.is_some(), "{single}");
 
         let no_account = mysql_example(|t| {
             promote(t).replace("    user: repl\n    password_file: secret\n", "")

@@ -279,6 +279,11 @@ pub struct RawFailover {
     /// semi-synchronous AFTER_SYNC, or the secondary not acknowledging).
     #[serde(default)]
     pub allow_data_loss: Option<bool>,
+    /// In `promote` mode with several nodes: an event in the primary's
+    /// database sets it read-only when the primary site's node stops
+    /// beating (dead, or cut from the cluster) for `fence_after`.
+    #[serde(default)]
+    pub fence_heartbeat: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -135,6 +135,9 @@ pub enum ControlEvent {
         result: Result<String, crate::engine::PromotionFailure>,
         journal: Vec<StepOutcome>,
     },
+    /// The primary's database was fenced by its heartbeat event (at this
+    /// time, as the server read it).
+    HeartbeatFenced { at: String },
     /// This node's self-fence (or its lifting) ended.
     SelfFence {
         lift: bool,
@@ -327,6 +330,9 @@ pub struct Controller {
     self_fenced: Option<u64>,
     /// A self-fence or its lifting runs, since then (ms).
     self_fencing: Option<u64>,
+    /// `failover.fence_heartbeat`, on the primary site's node: whether
+    /// its heartbeat may beat (it is in the cluster).
+    heartbeat: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Controller {
@@ -455,6 +461,7 @@ impl Controller {
             cluster,
             self_fenced: self_fence::load(&config.state_dir),
             self_fencing: None,
+            heartbeat: None,
         };
         controller.notifier.mute(controller.cluster.is_some());
         controller.settle_serials(&stored_serials, &stored_digests);
@@ -734,6 +741,7 @@ impl Controller {
                 result,
                 journal,
             } => self.self_fence_done(lift, result, journal).await,
+            ControlEvent::HeartbeatFenced { at } => self.heartbeat_fenced(at).await,
             ControlEvent::RejoinDone {
                 epoch,
                 attempt,

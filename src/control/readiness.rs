@@ -95,6 +95,37 @@ pub async fn check(failover: &Failover, state_dir: &Path) -> Readiness {
     }
 }
 
+/// `failover.fence_heartbeat` at the primary's database: the event
+/// scheduler on, the fencing event there, the last beat recent.
+fn fence_heartbeat_item(
+    (scheduler, event, age): (bool, bool, Option<u64>),
+    after: std::time::Duration,
+) -> (String, bool, String) {
+    let after_ms = after.as_millis() as u64;
+    let (ok, detail) = match (scheduler, event, age) {
+        (false, _, _) => (
+            false,
+            "event_scheduler is OFF: the event that fences this database when its node stops beating never runs (event_scheduler=ON in my.cnf)".to_string(),
+        ),
+        (true, false, _) => (
+            false,
+            "the fencing event is not installed yet (the primary site's node installs it; it needs EVENT and CREATE on geofailover_fence.*)".to_string(),
+        ),
+        (true, true, Some(age)) if age < after_ms => (
+            true,
+            format!("the event fences this database {after_ms} ms after the last beat; last beat {age} ms ago"),
+        ),
+        (true, true, age) => (
+            false,
+            format!(
+                "the last beat is {} old (the event fences at {after_ms} ms): is the primary site's node running?",
+                age.map_or("of unknown age".to_string(), |a| format!("{a} ms"))
+            ),
+        ),
+    };
+    ("fence heartbeat".to_string(), ok, detail)
+}
+
 /// `mode: promote`: at each site's database, what fencing, promotion and
 /// a rejoin need.
 async fn promotion_ready(failover: &Failover) -> Vec<Precheck> {
@@ -105,9 +136,20 @@ async fn promotion_ready(failover: &Failover) -> Vec<Precheck> {
             continue;
         };
         let timeout = failover.step_timeout;
+        let heartbeat = failover
+            .promotion
+            .as_ref()
+            .filter(|p| p.fence_heartbeat && role == Role::Primary)
+            .map(|p| p.fence_after);
         let read = async {
             let mut db = crate::db::Db::connect(&database.target, timeout).await?;
-            let items = crate::db::promote::promotion_ready(&mut db).await;
+            let mut items = crate::db::promote::promotion_ready(&mut db).await;
+            if let (Ok(found), Some(after)) = (&mut items, heartbeat) {
+                match db.fence_heartbeat_state().await {
+                    Ok(state) => found.push(fence_heartbeat_item(state, after)),
+                    Err(e) => items = Err(e),
+                }
+            }
             db.close().await;
             items
         }

@@ -13,13 +13,18 @@
 //! drops its mark when it reads its database writable again. With a
 //! promotion, the fence stays and the leader rejoins the old primary.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::{ControlEvent, Controller, now_ms, promotion};
 use crate::{
-    config::Place,
+    config::{Place, Site},
+    db::Db,
     engine::{Role, utc},
     store::NewEntry,
 };
@@ -38,7 +43,125 @@ pub(super) fn load(state_dir: &Path) -> Option<u64> {
         .and_then(|t| t.trim().parse().ok())
 }
 
+/// `failover.fence_heartbeat`: beats into this site's database while
+/// `beating` says the node is in the cluster, installing the table and
+/// the fencing event on each new connection; tells the controller when
+/// the event fenced the database.
+async fn heartbeat(
+    site: Site,
+    after: Duration,
+    timeout: Duration,
+    beating: watch::Receiver<bool>,
+    outbox: mpsc::Sender<ControlEvent>,
+) {
+    let Some(database) = site.database.clone() else {
+        return;
+    };
+    let every = (after / 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut conn: Option<Db> = None;
+    let mut failing: Option<String> = None;
+    loop {
+        if *beating.borrow() {
+            if conn.is_none() {
+                let installed = async {
+                    let mut db = Db::connect(&database.target, timeout).await?;
+                    match db.install_fence_heartbeat(after).await {
+                        Ok(()) => Ok(db),
+                        Err(e) => {
+                            db.close().await;
+                            Err(e)
+                        }
+                    }
+                }
+                .await;
+                match installed {
+                    Ok(db) => conn = Some(db),
+                    Err(e) => {
+                        if failing.as_ref() != Some(&e) {
+                            warn!(
+                                "the fence heartbeat cannot be installed at {}: {e}",
+                                site.name
+                            );
+                            failing = Some(e);
+                        }
+                    }
+                }
+            }
+            if let Some(db) = conn.as_mut() {
+                match db.beat().await {
+                    Ok(fenced) => {
+                        if failing.take().is_some() {
+                            info!("the fence heartbeat at {} beats again", site.name);
+                        }
+                        if let Some(at) = fenced {
+                            let _ = outbox.send(ControlEvent::HeartbeatFenced { at }).await;
+                        }
+                    }
+                    Err(e) => {
+                        if failing.as_ref() != Some(&e) {
+                            warn!("the fence heartbeat at {} missed a beat: {e}", site.name);
+                            failing = Some(e);
+                        }
+                        if let Some(db) = conn.take() {
+                            db.close().await;
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(every).await;
+        if outbox.is_closed() {
+            return;
+        }
+    }
+}
+
 impl Controller {
+    /// Keeps the self-fence's mark before anything is set: whatever part
+    /// of a fence lands is lifted later.
+    fn mark_self_fenced(&self, now: u64) {
+        let path = file(&self.state_dir);
+        if let Err(e) = crate::store::write_atomically(&path, now.to_string().as_bytes()) {
+            warn!(
+                "the self-fence could not be kept in {}: {e}",
+                path.display()
+            );
+        }
+    }
+
+    /// The heartbeat event fenced this site's database while this node was
+    /// gone, hung or cut off: taken as this node's own self-fence, which
+    /// the leader lifts once the node is back and no promotion was agreed.
+    pub(super) async fn heartbeat_fenced(&mut self, at: String) {
+        let now = now_ms();
+        if self.self_fenced.is_none() {
+            self.mark_self_fenced(now);
+            self.self_fenced = Some(now);
+            if self.cluster.is_some() {
+                self.publish_view().await;
+            }
+        }
+        let summary = format!(
+            "this site's database was fenced by its heartbeat event at {at}: this node had not beaten for fence_after (gone, hung or cut off)"
+        );
+        warn!("{summary}");
+        let epoch = self.engine().map_or(0, |e| e.persisted().epoch);
+        self.journal(NewEntry {
+            at: now,
+            epoch,
+            actor: self
+                .cluster
+                .as_ref()
+                .map(|c| c.config.node.clone())
+                .unwrap_or_default(),
+            kind: "action",
+            event: "self_fenced".into(),
+            summary,
+            reasons: vec![format!("at {at}")],
+            outcome: "ok".into(),
+        });
+    }
+
     /// At each tick: fences, or lifts the fence, when it is time.
     pub(super) fn self_fence_tick(&mut self, now: u64) {
         let (Some(cluster), Some(failing)) = (&self.cluster, &self.failing) else {
@@ -47,7 +170,30 @@ impl Controller {
         let Some(settings) = &failing.config.promotion else {
             return;
         };
-        if cluster.config.me().place != Place::Primary || self.self_fencing.is_some() {
+        if cluster.config.me().place != Place::Primary {
+            return;
+        }
+        if settings.fence_heartbeat {
+            let beating = cluster.etcd_up;
+            match &self.heartbeat {
+                Some(tx) => {
+                    tx.send_if_modified(|b| std::mem::replace(b, beating) != beating);
+                }
+                None => {
+                    let (tx, rx) = watch::channel(beating);
+                    tokio::spawn(heartbeat(
+                        failing.config.site(Role::Primary).clone(),
+                        settings.fence_after,
+                        failing.config.step_timeout,
+                        rx,
+                        self.outbox.clone(),
+                    ));
+                    self.heartbeat = Some(tx);
+                    return;
+                }
+            }
+        }
+        if self.self_fencing.is_some() {
             return;
         }
         let since = now.saturating_sub(cluster.etcd_since);
@@ -67,16 +213,8 @@ impl Controller {
             }
             self.self_fencing = Some(now);
             let detail = cluster.etcd_detail.clone();
-            // Kept before anything is set: whatever part of the fence
-            // lands is lifted later.
             if self.self_fenced.is_none() {
-                let path = file(&self.state_dir);
-                if let Err(e) = crate::store::write_atomically(&path, now.to_string().as_bytes()) {
-                    warn!(
-                        "the self-fence could not be kept in {}: {e}",
-                        path.display()
-                    );
-                }
+                self.mark_self_fenced(now);
             }
             warn!(
                 "cut from the cluster for {} s ({detail}): fencing this site's database",

@@ -4,6 +4,7 @@
 //! columns are read by name, since the two flavours name them differently.
 
 pub mod gtid;
+pub mod heartbeat;
 pub mod promote;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
