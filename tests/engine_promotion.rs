@@ -468,10 +468,29 @@ fn a_held_rejoin_leaves_the_old_primary_alone_until_released() {
     assert_eq!(d.event, Event::Refused);
     assert!(d.summary.contains("rejoin is held"), "{}", d.summary);
 
-    // Released: the next round rejoins it, without waiting for a retry.
+    // A hold asked while a rejoin runs is refused: it would not stop it.
     let d = engine.step(command(Command::HoldRejoin { hold: false }), now + 100_002);
     assert_eq!(d.event, Event::RejoinReleased, "{d:?}");
     let d = engine.step(answers(now + 100_003), now + 100_003);
+    assert!(rejoins(&d), "{d:?}");
+    let d = engine.step(command(Command::HoldRejoin { hold: true }), now + 100_003);
+    assert_eq!(d.event, Event::Refused, "{d:?}");
+    assert!(d.summary.contains("under way"), "{}", d.summary);
+    let attempt = engine.promotion().expect("promotion").attempt;
+    engine.step(
+        Input::Rejoined {
+            attempt,
+            outcome: RejoinOutcome::Failed("down".into()),
+        },
+        now + 100_004,
+    );
+    let d = engine.step(command(Command::HoldRejoin { hold: true }), now + 100_004);
+    assert_eq!(d.event, Event::RejoinHeld, "{d:?}");
+
+    // Released: the next round rejoins it, without waiting for a retry.
+    let d = engine.step(command(Command::HoldRejoin { hold: false }), now + 100_012);
+    assert_eq!(d.event, Event::RejoinReleased, "{d:?}");
+    let d = engine.step(answers(now + 100_013), now + 100_013);
     assert!(rejoins(&d), "{d:?}");
     let attempt = engine.promotion().expect("promotion").attempt;
     engine.step(
@@ -479,9 +498,9 @@ fn a_held_rejoin_leaves_the_old_primary_alone_until_released() {
             attempt,
             outcome: RejoinOutcome::Rejoined("replicating".into()),
         },
-        now + 100_004,
+        now + 100_014,
     );
-    let d = engine.step(command(Command::HoldRejoin { hold: true }), now + 100_005);
+    let d = engine.step(command(Command::HoldRejoin { hold: true }), now + 100_015);
     assert_eq!(d.event, Event::Refused, "{d:?}");
     assert!(d.summary.contains("rejoined"), "{}", d.summary);
 }

@@ -35,6 +35,7 @@ fn leading(lease: i64, revision: i64) -> geofailover::store::shared::Leadership 
             lease,
             revision,
             deadline: Some(std::time::Instant::now() + Duration::from_secs(60)),
+            member_until: None,
         }
     });
     leadership

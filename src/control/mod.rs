@@ -330,9 +330,13 @@ pub struct Controller {
     self_fenced: Option<u64>,
     /// A self-fence or its lifting runs, since then (ms).
     self_fencing: Option<u64>,
-    /// `failover.fence_heartbeat`, on the primary site's node: whether
-    /// its heartbeat may beat (it is in the cluster).
-    heartbeat: Option<tokio::sync::watch::Sender<bool>>,
+    /// On the primary site's node in `mode: promote`: the heartbeat task
+    /// (`failover.fence_heartbeat`) and the fence_after it runs with; set
+    /// once the setting was first looked at.
+    heartbeat: Option<(
+        Option<tokio::task::JoinHandle<()>>,
+        Option<std::time::Duration>,
+    )>,
 }
 
 impl Controller {

@@ -109,7 +109,7 @@ fn fence_heartbeat_item(
         ),
         (true, false, _) => (
             false,
-            "the fencing event is not installed yet (the primary site's node installs it; it needs EVENT and CREATE on geofailover_fence.*)".to_string(),
+            "the fencing event is not installed, or has not run in the last 5 s (the primary site's node installs it, MariaDB only; it needs EVENT, CREATE, DROP, INSERT, UPDATE and SELECT on geofailover_fence.*; a dropped definer stops it)".to_string(),
         ),
         (true, true, Some(age)) if age < after_ms => (
             true,

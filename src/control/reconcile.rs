@@ -107,7 +107,9 @@ pub fn wanted(
 }
 
 /// Makes `site`'s database writable and reads it back; with
-/// `not_a_replica`, only if it has no replication configured.
+/// `not_a_replica`, only if it has no replication configured. A fence
+/// heartbeat there gets a fresh beat first, so its event does not fence
+/// the database again at once.
 async fn writable(site: &Site, timeout: Duration, not_a_replica: bool) -> Result<String, String> {
     let Some(database) = &site.database else {
         return Err(format!("site {} has no database", site.name));
@@ -120,6 +122,7 @@ async fn writable(site: &Site, timeout: Duration, not_a_replica: bool) -> Result
                 site.name
             ));
         }
+        db.refresh_beat().await?;
         db.set_writable().await
     }
     .await;

@@ -15,10 +15,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{ControlEvent, Controller, now_ms, promotion};
@@ -26,7 +26,7 @@ use crate::{
     config::{Place, Site},
     db::Db,
     engine::{Role, utc},
-    store::NewEntry,
+    store::{NewEntry, shared::Leadership},
 };
 
 /// How often the fence is set again while the node stays cut off.
@@ -43,28 +43,33 @@ pub(super) fn load(state_dir: &Path) -> Option<u64> {
         .and_then(|t| t.trim().parse().ok())
 }
 
-/// `failover.fence_heartbeat`: beats into this site's database while
-/// `beating` says the node is in the cluster, installing the table and
-/// the fencing event on each new connection; tells the controller when
-/// the event fenced the database.
+/// `failover.fence_heartbeat`: beats into this site's database while this
+/// node is surely a member of the cluster (each beat only if it lands
+/// before its lease's deadline), installing the table and the fencing
+/// event on each new connection; tells the controller when the event has
+/// fenced the database. Each statement is bounded by a fifth of the lease
+/// (at most 1 s), so no beat lands late.
 async fn heartbeat(
     site: Site,
     after: Duration,
-    timeout: Duration,
-    beating: watch::Receiver<bool>,
+    lease: Duration,
+    leadership: Leadership,
     outbox: mpsc::Sender<ControlEvent>,
 ) {
     let Some(database) = site.database.clone() else {
         return;
     };
     let every = (after / 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let bound = (lease / 5).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let mut conn: Option<Db> = None;
     let mut failing: Option<String> = None;
+    let mut told: Option<String> = None;
     loop {
-        if *beating.borrow() {
+        let until = leadership.fence().member_until;
+        if until.is_some_and(|u| Instant::now() + bound < u) {
             if conn.is_none() {
                 let installed = async {
-                    let mut db = Db::connect(&database.target, timeout).await?;
+                    let mut db = Db::connect(&database.target, bound).await?;
                     match db.install_fence_heartbeat(after).await {
                         Ok(()) => Ok(db),
                         Err(e) => {
@@ -88,14 +93,19 @@ async fn heartbeat(
                 }
             }
             if let Some(db) = conn.as_mut() {
-                match db.beat().await {
+                match db.beat(leadership.fence().member_until).await {
                     Ok(fenced) => {
                         if failing.take().is_some() {
                             info!("the fence heartbeat at {} beats again", site.name);
                         }
-                        if let Some(at) = fenced {
-                            let _ = outbox.send(ControlEvent::HeartbeatFenced { at }).await;
+                        if let Some(at) = &fenced
+                            && told.as_ref() != Some(at)
+                        {
+                            let _ = outbox
+                                .send(ControlEvent::HeartbeatFenced { at: at.clone() })
+                                .await;
                         }
+                        told = fenced;
                     }
                     Err(e) => {
                         if failing.as_ref() != Some(&e) {
@@ -113,6 +123,30 @@ async fn heartbeat(
         if outbox.is_closed() {
             return;
         }
+    }
+}
+
+/// `fence_heartbeat` off: the event a former setting installed is
+/// dropped, so it fences nothing (best effort: an error is logged).
+async fn remove_heartbeat(site: Site, timeout: Duration) {
+    let Some(database) = site.database.clone() else {
+        return;
+    };
+    let removed = async {
+        let mut db = Db::connect(&database.target, timeout).await?;
+        let done = db.run_unlogged(&[crate::db::heartbeat::remove_sql()]).await;
+        db.close().await;
+        done
+    }
+    .await;
+    if let Err(e) = removed
+        && !e.contains("1049")
+        && !e.contains("Unknown database")
+    {
+        warn!(
+            "the fence heartbeat's event could not be dropped at {}: {e}",
+            site.name
+        );
     }
 }
 
@@ -134,12 +168,13 @@ impl Controller {
     /// the leader lifts once the node is back and no promotion was agreed.
     pub(super) async fn heartbeat_fenced(&mut self, at: String) {
         let now = now_ms();
-        if self.self_fenced.is_none() {
-            self.mark_self_fenced(now);
-            self.self_fenced = Some(now);
-            if self.cluster.is_some() {
-                self.publish_view().await;
-            }
+        if self.self_fenced.is_some() {
+            return;
+        }
+        self.mark_self_fenced(now);
+        self.self_fenced = Some(now);
+        if self.cluster.is_some() {
+            self.publish_view().await;
         }
         let summary = format!(
             "this site's database was fenced by its heartbeat event at {at}: this node had not beaten for fence_after (gone, hung or cut off)"
@@ -173,25 +208,33 @@ impl Controller {
         if cluster.config.me().place != Place::Primary {
             return;
         }
-        if settings.fence_heartbeat {
-            let beating = cluster.etcd_up;
-            match &self.heartbeat {
-                Some(tx) => {
-                    tx.send_if_modified(|b| std::mem::replace(b, beating) != beating);
-                }
-                None => {
-                    let (tx, rx) = watch::channel(beating);
-                    tokio::spawn(heartbeat(
-                        failing.config.site(Role::Primary).clone(),
-                        settings.fence_after,
-                        failing.config.step_timeout,
-                        rx,
-                        self.outbox.clone(),
-                    ));
-                    self.heartbeat = Some(tx);
-                    return;
-                }
+        // The heartbeat task follows the setting: started, restarted with
+        // a new fence_after, or stopped (and its event dropped).
+        let wanted = settings.fence_heartbeat.then_some(settings.fence_after);
+        if self
+            .heartbeat
+            .as_ref()
+            .is_none_or(|(_, after)| *after != wanted)
+        {
+            if let Some((Some(task), _)) = self.heartbeat.take() {
+                task.abort();
             }
+            let site = failing.config.site(Role::Primary).clone();
+            let task = match wanted {
+                Some(after) => Some(tokio::spawn(heartbeat(
+                    site,
+                    after,
+                    cluster.config.etcd.lease_ttl,
+                    self.leadership.clone(),
+                    self.outbox.clone(),
+                ))),
+                None => {
+                    tokio::spawn(remove_heartbeat(site, failing.config.step_timeout));
+                    None
+                }
+            };
+            self.heartbeat = Some((task, wanted));
+            return;
         }
         if self.self_fencing.is_some() {
             return;

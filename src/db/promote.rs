@@ -194,7 +194,10 @@ impl Db {
                 if secret.is_empty() {
                     e
                 } else {
-                    e.replace(secret, "<redacted>")
+                    // As the statement quoted it, then as it is.
+                    let quoted = secret.replace('\\', "\\\\").replace('\'', "\\'");
+                    e.replace(&quoted, "<redacted>")
+                        .replace(secret, "<redacted>")
                 }
             })
     }

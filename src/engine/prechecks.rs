@@ -29,7 +29,7 @@ impl Engine {
         if let Some(promotion) = promotion {
             checks.push(Precheck {
                 name: "old primary rejoined".into(),
-                ok: promotion.stage == super::Stage::Rejoined,
+                ok: promotion.stage == super::Stage::Rejoined && promotion.rejoin_held.is_none(),
                 detail: format!(
                     "{} is the primary ({}); fail-back after a promotion is a planned switchover, once {} replicates from it{}",
                     self.spec.sites[1].name,

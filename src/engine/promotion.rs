@@ -609,6 +609,17 @@ impl Engine {
                 Event::Steady,
                 format!("the rejoin of {old} is already held ({held}); {actor} asked again"),
             ),
+            (true, None)
+                if self
+                    .promoting
+                    .ordered
+                    .is_some_and(|(_, stage)| stage == Stage::Promoted) =>
+            {
+                let why = format!(
+                    "rejoin hold refused: a rejoin of {old} is under way; ask again once it ends"
+                );
+                return self.refuse(now, &why, reasons);
+            }
             (true, None) if !matches!(promotion.stage, Stage::Promoted | Stage::Diverged) => {
                 let why = format!(
                     "rejoin hold refused: {old} is not waiting to be rejoined ({})",

@@ -153,6 +153,9 @@ pub struct Fence {
     /// last keep-alive that etcd answered, plus the TTL it granted, less
     /// a margin. Past it, the node does not act.
     pub deadline: Option<Instant>,
+    /// The same for this node's own lease, whether or not it leads: until
+    /// when it is surely still a member of the cluster.
+    pub member_until: Option<Instant>,
 }
 
 impl Fence {
@@ -468,6 +471,7 @@ mod tests {
                 lease: 9,
                 revision: 1,
                 deadline: Some(Instant::now() + Duration::from_millis(30)),
+                member_until: None,
             }
         });
         let why = leadership.hold().err().expect("too little room");

@@ -334,6 +334,7 @@ impl Member {
                     self.renewed = sent;
                     let deadline = self.deadline(sent);
                     self.leadership.update(|f| {
+                        f.member_until = Some(deadline);
                         if f.lease == lease {
                             f.deadline = Some(deadline);
                         }
@@ -361,6 +362,8 @@ impl Member {
         self.lease = Some(lease);
         self.granted = granted;
         self.renewed = sent;
+        let until = self.deadline(sent);
+        self.leadership.update(|f| f.member_until = Some(until));
         self.view_published = false;
         debug!(lease, "lease granted");
         Ok(())
@@ -443,6 +446,7 @@ impl Member {
                 lease,
                 revision,
                 deadline: Some(deadline),
+                member_until: f.member_until,
             }
         });
         self.leader = Some(self.node.clone());
