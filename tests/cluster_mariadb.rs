@@ -525,12 +525,39 @@ fn with_the_heartbeat_fence_a_hung_primary_node_has_its_database_fenced_by_the_d
         "0"
     );
     let writer = Writer::start(pair.primary.port, 20);
+    // An application session that stays open: the fence ends it.
+    let (ended, session) = std::sync::mpsc::channel();
+    let port = pair.primary.port;
+    std::thread::spawn(move || {
+        let result = common::mariadb::as_user_at(
+            port,
+            common::mariadb::APP_USER,
+            common::mariadb::APP_PASSWORD,
+            "SELECT SLEEP(120)",
+        );
+        let _ = ended.send(result);
+    });
+    assert!(
+        wait_until(Duration::from_secs(10), || pair.primary.must(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(120)'"
+        ) == "1"),
+        "the application session never ran"
+    );
     // ns1 hangs: it beats no more, and the database fences itself.
     cluster.freeze("ns1");
     assert!(
         wait_until(Duration::from_secs(15), || read_only(&pair.primary) == "1"),
         "the primary's database was not fenced by its event:\n{}",
         cluster.logs()
+    );
+    let killed = session
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the open session was not ended by the fence");
+    assert!(
+        killed
+            .as_ref()
+            .is_err_and(|e| e.contains("Lost connection") || e.contains("interrupted")),
+        "{killed:?}"
     );
     let fenced_at = std::time::Instant::now();
     assert!(

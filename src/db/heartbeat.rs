@@ -19,7 +19,9 @@ pub const SCHEMA: &str = "geofailover_fence";
 /// The statements that install the heartbeat and its event on the server
 /// with `server_id`, fencing it once the beat is `after` old; run with
 /// the binary log off. The event notes that it fenced before it sets
-/// read-only, so the note is written even where read-only would stop it.
+/// read-only, so the note is written even where read-only would stop it,
+/// then kills every session but replication's and the server's own (as
+/// the controller's fence does): open transactions end with them.
 pub fn install_sql(server_id: u64, after: Duration) -> Vec<String> {
     let micros = after.as_micros();
     vec![
@@ -34,11 +36,27 @@ pub fn install_sql(server_id: u64, after: Duration) -> Vec<String> {
             "CREATE EVENT {SCHEMA}.fence ON SCHEDULE EVERY 1 SECOND ON COMPLETION PRESERVE ENABLE \
              COMMENT 'geofailover: read-only when the primary site''s node stops beating' DO \
              BEGIN \
+               DECLARE done INT DEFAULT 0; \
+               DECLARE victim BIGINT UNSIGNED; \
+               DECLARE sessions CURSOR FOR SELECT ID FROM information_schema.PROCESSLIST \
+                 WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') \
+                 AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', 'Slave_IO', 'Slave_SQL', 'Slave_worker'); \
+               DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1; \
                IF @@GLOBAL.server_id = {server_id} AND @@GLOBAL.read_only = 0 AND (SELECT beat FROM {SCHEMA}.heartbeat WHERE id = 1) < UTC_TIMESTAMP(6) - INTERVAL {micros} MICROSECOND THEN \
                  SET SESSION sql_log_bin = 0; \
                  SET SESSION lock_wait_timeout = 1; \
                  UPDATE {SCHEMA}.heartbeat SET fenced_at = UTC_TIMESTAMP(6) WHERE id = 1; \
                  SET GLOBAL read_only = ON; \
+                 OPEN sessions; \
+                 kill_them: LOOP \
+                   FETCH sessions INTO victim; \
+                   IF done THEN LEAVE kill_them; END IF; \
+                   BEGIN \
+                     DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END; \
+                     KILL CONNECTION victim; \
+                   END; \
+                 END LOOP; \
+                 CLOSE sessions; \
                END IF; \
              END"
         ),
@@ -150,6 +168,11 @@ mod tests {
         let note = event.find("SET fenced_at").expect("the note");
         let fence = event.find("SET GLOBAL read_only = ON").expect("the fence");
         assert!(note < fence, "{event}");
+        assert!(event.contains("KILL CONNECTION victim"), "{event}");
+        assert!(
+            fence < event.find("OPEN sessions").expect("the kills"),
+            "{event}"
+        );
         assert!(
             sql.iter().any(|s| s.starts_with("INSERT IGNORE")),
             "{sql:?}"
