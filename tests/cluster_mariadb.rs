@@ -589,3 +589,73 @@ fn with_the_heartbeat_fence_a_hung_primary_node_has_its_database_fenced_by_the_d
     assert!(log.contains("fenced by its heartbeat event"), "{log}");
     let _ = &mut cluster;
 }
+
+#[test]
+fn a_drill_in_promote_mode_runs_through_the_leader_and_loses_none_of_its_writes() {
+    // SAFETY: set before the nodes (which inherit it) start.
+    unsafe { std::env::set_var("GEOFAILOVER_DRILL_PASSWORD", "drill-secret-1234") };
+    let (cluster, pair) = promote_cluster_on_loopback_with(
+        &[],
+        |pair| {
+            pair.primary
+                .must("CREATE USER 'drill'@'%' IDENTIFIED BY 'drill-secret-1234'");
+            pair.primary
+                .must("GRANT CREATE, INSERT, SELECT, DELETE ON geofailover_drill.* TO 'drill'@'%'");
+            pair.catch_up();
+        },
+        |text| {
+            let edited = text.replace(
+                "  hold: 30s ",
+                "  writer:\n    user: drill\n    password_env: GEOFAILOVER_DRILL_PASSWORD\n  hold: 30s ",
+            );
+            assert!(edited.contains("writer:"), "{edited}");
+            edited
+        },
+    );
+    // Asked of a follower, run by the leader.
+    let leader = cluster.leader().expect("a leader");
+    let follower = ["ns1", "ns2", "witness"]
+        .into_iter()
+        .find(|n| *n != leader)
+        .expect("a follower");
+    let (code, reply) = cluster.post(follower, "/api/v1/drill", r#"{"hold": "2s"}"#);
+    assert_eq!(code, 202, "{reply}");
+    let reply: serde_json::Value = serde_json::from_str(&reply).expect("json");
+    let id = reply["id"].as_str().expect("an id").to_string();
+    let ended = wait_until(Duration::from_secs(180), || {
+        cluster
+            .status(&leader)
+            .is_some_and(|s| s["drill"].is_null() && s["last_drill"]["id"] == id)
+    });
+    assert!(ended, "the drill did not end:\n{}", cluster.logs());
+    let (code, body) = common::http(
+        "GET",
+        cluster.node(&leader).http,
+        "/api/v1/drill/last",
+        None,
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).expect("report");
+    assert_eq!(report["result"], "pass", "{report:#}");
+    assert_eq!(report["promoted"], true, "{report:#}");
+    let writes = &report["writes"];
+    assert_eq!(writes["lost"], 0, "{writes:#}");
+    assert_eq!(writes["missing_at_replica"], 0, "{writes:#}");
+    assert!(
+        writes["at_secondary"].as_u64().unwrap_or(0) > 0,
+        "{writes:#}"
+    );
+    // Every node's DNS was verified at each switch; back on the primary.
+    assert!(
+        report["nameservers"]
+            .as_array()
+            .is_some_and(|n| n.len() >= 2),
+        "{report:#}"
+    );
+    cluster
+        .wait_all_answer(PRIMARY, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{:?}", cluster.answers()));
+    assert_eq!(read_only(&pair.primary), "0");
+    assert_eq!(read_only(&pair.secondary), "1");
+}
