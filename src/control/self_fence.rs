@@ -179,7 +179,24 @@ impl Controller {
         let summary = format!(
             "this site's database was fenced by its heartbeat event at {at}: this node had not beaten for fence_after (gone, hung or cut off)"
         );
-        warn!("{summary}");
+        self.journal_self_fence(now, "self_fenced", summary, format!("at {at}"), true);
+    }
+
+    /// Logs and journals what happened to this node's self-fence, as this
+    /// node.
+    fn journal_self_fence(
+        &mut self,
+        now: u64,
+        event: &str,
+        summary: String,
+        reason: String,
+        ok: bool,
+    ) {
+        if ok {
+            info!("{summary}");
+        } else {
+            warn!("{summary}");
+        }
         let epoch = self.engine().map_or(0, |e| e.persisted().epoch);
         self.journal(NewEntry {
             at: now,
@@ -190,10 +207,10 @@ impl Controller {
                 .map(|c| c.config.node.clone())
                 .unwrap_or_default(),
             kind: "action",
-            event: "self_fenced".into(),
+            event: event.into(),
             summary,
-            reasons: vec![format!("at {at}")],
-            outcome: "ok".into(),
+            reasons: vec![reason],
+            outcome: if ok { "ok".into() } else { "failed".into() },
         });
     }
 
@@ -351,28 +368,12 @@ impl Controller {
             // Not lifted yet: read again at a later tick.
             (Err(_), true) => return,
         };
-        if result.is_ok() {
-            info!("{summary}");
-        } else {
-            warn!("{summary}");
-        }
-        self.journal(NewEntry {
-            at: now,
-            epoch,
-            actor: self
-                .cluster
-                .as_ref()
-                .map(|c| c.config.node.clone())
-                .unwrap_or_default(),
-            kind: "action",
-            event: event.into(),
+        self.journal_self_fence(
+            now,
+            event,
             summary,
-            reasons: vec![format!("at {}", utc(now))],
-            outcome: if result.is_ok() {
-                "ok".into()
-            } else {
-                "failed".into()
-            },
-        });
+            format!("at {}", utc(now)),
+            result.is_ok(),
+        );
     }
 }
