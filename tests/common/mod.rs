@@ -46,13 +46,27 @@ pub const EXAMPLE_ZONES: &[(&str, &str)] = &[
 
 /// A loopback port free for both UDP and TCP right now, and never handed
 /// out before in this test process (a port given to one part of a test
-/// and not bound yet is not given to another).
+/// and not bound yet is not given to another). It is taken below the
+/// kernel's ephemeral range (`ip_local_port_range`), so no outgoing
+/// connection of a client can take it between this choice and the bind.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
     static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let high = ephemeral.clamp(12_000, 65_535);
+    let low = high.saturating_sub(10_000);
+    // Each test process starts elsewhere in the range.
+    let offset = std::process::id().wrapping_mul(7919);
     loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("local addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (low + (offset.wrapping_add(n)) % (high - low)) as u16;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             let mut given = GIVEN.lock().expect("ports lock");
             if !given.contains(&port) {
                 given.push(port);
